@@ -1,0 +1,64 @@
+import { ConfigError, UserError } from '../config/errors.ts';
+import { SceneError } from '../scene/validate.ts';
+import { log } from '../log/logger.ts';
+import type { CliCommand } from './command.ts';
+
+// Loaded lazily so that `plan` never pays for ONNX Runtime and `--help` answers at once.
+const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
+  start: () => import('./commands/start.ts'),
+};
+
+function help(): string {
+  const lines = ['scenewright: regional FLUX images from conversation (RAG on ONNX Runtime)', '', 'usage: scenewright <command> [options]', '', 'commands:'];
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const out = [help()];
+    for (const [n, load] of Object.entries(COMMANDS)) out.push(`  ${n.padEnd(16)} ${(await load()).command.summary}`);
+    out.push('', 'Run `scenewright <command> --help` for its options. Configuration: see .env.example.');
+    process.stdout.write(out.join('\n') + '\n');
+    return name ? 0 : 2;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    process.stderr.write(`unknown command "${name}". Commands: ${Object.keys(COMMANDS).join(', ')}\n`);
+    return 2;
+  }
+  const { command } = await load();
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.summary}\n\nusage: ${command.usage}\n`);
+    return 0;
+  }
+  return (await command.run(rest)) ?? 0;
+}
+
+function report(e: unknown): number {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`${e.message}\n\nEdit .env (see .env.example for every setting) and run again.\n`);
+    return 2;
+  }
+  if (e instanceof UserError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    return e.exitCode;
+  }
+  if (e instanceof SceneError || e instanceof SyntaxError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    return 1;
+  }
+  const err = e as Error;
+  log.debug({ err }, 'unexpected failure');
+  process.stderr.write(`error: ${err?.message ?? String(e)}\n(run with LOG_LEVEL=debug for the details)\n`);
+  return 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = report(e);
+  },
+);

@@ -1,0 +1,138 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const csv = z
+  .string()
+  .optional()
+  .transform((s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []));
+
+const int = (def: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? def : ['true', '1', 'yes'].includes(v)));
+
+const url = z.url({ protocol: /^https?$/ });
+
+/** Every setting, by its environment variable name. Documented one by one in .env.example. */
+const EnvSchema = z.object({
+  DISCORD_TOKEN: z.string().min(1).optional(),
+  DISCORD_APPLICATION_ID: z.string().regex(/^\d{15,22}$/, 'must be the numeric application id').optional(),
+  DISCORD_API_URL: url.default('https://discord.com/api'),
+  DISCORD_DEV_GUILD_ID: z.string().regex(/^\d{15,22}$/, 'must be a numeric guild id').optional(),
+  MODEL_DIR: z.string().min(1).optional(),
+  EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
+  ORT_THREADS: int(0, 0, 256),
+  OPENAI_BASE_URL: url.optional(),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  OPENAI_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  DATA_DIR: z.string().min(1).default('./data'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  MAX_REGIONS: int(8, 1, 32),
+  MIN_SIZE: int(256, 16, 4096),
+  MAX_SIZE: int(1536, 16, 4096),
+  DEFAULT_SIZE: int(1024, 16, 4096),
+  MAX_STEPS: int(50, 1, 200),
+  USER_MAX_CONCURRENT_JOBS: int(2, 1, 100),
+  USER_COOLDOWN_SECONDS: int(5, 0, 3600),
+  ALLOWED_CHANNEL_IDS: csv,
+  ALLOWED_ROLE_IDS: csv,
+  PROMPT_DENY_LIST: csv,
+  ALLOW_OTHERS_TO_EDIT: bool(false),
+  ATTACHMENT_SIZE_LIMIT: int(8 * 1024 * 1024, 64 * 1024, 500 * 1024 * 1024),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export interface Config {
+  discord: { token?: string; applicationId?: string; apiUrl: string; devGuildId?: string };
+  model: { dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number };
+  llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
+  dataDir: string;
+  redisUrl?: string;
+  logLevel: Env['LOG_LEVEL'];
+  limits: {
+    maxRegions: number; minSize: number; maxSize: number; defaultSize: number; maxSteps: number;
+    userMaxConcurrentJobs: number; userCooldownSeconds: number; attachmentSizeLimit: number;
+  };
+  access: { allowedChannelIds: string[]; allowedRoleIds: string[]; promptDenyList: string[]; allowOthersToEdit: boolean };
+}
+
+/** What a command needs beyond the defaults; each need turns unset variables into listed problems. */
+export type Need = 'discord' | 'discord-app' | 'model';
+
+const HOW_TO_FIX: Record<string, string> = {
+  DISCORD_TOKEN:
+    'create a bot at https://discord.com/developers/applications (Bot → Reset Token) and copy its token into .env as DISCORD_TOKEN=...',
+  DISCORD_APPLICATION_ID:
+    'copy the Application ID from the General Information page of your app in the Discord developer portal into .env',
+  MODEL_DIR:
+    'download FLUX.1-schnell or FLUX.1-dev (diffusers layout) and set MODEL_DIR to that folder; see README "Getting FLUX weights"',
+};
+
+/** Reads `.env` (if present) under the real environment; the real environment wins. */
+export function readEnvironment(cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+  const file = path.join(cwd, '.env');
+  const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {};
+  const merged: Record<string, string | undefined> = { ...fromFile };
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
+  // An empty value means "unset", as people write `OPENAI_API_KEY=` in .env to turn a feature off.
+  for (const [k, v] of Object.entries(merged)) if (v === '') delete merged[k];
+  return merged;
+}
+
+export function loadConfig(raw: Record<string, string | undefined>, needs: Need[] = []): Config {
+  const problems: string[] = [];
+  const parsed = EnvSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = String(issue.path[0] ?? '?');
+      problems.push(`${name} is invalid (got ${JSON.stringify(raw[name])}): ${issue.message}`);
+    }
+  }
+  const e = parsed.success ? parsed.data : undefined;
+  const need = (name: keyof Env) => {
+    if (raw[name] === undefined) problems.push(`${name} is not set: ${HOW_TO_FIX[name] ?? 'set it in .env'}`);
+  };
+  if (needs.includes('discord')) need('DISCORD_TOKEN');
+  if (needs.includes('discord-app')) need('DISCORD_APPLICATION_ID');
+  if (needs.includes('model')) need('MODEL_DIR');
+  if (e) {
+    if (e.MIN_SIZE > e.MAX_SIZE) problems.push(`MIN_SIZE (${e.MIN_SIZE}) is larger than MAX_SIZE (${e.MAX_SIZE}): lower MIN_SIZE or raise MAX_SIZE`);
+    for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
+      if (e[k] % 16 !== 0) problems.push(`${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`);
+    }
+    if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE) problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
+  }
+  if (problems.length > 0 || !e) throw new ConfigError(problems);
+  return {
+    discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''), devGuildId: e.DISCORD_DEV_GUILD_ID },
+    model: { dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS },
+    llm: {
+      baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_MS,
+      enabled: e.OPENAI_BASE_URL !== undefined || e.OPENAI_API_KEY !== undefined,
+    },
+    dataDir: path.resolve(e.DATA_DIR),
+    redisUrl: e.REDIS_URL,
+    logLevel: e.LOG_LEVEL,
+    limits: {
+      maxRegions: e.MAX_REGIONS, minSize: e.MIN_SIZE, maxSize: e.MAX_SIZE, defaultSize: e.DEFAULT_SIZE, maxSteps: e.MAX_STEPS,
+      userMaxConcurrentJobs: e.USER_MAX_CONCURRENT_JOBS, userCooldownSeconds: e.USER_COOLDOWN_SECONDS, attachmentSizeLimit: e.ATTACHMENT_SIZE_LIMIT,
+    },
+    access: {
+      allowedChannelIds: e.ALLOWED_CHANNEL_IDS, allowedRoleIds: e.ALLOWED_ROLE_IDS,
+      promptDenyList: e.PROMPT_DENY_LIST.map((w) => w.toLowerCase()), allowOthersToEdit: e.ALLOW_OTHERS_TO_EDIT,
+    },
+  };
+}
+
+/** The names every configuration has, in the order .env.example documents them. */
+export const CONFIG_NAMES = Object.keys(EnvSchema.shape);

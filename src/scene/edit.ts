@@ -1,0 +1,71 @@
+import { SceneError } from './validate.ts';
+import type { Box, Edit, Region, Scene } from './schema.ts';
+
+export interface AppliedEdit {
+  scene: Scene;
+  /** Regions whose content changed in place: only these need repainting. */
+  repaint: { id: string; oldBox?: Box; newBox?: Box }[];
+  /** A box moved or the whole picture changed: repaint cannot express it, paint a new generation. */
+  regenerate: boolean;
+  reason: string;
+}
+
+function sameBox(a: Box, b: Box): boolean {
+  return Math.abs(a.x - b.x) < 1e-9 && Math.abs(a.y - b.y) < 1e-9 && Math.abs(a.w - b.w) < 1e-9 && Math.abs(a.h - b.h) < 1e-9;
+}
+
+/** Picks the smallest unused id of the form r<N>, so ids stay short and stable across edits. */
+export function nextRegionId(taken: Iterable<string>): string {
+  const used = new Set(taken);
+  for (let i = 1; ; i++) if (!used.has(`r${i}`)) return `r${i}`;
+}
+
+/**
+ * Applies a `change` edit. Ids of kept regions never change; added regions get fresh ids. A changed
+ * global prompt, background or exclusion list, or a moved box, means a new generation; label and prompt
+ * changes, additions and removals are repaints of the affected boxes.
+ */
+export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>): AppliedEdit {
+  const problems: string[] = [];
+  const byId = new Map(scene.regions.map((r) => [r.id, r] as const));
+  for (const u of edit.update) if (!byId.has(u.id)) problems.push(`the edit changes region "${u.id}", which is not in the layout`);
+  for (const id of edit.remove) if (!byId.has(id)) problems.push(`the edit removes region "${id}", which is not in the layout`);
+  if (problems.length) throw new SceneError(problems);
+
+  const repaint: AppliedEdit['repaint'] = [];
+  let moved = false;
+  const removed = new Set(edit.remove);
+  const regions: Region[] = [];
+  for (const r of scene.regions) {
+    if (removed.has(r.id)) {
+      repaint.push({ id: r.id, oldBox: r.box });
+      continue;
+    }
+    const u = edit.update.find((x) => x.id === r.id);
+    if (!u) {
+      regions.push(r);
+      continue;
+    }
+    const next: Region = { ...r, label: u.label ?? r.label, prompt: u.prompt ?? (u.label ?? r.prompt), box: u.box ?? r.box };
+    const boxMoved = u.box !== undefined && !sameBox(u.box, r.box);
+    moved ||= boxMoved;
+    if (next.label !== r.label || next.prompt !== r.prompt || boxMoved) repaint.push({ id: r.id, oldBox: r.box, newBox: next.box });
+    regions.push(next);
+  }
+  for (const a of edit.add) {
+    const id = nextRegionId([...byId.keys(), ...regions.map((r) => r.id)]);
+    regions.push({ id, ...a });
+    repaint.push({ id, newBox: a.box });
+  }
+  const next: Scene = {
+    ...scene,
+    prompt: edit.prompt ?? scene.prompt,
+    background: edit.background ?? scene.background,
+    exclude: edit.exclude ?? scene.exclude,
+    regions,
+  };
+  const global = next.prompt !== scene.prompt || next.background !== scene.background || next.exclude.join('\u0000') !== scene.exclude.join('\u0000');
+  const regenerate = global || moved;
+  const reason = moved ? 'a region moved' : global ? 'the whole picture changed' : repaint.length ? 'regions changed in place' : 'nothing changed';
+  return { scene: next, repaint, regenerate, reason };
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Two cores: ORT sessions already use both, so run files two at a time at most.
+    maxWorkers: 2,
+    pool: 'forks',
+  },
+});

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
+import { registerSecret } from '../log/logger.ts';
 
 const csv = z
   .string()
@@ -113,6 +114,9 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
     if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE) problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
   }
   if (problems.length > 0 || !e) throw new ConfigError(problems);
+  // Known secrets are scrubbed from any free-text log line, not only from named fields.
+  registerSecret(e.DISCORD_TOKEN);
+  registerSecret(e.OPENAI_API_KEY);
   return {
     discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''), devGuildId: e.DISCORD_DEV_GUILD_ID },
     model: { dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS },

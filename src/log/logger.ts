@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 const SECRET_PATHS = [
   'token', '*.token', '*.*.token',
   'apiKey', '*.apiKey', '*.*.apiKey',
-  'authorization', '*.authorization', '*.headers.authorization',
+  'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization',
   'DISCORD_TOKEN', 'OPENAI_API_KEY', '*.DISCORD_TOKEN', '*.OPENAI_API_KEY',
   'discordToken', '*.discordToken', 'openaiApiKey', '*.openaiApiKey',
 ];

@@ -1,0 +1,344 @@
+import path from 'node:path';
+import {
+  AttributeType, DataLocation, encodeModel,
+  type AttributeProtoObject, type ModelProtoObject, type NodeProtoObject, type TensorProtoObject, type ValueInfoProtoObject,
+} from './proto.ts';
+
+/**
+ * The ONNX graph being built: inputs, initializers (inline or external), nodes, outputs.
+ * See ./index.ts for the API overview; the op helpers live in ./ops.ts and ./nn.ts.
+ */
+
+/** ONNX IR version written into every model (IR 10 = ONNX 1.16; ORT 1.30 reads up to 11). */
+export const IR_VERSION = 10;
+/**
+ * Default-domain opset. 23 gives RMSNormalization and Attention and is fully implemented by ORT 1.30's CPU EP
+ * (checked by test/engine/onnx-builder.test.ts); older ops keep their earlier versions' semantics.
+ */
+export const DEFAULT_OPSET = 23;
+/** com.microsoft contrib ops (MultiHeadAttention etc.) are all version 1. */
+export const MS_DOMAIN = 'com.microsoft';
+
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+/** A float type a graph can compute in. */
+export type FloatType = 'float32' | 'float16' | 'bfloat16';
+/** A dimension: a number, or a symbolic name such as 'N' for a size known only at run time. */
+export type Dim = number | string;
+
+/** TensorProto.DataType codes. */
+export const ONNX_DTYPE: Record<DType, number> = {
+  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+};
+export const DTYPE_BYTES: Record<DType, number> = {
+  float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2,
+};
+
+/**
+ * Bytes of one tensor inside a file on disk, stored as ONNX external data. `file` must be a real path
+ * (symlinks resolved): ORT refuses symlinks that lead out of the external data folder.
+ */
+export interface ExternalData {
+  file: string;
+  offset: number;
+  length: number;
+}
+
+/** A weight as the checkpoint layer describes it: dtype, shape and where its bytes are. */
+export interface TensorSource {
+  dtype: DType;
+  shape: number[];
+  /** Where the bytes live on disk (the normal case: nothing is copied). */
+  external?: ExternalData;
+  /** Bytes in memory, little-endian, for derived constants (tests, small tables). */
+  data?: Uint8Array;
+}
+
+/** A symbolic tensor in the graph. `dtype` is tracked where the builder knows it (inputs, initializers, casts). */
+export class Value {
+  constructor(readonly graph: Graph, readonly name: string, readonly dtype?: DType) {}
+}
+
+/** An attribute value. Integral numbers become INT, others FLOAT; wrap with attr.float / attr.floats to force floats. */
+export type AttrValue = number | string | number[] | string[] | FloatAttr | FloatsAttr;
+export interface FloatAttr { kind: 'float'; value: number }
+export interface FloatsAttr { kind: 'floats'; value: number[] }
+export const attr = {
+  float: (value: number): FloatAttr => ({ kind: 'float', value }),
+  floats: (value: number[]): FloatsAttr => ({ kind: 'floats', value }),
+};
+export type Attrs = Record<string, AttrValue | undefined>;
+
+export interface OpOptions {
+  domain?: string;
+  /** Node name; defaults to `<scope>/<OpType>_<n>`. */
+  name?: string;
+  /** dtype of the outputs if known; defaults to the first input's. */
+  dtype?: DType;
+}
+
+export interface GraphOptions {
+  /** Default-domain opset version (default DEFAULT_OPSET). */
+  opset?: number;
+  /** The float type activations are computed in; weights are cast to it by weight(). Default float32. */
+  computeType?: FloatType;
+  doc?: string;
+}
+
+type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
+
+function encodeAttr(name: string, v: AttrValue): AttributeProtoObject {
+  if (typeof v === 'number') return Number.isInteger(v) ? { name, type: AttributeType.INT, i: v } : { name, type: AttributeType.FLOAT, f: v };
+  if (typeof v === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(v, 'utf8') };
+  if (Array.isArray(v)) {
+    if (v.every((x) => typeof x === 'string')) return { name, type: AttributeType.STRINGS, strings: (v as string[]).map((s) => Buffer.from(s, 'utf8')) };
+    const nums = v as number[];
+    return nums.every(Number.isInteger) ? { name, type: AttributeType.INTS, ints: nums } : { name, type: AttributeType.FLOATS, floats: nums };
+  }
+  if (v.kind === 'float') return { name, type: AttributeType.FLOAT, f: v.value };
+  return { name, type: AttributeType.FLOATS, floats: v.value };
+}
+
+function bytesOf(data: TypedArray | Uint8Array): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function valueInfo(name: string, dtype: DType, shape: Dim[] | undefined): ValueInfoProtoObject {
+  const tensor_type: ValueInfoProtoObject['type']['tensor_type'] = { elem_type: ONNX_DTYPE[dtype] };
+  if (shape) tensor_type.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) };
+  return { name, type: { tensor_type } };
+}
+
+export class Graph {
+  readonly opset: number;
+  readonly computeType: FloatType;
+  private readonly nodes: NodeProtoObject[] = [];
+  private readonly inits: TensorProtoObject[] = [];
+  private readonly externals: { proto: TensorProtoObject; ext: ExternalData }[] = [];
+  private readonly inputs: ValueInfoProtoObject[] = [];
+  private readonly outputs: ValueInfoProtoObject[] = [];
+  private readonly names = new Set<string>();
+  private readonly counters = new Map<string, number>();
+  private readonly constCache = new Map<string, Value>();
+  private readonly weightCache = new Map<string, Value>();
+  private readonly domains = new Set<string>();
+  private scopes: string[] = [];
+
+  constructor(readonly name: string, private readonly options: GraphOptions = {}) {
+    this.opset = options.opset ?? DEFAULT_OPSET;
+    this.computeType = options.computeType ?? 'float32';
+  }
+
+  /** A fresh name under the current scope: `<scope>/<base>` or `<scope>/<base>_<n>`. */
+  fresh(base: string): string {
+    const stem = [...this.scopes, base].join('/');
+    let n = this.counters.get(stem) ?? 0;
+    let candidate = n === 0 ? stem : `${stem}_${n}`;
+    while (this.names.has(candidate)) candidate = `${stem}_${++n}`;
+    this.counters.set(stem, n + 1);
+    this.names.add(candidate);
+    return candidate;
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name)) throw new Error(`internal error: graph "${this.name}" already has a value named "${name}"`);
+    this.names.add(name);
+    return name;
+  }
+
+  /** Runs fn with names prefixed by `prefix/` (nested scopes join with '/'), for readable node names. */
+  scope<T>(prefix: string, fn: () => T): T {
+    this.scopes.push(prefix);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  /** A graph input. Use symbolic dims ('N', 'L') for sizes that vary between runs. */
+  input(name: string, dtype: DType, shape: Dim[]): Value {
+    this.inputs.push(valueInfo(this.claim(name), dtype, shape));
+    return new Value(this, name, dtype);
+  }
+
+  /** Marks v as a graph output under `name` (an Identity node is added when the value has another name). */
+  output(v: Value, name: string, dtype: DType = v.dtype ?? 'float32', shape?: Dim[]): void {
+    let out = v.name;
+    if (out !== name) {
+      this.nodes.push({ input: [v.name], output: [this.claim(name)], op_type: 'Identity', name: `${name}/Identity` });
+      out = name;
+    }
+    this.outputs.push(valueInfo(out, dtype, shape));
+  }
+
+  /** An initializer from bytes on disk (external data) or in memory. The name must be unique in the graph. */
+  initializer(name: string, src: TensorSource): Value {
+    return this.addInitializer(this.claim(name), src);
+  }
+
+  private addInitializer(name: string, src: TensorSource): Value {
+    const proto: TensorProtoObject = { name, dims: src.shape, data_type: ONNX_DTYPE[src.dtype] };
+    const count = src.shape.reduce((a, b) => a * b, 1);
+    const want = count * DTYPE_BYTES[src.dtype];
+    if (src.external) {
+      if (src.external.length !== want) {
+        throw new Error(`tensor ${name}: ${src.external.length} bytes in ${src.external.file} but shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`);
+      }
+      proto.data_location = DataLocation.EXTERNAL;
+      this.externals.push({ proto, ext: src.external });
+    } else if (src.data) {
+      if (src.data.byteLength !== want) throw new Error(`tensor ${name}: ${src.data.byteLength} bytes given, shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`);
+      proto.raw_data = src.data;
+    } else {
+      throw new Error(`tensor ${name}: neither external data nor bytes given`);
+    }
+    this.inits.push(proto);
+    return new Value(this, name, src.dtype);
+  }
+
+  /**
+   * A model weight in the compute type: the initializer keeps the checkpoint's dtype (bf16 stays bf16 on disk)
+   * and a Cast converts it inside the graph. Cached by name, so a weight used twice is loaded once.
+   */
+  weight(name: string, src: TensorSource): Value {
+    const hit = this.weightCache.get(name);
+    if (hit) return hit;
+    const raw = this.initializer(name, src);
+    const v = src.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
+    this.weightCache.set(name, v);
+    return v;
+  }
+
+  /** A small in-memory constant (shape tables, axes, scalars), deduplicated by content. */
+  constant(values: ArrayLike<number> | TypedArray, dims: number[], dtype: DType): Value {
+    let data: Uint8Array;
+    switch (dtype) {
+      case 'float32': data = bytesOf(Float32Array.from(values as ArrayLike<number>)); break;
+      case 'float64': data = bytesOf(Float64Array.from(values as ArrayLike<number>)); break;
+      case 'int32': data = bytesOf(Int32Array.from(values as ArrayLike<number>)); break;
+      case 'int64': data = bytesOf(BigInt64Array.from(Array.from(values as ArrayLike<number>, (x) => BigInt(x)))); break;
+      case 'uint8': case 'bool': data = bytesOf(Uint8Array.from(values as ArrayLike<number>)); break;
+      case 'int8': data = bytesOf(Int8Array.from(values as ArrayLike<number>)); break;
+      case 'float16': case 'bfloat16':
+        if (!(values instanceof Uint16Array)) throw new Error(`constant of ${dtype} needs its raw bits as a Uint16Array`);
+        data = bytesOf(values);
+        break;
+    }
+    const key = `${dtype}|${dims.join(',')}|${Buffer.from(data).toString('base64')}`;
+    const hit = this.constCache.get(key);
+    if (hit) return hit;
+    const v = this.addInitializer(this.fresh('const'), { dtype, shape: dims, data: new Uint8Array(data) });
+    this.constCache.set(key, v);
+    return v;
+  }
+
+  /** A 1-D int64 constant (shapes, axes, starts/ends). */
+  ints(values: number[]): Value {
+    return this.constant(values, [values.length], 'int64');
+  }
+
+  /** A constant tensor of one repeated value, in the compute type unless said otherwise. */
+  fill(dims: number[], value: number, dtype: DType = this.computeType): Value {
+    const n = dims.reduce((a, b) => a * b, 1);
+    if (dtype === 'float16' || dtype === 'bfloat16') {
+      const f = this.constant(new Float32Array(n).fill(value), dims, 'float32');
+      return this.op('Cast', [f], { to: ONNX_DTYPE[dtype] }, { dtype });
+    }
+    return this.constant(new Array<number>(n).fill(value), dims, dtype);
+  }
+
+  /** A scalar (rank 0) in the compute type unless said otherwise. */
+  scalar(value: number, dtype: DType = this.computeType): Value {
+    if (dtype === 'float16' || dtype === 'bfloat16') {
+      // Stored as float32 and cast, so callers need no 16-bit conversion.
+      const f = this.constant([value], [], 'float32');
+      return this.op('Cast', [f], { to: ONNX_DTYPE[dtype] }, { dtype });
+    }
+    return this.constant([value], [], dtype);
+  }
+
+  /** Adds one node with one output. `null` inputs are written as '' (an omitted optional input). */
+  op(type: string, inputs: (Value | null)[], attrs: Attrs = {}, opts: OpOptions = {}): Value {
+    const [out] = this.opN(type, inputs, 1, attrs, opts);
+    return out!;
+  }
+
+  /** Adds one node with `outputs` outputs. */
+  opN(type: string, inputs: (Value | null)[], outputs: number, attrs: Attrs = {}, opts: OpOptions = {}): Value[] {
+    for (const v of inputs) if (v && v.graph !== this) throw new Error(`internal error: value ${v.name} belongs to another graph`);
+    const nodeName = opts.name ? this.claimNode(opts.name) : this.fresh(type);
+    const outNames = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? this.claimOut(nodeName) : this.claimOut(`${nodeName}:${i}`)));
+    const attribute = Object.entries(attrs).filter(([, v]) => v !== undefined).map(([k, v]) => encodeAttr(k, v!));
+    const node: NodeProtoObject = { input: inputs.map((v) => v?.name ?? ''), output: outNames, name: nodeName, op_type: type, attribute };
+    if (opts.domain) {
+      node.domain = opts.domain;
+      this.domains.add(opts.domain);
+    }
+    this.nodes.push(node);
+    const dtype = opts.dtype ?? inputs.find((v) => v)?.dtype;
+    return outNames.map((n) => new Value(this, n, dtype));
+  }
+
+  private claimNode(name: string): string {
+    const full = [...this.scopes, name].join('/');
+    return this.names.has(full) ? this.fresh(name) : this.claim(full);
+  }
+
+  private claimOut(name: string): string {
+    // Node names and value names share one namespace here; the node's own name was claimed already.
+    const out = `${name}:out`;
+    return this.names.has(out) ? this.fresh(out) : this.claim(out);
+  }
+
+  /**
+   * The folder ORT must resolve external data against (session option
+   * `session.model_external_initializers_file_folder_path`): the deepest folder that holds every weight file.
+   * Undefined when the graph has no external data.
+   */
+  externalDataFolder(): string | undefined {
+    if (this.externals.length === 0) return undefined;
+    let root = path.dirname(this.externals[0]!.ext.file);
+    for (const { ext } of this.externals) {
+      while (path.relative(root, ext.file).startsWith('..')) {
+        const up = path.dirname(root);
+        if (up === root) break;
+        root = up;
+      }
+    }
+    return root;
+  }
+
+  /** The ModelProto object; external locations are written relative to externalDataFolder(). */
+  toModel(): ModelProtoObject {
+    if (this.outputs.length === 0) throw new Error(`internal error: graph "${this.name}" has no outputs`);
+    const folder = this.externalDataFolder();
+    for (const { proto, ext } of this.externals) {
+      if (!path.isAbsolute(ext.file)) throw new Error(`internal error: external data path must be absolute: ${ext.file}`);
+      // ORT rejects absolute locations and '..'; a path below the folder (POSIX separators) is accepted.
+      const location = path.relative(folder!, ext.file).split(path.sep).join('/');
+      proto.external_data = [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(ext.offset) },
+        { key: 'length', value: String(ext.length) },
+      ];
+    }
+    const opset_import = [{ domain: '', version: this.opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))];
+    return {
+      ir_version: IR_VERSION,
+      opset_import,
+      producer_name: 'scenewright',
+      producer_version: '0.1.0',
+      doc_string: this.options.doc,
+      graph: { name: this.name, node: this.nodes, initializer: this.inits, input: this.inputs, output: this.outputs },
+    };
+  }
+
+  toBytes(): Uint8Array {
+    return encodeModel(this.toModel());
+  }
+
+  /** Node count, for logs and tests. */
+  get nodeCount(): number {
+    return this.nodes.length;
+  }
+}

@@ -1,0 +1,97 @@
+import { attr, MS_DOMAIN, type Value } from './graph.ts';
+import { add, concat, matmul, mul, neg, reshape, sigmoid, slice, softmax, transpose } from './ops.ts';
+
+/** Neural-network building blocks over the op wrappers, in the graph's compute type. */
+
+/** y = x · Wᵀ + b with W stored [out, in] (PyTorch nn.Linear layout). ORT folds the Transpose at load. */
+export function linear(x: Value, w: Value, b?: Value): Value {
+  const y = matmul(x, transpose(w, [1, 0]));
+  return b ? add(y, b) : y;
+}
+
+/** LayerNorm over the last axis of size `dim`; no affine parameters unless given (FLUX's norms have none). */
+export function layerNorm(x: Value, dim: number, eps: number, scale?: Value, bias?: Value): Value {
+  const g = x.graph;
+  const s = scale ?? g.fill([dim], 1);
+  return g.op('LayerNormalization', bias ? [x, s, bias] : [x, s], { axis: -1, epsilon: attr.float(eps) });
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · scale. One node from opset 23 on. */
+export function rmsNorm(x: Value, scale: Value, eps: number): Value {
+  const g = x.graph;
+  if (g.opset >= 23) return g.op('RMSNormalization', [x, scale], { axis: -1, epsilon: attr.float(eps) });
+  const ms = g.op('ReduceMean', [mul(x, x), g.ints([-1])], { keepdims: 1 });
+  const inv = g.op('Reciprocal', [g.op('Sqrt', [add(ms, g.scalar(eps, x.dtype))])]);
+  return mul(mul(x, inv), scale);
+}
+
+export function silu(x: Value): Value {
+  return mul(x, sigmoid(x));
+}
+
+/** GELU with the tanh approximation (diffusers "gelu-approximate", T5's gelu_new). */
+export function geluTanh(x: Value): Value {
+  return x.graph.op('Gelu', [x], { approximate: 'tanh' });
+}
+
+/** Exact (erf) GELU. */
+export function gelu(x: Value): Value {
+  return x.graph.op('Gelu', [x]);
+}
+
+export interface AttentionOptions {
+  heads: number;
+  headDim: number;
+  /**
+   * Additive bias on the scores, broadcastable to [B, heads, S_q, S_kv] (e.g. a regional mask of 0 / -inf
+   * built inside the graph). Must be given as a 4-D value.
+   */
+  bias?: Value;
+  /** Score scale; default 1/√headDim. */
+  scale?: number;
+  /**
+   * 'mha': com.microsoft.MultiHeadAttention (one fused node; what ORT's own FLUX tooling emits).
+   * 'explicit': Transpose/MatMul/Softmax/MatMul, for providers without the contrib op.
+   */
+  impl?: 'mha' | 'explicit';
+}
+
+/**
+ * Scaled dot-product attention softmax(Q·Kᵀ·scale + bias)·V over packed heads.
+ * q [B, S_q, heads·headDim], k and v [B, S_kv, heads·headDim] → [B, S_q, heads·headDim].
+ */
+export function attention(q: Value, k: Value, v: Value, o: AttentionOptions): Value {
+  const g = q.graph;
+  const scale = o.scale ?? 1 / Math.sqrt(o.headDim);
+  if ((o.impl ?? 'mha') === 'mha') {
+    const inputs = [q, k, v, null, null, o.bias ?? null];
+    while (inputs.length > 3 && inputs[inputs.length - 1] === null) inputs.pop();
+    return g.op('MultiHeadAttention', inputs, { num_heads: o.heads, scale: attr.float(scale) }, { domain: MS_DOMAIN });
+  }
+  const heads = (x: Value) => transpose(reshape(x, [0, 0, o.heads, o.headDim]), [0, 2, 1, 3]);
+  const qh = heads(q);
+  const kt = transpose(reshape(k, [0, 0, o.heads, o.headDim]), [0, 2, 3, 1]);
+  let scores = mul(matmul(qh, kt), g.scalar(scale, q.dtype));
+  if (o.bias) scores = add(scores, o.bias);
+  const out = matmul(softmax(scores, -1), heads(v));
+  return reshape(transpose(out, [0, 2, 1, 3]), [0, 0, o.heads * o.headDim]);
+}
+
+/**
+ * Rotary embedding on interleaved pairs (x₂ₚ, x₂ₚ₊₁) of the last axis, as FLUX/diffusers apply it:
+ * y = x·cos + rot(x)·sin with rot(x)₂ₚ = −x₂ₚ₊₁, rot(x)₂ₚ₊₁ = x₂ₚ.
+ * x [B, S, H, D]; cos, sin broadcastable to it (e.g. [S, 1, D]).
+ */
+export function ropeInterleaved(x: Value, cos: Value, sin: Value, headDim: number): Value {
+  const pairs = reshape(x, [0, 0, 0, headDim / 2, 2]);
+  const even = slice(pairs, [0], [1], [4]);
+  const odd = slice(pairs, [1], [2], [4]);
+  const rotated = reshape(concat([neg(odd), even], 4), [0, 0, 0, headDim]);
+  return add(mul(x, cos), mul(rotated, sin));
+}
+
+/** x·(1 + scale) + shift, the AdaLN modulation (scale/shift broadcast over tokens). */
+export function modulate(x: Value, scale: Value, shift: Value): Value {
+  const g = x.graph;
+  return add(mul(x, add(scale, g.scalar(1, x.dtype))), shift);
+}

@@ -1,0 +1,89 @@
+import { performance } from 'node:perf_hooks';
+import ort from 'onnxruntime-node';
+import { UserError } from '../../config/errors.ts';
+import type { Graph } from '../onnx/graph.ts';
+
+/**
+ * ONNX Runtime sessions from in-memory graphs whose weights are external data in the user's files.
+ *
+ * The model is passed as bytes and ORT reads each initializer from `<folder>/<location>` at the offsets the
+ * graph wrote, through the session option `session.model_external_initializers_file_folder_path` (no .onnx
+ * file is written, nothing is copied). Memory note: at graph optimisation level 'all' (and 'basic') ORT
+ * constant-folds Cast(bf16 initializer) → float32, so on CPU the weights are held once in float32
+ * (2× the bf16 file size) after load; the 16-bit originals are released but transiently coexist while folding.
+ */
+
+export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
+
+export interface RuntimeOptions {
+  executionProvider: ExecutionProvider;
+  /** intra-op threads; 0 = ORT's default (one per physical core). */
+  threads: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+/** A compiled model: its bytes plus the folder its external data is resolved against. */
+export interface ModelBytes {
+  name: string;
+  bytes: Uint8Array;
+  externalDataFolder?: string;
+}
+
+export interface Session {
+  session: ort.InferenceSession;
+  /** Wall time of InferenceSession.create, in milliseconds. */
+  createMs: number;
+}
+
+/** What to install for each provider; the README section of the same name explains it step by step. */
+const PROVIDER_HELP: Record<ExecutionProvider, string> = {
+  cpu: 'the CPU provider ships with onnxruntime-node; reinstall it (npm ci)',
+  cuda:
+    'the CUDA provider needs libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so next to onnxruntime-node\'s ' +
+    'libonnxruntime.so (bin/napi-v6/linux/x64/), plus the CUDA 12 runtime, cuBLAS and cuDNN 9 on the library path; ' +
+    'see README "Execution providers", or set EXECUTION_PROVIDER=cpu',
+  webgpu:
+    'the WebGPU provider needs a GPU with a Vulkan driver (libvulkan1 plus the vendor ICD); see README "Execution providers", ' +
+    'or set EXECUTION_PROVIDER=cpu',
+};
+
+/** Thrown when the configured execution provider cannot be loaded. Never silently replaced by CPU. */
+export class ProviderError extends UserError {
+  constructor(readonly provider: ExecutionProvider, cause: string) {
+    super(`execution provider "${provider}" could not be loaded: ${cause}\nTo fix: ${PROVIDER_HELP[provider]}.`, 3);
+    this.name = 'ProviderError';
+  }
+}
+
+function looksLikeProviderFailure(msg: string, provider: ExecutionProvider): boolean {
+  if (provider === 'cpu') return false;
+  return /shared library|provider|adapter|webgpu|cuda|dawn|vulkan/i.test(msg);
+}
+
+export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string): ort.InferenceSession.SessionOptions {
+  const opts: ort.InferenceSession.SessionOptions = {
+    executionProviders: [o.executionProvider],
+    graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',
+    logSeverityLevel: o.logSeverityLevel ?? 3,
+  };
+  if (o.threads > 0) opts.intraOpNumThreads = o.threads;
+  if (externalDataFolder) opts.extra = { session: { model_external_initializers_file_folder_path: externalDataFolder } };
+  return opts;
+}
+
+/** Creates a session for a built graph or model bytes. Provider load failures become ProviderError. */
+export async function createSession(model: Graph | ModelBytes, o: RuntimeOptions): Promise<Session> {
+  const m: ModelBytes = 'toBytes' in model ? { name: model.name, bytes: model.toBytes(), externalDataFolder: model.externalDataFolder() } : model;
+  const t0 = performance.now();
+  try {
+    const session = await ort.InferenceSession.create(m.bytes, sessionOptions(o, m.externalDataFolder));
+    return { session, createMs: performance.now() - t0 };
+  } catch (e) {
+    const msg = (e as Error).message ?? String(e);
+    if (looksLikeProviderFailure(msg, o.executionProvider)) throw new ProviderError(o.executionProvider, msg);
+    throw new Error(`ONNX Runtime could not load the ${m.name} graph: ${msg}`, { cause: e });
+  }
+}
+
+export { ort };

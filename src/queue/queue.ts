@@ -1,0 +1,67 @@
+import type { DiscordTarget, Job, JobProgress, JobResult, NewJob } from './schema.ts';
+
+export type CancelOutcome =
+  /** It was waiting and will never run. */
+  | 'cancelled'
+  /** It is running; the worker has been asked to stop and the job ends as cancelled. */
+  | 'cancelling'
+  /** Too late: it already ended (done, failed or cancelled). */
+  | 'finished'
+  | 'unknown';
+
+export type FinishOutcome =
+  | 'done'
+  | 'failed'
+  | 'cancelled'
+  /** This worker no longer holds the job (its lease ran out and it was re-queued or failed). */
+  | 'lost';
+
+export interface QueueStats {
+  queued: number;
+  running: number;
+  /** Workers that hold a live lease or claimed a job recently. */
+  workers: string[];
+}
+
+export interface RecoveredJob {
+  job: Job;
+  /** `requeued`: it will run again (once); `failed`: it had run too often; `cancelled`: a cancel was pending. */
+  outcome: 'requeued' | 'failed' | 'cancelled';
+}
+
+/**
+ * The job queue as the bot and the workers see it. One implementation today (SQLite, embedded in the
+ * bot's database); the interface is async and speaks in job ids so that a BullMQ-on-Redis adapter can
+ * implement it later (enqueue → Queue.add, claim/renew/complete → a Worker's processor and lock, the
+ * change feed → QueueEvents).
+ */
+export interface JobQueue {
+  /** Adds a job; `position` is its place among waiting jobs (1 = next) at the moment it was added. */
+  enqueue(job: NewJob): Promise<{ job: Job; position: number }>;
+  get(id: string): Promise<Job | undefined>;
+  /** Atomically takes the oldest waiting job for `workerId` and leases it for `leaseMs`. */
+  claim(workerId: string, leaseMs: number): Promise<Job | undefined>;
+  /** Extends the lease; false when the worker lost the job. `cancelRequested` tells it to stop. */
+  renew(id: string, workerId: string, leaseMs: number): Promise<{ held: boolean; cancelRequested: boolean }>;
+  progress(id: string, workerId: string, progress: JobProgress): Promise<{ held: boolean; cancelRequested: boolean }>;
+  complete(id: string, workerId: string, result: JobResult): Promise<FinishOutcome>;
+  fail(id: string, workerId: string, message: string): Promise<FinishOutcome>;
+  /** The worker died or gave the job up without a verdict: re-queue once (attempts permitting) or fail. */
+  abandon(id: string, workerId: string, reason: string): Promise<RecoveredJob | undefined>;
+  cancel(id: string, reason: string): Promise<CancelOutcome>;
+  /** 1-based place among waiting jobs; 0 while running; undefined once finished. */
+  position(id: string): Promise<number | undefined>;
+  /** Records where the bot shows the job (message id known only after the first reply). */
+  setTarget(id: string, patch: Partial<DiscordTarget>): Promise<void>;
+  /** Jobs of this user that are waiting or running. */
+  activeFor(userId: string): Promise<Job[]>;
+  stats(): Promise<QueueStats>;
+  /** Running jobs whose worker is gone (lease expired, or a dead process on this machine). */
+  recoverStalled(): Promise<RecoveredJob[]>;
+  /** Finished jobs whose result the bot has not shown yet (e.g. it was down when they finished). */
+  undelivered(): Promise<Job[]>;
+  markDelivered(id: string): Promise<void>;
+  /** Calls `listener` with the new state of every job that changes from now on, across processes. */
+  subscribe(listener: (job: Job) => void): () => void;
+  close(): Promise<void>;
+}

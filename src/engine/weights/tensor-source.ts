@@ -1,0 +1,65 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+import { DTYPE_BYTES, type TensorSource } from '../onnx/graph.ts';
+import { toFloat32 } from './safetensors.ts';
+
+/**
+ * Rows [start, start+count) of a tensor along axis 0. Rows of a row-major tensor are contiguous, so for
+ * external data this is only a narrower byte range of the same file: fused checkpoints (BFL's qkv) are split
+ * without copying anything.
+ */
+export function sliceRows(src: TensorSource, start: number, count: number): TensorSource {
+  const [rows, ...rest] = src.shape;
+  if (rows === undefined || start < 0 || start + count > rows) throw new Error(`internal error: rows ${start}+${count} outside [0,${rows})`);
+  const rowBytes = rest.reduce((a, b) => a * b, 1) * DTYPE_BYTES[src.dtype];
+  const shape = [count, ...rest];
+  if (src.external) return { dtype: src.dtype, shape, external: { file: src.external.file, offset: src.external.offset + start * rowBytes, length: count * rowBytes } };
+  if (src.data) return { dtype: src.dtype, shape, data: src.data.subarray(start * rowBytes, (start + count) * rowBytes) };
+  throw new Error('internal error: sliceRows needs external or in-memory data');
+}
+
+/** Parts joined along axis 0. */
+export function concatRows(parts: TensorSource[]): TensorSource {
+  const first = parts[0]!;
+  const rows = parts.reduce((a, p) => a + p.shape[0]!, 0);
+  return { dtype: first.dtype, shape: [rows, ...first.shape.slice(1)], concat: parts };
+}
+
+function readBytes(src: TensorSource): Uint8Array {
+  if (src.data) return src.data;
+  if (!src.external) throw new Error('internal error: tensor source has no data');
+  const { file, offset, length } = src.external;
+  const buf = Buffer.alloc(length);
+  const fd = openSync(file, 'r');
+  try {
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, offset + got);
+      if (n === 0) throw new Error(`${file}: unexpected end of file at byte ${offset + got}`);
+      got += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
+}
+
+/** Reads a tensor source into float32 values (tests, debugging, small tables computed in TS). */
+export function sourceToFloat32(src: TensorSource): Float32Array {
+  if (src.concat) {
+    const parts = src.concat.map(sourceToFloat32);
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+  const buf = readBytes(src).slice().buffer;
+  const data = src.dtype === 'float16' || src.dtype === 'bfloat16' ? new Uint16Array(buf)
+    : src.dtype === 'float32' ? new Float32Array(buf)
+      : src.dtype === 'float64' ? new Float64Array(buf)
+        : src.dtype === 'int64' ? new BigInt64Array(buf)
+          : src.dtype === 'int32' ? new Int32Array(buf) : new Uint8Array(buf);
+  return toFloat32({ dtype: src.dtype, shape: src.shape, data });
+}

@@ -6,6 +6,8 @@ import type { CliCommand } from './command.ts';
 // Loaded lazily so that `plan` never pays for ONNX Runtime and `--help` answers at once.
 const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   start: () => import('./commands/start.ts'),
+  bot: () => import('./commands/bot.ts'),
+  worker: () => import('./commands/worker.ts'),
 };
 
 function help(): string {

@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   start: () => import('./commands/start.ts'),
   bot: () => import('./commands/bot.ts'),
   worker: () => import('./commands/worker.ts'),
+  debug: () => import('./commands/debug.ts'),
 };
 
 function help(): string {

@@ -1,0 +1,88 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import { buildT5EncoderGraph, relativePositionBuckets } from '../../src/engine/graphs/t5.ts';
+import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
+import { createSession, ort } from '../../src/engine/runtime/session.ts';
+import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
+import { fixture } from '../support/fixtures.ts';
+
+// Tolerance 1e-4 absolute (outputs up to ~3.7), wider than the ~1e-5 fixtures/README.md §5 suggests, for a
+// measured reason: with 512 tokens and no attention mask, hundreds of identical pad keys and large position
+// biases make the softmax ill-conditioned. A float64 evaluation of block 0 differs from the golden itself by
+// 2.1e-5 and from ORT by 4.9e-5; ORT vs golden is 2.8e-5 at length 512 and 4.5e-6 at 256. The mean error is
+// also checked (measured ≤ 1.7e-6, limit 5e-6), so a systematic error cannot hide under the max.
+const TOL = 1e-4;
+const MEAN_TOL = 5e-6;
+const cpu = { executionProvider: 'cpu' as const, threads: 2 };
+const golden = readSafetensors(fixture('golden', 't5_encoder.safetensors')).tensors;
+const f32 = (name: string) => golden[name]!.data as Float32Array;
+
+function diffs(a: Float32Array, b: Float32Array): { max: number; mean: number } {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    max = Math.max(max, d);
+    sum += d;
+  }
+  return { max, mean: sum / a.length };
+}
+
+describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encoder.safetensors)', () => {
+  const checkpoint = loadCheckpoint(fixture('tiny-flux-dev'));
+  const component = checkpoint.component('text_encoder_2');
+  const encoder = new T5TextEncoder(component, cpu);
+  afterAll(() => encoder.release());
+
+  it('uses shared.weight: the tiny checkpoint has no encoder.embed_tokens.weight', () => {
+    expect(component.weights.has('encoder.embed_tokens.weight')).toBe(false);
+    expect(component.weights.has('shared.weight')).toBe(true);
+  });
+
+  it('length 512 (FLUX.1-dev): last_hidden_state of 3 prompts', async () => {
+    const out = await encoder.encode(golden.input_ids!.data as BigInt64Array, 512);
+    expect(out).toMatchObject({ batch: 3, length: 512, dModel: 32 });
+    const d = diffs(out.lastHiddenState, f32('last_hidden_state'));
+    expect(d.max).toBeLessThan(TOL);
+    expect(d.mean).toBeLessThan(MEAN_TOL);
+  });
+
+  it('length 256 (FLUX.1-schnell): last_hidden_state of 3 prompts', async () => {
+    const out = await encoder.encode(golden.input_ids_256!.data as BigInt64Array, 256);
+    const d = diffs(out.lastHiddenState, f32('last_hidden_state_256'));
+    expect(d.max).toBeLessThan(TOL);
+    expect(d.mean).toBeLessThan(MEAN_TOL);
+  });
+
+  it('hidden states after the embedding, block 0 and the final norm match (explicit attention)', async () => {
+    const { session } = await createSession(buildT5EncoderGraph(component, { length: 512, hiddenStates: true, attention: 'explicit' }), cpu);
+    const ids = golden.input_ids!;
+    const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });
+    expect(diffs(out.hidden_states_0!.data as Float32Array, f32('hidden_states_0')).max).toBe(0);
+    for (const k of ['hidden_states_1', 'hidden_states_2']) {
+      const d = diffs(out[k]!.data as Float32Array, f32(k));
+      expect(d.max, k).toBeLessThan(TOL);
+      expect(d.mean, k).toBeLessThan(MEAN_TOL);
+    }
+    await session.release();
+  });
+
+  it('relative position buckets: bidirectional, exact below 8, log-spaced to 128, capped', () => {
+    const L = 300;
+    const b = relativePositionBuckets(L, 32, 128);
+    const at = (i: number, j: number) => b[i * L + j];
+    expect(at(0, 0)).toBe(0);
+    expect(at(10, 3)).toBe(7); // key 7 before the query: exact bucket 7
+    expect(at(3, 10)).toBe(16 + 7); // 7 after: the upper half
+    expect(at(0, 8)).toBe(16 + 8);
+    expect(at(0, 16)).toBe(16 + 10); // 8 + trunc(log(2)/log(16)·8) = 10
+    expect(at(0, 127)).toBe(16 + 15);
+    expect(at(0, 299)).toBe(31);
+    expect(at(299, 0)).toBe(15);
+  });
+
+  it('refuses float16', () => {
+    expect(() => buildT5EncoderGraph(component, { length: 256, computeType: 'float16' })).toThrow(/must not run in float16/);
+  });
+});

@@ -457,7 +457,7 @@ export class FakeDiscord extends EventEmitter {
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
     const record: RecordedRequest = { at: Date.now(), method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, body: undefined, files: [], status: 0, response: undefined };
-    let status = 200;
+    let status: number;
     let body: unknown;
     try {
       if (record.method === 'GET' && url.pathname.startsWith('/attachments/')) {
@@ -527,7 +527,7 @@ export class FakeDiscord extends EventEmitter {
     if ((g = m(/^\/interactions\/(\d+)\/([^/]+)\/callback$/)) && r.method === 'POST') return this.callback(g[1]!, g[2]!, r);
     if ((g = m(/^\/webhooks\/(\d+)\/([^/]+)(?:\/messages\/([^/]+))?$/))) return this.webhook(g[1]!, g[2]!, g[3], r);
     this.auth(req);
-    if ((g = m(/^\/applications\/(\d+)\/commands$/)) && r.method === 'PUT') return this.registerCommands('global', r);
+    if (m(/^\/applications\/(\d+)\/commands$/) && r.method === 'PUT') return this.registerCommands('global', r);
     if ((g = m(/^\/applications\/(\d+)\/guilds\/(\d+)\/commands$/)) && r.method === 'PUT') return this.registerCommands(g[2]!, r);
     if ((g = m(/^\/channels\/(\d+)\/messages$/)) && r.method === 'POST') return { status: 200, body: this.createChannelMessage(g[1]!, r) };
     if ((g = m(/^\/channels\/(\d+)\/messages\/(\d+)$/))) return this.channelMessage(g[1]!, g[2]!, r);
@@ -536,7 +536,7 @@ export class FakeDiscord extends EventEmitter {
       if (!found) throw new HttpError(404, { message: 'Unknown Channel', code: 10003 });
       return { status: 200, body: found.channel };
     }
-    if ((g = m(/^\/channels\/(\d+)\/typing$/)) && r.method === 'POST') return { status: 204 };
+    if (m(/^\/channels\/(\d+)\/typing$/) && r.method === 'POST') return { status: 204 };
     if ((g = m(/^\/guilds\/(\d+)\/members\/(\d+)$/)) && r.method === 'GET') {
       const mem = this.guilds.get(g[1]!)?.members.get(g[2]!);
       if (!mem) throw new HttpError(404, { message: 'Unknown Member', code: 10007 });

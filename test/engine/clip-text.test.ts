@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import { runDebug } from '../../src/engine/debug/run.ts';
 import { ClipTextEncoder } from '../../src/engine/graphs/clip-encoder.ts';
 import { buildClipTextGraph } from '../../src/engine/graphs/clip.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
@@ -60,5 +63,19 @@ describe('CLIP text encoder graph vs transformers CLIPTextModel (golden clip_tex
 
   it('rejects ids of the wrong length with a message', async () => {
     await expect(encoder.encode([[49406, 49407]])).rejects.toThrow(/row 0 has 2 ids, the encoder takes exactly 77/);
+  });
+
+  it('debug clip writes last_hidden_state and pooler_output under the contract names', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-clip-'));
+    try {
+      const out = path.join(dir, 'out.safetensors');
+      await runDebug('clip', { model: fixture('tiny-flux-dev'), inputs: fixture('golden', 'clip_text.safetensors'), out }, cpu, () => {});
+      const t = readSafetensors(out).tensors;
+      expect(t.last_hidden_state!.shape).toEqual([3, 77, 16]);
+      expect(maxAbsDiff(t.last_hidden_state!.data as Float32Array, f32('last_hidden_state'))).toBeLessThan(TOL);
+      expect(maxAbsDiff(t.pooler_output!.data as Float32Array, f32('pooler_output'))).toBeLessThan(TOL);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

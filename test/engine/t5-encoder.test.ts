@@ -1,9 +1,13 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import { runDebug } from '../../src/engine/debug/run.ts';
 import { buildT5EncoderGraph, relativePositionBuckets } from '../../src/engine/graphs/t5.ts';
 import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
-import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
+import { readSafetensors, writeSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 
 // Tolerance 1e-4 absolute (outputs up to ~3.7), wider than the ~1e-5 fixtures/README.md §5 suggests, for a
@@ -84,5 +88,22 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
 
   it('refuses float16', () => {
     expect(() => buildT5EncoderGraph(component, { length: 256, computeType: 'float16' })).toThrow(/must not run in float16/);
+  });
+
+  it('debug t5 on the schnell checkpoint with 256-token ids', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-t5-'));
+    try {
+      const inputs = path.join(dir, 'in.safetensors');
+      const out = path.join(dir, 'out.safetensors');
+      writeSafetensors(inputs, { input_ids: golden.input_ids_256! });
+      await runDebug('t5', { model: fixture('tiny-flux-schnell'), inputs, out }, cpu, () => {});
+      const t = readSafetensors(out).tensors;
+      expect(t.last_hidden_state!.shape).toEqual([3, 256, 32]);
+      expect(diffs(t.last_hidden_state!.data as Float32Array, f32('last_hidden_state_256')).max).toBeLessThan(TOL);
+      writeSafetensors(inputs, { input_ids: { dtype: 'int64', shape: [1, 100], data: new BigInt64Array(100) } });
+      await expect(runDebug('t5', { model: fixture('tiny-flux-schnell'), inputs, out }, cpu, () => {})).rejects.toThrow(/expected \[B, 512 or 256\]/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,9 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import { runDebug } from '../../src/engine/debug/run.ts';
 import { VaeCodec, type Nchw } from '../../src/engine/graphs/vae-codec.ts';
 import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
@@ -54,5 +58,21 @@ describe('VAE graphs vs diffusers AutoencoderKL and BFL AutoEncoder (golden vae.
 
   it('rejects a latent with the wrong channel count', async () => {
     await expect(vae.decode({ data: new Float32Array(4 * 8 * 8), shape: [1, 4, 8, 8] })).rejects.toThrow(/expected \[B, 16, H, W\]/);
+  });
+
+  it('debug vae-decode (input `latent`) and vae-encode (output `latent`) on the golden file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-vae-'));
+    try {
+      const out = path.join(dir, 'out.safetensors');
+      const model = fixture('tiny-flux-dev');
+      await runDebug('vae-decode', { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'decode_', out }, cpu, () => {});
+      expect(maxAbsDiff(readSafetensors(out).tensors.image!.data as Float32Array, t('decode_out_diffusers').data)).toBeLessThan(TOL);
+      await runDebug('vae-encode', { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'encode_', out, intermediates: true }, cpu, () => {});
+      const enc = readSafetensors(out).tensors;
+      expect(Object.keys(enc).sort()).toEqual(['latent', 'logvar', 'mean']);
+      expect(maxAbsDiff(enc.latent!.data as Float32Array, t('encode_out_bfl').data)).toBeLessThan(TOL);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

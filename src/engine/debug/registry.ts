@@ -51,4 +51,9 @@ export interface DebugComponent {
 /** Component name → lazy module. Add a component: `name: () => import('./name.ts'),` */
 export const DEBUG_COMPONENTS: Record<string, () => Promise<{ component: DebugComponent }>> = {
   transformer: () => import('./transformer.ts'),
+  clip: () => import('./clip.ts'),
+  t5: () => import('./t5.ts'),
+  'vae-decode': () => import('./vae-decode.ts'),
+  'vae-encode': () => import('./vae-encode.ts'),
+  scheduler: () => import('./scheduler.ts'),
 };

@@ -9,6 +9,8 @@ import {
   textIds,
   unpackLatents,
 } from '../../src/engine/noise.ts';
+import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
+import { fixture } from '../support/fixtures.ts';
 
 const hex = (a: Uint32Array): string[] => Array.from(a, (x) => x.toString(16).padStart(8, '0'));
 
@@ -118,6 +120,14 @@ describe('latent packing (RAG-SPEC §1.2, §10.3)', () => {
   it('768×1536 geometry', () => {
     expect(latentGeometry(1536, 768)).toMatchObject({ height: 96, width: 192, rows: 48, cols: 96, tokens: 4608 });
     expect(() => latentGeometry(1000, 1024)).toThrow(/multiple of 16/);
+  });
+
+  it('matches FluxPipeline._pack_latents and _prepare_latent_image_ids on the golden pipeline inputs', () => {
+    const g = readSafetensors(fixture('golden', 'pipeline_dev.safetensors')).tensors;
+    const f = (n: string) => g[n]!.data as Float32Array;
+    expect(packLatents(f('latents_init_unpacked'), 1, 16, 16, 16)).toEqual(f('latents_init'));
+    expect(unpackLatents(f('final_latents'), 1, 16, 16, 16)).toEqual(f('final_latents_unpacked'));
+    expect(latentImageIds(8, 8)).toEqual(f('latent_image_ids'));
   });
 
   it('unpack ∘ pack = identity and pack ∘ unpack = identity (batch 2, non-square)', () => {

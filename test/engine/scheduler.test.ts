@@ -8,6 +8,7 @@ import {
   parseSchedulerConfig,
   type SchedulerConfig,
 } from '../../src/engine/scheduler.ts';
+import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 
 interface Case {
@@ -95,6 +96,25 @@ describe('Euler step', () => {
     const v = new Float32Array([0.25, 4, -1]);
     const y = eulerStep(x, v, 1.0, 0.75);
     expect(Array.from(y)).toEqual([1 - 0.0625, -3, 0.75]);
+  });
+
+  it('reproduces diffusers scheduler.step of the golden pipeline bit for bit', () => {
+    const g = readSafetensors(fixture('golden', 'pipeline_dev.safetensors')).tensors;
+    const f = (n: string) => g[n]!.data as Float32Array;
+    // The pipeline ran 4 steps at 64 tokens; the step example uses the (4 steps, 16 tokens) schedule.
+    const p = flowMatchSchedule(configs.dev, 4, 64);
+    expect(Array.from(p.sigmas)).toEqual(Array.from(f('sigmas')));
+    expect(Array.from(p.timesteps)).toEqual(Array.from(f('timesteps')));
+    const s = flowMatchSchedule(configs.dev, 4, 16);
+    const y = eulerStep(f('sched_step_sample'), f('sched_step_model_output'), s.sigmas[0]!, s.sigmas[1]!);
+    expect(y).toEqual(f('sched_step_prev_sample'));
+    // And every step of the 4-step pipeline, from its recorded velocity predictions.
+    const n = 64 * 64;
+    let x = f('latents_init');
+    for (let i = 0; i < 4; i++) {
+      x = eulerStep(x, f('noise_pred_per_step').subarray(i * n, (i + 1) * n), p.sigmas[i]!, p.sigmas[i + 1]!);
+      expect(x, `step ${i}`).toEqual(f('latents_per_step').subarray(i * n, (i + 1) * n));
+    }
   });
 
   it('can step in place and rejects mismatched lengths', () => {

@@ -54,7 +54,8 @@ export function hbTokenBoxes(p: HbLists & { width: number; height: number }): To
   return hbBoxes(p).map((b) => hbBoxToTokens(b, p.width, p.height));
 }
 
-const EPS = 1e-9;
+// Fractions written at 6 decimals may exceed the edge by a rounding step; the token check below is what bites.
+const EPS = 1e-5;
 
 /** Everything wrong with the hard-binding lists, as sentences that say what to change. */
 export function hbProblems(p: HbLists & { width: number; height: number }): string[] {
@@ -103,9 +104,9 @@ function round(v: number): number {
  */
 export function tokensToFraction(tokens: number, size: number): number {
   const n = size / TOKEN;
-  const exact = tokens / n;
-  for (const f of [Math.round(exact * 1e6) / 1e6, Math.ceil(exact * 1e6) / 1e6, exact]) {
-    if (Math.floor((f * size) / TOKEN) === tokens && f <= 1) return f;
-  }
-  throw new Error(`no fraction maps to ${tokens} tokens at size ${size}`);
+  let f = Math.round((tokens / n) * 1e6) / 1e6;
+  // Step up one millionth at a time: at most a few steps, and never past the next token (n < 10⁶).
+  for (let i = 0; i < 4 && Math.floor((f * size) / TOKEN) < tokens; i++) f = Math.round(f * 1e6 + 1) / 1e6;
+  if (Math.floor((f * size) / TOKEN) !== tokens || f > 1) throw new Error(`no fraction maps to ${tokens} tokens at size ${size}`);
+  return f;
 }

@@ -13,7 +13,7 @@ import { cellMaps, parseSplitRatio, RESERVED_SR_WORDS, splitBreaks, splitRatioCe
 const fraction = z.number().finite();
 
 /** A mask is a PNG path (relative to the params file when loaded from one) or the PNG bytes. */
-const MaskSource = z.union([z.string().min(1), z.instanceof(Uint8Array)]);
+const MaskSource = z.union([z.string().min(1), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a PNG path or the PNG bytes')]);
 
 export const RagParamsSchema = z.strictObject({
   /** Index inside an official gallery file; carried, never used. */

@@ -201,7 +201,7 @@ describe('validation of what upstream does not check', () => {
 
 describe('tokensToFraction', () => {
   it('maps back to the exact token count through upstream arithmetic at awkward sizes', () => {
-    for (const size of [256, 512, 768, 1024, 1536, 1200, 1344, 80]) {
+    for (const size of [256, 512, 768, 800, 1024, 1200, 1344, 1536, 80]) {
       const n = size / 16;
       if (!Number.isInteger(n)) continue;
       for (let t = 0; t <= n; t++) {

@@ -55,13 +55,13 @@ describe('ONNX graph builder', () => {
     expect(m.graph.output[0]!.name).toBe('y');
   });
 
-  it('casts bf16 weights inside the graph and matches a JS linear + SiLU', async () => {
+  it.each(['fused', 'transpose'] as const)('casts bf16 weights inside the graph and matches a JS linear + SiLU (%s)', async (impl) => {
     const [N, I, O] = [3, 8, 5];
     const xs = rand(N * I, 1);
     const wBits = float32ToBf16Array(rand(O * I, 2));
     const w = bf16ToFloat32Array(wBits);
     const b = rand(O, 3);
-    const g = new Graph('linear');
+    const g = new Graph('linear', { linear: impl });
     const x = g.input('x', 'float32', [N, I]);
     const y = silu(linear(x, g.weight('w', inline(wBits, [O, I], 'bfloat16')), g.weight('b', inline(b, [O], 'float32'))));
     g.output(y, 'y');

@@ -51,6 +51,11 @@ export interface TensorSource {
   external?: ExternalData;
   /** Bytes in memory, little-endian, for derived constants (tests, small tables). */
   data?: Uint8Array;
+  /**
+   * The tensor is these parts concatenated along axis 0 (e.g. a checkpoint that stores two halves in the other
+   * order). Each part becomes its own initializer and a Concat joins them; ORT folds it at load.
+   */
+  concat?: TensorSource[];
 }
 
 /** A symbolic tensor in the graph. `dtype` is tracked where the builder knows it (inputs, initializers, casts). */
@@ -81,6 +86,12 @@ export interface GraphOptions {
   opset?: number;
   /** The float type activations are computed in; weights are cast to it by weight(). Default float32. */
   computeType?: FloatType;
+  /**
+   * How linear() multiplies by a [out, in] weight: 'fused' = com.microsoft.FusedMatMul with transB (the weight is
+   * used as stored), 'transpose' = MatMul(x, Transpose(W)) with plain ONNX ops (ORT folds the Transpose at load,
+   * which costs time and a second copy at peak). Default 'fused'.
+   */
+  linear?: 'fused' | 'transpose';
   doc?: string;
 }
 
@@ -111,6 +122,7 @@ function valueInfo(name: string, dtype: DType, shape: Dim[] | undefined): ValueI
 export class Graph {
   readonly opset: number;
   readonly computeType: FloatType;
+  readonly linearImpl: 'fused' | 'transpose';
   private readonly nodes: NodeProtoObject[] = [];
   private readonly inits: TensorProtoObject[] = [];
   private readonly externals: { proto: TensorProtoObject; ext: ExternalData }[] = [];
@@ -126,6 +138,7 @@ export class Graph {
   constructor(readonly name: string, private readonly options: GraphOptions = {}) {
     this.opset = options.opset ?? DEFAULT_OPSET;
     this.computeType = options.computeType ?? 'float32';
+    this.linearImpl = options.linear ?? 'fused';
   }
 
   /** A fresh name under the current scope: `<scope>/<base>` or `<scope>/<base>_<n>`. */
@@ -203,7 +216,9 @@ export class Graph {
   weight(name: string, src: TensorSource): Value {
     const hit = this.weightCache.get(name);
     if (hit) return hit;
-    const raw = this.initializer(name, src);
+    const raw = src.concat
+      ? this.op('Concat', src.concat.map((part, i) => this.initializer(`${name}#${i}`, part)), { axis: 0 }, { name: `${name}/Concat`, dtype: src.dtype })
+      : this.initializer(name, src);
     const v = src.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
     this.weightCache.set(name, v);
     return v;

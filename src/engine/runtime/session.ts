@@ -36,15 +36,16 @@ export interface Session {
   createMs: number;
 }
 
-/** What to install for each provider; the README section of the same name explains it step by step. */
+/** What to install for each provider; README "GPU hosts" explains it step by step. */
 const PROVIDER_HELP: Record<ExecutionProvider, string> = {
   cpu: 'the CPU provider ships with onnxruntime-node; reinstall it (npm ci)',
   cuda:
-    'the CUDA provider needs libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so next to onnxruntime-node\'s ' +
-    'libonnxruntime.so (bin/napi-v6/linux/x64/), plus the CUDA 12 runtime, cuBLAS and cuDNN 9 on the library path; ' +
-    'see README "Execution providers", or set EXECUTION_PROVIDER=cpu',
+    'install the CUDA 12 provider with `npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12` (or copy ' +
+    'libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of ONNX Runtime 1.30.0 into ' +
+    'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/) and make the CUDA 12 runtime, cuBLAS and cuDNN 9 loadable; ' +
+    'see README "GPU hosts", or set EXECUTION_PROVIDER=cpu',
   webgpu:
-    'the WebGPU provider needs a GPU with a Vulkan driver (libvulkan1 plus the vendor ICD); see README "Execution providers", ' +
+    'WebGPU needs a GPU with a Vulkan driver (Debian: libvulkan1 plus the vendor ICD); see README "GPU hosts", ' +
     'or set EXECUTION_PROVIDER=cpu',
 };
 

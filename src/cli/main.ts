@@ -9,6 +9,7 @@ const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   bot: () => import('./commands/bot.ts'),
   worker: () => import('./commands/worker.ts'),
   debug: () => import('./commands/debug.ts'),
+  'make-tiny-model': () => import('./commands/make-tiny-model.ts'),
 };
 
 function help(): string {

@@ -1,0 +1,42 @@
+import path from 'node:path';
+import { UserError } from '../../config/errors.ts';
+import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
+
+const usage =
+  'scenewright make-tiny-model --out <dir> [--preset tiny|bench] [--variant dev|schnell] [--seed N] [--tokenizers <dir>] [--force]\n' +
+  '       tiny: the shapes of the test fixtures; bench: FLUX architecture sized for ~1 s per 512² step on 2 CPU cores.\n' +
+  '       --tokenizers: a FLUX.1 checkpoint folder (tokenizer/, tokenizer_2/) to copy the tokenizer files from\n' +
+  '       (default: ../shared/fixtures/tokenizers next to the repository, when present).';
+
+export const command: CliCommand = {
+  summary: 'write a random FLUX.1 checkpoint in the diffusers layout (real key names and configs, bf16) for tests and benchmarks',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      out: { type: 'string' },
+      preset: { type: 'string', default: 'tiny' },
+      variant: { type: 'string', default: 'dev' },
+      seed: { type: 'string' },
+      tokenizers: { type: 'string' },
+      force: { type: 'boolean', default: false },
+    }, usage);
+    if (positionals.length > 0) throw new UserError(`unexpected arguments: ${positionals.join(' ')}\n\nusage: ${usage}`, 2);
+    if (!values.out) throw new UserError(`--out <dir> is required\n\nusage: ${usage}`, 2);
+    if (values.preset !== 'tiny' && values.preset !== 'bench') throw new UserError(`--preset must be tiny or bench (got "${values.preset}")`, 2);
+    if (values.variant !== 'dev' && values.variant !== 'schnell') throw new UserError(`--variant must be dev or schnell (got "${values.variant}")`, 2);
+    const { makeTinyModel } = await import('../../engine/tiny-model/make.ts');
+    const t0 = Date.now();
+    const result = makeTinyModel({
+      out: path.resolve(values.out),
+      preset: values.preset,
+      variant: values.variant,
+      seed: intOption(values.seed, 'seed', 0, 2 ** 48) ?? 0,
+      tokenizers: values.tokenizers,
+      force: values.force,
+      progress: (m) => process.stderr.write(`${m}\n`),
+    });
+    const params = result.components.reduce((a, c) => a + c.parameters, 0);
+    process.stderr.write(`wrote FLUX.1-${values.variant} ${values.preset} checkpoint to ${result.out}: ${(params / 1e6).toFixed(1)} M parameters in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    return 0;
+  },
+};

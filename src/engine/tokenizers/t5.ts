@@ -20,6 +20,9 @@ export interface T5Tokenizer {
   inputIds(text: string, length: number): number[];
 }
 
+/** T5 sequence length FluxPipeline uses: max_sequence_length 512 for FLUX.1-dev, 256 for FLUX.1-schnell. */
+export const T5_LENGTH = { dev: 512, schnell: 256 } as const;
+
 interface NormalizerJson {
   type: string;
   normalizers?: NormalizerJson[];

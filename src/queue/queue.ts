@@ -58,6 +58,8 @@ export interface JobQueue {
   stats(): Promise<QueueStats>;
   /** Running jobs whose worker is gone (lease expired, or a dead process on this machine). */
   recoverStalled(): Promise<RecoveredJob[]>;
+  /** Fails every waiting job with `message` (the painter cannot load: nothing would ever run them). */
+  failWaiting(message: string): Promise<Job[]>;
   /** Finished jobs whose result the bot has not shown yet (e.g. it was down when they finished). */
   undelivered(): Promise<Job[]>;
   markDelivered(id: string): Promise<void>;

@@ -32,11 +32,15 @@ export const DiscordTargetSchema = z.object({
   channelId: z.string().min(1),
   /** The message that shows progress and then the result. */
   messageId: z.string().optional(),
+  /** The message is an interaction response: once the token has died it cannot be relied on for edits. */
+  viaInteraction: z.boolean().optional(),
   /** The interaction the job came from: its response can be edited through the token until expiry. */
   interactionToken: z.string().optional(),
   tokenExpiresAt: z.number().optional(),
   /** The user's message a reply-driven job answers (the result replies to it). */
   replyToMessageId: z.string().optional(),
+  /** The upload limit Discord gave with the interaction (bytes); larger images go out as WebP. */
+  attachmentSizeLimit: z.number().int().positive().optional(),
 });
 export type DiscordTarget = z.infer<typeof DiscordTargetSchema>;
 

@@ -409,6 +409,18 @@ export class SqliteQueue implements JobQueue {
     };
   }
 
+  async failWaiting(message: string): Promise<Job[]> {
+    const now = Date.now();
+    // Row by row: the sequence subquery is evaluated once per statement, and every change needs its own number.
+    const rows = this.db.transaction(() => {
+      const ids = this.db.prepare(`SELECT id FROM jobs WHERE status = 'queued' ORDER BY order_seq`).all() as { id: string }[];
+      const update = this.db.prepare(`UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ? RETURNING *`);
+      return ids.map(({ id }) => update.get(message, now, now, id) as JobRow);
+    }).immediate();
+    if (rows.length) this.changed();
+    return rows.map(fromRow);
+  }
+
   async undelivered(): Promise<Job[]> {
     const rows = this.db
       .prepare(`SELECT * FROM jobs WHERE status IN ('done', 'failed', 'cancelled') AND delivered_at IS NULL ORDER BY seq`)

@@ -74,6 +74,8 @@ export interface MessageLink {
   generationId: string;
   role: MessageRole;
   createdAt: number;
+  /** For a clarifying question: the instructions and questions that led to it, oldest first. */
+  history: string[];
 }
 
 /** Per-user defaults that /settings changes; every field optional (unset = the server default). */

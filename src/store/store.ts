@@ -65,6 +65,11 @@ const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    description: 'conversation context on message links (what led to a clarifying question)',
+    sql: `ALTER TABLE messages ADD COLUMN context_json TEXT;`,
+  },
 ];
 
 interface GenerationRow {
@@ -95,6 +100,21 @@ export class StoreError extends Error {
     super(message);
     this.name = 'StoreError';
   }
+}
+
+interface MessageRow {
+  message_id: string;
+  channel_id: string;
+  generation_id: string;
+  role: MessageRole;
+  created_at: number;
+  context_json: string | null;
+}
+
+function linkFromRow(r: MessageRow): MessageLink {
+  const context = r.context_json ? (JSON.parse(r.context_json) as { history?: unknown }) : {};
+  const history = Array.isArray(context.history) ? context.history.filter((h): h is string => typeof h === 'string') : [];
+  return { messageId: r.message_id, channelId: r.channel_id, generationId: r.generation_id, role: r.role, createdAt: r.created_at, history };
 }
 
 function fromRow(row: GenerationRow): Generation {
@@ -266,20 +286,19 @@ export class Store {
     return file;
   }
 
-  linkMessage(messageId: string, channelId: string, generationId: string, role: MessageRole): void {
+  /** `history`: for a clarifying question, the instructions and questions that led to it (oldest first). */
+  linkMessage(messageId: string, channelId: string, generationId: string, role: MessageRole, history?: string[]): void {
     this.db
       .prepare(
-        `INSERT INTO messages (message_id, channel_id, generation_id, role, created_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT(message_id) DO UPDATE SET generation_id = excluded.generation_id, role = excluded.role`,
+        `INSERT INTO messages (message_id, channel_id, generation_id, role, created_at, context_json) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT(message_id) DO UPDATE SET generation_id = excluded.generation_id, role = excluded.role, context_json = excluded.context_json`,
       )
-      .run(messageId, channelId, generationId, role, Date.now());
+      .run(messageId, channelId, generationId, role, Date.now(), history ? JSON.stringify({ history }) : null);
   }
 
   messageLink(messageId: string): MessageLink | undefined {
-    const row = this.db.prepare('SELECT * FROM messages WHERE message_id = ?').get(messageId) as
-      | { message_id: string; channel_id: string; generation_id: string; role: MessageRole; created_at: number }
-      | undefined;
-    return row ? { messageId: row.message_id, channelId: row.channel_id, generationId: row.generation_id, role: row.role, createdAt: row.created_at } : undefined;
+    const row = this.db.prepare('SELECT * FROM messages WHERE message_id = ?').get(messageId) as MessageRow | undefined;
+    return row ? linkFromRow(row) : undefined;
   }
 
   generationForMessage(messageId: string): Generation | undefined {
@@ -288,10 +307,8 @@ export class Store {
   }
 
   messagesFor(generationId: string): MessageLink[] {
-    const rows = this.db.prepare('SELECT * FROM messages WHERE generation_id = ? ORDER BY created_at').all(generationId) as {
-      message_id: string; channel_id: string; generation_id: string; role: MessageRole; created_at: number;
-    }[];
-    return rows.map((r) => ({ messageId: r.message_id, channelId: r.channel_id, generationId: r.generation_id, role: r.role, createdAt: r.created_at }));
+    const rows = this.db.prepare('SELECT * FROM messages WHERE generation_id = ? ORDER BY created_at, rowid').all(generationId) as MessageRow[];
+    return rows.map(linkFromRow);
   }
 
   unlinkMessage(messageId: string): void {

@@ -190,6 +190,20 @@ describe('embedded SQLite queue', () => {
     expect(new Set(got)).toEqual(new Set(ids));
   });
 
+  it('fails every waiting job at once when nothing can run them', async () => {
+    const a = await queue.enqueue(newJob('u', 1));
+    const b = await queue.enqueue(newJob('v', 2));
+    const w = makeWorkerId('w');
+    await queue.claim(w, 10_000);
+    const failed = await queue.failWaiting('the image model failed to load');
+    expect(failed.map((j) => j.id)).toEqual([b.job.id]);
+    expect((await queue.get(b.job.id))!.error).toBe('the image model failed to load');
+    expect((await queue.get(a.job.id))!.status).toBe('running');
+    await queue.enqueue(newJob('x', 3));
+    await queue.enqueue(newJob('y', 4));
+    expect((await queue.failWaiting('again')).length).toBe(2);
+  });
+
   it('refuses REDIS_URL until the BullMQ adapter exists', () => {
     expect(() => openQueue(db, { redisUrl: 'redis://127.0.0.1:6379' })).toThrow(/unset REDIS_URL/);
   });

@@ -61,9 +61,10 @@ describe('store', () => {
     const c = store.createGeneration({ kind: 'repaint', status: 'done', userId: 'u', channelId: 'c', requestText: 'and the dog white', parentId: b.id, params });
     store.linkMessage('1001', 'c', a.id, 'result');
     store.linkMessage('1002', 'c', b.id, 'result');
-    store.linkMessage('1003', 'c', b.id, 'question');
+    store.linkMessage('1003', 'c', b.id, 'question', ['make it blue', 'Which one: the left cat or the right cat?']);
     expect(store.generationForMessage('1002')!.id).toBe(b.id);
-    expect(store.messageLink('1003')!.role).toBe('question');
+    expect(store.messageLink('1003')).toMatchObject({ role: 'question', history: ['make it blue', 'Which one: the left cat or the right cat?'] });
+    expect(store.messageLink('1002')!.history).toEqual([]);
     expect(store.generationForMessage('9999')).toBeUndefined();
     expect(store.messagesFor(b.id).map((m) => m.messageId)).toEqual(['1002', '1003']);
     expect(store.lineage(c.id).map((g) => g.id)).toEqual([c.id, b.id, a.id]);
@@ -117,7 +118,7 @@ describe('store', () => {
     const db = openDatabase(dir);
     new Store(db, dir);
     new Store(db, dir);
-    expect(schemaVersion(db, 'store')).toBe(1);
+    expect(schemaVersion(db, 'store')).toBe(2);
     db.prepare(`UPDATE schema_versions SET version = 99 WHERE component = 'store'`).run();
     expect(() => new Store(db, dir)).toThrow(/newer than this program knows/);
     expect(() => migrate(db, 'other', [{ version: 1, description: 'x', sql: 'CREATE TABLE other_t (a INTEGER)' }])).not.toThrow();

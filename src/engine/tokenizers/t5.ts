@@ -7,9 +7,12 @@ import { PrecompiledCharsmap } from './charsmap.ts';
 /**
  * T5 v1.1's SentencePiece-Unigram tokenizer from `tokenizer.json` (FLUX's `tokenizer_2/`), run with
  * @huggingface/tokenizers. One substitution: the library approximates the `Precompiled` normaliser with
- * NFKC, which differs from sentencepiece's `nmt_nfkc` charsmap on 172 code points (compatibility
- * characters added in Unicode 13–15, e.g. U+32FF, U+A7F2, U+107xx modifier letters, U+1FBF0 digits).
- * We apply the real charsmap ourselves (charsmap.ts) and hand the library the rest of the pipeline.
+ * Node's NFKC, which differs from sentencepiece's `nmt_nfkc` charsmap on exactly 172 single code points,
+ * all compatibility characters newer than the charsmap (Unicode 13–16): U+32FF, U+A7F1–A7F4, U+AB69,
+ * U+10781–10785, U+10787–107B0, U+107B2–107BA, U+1CCD6–1CCF9, U+1E030–1E06D, U+1F16C, U+1F23B,
+ * U+1FBF0–1FBF9 (NFKC folds them, e.g. U+1FBF5 → "5"; the charsmap keeps them, so T5 sees <unk>).
+ * None of the 29 golden prompts contains one (the library alone also matches all 29). We apply the
+ * real charsmap ourselves (charsmap.ts) and hand the library the rest of the pipeline.
  */
 export interface T5Tokenizer {
   readonly padId: number;

@@ -1,0 +1,315 @@
+/**
+ * The offline editor: an English instruction about an existing Scene → Edit, by rules. Handles
+ * "change/replace/turn the <ref> (in)to <new>", "make the <ref> <attribute>", "remove the <ref>",
+ * "add <thing> <where>", "move the <ref> to <where>", "change the background to …", "make it <style>",
+ * "start over …". References go through the deterministic resolver; an ambiguous one becomes a question.
+ */
+import { normalizeScene } from '../scene/normalize.ts';
+import { LIMITS, type Box, type Edit, type NewRegion, type Region, type RegionUpdate, type Scene } from '../scene/schema.ts';
+import { DEFAULT_SCENE_LIMITS, type SceneLimits } from '../scene/validate.ts';
+import { ADJECTIVES, COLOURS, SIZE_WORDS, SMALL_THINGS, singularize, stripArticle, withArticle } from './lexicon.ts';
+import { clip } from './offline.ts';
+import { describe } from './offline-parse.ts';
+import { defaultSize, placeBox, scaleBox, type Where } from './placement.ts';
+import { resolveReference, type Resolution } from './resolve.ts';
+
+export interface EditResult {
+  edit: Edit;
+  source: 'llm' | 'offline';
+  warnings: string[];
+  /** Regions the instruction was about (what "it" means next time). */
+  targets: string[];
+}
+
+export interface EditOptions {
+  /** Ids the previous turn talked about, for "it" and "them". */
+  lastIds?: string[];
+  limits?: SceneLimits;
+}
+
+const EXAMPLES = '"change the left cat to a dog", "make the car red", "remove the tree", "add a ball on the right", "move the dog to the left", "change the background to a beach"';
+
+function clarify(question: string): Edit {
+  return { kind: 'clarify', question: clip(question, 500) };
+}
+
+function normalise(instruction: string): string {
+  return instruction
+    .trim()
+    .replace(/[.!?]+$/, '')
+    .replace(/\s+/g, ' ')
+    .replace(/^(?:(?:please|pls|ok|okay|now|and|then|also|hey|could you|can you|would you|i want you to|i'd like you to|i want to|i would like to|let's|lets)\s*,?\s+)+/i, '')
+    .replace(/\s+please$/i, '')
+    .trim();
+}
+
+const STYLE_TARGETS = /^(?:it|this|the (?:picture|image|photo|whole thing|scene|painting|style))$/i;
+const BACKGROUND_TARGETS = /^(?:the )?(?:background|backdrop|setting|scenery|location|place|weather|sky|environment)$/i;
+
+/** Turns a resolver answer into ids, or a question. */
+function idsOf(res: Resolution, phrase: string): { ids: string[] } | { question: string } {
+  switch (res.kind) {
+    case 'unique': return { ids: [res.id] };
+    case 'many': return { ids: res.ids };
+    case 'ambiguous': return { question: res.question };
+    case 'none': return { question: res.question };
+    case 'unparsed': return { question: `I'm not sure what "${phrase}" refers to. Name the object, for example "the left cat".` };
+  }
+}
+
+function resolveAll(scene: Scene, phrase: string, opts: EditOptions): { ids: string[] } | { question: string } {
+  const parts = phrase.split(/\s*(?:,|\band\b)\s*/).filter(Boolean);
+  const ids: string[] = [];
+  for (const p of parts.length > 1 ? parts : [phrase]) {
+    const r = idsOf(resolveReference(scene, p, { lastIds: opts.lastIds }), p);
+    if ('question' in r) return r;
+    ids.push(...r.ids);
+  }
+  return { ids: [...new Set(ids)] };
+}
+
+function isAttributeOnly(words: string[]): boolean {
+  return words.length > 0 && words.every((w) => COLOURS.has(w) || ADJECTIVES.has(w) || SIZE_WORDS[w] !== undefined || w === 'and' || w === 'more');
+}
+
+/** "a blue car" + ["red"] → "a red car"; colours replace colours, other adjectives go in front. */
+export function applyAttributes(text: string, attrs: string[], head: string): string {
+  const hasColour = attrs.some((a) => COLOURS.has(a));
+  const words = text.split(/\s+/);
+  const kept = hasColour ? words.filter((w) => !COLOURS.has(w.toLowerCase())) : words;
+  const at = kept.findIndex((w) => singularize(w.toLowerCase().replace(/[^\p{L}-]/gu, '')) === head);
+  const insertAt = at >= 0 ? at : kept.findIndex((w) => !/^(a|an|the)$/i.test(w));
+  const adjs = attrs.filter((a) => !kept.map((w) => w.toLowerCase()).includes(a));
+  const out = [...kept];
+  out.splice(Math.max(0, insertAt), 0, ...adjs);
+  return withArticle(stripArticle(out.join(' ')));
+}
+
+/** Replaces the thing a region shows, keeping whatever the old prompt said around it (style, setting). */
+function replaceThing(r: Region, newThing: string): RegionUpdate {
+  const label = clip(withArticle(stripArticle(newThing)), LIMITS.labelMax);
+  const at = r.prompt.toLowerCase().indexOf(r.label.toLowerCase());
+  const prompt = at >= 0 ? r.prompt.slice(0, at) + label + r.prompt.slice(at + r.label.length) : label;
+  return { id: r.id, label, prompt: clip(prompt, LIMITS.promptMax) };
+}
+
+/** The noun a label is about: "a glass of lemonade" → glass, "a cat wearing a hat" → cat, "a red car" → car. */
+function headOf(label: string): string {
+  const w = stripArticle(label).toLowerCase().split(/\s+/);
+  const stop = w.findIndex((x, i) => i > 0 && ['of', 'with', 'wearing', 'holding', 'on', 'in', 'at', 'sitting', 'standing', 'next'].includes(x));
+  return singularize(stop > 0 ? w[stop - 1]! : w[w.length - 1]!);
+}
+
+/** Parses "<where>" phrases of add/move instructions against the scene. */
+function parseWhere(scene: Scene, text: string, opts: EditOptions): Where | { question: string } | undefined {
+  const t = text.trim().toLowerCase();
+  if (!t) return { kind: 'anywhere' };
+  let m = /^(?:in|at|to|on|into|towards?)?\s*(?:the\s+)?(top|upper|bottom|lower)?\s*(left|right)?\s*(corner|side|edge|half)?$/.exec(t);
+  if (m && (m[1] || m[2])) {
+    const v = m[1] ? (/top|upper/.test(m[1]) ? 'top' : 'bottom') : undefined;
+    const h = m[2] as 'left' | 'right' | undefined;
+    return { kind: 'spot', h, v, corner: m[3] === 'corner' };
+  }
+  if (/^(?:in|at|to|into)?\s*(?:the\s+)?(?:middle|center|centre)$/.test(t)) return { kind: 'spot', h: 'center', v: 'middle' };
+  if (/^(?:on\s+)?top$/.test(t) || /^(?:in\s+)?the\s+sky$/.test(t)) return { kind: 'spot', v: 'top' };
+  if (/^(?:in\s+)?the\s+corner$/.test(t)) return { kind: 'spot', h: 'right', v: 'bottom', corner: true };
+  m = /^between\s+(.+)$/.exec(t);
+  if (m) {
+    const phrase = m[1]!;
+    let a: Region | undefined, b: Region | undefined;
+    if (/^(them|the two|those two|both)$/.test(phrase) && (opts.lastIds?.length === 2 || scene.regions.length === 2)) {
+      const ids = opts.lastIds?.length === 2 ? opts.lastIds : scene.regions.map((r) => r.id);
+      [a, b] = ids.map((id) => scene.regions.find((r) => r.id === id));
+    } else {
+      const parts = phrase.split(/\s+and\s+/);
+      if (parts.length === 2) {
+        const ra = idsOf(resolveReference(scene, parts[0]!, opts), parts[0]!);
+        const rb = idsOf(resolveReference(scene, parts[1]!, opts), parts[1]!);
+        if ('question' in ra) return ra;
+        if ('question' in rb) return rb;
+        [a, b] = [scene.regions.find((r) => r.id === ra.ids[0]), scene.regions.find((r) => r.id === rb.ids[0])];
+      } else {
+        const r = idsOf(resolveReference(scene, phrase, opts), phrase);
+        if ('question' in r) return r;
+        if (r.ids.length === 2) [a, b] = r.ids.map((id) => scene.regions.find((x) => x.id === id));
+      }
+    }
+    if (a && b) return { kind: 'between', a: a.box, b: b.box };
+    return { question: `Between which two things? For example "between the cat and the dog".` };
+  }
+  m = /^(next to|beside|near|by|left of|to the left of|on the left of|right of|to the right of|on the right of|above|over|below|under|beneath|underneath|on top of|on|in front of|behind)\s+(.+)$/.exec(t);
+  if (m) {
+    const r = idsOf(resolveReference(scene, m[2]!, opts), m[2]!);
+    if ('question' in r) return r;
+    const of = scene.regions.find((x) => x.id === r.ids[0])!;
+    const rel = m[1]!;
+    const side = /left/.test(rel) ? 'left' : /right/.test(rel) ? 'right' : /above|over/.test(rel) ? 'above' : /below|under|beneath|in front/.test(rel) ? 'below' : /^on/.test(rel) ? 'on' : /behind/.test(rel) ? 'above' : undefined;
+    return { kind: 'near', of: of.box, side };
+  }
+  return undefined;
+}
+
+const WHERE_SPLIT = /\s+(?=(?:on the (?:left|right|top|bottom)|on top|at the (?:top|bottom|left|right)|in the (?:top|bottom|upper|lower|middle|center|centre|corner|sky)|to the (?:left|right)|between|next to|beside|near|by the|above|below|under|beneath|underneath|behind|in front of|on top of|on the|left of|right of|in the top|in the bottom)\b)/i;
+
+function splitThingWhere(text: string): { thing: string; where: string } {
+  const parts = text.split(WHERE_SPLIT);
+  return { thing: parts[0]!.trim(), where: parts.slice(1).join(' ').trim() };
+}
+
+function newRegions(scene: Scene, thing: string, where: Where, limits: SceneLimits): NewRegion[] | { question: string } {
+  const d = describe(thing, { maxCount: limits.maxRegions });
+  const entities = d.entities.length ? d.entities : [];
+  if (!entities.length) return { question: `What should I add? For example "add a red ball on the right".` };
+  const out: NewRegion[] = [];
+  let working = scene;
+  for (const e of entities) {
+    const n = e.group ? 1 : e.count;
+    for (let i = 0; i < n; i++) {
+      if (working.regions.length >= limits.maxRegions) return { question: `The picture already has ${limits.maxRegions} regions, the most I can place. Remove or merge something first.` };
+      const size = defaultSize(scene, SMALL_THINGS.has(e.head) ? 0.7 : 1);
+      const box = placeBox(working, where, size);
+      const label = clip(e.label, LIMITS.labelMax);
+      const style = scene.regions[0]?.prompt.includes(', ') ? scene.regions[0].prompt.slice(scene.regions[0].prompt.lastIndexOf(', ')) : '';
+      out.push({ label, prompt: clip(`${label}${style}`, LIMITS.promptMax), box });
+      working = { ...working, regions: [...working.regions, { id: `new${working.regions.length}`, label, prompt: label, box }] };
+    }
+  }
+  return out;
+}
+
+function change(edit: Partial<Extract<Edit, { kind: 'change' }>>): Edit {
+  return { kind: 'change', update: [], add: [], remove: [], ...edit };
+}
+
+function snap(scene: Scene, box: Box, limits: SceneLimits): Box {
+  return normalizeScene({ ...scene, regions: [{ id: 'x', label: 'x', prompt: 'x', box }] }, limits).regions[0]!.box;
+}
+
+export function editOffline(scene: Scene, instruction: string, opts: EditOptions = {}): EditResult {
+  const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
+  const text = normalise(instruction);
+  const result = (edit: Edit, targets: string[] = []): EditResult => ({ edit, source: 'offline', warnings: [], targets });
+  if (!text) return result(clarify(`What should I change? For example ${EXAMPLES}.`));
+
+  // Start over
+  let m = /^(?:start over|start again|restart|from scratch|new (?:picture|image|scene)|forget (?:it|that|this|everything)|scrap (?:it|that|this))\b[\s:,.-]*(?:with|of|showing|:)?\s*(.*)$/i.exec(text)
+    ?? /^(?:instead,?\s+)?(?:draw|paint|make|show)\s+(?:me\s+)?(.+?)\s+instead$/i.exec(text);
+  if (m) {
+    const description = m[1]!.trim();
+    return result(description ? { kind: 'start_over', description: clip(description, 2000) } : clarify('What should the new picture show?'));
+  }
+
+  // Remove
+  m = /^(?:remove|delete|erase|get rid of|take away|take out|drop|eliminate|lose|no more|hide)\s+(.+?)(?:\s+from\s+(?:the\s+)?(?:picture|image|scene|photo))?$/i.exec(text);
+  if (m) {
+    const r = resolveAll(scene, m[1]!, opts);
+    if ('question' in r) return result(clarify(r.question));
+    return result(change({ remove: r.ids }), r.ids);
+  }
+
+  // Background and style
+  m = /^(?:change|set|make|turn|switch|replace)\s+(the (?:background|backdrop|setting|scenery|location|sky|weather))\s+(?:to|into|with|in)?\s*(.+)$/i.exec(text);
+  if (m && (!/sky/i.test(m[1]!) || resolveReference(scene, m[1]!).kind === 'none')) {
+    const value = m[2]!.trim();
+    return result(change({ background: clip(/sky|weather/i.test(m[1]!) ? `${scene.background ? `${scene.background}, ` : ''}${m[1]!.replace(/^the\s+/i, '')} ${value}`.trim() : value, LIMITS.promptMax) }));
+  }
+  m = /^(?:put|set|place|move)\s+(?:it|them|everything|the scene|the picture)\s+(on|in|at|under|inside)\s+(.+)$/i.exec(text);
+  if (m) return result(change({ background: clip(m[2]!, LIMITS.promptMax), prompt: clip(`${scene.prompt.replace(/\s*,?\s*(on|in|at) [^,]+$/i, '')} ${m[1]} ${m[2]}`, LIMITS.promptMax * 2) }));
+  m = /^(?:make it|turn it into|render it as|redo it as|do it as|make the (?:picture|image|whole thing) (?:look )?(?:like )?)\s*(?:an?\s+)?(.+?)$/i.exec(text) ?? /^(?:in|as)\s+(?:an?\s+)?(.+?\s+style)$/i.exec(text);
+  if (m) {
+    const style = m[1]!.trim();
+    return result(change({ prompt: clip(`${scene.prompt}, ${style}`, LIMITS.promptMax * 2), background: clip(scene.background ? `${scene.background}, ${style}` : style, LIMITS.promptMax) }));
+  }
+
+  // Add
+  m = /^(?:add|insert|include|draw|paint|put|place)\s+(?:in\s+)?(.+)$/i.exec(text);
+  if (m && !/^(?:the|this|that|it)\b/i.test(m[1]!)) {
+    const { thing, where } = splitThingWhere(m[1]!);
+    const w = parseWhere(scene, where, opts);
+    if (!w) return result(clarify(`Where should ${withArticle(stripArticle(thing))} go? For example "on the left", "next to the dog" or "between them".`));
+    if ('question' in w) return result(clarify(w.question));
+    const add = newRegions(scene, thing, w, limits);
+    if ('question' in add) return result(clarify(add.question));
+    return result(change({ add: add.map((a) => ({ ...a, box: snap(scene, a.box, limits) })) }));
+  }
+
+  // Move
+  m = /^(?:move|put|place|shift|push|drag|bring)\s+(.+?)\s+(?:to|on|onto|into|in|towards?|over|next|beside|between|above|below|under|behind|in front)\b\s*(.*)$/i.exec(text);
+  if (m) {
+    const r = resolveAll(scene, m[1]!, opts);
+    if ('question' in r) return result(clarify(r.question));
+    const prepWord = text.slice(m.index + text.toLowerCase().indexOf(m[1]!.toLowerCase()) + m[1]!.length).trim();
+    const w = parseWhere(scene, prepWord, { ...opts, lastIds: r.ids });
+    if (!w) return result(clarify(`Where should it go? For example "to the left", "to the top right corner" or "next to the dog".`));
+    if ('question' in w) return result(clarify(w.question));
+    const moving = scene.regions.filter((x) => r.ids.includes(x.id));
+    const update: RegionUpdate[] = [];
+    let working = scene;
+    for (const reg of moving) {
+      const box = snap(scene, placeBox(working, w, { w: reg.box.w, h: reg.box.h }, [reg.id]), limits);
+      update.push({ id: reg.id, box });
+      working = { ...working, regions: working.regions.map((x) => (x.id === reg.id ? { ...x, box } : x)) };
+    }
+    return result(change({ update }), r.ids);
+  }
+
+  // Replace X with Y
+  m = /^(?:replace|swap|switch|exchange|substitute)\s+(.+?)\s+(?:with|by|for)\s+(.+)$/i.exec(text);
+  let target: string | undefined, value: string | undefined;
+  if (m) [target, value] = [m[1]!, m[2]!];
+  m = m ?? /^(?:change|turn|transform|convert|make|morph|swap)\s+(.+?)\s+(?:into|to|in to)\s+(.+)$/i.exec(text);
+  if (m && !target) [target, value] = [m[1]!, m[2]!];
+  if (!target) {
+    // "make the car red", "make the cat a dog", "make the dog bigger", "the cat should be black"
+    m = /^make\s+(.+)$/i.exec(text) ?? /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+(.+)$/i.exec(text);
+    if (m) {
+      const words = (m[2] ? `${m[1]} ${m[2]}` : m[1]!).split(/\s+/);
+      const splitAt = m[2] ? m[1]!.split(/\s+/).length : -1;
+      for (let k = splitAt > 0 ? splitAt : words.length - 1; k >= 1; k--) {
+        const ref = words.slice(0, k).join(' ');
+        const rest = words.slice(k).join(' ');
+        const kind = resolveReference(scene, ref, { lastIds: opts.lastIds }).kind;
+        if (kind === 'unparsed' || (kind === 'none' && k > 1 && splitAt < 0)) continue;
+        [target, value] = [ref, rest];
+        break;
+      }
+      if (!target && STYLE_TARGETS.test(words[0] ?? '')) {
+        const style = words.slice(1).join(' ');
+        return result(change({ prompt: clip(`${scene.prompt}, ${style}`, LIMITS.promptMax * 2) }));
+      }
+    }
+  }
+  if (target && value) {
+    if (STYLE_TARGETS.test(target.trim())) {
+      const v = value.trim();
+      return result(change({ prompt: clip(`${scene.prompt}, ${v}`, LIMITS.promptMax * 2), background: clip(scene.background ? `${scene.background}, ${v}` : v, LIMITS.promptMax) }));
+    }
+    if (BACKGROUND_TARGETS.test(target.trim()) && resolveReference(scene, target).kind === 'none') {
+      return result(change({ background: clip(value, LIMITS.promptMax) }));
+    }
+    const r = resolveAll(scene, target, opts);
+    if ('question' in r) return result(clarify(r.question));
+    const valueWords = value.toLowerCase().replace(/[^\p{L}\s-]/gu, ' ').split(/\s+/).filter(Boolean);
+    const regions = scene.regions.filter((x) => r.ids.includes(x.id));
+    if (isAttributeOnly(valueWords)) {
+      const sizes = valueWords.filter((w) => SIZE_WORDS[w] !== undefined && !COLOURS.has(w));
+      const attrs = valueWords.filter((w) => !sizes.includes(w) && w !== 'and' && w !== 'more');
+      const update: RegionUpdate[] = regions.map((reg) => {
+        const head = headOf(reg.label);
+        const u: RegionUpdate = { id: reg.id };
+        if (attrs.length) {
+          u.label = clip(applyAttributes(reg.label, attrs, head), LIMITS.labelMax);
+          u.prompt = clip(applyAttributes(reg.prompt, attrs, head), LIMITS.promptMax);
+        }
+        if (sizes.length) u.box = snap(scene, scaleBox(reg.box, SIZE_WORDS[sizes[0]!]!), limits);
+        return u;
+      });
+      return result(change({ update }), r.ids);
+    }
+    // "turn the cats into lions": one lion per cat, so the label is singular.
+    const parsed = describe(value, { maxCount: limits.maxRegions }).entities;
+    const thing = parsed.length === 1 && !parsed[0]!.group ? parsed[0]!.label : value.replace(/^(?:an?|the|some)\s+/i, '');
+    return result(change({ update: regions.map((reg) => replaceThing(reg, thing)) }), r.ids);
+  }
+  return result(clarify(`I couldn't work out what to change in "${clip(instruction, 80)}". Try for example ${EXAMPLES}.`));
+}

@@ -1,0 +1,649 @@
+/**
+ * The offline planner's reader: an English scene description → objects (with counts and attributes bound to
+ * them), spatial relations, a style, a setting and exclusions. A small hand-written grammar, not a language
+ * model: it covers the common shapes of image prompts and degrades to "everything is one caption".
+ */
+import {
+  ADJECTIVES, ATTACHMENTS, GROUP_WORDS, NEUTRAL_PICTURE_WORDS, NUMBER_WORDS, PARTICIPLES, PLACES, SKY_WORDS, STYLE_PHRASES,
+  STYLE_WORDS, TIME_WORDS, isPluralNoun, singularize, withArticle, stripArticle,
+} from './lexicon.ts';
+
+export type AnchorH = 'left' | 'center' | 'right';
+export type AnchorV = 'top' | 'middle' | 'bottom';
+
+export interface Entity {
+  index: number;
+  /** Singular head noun, for matching ("apple"). */
+  head: string;
+  /** Label of one instance, with article and attributes ("a red apple"). */
+  label: string;
+  count: number;
+  /** A crowd drawn as one region ("a flock of birds"); label is then the whole phrase. */
+  group: boolean;
+  anchorH?: AnchorH;
+  anchorV?: AnchorV;
+  depth?: 'front' | 'back';
+}
+
+export type Relation =
+  | { kind: 'left'; a: number; b: number }
+  | { kind: 'above'; a: number; b: number; touching?: boolean }
+  | { kind: 'next'; a: number; b: number }
+  | { kind: 'between'; a: number; b: number; c?: number }
+  | { kind: 'front'; a: number; b: number };
+
+export interface Description {
+  entities: Entity[];
+  relations: Relation[];
+  style?: string;
+  /** Places and surfaces ("on a wooden table"), and times ("at sunset"), in order of mention. */
+  settings: { prep: string; np: string }[];
+  exclude: string[];
+  /** The caption without its negations (FLUX has no negative prompt: naming a thing draws it). */
+  caption: string;
+  /** Objects in mention order left → right (or top → bottom). */
+  order?: 'x' | 'y';
+  /** False when the text is mostly not Latin script: the offline planner only reads English. */
+  english: boolean;
+}
+
+const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
+const SKIP = new Set(['there', 'is', 'are', 'was', 'were', 'has', 'have', 'who', 'which', 'that', 'it', 'its', 'of', 'each', 'other', 'very', 'really', 'just', 'both', 'here', 'well']);
+const DETERMINERS = new Set(['a', 'an', 'the', 'one', 'some', 'this', 'that', 'these', 'those', 'his', 'her', 'their', 'my', 'your', 'our', 'its', 'another', 'any']);
+const RELATION_START = new Set([
+  'on', 'in', 'at', 'to', 'next', 'beside', 'besides', 'near', 'by', 'between', 'above', 'over', 'below', 'under',
+  'beneath', 'underneath', 'behind', 'atop', 'inside', 'outside', 'across', 'along', 'around', 'against', 'into',
+  'onto', 'from', 'within', 'alongside', 'close', 'during', 'among', 'amid', 'upon', 'through', 'facing', 'opposite',
+]);
+const NP_BOUNDARY = new Set([...SEPARATORS, ...RELATION_START, 'with', 'or', 'but', 'without', 'is', 'are', 'who', 'which', 'that', 'where', 'left', 'right']);
+
+function tokenize(text: string): string[] {
+  return text
+    .toLowerCase()
+    .replace(/[“”"()[\]{}!?]/g, ' ')
+    .replace(/([,;:.])/g, ' $1 ')
+    .split(/\s+/)
+    .map((t) => (t === ':' || t === '.' ? ',' : t))
+    .filter(Boolean);
+}
+
+/** Share of letters in Latin script; below 0.6 the offline reader gives up on structure. */
+export function latinShare(text: string): number {
+  const letters = [...text].filter((c) => /\p{L}/u.test(c));
+  if (!letters.length) return 1;
+  return letters.filter((c) => /\p{Script=Latin}/u.test(c)).length / letters.length;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Negation and style, found on the text before the grammar runs.
+
+const NEGATION = /\b(?:(?:but|and)\s+)?(?:with\s+no|without(?:\s+any)?|with\s+zero|no\s+more|no|not\s+any|not\s+(?=a\b|an\b)|minus|except(?:\s+for)?|excluding|but\s+not|free\s+of|devoid\s+of)\s+/gi;
+const NEG_STOP = new Set(['on', 'in', 'at', 'with', 'near', 'next', 'under', 'above', 'below', 'behind', 'beside', 'between', 'to', 'from', 'by', 'during', 'while', 'who', 'that', 'which', 'but', 'inside', 'around', 'over']);
+const NEG_ITEM_START_STOP = new Set(['a', 'an', 'the', 'one', 'two', 'three', 'four', 'five', 'some', 'several', 'many']);
+
+interface Span {
+  start: number;
+  end: number;
+}
+
+function findNegations(text: string): { items: string[]; spans: Span[] } {
+  const items: string[] = [];
+  const spans: Span[] = [];
+  for (const m of text.matchAll(NEGATION)) {
+    const start = m.index;
+    if (spans.some((s) => start < s.end)) continue;
+    let pos = start + m[0].length;
+    const words: string[] = [];
+    let current: string[] = [];
+    const re = /\s*([,]|[\p{L}\p{N}'-]+)/uy;
+    let last = pos;
+    for (;;) {
+      re.lastIndex = pos;
+      const w = re.exec(text);
+      if (!w) break;
+      const word = w[1]!.toLowerCase();
+      if (NEG_STOP.has(word) || word === ',' && !/^\s*[\p{L}]/u.test(text.slice(re.lastIndex))) break;
+      if (word === 'or' || word === 'nor' || word === ',' || word === 'and') {
+        // "without dogs or cats" continues the list; "without dogs and a cat on a sofa" starts a new clause.
+        const ahead = /^\s*([\p{L}]+)/u.exec(text.slice(re.lastIndex));
+        if (word !== 'or' && word !== 'nor' && (!ahead || NEG_ITEM_START_STOP.has(ahead[1]!.toLowerCase()))) break;
+        if (current.length) words.push(current.join(' '));
+        current = [];
+        pos = re.lastIndex;
+        continue;
+      }
+      if (current.length === 0 && ['any', 'a', 'an', 'the', 'more', 'no', 'without'].includes(word)) {
+        pos = re.lastIndex;
+        last = pos;
+        continue;
+      }
+      current.push(word);
+      pos = re.lastIndex;
+      last = pos;
+    }
+    if (current.length) words.push(current.join(' '));
+    if (!words.length) continue;
+    items.push(...words);
+    spans.push({ start, end: last });
+  }
+  return { items, spans };
+}
+
+function removeSpans(text: string, spans: Span[]): string {
+  let out = text;
+  for (const s of [...spans].sort((a, b) => b.start - a.start)) out = out.slice(0, s.start) + ' ' + out.slice(s.end);
+  return out
+    .replace(/\s+([,.;:!?])/g, '$1')
+    .replace(/([,;])\s*(?=[,;.]|$)/g, '')
+    .replace(/\b(with|and|but|or)\s*(?=[,.;]|$)/gi, '')
+    .replace(/\s{2,}/g, ' ')
+    .replace(/^[\s,;]+|[\s,;]+$/g, '')
+    .trim();
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const STYLE_NOUN_RE = [...STYLE_PHRASES, ...NEUTRAL_PICTURE_WORDS].sort((a, b) => b.length - a.length).map(escapeRe).join('|');
+const PREFIX_STYLE = new RegExp(`^(?:(?:an?|the)\\s+)?((?:[\\w'-]+\\s+){0,2}?)(${STYLE_NOUN_RE})\\s+(?:of|showing|depicting|featuring)\\s+`, 'i');
+const STYLE_WORD_RE = new RegExp(`\\b(?:${STYLE_WORDS.map(escapeRe).join('|')})\\b`, 'i');
+
+function findStyle(text: string): { style?: string; body: string } {
+  let body = text.trim();
+  let style: string | undefined;
+  const pre = PREFIX_STYLE.exec(body);
+  if (pre && !(pre[1] ?? '').split(/\s+/).some((w) => NUMBER_WORDS[w.toLowerCase()] !== undefined)) {
+    const noun = pre[2]!.toLowerCase();
+    const adjs = (pre[1] ?? '').trim();
+    if (!NEUTRAL_PICTURE_WORDS.has(noun)) style = withArticle(`${adjs ? `${adjs} ` : ''}${noun}`);
+    else if (adjs && STYLE_WORD_RE.test(adjs)) style = `${adjs} style`;
+    body = body.slice(pre[0].length);
+  }
+  const suffixOf = /,?\s+in\s+the\s+style\s+of\s+(.+)$/i.exec(body);
+  if (suffixOf) {
+    style = [style, `in the style of ${suffixOf[1]!.trim()}`].filter(Boolean).join(', ');
+    body = body.slice(0, suffixOf.index);
+  } else {
+    const inStyle = /,?\s+(?:in|as)\s+(?:an?\s+|the\s+)?([\w' -]+?)\s+style$/i.exec(body) ?? /,?\s+in\s+(pixel art|watercolou?r|oil|anime|cartoon|3d|pencil|charcoal|ink)$/i.exec(body);
+    if (inStyle) {
+      style = [style, `${inStyle[1]!.trim()} style`].filter(Boolean).join(', ');
+      body = body.slice(0, inStyle.index);
+    } else {
+      const tail = /,\s*([^,]+)$/.exec(body);
+      if (tail && tail[1]!.trim().split(/\s+/).length <= 5 && STYLE_WORD_RE.test(tail[1]!) && !/\b(a|an|the|on|in|with)\b/i.test(tail[1]!)) {
+        style = [style, tail[1]!.trim()].filter(Boolean).join(', ');
+        body = body.slice(0, tail.index);
+      }
+    }
+  }
+  return { style, body };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The grammar
+
+interface NounPhrase {
+  /** Determiner, count or group words as written ("a", "three", "a flock of"). */
+  prefix: string[];
+  words: string[];
+  head: string;
+  count: number;
+  group: boolean;
+  definite: boolean;
+  groupPhrase?: string;
+  pronoun?: 'it' | 'them';
+}
+
+class Reader {
+  pos = 0;
+  readonly entities: Entity[] = [];
+  readonly relations: Relation[] = [];
+  readonly settings: { prep: string; np: string }[] = [];
+  order?: 'x' | 'y';
+  private pendingH?: AnchorH;
+  private pendingV?: AnchorV;
+  private pendingDepth?: 'front' | 'back';
+  /** Relations met before their subject ("Next to the tree, a dog"). */
+  private pendingRelations: ((subject: number) => void)[] = [];
+  private last?: Entity;
+  private clauseEntities: Entity[] = [];
+
+  constructor(private readonly t: string[], private readonly maxCount: number) {}
+
+  private peek(k = 0): string | undefined {
+    return this.t[this.pos + k];
+  }
+
+  private is(...words: string[]): boolean {
+    return words.every((w, i) => this.t[this.pos + i] === w);
+  }
+
+  private take(n = 1): void {
+    this.pos += n;
+  }
+
+  private accept(...words: string[]): boolean {
+    if (!this.is(...words)) return false;
+    this.take(words.length);
+    return true;
+  }
+
+  run(): void {
+    let clauseStart = true;
+    while (this.pos < this.t.length) {
+      const w = this.peek()!;
+      if (this.accept('from', 'left', 'to', 'right') || this.accept('left', 'to', 'right')) {
+        this.order = 'x';
+        continue;
+      }
+      if (this.accept('from', 'top', 'to', 'bottom') || this.accept('top', 'to', 'bottom')) {
+        this.order = 'y';
+        continue;
+      }
+      if (this.accept('in', 'a', 'row') || this.accept('in', 'a', 'line') || this.accept('side', 'by', 'side')) {
+        this.order ??= 'x';
+        continue;
+      }
+      if (this.accept('on', 'top', 'of', 'each', 'other') || this.accept('stacked') || this.accept('one', 'above', 'the', 'other')) {
+        this.order = 'y';
+        continue;
+      }
+      if (SEPARATORS.has(w)) {
+        this.take();
+        clauseStart = true;
+        this.clauseEntities = [];
+        continue;
+      }
+      if (w === 'with') {
+        this.take();
+        clauseStart = true;
+        continue;
+      }
+      if (RELATION_START.has(w) || ((w === 'left' || w === 'right') && this.peek(1) === 'of')) {
+        if (this.relation()) continue;
+        this.take();
+        continue;
+      }
+      if (SKIP.has(w) && !(DETERMINERS.has(w) && clauseStart)) {
+        this.take();
+        continue;
+      }
+      if (!clauseStart && !DETERMINERS.has(w) && NUMBER_WORDS[w] === undefined && !/^\d+$/.test(w)) {
+        // A verb or adverb between an object and what follows ("a cat sleeps on a mat"): not an object.
+        this.take();
+        continue;
+      }
+      const np = this.nounPhrase();
+      if (!np) {
+        this.take();
+        continue;
+      }
+      this.introduce(np);
+      clauseStart = false;
+    }
+  }
+
+  private introduce(np: NounPhrase): Entity {
+    const e = this.makeEntity(np);
+    if (this.pendingH) e.anchorH = this.pendingH;
+    if (this.pendingV) e.anchorV = this.pendingV;
+    if (this.pendingDepth) e.depth = this.pendingDepth;
+    this.pendingH = this.pendingV = this.pendingDepth = undefined;
+    for (const apply of this.pendingRelations.splice(0)) apply(e.index);
+    this.last = e;
+    this.clauseEntities.push(e);
+    this.attachments(e);
+    return e;
+  }
+
+  private makeEntity(np: NounPhrase): Entity {
+    const e: Entity = {
+      index: this.entities.length,
+      head: np.head,
+      label: withArticle(np.words.join(' ')),
+      count: np.count,
+      group: np.group,
+    };
+    if (np.group) e.label = np.groupPhrase ?? e.label;
+    this.entities.push(e);
+    return e;
+  }
+
+  /** Participle phrases and "with <accessory>" belong to the object just named. */
+  private attachments(e: Entity): void {
+    for (;;) {
+      const w = this.peek();
+      if (!w) return;
+      if (PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 5 && !RELATION_START.has(w))) {
+        const words = [w];
+        this.take();
+        while (this.peek() && !NP_BOUNDARY.has(this.peek()!) && !PARTICIPLES.has(this.peek()!)) {
+          words.push(this.peek()!);
+          this.take();
+        }
+        if (!e.group) e.label = `${e.label} ${words.join(' ')}`;
+        continue;
+      }
+      if (w === 'with') {
+        const save = this.pos;
+        this.take();
+        const np = this.nounPhrase(true);
+        if (np && !np.group && ATTACHMENTS.has(np.head) && np.count <= 2) {
+          const words = np.count > 1 || isPluralNoun(np.words[np.words.length - 1]!) ? [...np.prefix, ...np.words] : np.prefix.length ? [...np.prefix, ...np.words] : np.words;
+          if (!e.group) e.label = `${e.label} with ${words.join(' ')}`;
+          continue;
+        }
+        this.pos = save;
+        return;
+      }
+      return;
+    }
+  }
+
+  /** Reads [determiner|count] words... up to a boundary. Singularises the head of counted plurals. */
+  private nounPhrase(noPronoun = false): NounPhrase | undefined {
+    const start = this.pos;
+    let count: number | undefined;
+    let group = false;
+    let definite = false;
+    const w0 = this.peek();
+    if (!w0) return undefined;
+    if (!noPronoun && (w0 === 'it' || w0 === 'them' || (w0 === 'each' && this.peek(1) === 'other'))) {
+      this.take(w0 === 'each' ? 2 : 1);
+      return { prefix: [], words: [], head: '', count: 0, group: false, definite: true, pronoun: w0 === 'it' ? 'it' : 'them' };
+    }
+    if (w0 === 'a' || w0 === 'an') {
+      this.take();
+      if (this.accept('few')) count = 3;
+      else if (this.accept('couple', 'of') || this.accept('couple')) count = 2;
+      else if (this.accept('dozen')) count = 12;
+      else if (this.peek() && GROUP_WORDS.has(this.peek()!) && this.peek(1) === 'of') {
+        group = true;
+        this.take(2);
+      } else count = 1;
+    } else if (w0 === 'the' || w0 === 'this' || w0 === 'that' || ['his', 'her', 'their', 'my', 'your', 'our', 'its'].includes(w0)) {
+      this.take();
+      definite = true;
+      const n = this.peek() && NUMBER_WORDS[this.peek()!];
+      if (n) {
+        count = n;
+        this.take();
+      }
+    } else if (/^\d+$/.test(w0)) {
+      count = Number(w0);
+      this.take();
+    } else if (NUMBER_WORDS[w0] !== undefined) {
+      count = NUMBER_WORDS[w0];
+      this.take();
+      this.accept('of');
+    } else if (w0 === 'some' || w0 === 'several' || w0 === 'few') {
+      count = w0 === 'some' ? 2 : 3;
+      this.take();
+    } else if (GROUP_WORDS.has(w0)) {
+      group = true;
+      this.take();
+      this.accept('of');
+    }
+    const words: string[] = [];
+    while (this.peek() !== undefined) {
+      const w = this.peek()!;
+      if (w === 'of' && words.length) {
+        // "a glass of lemonade", "a pair of shoes": the phrase goes on; "left of" never gets here.
+        words.push(w);
+        this.take();
+        if (this.peek() && DETERMINERS.has(this.peek()!)) {
+          words.push(this.peek()!);
+          this.take();
+        }
+        continue;
+      }
+      if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right') ) break;
+      if ((w === 'left' || w === 'right') && (this.peek(1) === 'of' || this.peek(1) === 'side' || words.length)) break;
+      if (SEPARATORS.has(w) || w === ',') break;
+      const prev = words[words.length - 1];
+      if (words.length && (PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 5)) && !(prev && ADJECTIVES.has(prev) && this.peek(1) && !NP_BOUNDARY.has(this.peek(1)!))) break;
+      if (words.length && /ly$/.test(w) && w.length > 4) break;
+      if (NUMBER_WORDS[w] !== undefined && words.length) break;
+      // "a cat sleeps on a mat": after a singular determiner, a plural-looking word that follows a noun is a verb.
+      if (words.length && count === 1 && isPluralNoun(w) && prev && prev !== 'of' && !DETERMINERS.has(prev) && !ADJECTIVES.has(prev) && !ATTACHMENTS.has(w)) break;
+      words.push(w);
+      this.take();
+    }
+    if (!words.length || (words.length === 1 && (DETERMINERS.has(words[0]!) || SKIP.has(words[0]!)))) {
+      this.pos = start;
+      return undefined;
+    }
+    const ofAt = words.indexOf('of');
+    const headIndex = ofAt > 0 ? ofAt - 1 : words.length - 1;
+    const rawHead = words[headIndex]!;
+    const plural = isPluralNoun(rawHead);
+    if (count === undefined && !group) count = plural ? 2 : 1;
+    if (!group && count !== undefined && count > this.maxCount) group = true;
+    const prefix = this.t.slice(start, this.pos - words.length);
+    const head = singularize(rawHead);
+    if (group) {
+      const phrase = [...prefix, ...words].join(' ');
+      return { prefix, words, head, count: 1, group: true, definite, groupPhrase: /^(a|an)\s/.test(phrase) ? withArticle(phrase) : phrase };
+    }
+    const shownWords = [...words];
+    shownWords[headIndex] = head;
+    return { prefix, words: shownWords, head, count: count ?? 1, group: false, definite };
+  }
+
+  /** Finds an entity named earlier ("the dog") or introduces it ("next to a dog"). */
+  private refer(np: NounPhrase, introduce: boolean): Entity[] {
+    if (np.pronoun === 'it') return this.last ? [this.last] : [];
+    if (np.pronoun === 'them') return this.entities.slice(-2);
+    const found = [...this.entities].reverse().find((e) => e.head === np.head);
+    if (found && (np.definite || !introduce)) return [found];
+    if (!introduce) return [];
+    const before = this.last;
+    const e = this.makeEntity(np);
+    this.attachments(e);
+    this.last = before;
+    return [e];
+  }
+
+  /** The object a relation talks about: the last one named in this clause. */
+  private subject(): Entity | undefined {
+    return this.clauseEntities[this.clauseEntities.length - 1];
+  }
+
+  /** Applies an absolute position to the current object, or to the next one named ("On the left, a cat"). */
+  private anchor(h?: AnchorH, v?: AnchorV, depth?: 'front' | 'back'): void {
+    const s = this.clauseEntities[this.clauseEntities.length - 1];
+    if (s) {
+      if (h) s.anchorH = h;
+      if (v) s.anchorV = v;
+      if (depth) s.depth = depth;
+      return;
+    }
+    if (h) this.pendingH = h;
+    if (v) this.pendingV = v;
+    if (depth) this.pendingDepth = depth;
+  }
+
+  private relationTo(build: (s: number, o: number) => Relation | undefined, introduce = true): boolean {
+    const np = this.nounPhrase();
+    if (!np) return false;
+    const objects = this.refer(np, introduce);
+    const add = (s: number) => {
+      for (const o of objects) {
+        if (o.index === s) continue;
+        const r = build(s, o.index);
+        if (r) this.relations.push(r);
+      }
+    };
+    const s = this.subject();
+    if (s) add(s.index);
+    else this.pendingRelations.push(add);
+    return true;
+  }
+
+  private side(): AnchorH | undefined {
+    if (this.accept('left')) return 'left';
+    if (this.accept('right')) return 'right';
+    return undefined;
+  }
+
+  private relation(): boolean {
+    const start = this.pos;
+    // "on the left (side) (of X)", "to the right of X", "at the left", "on its left"
+    if ((this.accept('on') || this.accept('to') || this.accept('at')) && (this.accept('the') || this.accept('its') || this.accept('their') || true)) {
+      const h = this.side();
+      if (h) {
+        this.accept('side');
+        this.accept('hand', 'side');
+        if (this.accept('of')) {
+          const ok = this.relationTo((s, o) => (h === 'left' ? { kind: 'left', a: s, b: o } : { kind: 'left', a: o, b: s }));
+          if (ok) return true;
+        }
+        this.anchor(h);
+        return true;
+      }
+      this.pos = start;
+    }
+    if (this.is('left', 'of') || this.is('right', 'of')) {
+      const h = this.peek() as AnchorH;
+      this.take(2);
+      return this.relationTo((s, o) => (h === 'left' ? { kind: 'left', a: s, b: o } : { kind: 'left', a: o, b: s }));
+    }
+    // corners, edges and the middle
+    if (this.accept('in', 'the') || this.accept('at', 'the') || this.accept('on', 'the')) {
+      let v: AnchorV | undefined;
+      if (this.accept('top') || this.accept('upper')) v = 'top';
+      else if (this.accept('bottom') || this.accept('lower')) v = 'bottom';
+      if (v) {
+        const h = this.side();
+        const corner = this.accept('corner') || this.accept('corners');
+        if (!h && corner) this.anchor('right', v);
+        else this.anchor(h, v);
+        for (const w of ['half', 'part', 'side', 'edge']) if (this.accept(w)) break;
+        if (this.accept('of')) this.nounPhrase();
+        return true;
+      }
+      if (this.accept('corner')) {
+        this.anchor('right', 'bottom');
+        return true;
+      }
+      if (this.accept('middle') || this.accept('center') || this.accept('centre')) {
+        this.anchor('center', 'middle');
+        if (this.accept('of')) {
+          const np = this.nounPhrase(true);
+          if (np) this.settings.push({ prep: 'in', np: withArticle(np.words.join(' ')) });
+        }
+        return true;
+      }
+      if (this.accept('background')) {
+        this.anchor(undefined, undefined, 'back');
+        return true;
+      }
+      if (this.accept('foreground') || this.accept('front')) {
+        if (this.accept('of')) {
+          return this.relationTo((s, o) => ({ kind: 'front', a: s, b: o }));
+        }
+        this.anchor(undefined, undefined, 'front');
+        return true;
+      }
+      this.pos = start;
+    }
+    if (this.accept('in', 'front', 'of')) return this.relationTo((s, o) => ({ kind: 'front', a: s, b: o }));
+    if (this.accept('on', 'top', 'of') || this.accept('atop') || this.accept('upon')) {
+      return this.placeOn('on top of');
+    }
+    if (this.accept('on', 'top') || this.accept('at', 'top')) {
+      this.anchor(undefined, 'top');
+      return true;
+    }
+    if (this.accept('next', 'to') || this.accept('beside') || this.accept('besides') || this.accept('alongside') || this.accept('close', 'to') || this.accept('near') || this.accept('by') || this.accept('facing') || this.accept('opposite')) {
+      return this.relationTo((s, o) => ({ kind: 'next', a: s, b: o }));
+    }
+    if (this.accept('between') || this.accept('among') || this.accept('amid')) {
+      const first = this.nounPhrase();
+      if (!first) return true;
+      const a = this.refer(first, true);
+      let objects = a;
+      if (this.accept('and')) {
+        const second = this.nounPhrase();
+        if (second) objects = [...a, ...this.refer(second, true)];
+      }
+      const [b, c] = objects;
+      const add = (a: number) => {
+        if (b && c) this.relations.push({ kind: 'between', a, b: b.index, c: c.index });
+        else if (b) this.relations.push({ kind: 'between', a, b: b.index });
+      };
+      const s = this.subject();
+      if (s) add(s.index);
+      else this.pendingRelations.push(add);
+      return true;
+    }
+    if (this.accept('above') || this.accept('over')) return this.relationTo((s, o) => ({ kind: 'above', a: s, b: o }));
+    if (this.accept('below') || this.accept('under') || this.accept('beneath') || this.accept('underneath')) {
+      return this.relationTo((s, o) => ({ kind: 'above', a: o, b: s }));
+    }
+    if (this.accept('behind')) return this.relationTo((s, o) => ({ kind: 'front', a: o, b: s }));
+    for (const prep of ['on', 'in', 'at', 'inside', 'into', 'onto', 'within', 'across', 'along', 'around', 'against', 'through', 'during', 'from', 'outside']) {
+      if (this.accept(prep)) return this.placeOn(prep);
+    }
+    return false;
+  }
+
+  /** "on/in/at X": an object named before → stacked on it; otherwise a place, surface or time (background). */
+  private placeOn(prep: string): boolean {
+    const np = this.nounPhrase(true);
+    if (!np) return true;
+    const existing = [...this.entities].reverse().find((e) => e.head === np.head);
+    const s = this.subject();
+    if (existing && s && existing.index !== s.index) {
+      this.relations.push({ kind: 'above', a: s.index, b: existing.index, touching: true });
+      return true;
+    }
+    if (SKY_WORDS.has(np.head)) this.anchor(undefined, 'top');
+    if (prep === 'on top of' && s) {
+      const e = this.refer(np, true)[0];
+      if (e) this.relations.push({ kind: 'above', a: s.index, b: e.index, touching: true });
+      return true;
+    }
+    const phrase = np.definite ? `the ${np.words.join(' ')}` : np.words.length === 1 && TIME_WORDS.has(np.words[0]!) ? np.words[0]! : withArticle(np.words.join(' '));
+    this.settings.push({ prep: prep === 'on top of' ? 'on' : prep, np: np.group ? np.groupPhrase ?? phrase : phrase });
+    return true;
+  }
+}
+
+export interface ReadOptions {
+  /** Counts above this become one group region ("twenty birds"). */
+  maxCount: number;
+}
+
+export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Description {
+  const cleaned = text.replace(/\s+/g, ' ').trim().replace(/[.!]+$/, '');
+  const english = latinShare(cleaned) >= 0.6;
+  const neg = findNegations(cleaned);
+  const caption = removeSpans(cleaned, neg.spans) || cleaned;
+  const exclude = [...new Set(neg.items.map((i) => i.trim()).filter(Boolean))];
+  if (!english) return { entities: [], relations: [], settings: [], exclude, caption, english };
+  const { style, body } = findStyle(caption);
+  const reader = new Reader(tokenize(body), opts.maxCount);
+  reader.run();
+  const excludedHeads = new Set(exclude.map((x) => singularize(x.split(/\s+/).pop() ?? x)));
+  const settings = [...reader.settings];
+  // A place named like an object ("a park", "a lake with a boat") is the background, not a box.
+  const places = new Set(reader.entities.filter((e) => !e.group && e.count === 1 && (PLACES.has(e.head) || PLACES.has(stripArticle(e.label)))).map((e) => e.index));
+  for (const e of reader.entities) if (places.has(e.index)) settings.unshift({ prep: '', np: e.label });
+  for (const r of reader.relations) {
+    const subject = reader.entities[r.a];
+    if (r.kind === 'above' && places.has(r.b) && subject && !places.has(r.a)) subject.anchorV ??= 'top';
+    const below = reader.entities[r.b];
+    if (r.kind === 'above' && places.has(r.a) && below && !places.has(r.b)) below.anchorV ??= 'bottom';
+  }
+  const keep = reader.entities.filter((e) => !excludedHeads.has(e.head) && !places.has(e.index));
+  const remap = new Map(keep.map((e, i) => [e.index, i] as const));
+  const entities = keep.map((e, i) => ({ ...e, index: i }));
+  const relations = reader.relations
+    .filter((r) => remap.has(r.a) && remap.has(r.b) && (r.kind !== 'between' || r.c === undefined || remap.has(r.c)))
+    .map((r): Relation => {
+      const a = remap.get(r.a)!, b = remap.get(r.b)!;
+      return r.kind === 'between' ? { ...r, a, b, ...(r.c !== undefined ? { c: remap.get(r.c)! } : {}) } : { ...r, a, b };
+    });
+  return { entities, relations, style, settings, exclude, caption, order: reader.order, english };
+}
+
+export { stripArticle };

@@ -31,6 +31,8 @@ export interface TransformerGraphOptions {
   attention?: 'mha' | 'explicit';
   /** Float type inside the graph (weights are cast to it). float32 on CPU. */
   computeType?: FloatType;
+  /** How linear layers multiply (see Graph options): 'transpose' uses only standard ONNX ops. */
+  linear?: 'fused' | 'transpose';
   /** RoPE angle precision; 'float32' for providers without double Sin/Cos (WebGPU). */
   ropePrecision?: 'float64' | 'float32';
   /**
@@ -137,6 +139,7 @@ export function singleBlock(c: Ctx, i: number, x: Value, temb: Value): Value {
 export function buildTransformerGraph(cfg: FluxTransformerConfig, weights: NamedWeights, opts: TransformerGraphOptions = {}): Graph {
   const g = new Graph(`flux-transformer-${cfg.guidanceEmbeds ? 'dev' : 'schnell'}`, {
     computeType: opts.computeType ?? 'float32',
+    linear: opts.linear,
     doc: `FLUX.1 transformer from ${weights.label}`,
   });
   const io = 'float32';

@@ -18,6 +18,8 @@ export interface Entity {
   /** Label of one instance, with article and attributes ("a red apple"). */
   label: string;
   count: number;
+  /** True when the text gave the number ("three cats", "2 dogs"), not just a plural. */
+  counted: boolean;
   /** A crowd drawn as one region ("a flock of birds"); label is then the whole phrase. */
   group: boolean;
   anchorH?: AnchorH;
@@ -72,6 +74,23 @@ export function latinShare(text: string): number {
   const letters = [...text].filter((c) => /\p{L}/u.test(c));
   if (!letters.length) return 1;
   return letters.filter((c) => /\p{Script=Latin}/u.test(c)).length / letters.length;
+}
+
+const ENGLISH_WORDS = new Set(['the', 'a', 'an', 'and', 'with', 'of', 'on', 'in', 'at', 'to', 'is', 'are', 'its', 'their', 'by', 'from', 'under', 'over', 'next']);
+const FOREIGN_WORDS = new Set([
+  'el', 'la', 'los', 'las', 'un', 'una', 'unos', 'con', 'y', 'del', 'sobre', 'en', 'de', 'le', 'les', 'des', 'et', 'avec',
+  'une', 'du', 'au', 'aux', 'sur', 'der', 'die', 'das', 'und', 'mit', 'ein', 'eine', 'einem', 'einer', 'auf', 'im', 'il',
+  'lo', 'gli', 'di', 'che', 'e', 'per', 'nel', 'della', 'o', 'os', 'um', 'uma', 'com', 'na', 'het', 'een',
+  'met', 'op', 'och', 'ett', 'med', 'på', 'og', 'af', 'się', 'z', 'w', 'na', 'i',
+]);
+
+/** English by script and by function words (a Spanish caption is Latin script but not English). */
+export function looksEnglish(text: string): boolean {
+  if (latinShare(text) < 0.6) return false;
+  const w = text.toLowerCase().split(/[^\p{L}]+/u).filter(Boolean);
+  const en = w.filter((x) => ENGLISH_WORDS.has(x)).length;
+  const foreign = w.filter((x) => FOREIGN_WORDS.has(x) && !ENGLISH_WORDS.has(x)).length;
+  return !(foreign >= 2 && foreign > en);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -186,6 +205,7 @@ interface NounPhrase {
   words: string[];
   head: string;
   count: number;
+  counted: boolean;
   group: boolean;
   definite: boolean;
   groupPhrase?: string;
@@ -300,6 +320,7 @@ class Reader {
       head: np.head,
       label: withArticle(np.words.join(' ')),
       count: np.count,
+      counted: np.counted,
       group: np.group,
     };
     if (np.group) e.label = np.groupPhrase ?? e.label;
@@ -344,17 +365,18 @@ class Reader {
     let count: number | undefined;
     let group = false;
     let definite = false;
+    let exact = false;
     const w0 = this.peek();
     if (!w0) return undefined;
     if (!noPronoun && (w0 === 'it' || w0 === 'them' || (w0 === 'each' && this.peek(1) === 'other'))) {
       this.take(w0 === 'each' ? 2 : 1);
-      return { prefix: [], words: [], head: '', count: 0, group: false, definite: true, pronoun: w0 === 'it' ? 'it' : 'them' };
+      return { prefix: [], words: [], head: '', count: 0, counted: false, group: false, definite: true, pronoun: w0 === 'it' ? 'it' : 'them' };
     }
     if (w0 === 'a' || w0 === 'an') {
       this.take();
       if (this.accept('few')) count = 3;
-      else if (this.accept('couple', 'of') || this.accept('couple')) count = 2;
-      else if (this.accept('dozen')) count = 12;
+      else if (this.accept('couple', 'of') || this.accept('couple')) [count, exact] = [2, true];
+      else if (this.accept('dozen')) [count, exact] = [12, true];
       else if (this.peek() && GROUP_WORDS.has(this.peek()!) && this.peek(1) === 'of') {
         group = true;
         this.take(2);
@@ -364,14 +386,15 @@ class Reader {
       definite = true;
       const n = this.peek() && NUMBER_WORDS[this.peek()!];
       if (n) {
-        count = n;
+        [count, exact] = [n, true];
         this.take();
       }
     } else if (/^\d+$/.test(w0)) {
-      count = Number(w0);
+      [count, exact] = [Number(w0), true];
       this.take();
     } else if (NUMBER_WORDS[w0] !== undefined) {
       count = NUMBER_WORDS[w0];
+      exact = !['few', 'several'].includes(w0);
       this.take();
       this.accept('of');
     } else if (w0 === 'some' || w0 === 'several' || w0 === 'few') {
@@ -411,6 +434,7 @@ class Reader {
       this.pos = start;
       return undefined;
     }
+    const counted = exact && count !== undefined && count > 1;
     const ofAt = words.indexOf('of');
     const headIndex = ofAt > 0 ? ofAt - 1 : words.length - 1;
     const rawHead = words[headIndex]!;
@@ -421,11 +445,11 @@ class Reader {
     const head = singularize(rawHead);
     if (group) {
       const phrase = [...prefix, ...words].join(' ');
-      return { prefix, words, head, count: 1, group: true, definite, groupPhrase: /^(a|an)\s/.test(phrase) ? withArticle(phrase) : phrase };
+      return { prefix, words, head, count: 1, counted: false, group: true, definite, groupPhrase: /^(a|an)\s/.test(phrase) ? withArticle(phrase) : phrase };
     }
     const shownWords = [...words];
     shownWords[headIndex] = head;
-    return { prefix, words: shownWords, head, count: count ?? 1, group: false, definite };
+    return { prefix, words: shownWords, head, count: count ?? 1, counted, group: false, definite };
   }
 
   /** Finds an entity named earlier ("the dog") or introduces it ("next to a dog"). */
@@ -615,7 +639,7 @@ export interface ReadOptions {
 
 export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Description {
   const cleaned = text.replace(/\s+/g, ' ').trim().replace(/[.!]+$/, '');
-  const english = latinShare(cleaned) >= 0.6;
+  const english = looksEnglish(cleaned);
   const neg = findNegations(cleaned);
   const caption = removeSpans(cleaned, neg.spans) || cleaned;
   const exclude = [...new Set(neg.items.map((i) => i.trim()).filter(Boolean))];

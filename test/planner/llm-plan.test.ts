@@ -217,7 +217,7 @@ describe('LLM planner through the real openai SDK', () => {
 
   it('HTTP errors, refusals and cut-off answers', async () => {
     respond = () => ({ status: 401, error: { message: 'Incorrect API key provided', type: 'invalid_request_error', code: 'invalid_api_key' } });
-    const auth = await planScene(TEXT, { llm: llm(), llmOnly: true }).catch((x: unknown) => x as LlmError);
+    const auth = (await planScene(TEXT, { llm: llm(), llmOnly: true }).catch((x: unknown) => x)) as LlmError;
     expect(auth).toMatchObject({ reason: 'auth' });
     expect(auth.message).toMatch(/OPENAI_API_KEY/);
     expect(auth.message).not.toContain(KEY);

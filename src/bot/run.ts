@@ -1,11 +1,22 @@
 import type { Config } from '../config/config.ts';
-import { UserError } from '../config/errors.ts';
+import { childLogger } from '../log/logger.ts';
 
 export interface RunOptions {
   embeddedWorker: boolean;
 }
 
-// Replaced by the discord.js bot (issue 6); until then `start` validates configuration and stops here.
-export async function runBot(_config: Config, _options: RunOptions): Promise<void> {
-  throw new UserError('the Discord bot is not part of this build yet', 1);
+/** Runs the bot until SIGINT or SIGTERM (`start` with an embedded worker, `bot` without). */
+export async function runBot(config: Config, options: RunOptions): Promise<void> {
+  const { startBot } = await import('./app.ts');
+  const log = childLogger('bot');
+  const bot = await startBot(config, { embeddedWorker: options.embeddedWorker });
+  if (bot.painting.mode === 'none') {
+    log.warn('MODEL_DIR is not set: the bot plans and shows layouts only, and tells users so');
+  }
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  log.info('stopping: a running job goes back to the queue and is painted after the next start');
+  await bot.stop();
 }

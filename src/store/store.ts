@@ -253,6 +253,12 @@ export class Store {
     return this.getGeneration(id)!;
   }
 
+  /** Replaces the parameters (before painting starts: e.g. to point at an artifact written after creation). */
+  updateParams(id: string, params: GenerationParams): void {
+    const parsed = GenerationParamsSchema.parse(params);
+    this.db.prepare('UPDATE generations SET params_json = ? WHERE id = ?').run(JSON.stringify(parsed), id);
+  }
+
   /** The chain of generations from this one back to the first (this one first). */
   lineage(id: string, maxDepth = 100): Generation[] {
     const out: Generation[] = [];

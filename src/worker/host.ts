@@ -47,6 +47,7 @@ export interface WorkerHostOptions {
 
 interface Running {
   job: Job;
+  previewPath?: string;
   lastProgressAt: number;
   cancelSent: boolean;
   lost: boolean;
@@ -249,16 +250,16 @@ export class WorkerHost {
   }
 
   private async onProgress(r: Running, step: number, total: number, preview?: Uint8Array): Promise<void> {
+    // Painters need not preview every step: the newest preview stays on disk until a newer one arrives.
+    if (preview && preview.length > 0) {
+      r.previewPath = path.join(this.artifactDir(r.job), 'preview.png');
+      writeAtomic(r.previewPath, preview);
+    }
     const now = Date.now();
     // The last step always goes through so the bot can show "k/k" before the image arrives.
     if (now - r.lastProgressAt < this.o.progressEveryMs && step < total) return;
     r.lastProgressAt = now;
-    let previewPath: string | undefined;
-    if (preview && preview.length > 0) {
-      previewPath = path.join(this.artifactDir(r.job), 'preview.png');
-      writeAtomic(previewPath, preview);
-    }
-    const state = await this.o.queue.progress(r.job.id, this.workerId, { step, total, previewPath });
+    const state = await this.o.queue.progress(r.job.id, this.workerId, { step, total, previewPath: r.previewPath });
     this.react(r, state);
   }
 

@@ -309,7 +309,7 @@ export class FakeDiscord extends EventEmitter {
    * A user runs a slash command. Options are checked against what the bot registered (types, required,
    * choices, ranges), as the Discord client does before anything reaches the bot.
    */
-  slashCommand(u: ApiUser, channelId: string, name: string, options: Record<string, string | number | { filename: string; data: Buffer }> = {}): FakeInteraction {
+  slashCommand(u: ApiUser, channelId: string, name: string, options: Record<string, string | number | boolean | { filename: string; data: Buffer }> = {}): FakeInteraction {
     const guildId = this.channel(channelId)?.guild.id;
     const def = [...(this.commands.get(guildId ?? '') ?? []), ...(this.commands.get('global') ?? [])].find((c) => c.name === name);
     if (!def) throw new Error(`/${name} is not registered (deploy the commands first)`);
@@ -324,12 +324,13 @@ export class FakeDiscord extends EventEmitter {
       }
       if (o.type === 3 && typeof v !== 'string') throw new Error(`/${name}: ${o.name} must be a string`);
       if (o.type === 4 && (typeof v !== 'number' || !Number.isInteger(v))) throw new Error(`/${name}: ${o.name} must be an integer`);
+      if (o.type === 5 && typeof v !== 'boolean') throw new Error(`/${name}: ${o.name} must be true or false`);
       if (o.choices && !o.choices.some((c) => c.value === v)) throw new Error(`/${name}: ${o.name} must be one of the choices`);
       if (typeof v === 'number' && ((o.min_value !== undefined && v < o.min_value) || (o.max_value !== undefined && v > o.max_value))) {
         throw new Error(`/${name}: ${o.name} is out of range`);
       }
       if (o.type === 11) {
-        if (typeof v !== 'object') throw new Error(`/${name}: ${o.name} must be a file`);
+        if (typeof v !== 'object' || v === null) throw new Error(`/${name}: ${o.name} must be a file`);
         const att = this.storeAttachment(channelId, v.filename, v.data);
         resolved.attachments[att.id] = att;
         opts.push({ name: o.name, type: 11, value: att.id });

@@ -1,0 +1,167 @@
+import { Client, Events, GatewayIntentBits } from 'discord.js';
+import type { Config } from '../config/config.ts';
+import { UserError } from '../config/errors.ts';
+import { childLogger, registerSecret } from '../log/logger.ts';
+import { openQueue } from '../queue/index.ts';
+import type { JobQueue } from '../queue/queue.ts';
+import { openStore } from '../store/index.ts';
+import type { Store } from '../store/store.ts';
+import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../worker/index.ts';
+import type { BotContext } from './context.ts';
+import { Delivery } from './delivery.ts';
+import { Flows, type PaintingState } from './flows.ts';
+import { onInteraction } from './interactions.ts';
+import { onMessage } from './messages.ts';
+import type { BotPlanner } from './planning.ts';
+import { NO_MENTIONS } from './text.ts';
+
+const log = childLogger('bot');
+
+export interface StartOptions {
+  /** Run the painter in a child process of this bot (what `start` does); otherwise `worker` processes paint. */
+  embeddedWorker: boolean;
+  /** A Painter module other than the engine's (tests). */
+  painterModule?: string;
+  workerOptions?: Partial<Omit<WorkerHostOptions, 'queue' | 'painterModule'>>;
+  /** The planner; by default the configured one (LLM, or offline rules). */
+  planner?: BotPlanner;
+  /** Gateway intents; by default Guilds, GuildMessages and MessageContent. */
+  intents?: GatewayIntentBits[];
+  /** Throttle for progress edits (ms, default 2500). */
+  progressEveryMs?: number;
+  /** How often the queue's change feed looks at the database (ms). */
+  queuePollMs?: number;
+}
+
+export interface BotHandle {
+  client: Client;
+  store: Store;
+  queue: JobQueue;
+  host?: WorkerHost;
+  flows: Flows;
+  delivery: Delivery;
+  painting: PaintingState;
+  /** Resolves when the painter has loaded (or failed to: painting.mode says which). */
+  painterSettled: Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent];
+
+async function defaultPlanner(config: Config): Promise<BotPlanner> {
+  const { createBotPlanner } = await import('./planner-adapter.ts');
+  return createBotPlanner(config);
+}
+
+/**
+ * Starts the bot: the SQLite store and queue in DATA_DIR, the planner, the painter (in a child process
+ * when `embeddedWorker`), the discord.js client and the delivery of results. Resolves once the client is
+ * ready; the painter may still be loading (requests are queued meanwhile).
+ */
+export async function startBot(config: Config, options: StartOptions): Promise<BotHandle> {
+  const token = config.discord.token;
+  if (!token) throw new UserError('DISCORD_TOKEN is not set');
+  registerSecret(token);
+  registerSecret(config.llm.apiKey);
+
+  const store = openStore(config.dataDir);
+  const queue = openQueue(store.db, { redisUrl: config.redisUrl, pollMs: options.queuePollMs });
+  const cleanup: (() => Promise<void> | void)[] = [() => queue.close(), () => void store.db.close()];
+  try {
+    const planner = options.planner ?? (await defaultPlanner(config));
+    const painting: PaintingState = { mode: 'none' };
+    let host: WorkerHost | undefined;
+    if (config.model.dir) {
+      if (options.embeddedWorker) {
+        host = createWorkerHost(config, queue, { ...options.workerOptions, ...(options.painterModule ? { painterModule: options.painterModule } : {}) });
+        painting.mode = 'loading';
+      } else {
+        painting.mode = 'external';
+      }
+    }
+    // Jobs whose worker died with the previous bot process go back to the queue (once) or fail now.
+    await queue.recoverStalled();
+
+    const intents = options.intents ?? DEFAULT_INTENTS;
+    const client = new Client({ intents, rest: { api: config.discord.apiUrl }, allowedMentions: NO_MENTIONS });
+    cleanup.unshift(() => client.destroy());
+    const flows = new Flows(config, store, queue, planner, painting);
+    // Delivery needs the ready client's application id; handlers that run before that never reach it.
+    const late: { delivery?: Delivery } = {};
+    const ctx: BotContext = {
+      config,
+      store,
+      queue,
+      flows,
+      planner,
+      get delivery() {
+        return late.delivery!;
+      },
+      readsMessageContent: intents.includes(GatewayIntentBits.MessageContent),
+      async attach(p, posted) {
+        store.linkMessage(posted.id, posted.channelId, p.generation.id, p.job ? 'status' : 'layout');
+        if (!p.job) return;
+        // Only reachable in the instant between "ready" and the delivery starting; the job still runs and is
+        // delivered from the queue's backlog, so a later start shows it.
+        if (late.delivery) await late.delivery.attach(p.job, posted);
+        else await queue.setTarget(p.job.id, { messageId: posted.id, ...(posted.viaInteraction ? {} : { viaInteraction: false }) });
+      },
+    };
+    client.on(Events.InteractionCreate, (ix) => void onInteraction(ix, ctx));
+    client.on(Events.MessageCreate, (m) => void onMessage(m, ctx));
+    client.on(Events.Error, (e) => log.error({ err: e }, 'discord client error'));
+    client.rest.on('rateLimited', (info) => log.warn({ route: info.route, retryAfter: info.retryAfter }, 'rate limited by Discord'));
+
+    const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
+    try {
+      await client.login(token);
+    } catch (e) {
+      throw new UserError(`Discord refused to log in (${(e as Error).message}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`);
+    }
+    await ready;
+    const applicationId = client.application?.id ?? config.discord.applicationId;
+    if (!applicationId) throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
+    const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, { progressEveryMs: options.progressEveryMs });
+    late.delivery = delivery;
+    await delivery.start();
+    cleanup.unshift(() => delivery.stop());
+    log.info({ user: client.user?.tag, guilds: client.guilds.cache.size, painting: painting.mode }, 'bot ready');
+
+    const painterSettled = host
+      ? host.start().then(
+          (info) => {
+            painting.mode = 'ready';
+            painting.info = info;
+            log.info({ model: info }, 'painter ready');
+          },
+          async (e: unknown) => {
+            painting.mode = 'failed';
+            painting.reason = (e as Error).message;
+            log.error({ err: e }, 'the painter could not load; the bot will plan and show layouts only');
+            // Nothing will ever run what is waiting: tell those users now instead of leaving them queued.
+            await queue.failWaiting(`the image model failed to load (${painting.reason})`);
+          },
+        )
+      : Promise.resolve();
+    if (host) cleanup.unshift(() => host.stop());
+
+    let stopped = false;
+    return {
+      client, store, queue, host, flows, delivery, painting, painterSettled,
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        for (const step of cleanup) {
+          try {
+            await step();
+          } catch (e) {
+            log.warn({ err: e }, 'error while stopping');
+          }
+        }
+      },
+    };
+  } catch (e) {
+    for (const step of cleanup) await Promise.resolve(step()).catch(() => undefined);
+    throw e;
+  }
+}

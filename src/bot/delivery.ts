@@ -1,0 +1,290 @@
+import { readFileSync } from 'node:fs';
+import { Routes } from 'discord.js';
+import type { REST, RawFile } from '@discordjs/rest';
+import type { Config } from '../config/config.ts';
+import { childLogger } from '../log/logger.ts';
+import type { JobQueue } from '../queue/queue.ts';
+import type { Job } from '../queue/schema.ts';
+import type { Store } from '../store/store.ts';
+import type { Generation } from '../store/schema.ts';
+import { failedButtons, pendingButtons, resultButtons } from './components.ts';
+import { DiscordCode, discordCode, isTokenGone } from './errors.ts';
+import { fitAttachment, previewAttachment, type Upload } from './images.ts';
+import { clip, NO_MENTIONS_API, positionText, progressBar, quote, seconds } from './text.ts';
+
+const log = childLogger('delivery');
+
+/** The cancel reason the Delete button uses: such a job's message is gone, so nothing is posted. */
+export const DELETED_BY_USER = 'deleted by the user';
+
+export interface DeliveryOptions {
+  /** At most one progress edit per message per this many ms (Discord rate limits edits per channel). */
+  progressEveryMs?: number;
+  /** Stop using an interaction token this long before Discord's 15 minutes are up. */
+  tokenMarginMs?: number;
+}
+
+interface Tracked {
+  lastEditAt: number;
+  timer?: NodeJS.Timeout;
+  latest?: Job;
+  chain: Promise<void>;
+  shownRunning: boolean;
+  shownNote?: string;
+}
+
+interface Body {
+  content: string;
+  components: unknown[];
+  attachments?: { id: number; filename: string }[];
+  allowed_mentions: typeof NO_MENTIONS_API;
+  message_reference?: { message_id: string; fail_if_not_exists: boolean };
+}
+
+/**
+ * Shows jobs to their users: progress on the job's message (at most one edit per 2.5 s), then the image
+ * with its buttons, or what went wrong and what to do next. It follows the queue's change feed, so it
+ * works the same after a restart and with separate worker processes. Edits go through the interaction
+ * token while it is young; after that (or after it fails) the result is posted as a new channel message
+ * replying to the original one, because interaction tokens die after 15 minutes.
+ */
+export class Delivery {
+  private readonly tracked = new Map<string, Tracked>();
+  private unsubscribe: (() => void) | undefined;
+  private readonly o: Required<DeliveryOptions>;
+  private stopped = false;
+
+  constructor(
+    private readonly rest: REST,
+    private readonly applicationId: string,
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly queue: JobQueue,
+    private readonly canPaint: () => boolean,
+    options: DeliveryOptions = {},
+  ) {
+    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, ...options };
+  }
+
+  /** Starts following the queue, and shows results that finished while the bot was away. */
+  async start(): Promise<void> {
+    this.unsubscribe = this.queue.subscribe((job) => this.onJob(job));
+    for (const job of await this.queue.undelivered()) this.onJob(job);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    const chains = [...this.tracked.values()].map((t) => {
+      if (t.timer) clearTimeout(t.timer);
+      return t.chain;
+    });
+    await Promise.allSettled(chains);
+  }
+
+  /** Looks at a job now (its message was just attached, so the feed may have nothing new to say). */
+  async poke(jobId: string): Promise<void> {
+    const job = await this.queue.get(jobId);
+    if (job) this.onJob(job);
+  }
+
+  private state(jobId: string): Tracked {
+    let t = this.tracked.get(jobId);
+    if (!t) {
+      t = { lastEditAt: 0, chain: Promise.resolve(), shownRunning: false };
+      this.tracked.set(jobId, t);
+    }
+    return t;
+  }
+
+  private onJob(job: Job): void {
+    if (this.stopped || job.deliveredAt !== null || !job.target.messageId) return;
+    const t = this.state(job.id);
+    t.latest = job;
+    if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') {
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = undefined;
+      this.enqueue(t, () => this.finish(job));
+      return;
+    }
+    if (job.status === 'queued') {
+      if (job.note && t.shownNote !== job.note) {
+        t.shownNote = job.note;
+        this.enqueue(t, () => this.requeued(job));
+      }
+      return;
+    }
+    // Running: remember the newest state and flush it no sooner than the throttle allows.
+    if (!t.shownRunning) {
+      t.shownRunning = true;
+      this.store.updateGeneration(job.generationId, { status: 'running', startedAt: job.startedAt });
+    }
+    if (t.timer) return;
+    const wait = Math.max(0, t.lastEditAt + this.o.progressEveryMs - Date.now());
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      const latest = t.latest;
+      if (latest && latest.status === 'running') this.enqueue(t, () => this.progress(latest));
+    }, wait);
+  }
+
+  /** Edits of one message happen one after another, so the final edit is always the last. */
+  private enqueue(t: Tracked, work: () => Promise<void>): void {
+    t.chain = t.chain.then(work).catch((e: unknown) => log.error({ err: e }, 'delivery failed'));
+  }
+
+  private generation(job: Job): Generation | undefined {
+    return this.store.getGeneration(job.generationId);
+  }
+
+  private async progress(job: Job): Promise<void> {
+    const t = this.state(job.id);
+    if (this.stopped) return;
+    const g = this.generation(job);
+    const step = job.progress?.step ?? 0;
+    const total = job.progress?.total ?? g?.params.steps ?? 0;
+    const lines = [`🎨 Painting ${quote(g?.requestText ?? '')} — step ${step}/${total} ${progressBar(step, total)}`];
+    if (job.note) lines.push(`_${job.note}._`);
+    let files: Upload[] = [];
+    if (job.progress?.previewPath) {
+      try {
+        files = [await previewAttachment(readFileSync(job.progress.previewPath))];
+      } catch (e) {
+        log.debug({ err: e }, 'preview not readable yet');
+      }
+    }
+    t.lastEditAt = Date.now();
+    await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false });
+  }
+
+  private async requeued(job: Job): Promise<void> {
+    const position = await this.queue.position(job.id);
+    const g = this.generation(job);
+    const text = `⏳ ${quote(g?.requestText ?? '')}: ${job.note}. Now ${positionText(position ?? 1)}.`;
+    await this.edit(job, this.body(text, pendingButtons(job.generationId), []), [], { final: false });
+  }
+
+  private async finish(job: Job): Promise<void> {
+    const g = this.generation(job);
+    if (!g) {
+      await this.queue.markDelivered(job.id);
+      return;
+    }
+    if (job.status === 'done' && job.result) {
+      const timings: Record<string, number> = { paint: job.result.paintMs };
+      if (job.startedAt) timings.queue = Math.max(0, job.startedAt - job.createdAt);
+      if (job.finishedAt) timings.total = job.finishedAt - g.createdAt;
+      const updated = this.store.updateGeneration(g.id, {
+        status: 'done', modelId: job.result.model.id, modelVersion: job.result.model.version, artifacts: job.result.artifacts,
+        finishedAt: job.finishedAt, startedAt: job.startedAt, timings, error: null,
+      });
+      const limit = Math.min(this.config.limits.attachmentSizeLimit, job.target.attachmentSizeLimit ?? Infinity);
+      const image = await fitAttachment(readFileSync(job.result.imagePath), limit, `scenewright-${g.id}`);
+      const shown = await this.edit(job, this.body(this.doneText(updated, job), resultButtons(g.id, { canPaint: this.canPaint() }), [image]), [image], { final: true });
+      // Replies and buttons on the message that now shows the image lead back to this generation.
+      if (shown) this.store.linkMessage(shown, job.target.channelId, g.id, 'result');
+    } else if (job.status === 'cancelled') {
+      this.store.updateGeneration(g.id, { status: 'cancelled', finishedAt: job.finishedAt, error: job.error });
+      if (job.error !== DELETED_BY_USER) {
+        await this.edit(job, this.body(`🚫 ${quote(g.requestText)} was cancelled.`, [], []), [], { final: true });
+      }
+    } else {
+      this.store.updateGeneration(g.id, { status: 'failed', finishedAt: job.finishedAt, error: job.error });
+      const text = `⚠️ I could not paint ${quote(g.requestText)}: ${job.error ?? 'unknown error'}.\nPress **Try again** to paint it once more, or change the request. If it keeps failing, tell the bot's operator (generation \`${g.id}\`).`;
+      await this.edit(job, this.body(text, failedButtons(g.id, { canPaint: this.canPaint() }), []), [], { final: true });
+    }
+    await this.queue.markDelivered(job.id);
+    this.tracked.delete(job.id);
+  }
+
+  private doneText(g: Generation, job: Job): string {
+    const p = g.params;
+    const head = g.kind === 'repaint'
+      ? `✅ Repainted ${p.repaint?.regions.map((r) => p.scene.regions.find((x) => x.id === r.id)?.label ?? r.id).join(', ') || 'the image'} for ${quote(g.requestText)}`
+      : `✅ ${quote(g.requestText)}`;
+    const facts = [`seed ${p.seed}`, `${p.steps} steps`, job.result?.model.id ?? p.model, `${p.scene.width}×${p.scene.height}`];
+    if (job.result) facts.push(seconds(job.result.paintMs));
+    return clip(`${head}\n-# ${facts.join(' · ')} · reply to this image to change it`);
+  }
+
+  private body(content: string, components: unknown[], files: Upload[]): Body {
+    return {
+      content: clip(content),
+      components,
+      // Listing the attachments replaces the old ones (the layout picture, the last preview); leaving the
+      // field out keeps them, which is what a text-only progress edit wants.
+      ...(files.length ? { attachments: files.map((f, i) => ({ id: i, filename: f.name })) } : {}),
+      allowed_mentions: NO_MENTIONS_API,
+    };
+  }
+
+  private raw(files: Upload[]): RawFile[] {
+    return files.map((f) => ({ name: f.name, data: f.data }));
+  }
+
+  private tokenUsable(job: Job): boolean {
+    const t = job.target;
+    return Boolean(t.interactionToken) && (t.tokenExpiresAt ?? 0) - this.o.tokenMarginMs > Date.now();
+  }
+
+  /**
+   * Edits the job's message. Through the interaction token while it lives; without one (reply-driven
+   * jobs, whose message the bot posted itself) through the channel. A final result whose token has died
+   * becomes a new message replying to the original one.
+   */
+  private async edit(job: Job, body: Body, files: Upload[], { final }: { final: boolean }): Promise<string | undefined> {
+    const target = job.target;
+    const messageId = target.messageId!;
+    if (!target.viaInteraction) {
+      try {
+        await this.rest.patch(Routes.channelMessage(target.channelId, messageId), { body, files: this.raw(files) });
+        return messageId;
+      } catch (e) {
+        if (discordCode(e) !== DiscordCode.UnknownMessage) throw e;
+        return this.gone(job);
+      }
+    }
+    if (this.tokenUsable(job)) {
+      try {
+        // auth: false, as discord.js does for webhooks: a 401 on a request sent with the bot token makes
+        // @discordjs/rest drop the token, and the whole bot with it.
+        await this.rest.patch(Routes.webhookMessage(this.applicationId, target.interactionToken!, '@original'), { body, files: this.raw(files), auth: false });
+        return messageId;
+      } catch (e) {
+        if (discordCode(e) === DiscordCode.UnknownMessage) return this.gone(job);
+        if (!isTokenGone(e)) throw e;
+        log.info({ jobId: job.id }, 'interaction token no longer works; falling back to channel messages');
+        job.target = { ...target, interactionToken: undefined, tokenExpiresAt: undefined };
+        await this.queue.setTarget(job.id, { interactionToken: undefined, tokenExpiresAt: undefined });
+      }
+    }
+    // The message is an interaction response whose token is gone. Progress is decoration and can wait
+    // for the result; the result becomes a new message replying to the original one.
+    if (!final) return undefined;
+    const posted = (await this.rest.post(Routes.channelMessages(target.channelId), {
+      body: { ...body, message_reference: { message_id: messageId, fail_if_not_exists: false } },
+      files: this.raw(files),
+    })) as { id: string };
+    await this.queue.setTarget(job.id, { messageId: posted.id, viaInteraction: false });
+    // Best effort: point the old message at the new one (Discord may refuse channel edits of interaction replies).
+    await this.rest
+      .patch(Routes.channelMessage(target.channelId, messageId), {
+        body: { content: '⬇️ Finished: see the reply below.', components: [], allowed_mentions: NO_MENTIONS_API },
+      })
+      .catch((e: unknown) => log.debug({ err: e }, 'could not edit the old interaction message'));
+    return posted.id;
+  }
+
+  /** The job's message was deleted by someone: nothing to update. */
+  private gone(job: Job): undefined {
+    log.info({ jobId: job.id }, 'the job message is gone; nothing to update');
+    return undefined;
+  }
+
+  /** Links the message that shows a job (the first reply) so buttons, replies and fallbacks find it. */
+  async attach(job: Job, posted: { id: string; viaInteraction: boolean }): Promise<void> {
+    // A message that fell back to the channel is edited through the channel, never through the token.
+    await this.queue.setTarget(job.id, posted.viaInteraction ? { messageId: posted.id } : { messageId: posted.id, viaInteraction: false, interactionToken: undefined, tokenExpiresAt: undefined });
+    await this.poke(job.id);
+  }
+}

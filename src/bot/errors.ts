@@ -1,0 +1,35 @@
+/** A refusal or failure whose message is written for the Discord user: shown as is, never logged as a bug. */
+export class Refusal extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Refusal';
+  }
+}
+
+/** Error codes from Discord's API that change what the bot does next. */
+export const DiscordCode = {
+  UnknownMessage: 10008,
+  UnknownInteraction: 10062,
+  InvalidWebhookToken: 50027,
+  MissingAccess: 50001,
+  MissingPermissions: 50013,
+  CannotEditOthers: 50005,
+  AlreadyAcknowledged: 40060,
+  EntityTooLarge: 40005,
+} as const;
+
+export function discordCode(e: unknown): number | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export function httpStatus(e: unknown): number | undefined {
+  const status = (e as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' ? status : undefined;
+}
+
+/** The interaction token no longer works (15 minutes passed, or Discord dropped it early). */
+export function isTokenGone(e: unknown): boolean {
+  const code = discordCode(e);
+  return code === DiscordCode.InvalidWebhookToken || code === DiscordCode.UnknownInteraction || httpStatus(e) === 401;
+}

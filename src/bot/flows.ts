@@ -1,0 +1,323 @@
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Config } from '../config/config.ts';
+import type { JobQueue } from '../queue/queue.ts';
+import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
+import type { RagParams } from '../rag/params.ts';
+import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
+import { MODEL_IDS, editToRepaintParams, sceneToRagParams, type ModelId } from '../scene/to-rag.ts';
+import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
+import type { Scene } from '../scene/schema.ts';
+import { SceneError, validateScene, type SceneLimits } from '../scene/validate.ts';
+import type { Store } from '../store/store.ts';
+import type { Generation, GenerationKind, GenerationParams } from '../store/schema.ts';
+import type { PainterInfo } from '../worker/painter.ts';
+import { Access, type Requester } from './access.ts';
+import { Refusal } from './errors.ts';
+import { modelChoices, type ModelChoice } from './models.ts';
+import type { BotPlanner } from './planning.ts';
+import { quote } from './text.ts';
+
+/** Whether images can be painted, and if not, why (in words for users). */
+export interface PaintingState {
+  /** none: no MODEL_DIR; loading: the painter is starting; external: painted by `worker` processes. */
+  mode: 'none' | 'loading' | 'ready' | 'failed' | 'external';
+  reason?: string;
+  info?: PainterInfo;
+}
+
+export function canPaint(p: PaintingState): boolean {
+  return p.mode === 'loading' || p.mode === 'ready' || p.mode === 'external';
+}
+
+/** Where the job's messages go, before the bot's own message exists. */
+export type NewTarget = Omit<DiscordTarget, 'messageId'>;
+
+export interface Prepared {
+  generation: Generation;
+  /** The layout picture (boxes over a blank canvas, or over the parent image for a repaint). */
+  layoutPng: Buffer;
+  job?: Job;
+  position?: number;
+  /** Something about the plan worth telling the user. */
+  note?: string;
+}
+
+export type EditOutcome =
+  | { kind: 'clarify'; question: string }
+  | { kind: 'nothing'; message: string }
+  | ({ kind: 'prepared'; what: 'repaint' | 'regenerate' | 'layout'; changed: string[] } & Prepared);
+
+export interface ImagineInput {
+  requester: Requester;
+  guildId: string | null;
+  prompt: string;
+  seed?: number;
+  aspect?: string;
+  steps?: number;
+  model?: string;
+  target: NewTarget;
+}
+
+export interface ExplicitInput extends Omit<ImagineInput, 'prompt' | 'aspect'> {
+  scene: Scene;
+  /** What to show as the request ("/layout: 3 regions"). */
+  requestText: string;
+}
+
+const PROMPT_MAX = 1000;
+
+/**
+ * The bot's requests, whichever way they arrive (slash command, button, modal, reply, mention): check
+ * limits, plan, record the generation, enqueue the painting. Discord messages are somebody else's job.
+ */
+export class Flows {
+  readonly access: Access;
+  readonly models: ModelChoice[];
+  private readonly sceneLimits: SceneLimits;
+
+  constructor(
+    private readonly config: Config,
+    private readonly store: Store,
+    private readonly queue: JobQueue,
+    private readonly planner: BotPlanner,
+    readonly painting: PaintingState,
+  ) {
+    this.access = new Access(config, store, queue);
+    this.models = modelChoices();
+    const { maxRegions, minSize, maxSize } = config.limits;
+    this.sceneLimits = { maxRegions, minSize, maxSize };
+  }
+
+  get canPaint(): boolean {
+    return canPaint(this.painting);
+  }
+
+  /** The checks that cost nothing: run before acknowledging, so a refusal can be private. */
+  async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<void> {
+    const refusal = this.access.where(r) ?? (text !== undefined ? this.access.prompt(text, r) : undefined) ?? (await this.access.rate(r.userId, { paints: paints && this.canPaint }));
+    if (refusal) throw new Refusal(refusal);
+  }
+
+  private settingsFor(userId: string, input: { seed?: number; aspect?: string; steps?: number; model?: string }) {
+    const saved = this.store.getUserSettings(userId);
+    const known = (id: string | undefined) => (id === undefined ? undefined : this.models.find((m) => m.id === id));
+    const loaded = known(this.painting.info?.id);
+    if (input.model !== undefined) {
+      if (!known(input.model)) throw new Refusal(`I do not know the model "${input.model}". Choose one of: ${this.models.map((m) => m.id).join(', ')}.`);
+      if (loaded && loaded.id !== input.model) throw new Refusal(`This bot runs ${loaded.id}; ${input.model} is not loaded here. Leave the model option out.`);
+    }
+    // A saved default for a model this bot does not run is ignored rather than refused every time.
+    const fromSettings = known(saved.model) && (!loaded || loaded.id === saved.model) ? saved.model : undefined;
+    const model = known(input.model) ?? known(fromSettings) ?? loaded ?? known('flux.1-schnell') ?? this.models[0] ?? { id: 'flux.1-schnell', name: 'FLUX.1 [schnell]', defaultSteps: 4 };
+    const steps = input.steps ?? saved.steps ?? model.defaultSteps;
+    if (steps > this.config.limits.maxSteps) throw new Refusal(`At most ${this.config.limits.maxSteps} steps are allowed here (you asked for ${steps}).`);
+    const aspect = input.aspect ?? saved.aspect ?? '1:1';
+    let size: { width: number; height: number };
+    try {
+      size = sizeForAspect(aspect, this.config.limits.defaultSize, this.config.limits);
+    } catch (e) {
+      throw new Refusal(`${(e as Error).message}.`);
+    }
+    const seed = input.seed ?? saved.seed ?? randomInt(0, 2 ** 32);
+    return { model: model.id, steps, seed, ...size };
+  }
+
+  /** Normalises a Scene onto the token grid and checks it against this server's limits. */
+  private checkScene(scene: Scene): Scene {
+    try {
+      return validateScene(normalizeScene(scene, this.sceneLimits), this.sceneLimits);
+    } catch (e) {
+      if (e instanceof SceneError) throw new Refusal(`That layout cannot be painted: ${e.message}`);
+      throw e;
+    }
+  }
+
+  async imagine(input: ImagineInput): Promise<Prepared> {
+    const prompt = input.prompt.trim();
+    if (!prompt) throw new Refusal('Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`.');
+    if (prompt.length > PROMPT_MAX) throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
+    const s = this.settingsFor(input.requester.userId, input);
+    const started = Date.now();
+    let planned;
+    try {
+      planned = await this.planner.plan(prompt, { width: s.width, height: s.height, maxRegions: this.config.limits.maxRegions });
+    } catch (e) {
+      if (e instanceof SceneError) throw new Refusal(`I could not make a layout from that: ${e.message}. Try describing the objects and where they are.`);
+      throw e;
+    }
+    const scene = this.checkScene({ ...planned.scene, width: s.width, height: s.height });
+    this.store.countUsage(input.requester.userId, 'imagine');
+    const prepared = await this.create({
+      kind: this.canPaint ? 'generate' : 'layout',
+      input,
+      requestText: prompt,
+      params: this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
+      planner: planned.planner,
+      timings: { plan: Date.now() - started },
+    });
+    return { ...prepared, note: planned.note };
+  }
+
+  async explicit(input: ExplicitInput): Promise<Prepared> {
+    const s = this.settingsFor(input.requester.userId, { ...input, aspect: undefined });
+    // The layout fixes its own size; seed, steps and model come from the options and settings.
+    const scene = this.checkScene(input.scene);
+    this.store.countUsage(input.requester.userId, 'layout');
+    return this.create({
+      kind: this.canPaint ? 'generate' : 'layout',
+      input,
+      requestText: input.requestText,
+      params: this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
+      planner: 'explicit',
+    });
+  }
+
+  /** Same layout, new seed. */
+  async reroll(parent: Generation, requester: Requester, target: NewTarget): Promise<Prepared> {
+    if (!this.canPaint) throw new Refusal(this.noModelText());
+    this.store.countUsage(requester.userId, 'reroll');
+    const base = parent.kind === 'repaint' ? this.rootParams(parent) : parent.params;
+    return this.create({
+      kind: 'generate',
+      input: { requester, guildId: parent.guildId, target },
+      requestText: parent.requestText,
+      params: this.withRag({ scene: base.scene, seed: randomInt(0, 2 ** 32), steps: base.steps, model: base.model }),
+      planner: parent.planner,
+      parentId: parent.id,
+    });
+  }
+
+  /** A repaint's own scene is the edited one; rerolling it paints that scene afresh. */
+  private rootParams(g: Generation): GenerationParams {
+    return { scene: g.params.scene, seed: g.params.seed, steps: g.params.steps, model: g.params.model };
+  }
+
+  /**
+   * A change asked for in words. The planner's editor turns it into an Edit; regions changed in place are
+   * repainted (same seed, only their boxes change), a moved box or a new global prompt is a new
+   * generation from the edited layout, and without a model the edited layout is shown.
+   */
+  async edit(parent: Generation, instruction: string, requester: Requester, target: NewTarget, history: string[] = []): Promise<EditOutcome> {
+    const text = instruction.trim();
+    if (!text) throw new Refusal('Tell me what to change, for example “make the left cat black”.');
+    if (text.length > PROMPT_MAX) throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
+    const started = Date.now();
+    const { edit, planner } = await this.planner.edit(parent.params.scene, text, history);
+    if (edit.kind === 'clarify') return { kind: 'clarify', question: edit.question };
+    let scene: Scene;
+    let what: 'repaint' | 'regenerate' | 'layout';
+    let changed: string[];
+    let applied: AppliedEdit | undefined;
+    if (edit.kind === 'start_over') {
+      const planned = await this.planner.plan(edit.description, { width: parent.params.scene.width, height: parent.params.scene.height, maxRegions: this.config.limits.maxRegions });
+      scene = this.checkScene({ ...planned.scene, width: parent.params.scene.width, height: parent.params.scene.height });
+      what = 'regenerate';
+      changed = ['the whole picture'];
+    } else {
+      try {
+        applied = applyEdit(parent.params.scene, edit);
+      } catch (e) {
+        if (e instanceof SceneError) throw new Refusal(`I could not apply that change: ${e.message}`);
+        throw e;
+      }
+      if (!applied.regenerate && applied.repaint.length === 0) {
+        return {
+          kind: 'nothing',
+          message: `I could not tell what to change in this image from ${quote(text)}. Name a thing in it and say what it should become, e.g. “change the ${parent.params.scene.regions[0]?.label ?? 'cat'} to a dog”.`,
+        };
+      }
+      scene = this.checkScene(applied.scene);
+      const labels = new Map([...parent.params.scene.regions, ...scene.regions].map((r) => [r.id, r.label] as const));
+      changed = applied.repaint.map((r) => labels.get(r.id) ?? r.id);
+      // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
+      what = applied.regenerate || parent.status !== 'done' ? 'regenerate' : 'repaint';
+    }
+    if (!this.canPaint) what = 'layout';
+    this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
+    const kind: GenerationKind = what === 'layout' ? 'layout' : what === 'repaint' ? 'repaint' : 'generate';
+    const base = parent.params;
+    let params: GenerationParams = { scene, seed: base.seed, steps: base.steps, model: base.model };
+    let mask: Buffer | undefined;
+    if (kind === 'repaint' && applied) {
+      params.repaint = { instruction: text, regions: applied.repaint };
+      const plan = base.rag ? await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, { model: this.modelId(base.model) }) : undefined;
+      if (plan?.mode === 'repaint') {
+        params.rag = plan.params;
+        mask = plan.mask;
+      }
+    } else if (kind !== 'layout') {
+      params = this.withRag(params);
+    }
+    const prepared = await this.create({
+      mask,
+      kind,
+      input: { requester, guildId: parent.guildId, target },
+      requestText: text,
+      params,
+      planner: `edit:${planner}`,
+      parentId: parent.id,
+      timings: { plan: Date.now() - started },
+    });
+    return { kind: 'prepared', what, changed, ...prepared };
+  }
+
+  private async create(c: {
+    kind: GenerationKind;
+    input: { requester: Requester; guildId: string | null; target: NewTarget };
+    requestText: string;
+    params: GenerationParams;
+    planner: string | null;
+    parentId?: string;
+    timings?: Record<string, number>;
+    /** The repaint mask (black = repaint): stored as mask.png, and the RAG parameters point at that file. */
+    mask?: Buffer;
+  }): Promise<Prepared> {
+    const parent = c.parentId ? this.store.getGeneration(c.parentId) : undefined;
+    const generation = this.store.createGeneration({
+      kind: c.kind,
+      status: c.kind === 'layout' ? 'layout' : 'queued',
+      userId: c.input.requester.userId,
+      guildId: c.input.guildId,
+      channelId: c.input.requester.channelId,
+      requestText: c.requestText,
+      params: c.params,
+      planner: c.planner,
+      parentId: c.parentId ?? null,
+      timings: c.timings,
+    });
+    const parentImage = c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
+    const layoutPng = await this.planner.renderLayout(c.params.scene, parentImage);
+    this.store.writeArtifact(generation.id, 'layout.png', layoutPng);
+    if (c.kind === 'layout') return { generation: this.store.getGeneration(generation.id)!, layoutPng };
+    if (c.mask && c.params.rag) {
+      const maskPath = this.store.writeArtifact(generation.id, 'mask.png', c.mask);
+      c.params = { ...c.params, rag: { ...(c.params.rag as RagParams), Repainting_mask: maskPath } };
+      this.store.updateParams(generation.id, c.params);
+    }
+
+    const request: PaintRequest = {
+      kind: c.kind === 'repaint' ? 'repaint' : 'generate',
+      generationId: generation.id,
+      params: c.params,
+      ...(c.kind === 'repaint' && parent ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } } : {}),
+    };
+    const { job, position } = await this.queue.enqueue({ userId: c.input.requester.userId, request, target: c.input.target });
+    const updated = this.store.updateGeneration(generation.id, { jobId: job.id });
+    return { generation: updated, layoutPng, job, position };
+  }
+
+  private modelId(model: string): ModelId | undefined {
+    return (MODEL_IDS as readonly string[]).includes(model) ? (model as ModelId) : undefined;
+  }
+
+  /** The RAG parameters the engine will run, stored with the generation so the row says exactly what was painted. */
+  private withRag(p: GenerationParams): GenerationParams {
+    return { ...p, rag: sceneToRagParams(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }) };
+  }
+
+  noModelText(): string {
+    if (this.painting.mode === 'failed') return `The image model failed to load (${this.painting.reason ?? 'unknown reason'}), so I can only plan layouts right now. The bot's operator can see the details in its log.`;
+    return 'No image model is configured on this bot (MODEL_DIR is not set), so I can only plan and show layouts. The bot’s operator can set MODEL_DIR to a FLUX.1 folder to turn painting on.';
+  }
+}

@@ -1,0 +1,32 @@
+import type { Edit, Scene } from '../scene/schema.ts';
+
+export interface PlanOptions {
+  width: number;
+  height: number;
+  maxRegions: number;
+}
+
+export interface Planned {
+  scene: Scene;
+  /** How the Scene was made: `llm:<model>` or `offline` (also when the LLM failed and rules took over). */
+  planner: string;
+  /** Something the user should know about the plan ("the LLM was unreachable; used the offline planner"). */
+  note?: string;
+}
+
+export interface EditPlanned {
+  edit: Edit;
+  planner: string;
+}
+
+/**
+ * What the bot needs from the planner (src/planner): text → Scene, (Scene, instruction) → Edit, and the
+ * layout picture. The bot never talks to the LLM or draws boxes itself.
+ */
+export interface BotPlanner {
+  plan(text: string, options: PlanOptions): Promise<Planned>;
+  /** `history`: earlier instructions and questions in this conversation, oldest first. */
+  edit(scene: Scene, instruction: string, history: string[]): Promise<EditPlanned>;
+  /** Boxes with labels over a blank canvas, or over `image` when given (PNG). */
+  renderLayout(scene: Scene, image?: Buffer): Promise<Buffer>;
+}

@@ -1,0 +1,272 @@
+// The bot with a painter in its embedded worker: /imagine to a finished image with buttons, replies that
+// repaint, Reroll, Delete while running, restarts, a killed worker, expired tokens, many users at once.
+//
+// Every scenario runs with the flat test painter (test/queue/flat-painter.ts: a Painter that draws the
+// Scene's boxes), so the bot, queue and worker are covered today. The same scenarios run on the real
+// engine with the tiny FLUX checkpoint once the engine's painter (src/engine/painter.ts) exists; until
+// then they are skipped, and only because that module is missing (ENGINE_PAINTER).
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ENGINE_PAINTER, Harness, type HarnessOptions, type PainterKind } from './harness.ts';
+import type { ApiMessage } from '../support/fake-discord/index.ts';
+
+let h: Harness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const PAINTERS: { kind: PainterKind; available: boolean; steps: number }[] = [
+  { kind: 'flat', available: true, steps: 4 },
+  // Skipped only while src/engine/painter.ts does not exist.
+  { kind: 'engine', available: ENGINE_PAINTER, steps: 2 },
+];
+
+async function imageOf(message: ApiMessage): Promise<{ format?: string; width?: number; height?: number; bytes: Buffer }> {
+  if (!h) throw new Error('no harness');
+  const att = message.attachments[0];
+  if (!att) throw new Error(`message has no attachment: ${message.content}`);
+  const bytes = h.fake.attachmentBytes(att);
+  const meta = await sharp(bytes).metadata();
+  return { format: meta.format, width: meta.width, height: meta.height, bytes };
+}
+
+describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, steps }) => {
+  const start = (o: HarnessOptions = {}) => Harness.start({ painter: kind, ...o });
+
+  it.skipIf(!available)('/imagine: deferred within 3 s, layout and queue position, progress, then the image with its four buttons', async () => {
+    h = await start();
+    const { ix, message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps, seed: 7 });
+    expect(ix.ackType).toBe(5);
+    expect(ix.ackMs).toBeLessThan(3000);
+    expect(message.content).toMatch(/Layout for/);
+    expect(message.content).toMatch(/Queued: (next in the queue|position \d+)/);
+    expect(message.attachments[0]!.filename).toMatch(/^layout-.*\.png$/);
+    const done = await h.finished(message.id, 120_000);
+    expect(done.content).toMatch(/^✅/);
+    expect(done.content).toMatch(/seed 7/);
+    const img = await imageOf(done);
+    expect(img.format).toBe('png');
+    expect([img.width, img.height]).toEqual([512, 512]);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `delete:${g.id}`]);
+    expect(g).toMatchObject({ status: 'done', kind: 'generate' });
+    expect(g.modelId).toBe(h.bot.painting.info!.id);
+    expect(g.params.rag).toMatchObject({ seed: 7, num_inference_steps: steps, width: 512, height: 512 });
+    expect(g.timings.paint).toBeGreaterThan(0);
+    expect(g.artifacts['image.png']).toBeDefined();
+    // Every edit of this message went through the interaction token, none through the bot token.
+    const edits = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`));
+    expect(edits.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.skipIf(!available)('a reply repaints the named region and answers with a new message replying to the user; a reply to that result works too', async () => {
+    h = await start();
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps });
+    const first = await h.finished(message.id, 120_000);
+    const g1 = h.bot.store.generationForMessage(first.id)!;
+
+    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the cat orange', { replyTo: first.id });
+    const answer = await h.replyTo(reply.id);
+    expect(answer.message_reference).toMatchObject({ message_id: reply.id, type: 0 });
+    const repainted = await h.finished(answer.id, 120_000);
+    expect(repainted.content).toMatch(/^✅ Repainted/);
+    expect((await imageOf(repainted)).format).toBe('png');
+    const g2 = h.bot.store.generationForMessage(repainted.id)!;
+    expect(g2).toMatchObject({ kind: 'repaint', parentId: g1.id, status: 'done' });
+    expect(g2.params.seed).toBe(g1.params.seed);
+    expect(g2.params.repaint!.regions.length).toBe(1);
+    expect(g2.artifacts['mask.png']).toBeDefined();
+    expect((g2.params.rag as { Repainting_mask?: string }).Repainting_mask).toBe(g2.artifacts['mask.png']);
+    expect(h.buttons(repainted)).toContain(`reroll:${g2.id}`);
+
+    const reply2 = h.fake.userMessage(h.users.alice, h.channel.id, 'make the dog brown', { replyTo: repainted.id });
+    const answer2 = await h.replyTo(reply2.id);
+    const again = await h.finished(answer2.id, 120_000);
+    const g3 = h.bot.store.generationForMessage(again.id)!;
+    expect(g3).toMatchObject({ kind: 'repaint', parentId: g2.id, status: 'done' });
+    expect(h.bot.store.lineage(g3.id).map((g) => g.id)).toEqual([g3.id, g2.id, g1.id]);
+  });
+
+  it.skipIf(!available)('Reroll paints the same layout with a new seed, also after the bot restarted', async () => {
+    h = await start();
+    const { message } = await h.imagine(h.users.alice, 'a red apple next to a green pear', { steps });
+    const done = await h.finished(message.id, 120_000);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    await h.restartBot();
+    const ix = h.fake.clickButton(h.users.alice, done.id, `reroll:${g.id}`);
+    const answer = await h.answered(ix);
+    const firstEdit = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`))[0]!;
+    expect((firstEdit.body as { content: string }).content).toMatch(/New seed/);
+    const rerolled = await h.finished(answer.id, 120_000);
+    const g2 = h.bot.store.generationForMessage(rerolled.id)!;
+    expect(g2.parentId).toBe(g.id);
+    expect(g2.params.scene).toEqual(g.params.scene);
+    expect(g2.params.seed).not.toBe(g.params.seed);
+  });
+});
+
+describe('painting: queue, worker and Discord failure modes (flat painter)', () => {
+  it('progress edits come at most once per 2.5 s and show the step', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 120 }, progressEveryMs: 2500 });
+    const { ix, message } = await h.imagine(h.users.alice, 'a blue boat on a lake', { steps: 50 });
+    await h.finished(message.id);
+    const edits = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`));
+    const progress = edits.filter((r) => /step \d+\/50/.test((r.body as { content?: string }).content ?? ''));
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
+    expect(progress.some((r) => r.files.some((f) => f.filename === 'preview.webp'))).toBe(true);
+  });
+
+  it('Delete while painting cancels the job, removes the message, and the next job still runs', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 100 } });
+    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 50 });
+    const g = h.bot.store.generationForMessage(message.id)!;
+    await waitForJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 1);
+    h.fake.clickButton(h.users.alice, message.id, `delete:${g.id}`);
+    await h.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to go');
+    const job = await waitForJob(g.jobId!, (j) => j.status !== 'running');
+    expect(job.status).toBe('cancelled');
+    await h.fake.waitFor(() => h!.bot.store.getGeneration(g.id)!.status === 'cancelled', 'generation cancelled');
+    const { message: next } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 3 });
+    expect((await h.finished(next.id)).content).toMatch(/^✅/);
+  });
+
+  it('Delete by someone else is refused; a moderator may delete', async () => {
+    h = await Harness.start({ painter: 'flat' });
+    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 2 });
+    const done = await h.finished(message.id);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    for (const verb of ['reroll', 'delete', 'edit']) {
+      const ix = h.fake.clickButton(h.users.bob, done.id, `${verb}:${g.id}`);
+      expect((await h.answered(ix)).content).toMatch(/Only <@\d+>/);
+    }
+    expect(await h.bot.queue.stats()).toMatchObject({ queued: 0, running: 0 });
+    h.fake.clickButton(h.users.mod, done.id, `delete:${g.id}`);
+    await h.fake.waitFor(() => !h!.fake.messages.has(done.id), 'moderator delete');
+  });
+
+  it('the worker killed mid-job: the user is told, the job runs again once and the image arrives', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 60 } });
+    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 40 });
+    const g = h.bot.store.generationForMessage(message.id)!;
+    await waitForJob(g.jobId!, (j) => (j.progress?.step ?? 0) >= 2);
+    process.kill(h.bot.host!.childPid!, 'SIGKILL');
+    await h.fake.waitFor(() => /put back in the queue/.test(h!.fake.messages.get(message.id)!.content), 'the user to be told');
+    const done = await h.finished(message.id);
+    expect(done.content).toMatch(/^✅/);
+    expect((await h.bot.queue.get(g.jobId!))!.attempts).toBe(2);
+  });
+
+  it('a bot restart mid-job: the job is re-queued once and finished by the new process', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 60 } });
+    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 30 });
+    const g = h.bot.store.generationForMessage(message.id)!;
+    await waitForJob(g.jobId!, (j) => (j.progress?.step ?? 0) >= 2);
+    await h.restartBot();
+    const done = await h.finished(message.id);
+    expect(done.content).toMatch(/^✅/);
+    const job = (await h.bot.queue.get(g.jobId!))!;
+    expect(job.attempts).toBe(2);
+    expect(job.deliveredAt).not.toBeNull();
+  });
+
+  it('an expired interaction token: the finished image is posted as a channel message replying to the original', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 40 } });
+    const { ix, message } = await h.imagine(h.users.alice, 'a hot air balloon over hills', { steps: 10 });
+    h.fake.expireToken(ix.token);
+    const result = await h.fake.waitFor(() => h!.fake.repliesTo(message.id).find((m) => m.author.id === h!.fake.bot.id && m.attachments.length === 1), 'a channel message with the image');
+    expect(result.content).toMatch(/^✅/);
+    const g = h.bot.store.generationForMessage(message.id)!;
+    await h.fake.waitFor(() => h!.bot.store.messageLink(result.id), 'the new message to be linked');
+    expect(h.buttons(result)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `delete:${g.id}`]);
+    expect(h.fake.requestsTo('POST', new RegExp(`/channels/${h.channel.id}/messages$`)).length).toBeGreaterThanOrEqual(1);
+    // A reply to the fallback message works like one to the original.
+    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the balloon red', { replyTo: result.id });
+    expect((await h.finished((await h.replyTo(reply.id)).id)).content).toMatch(/^✅ Repainted/);
+  });
+
+  it('20 users at once: each is acknowledged in time, gets a correct queue position and their own image', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 1 } });
+    const users = Array.from({ length: 20 }, (_, i) => h!.fake.join(h!.guildId, `user${i}`));
+    h.bot.host!.pause();
+    const ixs = users.map((u, i) => h!.fake.slashCommand(u, h!.channel.id, 'imagine', { prompt: `a lantern number ${i + 1} on a table`, steps: 2 }));
+    const first = await Promise.all(ixs.map((ix) => h!.answered(ix, 30_000)));
+    for (const ix of ixs) expect(ix.ackMs).toBeLessThan(3000);
+    // Positions follow the order in which the jobs entered the queue: 1..20, each once.
+    const jobs = await Promise.all(first.map(async (m) => (await h!.bot.queue.get(h!.bot.store.generationForMessage(m.id)!.jobId!))!));
+    const shown = first.map((m) => {
+      const p = /Queued: (next in the queue|position (\d+))/.exec(m.content);
+      return p ? (p[2] ? Number(p[2]) : 1) : NaN;
+    });
+    expect([...shown].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // Nothing ran meanwhile (the worker is paused), so what each user was shown is still their place.
+    expect(await Promise.all(jobs.map((j) => h!.bot.queue.position(j.id)))).toEqual(shown);
+    expect(new Set(jobs.map((j) => j.userId)).size).toBe(20);
+    h.bot.host!.resume();
+    const done = await Promise.all(first.map((m) => h!.finished(m.id, 60_000)));
+    done.forEach((m, i) => {
+      expect(m.content).toMatch(new RegExp(`^✅ “a lantern number ${i + 1} on a table”`));
+      expect(m.attachments).toHaveLength(1);
+      expect((m.interaction_metadata as { user: { id: string } }).user.id).toBe(users[i]!.id);
+    });
+  });
+
+  it('per-user limit: a job beyond USER_MAX_CONCURRENT_JOBS is refused privately', async () => {
+    h = await Harness.start({ painter: 'flat', env: { USER_MAX_CONCURRENT_JOBS: '1' } });
+    h.bot.host!.pause();
+    await h.imagine(h.users.alice, 'a kite', { steps: 2 });
+    const { message } = await h.imagine(h.users.alice, 'another kite', { steps: 2 });
+    expect(message.flags & 64).toBe(64);
+    expect(message.content).toMatch(/already have 1 image waiting or painting \(the limit is 1\)/);
+    h.bot.host!.resume();
+  });
+
+  it('an image over the upload limit is sent as WebP under the limit', async () => {
+    h = await Harness.start({ painter: 'flat', fake: { attachmentSizeLimit: 1500 } });
+    const { message } = await h.imagine(h.users.alice, 'three coloured boxes', { steps: 2 });
+    const done = await h.finished(message.id);
+    expect(done.attachments[0]!.filename).toMatch(/\.webp$/);
+    expect(done.attachments[0]!.size).toBeLessThanOrEqual(1500);
+  });
+
+  it('a painter that cannot load: the bot says so and still plans layouts', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { failInit: 'transformer/ is missing in the model folder' } });
+    expect(h.bot.painting.mode).toBe('failed');
+    const { message } = await h.imagine(h.users.alice, 'a snowman');
+    expect(message.content).toMatch(/image model failed to load \(transformer\/ is missing in the model folder\)/);
+    expect(message.attachments).toHaveLength(1);
+  });
+
+  it('a painting that fails ends in a visible message with what to do next', async () => {
+    h = await Harness.start({ painter: 'flat', painterExtra: { failOnPrompt: 'volcano' } });
+    const { message } = await h.imagine(h.users.alice, 'a volcano at night', { steps: 2 });
+    const done = await h.finished(message.id);
+    expect(done.content).toMatch(/^⚠️ I could not paint .*cannot paint "volcano".*Try again/s);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `delete:${g.id}`]);
+    expect(g.status).toBe('failed');
+  });
+
+  it('/queue shows the caller their place', async () => {
+    h = await Harness.start({ painter: 'flat' });
+    h.bot.host!.pause();
+    await h.imagine(h.users.bob, 'a fox', { steps: 2 });
+    await h.imagine(h.users.alice, 'a hare', { steps: 2 });
+    const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'queue');
+    const answer = await h.answered(ix);
+    expect(answer.content).toMatch(/0 painting, 2 waiting/);
+    expect(answer.content).toMatch(/“a hare”: position 2 in the queue/);
+    h.bot.host!.resume();
+  });
+});
+
+async function waitForJob(id: string, pred: (j: NonNullable<Awaited<ReturnType<Harness['bot']['queue']['get']>>>) => boolean) {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    const j = await h!.bot.queue.get(id);
+    if (j && pred(j)) return j;
+    if (Date.now() > end) throw new Error(`job ${id} did not reach the state (is ${j?.status})`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

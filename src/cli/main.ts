@@ -10,6 +10,7 @@ const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   worker: () => import('./commands/worker.ts'),
   debug: () => import('./commands/debug.ts'),
   'make-tiny-model': () => import('./commands/make-tiny-model.ts'),
+  generate: () => import('./commands/generate.ts'),
 };
 
 function help(): string {

@@ -56,4 +56,6 @@ export const DEBUG_COMPONENTS: Record<string, () => Promise<{ component: DebugCo
   'vae-decode': () => import('./vae-decode.ts'),
   'vae-encode': () => import('./vae-encode.ts'),
   scheduler: () => import('./scheduler.ts'),
+  pipeline: () => import('./pipeline.ts'),
+  rag: () => import('./rag.ts'),
 };

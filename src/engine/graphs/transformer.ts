@@ -46,10 +46,11 @@ export interface TransformerGraphOptions {
 export const TRANSFORMER_INPUTS = ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep', 'guidance', 'img_ids', 'txt_ids'] as const;
 export const TRANSFORMER_OUTPUT = 'sample';
 
-const EPS = 1e-6;
+/** Epsilon of every LayerNorm and RMSNorm in the model. */
+export const EPS = 1e-6;
 
 /** What every block function needs: the graph, weights by name, config and the RoPE tables. */
-interface Ctx {
+export interface Ctx {
   g: Graph;
   cfg: FluxTransformerConfig;
   w: (name: string) => Value;
@@ -57,23 +58,23 @@ interface Ctx {
   rope: { cos: Value; sin: Value };
 }
 
-function lin(c: Ctx, prefix: string, x: Value): Value {
+export function lin(c: Ctx, prefix: string, x: Value): Value {
   return linear(x, c.w(`${prefix}.weight`), c.w(`${prefix}.bias`));
 }
 
 /** Linear(SiLU(temb)) split into n modulation vectors, each [B, 1, D] to broadcast over tokens. */
-function modulation(c: Ctx, prefix: string, temb: Value, n: number): Value[] {
+export function modulation(c: Ctx, prefix: string, temb: Value, n: number): Value[] {
   return chunk(unsqueeze(lin(c, prefix, silu(temb)), [1]), n, 2);
 }
 
 /** Projects tokens to per-head Q or K with RMSNorm: [B, S, D] → [B, S, H, Dh]. */
-function headsNormed(c: Ctx, proj: string, norm: string, x: Value): Value {
+export function headsNormed(c: Ctx, proj: string, norm: string, x: Value): Value {
   const heads = reshape(lin(c, proj, x), [0, 0, c.cfg.heads, c.cfg.headDim]);
   return rmsNorm(heads, c.w(`${norm}.weight`), EPS);
 }
 
 /** RoPE on [B, S, H, Dh] heads, then SDPA over packed heads → [B, S, D]. Token order must match the RoPE table. */
-function ropeAttention(c: Ctx, q: Value, k: Value, v: Value): Value {
+export function ropeAttention(c: Ctx, q: Value, k: Value, v: Value): Value {
   const { heads, headDim, inner } = c.cfg;
   const pack = (x: Value) => reshape(x, [0, 0, inner]);
   const qr = pack(ropeInterleaved(q, c.rope.cos, c.rope.sin, headDim));
@@ -82,7 +83,7 @@ function ropeAttention(c: Ctx, q: Value, k: Value, v: Value): Value {
 }
 
 /** time_text_embed: timestep (+ guidance) + pooled text → temb [B, D]. */
-function timeTextEmbed(c: Ctx, timestep: Value, guidance: Value | undefined, pooled: Value): Value {
+export function timeTextEmbed(c: Ctx, timestep: Value, guidance: Value | undefined, pooled: Value): Value {
   const mlp = (prefix: string, x: Value) => lin(c, `${prefix}.linear_2`, silu(lin(c, `${prefix}.linear_1`, x)));
   const proj = (x: Value) => cast(timestepProjection(x, TIME_PROJ_DIM), c.g.computeType);
   let temb = mlp('time_text_embed.timestep_embedder', proj(timestep));

@@ -1,0 +1,169 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfig, readEnvironment } from '../../config/config.ts';
+import { UserError } from '../../config/errors.ts';
+import type { Engine } from '../../engine/pipeline/engine.ts';
+import type { JobOutput } from '../../engine/pipeline/jobs.ts';
+import type { NoiseSource } from '../../engine/pipeline/noise-source.ts';
+import type { RagParams } from '../../rag/params.ts';
+import type { Scene } from '../../scene/schema.ts';
+import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
+
+const usage =
+  'scenewright generate --model <dir> (--scene <scene.json> | --prompt "<text>" | --rag-params <official.json> [--entry N])\n' +
+  '       [--seed N] [--steps N] [--width W --height H] [--guidance G] [--noise <file.safetensors>] --out <image.png|.webp>\n' +
+  '       [--latents-out <file.safetensors>] [--save-generation <dir>]\n' +
+  '       --prompt: plain FLUX; --scene: RAG from a Scene (regions → hard binding + soft refinement);\n' +
+  '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
+  '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
+  '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
+  '       (--model defaults to MODEL_DIR; EXECUTION_PROVIDER and ORT_THREADS apply)';
+
+export const GENERATE_FLAGS = {
+  model: { type: 'string' },
+  out: { type: 'string' },
+  seed: { type: 'string' },
+  steps: { type: 'string' },
+  noise: { type: 'string' },
+  'latents-out': { type: 'string' },
+  'save-generation': { type: 'string' },
+} as const;
+
+/** A one-line progress report on stderr (rewritten in place on a terminal). */
+export function progressLine(label: string): (step: number, total: number) => void {
+  const t0 = performance.now();
+  const tty = process.stderr.isTTY;
+  return (step, total) => {
+    const s = (performance.now() - t0) / 1000;
+    const line = `${label}: step ${step}/${total}  ${s.toFixed(1)} s (${(s / step).toFixed(2)} s/step)`;
+    process.stderr.write(tty ? `\r${line}${step === total ? '\n' : ''}` : `${line}\n`);
+  };
+}
+
+export async function openEngine(model: string | undefined): Promise<Engine> {
+  const config = loadConfig(readEnvironment());
+  const dir = model ?? config.model.dir;
+  if (!dir) throw new UserError('which model? Give --model <FLUX checkpoint folder> or set MODEL_DIR', 2);
+  const { Engine } = await import('../../engine/pipeline/engine.ts');
+  return Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads } });
+}
+
+export async function noiseFile(file: string | undefined, boxCount: number): Promise<NoiseSource | undefined> {
+  if (!file) return undefined;
+  const { readSafetensors } = await import('../../engine/weights/safetensors.ts');
+  const { explicitNoise } = await import('../../engine/pipeline/noise-source.ts');
+  return explicitNoise(readSafetensors(file).tensors, boxCount, file);
+}
+
+/** Writes the image, and the latents / generation folder when asked. */
+export async function writeOutputs(out: JobOutput, o: { out: string; latentsOut?: string; saveDir?: string; engine: Engine; rag?: RagParams; scene?: Scene }): Promise<void> {
+  writeFileSync(o.out, out.image);
+  if (o.latentsOut) {
+    const { writeSafetensors } = await import('../../engine/weights/safetensors.ts');
+    const C = o.engine.steps.cfg.inChannels;
+    const tokens = out.result.latents.length / C;
+    const tensors: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {
+      final_latents: { dtype: 'float32', shape: [1, tokens, C], data: out.result.latents },
+    };
+    if (out.result.repaintLatents) tensors.final_repainting_latents = { dtype: 'float32', shape: [1, tokens, C], data: out.result.repaintLatents };
+    writeSafetensors(o.latentsOut, tensors, { producer: 'scenewright generate' });
+  }
+  if (o.saveDir) {
+    if (!o.rag) throw new UserError('--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)', 2);
+    const { saveGeneration } = await import('../../engine/pipeline/generation-files.ts');
+    saveGeneration(o.saveDir, { out, rag: o.rag, ...(o.scene ? { scene: o.scene } : {}), model: o.engine.modelId, version: o.engine.version });
+  }
+}
+
+export const command: CliCommand = {
+  summary: 'paint an image: a plain prompt, a Scene (RAG) or official RAG parameters',
+  usage,
+  async run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {
+      ...GENERATE_FLAGS,
+      scene: { type: 'string' },
+      prompt: { type: 'string' },
+      'rag-params': { type: 'string' },
+      entry: { type: 'string' },
+      width: { type: 'string' },
+      height: { type: 'string' },
+      guidance: { type: 'string' },
+    }, usage);
+    if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(' ')}\n\nusage: ${usage}`, 2);
+    const sources = [values.scene, values.prompt, values['rag-params']].filter((v) => v !== undefined);
+    if (sources.length !== 1) throw new UserError(`give exactly one of --scene, --prompt, --rag-params\n\nusage: ${usage}`, 2);
+    if (!values.out) throw new UserError(`--out <image.png> is required\n\nusage: ${usage}`, 2);
+    const seed = intOption(values.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+    const steps = intOption(values.steps, 'steps', 1, 1000);
+    const width = intOption(values.width, 'width', 16, 8192);
+    const height = intOption(values.height, 'height', 16, 8192);
+    const guidance = values.guidance === undefined ? undefined : Number(values.guidance);
+    if (guidance !== undefined && !Number.isFinite(guidance)) throw new UserError(`--guidance must be a number (got "${values.guidance}")`, 2);
+    const { formatOf } = await import('../../engine/pipeline/image.ts');
+    const { generateJob, generatePlanJob } = await import('../../engine/pipeline/jobs.ts');
+    const engine = await openEngine(values.model);
+    try {
+      let rag: RagParams | undefined;
+      let scene: Scene | undefined;
+      let baseDir: string | undefined;
+      if (values.prompt !== undefined) {
+        if (!values.prompt.trim()) throw new UserError('--prompt is empty', 2);
+        const { plainPlan } = await import('../../engine/pipeline/plan.ts');
+        const { seedFromText } = await import('../../scene/to-rag.ts');
+        const d = engine.defaults;
+        const plan = plainPlan(values.prompt, {
+          width: width ?? 1024, height: height ?? 1024, steps: steps ?? d.steps, guidance: guidance ?? d.guidance,
+          seed: seed ?? seedFromText(values.prompt), textLength: d.textLength,
+        });
+        process.stderr.write(`${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`);
+        const out = await generatePlanJob(engine, plan, { onProgress: progressLine('generate'), previewEvery: 0, noise: await noiseFile(values.noise, 0), format: formatOf(values.out) });
+        await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine });
+        process.stderr.write(`wrote ${values.out}\n`);
+        return 0;
+      }
+      if (values.scene !== undefined) {
+        if (width !== undefined || height !== undefined) throw new UserError('--width/--height cannot be combined with --scene: the scene sets the size', 2);
+        const { parseSceneJSON } = await import('../../scene/json.ts');
+        const { sceneToRagParams } = await import('../../scene/to-rag.ts');
+        scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), { maxRegions: 32, minSize: 16, maxSize: 8192 });
+        rag = sceneToRagParams(scene, { model: engine.modelId, ...(seed !== undefined ? { seed } : {}), ...(steps !== undefined ? { steps } : {}), ...(guidance !== undefined ? { guidance } : {}) });
+      } else {
+        const file = values['rag-params']!;
+        const { loadRagParamsFile } = await import('../../rag/params.ts');
+        const all = loadRagParamsFile(file);
+        const entry = intOption(values.entry, 'entry', 0, all.length - 1) ?? 0;
+        rag = {
+          ...all[entry]!,
+          ...(seed !== undefined ? { seed } : {}),
+          ...(steps !== undefined ? { num_inference_steps: steps } : {}),
+          ...(width !== undefined ? { width } : {}),
+          ...(height !== undefined ? { height } : {}),
+          ...(guidance !== undefined ? { guidance_scale: guidance } : {}),
+        };
+        baseDir = path.dirname(path.resolve(file));
+        if (typeof rag.Repainting_mask === 'string') {
+          const { maskSource } = await import('../../engine/pipeline/plan.ts');
+          rag.Repainting_mask = path.resolve(maskSource(rag.Repainting_mask, baseDir) as string);
+        }
+      }
+      process.stderr.write(`${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}\n`);
+      const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
+      const onProgress = progressLine('generate');
+      const { isRepaint } = await import('../../rag/params.ts');
+      let out: JobOutput;
+      if (isRepaint(rag)) {
+        // Official repaint parameters: the original is re-run from its noise (exact mode), its image is the parent.
+        const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
+        const parent = Object.fromEntries(Object.entries(rag).filter(([k]) => !k.startsWith('Repainting_'))) as RagParams;
+        out = await repaintJob(engine, rag, { params: parent }, { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) });
+      } else {
+        out = await generateJob(engine, rag, { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) });
+      }
+      await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine, rag, ...(scene ? { scene } : {}) });
+      process.stderr.write(`wrote ${values.out}\n`);
+      return 0;
+    } finally {
+      await engine.close();
+    }
+  },
+};

@@ -1,0 +1,144 @@
+/**
+ * The engine of one checkpoint: text encoders (embeddings cached by prompt), the step runner (RAG step graphs
+ * cached by signature), the VAE and the preview map, opened lazily. `paint` runs a plan end to end and returns
+ * the final latents, the decoded image and the trajectory a later repaint needs.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { loadCheckpoint } from '../checkpoint/index.ts';
+import type { FluxCheckpoint } from '../checkpoint/types.ts';
+import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
+import { latentGeometry, unpackLatents } from '../noise.ts';
+import type { FloatType } from '../onnx/graph.ts';
+import { StepRunner } from '../rag/step-runner.ts';
+import { graphFormFor, type RuntimeOptions } from '../runtime/session.ts';
+import { parseSchedulerConfig, type SchedulerConfig } from '../scheduler.ts';
+import { T5_LENGTH } from '../tokenizers/t5.ts';
+import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type ModelManifest } from '../../scene/to-rag.ts';
+import type { RagParams } from '../../rag/params.ts';
+import { TextEncoders, type Conditioning } from './conditioning.ts';
+import { planFromRagParams, type PlanDefaults, type RunPlan } from './plan.ts';
+import { LatentPreview } from './preview.ts';
+import { runPlan, type RunOptions, type RunResult } from './run.ts';
+
+/** Bumped when a change to the engine changes the pixels a seed gives. */
+export const ENGINE_VERSION = '1';
+
+export interface EngineOptions {
+  modelDir: string;
+  runtime: RuntimeOptions;
+  /** Step sessions kept open (each holds a copy of the transformer weights). Default 2. */
+  maxStepSessions?: number;
+  /** Compute type inside the transformer graphs; default by provider (runtime graphFormFor: float32 on CPU, bf16 on CUDA). */
+  computeType?: FloatType;
+}
+
+export type PaintOptions = Omit<RunOptions, 'steps' | 'conditioning' | 'scheduler'> & { conditioning?: Conditioning };
+
+export interface PaintResult extends RunResult {
+  /** The painted image ([1, 3, H, W], [-1, 1] scale, not clamped): the repaint's when repainting. */
+  image: Nchw;
+}
+
+export class Engine {
+  readonly modelId: ModelId;
+  readonly manifest: ModelManifest;
+  readonly version: string;
+  readonly steps: StepRunner;
+  readonly scheduler: SchedulerConfig;
+  private readonly encoders = new Map<number, TextEncoders>();
+  private vaeCodec?: VaeCodec;
+  private previewMap?: Promise<LatentPreview>;
+
+  private constructor(readonly checkpoint: FluxCheckpoint, readonly runtime: RuntimeOptions, o: EngineOptions) {
+    const cfg = checkpoint.transformerConfig;
+    this.modelId = modelIdForTransformerConfig({ guidance_embeds: cfg.guidanceEmbeds });
+    this.manifest = loadModelManifest(this.modelId);
+    this.scheduler = parseSchedulerConfig(checkpoint.schedulerConfig(), `${o.modelDir} scheduler config`);
+    const form = graphFormFor(runtime.executionProvider);
+    this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, maxSessions: o.maxStepSessions, computeType: o.computeType ?? form.computeType });
+    this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}`;
+  }
+
+  /** Opens a checkpoint (configs and shapes checked now; sessions are created on first use). */
+  static open(o: EngineOptions): Engine {
+    return new Engine(loadCheckpoint(o.modelDir), o.runtime, o);
+  }
+
+  /** Per-model defaults for what RAG parameters leave out (models/<id>.json). */
+  get defaults(): PlanDefaults {
+    const d = this.manifest.defaults;
+    return { steps: d.num_inference_steps, guidance: d.guidance_scale, textLength: T5_LENGTH[this.checkpoint.variant] };
+  }
+
+  /** The text encoders for a T5 length (one set per length; embeddings cached by prompt). */
+  conditioning(textLength = this.defaults.textLength): TextEncoders {
+    let e = this.encoders.get(textLength);
+    if (!e) {
+      e = new TextEncoders(this.checkpoint, this.runtime, { textLength });
+      this.encoders.set(textLength, e);
+    }
+    return e;
+  }
+
+  get vae(): VaeCodec {
+    this.vaeCodec ??= new VaeCodec(this.checkpoint.component('vae'), this.runtime);
+    return this.vaeCodec;
+  }
+
+  /** The linear latent → RGB map for previews, fitted to this VAE on first use. */
+  preview(): Promise<LatentPreview> {
+    this.previewMap ??= LatentPreview.calibrate(this.vae);
+    return this.previewMap;
+  }
+
+  plan(params: RagParams, baseDir?: string): Promise<RunPlan> {
+    return planFromRagParams(params, this.defaults, { baseDir });
+  }
+
+  /** Runs the denoising loop of a plan (no decode). */
+  run(plan: RunPlan, o: PaintOptions = {}): Promise<RunResult> {
+    return runPlan(plan, { ...o, steps: this.steps, conditioning: o.conditioning ?? this.conditioning(plan.textLength), scheduler: this.scheduler });
+  }
+
+  /** Packed latents [tokens, 64] of a width × height image → decoded image. */
+  async decode(packed: Float32Array, width: number, height: number): Promise<Nchw> {
+    const geo = latentGeometry(width, height, this.vae.latentChannels);
+    return this.vae.decode({ data: unpackLatents(packed, 1, geo.channels, geo.height, geo.width), shape: [1, geo.channels, geo.height, geo.width] });
+  }
+
+  /** Denoises and decodes: the image of the repaint pass when the plan repaints, else of the main pass. */
+  async paint(plan: RunPlan, o: PaintOptions = {}): Promise<PaintResult> {
+    const res = await this.run(plan, o);
+    const image = await this.decode(res.repaintLatents ?? res.latents, plan.width, plan.height);
+    return { ...res, image };
+  }
+
+  async close(): Promise<void> {
+    await this.steps.release();
+    for (const e of this.encoders.values()) await e.release();
+    this.encoders.clear();
+    await this.vaeCodec?.release();
+  }
+}
+
+/**
+ * A short hash that pins the weights: every config and the name and size of every .safetensors file under the
+ * model folder (two levels deep), or of the single file. Cheap: no weight bytes are read.
+ */
+function fingerprint(modelDir: string): string {
+  const h = createHash('sha256');
+  const visit = (p: string, depth: number) => {
+    const st = statSync(p);
+    if (st.isFile()) {
+      if (p.endsWith('.json')) h.update(`${path.basename(p)}:${readFileSync(p, 'utf8')}\n`);
+      else if (p.endsWith('.safetensors')) h.update(`${path.basename(p)}:${st.size}\n`);
+      return;
+    }
+    if (depth > 2) return;
+    for (const name of readdirSync(p).sort()) visit(path.join(p, name), depth + 1);
+  };
+  visit(modelDir, 0);
+  return h.digest('hex').slice(0, 12);
+}

@@ -1,0 +1,132 @@
+/**
+ * Whole jobs on an Engine, shared by the painter (worker) and the CLI: a generation from RAG parameters, and a
+ * repaint of a parent generation (exact mode for a first generation, stored mode for a repaint; trajectory.ts).
+ * Each returns the PNG, the artifacts a later repaint needs and the run's numbers.
+ */
+import { existsSync } from 'node:fs';
+import { UserError } from '../../config/errors.ts';
+import { isRepaint, type RagParams } from '../../rag/params.ts';
+import { latentGeometry } from '../noise.ts';
+import type { Engine, PaintResult } from './engine.ts';
+import { compositeOutside, encodeImage, readRgb8, repaintPixels, toRgb8, type ImageFormat, type Rgb8 } from './image.ts';
+import type { NoiseSource } from './noise-source.ts';
+import { maskSource, type RunPlan } from './plan.ts';
+import { encodeTrajectory, readTrajectory, TRAJECTORY_ARTIFACT, type StoredConditioning } from './trajectory.ts';
+
+export interface JobProgress {
+  /** Called after every step; `previewPng` every `previewEvery` steps (never on the last one). */
+  onProgress?(step: number, total: number, previewPng?: Uint8Array): void;
+  signal?: AbortSignal;
+  /** Steps between previews; default about five previews per run. 0 = none. */
+  previewEvery?: number;
+  noise?: NoiseSource;
+  /** Folder a relative Repainting_mask is resolved against. */
+  baseDir?: string;
+  format?: ImageFormat;
+}
+
+export interface JobOutput {
+  image: Uint8Array;
+  rgb: Rgb8;
+  artifacts: Record<string, Uint8Array>;
+  plan: RunPlan;
+  result: PaintResult;
+  /** generate; repaint-exact (parent re-run from its noise); repaint-stored (parent's stored trajectory). */
+  mode: 'generate' | 'repaint-exact' | 'repaint-stored';
+}
+
+/** The conditioning of the pass whose image a generation is (stored with its trajectory). */
+export function paintedConditioning(plan: RunPlan): StoredConditioning {
+  const rp = plan.repaint;
+  const base = { srRatio: plan.sr?.ratio, srDelta: plan.sr?.delta ?? 0, guidance: plan.guidance, textLength: plan.textLength };
+  if (rp) return { ...base, prompt: rp.prompt, ...(rp.prompt2 ? { prompt2: rp.prompt2 } : {}), ...(rp.srSegments ? { srSegments: rp.srSegments } : {}) };
+  return { ...base, prompt: plan.prompt, ...(plan.prompt2 ? { prompt2: plan.prompt2 } : {}), ...(plan.sr ? { srSegments: plan.sr.segments } : {}) };
+}
+
+async function paintPlan(engine: Engine, plan: RunPlan, o: JobProgress, stored?: Float32Array[]): Promise<PaintResult> {
+  const geo = latentGeometry(plan.width, plan.height);
+  const every = o.previewEvery ?? Math.max(1, Math.round(plan.steps / 5));
+  const preview = every > 0 && o.onProgress ? await engine.preview() : undefined;
+  return engine.paint(plan, {
+    noise: o.noise,
+    signal: o.signal,
+    stored,
+    async onStep(e) {
+      let png: Uint8Array | undefined;
+      if (preview && e.step < e.total && e.step % every === 0) png = await preview.png(e.preview(), geo.rows, geo.cols);
+      o.onProgress?.(e.step, e.total, png);
+    },
+  });
+}
+
+function artifacts(engine: Engine, plan: RunPlan, res: PaintResult): Record<string, Uint8Array> {
+  const traj = encodeTrajectory({
+    width: plan.width, height: plan.height, steps: plan.steps, latents: res.trajectory,
+    conditioning: paintedConditioning(plan), kind: plan.repaint ? 'repaint' : 'generate', model: engine.modelId,
+  });
+  return { [TRAJECTORY_ARTIFACT]: traj };
+}
+
+/** A generation from RAG parameters (no Repainting_* fields). */
+export async function generateJob(engine: Engine, params: RagParams, o: JobProgress = {}): Promise<JobOutput> {
+  if (isRepaint(params)) throw new UserError('these parameters ask for a repaint (Repainting_* fields): paint them with a parent generation');
+  const plan = await engine.plan(params, o.baseDir);
+  return generatePlanJob(engine, plan, o);
+}
+
+/** A generation from a ready plan (plain prompts use plainPlan). */
+export async function generatePlanJob(engine: Engine, plan: RunPlan, o: JobProgress = {}): Promise<JobOutput> {
+  const result = await paintPlan(engine, plan, o);
+  const rgb = toRgb8(result.image);
+  return { image: await encodeImage(rgb, o.format), rgb, artifacts: artifacts(engine, plan, result), plan, result, mode: 'generate' };
+}
+
+/** What a repaint knows of its parent. */
+export interface ParentGeneration {
+  /** The RAG parameters the parent was painted with (with Repainting_* when the parent is a repaint). */
+  params: RagParams;
+  /** The parent's image (PNG path); without it the parent's latents are decoded for the composite. */
+  image?: string;
+  /** The parent's trajectory artifact; required when the parent is itself a repaint. */
+  trajectory?: string;
+}
+
+/**
+ * Repaints a parent. `params` are the parent's parameters plus the Repainting_* fields (what
+ * scene/to-rag.ts editToRepaintParams gives). The final pixels outside the dilated mask are the parent's.
+ */
+export async function repaintJob(engine: Engine, params: RagParams, parent: ParentGeneration, o: JobProgress = {}): Promise<JobOutput> {
+  if (!isRepaint(params)) throw new UserError('a repaint needs the Repainting_* parameters (mask, prompts, seed)');
+  let plan = await engine.plan(params, o.baseDir);
+  let stored: Float32Array[] | undefined;
+  let mode: JobOutput['mode'] = 'repaint-exact';
+  if (isRepaint(parent.params)) {
+    // The parent is a repaint: replay its stored trajectory instead of its whole lineage.
+    if (!parent.trajectory) throw new UserError('the parent is itself a repaint and its trajectory.safetensors is missing: repaint its original instead');
+    const traj = readTrajectory(parent.trajectory);
+    if (traj.width !== plan.width || traj.height !== plan.height || traj.steps !== plan.steps) {
+      throw new UserError(`the parent was painted at ${traj.width}×${traj.height} in ${traj.steps} steps; this repaint asks for ${plan.width}×${plan.height} in ${plan.steps}`);
+    }
+    const c = traj.conditioning;
+    let sr = plan.sr;
+    if (sr && c.srSegments && c.srSegments.length === sr.segments.length) sr = { ...sr, segments: c.srSegments };
+    plan = {
+      ...plan, prompt: c.prompt, hbReplace: -1, boxes: [],
+      ...(c.prompt2 ? { prompt2: c.prompt2 } : { prompt2: undefined }),
+      ...(sr ? { sr } : {}),
+    };
+    stored = traj.latents;
+    mode = 'repaint-stored';
+  }
+  const result = await paintPlan(engine, plan, o, stored);
+  let parentRgb: Rgb8;
+  if (parent.image && existsSync(parent.image)) parentRgb = await readRgb8(parent.image);
+  else parentRgb = toRgb8(await engine.decode(stored ? stored[stored.length - 1]! : result.latents, plan.width, plan.height));
+  const area = await repaintPixels(maskOf(params, o.baseDir), plan.width, plan.height);
+  const rgb = compositeOutside(toRgb8(result.image), parentRgb, area);
+  return { image: await encodeImage(rgb, o.format), rgb, artifacts: artifacts(engine, plan, result), plan, result, mode };
+}
+
+function maskOf(p: RagParams, baseDir?: string): string | Uint8Array {
+  return maskSource(p.Repainting_mask!, baseDir);
+}

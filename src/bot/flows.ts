@@ -203,7 +203,8 @@ export class Flows {
     if (!text) throw new Refusal('Tell me what to change, for example “make the left cat black”.');
     if (text.length > PROMPT_MAX) throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
     const started = Date.now();
-    const { edit, planner } = await this.planner.edit(parent.params.scene, text, history);
+    const lastIds = parent.params.repaint?.regions.map((r) => r.id) ?? [];
+    const { edit, planner } = await this.planner.edit(parent.params.scene, text, { history, lastIds });
     if (edit.kind === 'clarify') return { kind: 'clarify', question: edit.question };
     let scene: Scene;
     let what: 'repaint' | 'regenerate' | 'layout';

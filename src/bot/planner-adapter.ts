@@ -1,13 +1,14 @@
 import sharp from 'sharp';
 import type { Config } from '../config/config.ts';
-import { editOffline } from '../planner/offline-edit.ts';
-import { planOffline } from '../planner/offline.ts';
+import { planEdit } from '../planner/editor.ts';
+import { llmFromConfig } from '../planner/llm.ts';
+import { planScene } from '../planner/plan.ts';
 import type { Scene } from '../scene/schema.ts';
 import type { BotPlanner } from './planning.ts';
 
-// The bot's view of src/planner. For now: the offline planner and editor (the LLM planner and the layout
-// renderer of src/planner plug in here when they land; until then layout pictures come from
-// `interimLayoutPicture`, plain boxes and labels).
+// The bot's view of src/planner: the LLM planner and editor when an LLM is configured (each falls back to
+// the offline rules on failure), the offline rules otherwise. Layout pictures come from
+// `interimLayoutPicture` until the planner's renderLayout lands.
 
 const COLOURS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#9a6324', '#469990', '#808000'];
 
@@ -36,14 +37,19 @@ export async function interimLayoutPicture(scene: Scene, image?: Buffer): Promis
 
 export async function createBotPlanner(config: Config): Promise<BotPlanner> {
   const limits = { maxRegions: config.limits.maxRegions, minSize: config.limits.minSize, maxSize: config.limits.maxSize };
+  const llm = llmFromConfig(config.llm);
+  const name = (source: 'llm' | 'offline') => (source === 'llm' ? `llm:${config.llm.model}` : 'offline');
   return {
     async plan(text, o) {
-      const r = planOffline(text, { width: o.width, height: o.height, limits: { ...limits, maxRegions: o.maxRegions } });
-      return { scene: r.scene, planner: r.source, note: r.warnings.length ? r.warnings.join('; ') : undefined };
+      // Without an LLM, ask for the offline planner directly: its notes are for users, "no LLM configured" is not.
+      const r = await planScene(text, { llm, offline: !llm, width: o.width, height: o.height, limits: { ...limits, maxRegions: o.maxRegions } });
+      const notes = r.warnings.filter((w) => !/OPENAI_|LLM/.test(w));
+      if (llm && r.source === 'offline') notes.unshift('the language model did not answer in time, so the simple offline planner (English only) made this layout');
+      return { scene: r.scene, planner: name(r.source), note: notes.length ? notes.join('; ') : undefined };
     },
-    async edit(scene, instruction) {
-      const r = editOffline(scene, instruction, { limits });
-      return { edit: r.edit, planner: r.source };
+    async edit(scene, instruction, o) {
+      const r = await planEdit(scene, instruction, { llm, offline: !llm, history: o.history, lastIds: o.lastIds, limits });
+      return { edit: r.edit, planner: name(r.source) };
     },
     renderLayout: interimLayoutPicture,
   };

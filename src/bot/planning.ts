@@ -14,6 +14,13 @@ export interface Planned {
   note?: string;
 }
 
+export interface EditContext {
+  /** Earlier instructions and questions in this conversation, oldest first. */
+  history: string[];
+  /** Regions the previous change was about (what "it" and "them" mean). */
+  lastIds: string[];
+}
+
 export interface EditPlanned {
   edit: Edit;
   planner: string;
@@ -25,8 +32,7 @@ export interface EditPlanned {
  */
 export interface BotPlanner {
   plan(text: string, options: PlanOptions): Promise<Planned>;
-  /** `history`: earlier instructions and questions in this conversation, oldest first. */
-  edit(scene: Scene, instruction: string, history: string[]): Promise<EditPlanned>;
+  edit(scene: Scene, instruction: string, options: EditContext): Promise<EditPlanned>;
   /** Boxes with labels over a blank canvas, or over `image` when given (PNG). */
   renderLayout(scene: Scene, image?: Buffer): Promise<Buffer>;
 }

@@ -53,6 +53,23 @@ describe('layout-only mode (no MODEL_DIR)', () => {
     expect(h.bot.store.generationForMessage(answer2.id)!.parentId).toBe(after.id);
   });
 
+  it('an ambiguous reply gets a clarifying question; a reply to the question goes on with the same image', async () => {
+    h = await Harness.start();
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white cat on the right');
+    const g = h.bot.store.generationForMessage(message.id)!;
+    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the cat orange', { replyTo: message.id });
+    const question = await h.replyTo(reply.id);
+    expect(question.content).toMatch(/^❓ .*(black|white)/s);
+    expect(question.attachments).toHaveLength(0);
+    await h.fake.waitFor(() => h.bot.store.messageLink(question.id), 'the question to be linked');
+    expect(h.bot.store.messageLink(question.id)).toMatchObject({ role: 'question', generationId: g.id, history: ['make the cat orange', expect.any(String)] });
+    const answer = h.fake.userMessage(h.users.alice, h.channel.id, 'make the black cat orange', { replyTo: question.id });
+    const changed = await h.replyTo(answer.id);
+    const g2 = h.bot.store.generationForMessage(changed.id)!;
+    expect(g2.parentId).toBe(g.id);
+    expect(g2.params.scene.regions.map((r) => r.label).join(' ')).toMatch(/orange cat.*white cat|white cat.*orange cat/);
+  });
+
   it('ignores forwards of its messages and replies to messages that are not its images', async () => {
     h = await Harness.start();
     const { message } = await h.imagine(h.users.alice, 'a red apple on a table');

@@ -60,6 +60,9 @@ export interface RunRecord {
   /** Per step, each box stream's latents and velocity (empty after the HB steps). */
   boxLatents: Float32Array[][];
   boxVelocity: Float32Array[][];
+  /** Repaint pre-pass: latents and velocity (undefined from R on). */
+  prepass: (Float32Array | undefined)[];
+  prepassVelocity: (Float32Array | undefined)[];
 }
 
 export interface RunResult {
@@ -181,7 +184,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
   const trajectory: Float32Array[] = [];
   const stepMs: number[] = [];
   const rec: RunRecord | undefined = o.record
-    ? { main: [], velocity: [], repaint: [], repaintVelocity: [], boxLatents: [], boxVelocity: [] }
+    ? { main: [], velocity: [], repaint: [], repaintVelocity: [], boxLatents: [], boxVelocity: [], prepass: [], prepassVelocity: [] }
     : undefined;
 
   for (let i = 0; i < plan.steps; i++) {
@@ -226,6 +229,8 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
       rec.repaintVelocity.push(out.repaint);
       rec.boxLatents.push(hbOn ? boxes.map((b) => b.latents.slice()) : []);
       rec.boxVelocity.push(hbOn ? out.boxes : []);
+      rec.prepass.push(prepassOn ? prepass!.latents.slice() : undefined);
+      rec.prepassVelocity.push(prepassOn ? (stored ? out.velocity : out.prepass) : undefined);
     }
 
     if (hbOn) boxes.forEach((b, k) => eulerStep(b.latents, out.boxes[k]!, sigma, sigmaNext, b.latents));

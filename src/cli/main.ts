@@ -6,6 +6,9 @@ import type { CliCommand } from './command.ts';
 // Loaded lazily so that `plan` never pays for ONNX Runtime and `--help` answers at once.
 const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   start: () => import('./commands/start.ts'),
+  plan: () => import('./commands/plan.ts'),
+  edit: () => import('./commands/edit.ts'),
+  layout: () => import('./commands/layout.ts'),
   bot: () => import('./commands/bot.ts'),
   worker: () => import('./commands/worker.ts'),
   debug: () => import('./commands/debug.ts'),

@@ -177,7 +177,7 @@ export async function planEdit(scene: Scene, instruction: string, opts: PlanEdit
   if (!opts.llm) {
     if (opts.llmOnly) throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
     const note = 'no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor';
-    log.info(note);
+    log.debug(note);
     return offline([note]);
   }
   try {

@@ -23,7 +23,8 @@ export interface LlmSettings {
   apiKey?: string;
   model: string;
   timeoutMs: number;
-  /** SDK retries on 429/5xx/connection errors (not on timeouts). Default 1. */
+  /** SDK retries on 429/5xx/connection errors and timeouts. Default 0: a slow or failing LLM falls back to the
+   *  offline planner at once instead of doubling the wait. */
   maxRetries?: number;
   /** Start with this way of asking; 'auto' (default) starts with structured outputs and steps down. */
   mode?: ResponseMode | 'auto';
@@ -136,7 +137,7 @@ export class LlmClient {
       apiKey: settings.apiKey ?? 'no-key',
       baseURL: settings.baseUrl,
       timeout: settings.timeoutMs,
-      maxRetries: settings.maxRetries ?? 1,
+      maxRetries: settings.maxRetries ?? 0,
     });
     const mode = settings.mode ?? 'auto';
     this.modeIndex = mode === 'auto' ? 0 : RESPONSE_MODES.indexOf(mode);

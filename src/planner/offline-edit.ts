@@ -93,6 +93,45 @@ function replaceThing(r: Region, newThing: string): RegionUpdate {
   return { id: r.id, label, prompt: clip(prompt, LIMITS.promptMax) };
 }
 
+function findPhrase(caption: string, label: string): { start: number; end: number; bare: boolean } | undefined {
+  const lower = caption.toLowerCase();
+  for (const [form, bare] of [[label.toLowerCase(), false], [stripArticle(label).toLowerCase(), true]] as const) {
+    if (!form) continue;
+    const re = new RegExp(`(^|[^\\p{L}])(${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})(?![\\p{L}])`, 'u');
+    const m = re.exec(lower);
+    if (m) return { start: m.index + m[1]!.length, end: m.index + m[1]!.length + m[2]!.length, bare };
+  }
+  return undefined;
+}
+
+/**
+ * The caption after a region's label changed (or, without `to`, after it was removed), so the repaint's
+ * global prompt names what is now there. Unchanged when the caption does not contain the old label.
+ */
+export function rewriteCaption(caption: string, from: string, to?: string): string {
+  const hit = findPhrase(caption, from);
+  if (!hit) return caption;
+  const capital = hit.start === 0 && /^\p{Lu}/u.test(caption);
+  let out: string;
+  if (to !== undefined) {
+    const replacement = hit.bare ? stripArticle(to) : withArticle(stripArticle(to));
+    out = caption.slice(0, hit.start) + replacement + caption.slice(hit.end);
+  } else {
+    let { start, end } = hit;
+    // Its position words go with it: "a black cat on the right".
+    const where = /^\s+(?:on|at|in|to)\s+the\s+(?:(?:top|bottom|upper|lower)\s+)?(?:left|right|top|bottom|middle|center|centre|corner|background|foreground)(?:\s+(?:side|corner))?(?![\p{L}])/iu.exec(caption.slice(end));
+    if (where) end += where[0].length;
+    const before = caption.slice(0, start), after = caption.slice(end);
+    const m1 = /(\s+(?:and|with)\s+|,\s*)$/i.exec(before);
+    const m2 = /^(\s+and\s+|,\s*)/i.exec(after);
+    if (m1) start -= m1[0].length;
+    else if (m2) end += m2[0].length;
+    out = caption.slice(0, start) + caption.slice(end);
+  }
+  out = out.replace(/\s{2,}/g, ' ').trim();
+  return capital ? out.charAt(0).toUpperCase() + out.slice(1) : out;
+}
+
 /** The noun a label is about: "a glass of lemonade" → glass, "a cat wearing a hat" → cat, "a red car" → car. */
 function headOf(label: string): string {
   const w = stripArticle(label).toLowerCase().split(/\s+/);
@@ -177,6 +216,16 @@ function newRegions(scene: Scene, thing: string, where: Where, limits: SceneLimi
   return out;
 }
 
+/** The new caption for label changes, when the caption names the old labels. */
+function captionFor(scene: Scene, update: RegionUpdate[]): { prompt?: string } {
+  let caption = scene.prompt;
+  for (const u of update) {
+    const old = scene.regions.find((r) => r.id === u.id);
+    if (old && u.label && u.label !== old.label) caption = rewriteCaption(caption, old.label, u.label);
+  }
+  return caption !== scene.prompt ? { prompt: clip(caption, LIMITS.promptMax * 2) } : {};
+}
+
 function change(edit: Partial<Extract<Edit, { kind: 'change' }>>): Edit {
   return { kind: 'change', update: [], add: [], remove: [], ...edit };
 }
@@ -204,7 +253,8 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
   if (m) {
     const r = resolveAll(scene, m[1]!, opts);
     if ('question' in r) return result(clarify(r.question));
-    return result(change({ remove: r.ids }), r.ids);
+    const caption = scene.regions.filter((x) => r.ids.includes(x.id)).reduce((c, x) => rewriteCaption(c, x.label), scene.prompt);
+    return result(change({ remove: r.ids, ...(caption !== scene.prompt && caption ? { prompt: caption } : {}) }), r.ids);
   }
 
   // Background and style
@@ -230,7 +280,8 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
     if ('question' in w) return result(clarify(w.question));
     const add = newRegions(scene, thing, w, limits);
     if ('question' in add) return result(clarify(add.question));
-    return result(change({ add: add.map((a) => ({ ...a, box: snap(scene, a.box, limits) })) }));
+    const caption = clip(`${scene.prompt}, with ${add.map((a) => a.label).join(' and ')}`, LIMITS.promptMax * 2);
+    return result(change({ add: add.map((a) => ({ ...a, box: snap(scene, a.box, limits) })), prompt: caption }));
   }
 
   // Move
@@ -304,12 +355,13 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
         if (sizes.length) u.box = snap(scene, scaleBox(reg.box, SIZE_WORDS[sizes[0]!]!), limits);
         return u;
       });
-      return result(change({ update }), r.ids);
+      return result(change({ update, ...captionFor(scene, update) }), r.ids);
     }
     // "turn the cats into lions": one lion per cat, so the label is singular.
     const parsed = describe(value, { maxCount: limits.maxRegions }).entities;
     const thing = parsed.length === 1 && !parsed[0]!.group ? parsed[0]!.label : value.replace(/^(?:an?|the|some)\s+/i, '');
-    return result(change({ update: regions.map((reg) => replaceThing(reg, thing)) }), r.ids);
+    const update = regions.map((reg) => replaceThing(reg, thing));
+    return result(change({ update, ...captionFor(scene, update) }), r.ids);
   }
   return result(clarify(`I couldn't work out what to change in "${clip(instruction, 80)}". Try for example ${EXAMPLES}.`));
 }

@@ -174,7 +174,7 @@ export async function planScene(text: string, opts: PlanSceneOptions = {}): Prom
   if (!opts.llm) {
     if (opts.llmOnly) throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
     const note = 'no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline planner';
-    log.info(note);
+    log.debug(note);
     return offline([note]);
   }
   try {

@@ -22,8 +22,9 @@ export function nextRegionId(taken: Iterable<string>): string {
 
 /**
  * Applies a `change` edit. Ids of kept regions never change; added regions get fresh ids. A changed
- * global prompt, background or exclusion list, or a moved box, means a new generation; label and prompt
- * changes, additions and removals are repaints of the affected boxes.
+ * background or exclusion list, a moved box, or a new global prompt on its own means a new generation; label
+ * and prompt changes, additions and removals (with or without a matching new caption) are repaints of the
+ * affected boxes.
  */
 export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>): AppliedEdit {
   const problems: string[] = [];
@@ -64,7 +65,10 @@ export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>)
     exclude: edit.exclude ?? scene.exclude,
     regions,
   };
-  const global = next.prompt !== scene.prompt || next.background !== scene.background || next.exclude.join('\u0000') !== scene.exclude.join('\u0000');
+  // A new caption that comes with in-place region changes is the repaint's caption (RAG's Repainting_prompt:
+  // "a dog and a black cat" after the tabby cat became a dog); on its own it restyles the whole picture.
+  const captionOnly = next.prompt !== scene.prompt && repaint.length === 0;
+  const global = captionOnly || next.background !== scene.background || next.exclude.join('\u0000') !== scene.exclude.join('\u0000');
   const regenerate = global || moved;
   const reason = moved ? 'a region moved' : global ? 'the whole picture changed' : repaint.length ? 'regions changed in place' : 'nothing changed';
   return { scene: next, repaint, regenerate, reason };

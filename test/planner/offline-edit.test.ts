@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { editOffline } from '../../src/planner/offline-edit.ts';
+import { editOffline, rewriteCaption } from '../../src/planner/offline-edit.ts';
 import { planOffline } from '../../src/planner/offline.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Edit, Scene } from '../../src/scene/schema.ts';
@@ -95,5 +95,13 @@ describe('offline editor', () => {
     const s = applyEdit(scene, first.edit as Extract<Edit, { kind: 'change' }>).scene;
     const second = editOffline(s, 'remove it', { lastIds: first.targets });
     expect(second.edit).toMatchObject({ kind: 'change', remove: ['r2'] });
+  });
+  it('the caption follows the change, so the repaint prompt names what is there now', () => {
+    expect(applied('change the left cat to a dog').scene.prompt).toBe('A dog on the left and a black cat on the right on a sofa, oil painting');
+    expect(applied('remove the black cat').scene.prompt).toBe('A tabby cat on the left on a sofa, oil painting');
+    expect(applied('add a red ball').scene.prompt).toBe('A tabby cat on the left and a black cat on the right on a sofa, oil painting, with a red ball');
+    expect(rewriteCaption('Two cats and a blue car', 'a blue car', 'a red car')).toBe('Two cats and a red car');
+    expect(rewriteCaption('Three cats on a sofa', 'a cat', 'a dog')).toBe('Three cats on a sofa');
+    expect(rewriteCaption('A cat with a red ball', 'a red ball')).toBe('A cat');
   });
 });

@@ -79,8 +79,14 @@ describe('CLI: plan, edit, layout through node bin/scenewright.js', () => {
     };
     const env = { OPENAI_BASE_URL: fake.url, OPENAI_API_KEY: 'sk-cli-test-key', OPENAI_MODEL: 'fake' };
     const batch = file('llm-batch.txt', ['thing #1', 'thing #2', 'thing #3', 'thing #4', 'thing #5'].join('\n'));
-    const r = await cli(['plan', '--batch', batch, '--json'], env);
+    const r = await cli(['plan', '--batch', batch, '--json'], { ...env, LOG_LEVEL: 'info' });
     expect(r.stderr).not.toMatch(/no LLM configured/);
+    // One log line per call with latency and token usage, and never the key.
+    const calls = r.stderr.split('\n').filter((l) => l.includes('"llm call"'));
+    expect(calls).toHaveLength(5);
+    expect(JSON.parse(calls[0]!)).toMatchObject({ purpose: 'plan', model: 'fake', mode: 'json_schema', usage: { prompt_tokens: 100, completion_tokens: 50 } });
+    expect(JSON.parse(calls[0]!).latencyMs).toBeGreaterThanOrEqual(0);
+    expect(r.stderr).not.toContain('sk-cli-test-key');
     expect(r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { regions: { label: string }[] }).regions[0]!.label)).toEqual(['object 1', 'object 2', 'object 3', 'object 4', 'object 5']);
   });
 

@@ -34,6 +34,8 @@ export interface HarnessOptions {
   fake?: FakeDiscordOptions;
   workerOptions?: StartOptions['workerOptions'];
   planner?: StartOptions['planner'];
+  /** false: the bot runs without a worker (as `scenewright bot`); paintings need a separate WorkerHost. */
+  embeddedWorker?: boolean;
 }
 
 export class Harness {
@@ -83,7 +85,7 @@ export class Harness {
   async startBot(): Promise<BotHandle> {
     const painter = this.o.painter ?? 'none';
     this.bot = await startBot(this.config, {
-      embeddedWorker: true,
+      embeddedWorker: this.o.embeddedWorker ?? true,
       ...(painter === 'flat' ? { painterModule: FLAT_PAINTER } : {}),
       workerOptions: {
         leaseMs: 3000, pollMs: 30, progressEveryMs: 50, respawnMs: 50,

@@ -7,7 +7,10 @@
 // then they are skipped, and only because that module is missing (ENGINE_PAINTER).
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENGINE_PAINTER, Harness, type HarnessOptions, type PainterKind } from './harness.ts';
+import { ENGINE_PAINTER, FLAT_PAINTER, Harness, type HarnessOptions, type PainterKind } from './harness.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { SqliteQueue } from '../../src/queue/index.ts';
+import { WorkerHost } from '../../src/worker/host.ts';
 import type { ApiMessage } from '../support/fake-discord/index.ts';
 
 let h: Harness | undefined;
@@ -104,6 +107,19 @@ describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, s
     expect(g2.params.scene).toEqual(g.params.scene);
     expect(g2.params.seed).not.toBe(g.params.seed);
   });
+  it.skipIf(!available)('Delete while painting cancels the job and removes the message; the next job still runs', async () => {
+    h = await start({ painterExtra: { stepMs: 100 } });
+    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 50 });
+    const g = h.bot.store.generationForMessage(message.id)!;
+    await waitForJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 1, 120_000);
+    h.fake.clickButton(h.users.alice, message.id, `delete:${g.id}`);
+    await h.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to go');
+    const job = await waitForJob(g.jobId!, (j) => j.status !== 'running');
+    expect(job.status).toBe('cancelled');
+    await h.fake.waitFor(() => h!.bot.store.getGeneration(g.id)!.status === 'cancelled', 'generation cancelled');
+    const { message: next } = await h.imagine(h.users.alice, 'a castle on a hill', { steps });
+    expect((await h.finished(next.id, 120_000)).content).toMatch(/^✅/);
+  });
 });
 
 describe('painting: queue, worker and Discord failure modes (flat painter)', () => {
@@ -116,20 +132,6 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
     expect(progress.length).toBeGreaterThanOrEqual(2);
     for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
     expect(progress.some((r) => r.files.some((f) => f.filename === 'preview.webp'))).toBe(true);
-  });
-
-  it('Delete while painting cancels the job, removes the message, and the next job still runs', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 100 } });
-    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 50 });
-    const g = h.bot.store.generationForMessage(message.id)!;
-    await waitForJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 1);
-    h.fake.clickButton(h.users.alice, message.id, `delete:${g.id}`);
-    await h.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to go');
-    const job = await waitForJob(g.jobId!, (j) => j.status !== 'running');
-    expect(job.status).toBe('cancelled');
-    await h.fake.waitFor(() => h!.bot.store.getGeneration(g.id)!.status === 'cancelled', 'generation cancelled');
-    const { message: next } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 3 });
-    expect((await h.finished(next.id)).content).toMatch(/^✅/);
   });
 
   it('Delete by someone else is refused; a moderator may delete', async () => {
@@ -184,6 +186,28 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
     // A reply to the fallback message works like one to the original.
     const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the balloon red', { replyTo: result.id });
     expect((await h.finished((await h.replyTo(reply.id)).id)).content).toMatch(/^✅ Repainted/);
+  });
+
+  it('`bot` without an embedded worker: a separate worker on the same DATA_DIR paints, the bot delivers', async () => {
+    h = await Harness.start({ painter: 'flat', embeddedWorker: false });
+    expect(h.bot.painting.mode).toBe('external');
+    expect(h.bot.host).toBeUndefined();
+    const { message } = await h.imagine(h.users.alice, 'a paper boat on a puddle', { steps: 3 });
+    expect(message.content).toMatch(/Queued/);
+    // What `scenewright worker` does, on its own database connection.
+    const db = openDatabase(h.dataDir);
+    const queue = new SqliteQueue(db, { pollMs: 30 });
+    const worker = new WorkerHost({ queue, dataDir: h.dataDir, painterModule: FLAT_PAINTER, painterOptions: { modelDir: '/unused', executionProvider: 'cpu', threads: 1 }, pollMs: 30 });
+    try {
+      await worker.start();
+      const done = await h.finished(message.id);
+      expect(done.content).toMatch(/^✅/);
+      expect(done.attachments).toHaveLength(1);
+    } finally {
+      await worker.stop();
+      await queue.close();
+      db.close();
+    }
   });
 
   it('20 users at once: each is acknowledged in time, gets a correct queue position and their own image', async () => {
@@ -261,8 +285,8 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 });
 
-async function waitForJob(id: string, pred: (j: NonNullable<Awaited<ReturnType<Harness['bot']['queue']['get']>>>) => boolean) {
-  const end = Date.now() + 20_000;
+async function waitForJob(id: string, pred: (j: NonNullable<Awaited<ReturnType<Harness['bot']['queue']['get']>>>) => boolean, timeoutMs = 20_000) {
+  const end = Date.now() + timeoutMs;
   for (;;) {
     const j = await h!.bot.queue.get(id);
     if (j && pred(j)) return j;

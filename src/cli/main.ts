@@ -14,6 +14,7 @@ const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
   debug: () => import('./commands/debug.ts'),
   'make-tiny-model': () => import('./commands/make-tiny-model.ts'),
   generate: () => import('./commands/generate.ts'),
+  repaint: () => import('./commands/repaint.ts'),
 };
 
 function help(): string {

@@ -11,7 +11,7 @@
  * Progress after every step, with a small preview PNG (linear latent → RGB map, no VAE) every few steps.
  */
 import { UserError } from '../config/errors.ts';
-import { validateRagParams, type RagParams } from '../rag/params.ts';
+import { isRepaint, validateRagParams, type RagParams } from '../rag/params.ts';
 import { editToRepaintParams, sceneToRagParams } from '../scene/to-rag.ts';
 import type { AppliedEdit } from '../scene/edit.ts';
 import type { GenerationParams } from '../store/schema.ts';
@@ -59,7 +59,8 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
         : await (async () => {
             const { params, parent } = await repaintParamsOf(engine, request);
             const files = request.parent!.artifacts;
-            return repaintJob(engine, params, { params: parent, image: files['image.png'], trajectory: files[TRAJECTORY_ARTIFACT] }, progress);
+            const kind = request.parent!.params.repaint !== undefined || isRepaint(parent) ? 'repaint' : 'generate';
+            return repaintJob(engine, params, { params: parent, image: files['image.png'], trajectory: files[TRAJECTORY_ARTIFACT], kind }, progress);
           })();
       return { png: out.image, artifacts: out.artifacts };
     },

@@ -1,4 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { TableConditioning } from '../../src/engine/pipeline/conditioning.ts';
@@ -6,7 +9,14 @@ import { explicitNoise } from '../../src/engine/pipeline/noise-source.ts';
 import type { RunPlan } from '../../src/engine/pipeline/plan.ts';
 import { readSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import type { RagParams } from '../../src/rag/params.ts';
-import { fixture } from '../support/fixtures.ts';
+import { fixture, repoRoot } from '../support/fixtures.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-rag-golden-'));
+
+function cli(...args: string[]) {
+  const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent' };
+  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+}
 
 /*
  * The official RAG pipeline (RAG_FluxPipeline on tiny-flux-dev, float32, 128², 4 steps; fixtures/README.md §6)
@@ -36,7 +46,10 @@ const conditioning = new TableConditioning(512, t5, clip);
 
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 const engine = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, maxStepSessions: 4 });
-afterAll(() => engine.close());
+afterAll(async () => {
+  await engine.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
@@ -124,5 +137,19 @@ describe('RAG vs the official pipeline (goldens rag_hb_sr, rag_repaint)', () => 
     expect(runs).toBe(4);
     // Steps 0–1: main + 2 boxes + SR + pre-pass; steps 2–3: main + SR + repaint pass.
     expect(engine.steps.sessions.map((s) => s.signature)).toEqual(expect.arrayContaining(['k2-s2-pp', 'k0-s2-rp0']));
+  });
+  it('CLI debug rag: the official repaint golden from its params and noise draws, text through our own encoders', () => {
+    const params = { ...meta.runs.rag_repaint!.call_kwargs, Repainting_mask: fixture('golden', 'rag_repaint_mask.png') };
+    writeFileSync(path.join(tmp, 'params.json'), JSON.stringify(params));
+    const out = path.join(tmp, 'rag.safetensors');
+    const r = cli('debug', 'rag', '--model', fixture('tiny-flux-dev'), '--params', 'params.json', '--inputs', fixture('golden', 'rag_repaint.safetensors'), '--out', out);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/step graph k2-s2-pp: \d+ nodes, session created in \d+ ms, 2 runs/);
+    const t = readSafetensors(out).tensors;
+    const gold = readSafetensors(fixture('golden', 'rag_repaint.safetensors')).tensors;
+    // TOL as above; the encoders add ≤ 1e-4 on T5 (measured end to end: 3.6e-5).
+    for (const n of ['final_latents', 'image', 'final_repainting_latents', 'repainting_image']) {
+      expect(maxAbsDiff(t[n]!.data as Float32Array, gold[n]!.data as Float32Array), n).toBeLessThan(2e-4);
+    }
   });
 });

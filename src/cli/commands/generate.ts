@@ -99,6 +99,9 @@ export const command: CliCommand = {
     const height = intOption(values.height, 'height', 16, 8192);
     const guidance = values.guidance === undefined ? undefined : Number(values.guidance);
     if (guidance !== undefined && !Number.isFinite(guidance)) throw new UserError(`--guidance must be a number (got "${values.guidance}")`, 2);
+    for (const [name, v] of [['width', width], ['height', height]] as const) {
+      if (v !== undefined && v % 16 !== 0) throw new UserError(`--${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`, 2);
+    }
     const { formatOf } = await import('../../engine/pipeline/image.ts');
     const { generateJob, generatePlanJob } = await import('../../engine/pipeline/jobs.ts');
     const engine = await openEngine(values.model);

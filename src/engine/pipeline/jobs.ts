@@ -89,6 +89,11 @@ export interface ParentGeneration {
   image?: string;
   /** The parent's trajectory artifact; required when the parent is itself a repaint. */
   trajectory?: string;
+  /**
+   * Whether the parent is itself a repaint; default: its parameters have Repainting_* fields. (A stored row may
+   * carry only the parent's Scene; the caller knows it was a repaint.)
+   */
+  kind?: 'generate' | 'repaint';
 }
 
 /**
@@ -100,7 +105,7 @@ export async function repaintJob(engine: Engine, params: RagParams, parent: Pare
   let plan = await engine.plan(params, o.baseDir);
   let stored: Float32Array[] | undefined;
   let mode: JobOutput['mode'] = 'repaint-exact';
-  if (isRepaint(parent.params)) {
+  if ((parent.kind ?? (isRepaint(parent.params) ? 'repaint' : 'generate')) === 'repaint') {
     // The parent is a repaint: replay its stored trajectory instead of its whole lineage.
     if (!parent.trajectory) throw new UserError('the parent is itself a repaint and its trajectory.safetensors is missing: repaint its original instead');
     const traj = readTrajectory(parent.trajectory);

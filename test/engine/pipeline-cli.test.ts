@@ -1,0 +1,66 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readSafetensors, writeSafetensors } from '../../src/engine/weights/safetensors.ts';
+import { fixture, repoRoot } from '../support/fixtures.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-pipeline-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent' };
+  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+}
+
+const golden = readSafetensors(fixture('golden', 'pipeline_dev.safetensors')).tensors;
+const g = (n: string) => golden[n]!.data as Float32Array;
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+}
+
+// Tolerance 1e-4: as test/engine/pipeline.test.ts (the same pipeline behind the CLI).
+describe('scenewright debug pipeline / generate --prompt', () => {
+  it('debug pipeline: the golden FluxPipeline run from its tensors', () => {
+    const out = path.join(tmp, 'pipeline.safetensors');
+    const r = cli('debug', 'pipeline', '--model', fixture('tiny-flux-dev'), '--inputs', fixture('golden', 'pipeline_dev.safetensors'),
+      '--out', out, '--steps', '4', '--width', '128', '--height', '128', '--guidance', '3.5');
+    expect(r.stderr).toMatch(/step graph k0-s0: \d+ nodes, session created in \d+ ms/);
+    expect(r.status).toBe(0);
+    const t = readSafetensors(out).tensors;
+    expect(t.final_latents!.shape).toEqual([1, 64, 64]);
+    expect(maxAbsDiff(t.final_latents!.data as Float32Array, g('final_latents'))).toBeLessThan(1e-4);
+    expect(maxAbsDiff(t.image!.data as Float32Array, g('image'))).toBeLessThan(1e-4);
+  });
+
+  it('generate --prompt with the golden noise: the golden latents through our tokenizers and encoders, a PNG, progress on stderr', async () => {
+    const noise = path.join(tmp, 'noise.safetensors');
+    writeSafetensors(noise, { noise_draw_0: golden.latents_init_unpacked! });
+    const png = path.join(tmp, 'corgi.png');
+    const lat = path.join(tmp, 'corgi.safetensors');
+    const r = cli('generate', '--model', fixture('tiny-flux-dev'), '--prompt', 'A cute corgi wearing a red hat, sitting on a wooden bench in a sunny park.',
+      '--width', '128', '--height', '128', '--steps', '4', '--guidance', '3.5', '--noise', noise, '--out', png, '--latents-out', lat);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/generate: step 4\/4/);
+    expect(maxAbsDiff(readSafetensors(lat).tensors.final_latents!.data as Float32Array, g('final_latents'))).toBeLessThan(1e-4);
+    const meta = await sharp(readFileSync(png)).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['png', 128, 128]);
+  });
+
+  it('bad input: clear errors and exit code 2', () => {
+    const none = cli('generate', '--model', fixture('tiny-flux-dev'), '--out', 'x.png');
+    expect(none.status).toBe(2);
+    expect(none.stderr).toMatch(/give exactly one of --scene, --prompt, --rag-params/);
+    const bad = cli('generate', '--model', fixture('tiny-flux-dev'), '--prompt', 'x', '--width', '120', '--height', '128', '--out', 'x.png');
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--width 120 must be a positive multiple of 16/);
+    const noise = path.join(tmp, 'short.safetensors');
+    writeSafetensors(noise, { noise_draw_0: { dtype: 'float32', shape: [1, 16, 8, 8], data: new Float32Array(1024) } });
+    const wrong = cli('generate', '--model', fixture('tiny-flux-dev'), '--prompt', 'x', '--width', '128', '--height', '128', '--steps', '1', '--noise', noise, '--out', 'x.png');
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toMatch(/noise_draw_0 \(global latent\) has shape \[1, 16, 8, 8\], expected \[1, 16, 16, 16\]/);
+  });
+});

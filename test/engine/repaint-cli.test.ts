@@ -1,0 +1,60 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readRgb8, repaintPixels } from '../../src/engine/pipeline/image.ts';
+import { fixture, repoRoot } from '../support/fixtures.ts';
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-repaint-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function cli(...args: string[]) {
+  const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent' };
+  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+}
+
+/** Largest channel difference outside the dilated mask of `dir`'s mask.png, and pixels changed inside. */
+async function diff(a: string, b: string, maskDir: string) {
+  const area = await repaintPixels(path.join(maskDir, 'mask.png'), 128, 128);
+  const [x, y] = [await readRgb8(a), await readRgb8(b)];
+  let outside = 0;
+  let inside = 0;
+  for (let p = 0; p < area.length; p++) {
+    const d = Math.max(...[0, 1, 2].map((c) => Math.abs(x.data[p * 3 + c]! - y.data[p * 3 + c]!)));
+    if (area[p]) inside += d > 0 ? 1 : 0;
+    else outside = Math.max(outside, d);
+  }
+  return { outside, inside };
+}
+
+describe('scenewright generate --scene / repaint --from', () => {
+  it('generate --scene, then an edit of it and an edit of the edit: only the edited regions change', async () => {
+    const scene = {
+      width: 128, height: 128, prompt: 'a red apple and a glass of lemonade on a wooden table', background: 'a wooden table', exclude: [],
+      regions: [
+        { id: 'r1', label: 'a red apple', prompt: 'a shiny red apple', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
+        { id: 'r2', label: 'a glass of lemonade', prompt: 'a tall glass of lemonade', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
+      ],
+    };
+    writeFileSync(path.join(tmp, 'scene.json'), JSON.stringify(scene));
+    const m = fixture('tiny-flux-dev');
+    const g1 = cli('generate', '--model', m, '--scene', 'scene.json', '--steps', '4', '--seed', '3', '--out', 'g1.png', '--save-generation', 'g1');
+    expect(g1.status, g1.stderr).toBe(0);
+    const g2 = cli('repaint', '--model', m, '--from', 'g1', '--edit', 'change the lemonade to a blue cup', '--out', 'g2.png', '--save-generation', 'g2');
+    expect(g2.status, g2.stderr).toBe(0);
+    expect(g2.stderr).toMatch(/repainting r2: "a blue cup"/);
+    expect(g2.stderr).toMatch(/re-ran the parent from its noise \(exact\)/);
+    const g3 = cli('repaint', '--model', m, '--from', 'g2', '--edit', 'make the apple green', '--out', 'g3.png', '--save-generation', 'g3');
+    expect(g3.status, g3.stderr).toBe(0);
+    expect(g3.stderr).toMatch(/replayed the parent's stored trajectory/);
+    const d2 = await diff(path.join(tmp, 'g2.png'), path.join(tmp, 'g1.png'), path.join(tmp, 'g2'));
+    const d3 = await diff(path.join(tmp, 'g3.png'), path.join(tmp, 'g2.png'), path.join(tmp, 'g3'));
+    expect([d2.outside, d3.outside]).toEqual([0, 0]);
+    expect(d2.inside).toBeGreaterThan(500);
+    expect(d3.inside).toBeGreaterThan(500);
+    const nothing = cli('repaint', '--model', m, '--from', 'g1', '--out', 'x.png');
+    expect(nothing.status).toBe(2);
+    expect(nothing.stderr).toMatch(/what should change\? Give --edit/);
+  });
+});

@@ -10,10 +10,12 @@ import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../wo
 import type { BotContext } from './context.ts';
 import { Delivery } from './delivery.ts';
 import { Flows, type PaintingState } from './flows.ts';
-import { onInteraction } from './interactions.ts';
+import { onInteraction, RESTARTED_TEXT } from './interactions.ts';
 import { onMessage } from './messages.ts';
 import type { BotPlanner } from './planning.ts';
-import { NO_MENTIONS } from './text.ts';
+import { NO_MENTIONS, NO_MENTIONS_API } from './text.ts';
+import { Routes } from 'discord.js';
+import { TOKEN_LIFETIME_MS } from './present.ts';
 
 const log = childLogger('bot');
 
@@ -47,6 +49,21 @@ export interface BotHandle {
 }
 
 export const DEFAULT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent];
+
+/**
+ * Interactions the previous process acknowledged but never answered would show "thinking…" until Discord
+ * gives up. Their tokens still work for up to 15 minutes: replace the placeholder with an explanation.
+ */
+async function answerLeftovers(client: Client, applicationId: string, store: Store): Promise<void> {
+  for (const p of store.takePending()) {
+    if (Date.now() - p.createdAt > TOKEN_LIFETIME_MS - 30_000) continue;
+    await client.rest
+      .patch(Routes.webhookMessage(applicationId, p.token, '@original'), { body: { content: RESTARTED_TEXT, components: [], allowed_mentions: NO_MENTIONS_API }, auth: false })
+      .then(() => log.info({ interaction: p.interactionId }, 'told a user their request was interrupted by a restart'))
+      // Never acknowledged (no placeholder to replace) or already answered and gone: nothing to say.
+      .catch((e: unknown) => log.debug({ err: e, interaction: p.interactionId }, 'no placeholder to replace'));
+  }
+}
 
 async function defaultPlanner(config: Config): Promise<BotPlanner> {
   const { createBotPlanner } = await import('./planner-adapter.ts');
@@ -121,6 +138,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     await ready;
     const applicationId = client.application?.id ?? config.discord.applicationId;
     if (!applicationId) throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
+    await answerLeftovers(client, applicationId, store);
     const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, { progressEveryMs: options.progressEveryMs });
     late.delivery = delivery;
     await delivery.start();

@@ -23,14 +23,25 @@ const byName = new Map(COMMANDS.map((c) => [c.name, c] as const));
 /** The one entry point for every interaction: slash commands, buttons (`verb:<generation id>`) and modals. */
 export async function onInteraction(ix: Interaction, ctx: BotContext): Promise<void> {
   if (!ix.isRepliable()) return;
+  // Recorded until answered: if this process dies in between, the next one tells the user (see app.ts).
+  ctx.store.addPending({ token: ix.token, interactionId: ix.id, channelId: ix.channelId ?? '', userId: ix.user.id });
   try {
     if (ix.isChatInputCommand()) await onCommand(ix, ctx);
     else if (ix.isButton()) await onButton(ix, ctx);
     else if (ix.isModalSubmit()) await onModal(ix, ctx);
   } catch (e) {
     await showError(ix, e);
+  } finally {
+    try {
+      ctx.store.removePending(ix.token);
+    } catch (e) {
+      log.debug({ err: e }, 'could not clear a pending interaction (store closed)');
+    }
   }
 }
+
+/** Discord keeps showing "thinking…" for a deferred interaction nobody answers; tell its user instead. */
+export const RESTARTED_TEXT = '⚠️ I was restarted while working on this, so it was not finished. Please run the command again.';
 
 async function onCommand(ix: ChatInputCommandInteraction, ctx: BotContext): Promise<void> {
   const command = byName.get(ix.commandName);

@@ -70,7 +70,26 @@ const MIGRATIONS: Migration[] = [
     description: 'conversation context on message links (what led to a clarifying question)',
     sql: `ALTER TABLE messages ADD COLUMN context_json TEXT;`,
   },
+  {
+    version: 3,
+    description: 'interactions being answered (to tell users after a crash instead of leaving "thinking…")',
+    sql: `CREATE TABLE pending_interactions (
+      token TEXT PRIMARY KEY,
+      interaction_id TEXT NOT NULL,
+      channel_id TEXT NOT NULL,
+      user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    );`,
+  },
 ];
+
+export interface PendingInteraction {
+  token: string;
+  interactionId: string;
+  channelId: string;
+  userId: string;
+  createdAt: number;
+}
 
 interface GenerationRow {
   id: string;
@@ -319,6 +338,28 @@ export class Store {
 
   unlinkMessage(messageId: string): void {
     this.db.prepare('DELETE FROM messages WHERE message_id = ?').run(messageId);
+  }
+
+  /** An interaction the bot started answering; removed when the answer is done (or failed visibly). */
+  addPending(p: Omit<PendingInteraction, 'createdAt'>): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO pending_interactions (token, interaction_id, channel_id, user_id, created_at) VALUES (?, ?, ?, ?, ?)')
+      .run(p.token, p.interactionId, p.channelId, p.userId, Date.now());
+  }
+
+  removePending(token: string): void {
+    this.db.prepare('DELETE FROM pending_interactions WHERE token = ?').run(token);
+  }
+
+  /** Every interaction a previous process left unanswered, removed from the table as they are returned. */
+  takePending(): PendingInteraction[] {
+    return this.db.transaction(() => {
+      const rows = this.db.prepare('SELECT * FROM pending_interactions ORDER BY created_at').all() as {
+        token: string; interaction_id: string; channel_id: string; user_id: string; created_at: number;
+      }[];
+      this.db.prepare('DELETE FROM pending_interactions').run();
+      return rows.map((r) => ({ token: r.token, interactionId: r.interaction_id, channelId: r.channel_id, userId: r.user_id, createdAt: r.created_at }));
+    }).immediate();
   }
 
   getUserSettings(userId: string): UserSettings {

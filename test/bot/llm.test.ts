@@ -79,4 +79,16 @@ describe('bot with an LLM planner', () => {
     expect(message.content).toMatch(/offline planner/);
     expect(h!.bot.store.generationForMessage(message.id)!.planner).toBe('offline');
   });
+
+  it('a request cut off by a restart is not left "thinking…": the next process tells the user', async () => {
+    await start(() => ({ hang: true }), { OPENAI_TIMEOUT_MS: '600000' });
+    const ix = h!.fake.slashCommand(h!.users.alice, h!.channel.id, 'imagine', { prompt: 'a quiet harbour at night' });
+    await h!.fake.waitFor(() => ix.ackType === 5 && llm!.requests.length > 0, 'the planner to be waiting on the LLM');
+    await h!.restartBot();
+    const original = await h!.fake.waitFor(() => {
+      const m = h!.fake.messages.get(ix.originalMessageId!);
+      return m?.content ? m : undefined;
+    }, 'the placeholder to be replaced');
+    expect(original.content).toMatch(/restarted while working on this/);
+  });
 });

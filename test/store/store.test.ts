@@ -114,11 +114,23 @@ describe('store', () => {
     store.db.close();
   });
 
+  it('remembers interactions being answered until they are done, and hands leftovers over once', () => {
+    const store = openStore(dir);
+    store.addPending({ token: 't1', interactionId: 'i1', channelId: 'c', userId: 'u' });
+    store.addPending({ token: 't2', interactionId: 'i2', channelId: 'c', userId: 'v' });
+    store.removePending('t1');
+    store.db.close();
+    const again = openStore(dir);
+    expect(again.takePending().map((p) => p.interactionId)).toEqual(['i2']);
+    expect(again.takePending()).toEqual([]);
+    again.db.close();
+  });
+
   it('migrates once and refuses a database from a newer program', () => {
     const db = openDatabase(dir);
     new Store(db, dir);
     new Store(db, dir);
-    expect(schemaVersion(db, 'store')).toBe(2);
+    expect(schemaVersion(db, 'store')).toBe(3);
     db.prepare(`UPDATE schema_versions SET version = 99 WHERE component = 'store'`).run();
     expect(() => new Store(db, dir)).toThrow(/newer than this program knows/);
     expect(() => migrate(db, 'other', [{ version: 1, description: 'x', sql: 'CREATE TABLE other_t (a INTEGER)' }])).not.toThrow();

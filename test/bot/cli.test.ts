@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/fixtures.ts';
 import { FakeDiscord } from '../support/fake-discord/index.ts';
+import { ENGINE_PAINTER, Harness, TINY_MODEL } from './harness.ts';
 
 let fake: FakeDiscord | undefined;
 let dataDir: string | undefined;
@@ -54,5 +55,28 @@ describe('command line', () => {
     const env = { ...process.env, DISCORD_TOKEN: '', DISCORD_APPLICATION_ID: '' };
     const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'commands/deploy.ts'], { cwd: repoRoot, env });
     await expect(run).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/DISCORD_TOKEN is not set/) });
+  });
+
+  // Needs the engine's painter (src/engine/painter.ts) and the tiny checkpoint.
+  it.skipIf(!ENGINE_PAINTER)('`scenewright worker` paints for a bot started without a worker, and stops on SIGTERM', async () => {
+    const h = await Harness.start({ painter: 'engine', embeddedWorker: false });
+    const worker = spawn(process.execPath, ['bin/scenewright.js', 'worker'], {
+      cwd: repoRoot,
+      env: { ...process.env, LOG_LEVEL: 'silent', DATA_DIR: h.dataDir, MODEL_DIR: TINY_MODEL },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    worker.stderr.on('data', (d) => (stderr += String(d)));
+    const exited = new Promise<number | null>((r) => worker.on('exit', (code) => r(code)));
+    try {
+      const { message } = await h.imagine(h.users.alice, 'a red ball on a table', { steps: 2 });
+      const done = await h.finished(message.id, 120_000);
+      expect(done.content, stderr).toMatch(/^✅/);
+      expect(h.bot.store.generationForMessage(done.id)!.modelId).toBe('flux.1-schnell');
+    } finally {
+      worker.kill('SIGTERM');
+      await h.close();
+    }
+    expect(await exited, stderr).toBe(0);
   });
 });

@@ -51,7 +51,7 @@ export interface RunOptions {
 }
 
 export interface RunRecord {
-  /** Main pass: latents entering each step and its velocity. */
+  /** Main pass: latents entering each step and its velocity (empty before R in stored mode: not computed). */
   main: Float32Array[];
   velocity: Float32Array[];
   /** Repaint pass (undefined before R). */
@@ -224,7 +224,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     stepMs.push(out.ms);
     if (rec) {
       rec.main.push(x.slice());
-      rec.velocity.push(out.velocity);
+      rec.velocity.push(stored && prepassOn ? new Float32Array(0) : out.velocity);
       rec.repaint.push(repaintOn ? Z!.slice() : undefined);
       rec.repaintVelocity.push(out.repaint);
       rec.boxLatents.push(hbOn ? boxes.map((b) => b.latents.slice()) : []);

@@ -483,7 +483,8 @@ export async function editToRepaintParams(original: RagParams, applied: AppliedE
     Repainting_prompt: scene.prompt,
     Repainting_SR_prompt: grid.cells.map((c) => c.prompt).join(' BREAK '),
     Repainting_HB_prompt: hbPrompt,
-    Repainting_HB_replace: model.defaults.Repainting_HB_replace,
+    // The repaint branch starts at step R: it must start before the last step of a short (few-step) run.
+    Repainting_HB_replace: Math.max(0, Math.min(model.defaults.Repainting_HB_replace, (original.num_inference_steps ?? model.defaults.num_inference_steps) - 1)),
     Repainting_seed: opts.repaintSeed ?? seedFromText(`${original.seed}:${regionIds.join(',')}:${hbPrompt}`),
     Repainting_single: model.defaults.Repainting_single,
   };

@@ -208,6 +208,15 @@ describe('Edit → repaint parameters', () => {
     expect((await blackTokens(plan.mask)).c0).toBe(608);
   });
 
+  it('starts the repaint branch before the last step of a short run', async () => {
+    const applied = applyEdit(cats, { kind: 'change', update: [{ id: 'r1', label: 'a corgi' }], add: [], remove: [] });
+    const short = await editToRepaintParams({ ...original, num_inference_steps: 3 }, applied, { model: 'flux.1-dev' });
+    expect(short.mode).toBe('repaint');
+    if (short.mode === 'repaint') expect(short.params.Repainting_HB_replace).toBe(2);
+    const one = await editToRepaintParams({ ...original, num_inference_steps: 1 }, applied, { model: 'flux.1-dev' });
+    if (one.mode === 'repaint') expect(one.params.Repainting_HB_replace).toBe(0);
+  });
+
   it('an addition repaints the new box; a move or a new global prompt regenerates with the same seed', async () => {
     const added = applyEdit(cats, { kind: 'change', update: [], add: [{ label: 'a red ball', prompt: 'a small red ball', box: { x: 0.4375, y: 0.75, w: 0.125, h: 0.125 } }], remove: [] });
     const plan = await editToRepaintParams(original, added);

@@ -26,6 +26,9 @@ export interface DeliveryOptions {
 
 interface Tracked {
   lastEditAt: number;
+  /** The final edit is queued or done: the feed and a poke may both report the same finished job. */
+  finishing: boolean;
+  failures: number;
   timer?: NodeJS.Timeout;
   latest?: Job;
   chain: Promise<void>;
@@ -91,7 +94,7 @@ export class Delivery {
   private state(jobId: string): Tracked {
     let t = this.tracked.get(jobId);
     if (!t) {
-      t = { lastEditAt: 0, chain: Promise.resolve(), shownRunning: false };
+      t = { lastEditAt: 0, chain: Promise.resolve(), shownRunning: false, finishing: false, failures: 0 };
       this.tracked.set(jobId, t);
     }
     return t;
@@ -104,7 +107,9 @@ export class Delivery {
     if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') {
       if (t.timer) clearTimeout(t.timer);
       t.timer = undefined;
-      this.enqueue(t, () => this.finish(job));
+      if (t.finishing) return;
+      t.finishing = true;
+      this.enqueue(t, () => this.finishOrRetry(t, job));
       return;
     }
     if (job.status === 'queued') {
@@ -120,7 +125,11 @@ export class Delivery {
       this.store.updateGeneration(job.generationId, { status: 'running', startedAt: job.startedAt });
     }
     if (t.timer) return;
-    const wait = Math.max(0, t.lastEditAt + this.o.progressEveryMs - Date.now());
+    this.schedule(t, Math.max(0, t.lastEditAt + this.o.progressEveryMs - Date.now()));
+  }
+
+  /** One pending progress flush per job; it shows whatever state is newest when it runs. */
+  private schedule(t: Tracked, wait: number): void {
     t.timer = setTimeout(() => {
       t.timer = undefined;
       const latest = t.latest;
@@ -137,9 +146,17 @@ export class Delivery {
     return this.store.getGeneration(job.generationId);
   }
 
-  private async progress(job: Job): Promise<void> {
-    const t = this.state(job.id);
-    if (this.stopped) return;
+  private async progress(queued: Job): Promise<void> {
+    const t = this.state(queued.id);
+    // The newest known state, which may have moved on while this edit waited its turn.
+    const job = t.latest?.status === 'running' ? t.latest : queued;
+    if (this.stopped || t.finishing) return;
+    // Counted from the end of the previous edit: a slow request must not bunch two edits together.
+    const wait = t.lastEditAt + this.o.progressEveryMs - Date.now();
+    if (wait > 0) {
+      if (!t.timer) this.schedule(t, wait);
+      return;
+    }
     const g = this.generation(job);
     const step = job.progress?.step ?? 0;
     const total = job.progress?.total ?? g?.params.steps ?? 0;
@@ -153,8 +170,11 @@ export class Delivery {
         log.debug({ err: e }, 'preview not readable yet');
       }
     }
-    t.lastEditAt = Date.now();
-    await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false });
+    try {
+      await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false });
+    } finally {
+      t.lastEditAt = Date.now();
+    }
   }
 
   private async requeued(job: Job): Promise<void> {
@@ -162,6 +182,24 @@ export class Delivery {
     const g = this.generation(job);
     const text = `⏳ ${quote(g?.requestText ?? '')}: ${job.note}. Now ${positionText(position ?? 1)}.`;
     await this.edit(job, this.body(text, pendingButtons(job.generationId), []), [], { final: false });
+  }
+
+  /**
+   * Discord's REST client already retries server errors; what still fails here (a network outage, a
+   * permission just removed) gets one more try a little later. A job left undelivered is tried again at
+   * the next start.
+   */
+  private async finishOrRetry(t: Tracked, job: Job): Promise<void> {
+    try {
+      await this.finish(job);
+    } catch (e) {
+      t.failures += 1;
+      log.error({ err: e, jobId: job.id, failures: t.failures }, 'could not show a finished job');
+      if (t.failures < 2 && !this.stopped) {
+        const retry = setTimeout(() => this.enqueue(t, () => this.finishOrRetry(t, job)), 10_000);
+        retry.unref();
+      }
+    }
   }
 
   private async finish(job: Job): Promise<void> {

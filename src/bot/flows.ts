@@ -303,6 +303,12 @@ export class Flows {
       params: c.params,
       ...(c.kind === 'repaint' && parent ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } } : {}),
     };
+    // Checked again here, right before enqueueing: requests sent together all passed the early check.
+    const active = await this.queue.activeFor(c.input.requester.userId);
+    if (active.length >= this.config.limits.userMaxConcurrentJobs) {
+      this.store.updateGeneration(generation.id, { status: 'cancelled', error: 'over the per-user limit' });
+      throw new Refusal(`You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`);
+    }
     const { job, position } = await this.queue.enqueue({ userId: c.input.requester.userId, request, target: c.input.target });
     const updated = this.store.updateGeneration(generation.id, { jobId: job.id });
     return { generation: updated, layoutPng, job, position };

@@ -159,7 +159,8 @@ export class WorkerHost {
   }
 
   private sendTo(child: ChildProcess, m: HostMessage): void {
-    if (child.connected) child.send(m);
+    // The child can die between the check and the write; its exit handler deals with the job.
+    if (child.connected) child.send(m, (err) => err && log.debug({ err, type: m.type }, 'painter process gone before a message reached it'));
   }
 
   private spawn(): Promise<PainterInfo> {
@@ -193,6 +194,7 @@ export class WorkerHost {
         reject(new PainterLoadError(`the painter process exited while loading (${signal ?? `exit code ${code}`})`));
       });
     });
+    child.on('error', (err) => log.warn({ err }, 'painter process channel error'));
     child.on('message', (raw) => this.onChildMessage(raw));
     child.on('exit', (code, signal) => this.onChildExit(child, code, signal));
     this.sendTo(child, { type: 'init', painterModule: this.o.painterModule, options: this.o.painterOptions });

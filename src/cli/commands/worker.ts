@@ -1,4 +1,5 @@
 import { loadConfig, readEnvironment } from '../../config/config.ts';
+import { UserError } from '../../config/errors.ts';
 import { parseCommandArgs, type CliCommand } from '../command.ts';
 
 const usage = 'scenewright worker';
@@ -17,7 +18,14 @@ export const command: CliCommand = {
     const db = openDatabase(config.dataDir);
     const queue = openQueue(db, { redisUrl: config.redisUrl });
     const host = createWorkerHost(config, queue)!;
-    const info = await host.start();
+    let info;
+    try {
+      info = await host.start();
+    } catch (e) {
+      await queue.close();
+      db.close();
+      throw new UserError(`the model in ${config.model.dir} could not be loaded: ${(e as Error).message}`);
+    }
     log.info({ model: info, workerId: host.workerId, dataDir: config.dataDir }, 'worker ready; waiting for jobs');
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

@@ -455,7 +455,13 @@ class Reader {
   /** Finds an entity named earlier ("the dog") or introduces it ("next to a dog"). */
   private refer(np: NounPhrase, introduce: boolean): Entity[] {
     if (np.pronoun === 'it') return this.last ? [this.last] : [];
-    if (np.pronoun === 'them') return this.entities.slice(-2);
+    if (np.pronoun === 'them') {
+      // "them" points back past the object being placed: "two cats and a ball between them" means the cats.
+      const s = this.subject();
+      const prior = this.entities.filter((e) => e !== s);
+      const latest = prior[prior.length - 1];
+      return latest && latest.count >= 2 ? [latest] : prior.slice(-2);
+    }
     const found = [...this.entities].reverse().find((e) => e.head === np.head);
     if (found && (np.definite || !introduce)) return [found];
     if (!introduce) return [];

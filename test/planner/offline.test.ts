@@ -92,6 +92,14 @@ describe('offline planner: spatial relations', () => {
     const t = plan('a vase between a cat and a dog');
     expect(cx(withWord(t, 'cat')[0]!)).toBeLessThan(cx(withWord(t, 'vase')[0]!));
     expect(cx(withWord(t, 'vase')[0]!)).toBeLessThan(cx(withWord(t, 'dog')[0]!));
+    // "them" refers back past the thing being placed.
+    const g = plan('two cats on a sofa and a red ball between them');
+    const cats = withWord(g, 'cat').sort((a, b) => cx(a) - cx(b));
+    expect(cx(cats[0]!)).toBeLessThan(cx(withWord(g, 'ball')[0]!));
+    expect(cx(withWord(g, 'ball')[0]!)).toBeLessThan(cx(cats[1]!));
+    const p = plan('a dog and a cat with a ball between them');
+    expect(cx(withWord(p, 'dog')[0]!)).toBeLessThan(cx(withWord(p, 'ball')[0]!));
+    expect(cx(withWord(p, 'ball')[0]!)).toBeLessThan(cx(withWord(p, 'cat')[0]!));
     const n = plan('a cat next to a dog');
     expect(Math.abs(cy(withWord(n, 'cat')[0]!) - cy(withWord(n, 'dog')[0]!))).toBeLessThan(0.05);
     const c = plan('a bird in the top left corner and a tree in the middle');

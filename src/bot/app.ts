@@ -133,7 +133,11 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     try {
       await client.login(token);
     } catch (e) {
-      throw new UserError(`Discord refused to log in (${(e as Error).message}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`);
+      const why = (e as Error).message;
+      if (/disallowed intents/i.test(why)) {
+        throw new UserError('Discord refused the Message Content intent: enable it in the developer portal (your app → Bot → Privileged Gateway Intents → Message Content Intent), then start again');
+      }
+      throw new UserError(`Discord refused to log in (${why}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`);
     }
     await ready;
     const applicationId = client.application?.id ?? config.discord.applicationId;

@@ -1,10 +1,10 @@
 // End-to-end harness: the fake Discord, the real bot (real discord.js client, real SQLite in a temporary
 // DATA_DIR, the configured planner — offline rules here — and a painter in a child process), and helpers that
 // play the users. Painters:
-//   none   — MODEL_DIR unset: the bot plans and shows layouts only (always available)
-//   flat   — test/queue/flat-painter.ts behind the Painter interface (always available; paints flat boxes)
-//   engine — the engine's painter (src/engine/painter.ts) on the tiny FLUX checkpoint; available once the
-//            engine's pipeline entry has landed: tests for it use `it.skipIf(!ENGINE_PAINTER)`.
+//   none   — MODEL_DIR unset: the bot plans and shows layouts only
+//   engine — the engine's painter (src/engine/painter.ts) on the tiny FLUX checkpoint, or on `modelDir`
+//            (e.g. a deliberately broken copy of it). The image size is DEFAULT_SIZE (512 here): step time
+//            grows with it, which is how tests make a job long enough to interrupt.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,18 +16,19 @@ import { deployCommands } from '../../commands/deploy.ts';
 import { fixture } from '../support/fixtures.ts';
 import { FakeDiscord, Permission, type ApiChannel, type ApiMessage, type ApiUser, type FakeDiscordOptions, type FakeInteraction } from '../support/fake-discord/index.ts';
 
-export const FLAT_PAINTER = path.resolve(import.meta.dirname, '../queue/flat-painter.ts');
 export const TINY_MODEL = fixture('tiny-flux-schnell');
 /** The engine's painter exists (its pipeline entry has landed) and the tiny checkpoint is there. */
 export const ENGINE_PAINTER = enginePainterAvailable() && existsSync(TINY_MODEL);
 
-export type PainterKind = 'none' | 'flat' | 'engine';
+export type PainterKind = 'none' | 'engine';
 
 export interface HarnessOptions {
   painter?: PainterKind;
   /** Extra configuration (environment names), e.g. { PROMPT_DENY_LIST: 'lava' }. */
   env?: Record<string, string>;
-  /** Options for the flat painter (stepMs, failOnPrompt, failInit, ignoreAbort). */
+  /** The engine painter's checkpoint folder (default: the tiny schnell fixture). */
+  modelDir?: string;
+  /** The engine painter's `extra` options (maxStepSessions, previewEvery). */
   painterExtra?: Record<string, unknown>;
   intents?: GatewayIntentBits[];
   progressEveryMs?: number;
@@ -72,8 +73,7 @@ export class Harness {
       USER_COOLDOWN_SECONDS: '0',
       MIN_SIZE: '256',
       DEFAULT_SIZE: '512',
-      ...(painter === 'flat' ? { MODEL_DIR: '/flat-painter-needs-no-weights' } : {}),
-      ...(painter === 'engine' ? { MODEL_DIR: TINY_MODEL } : {}),
+      ...(painter === 'engine' ? { MODEL_DIR: o.modelDir ?? TINY_MODEL } : {}),
       ...o.env,
     };
     h.config = loadConfig(env, ['discord', 'discord-app']);
@@ -83,13 +83,12 @@ export class Harness {
   }
 
   async startBot(): Promise<BotHandle> {
-    const painter = this.o.painter ?? 'none';
+    const { model } = this.config;
     this.bot = await startBot(this.config, {
       embeddedWorker: this.o.embeddedWorker ?? true,
-      ...(painter === 'flat' ? { painterModule: FLAT_PAINTER } : {}),
       workerOptions: {
         leaseMs: 3000, pollMs: 30, progressEveryMs: 50, respawnMs: 50,
-        ...(painter === 'flat' ? { painterOptions: { modelDir: '/unused', executionProvider: 'cpu', threads: 1, extra: { stepMs: 20, ...this.o.painterExtra } } } : {}),
+        ...(model.dir && this.o.painterExtra ? { painterOptions: { modelDir: model.dir, executionProvider: model.executionProvider, threads: model.threads, extra: this.o.painterExtra } } : {}),
         ...this.o.workerOptions,
       },
       intents: this.o.intents,

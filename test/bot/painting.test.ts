@@ -1,29 +1,32 @@
-// The bot with a painter in its embedded worker: /imagine to a finished image with buttons, replies that
-// repaint, Reroll, Delete while running, restarts, a killed worker, expired tokens, many users at once.
-//
-// Every scenario runs with the flat test painter (test/queue/flat-painter.ts: a Painter that draws the
-// Scene's boxes), so the bot, queue and worker are covered today. The same scenarios run on the real
-// engine with the tiny FLUX checkpoint once the engine's painter (src/engine/painter.ts) exists; until
-// then they are skipped, and only because that module is missing (ENGINE_PAINTER).
+// The bot with the engine's painter in its embedded worker, on the tiny FLUX checkpoint: /imagine to a
+// finished image with buttons, replies that repaint, Reroll, Delete while running, restarts, a killed worker,
+// expired tokens, many users at once, and the engine's own failures (a broken checkpoint) reaching the user.
+// Step time grows with the image size, so the scenarios that interrupt a job paint larger images with more
+// steps, and those that only need many or quick paintings use small ones.
+import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ENGINE_PAINTER, FLAT_PAINTER, Harness, type HarnessOptions, type PainterKind } from './harness.ts';
+import { Harness, type HarnessOptions } from './harness.ts';
+import { brokenCheckpoint, type BrokenCheckpoint } from '../queue/broken-checkpoint.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { SqliteQueue } from '../../src/queue/index.ts';
 import { WorkerHost } from '../../src/worker/host.ts';
+import { ENGINE_PAINTER_MODULE } from '../../src/worker/painter.ts';
 import type { ApiMessage } from '../support/fake-discord/index.ts';
 
 let h: Harness | undefined;
+let broken: BrokenCheckpoint | undefined;
 afterEach(async () => {
   await h?.close();
   h = undefined;
+  broken?.remove();
+  broken = undefined;
 });
 
-const PAINTERS: { kind: PainterKind; available: boolean; steps: number }[] = [
-  { kind: 'flat', available: true, steps: 4 },
-  // Skipped only while src/engine/painter.ts does not exist.
-  { kind: 'engine', available: ENGINE_PAINTER, steps: 2 },
-];
+/** Small, one-step paintings for scenarios about the bot and the queue rather than the picture. */
+const QUICK = { MIN_SIZE: '128', DEFAULT_SIZE: '128' };
+
+const steps = 2;
 
 async function imageOf(message: ApiMessage): Promise<{ format?: string; width?: number; height?: number; bytes: Buffer }> {
   if (!h) throw new Error('no harness');
@@ -34,10 +37,10 @@ async function imageOf(message: ApiMessage): Promise<{ format?: string; width?: 
   return { format: meta.format, width: meta.width, height: meta.height, bytes };
 }
 
-describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, steps }) => {
-  const start = (o: HarnessOptions = {}) => Harness.start({ painter: kind, ...o });
+describe('painting with the engine on the tiny checkpoint', () => {
+  const start = (o: HarnessOptions = {}) => Harness.start({ painter: 'engine', ...o });
 
-  it.skipIf(!available)('/imagine: deferred within 3 s, layout and queue position, progress, then the image with its four buttons', async () => {
+  it('/imagine: deferred within 3 s, layout and queue position, progress, then the image with its four buttons', async () => {
     h = await start();
     const { ix, message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps, seed: 7 });
     expect(ix.ackType).toBe(5);
@@ -64,7 +67,7 @@ describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, s
     expect(edits.length).toBeGreaterThanOrEqual(2);
   });
 
-  it.skipIf(!available)('a reply repaints the named region and answers with a new message replying to the user; a reply to that result works too', async () => {
+  it('a reply repaints the named region and answers with a new message replying to the user; a reply to that result works too', async () => {
     h = await start();
     const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps });
     const first = await h.finished(message.id, 120_000);
@@ -92,7 +95,7 @@ describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, s
     expect(h.bot.store.lineage(g3.id).map((g) => g.id)).toEqual([g3.id, g2.id, g1.id]);
   });
 
-  it.skipIf(!available)('Reroll paints the same layout with a new seed, also after the bot restarted', async () => {
+  it('Reroll paints the same layout with a new seed, also after the bot restarted', async () => {
     h = await start();
     const { message } = await h.imagine(h.users.alice, 'a red apple next to a green pear', { steps });
     const done = await h.finished(message.id, 120_000);
@@ -108,8 +111,8 @@ describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, s
     expect(g2.params.scene).toEqual(g.params.scene);
     expect(g2.params.seed).not.toBe(g.params.seed);
   });
-  it.skipIf(!available)('Delete while painting cancels the job and removes the message; the next job still runs', async () => {
-    h = await start({ painterExtra: { stepMs: 100 } });
+  it('Delete while painting cancels the job and removes the message; the next job still runs', async () => {
+    h = await start();
     const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 50 });
     const g = h.bot.store.generationForMessage(message.id)!;
     await waitForJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 1, 120_000);
@@ -123,21 +126,22 @@ describe.each(PAINTERS)('painting with the $kind painter', ({ kind, available, s
   });
 });
 
-describe('painting: queue, worker and Discord failure modes (flat painter)', () => {
+describe('painting: queue, worker and Discord failure modes (engine on the tiny checkpoint)', () => {
   it('progress edits come at most once per 2.5 s and show the step', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 120 }, progressEveryMs: 2500 });
-    const { ix, message } = await h.imagine(h.users.alice, 'a blue boat on a lake', { steps: 50 });
-    await h.finished(message.id);
+    // 1024² on the tiny model: a few hundred ms a step, so 24 steps span several 2.5 s windows.
+    h = await Harness.start({ painter: 'engine', env: { DEFAULT_SIZE: '1024' }, progressEveryMs: 2500 });
+    const { ix, message } = await h.imagine(h.users.alice, 'a blue boat on a lake', { steps: 24 });
+    await h.finished(message.id, 60_000);
     const edits = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`));
-    const progress = edits.filter((r) => /step \d+\/50/.test((r.body as { content?: string }).content ?? ''));
+    const progress = edits.filter((r) => /step \d+\/24/.test((r.body as { content?: string }).content ?? ''));
     expect(progress.length).toBeGreaterThanOrEqual(2);
     for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
     expect(progress.some((r) => r.files.some((f) => f.filename === 'preview.webp'))).toBe(true);
   });
 
   it('Delete by someone else is refused; a moderator may delete', async () => {
-    h = await Harness.start({ painter: 'flat' });
-    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 2 });
+    h = await Harness.start({ painter: 'engine', env: QUICK });
+    const { message } = await h.imagine(h.users.alice, 'a castle on a hill', { steps: 1 });
     const done = await h.finished(message.id);
     const g = h.bot.store.generationForMessage(done.id)!;
     for (const verb of ['reroll', 'delete', 'edit']) {
@@ -150,8 +154,9 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('the worker killed mid-job: the user is told, the job runs again once and the image arrives', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 60 } });
-    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 40 });
+    // 512², 16 steps: the kill after step 2 lands well before the end.
+    h = await Harness.start({ painter: 'engine' });
+    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 16 });
     const g = h.bot.store.generationForMessage(message.id)!;
     await waitForJob(g.jobId!, (j) => (j.progress?.step ?? 0) >= 2);
     process.kill(h.bot.host!.childPid!, 'SIGKILL');
@@ -162,8 +167,8 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('a bot restart mid-job: the job is re-queued once and finished by the new process', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 60 } });
-    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 30 });
+    h = await Harness.start({ painter: 'engine' });
+    const { message } = await h.imagine(h.users.alice, 'a windmill in a field', { steps: 16 });
     const g = h.bot.store.generationForMessage(message.id)!;
     await waitForJob(g.jobId!, (j) => (j.progress?.step ?? 0) >= 2);
     await h.restartBot();
@@ -174,8 +179,9 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('an expired interaction token: the finished image is posted as a channel message replying to the original', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 40 } });
-    const { ix, message } = await h.imagine(h.users.alice, 'a hot air balloon over hills', { steps: 10 });
+    // 256², 4 steps: long enough that the token expires before the image is ready.
+    h = await Harness.start({ painter: 'engine', env: { DEFAULT_SIZE: '256' } });
+    const { ix, message } = await h.imagine(h.users.alice, 'a hot air balloon over hills', { steps: 4 });
     h.fake.expireToken(ix.token);
     const result = await h.fake.waitFor(() => h!.fake.repliesTo(message.id).find((m) => m.author.id === h!.fake.bot.id && m.attachments.length === 1), 'a channel message with the image');
     expect(result.content).toMatch(/^✅/);
@@ -189,20 +195,22 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('`bot` without an embedded worker: a separate worker on the same DATA_DIR paints, the bot delivers', async () => {
-    h = await Harness.start({ painter: 'flat', embeddedWorker: false });
+    h = await Harness.start({ painter: 'engine', embeddedWorker: false, env: QUICK });
     expect(h.bot.painting.mode).toBe('external');
     expect(h.bot.host).toBeUndefined();
-    const { message } = await h.imagine(h.users.alice, 'a paper boat on a puddle', { steps: 3 });
+    const { message } = await h.imagine(h.users.alice, 'a paper boat on a puddle', { steps: 2 });
     expect(message.content).toMatch(/Queued/);
     // What `scenewright worker` does, on its own database connection.
     const db = openDatabase(h.dataDir);
     const queue = new SqliteQueue(db, { pollMs: 30 });
-    const worker = new WorkerHost({ queue, dataDir: h.dataDir, painterModule: FLAT_PAINTER, painterOptions: { modelDir: '/unused', executionProvider: 'cpu', threads: 1 }, pollMs: 30 });
+    const { model } = h.config;
+    const worker = new WorkerHost({ queue, dataDir: h.dataDir, painterModule: ENGINE_PAINTER_MODULE, painterOptions: { modelDir: model.dir!, executionProvider: model.executionProvider, threads: model.threads }, pollMs: 30 });
     try {
       await worker.start();
       const done = await h.finished(message.id);
       expect(done.content).toMatch(/^✅/);
       expect(done.attachments).toHaveLength(1);
+      expect(h.bot.store.generationForMessage(done.id)!.modelId).toBe('flux.1-schnell');
     } finally {
       await worker.stop();
       await queue.close();
@@ -211,10 +219,10 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('20 users at once: each is acknowledged in time, gets a correct queue position and their own image', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { stepMs: 1 } });
+    h = await Harness.start({ painter: 'engine', env: QUICK });
     const users = Array.from({ length: 20 }, (_, i) => h!.fake.join(h!.guildId, `user${i}`));
     h.bot.host!.pause();
-    const ixs = users.map((u, i) => h!.fake.slashCommand(u, h!.channel.id, 'imagine', { prompt: `a lantern number ${i + 1} on a table`, steps: 2 }));
+    const ixs = users.map((u, i) => h!.fake.slashCommand(u, h!.channel.id, 'imagine', { prompt: `a lantern number ${i + 1} on a table`, steps: 1 }));
     const first = await Promise.all(ixs.map((ix) => h!.answered(ix, 30_000)));
     for (const ix of ixs) expect(ix.ackMs).toBeLessThan(3000);
     // Positions follow the order in which the jobs entered the queue: 1..20, each once.
@@ -237,7 +245,7 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('per-user limit: a job beyond USER_MAX_CONCURRENT_JOBS is refused privately', async () => {
-    h = await Harness.start({ painter: 'flat', env: { USER_MAX_CONCURRENT_JOBS: '1' } });
+    h = await Harness.start({ painter: 'engine', env: { ...QUICK, USER_MAX_CONCURRENT_JOBS: '1' } });
     h.bot.host!.pause();
     await h.imagine(h.users.alice, 'a kite', { steps: 2 });
     const { message } = await h.imagine(h.users.alice, 'another kite', { steps: 2 });
@@ -247,33 +255,42 @@ describe('painting: queue, worker and Discord failure modes (flat painter)', () 
   });
 
   it('an image over the upload limit is sent as WebP under the limit', async () => {
-    h = await Harness.start({ painter: 'flat', fake: { attachmentSizeLimit: 1500 } });
-    const { message } = await h.imagine(h.users.alice, 'three coloured boxes', { steps: 2 });
+    // The tiny model's 128² output is noise-like: tens of kB as PNG, a few kB as a small WebP.
+    h = await Harness.start({ painter: 'engine', env: QUICK, fake: { attachmentSizeLimit: 4000 } });
+    const { message } = await h.imagine(h.users.alice, 'three coloured boxes', { steps: 1 });
     const done = await h.finished(message.id);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    expect(readFileSync(g.artifacts['image.png']!).length).toBeGreaterThan(4000);
     expect(done.attachments[0]!.filename).toMatch(/\.webp$/);
-    expect(done.attachments[0]!.size).toBeLessThanOrEqual(1500);
+    expect(done.attachments[0]!.size).toBeLessThanOrEqual(4000);
+    expect((await imageOf(done)).format).toBe('webp');
   });
 
   it('a painter that cannot load: the bot says so and still plans layouts', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { failInit: 'transformer/ is missing in the model folder' } });
+    broken = brokenCheckpoint('no-transformer');
+    h = await Harness.start({ painter: 'engine', modelDir: broken.dir });
     expect(h.bot.painting.mode).toBe('failed');
     const { message } = await h.imagine(h.users.alice, 'a snowman');
-    expect(message.content).toMatch(/image model failed to load \(transformer\/ is missing in the model folder\)/);
+    expect(message.content).toMatch(/image model failed to load \(transformer\/ folder is missing \(model_index\.json lists it\)\)/);
     expect(message.attachments).toHaveLength(1);
   });
 
   it('a painting that fails ends in a visible message with what to do next', async () => {
-    h = await Harness.start({ painter: 'flat', painterExtra: { failOnPrompt: 'volcano' } });
-    const { message } = await h.imagine(h.users.alice, 'a volcano at night', { steps: 2 });
+    // The checkpoint loads (configs and shapes are fine); its T5 tokenizer file is cut short, which the
+    // engine only reads when the first job encodes its prompt.
+    broken = brokenCheckpoint('broken-tokenizer');
+    h = await Harness.start({ painter: 'engine', modelDir: broken.dir, env: QUICK });
+    expect(h.bot.painting.mode).not.toBe('failed');
+    const { message } = await h.imagine(h.users.alice, 'a volcano at night', { steps: 1 });
     const done = await h.finished(message.id);
-    expect(done.content).toMatch(/^⚠️ I could not paint .*cannot paint "volcano".*Try again/s);
+    expect(done.content).toMatch(/^⚠️ I could not paint “a volcano at night”: painting failed: cannot read \S*tokenizer_2\/tokenizer\.json: Unexpected end of JSON input.*Try again/s);
     const g = h.bot.store.generationForMessage(done.id)!;
     expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `delete:${g.id}`]);
     expect(g.status).toBe('failed');
   });
 
   it('/queue shows the caller their place', async () => {
-    h = await Harness.start({ painter: 'flat' });
+    h = await Harness.start({ painter: 'engine', env: QUICK });
     h.bot.host!.pause();
     await h.imagine(h.users.bob, 'a fox', { steps: 2 });
     await h.imagine(h.users.alice, 'a hare', { steps: 2 });

@@ -63,7 +63,8 @@ export function benchLayout(sig: StepSignature, rows: number, cols: number): { b
   return { boxes, cellOf, mask, prepass };
 }
 
-export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepBenchOptions): Promise<StepBenchResult> {
+/** The synthetic feeds benchStep times a signature on (also for profiling one signature by hand). */
+export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: number; height?: number; textLength?: number } = {}): { feeds: StepFeeds; geometry: { tokens: number; textLength: number; boxTokens: number[]; prepassTokens: number }; layout: ReturnType<typeof benchLayout> } {
   const cfg = ck.transformerConfig;
   const width = o.width ?? 512;
   const height = o.height ?? 512;
@@ -95,6 +96,14 @@ export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepB
     feeds.repaint = { ...stream(N), mask: Float32Array.from(lay.mask), single: sig.repaintSingle, ...(sig.cells ? { srTxt: rand(sig.cells * L * J) } : {}) };
   }
   if (sig.prepass) feeds.prepass = { ...stream(size(lay.prepass)), imgIds: latentImageIds(lay.prepass.r1 - lay.prepass.r0, lay.prepass.c1 - lay.prepass.c0) };
+  return { feeds, geometry: { tokens: N, textLength: L, boxTokens: lay.boxes.map(size), prepassTokens: size(lay.prepass) }, layout: lay };
+}
+
+export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepBenchOptions): Promise<StepBenchResult> {
+  const cfg = ck.transformerConfig;
+  const { feeds, geometry: geo, layout: lay } = benchFeeds(ck, sig, o);
+  const N = geo.tokens;
+  const L = geo.textLength;
 
   const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph, maxSessions: 1 });
   try {
@@ -107,7 +116,6 @@ export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepB
       runsMs.push(performance.now() - t0);
     }
     const sorted = [...runsMs].sort((a, b) => a - b);
-    const geo = { tokens: N, textLength: L, boxTokens: lay.boxes.map(size), prepassTokens: size(lay.prepass) };
     return {
       signature: signatureKey(sig),
       nodes: stat.nodes,

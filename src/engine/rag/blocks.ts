@@ -15,14 +15,19 @@
  * Cost per block: attention (S·L + N)(L + N) instead of upstream's S·(L + N)², and no recomputed image Q/K/V.
  */
 import type { Value } from '../onnx/graph.ts';
-import { attention, geluTanh, layerNorm, modulate, ropeInterleaved } from '../onnx/nn.ts';
+import { attention, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
 import { add, cast, concat, gather, mul, reshape, slice, sliceDynamic, unsqueeze, where } from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
 
-/** RoPE tables of the text rows and of the image rows of a [txt; img] sequence, each [S, 1, headDim]. */
+/**
+ * RoPE tables of a whole [txt; img] sequence and of its text rows and image rows, each [S, 1, headDim]. The sin
+ * tables carry rot()'s sign (−sin on even lanes, see rotate()).
+ */
 export interface SplitRope {
+  cos: Value;
+  sin: Value;
   txtCos: Value;
   txtSin: Value;
   imgCos: Value;
@@ -43,17 +48,28 @@ export interface SrSelect {
 export function splitRope(c: Ctx, textLength: Value): SplitRope {
   const end = c.g.ints([END]);
   const zero = c.g.ints([0]);
+  const signs = cast(c.g.constant(Array.from({ length: c.cfg.headDim }, (_, d) => (d % 2 ? 1 : -1)), [c.cfg.headDim], 'float32'), c.rope.sin.dtype ?? c.g.computeType);
+  const sin = mul(c.rope.sin, signs);
   return {
+    cos: c.rope.cos,
+    sin,
     txtCos: sliceDynamic(c.rope.cos, zero, textLength, 0),
-    txtSin: sliceDynamic(c.rope.sin, zero, textLength, 0),
+    txtSin: sliceDynamic(sin, zero, textLength, 0),
     imgCos: sliceDynamic(c.rope.cos, textLength, end, 0),
-    imgSin: sliceDynamic(c.rope.sin, textLength, end, 0),
+    imgSin: sliceDynamic(sin, textLength, end, 0),
   };
 }
 
-/** RoPE on [B, S, H, Dh] heads, repacked to [B, S, D]. */
-function rotate(c: Ctx, x: Value, cos: Value, sin: Value): Value {
-  return reshape(ropeInterleaved(x, cos, sin, c.cfg.headDim), [0, 0, c.cfg.inner]);
+/**
+ * RoPE on [B, S, H, Dh] heads, repacked to [B, S, D]: x·cos + swap(x)·sin± with swap exchanging the lanes of each
+ * pair and sin± the signed table of SplitRope. Bit for bit nn.ts ropeInterleaved (−a·b and a·(−b) round alike), in
+ * one Gather and three element-wise passes instead of two Slices, Neg and Concat before them: these run over the S
+ * text streams, the biggest tensors of an SR step.
+ */
+function rotate(c: Ctx, x: Value, cos: Value, signedSin: Value): Value {
+  const Dh = c.cfg.headDim;
+  const swapped = reshape(gather(reshape(x, [0, 0, 0, Dh / 2, 2]), c.g.ints([1, 0]), 4), [0, 0, 0, Dh]);
+  return reshape(add(mul(x, cos), mul(swapped, signedSin)), [0, 0, c.cfg.inner]);
 }
 
 function attend(c: Ctx, q: Value, k: Value, v: Value): Value {
@@ -160,7 +176,7 @@ export function singleBlockSr(
     const out = (stream: Value, attn: Value, mlp: Value) => add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2))));
 
     const gl = pre(x);
-    const glQk = qk(gl.n, c.rope.cos, c.rope.sin);
+    const glQk = qk(gl.n, rope.cos, rope.sin);
     const a0 = attend(c, glQk.q, glQk.k, gl.v);
     const im = pre(srImg);
     const imQk = qk(im.n, rope.imgCos, rope.imgSin);

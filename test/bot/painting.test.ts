@@ -128,12 +128,12 @@ describe('painting with the engine on the tiny checkpoint', () => {
 
 describe('painting: queue, worker and Discord failure modes (engine on the tiny checkpoint)', () => {
   it('progress edits come at most once per 2.5 s and show the step', async () => {
-    // 1024² on the tiny model: a few hundred ms a step, so 24 steps span several 2.5 s windows.
-    h = await Harness.start({ painter: 'engine', env: { DEFAULT_SIZE: '1024' }, progressEveryMs: 2500 });
-    const { ix, message } = await h.imagine(h.users.alice, 'a blue boat on a lake', { steps: 24 });
+    // 768² on the tiny model: 120–300 ms a step on two cores, so 36 steps span at least two 2.5 s windows.
+    h = await Harness.start({ painter: 'engine', env: { DEFAULT_SIZE: '768' }, progressEveryMs: 2500 });
+    const { ix, message } = await h.imagine(h.users.alice, 'a blue boat on a lake', { steps: 36 });
     await h.finished(message.id, 60_000);
     const edits = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`));
-    const progress = edits.filter((r) => /step \d+\/24/.test((r.body as { content?: string }).content ?? ''));
+    const progress = edits.filter((r) => /step \d+\/36/.test((r.body as { content?: string }).content ?? ''));
     expect(progress.length).toBeGreaterThanOrEqual(2);
     for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
     expect(progress.some((r) => r.files.some((f) => f.filename === 'preview.webp'))).toBe(true);

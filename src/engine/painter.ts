@@ -23,7 +23,7 @@ import { TRAJECTORY_ARTIFACT } from './pipeline/trajectory.ts';
 export { TRAJECTORY_ARTIFACT };
 
 /** RAG parameters of a generation: as stored with it, or derived from its Scene for this model. */
-export function ragParamsOf(engine: Engine, p: GenerationParams): RagParams {
+export function ragParamsOf(engine: Pick<Engine, 'modelId'>, p: GenerationParams): RagParams {
   if (p.rag !== undefined) return validateRagParams(p.rag, 'the job\'s RAG parameters');
   return sceneToRagParams(p.scene, { model: engine.modelId, seed: p.seed, steps: p.steps });
 }

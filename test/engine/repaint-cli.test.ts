@@ -1,16 +1,21 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readRgb8, repaintPixels } from '../../src/engine/pipeline/image.ts';
+import { openStore } from '../../src/store/index.ts';
 import { fixture, repoRoot } from '../support/fixtures.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-repaint-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function cli(...args: string[]) {
-  const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent' };
+  return cliWith({}, ...args);
+}
+
+function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
+  const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent', ...extraEnv };
   return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
 }
 
@@ -56,5 +61,38 @@ describe('scenewright generate --scene / repaint --from', () => {
     const nothing = cli('repaint', '--model', m, '--from', 'g1', '--out', 'x.png');
     expect(nothing.status).toBe(2);
     expect(nothing.stderr).toMatch(/what should change\? Give --edit/);
+  });
+
+  it('repaint --from <generation id> repaints a generation the bot stored in DATA_DIR, as from its folder', async () => {
+    const scene = {
+      width: 128, height: 128, prompt: 'a cat and a dog', background: 'a garden', exclude: [],
+      regions: [
+        { id: 'r1', label: 'a cat', prompt: 'a grey cat', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
+        { id: 'r2', label: 'a dog', prompt: 'a brown dog', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
+      ],
+    };
+    writeFileSync(path.join(tmp, 'pets.json'), JSON.stringify(scene));
+    const m = fixture('tiny-flux-dev');
+    const g = cli('generate', '--model', m, '--scene', 'pets.json', '--steps', '2', '--seed', '5', '--out', 'pets.png', '--save-generation', 'pets');
+    expect(g.status, g.stderr).toBe(0);
+    // What the bot keeps for a finished generation: its parameters and its artifacts under DATA_DIR.
+    const dataDir = path.join(tmp, 'data');
+    const store = openStore(dataDir);
+    const gen = store.createGeneration({ kind: 'generate', status: 'done', userId: 'u1', channelId: 'c1', requestText: 'a cat and a dog', params: { scene, seed: 5, steps: 2, model: 'flux.1-dev' } });
+    for (const name of ['image.png', 'trajectory.safetensors']) store.writeArtifact(gen.id, name, readFileSync(path.join(tmp, 'pets', name)));
+    store.db.close();
+
+    const edit = ['--edit', 'change the cat to a rabbit'];
+    const byId = cliWith({ DATA_DIR: dataDir }, 'repaint', '--model', m, '--from', gen.id, ...edit, '--out', 'by-id.png');
+    expect(byId.status, byId.stderr).toBe(0);
+    expect(byId.stderr).toMatch(/re-ran the parent from its noise \(exact\)/);
+    const byDir = cli('repaint', '--model', m, '--from', 'pets', ...edit, '--out', 'by-dir.png');
+    expect(byDir.status, byDir.stderr).toBe(0);
+    const [a, b] = [await readRgb8(path.join(tmp, 'by-id.png')), await readRgb8(path.join(tmp, 'by-dir.png'))];
+    expect(Buffer.compare(Buffer.from(a.data), Buffer.from(b.data))).toBe(0);
+
+    const unknown = cliWith({ DATA_DIR: dataDir }, 'repaint', '--model', m, '--from', 'g0000000000000000000x', ...edit, '--out', 'x.png');
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/no generation with that id/);
   });
 });

@@ -9,9 +9,10 @@ import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 import { GENERATE_FLAGS, noiseFile, openEngine, progressLine, writeOutputs } from './generate.ts';
 
 const usage =
-  'scenewright repaint --model <dir> --from <generation dir | params.json> (--edit "<instruction>" | --scene <edited scene.json>)\n' +
+  'scenewright repaint --model <dir> --from <generation id | generation dir | params.json> (--edit "<instruction>" | --scene <edited scene.json>)\n' +
   '       --out <image.png|.webp> [--seed N (the repaint noise)] [--noise <file>] [--latents-out <file>] [--save-generation <dir>]\n' +
-  '       --from: a folder written by `generate/repaint --save-generation` (repaints of repaints replay its stored\n' +
+  '       --from: the id of a generation the bot painted (looked up in DATA_DIR), a folder written by\n' +
+  '       `generate/repaint --save-generation` (repaints of repaints replay its stored\n' +
   '       trajectory), or a JSON file: stored generation parameters {scene, seed, steps, model[, rag]} or official RAG\n' +
   '       parameters. Official parameters that already hold the Repainting_* fields are run as they are.\n' +
   '       --edit uses the offline editor ("change the left cat to a dog"); --scene gives the edited layout (same ids).';
@@ -24,7 +25,35 @@ interface Source {
   baseDir: string;
 }
 
+/** A generation the bot painted, looked up by id in DATA_DIR's store (`scenewright` reads the same .env). */
+async function storedSource(id: string, modelId: ModelId): Promise<Source> {
+  const { loadConfig, readEnvironment } = await import('../../config/config.ts');
+  const { dataDir } = loadConfig(readEnvironment());
+  if (!existsSync(dataDir)) throw new UserError(`--from ${id}: no such file, and DATA_DIR (${dataDir}) holds no store to look the generation up in`, 2);
+  const { openStore } = await import('../../store/index.ts');
+  const store = openStore(dataDir);
+  try {
+    const g = store.getGeneration(id);
+    if (!g) throw new UserError(`--from ${id}: no such file, and no generation with that id in ${dataDir}`, 2);
+    if (g.status !== 'done' || !g.artifacts['image.png']) throw new UserError(`generation ${id} has no finished image (status ${g.status}): only painted images can be repainted`, 1);
+    const { ragParamsOf } = await import('../../engine/painter.ts');
+    const { TRAJECTORY_ARTIFACT } = await import('../../engine/pipeline/trajectory.ts');
+    const rag = ragParamsOf({ modelId }, g.params);
+    const trajectory = g.artifacts[TRAJECTORY_ARTIFACT];
+    return {
+      rag,
+      scene: g.params.scene,
+      parent: { image: g.artifacts['image.png'], ...(trajectory ? { trajectory } : {}), kind: g.kind === 'repaint' ? 'repaint' : 'generate' },
+      baseDir: path.dirname(g.artifacts['image.png']),
+    };
+  } finally {
+    store.db.close();
+  }
+}
+
 async function readSource(from: string, modelId: ModelId): Promise<Source> {
+  const { ID_PATTERN } = await import('../../store/ids.ts');
+  if (!existsSync(from) && ID_PATTERN.test(from)) return storedSource(from, modelId);
   if (!existsSync(from)) throw new UserError(`--from ${from} does not exist`, 2);
   if (statSync(from).isDirectory()) {
     const { isGenerationDir, loadGeneration } = await import('../../engine/pipeline/generation-files.ts');

@@ -45,7 +45,7 @@ export interface PainterOptions {
   modelDir: string;
   executionProvider: 'cpu' | 'cuda' | 'webgpu';
   threads: number;
-  /** Free-form options for a particular painter module (tests use it for timing). */
+  /** Free-form options for a particular painter module (the engine's: maxStepSessions, previewEvery). */
   extra?: Record<string, unknown>;
 }
 

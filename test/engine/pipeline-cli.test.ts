@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -48,6 +48,23 @@ describe('scenewright debug pipeline / generate --prompt', () => {
     expect(maxAbsDiff(readSafetensors(lat).tensors.final_latents!.data as Float32Array, g('final_latents'))).toBeLessThan(1e-4);
     const meta = await sharp(readFileSync(png)).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 128, 128]);
+  });
+
+  it('generate --scene paints the layout at --width/--height when given (boxes are fractions)', async () => {
+    const scene = {
+      width: 1024, height: 1024, prompt: 'a cat and a dog', background: '', exclude: [],
+      regions: [
+        { id: 'r1', label: 'a cat', prompt: 'a cat', box: { x: 0, y: 0, w: 0.5, h: 1 } },
+        { id: 'r2', label: 'a dog', prompt: 'a dog', box: { x: 0.5, y: 0, w: 0.5, h: 1 } },
+      ],
+    };
+    writeFileSync(path.join(tmp, 'scene.json'), JSON.stringify(scene));
+    const r = cli('generate', '--model', fixture('tiny-flux-schnell'), '--scene', 'scene.json', '--steps', '1', '--width', '192', '--height', '128', '--out', 'sized.png');
+    expect(r.status, r.stderr).toBe(0);
+    expect(await sharp(path.join(tmp, 'sized.png')).metadata()).toMatchObject({ width: 192, height: 128 });
+    const tiny = cli('generate', '--model', fixture('tiny-flux-schnell'), '--scene', 'scene.json', '--steps', '1', '--width', '16', '--height', '16', '--out', 'x.png');
+    expect(tiny.status).toBe(1);
+    expect(tiny.stderr).toMatch(/smaller than one 16-px token/);
   });
 
   it('bad input: clear errors and exit code 2', () => {

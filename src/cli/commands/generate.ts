@@ -13,7 +13,8 @@ const usage =
   'scenewright generate --model <dir> (--scene <scene.json> | --prompt "<text>" | --rag-params <official.json> [--entry N])\n' +
   '       [--seed N] [--steps N] [--width W --height H] [--guidance G] [--noise <file.safetensors>] --out <image.png|.webp>\n' +
   '       [--latents-out <file.safetensors>] [--save-generation <dir>]\n' +
-  '       --prompt: plain FLUX; --scene: RAG from a Scene (regions → hard binding + soft refinement);\n' +
+  '       --prompt: plain FLUX; --scene: RAG from a Scene (regions → hard binding + soft refinement; --width/--height\n' +
+  '       override the scene\'s size, the boxes being fractions);\n' +
   '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
   '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
   '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
@@ -125,10 +126,13 @@ export const command: CliCommand = {
         return 0;
       }
       if (values.scene !== undefined) {
-        if (width !== undefined || height !== undefined) throw new UserError('--width/--height cannot be combined with --scene: the scene sets the size', 2);
         const { parseSceneJSON } = await import('../../scene/json.ts');
+        const { validateScene } = await import('../../scene/validate.ts');
         const { sceneToRagParams } = await import('../../scene/to-rag.ts');
-        scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), { maxRegions: 32, minSize: 16, maxSize: 8192 });
+        const limits = { maxRegions: 32, minSize: 16, maxSize: 8192 };
+        scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), limits);
+        // Boxes are fractions of the image, so --width/--height repaint the same layout at another size.
+        if (width !== undefined || height !== undefined) scene = validateScene({ ...scene, width: width ?? scene.width, height: height ?? scene.height }, limits);
         rag = sceneToRagParams(scene, { model: engine.modelId, ...(seed !== undefined ? { seed } : {}), ...(steps !== undefined ? { steps } : {}), ...(guidance !== undefined ? { guidance } : {}) });
       } else {
         const file = values['rag-params']!;

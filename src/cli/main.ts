@@ -44,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
   return (await command.run(rest)) ?? 0;
 }
 
+const INPUT_ERRORS = new Set(['RagParamsError', 'MaskError', 'LlmError', 'StoreError']);
+
 function report(e: unknown): number {
   if (e instanceof ConfigError) {
     process.stderr.write(`${e.message}\n\nEdit .env (see .env.example for every setting) and run again.\n`);
@@ -53,7 +55,8 @@ function report(e: unknown): number {
     process.stderr.write(`error: ${e.message}\n`);
     return e.exitCode;
   }
-  if (e instanceof SceneError || e instanceof SyntaxError) {
+  // Errors about the user's input (parameters, masks, LLM answers): the message is the whole story.
+  if (e instanceof SceneError || e instanceof SyntaxError || (e instanceof Error && INPUT_ERRORS.has(e.name))) {
     process.stderr.write(`error: ${e.message}\n`);
     return 1;
   }

@@ -18,7 +18,7 @@ import type { TokenRect } from '../../rag/boxes.ts';
 import { stepFlops, upstreamStepFlops, type StepFlops } from './cost.ts';
 import { boxIndex } from './selectors.ts';
 import { signatureKey, type StepSignature } from './signature.ts';
-import { StepRunner, type StepFeeds, type StepRunnerOptions } from './step-runner.ts';
+import { StepRunner, type SessionStat, type StepFeeds, type StepRunnerOptions } from './step-runner.ts';
 
 export interface StepBenchOptions {
   runtime: RuntimeOptions;
@@ -126,6 +126,60 @@ export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepB
       upstreamFlops: upstreamStepFlops(cfg, sig, geo),
       layout: { tokens: N, textLength: L, boxes: lay.boxes, cells: sig.cells, ...(sig.prepass ? { prepass: lay.prepass } : {}) },
     };
+  } finally {
+    await runner.release();
+  }
+}
+
+export interface InterleavedBenchResult {
+  signature: string;
+  nodes: number;
+  createMs: number;
+  /** Fastest and median of the timed runs, and all of them in round order. */
+  minMs: number;
+  medianMs: number;
+  runsMs: number[];
+  flops: StepFlops;
+  upstreamFlops: number;
+}
+
+/**
+ * Times several signatures against each other on a machine shared with other work: every session is open at
+ * once and the timed runs go round-robin (one run of each signature per round), so a burst of outside load
+ * lands on all signatures alike instead of on whichever was being timed; the fastest run of each is the least
+ * disturbed one. Ratios of `minMs` are what to compare (timing one signature after another, a δ = 0 step, which
+ * is the plain graph, measured 1.51× plain on the 2 shared cores).
+ */
+export async function benchSteps(ck: FluxCheckpoint, sigs: StepSignature[], o: StepBenchOptions): Promise<InterleavedBenchResult[]> {
+  const cfg = ck.transformerConfig;
+  const cases = sigs.map((sig) => ({ sig, ...benchFeeds(ck, sig, o), runsMs: [] as number[] }));
+  const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph, maxSessions: Math.max(1, new Set(sigs.map(signatureKey)).size) });
+  try {
+    const stats: SessionStat[] = [];
+    for (const c of cases) {
+      stats.push(await runner.prepare(c.sig));
+      for (let i = 0; i < (o.warmup ?? 1); i++) await runner.run(c.feeds);
+    }
+    for (let r = 0; r < (o.runs ?? 3); r++) {
+      for (const c of cases) {
+        const t0 = performance.now();
+        await runner.run(c.feeds);
+        c.runsMs.push(performance.now() - t0);
+      }
+    }
+    return cases.map((c, i) => {
+      const sorted = [...c.runsMs].sort((a, b) => a - b);
+      return {
+        signature: signatureKey(c.sig),
+        nodes: stats[i]!.nodes,
+        createMs: stats[i]!.createMs,
+        minMs: sorted[0]!,
+        medianMs: sorted[Math.floor(sorted.length / 2)]!,
+        runsMs: c.runsMs,
+        flops: stepFlops(cfg, c.sig, c.geometry),
+        upstreamFlops: upstreamStepFlops(cfg, c.sig, c.geometry),
+      };
+    });
   } finally {
     await runner.release();
   }

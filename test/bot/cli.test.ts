@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { repoRoot } from '../support/fixtures.ts';
 import { FakeDiscord } from '../support/fake-discord/index.ts';
-import { ENGINE_PAINTER, Harness, TINY_MODEL } from './harness.ts';
+import { Harness, TINY_MODEL } from './harness.ts';
 
 let fake: FakeDiscord | undefined;
 let dataDir: string | undefined;
@@ -58,7 +58,7 @@ describe('command line', () => {
   });
 
   // Needs the engine's painter (src/engine/painter.ts) and the tiny checkpoint.
-  it.skipIf(!ENGINE_PAINTER)('`scenewright worker` paints for a bot started without a worker, and stops on SIGTERM', async () => {
+  it('`scenewright worker` paints for a bot started without a worker, and stops on SIGTERM', async () => {
     const h = await Harness.start({ painter: 'engine', embeddedWorker: false });
     const worker = spawn(process.execPath, ['bin/scenewright.js', 'worker'], {
       cwd: repoRoot,

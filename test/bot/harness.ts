@@ -5,20 +5,18 @@
 //   engine — the engine's painter (src/engine/painter.ts) on the tiny FLUX checkpoint, or on `modelDir`
 //            (e.g. a deliberately broken copy of it). The image size is DEFAULT_SIZE (512 here): step time
 //            grows with it, which is how tests make a job long enough to interrupt.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { GatewayIntentBits } from 'discord.js';
 import { loadConfig, type Config } from '../../src/config/config.ts';
 import { startBot, type BotHandle, type StartOptions } from '../../src/bot/app.ts';
-import { enginePainterAvailable } from '../../src/worker/painter.ts';
 import { deployCommands } from '../../commands/deploy.ts';
 import { fixture } from '../support/fixtures.ts';
 import { FakeDiscord, Permission, type ApiChannel, type ApiMessage, type ApiUser, type FakeDiscordOptions, type FakeInteraction } from '../support/fake-discord/index.ts';
 
 export const TINY_MODEL = fixture('tiny-flux-schnell');
 /** The engine's painter exists (its pipeline entry has landed) and the tiny checkpoint is there. */
-export const ENGINE_PAINTER = enginePainterAvailable() && existsSync(TINY_MODEL);
 
 export type PainterKind = 'none' | 'engine';
 

@@ -13,7 +13,7 @@ import { T5TextEncoder } from '../src/engine/graphs/t5-encoder.ts';
 import { VaeCodec } from '../src/engine/graphs/vae-codec.ts';
 import { GaussianNoise } from '../src/engine/noise.ts';
 import { benchCheckpoint, fmt, gemmThroughput, peakRssMiB, runtimeFromEnv, timeMs } from './support.ts';
-import { plainStepFlops } from './flops.ts';
+import { plainPassFlops } from '../src/engine/rag/cost.ts';
 
 const SIZE = 512;
 const T5_LEN = 512;
@@ -40,7 +40,7 @@ const stepMs = await timeMs(() => transformer.run(inputs), 5, 0);
 await transformer.release();
 
 const gemm = await gemmThroughput(N + T5_LEN, cfg.inner, runtime);
-const flops = plainStepFlops(cfg, N, T5_LEN);
+const flops = plainPassFlops(cfg, N, T5_LEN);
 const floorMs = (flops / gemm.flops) * 1000;
 
 const clip = await ClipTextEncoder.create(ck.component('text_encoder'), runtime);

@@ -17,7 +17,7 @@ import { GaussianNoise } from '../src/engine/noise.ts';
 import type { ExecutionProvider } from '../src/engine/runtime/session.ts';
 import { makeTinyModel } from '../src/engine/tiny-model/make.ts';
 import { float32ToBf16Array } from '../src/engine/weights/dtype.ts';
-import { plainStepFlops } from './flops.ts';
+import { plainPassFlops } from '../src/engine/rag/cost.ts';
 
 const [outDir = '/tmp/gpu-bench', ...providers] = process.argv.slice(2);
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -111,7 +111,7 @@ for (const c of skipWide ? cases.slice(0, 1) : cases) {
     img_ids: Float32Array.from({ length: N * 3 }, (_, i) => (i % 3 === 0 ? 0 : i % 3 === 1 ? Math.floor(i / 3 / grid) : (i / 3) % grid)),
     txt_ids: new Float32Array(c.textLen * 3),
   };
-  const flops = plainStepFlops(cfg, N, c.textLen);
+  const flops = plainPassFlops(cfg, N, c.textLen);
   for (const ep of providers as ExecutionProvider[]) {
     // The CPU is only the baseline at bench size; the full-width slice takes minutes there.
     if (ep === 'cpu' && c.fullBlocks) continue;

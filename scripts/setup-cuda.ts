@@ -1,0 +1,103 @@
+/**
+ * `npm run setup:cuda [-- --from <package.tgz | unpacked folder>]`: puts the CUDA execution provider where
+ * onnxruntime-node 1.29.0 loads it, from the npm registry (no NuGet), and says what the host still needs.
+ *
+ * 1. `npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` into a temporary folder (≈ 180 MB download), or
+ *    take the tarball / unpacked package given with --from (hosts without the registry: copy it there first);
+ * 2. copy its provider libraries into node_modules/onnxruntime-node/bin/napi-v6/linux/x64/ and write a marker
+ *    naming the ONNX Runtime release they come from;
+ * 3. check with ldd which CUDA 13 / cuBLAS 13 / cuDNN 9 libraries the loader cannot find, and print them.
+ * Exit code 0 when the provider is installed (even if the host still lacks CUDA: that is printed), 1 on failure.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  CUDA_MARKER, CUDA_PROVIDER_LIBS, CUDA_PROVIDER_ORT_VERSION, CUDA_PROVIDER_PACKAGE, CUDA_PROVIDER_PACKAGE_VERSION,
+  cudaProviderStatus, describeCudaStatus, ortNodeInstall, type CudaMarker,
+} from '../src/engine/runtime/cuda-provider.ts';
+
+const say = (m: string) => process.stdout.write(`${m}\n`);
+
+function fail(m: string): never {
+  process.stderr.write(`setup:cuda: ${m}\n`);
+  process.exit(1);
+}
+
+const sizeText = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
+
+function run(cmd: string, args: string[], cwd: string): string {
+  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error) fail(`${cmd} could not run: ${r.error.message}`);
+  if (r.status !== 0) fail(`${cmd} ${args.join(' ')} failed (exit ${r.status}):\n${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** The folder holding the provider libraries inside an unpacked package. */
+function libFolder(unpacked: string): string {
+  const dir = path.join(unpacked, 'Plugins', 'Linux', 'x64');
+  if (!existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) {
+    fail(`${unpacked} has no Plugins/Linux/x64/libonnxruntime_providers_cuda.so: not the ${CUDA_PROVIDER_PACKAGE} package`);
+  }
+  return dir;
+}
+
+function unpack(tgz: string, into: string): string {
+  run('tar', ['-xzf', tgz, '-C', into, '--wildcards', 'package/Plugins/Linux/x64/*.so', 'package/package.json'], into);
+  return path.join(into, 'package');
+}
+
+function main(): void {
+  if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the CUDA provider package is for Linux x64; this is ${process.platform}/${process.arch}`);
+  const args = process.argv.slice(2);
+  const fromAt = args.indexOf('--from');
+  const from = fromAt >= 0 ? args[fromAt + 1] : undefined;
+  if (fromAt >= 0 && !from) fail('--from needs a path: the package tarball or its unpacked folder');
+
+  const ort = ortNodeInstall();
+  if (ort.version !== CUDA_PROVIDER_ORT_VERSION) {
+    fail(`onnxruntime-node ${ort.version} is installed but the provider is ONNX Runtime ${CUDA_PROVIDER_ORT_VERSION}'s; package.json pins onnxruntime-node ${CUDA_PROVIDER_ORT_VERSION}: run \`npm ci\` first`);
+  }
+  const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-cuda-'));
+  try {
+    let unpacked: string;
+    if (from && existsSync(from) && statSync(from).isDirectory()) {
+      unpacked = from;
+      say(`using the unpacked package in ${from}`);
+    } else if (from) {
+      if (!existsSync(from)) fail(`--from ${from} does not exist`);
+      unpacked = unpack(path.resolve(from), tmp);
+      say(`unpacked ${from}`);
+    } else {
+      const spec = `${CUDA_PROVIDER_PACKAGE}@${CUDA_PROVIDER_PACKAGE_VERSION}`;
+      say(`downloading ${spec} from the npm registry (about 180 MB)…`);
+      run('npm', ['pack', spec, '--pack-destination', tmp, '--silent'], tmp);
+      const tgz = readdirSync(tmp).find((f) => f.endsWith('.tgz'));
+      if (!tgz) fail(`npm pack ${spec} wrote no tarball`);
+      unpacked = unpack(path.join(tmp, tgz), tmp);
+    }
+    const src = libFolder(unpacked);
+    const copied: string[] = [];
+    for (const lib of CUDA_PROVIDER_LIBS) {
+      if (!existsSync(path.join(src, lib))) continue;
+      copyFileSync(path.join(src, lib), path.join(ort.binDir, lib));
+      copied.push(lib);
+      say(`copied ${lib} (${sizeText(statSync(path.join(src, lib)).size)}) → ${ort.binDir}/`);
+    }
+    const marker: CudaMarker = {
+      package: CUDA_PROVIDER_PACKAGE, packageVersion: CUDA_PROVIDER_PACKAGE_VERSION, onnxruntime: CUDA_PROVIDER_ORT_VERSION,
+      installedAt: new Date().toISOString(), files: copied,
+    };
+    writeFileSync(path.join(ort.binDir, CUDA_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+
+  const status = cudaProviderStatus();
+  say(describeCudaStatus(status));
+  if (status.ready) say('The CUDA provider is ready: set EXECUTION_PROVIDER=cuda.');
+  else say('The provider is installed; EXECUTION_PROVIDER=cuda will work once the libraries above are on the library path.');
+}
+
+main();

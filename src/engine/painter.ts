@@ -47,7 +47,6 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
   const engine = Engine.open({
     modelDir: options.modelDir,
     runtime: { executionProvider: options.executionProvider, threads: options.threads },
-    ...(typeof extra.maxStepSessions === 'number' ? { maxStepSessions: extra.maxStepSessions } : {}),
   });
   const previewEvery = typeof extra.previewEvery === 'number' ? extra.previewEvery : undefined;
   return {

@@ -28,7 +28,7 @@ describe('scenewright debug pipeline / generate --prompt', () => {
     const out = path.join(tmp, 'pipeline.safetensors');
     const r = cli('debug', 'pipeline', '--model', fixture('tiny-flux-dev'), '--inputs', fixture('golden', 'pipeline_dev.safetensors'),
       '--out', out, '--steps', '4', '--width', '128', '--height', '128', '--guidance', '3.5');
-    expect(r.stderr).toMatch(/step graph k0-s0: \d+ nodes, session created in \d+ ms/);
+    expect(r.stderr).toMatch(/step graph \(one for every layout\): \d+ nodes, session created in \d+ ms/);
     expect(r.status).toBe(0);
     const t = readSafetensors(out).tensors;
     expect(t.final_latents!.shape).toEqual([1, 64, 64]);

@@ -20,7 +20,7 @@ import { fixture } from '../support/fixtures.ts';
  */
 const KERNEL = 1e-5;
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
-const engine = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, maxStepSessions: 8 });
+const engine = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu });
 afterAll(() => engine.close());
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {

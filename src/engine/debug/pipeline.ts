@@ -40,7 +40,7 @@ export const component: DebugComponent = {
         },
         record: true,
       });
-      for (const s of engine.steps.sessions) ctx.note(`step graph ${s.signature}: ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms`);
+      for (const s of engine.steps.sessions) ctx.note(`step graph (one for every layout): ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms`);
       ctx.note(`steps: ${res.stepMs.map((m) => m.toFixed(0)).join(', ')} ms`);
       const tokens = rows * cols;
       const C = init.shape[2]!;

@@ -21,7 +21,7 @@ export const component: DebugComponent = {
       const plan = await engine.plan(params!, path.dirname(path.resolve(file)));
       const noise = explicitNoise(ctx.inputs, params!.HB_m_offset_list.length);
       const res = await engine.run(plan, { noise });
-      for (const s of engine.steps.sessions) ctx.note(`step graph ${s.signature}: ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms, ${s.runs} runs`);
+      for (const s of engine.steps.sessions) ctx.note(`step graph (one for every layout): ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms, runs ${Object.entries(s.runsBy).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
       ctx.note(`steps: ${res.stepMs.map((m) => m.toFixed(0)).join(', ')} ms`);
       const tokens = res.latents.length / engine.steps.cfg.inChannels;
       const packed = (data: Float32Array) => ({ dtype: 'float32' as const, shape: [1, tokens, engine.steps.cfg.inChannels], data });

@@ -48,6 +48,7 @@ export function ropeTables(ids: Value, axes: number[], theta: number, precision:
     cosParts.push(interleave(cos(angle)));
     sinParts.push(interleave(sin(angle)));
   });
-  const finish = (parts: Value[]) => unsqueeze(cast(concat(parts, 1), g.computeType), [1]);
+  // float32 whatever the compute type: the rotation is done in float32 (rotate(), ropeAttention()).
+  const finish = (parts: Value[]) => unsqueeze(cast(concat(parts, 1), 'float32'), [1]);
   return { cos: finish(cosParts), sin: finish(sinParts) };
 }

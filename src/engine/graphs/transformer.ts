@@ -76,9 +76,10 @@ export function headsNormed(c: Ctx, proj: string, norm: string, x: Value): Value
 /** RoPE on [B, S, H, Dh] heads, then SDPA over packed heads → [B, S, D]. Token order must match the RoPE table. */
 export function ropeAttention(c: Ctx, q: Value, k: Value, v: Value): Value {
   const { heads, headDim, inner } = c.cfg;
-  const pack = (x: Value) => reshape(x, [0, 0, inner]);
-  const qr = pack(ropeInterleaved(q, c.rope.cos, c.rope.sin, headDim));
-  const kr = pack(ropeInterleaved(k, c.rope.cos, c.rope.sin, headDim));
+  // The rotation runs in the tables' precision (float32) and only its result is rounded to a 16-bit compute type.
+  const rotated = (x: Value) => reshape(cast(ropeInterleaved(cast(x, c.rope.cos.dtype ?? 'float32'), c.rope.cos, c.rope.sin, headDim), c.g.computeType), [0, 0, inner]);
+  const qr = rotated(q);
+  const kr = rotated(k);
   return attention(qr, kr, v, { heads, headDim, impl: c.attn });
 }
 

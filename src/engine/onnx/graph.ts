@@ -1,7 +1,7 @@
 import path from 'node:path';
 import {
   AttributeType, DataLocation, encodeModel,
-  type AttributeProtoObject, type ModelProtoObject, type NodeProtoObject, type TensorProtoObject, type ValueInfoProtoObject,
+  type AttributeProtoObject, type GraphProtoObject, type ModelProtoObject, type NodeProtoObject, type TensorProtoObject, type ValueInfoProtoObject,
 } from './proto.ts';
 
 /**
@@ -64,9 +64,11 @@ export class Value {
 }
 
 /** An attribute value. Integral numbers become INT, others FLOAT; wrap with attr.float / attr.floats to force floats. */
-export type AttrValue = number | string | number[] | string[] | FloatAttr | FloatsAttr;
+export type AttrValue = number | string | number[] | string[] | FloatAttr | FloatsAttr | GraphAttr;
 export interface FloatAttr { kind: 'float'; value: number }
 export interface FloatsAttr { kind: 'floats'; value: number[] }
+/** A subgraph attribute (If branches, Loop bodies), made by Graph.subgraph. */
+export interface GraphAttr { kind: 'graph'; value: GraphProtoObject }
 export const attr = {
   float: (value: number): FloatAttr => ({ kind: 'float', value }),
   floats: (value: number[]): FloatsAttr => ({ kind: 'floats', value }),
@@ -106,6 +108,7 @@ function encodeAttr(name: string, v: AttrValue): AttributeProtoObject {
     return nums.every(Number.isInteger) ? { name, type: AttributeType.INTS, ints: nums } : { name, type: AttributeType.FLOATS, floats: nums };
   }
   if (v.kind === 'float') return { name, type: AttributeType.FLOAT, f: v.value };
+  if (v.kind === 'graph') return { name, type: AttributeType.GRAPH, g: v.value };
   return { name, type: AttributeType.FLOATS, floats: v.value };
 }
 
@@ -124,6 +127,8 @@ export class Graph {
   readonly computeType: FloatType;
   readonly linearImpl: 'fused' | 'transpose';
   private readonly nodes: NodeProtoObject[] = [];
+  /** Where op() appends: the root node list, or the body of the subgraph being built (innermost last). */
+  private readonly bodies: NodeProtoObject[][] = [];
   private readonly inits: TensorProtoObject[] = [];
   private readonly externals: { proto: TensorProtoObject; ext: ExternalData }[] = [];
   private readonly inputs: ValueInfoProtoObject[] = [];
@@ -178,7 +183,7 @@ export class Graph {
   output(v: Value, name: string, dtype: DType = v.dtype ?? 'float32', shape?: Dim[]): void {
     let out = v.name;
     if (out !== name) {
-      this.nodes.push({ input: [v.name], output: [this.claim(name)], op_type: 'Identity', name: `${name}/Identity` });
+      this.target.push({ input: [v.name], output: [this.claim(name)], op_type: 'Identity', name: `${name}/Identity` });
       out = name;
     }
     this.outputs.push(valueInfo(out, dtype, shape));
@@ -216,12 +221,55 @@ export class Graph {
   weight(name: string, src: TensorSource): Value {
     const hit = this.weightCache.get(name);
     if (hit) return hit;
+    // Always in the root graph, even when first used inside a subgraph: every branch and loop body then reads the
+    // one converted copy (ORT folds a Cast per graph it sits in, so a Cast inside a body would be a second copy).
+    return this.atRoot(() => this.castWeight(name, src));
+  }
+
+  private castWeight(name: string, src: TensorSource): Value {
     const raw = src.concat
       ? this.op('Concat', src.concat.map((part, i) => this.initializer(`${name}#${i}`, part)), { axis: 0 }, { name: `${name}/Concat`, dtype: src.dtype })
       : this.initializer(name, src);
     const v = src.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
     this.weightCache.set(name, v);
     return v;
+  }
+
+  private get target(): NodeProtoObject[] {
+    return this.bodies.at(-1) ?? this.nodes;
+  }
+
+  private atRoot<T>(fn: () => T): T {
+    const saved = this.bodies.splice(0);
+    try {
+      return fn();
+    } finally {
+      this.bodies.push(...saved);
+    }
+  }
+
+  /**
+   * A subgraph (an If branch, a Loop body) built by `body` from fresh inputs; it may read any value of the
+   * enclosing graphs (weights, constants, earlier nodes) by name, as ONNX allows. Its outputs pass through
+   * Identity so that a branch may return an outer value or one of its own inputs unchanged.
+   */
+  subgraph(name: string, inputs: { name: string; dtype: DType; shape?: Dim[] }[], body: (...ins: Value[]) => Value[]): GraphAttr {
+    const nodes: NodeProtoObject[] = [];
+    this.bodies.push(nodes);
+    try {
+      return this.scope(name, () => {
+        const ins = inputs.map((i) => new Value(this, this.fresh(i.name), i.dtype));
+        const outs = body(...ins);
+        const output = outs.map((v) => {
+          const out = this.fresh(`${name}_out`);
+          nodes.push({ input: [v.name], output: [out], op_type: 'Identity', name: `${out}/Identity` });
+          return valueInfo(out, v.dtype ?? this.computeType, undefined);
+        });
+        return { kind: 'graph' as const, value: { name: this.fresh(name), node: nodes, initializer: [], input: ins.map((v, k) => valueInfo(v.name, v.dtype!, inputs[k]!.shape)), output } };
+      });
+    } finally {
+      this.bodies.pop();
+    }
   }
 
   /** A small in-memory constant (shape tables, axes, scalars), deduplicated by content. */
@@ -289,7 +337,7 @@ export class Graph {
       node.domain = opts.domain;
       this.domains.add(opts.domain);
     }
-    this.nodes.push(node);
+    this.target.push(node);
     const dtype = opts.dtype ?? inputs.find((v) => v)?.dtype;
     return outNames.map((n) => new Value(this, n, dtype));
   }

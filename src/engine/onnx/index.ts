@@ -24,4 +24,5 @@
 export * from './graph.ts';
 export * from './ops.ts';
 export * from './nn.ts';
+export * from './control.ts';
 export { decodeModel, encodeModel } from './proto.ts';

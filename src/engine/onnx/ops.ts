@@ -110,3 +110,17 @@ export function expand(x: Value, shape: Value): Value {
 export function shapeOf(x: Value, start?: number, end?: number): Value {
   return x.graph.op('Shape', [x], { start, end }, { dtype: 'int64' });
 }
+
+/** Reshape to a run-time shape (an int64 [rank] Value, e.g. assembled with concat from shapeOf pieces). */
+export function reshapeTo(x: Value, shape: Value): Value {
+  return x.graph.op('Reshape', [x, shape]);
+}
+
+export function greater(a: Value, b: Value): Value {
+  return a.graph.op('Greater', [a, b], {}, { dtype: 'bool' });
+}
+
+/** A zero-element constant: what a branch returns for a stream the step does not carry. */
+export function empty(g: Value['graph'], dtype: DType, dims: number[]): Value {
+  return dtype === 'float16' || dtype === 'bfloat16' ? g.constant(new Uint16Array(0), dims, dtype) : g.constant([], dims, dtype);
+}

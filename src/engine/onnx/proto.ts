@@ -28,6 +28,7 @@ export interface AttributeProtoObject {
   floats?: number[];
   ints?: number[];
   strings?: Uint8Array[];
+  g?: GraphProtoObject;
 }
 export interface NodeProtoObject {
   input: string[];
@@ -64,7 +65,7 @@ export interface ModelProtoObject {
 }
 
 /** AttributeProto.AttributeType values used by the builder. */
-export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
 /** TensorProto.DataLocation values. */
 export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const;
 

@@ -28,8 +28,6 @@ export const ENGINE_VERSION = '1';
 export interface EngineOptions {
   modelDir: string;
   runtime: RuntimeOptions;
-  /** Step sessions kept open (each holds a copy of the transformer weights). Default 2. */
-  maxStepSessions?: number;
   /** Compute type inside the transformer graphs; default by provider (runtime graphFormFor: float32 on CPU, bf16 on CUDA). */
   computeType?: FloatType;
 }
@@ -57,7 +55,7 @@ export class Engine {
     this.manifest = loadModelManifest(this.modelId);
     this.scheduler = parseSchedulerConfig(checkpoint.schedulerConfig(), `${o.modelDir} scheduler config`);
     const form = graphFormFor(runtime.executionProvider);
-    this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, maxSessions: o.maxStepSessions, computeType: o.computeType ?? form.computeType });
+    this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, computeType: o.computeType ?? form.computeType });
     this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}`;
   }
 

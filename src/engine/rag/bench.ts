@@ -105,9 +105,9 @@ export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepB
   const N = geo.tokens;
   const L = geo.textLength;
 
-  const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph, maxSessions: 1 });
+  const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph });
   try {
-    const stat = await runner.prepare(sig);
+    const stat = await runner.prepare();
     for (let i = 0; i < (o.warmup ?? 1); i++) await runner.run(feeds);
     const runsMs: number[] = [];
     for (let i = 0; i < (o.runs ?? 3); i++) {
@@ -144,8 +144,8 @@ export interface InterleavedBenchResult {
 }
 
 /**
- * Times several signatures against each other on a machine shared with other work: every session is open at
- * once and the timed runs go round-robin (one run of each signature per round), so a burst of outside load
+ * Times several signatures against each other on a machine shared with other work, all on the one step session;
+ * the timed runs go round-robin (one run of each signature per round), so a burst of outside load
  * lands on all signatures alike instead of on whichever was being timed; the fastest run of each is the least
  * disturbed one. Ratios of `minMs` are what to compare (timing one signature after another, a δ = 0 step, which
  * is the plain graph, measured 1.51× plain on the 2 shared cores).
@@ -153,11 +153,11 @@ export interface InterleavedBenchResult {
 export async function benchSteps(ck: FluxCheckpoint, sigs: StepSignature[], o: StepBenchOptions): Promise<InterleavedBenchResult[]> {
   const cfg = ck.transformerConfig;
   const cases = sigs.map((sig) => ({ sig, ...benchFeeds(ck, sig, o), runsMs: [] as number[] }));
-  const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph, maxSessions: Math.max(1, new Set(sigs.map(signatureKey)).size) });
+  const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph });
   try {
     const stats: SessionStat[] = [];
     for (const c of cases) {
-      stats.push(await runner.prepare(c.sig));
+      stats.push(await runner.prepare());
       for (let i = 0; i < (o.warmup ?? 1); i++) await runner.run(c.feeds);
     }
     for (let r = 0; r < (o.runs ?? 3); r++) {

@@ -3,20 +3,26 @@
  * same arithmetic): soft refinement inside the double and single blocks (RAG-SPEC.md §3.4, §3.5) using the exact
  * equivalences of §3.7, and the row operations of hard binding (§2.4) and repainting (§4.4).
  *
+ * The "full" streams are the main pass and, when repainting, the repaint pass: batched on axis 0 ([F, N, D],
+ * F = 1 or 2), since both see every image token with the global ids. Soft refinement sits inside an If, so a
+ * step without cells computes exactly the plain block.
+ *
  * Soft refinement, as computed here:
- * - Double blocks: the image Q/K/V are computed once and shared by every stream; only the S text streams have
- *   their own Q/K/V. Cell j's attention takes as queries its text tokens plus only the image tokens its crop
- *   uses, against keys/values [text_j ; all image tokens]. The crops are put in place (one Gather over the
- *   concatenated per-cell outputs) to form the composite before to_out, which is per-token linear, so cropping
- *   before or after it is the same. The blend is δ·to_out(C) + (1−δ)·to_out(O), in upstream's operand order.
- * - Single blocks: the S SR streams share one image stream (every stream gets the same composite, and the rest
- *   of the block is per token), so the graph carries the global stream, one SR image stream and S SR text
- *   streams; cell j again attends only with its own text and its crop's image queries.
+ * - Double blocks: the image Q/K/V are computed once and shared by every cell; only the S text streams of each
+ *   full stream have their own Q/K/V. Cell j's attention takes as queries its text tokens plus only the image
+ *   tokens its crop uses, against keys/values [text_j ; all image tokens]. All cells attend in one batch: the crop
+ *   queries are padded to the largest crop (a padded query changes no other row and is never read back). The
+ *   crops are put in place (one Gather) to form the composite before to_out, which is per-token linear, so
+ *   cropping before or after it is the same. The blend is A + δ·(C − A) (A the plain output, C the composite):
+ *   δ = 0 gives A exactly, and a 16-bit δ cannot bias it as δ·C + (1 − δ)·A does (bf16(0.1) + bf16(0.9) ≠ 1).
+ * - Single blocks: the S cells of a full stream share one SR image stream (every cell gets the same composite,
+ *   and the rest of the block is per token), so the graph carries that stream plus the S SR text streams.
  * Cost per block: attention (S·L + N)(L + N) instead of upstream's S·(L + N)², and no recomputed image Q/K/V.
  */
 import type { Value } from '../onnx/graph.ts';
 import { attention, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
-import { add, cast, concat, gather, mul, reshape, slice, sliceDynamic, unsqueeze, where } from '../onnx/ops.ts';
+import { ifElse } from '../onnx/control.ts';
+import { add, cast, concat, expand, gather, mul, reshape, reshapeTo, shapeOf, sliceDynamic, sub, unsqueeze, where } from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
@@ -36,20 +42,34 @@ export interface SplitRope {
 
 /** The soft-refinement selectors of a step (graph inputs, shared by the main and the repaint pass). */
 export interface SrSelect {
-  /** Per cell j: int64 [N_j], the image tokens whose queries cell j's crop needs (composite order). */
-  sources: Value[];
-  /** int64 [N]: composite token t → its row in the concatenation of the cells' outputs. */
+  /** bool [1]: the step has cells (S > 0). */
+  on: Value;
+  /** int64 [S, Q]: per cell, the image tokens whose queries its crop needs (composite order), padded to Q. */
+  sources: Value;
+  /** int64 [N]: composite token t → its row in the cells' query rows flattened to [S·Q]. */
   place: Value;
-  /** δ and 1 − δ as [1] values in the compute type. */
+  /** δ as a [1] value in the compute type. */
   delta: Value;
-  oneMinusDelta: Value;
+}
+
+/** Run-time sizes the reshapes between [F, S·L, D] and [F·S, L, D] need. */
+export interface Dims {
+  /** int64 [1] each. */
+  streams: Value;
+  textLength: Value;
+}
+
+/** The SR state of the full streams: text [F, S·L, D]; the single blocks' shared image stream [F, N, D]. */
+export interface SrState {
+  txt: Value;
+  img?: Value;
 }
 
 export function splitRope(c: Ctx, textLength: Value): SplitRope {
   const end = c.g.ints([END]);
   const zero = c.g.ints([0]);
-  const signs = cast(c.g.constant(Array.from({ length: c.cfg.headDim }, (_, d) => (d % 2 ? 1 : -1)), [c.cfg.headDim], 'float32'), c.rope.sin.dtype ?? c.g.computeType);
-  const sin = mul(c.rope.sin, signs);
+  const signs = c.g.constant(Array.from({ length: c.cfg.headDim }, (_, d) => (d % 2 ? 1 : -1)), [c.cfg.headDim], 'float32');
+  const sin = mul(c.rope.sin, cast(signs, c.rope.sin.dtype ?? 'float32'));
   return {
     cos: c.rope.cos,
     sin,
@@ -62,14 +82,14 @@ export function splitRope(c: Ctx, textLength: Value): SplitRope {
 
 /**
  * RoPE on [B, S, H, Dh] heads, repacked to [B, S, D]: x·cos + swap(x)·sin± with swap exchanging the lanes of each
- * pair and sin± the signed table of SplitRope. Bit for bit nn.ts ropeInterleaved (−a·b and a·(−b) round alike), in
- * one Gather and three element-wise passes instead of two Slices, Neg and Concat before them: these run over the S
- * text streams, the biggest tensors of an SR step.
+ * pair and sin± the signed table of SplitRope, in the tables' precision (float32 in 16-bit graphs: the rotation of
+ * large positions loses the low bits of the angle in bf16). Bit for bit nn.ts ropeInterleaved in float32.
  */
-function rotate(c: Ctx, x: Value, cos: Value, signedSin: Value): Value {
+export function rotate(c: Ctx, x: Value, cos: Value, signedSin: Value): Value {
   const Dh = c.cfg.headDim;
-  const swapped = reshape(gather(reshape(x, [0, 0, 0, Dh / 2, 2]), c.g.ints([1, 0]), 4), [0, 0, 0, Dh]);
-  return reshape(add(mul(x, cos), mul(swapped, signedSin)), [0, 0, c.cfg.inner]);
+  const xt = cast(x, cos.dtype ?? c.g.computeType);
+  const swapped = reshape(gather(reshape(xt, [0, 0, 0, Dh / 2, 2]), c.g.ints([1, 0]), 4), [0, 0, 0, Dh]);
+  return reshape(cast(add(mul(xt, cos), mul(swapped, signedSin)), c.g.computeType), [0, 0, c.cfg.inner]);
 }
 
 function attend(c: Ctx, q: Value, k: Value, v: Value): Value {
@@ -81,112 +101,130 @@ export function splitText(c: Ctx, x: Value, textLength: Value): { txt: Value; im
   return { txt: sliceDynamic(x, c.g.ints([0]), textLength, 1), img: sliceDynamic(x, textLength, c.g.ints([END]), 1) };
 }
 
-/** δ·composite + (1−δ)·plain, as upstream writes it (`output_x * SR_delta + x * (1 - SR_delta)`). */
+/** A + δ·(C − A): the SR blend of composite C into the plain output A. */
 function blend(sel: SrSelect, composite: Value, plain: Value): Value {
-  return add(mul(composite, sel.delta), mul(plain, sel.oneMinusDelta));
+  return add(plain, mul(sel.delta, sub(composite, plain)));
+}
+
+/** [F, S·L, D] ↔ [F·S, L, ...]: per-token ops run on the first form, the cells' attention on the second. */
+function perCell(c: Ctx, d: Dims, x: Value, tail: number[]): Value {
+  return reshapeTo(x, concat([c.g.ints([-1]), d.textLength, c.g.ints(tail)], 0));
+}
+function perStream(c: Ctx, d: Dims, x: Value): Value {
+  return reshapeTo(x, concat([d.streams, c.g.ints([-1, c.cfg.inner])], 0));
 }
 
 /**
- * The S cell attentions of one block. Text streams arrive batched [S, L, D] (already rotated; values as they
- * are), the shared image stream as [1, N, D]. Returns each stream's text output [S, L, D] and the composite
- * [1, N, D] whose token t is cell κ(t)'s output at its source token.
+ * The cell attentions of one block, all cells of all full streams in one batch. Text streams arrive as
+ * [F·S, L, D] (rotated; values as they are), the image streams as [F, N, D]. Returns the text outputs [F·S, L, D]
+ * and the composite [F, N, D] whose token t is cell κ(t)'s output at its source token.
  */
-function cellAttention(
-  c: Ctx, sel: SrSelect, textLength: Value,
-  qT: Value, kT: Value, vT: Value, qI: Value, kI: Value, vI: Value,
-): { text: Value; composite: Value } {
-  const texts: Value[] = [];
-  const crops: Value[] = [];
-  sel.sources.forEach((src, j) => {
-    const one = (x: Value) => slice(x, [j], [j + 1], [0]);
-    const q = concat([one(qT), gather(qI, src, 1)], 1);
-    const o = attend(c, q, concat([one(kT), kI], 1), concat([one(vT), vI], 1));
-    const parts = splitText(c, o, textLength);
-    texts.push(parts.txt);
-    crops.push(parts.img);
-  });
-  return { text: concat(texts, 0), composite: gather(concat(crops, 1), sel.place, 1) };
+function cellAttention(c: Ctx, sel: SrSelect, d: Dims, qT: Value, kT: Value, vT: Value, qI: Value, kI: Value, vI: Value): { text: Value; composite: Value } {
+  const D = c.cfg.inner;
+  const cells = shapeOf(sel.sources, 0, 1);
+  const queries = shapeOf(sel.sources, 1, 2);
+  // [F, N, D] → [F·S, N, D]: every cell of a stream attends to all of that stream's image keys.
+  const perCellKv = (x: Value) => reshapeTo(expand(unsqueeze(x, [1]), concat([c.g.ints([1]), cells, c.g.ints([1, 1])], 0)), concat([c.g.ints([-1]), shapeOf(x, 1, 2), c.g.ints([D])], 0));
+  const cropQ = reshapeTo(gather(qI, sel.sources, 1), concat([c.g.ints([-1]), queries, c.g.ints([D])], 0));
+  const o = attend(c, concat([qT, cropQ], 1), concat([kT, perCellKv(kI)], 1), concat([vT, perCellKv(vI)], 1));
+  const parts = splitText(c, o, d.textLength);
+  return { text: parts.txt, composite: gather(perStream(c, d, parts.img), sel.place, 1) };
 }
 
 function ff(c: Ctx, prefix: string, x: Value): Value {
   return lin(c, `${prefix}.net.2`, geluTanh(lin(c, `${prefix}.net.0.proj`, x)));
 }
 
+/** Per-head RMS-normed, rotated Q or K of SR text tokens [F, S·L, D] → [F·S, L, D]. */
+function cellHeads(c: Ctx, d: Dims, proj: string, norm: string, x: Value, cos: Value, sin: Value): Value {
+  return rotate(c, perCell(c, d, headsNormed(c, proj, norm, x), [c.cfg.heads, c.cfg.headDim]), cos, sin);
+}
+
 /**
- * A double-stream block with soft refinement: image stream `img` [1, N, D], global text `txt` [1, L, D],
- * SR text streams `srTxt` [S, L, D]. Same weights and modulation (the global temb) for every stream.
+ * A double-stream block over the full streams (img [F, N, D], txt [F, L, D], temb [F, D]) with soft refinement
+ * when the step has cells. Same weights and modulation (each stream's temb) for a stream and its SR streams.
  */
-export function doubleBlockSr(
-  c: Ctx, i: number, img: Value, txt: Value, srTxt: Value, temb: Value, sel: SrSelect, rope: SplitRope, textLength: Value,
-): { img: Value; txt: Value; srTxt: Value } {
+export function fullDoubleBlock(
+  c: Ctx, i: number, s: { img: Value; txt: Value; temb: Value }, sr: SrState, sel: SrSelect, rope: SplitRope, d: Dims,
+): { img: Value; txt: Value; sr: SrState } {
   const p = `transformer_blocks.${i}`;
-  return c.g.scope(`${p}/sr`, () => {
+  return c.g.scope(p, () => {
     const D = c.cfg.inner;
-    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, temb, 6) as [Value, Value, Value, Value, Value, Value];
-    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, temb, 6) as [Value, Value, Value, Value, Value, Value];
-    const hn = modulate(layerNorm(img, D, EPS), sc1, sh1);
-    const en = modulate(layerNorm(txt, D, EPS), csc1, csh1);
-    const sn = modulate(layerNorm(srTxt, D, EPS), csc1, csh1);
+    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, s.temb, 6) as [Value, Value, Value, Value, Value, Value];
+    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, s.temb, 6) as [Value, Value, Value, Value, Value, Value];
+    const hn = modulate(layerNorm(s.img, D, EPS), sc1, sh1);
+    const en = modulate(layerNorm(s.txt, D, EPS), csc1, csh1);
 
     const qi = rotate(c, headsNormed(c, `${p}.attn.to_q`, `${p}.attn.norm_q`, hn), rope.imgCos, rope.imgSin);
     const ki = rotate(c, headsNormed(c, `${p}.attn.to_k`, `${p}.attn.norm_k`, hn), rope.imgCos, rope.imgSin);
     const vi = lin(c, `${p}.attn.to_v`, hn);
-    const text = (x: Value) => ({
-      q: rotate(c, headsNormed(c, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, x), rope.txtCos, rope.txtSin),
-      k: rotate(c, headsNormed(c, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, x), rope.txtCos, rope.txtSin),
-      v: lin(c, `${p}.attn.add_v_proj`, x),
-    });
-    const t = text(en);
-    const s = text(sn);
+    const qt = rotate(c, headsNormed(c, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, en), rope.txtCos, rope.txtSin);
+    const kt = rotate(c, headsNormed(c, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, en), rope.txtCos, rope.txtSin);
+    const vt = lin(c, `${p}.attn.add_v_proj`, en);
 
-    const o = attend(c, concat([t.q, qi], 1), concat([t.k, ki], 1), concat([t.v, vi], 1));
-    const { txt: ot, img: oi } = splitText(c, o, textLength);
-    const cells = cellAttention(c, sel, textLength, s.q, s.k, s.v, qi, ki, vi);
-
+    const o = attend(c, concat([qt, qi], 1), concat([kt, ki], 1), concat([vt, vi], 1));
+    const { txt: ot, img: oi } = splitText(c, o, d.textLength);
     const toOut = (x: Value) => lin(c, `${p}.attn.to_out.0`, x);
-    let h = add(img, mul(g1, blend(sel, toOut(cells.composite), toOut(oi))));
-    h = add(h, mul(g2, ff(c, `${p}.ff`, modulate(layerNorm(h, D, EPS), sc2, sh2))));
     const context = (stream: Value, attnOut: Value) => {
       const e = add(stream, mul(cg1, lin(c, `${p}.attn.to_add_out`, attnOut)));
       return add(e, mul(cg2, ff(c, `${p}.ff_context`, modulate(layerNorm(e, D, EPS), csc2, csh2))));
     };
-    return { img: h, txt: context(txt, ot), srTxt: context(srTxt, cells.text) };
+
+    const plain = toOut(oi);
+    const [imgAttn, srTxt] = ifElse(sel.on, () => c.g.scope('sr', () => {
+      const sn = modulate(layerNorm(sr.txt, D, EPS), csc1, csh1);
+      const cells = cellAttention(
+        c, sel, d,
+        cellHeads(c, d, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, sn, rope.txtCos, rope.txtSin),
+        cellHeads(c, d, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, sn, rope.txtCos, rope.txtSin),
+        perCell(c, d, lin(c, `${p}.attn.add_v_proj`, sn), [D]),
+        qi, ki, vi,
+      );
+      return [blend(sel, toOut(cells.composite), plain), context(sr.txt, perStream(c, d, cells.text))];
+    }), () => [plain, sr.txt]) as [Value, Value];
+
+    let h = add(s.img, mul(g1, imgAttn));
+    h = add(h, mul(g2, ff(c, `${p}.ff`, modulate(layerNorm(h, D, EPS), sc2, sh2))));
+    return { img: h, txt: context(s.txt, ot), sr: { txt: srTxt } };
   });
 }
 
 /**
- * A single-stream block with soft refinement: global x = [txt; img] [1, L + N, D], the SR image stream
- * `srImg` [1, N, D] shared by all cells, the SR text streams `srTxt` [S, L, D].
+ * A single-stream block over the full streams' x = [txt; img] [F, L + N, D], with soft refinement when the
+ * step has cells: the SR image stream sr.img [F, N, D] and text streams sr.txt [F, S·L, D].
  */
-export function singleBlockSr(
-  c: Ctx, i: number, x: Value, srImg: Value, srTxt: Value, temb: Value, sel: SrSelect, rope: SplitRope, textLength: Value,
-): { x: Value; srImg: Value; srTxt: Value } {
+export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: SrState, sel: SrSelect, rope: SplitRope, d: Dims): { x: Value; sr: SrState } {
   const p = `single_transformer_blocks.${i}`;
-  return c.g.scope(`${p}/sr`, () => {
+  return c.g.scope(p, () => {
     const D = c.cfg.inner;
     const [sh, sc, gate] = modulation(c, `${p}.norm.linear`, temb, 3) as [Value, Value, Value];
     const pre = (stream: Value) => {
       const n = modulate(layerNorm(stream, D, EPS), sc, sh);
       return { n, mlp: geluTanh(lin(c, `${p}.proj_mlp`, n)), v: lin(c, `${p}.attn.to_v`, n) };
     };
-    const qk = (n: Value, cos: Value, sin: Value) => ({
-      q: rotate(c, headsNormed(c, `${p}.attn.to_q`, `${p}.attn.norm_q`, n), cos, sin),
-      k: rotate(c, headsNormed(c, `${p}.attn.to_k`, `${p}.attn.norm_k`, n), cos, sin),
-    });
+    const heads = (n: Value, which: 'q' | 'k') => headsNormed(c, `${p}.attn.to_${which}`, `${p}.attn.norm_${which}`, n);
     const out = (stream: Value, attn: Value, mlp: Value) => add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2))));
 
     const gl = pre(x);
-    const glQk = qk(gl.n, rope.cos, rope.sin);
-    const a0 = attend(c, glQk.q, glQk.k, gl.v);
-    const im = pre(srImg);
-    const imQk = qk(im.n, rope.imgCos, rope.imgSin);
-    const tx = pre(srTxt);
-    const txQk = qk(tx.n, rope.txtCos, rope.txtSin);
-    const cells = cellAttention(c, sel, textLength, txQk.q, txQk.k, tx.v, imQk.q, imQk.k, im.v);
+    const a0 = attend(c, rotate(c, heads(gl.n, 'q'), rope.cos, rope.sin), rotate(c, heads(gl.n, 'k'), rope.cos, rope.sin), gl.v);
+    const parts = splitText(c, a0, d.textLength);
 
-    const parts = splitText(c, a0, textLength);
-    const mixed = concat([parts.txt, blend(sel, cells.composite, parts.img)], 1);
-    return { x: out(x, mixed, gl.mlp), srImg: out(srImg, cells.composite, im.mlp), srTxt: out(srTxt, cells.text, tx.mlp) };
+    const [imgAttn, srImg, srTxt] = ifElse(sel.on, () => c.g.scope('sr', () => {
+      const im = pre(sr.img!);
+      const tx = pre(sr.txt);
+      const cells = cellAttention(
+        c, sel, d,
+        rotate(c, perCell(c, d, heads(tx.n, 'q'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+        rotate(c, perCell(c, d, heads(tx.n, 'k'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+        perCell(c, d, tx.v, [D]),
+        rotate(c, heads(im.n, 'q'), rope.imgCos, rope.imgSin),
+        rotate(c, heads(im.n, 'k'), rope.imgCos, rope.imgSin),
+        im.v,
+      );
+      return [blend(sel, cells.composite, parts.img), out(sr.img!, cells.composite, im.mlp), out(sr.txt, perStream(c, d, cells.text), tx.mlp)];
+    }), () => [parts.img, sr.img!, sr.txt]) as [Value, Value, Value];
+
+    return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp), sr: { txt: srTxt, img: srImg } };
   });
 }
 
@@ -198,24 +236,7 @@ export function normOut(c: Ctx, img: Value, temb: Value): Value {
   });
 }
 
-/** Overwrites rows of h [1, N, D] at `index` ([M, 1] int64) with `rows` [1, M, D] (hard binding's paste). */
-export function scatterRows(c: Ctx, h: Value, index: Value, rows: Value): Value {
-  const D = c.cfg.inner;
-  const out = c.g.op('ScatterND', [reshape(h, [-1, D]), index, reshape(rows, [-1, D])]);
-  return reshape(out, [1, -1, D]);
-}
-
-/** Token indices [M] (int64) as ScatterND wants them, [M, 1], optionally shifted by the text length. */
-export function scatterIndex(index: Value, offset?: Value): Value {
-  return unsqueeze(offset ? add(index, offset) : index, [1]);
-}
-
-/** Repaint's capture-point rule: repaint rows where `inside` ([1, N, 1] bool) holds, the original's elsewhere. */
-export function keepInside(inside: Value, repaint: Value, original: Value): Value {
-  return where(inside, repaint, original);
-}
-
-/** The repaint mask input [N] (1 = repaint) as a broadcastable bool [1, N, 1]. */
-export function maskCondition(mask: Value): Value {
-  return reshape(cast(mask, 'bool'), [1, -1, 1]);
+/** Repaint's capture-point rule: each stream keeps its own rows where `keep` ([F, N, 1] bool) holds, else stream 0's. */
+export function keepOwn(keep: Value, h: Value): Value {
+  return where(keep, h, sliceDynamic(h, h.graph.ints([0]), h.graph.ints([1]), 0));
 }

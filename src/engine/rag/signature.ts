@@ -1,8 +1,7 @@
 /**
- * The shape signature of one denoising step: which streams the step graph carries. Every step of every RAG
- * generation is one run() of the graph built for its signature (step-graph.ts), so sessions are cached by it.
- * Sizes that change between generations (image tokens, box and cell token counts, text length) are symbolic
- * dims of the graph, not part of the signature.
+ * What one denoising step carries. Since every step of every layout runs on ONE graph (step-graph.ts) whose
+ * stream counts are tensor dimensions, the signature no longer picks a session: it names the kind of step for
+ * statistics, the FLOP model (cost.ts) and the benchmarks.
  */
 export interface StepSignature {
   /** Hard-binding regional streams injected into the main pass (during HB steps i < HB_replace; 0 after). */
@@ -32,36 +31,51 @@ export function checkSignature(s: StepSignature): void {
   if (s.repaintSingle && !s.repaint) throw new Error('step signature: repaintSingle needs repaint');
 }
 
-/** Graph input and output names (float32 unless said otherwise). */
+/**
+ * Graph input and output names (float32 unless said otherwise). A stream the step does not carry is fed with a
+ * zero-length axis (no regional streams: R = 0; no cells: S = 0; no repaint: F = 1).
+ */
 export const STEP_IO = {
   /** σ as the model sees it: float32(float32(σ·1000)/1000), [1]. */
   timestep: 'timestep',
   /** Guidance scale [1] (dev only). */
   guidance: 'guidance',
-  /** Global image ids [N, 3] and text ids [L, 3], shared by the main and the repaint pass. */
+  /** Global image ids [N, 3] and text ids [L, 3], shared by every full stream. */
   imgIds: 'img_ids',
   txtIds: 'txt_ids',
-  /** Main pass: packed latents [1, N, 64], T5 [1, L, J], CLIP pooled [1, P]. */
+  /** The full streams, F = 1 (main) or 2 (main, repaint): packed latents [F, N, 64], T5 [F, L, J], CLIP pooled [F, P]. */
   latents: 'latents',
   txt: 'txt',
   pooled: 'pooled',
-  /** Output: the main pass's velocity [1, N, 64]. */
+  /** [F, N]: 1 where a stream keeps its own row at the capture points, 0 where it takes the main pass's (row 0 all 1). */
+  keep: 'keep',
+  /** [F, N]: the same after every single block (all 1 unless Repainting_single). */
+  keepSingle: 'keep_single',
+  /** Output: each full stream's velocity [F, N, 64]. */
   velocity: 'velocity',
-  /** SR: T5 of each cell's segment [S, L, J]; [δ, 1 − δ] (both rounded from float64); per cell the int64 token list. */
+  /** SR: T5 of each cell's segment, main pass's cells then the repaint pass's [F·S, L, J]; δ [1]. */
   srTxt: 'sr_txt',
   srDelta: 'sr_delta',
-  srSource: (j: number) => `sr_src_${j}`,
-  /** int64 [N]: where composite token t sits in the concatenation of the cells' query lists. */
+  /** int64 [S, Q]: per cell the image tokens its crop queries, padded to the largest crop Q. */
+  srSource: 'sr_src',
+  /** int64 [N]: where composite token t sits in the cells' query rows flattened to [S·Q]. */
   srPlace: 'sr_place',
-  box: (k: number) => ({
-    latents: `hb${k}_latents`,
-    txt: `hb${k}_txt`,
-    pooled: `hb${k}_pooled`,
-    imgIds: `hb${k}_img_ids`,
-    /** int64 [M]: the global token index of each box token (row-major inside the box). */
-    index: `hb${k}_index`,
-    velocity: `hb${k}_velocity`,
-  }),
-  repaint: { latents: 'rp_latents', txt: 'rp_txt', pooled: 'rp_pooled', srTxt: 'rp_sr_txt', mask: 'rp_mask', velocity: 'rp_velocity' },
-  prepass: { latents: 'pp_latents', txt: 'pp_txt', pooled: 'pp_pooled', imgIds: 'pp_img_ids', velocity: 'pp_velocity' },
+  /**
+   * Regional streams (hard-binding boxes in list order, then the repaint pre-pass), their image tokens
+   * concatenated: packed latents [1, T, 64], local ids [T, 3], stream r's rows [offsets[r], offsets[r+1]) of
+   * int64 offsets [R + 1]; T5 [R, L, J]; pooled [R, P].
+   */
+  rgLatents: 'rg_latents',
+  rgImgIds: 'rg_img_ids',
+  rgOffsets: 'rg_offsets',
+  rgTxt: 'rg_txt',
+  rgPooled: 'rg_pooled',
+  /** Output: every regional stream's velocity [1, T, 64]. */
+  rgVelocity: 'rg_velocity',
+  /**
+   * Hard binding's paste, resolved on the host so that each global token is written once by the box that wins it
+   * (the later box): int64 [W] global token indices and [W] the regional rows they take.
+   */
+  pasteRows: 'hb_rows',
+  pasteFrom: 'hb_from',
 } as const;

@@ -1,28 +1,29 @@
 /**
- * One RAG denoising step as one ONNX graph (RAG-SPEC.md Appendix A, step 6): the main pass with soft
- * refinement, the hard-binding regional streams run in lock-step with it block by block (their rows pasted
- * into the main pass after the embedder, every double and single block and norm_out; later boxes win), the
- * repaint pass forced to the main pass outside the mask at the capture points, and the repaint pre-pass as a
- * free regional stream. Nothing but latents and velocities crosses the JS boundary; which streams exist is the
- * StepSignature, everything else (token counts, box sizes, cell sizes, text length) is a symbolic dim fed by
- * small selector inputs (STEP_IO).
+ * One RAG denoising step as one ONNX graph (RAG-SPEC.md Appendix A, step 6), the same graph for every layout:
  *
- * With the plain signature (no boxes, no cells, no repaint) the graph is exactly graphs/transformer.ts: the same
- * block functions in the same order (δ = 0 therefore gives plain FLUX bit for bit: SR is left out of the graph).
- * Nodes are emitted block by block across streams, so ORT runs the streams in lock-step and only the current
- * block's regional rows are alive (upstream keeps 60 captured tensors per box per step).
+ *   full streams   F = 1 (main pass) or 2 (+ repaint pass), batched: soft refinement inside each block (If S > 0)
+ *   regional       R streams (hard-binding boxes, then the repaint pre-pass), one Loop iteration each per block,
+ *                  with their own prompts, temb and local RoPE ids
+ *   capture points after the embedders, every double and single block, and norm_out:
+ *                  hard binding pastes the winning box rows into the main pass (If W > 0);
+ *                  the repaint pass takes the main pass's rows outside its mask (If F > 1)
+ *
+ * Stream counts and sizes are tensor dimensions (STEP_IO), so one session, one copy of the weights, serves 1–16
+ * boxes, any cell grid, δ = 0, repaint with or without Repainting_single, the pre-pass and plain FLUX at any
+ * image size; a stream a step does not carry is a zero-length axis and its branch or loop does not run. Loop
+ * bodies and branches read the weights of the root graph: nothing is copied per stream. Nodes are emitted block
+ * by block across streams, so only the current block's regional rows are alive (upstream keeps 60 captured
+ * tensors per box per step).
  */
 import { Graph, type FloatType, type Value } from '../onnx/graph.ts';
-import { cast, concat, shapeOf, slice } from '../onnx/ops.ts';
+import { forLoop, ifElse } from '../onnx/control.ts';
+import { add, cast, concat, empty, gather, greater, reshape, reshapeTo, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
 import { doubleBlock, lin, singleBlock, timeTextEmbed, type Ctx } from '../graphs/transformer.ts';
 import { ropeTables } from '../graphs/flux-embeddings.ts';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import {
-  doubleBlockSr, keepInside, maskCondition, normOut, scatterIndex, scatterRows, singleBlockSr, splitRope, splitText,
-  type SplitRope, type SrSelect,
-} from './blocks.ts';
-import { checkSignature, signatureKey, STEP_IO, type StepSignature } from './signature.ts';
+import { fullDoubleBlock, fullSingleBlock, keepOwn, normOut, splitRope, splitText, type Dims, type SrSelect, type SrState } from './blocks.ts';
+import { STEP_IO } from './signature.ts';
 
 export interface StepGraphOptions {
   /** Float type inside the graph; I/O stays float32 (JS cannot pass bf16). float32 on CPU, bfloat16 on GPU. */
@@ -35,190 +36,152 @@ export interface StepGraphOptions {
   ropePrecision?: 'float64' | 'float32';
 }
 
-/** A stream through the blocks: image and text hidden states, its own temb, its RoPE context. */
-interface Stream {
-  c: Ctx;
-  temb: Value;
+const END = Number.MAX_SAFE_INTEGER;
+
+/** The regional streams between blocks: image rows of every stream [1, T, D], texts [R, L, D], temb [R, D]. */
+interface Regional {
   img: Value;
   txt: Value;
-  /** [txt; img] in the single blocks. */
-  x?: Value;
+  temb: Value;
+  /** RoPE of the shared text rows [L, 1, Dh] and of every regional image row [T, 1, Dh]. */
+  txtCos: Value;
+  txtSin: Value;
+  imgCos: Value;
+  imgSin: Value;
 }
 
-interface SrStream {
-  /** SR text streams [S, L, D]. */
-  txt: Value;
-  /** The SR image stream of the single blocks. */
-  img?: Value;
-}
-
-export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights, sig: StepSignature, opts: StepGraphOptions = {}): Graph {
-  checkSignature(sig);
-  const g = new Graph(`flux-rag-step-${signatureKey(sig)}`, {
+export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights, opts: StepGraphOptions = {}): Graph {
+  const g = new Graph('flux-rag-step', {
     computeType: opts.computeType ?? 'float32',
     linear: opts.linear,
-    doc: `FLUX.1 RAG step (${signatureKey(sig)}) from ${weights.label}`,
+    doc: `FLUX.1 RAG step from ${weights.label}`,
   });
   const io = 'float32';
   const C = cfg.inChannels;
   const J = cfg.jointAttentionDim;
   const P = cfg.pooledProjectionDim;
-  const attn = opts.attention ?? 'mha';
-  const w = (name: string) => g.weight(name, weights.source(name));
+  const D = cfg.inner;
   const toC = (v: Value) => cast(v, g.computeType);
 
   const timestep = g.input(STEP_IO.timestep, io, [1]);
   const guidance = cfg.guidanceEmbeds ? g.input(STEP_IO.guidance, io, [1]) : undefined;
   const imgIds = g.input(STEP_IO.imgIds, io, ['N', 3]);
   const txtIds = g.input(STEP_IO.txtIds, io, ['L', 3]);
-  const textLength = shapeOf(txtIds, 0, 1);
+  const latents = g.input(STEP_IO.latents, io, ['F', 'N', C]);
+  const txt = g.input(STEP_IO.txt, io, ['F', 'L', J]);
+  const pooled = g.input(STEP_IO.pooled, io, ['F', P]);
+  const keep = reshape(cast(g.input(STEP_IO.keep, io, ['F', 'N']), 'bool'), [0, -1, 1]);
+  const keepSingle = reshape(cast(g.input(STEP_IO.keepSingle, io, ['F', 'N']), 'bool'), [0, -1, 1]);
+  const srTxtIn = g.input(STEP_IO.srTxt, io, ['FS', 'L', J]);
+  const srDelta = g.input(STEP_IO.srDelta, io, [1]);
+  const srSource = g.input(STEP_IO.srSource, 'int64', ['S', 'Q']);
+  const srPlace = g.input(STEP_IO.srPlace, 'int64', ['Ns']);
+  const rgLatents = g.input(STEP_IO.rgLatents, io, [1, 'T', C]);
+  const rgImgIds = g.input(STEP_IO.rgImgIds, io, ['T', 3]);
+  const rgOffsets = g.input(STEP_IO.rgOffsets, 'int64', ['R1']);
+  const rgTxt = g.input(STEP_IO.rgTxt, io, ['R', 'L', J]);
+  const rgPooled = g.input(STEP_IO.rgPooled, io, ['R', P]);
+  const pasteRows = g.input(STEP_IO.pasteRows, 'int64', ['W']);
+  const pasteFrom = g.input(STEP_IO.pasteFrom, 'int64', ['W']);
 
-  const context = (ids: Value, scope: string): Ctx => ({
-    g, cfg, w, attn,
-    // Text first, as the model concatenates [txt_ids; img_ids].
-    rope: g.scope(scope, () => ropeTables(concat([txtIds, ids], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)),
-  });
-  const open = (c: Ctx, scope: string, latents: Value, txt: Value, pooled: Value): Stream => g.scope(scope, () => ({
-    c,
-    temb: g.scope('time_text_embed', () => timeTextEmbed(c, timestep, guidance, toC(pooled))),
-    img: lin(c, 'x_embedder', toC(latents)),
-    txt: lin(c, 'context_embedder', toC(txt)),
+  // Which streams this step carries, read from its inputs' shapes.
+  const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
+  const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: greater(shapeOf(latents, 0, 1), g.ints([1])) };
+  const dims: Dims = { streams: shapeOf(latents, 0, 1), textLength: shapeOf(txtIds, 0, 1) };
+
+  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), rope });
+  // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
+  const fullCtx = ctx(g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)));
+  const rope = splitRope(fullCtx, dims.textLength);
+  const sel: SrSelect = { on: has.cells, sources: srSource, place: srPlace, delta: toC(srDelta) };
+
+  // --- open the streams: embedders and temb ---
+  let full = g.scope('full', () => ({
+    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, timestep, guidance, toC(pooled))),
+    img: lin(fullCtx, 'x_embedder', toC(latents)),
+    txt: lin(fullCtx, 'context_embedder', toC(txt)),
   }));
-  const streamInputs = (names: { latents: string; txt: string; pooled: string }, tokens: string) => ({
-    latents: g.input(names.latents, io, [1, tokens, C]),
-    txt: g.input(names.txt, io, [1, 'L', J]),
-    pooled: g.input(names.pooled, io, [1, P]),
-  });
-
-  const mainCtx = context(imgIds, 'rope');
-  const mainIn = streamInputs(STEP_IO, 'N');
-  const main = open(mainCtx, 'main', mainIn.latents, mainIn.txt, mainIn.pooled);
-
-  // Soft refinement: cell selectors and δ, shared by the main and the repaint pass.
-  let sel: SrSelect | undefined;
-  let rope: SplitRope | undefined;
-  let mainSr: SrStream | undefined;
-  if (sig.cells > 0) {
-    const delta = toC(g.input(STEP_IO.srDelta, io, [2]));
-    sel = {
-      sources: Array.from({ length: sig.cells }, (_, j) => g.input(STEP_IO.srSource(j), 'int64', [`N${j}`])),
-      place: g.input(STEP_IO.srPlace, 'int64', ['N']),
-      delta: slice(delta, [0], [1], [0]),
-      oneMinusDelta: slice(delta, [1], [2], [0]),
-    };
-    rope = splitRope(mainCtx, textLength);
-    const srTxt = g.input(STEP_IO.srTxt, io, [sig.cells, 'L', J]);
-    mainSr = { txt: g.scope('main_sr', () => lin(mainCtx, 'context_embedder', toC(srTxt))) };
-  }
-
-  // Hard-binding boxes: regional streams with local ids, and where their rows go.
-  const boxes = Array.from({ length: sig.boxes }, (_, k) => {
-    const n = STEP_IO.box(k);
-    const tokens = `M${k}`;
-    const ids = g.input(n.imgIds, io, [tokens, 3]);
-    const inp = streamInputs(n, tokens);
-    const index = g.input(n.index, 'int64', [tokens]);
-    return {
-      s: open(context(ids, `hb${k}_rope`), `hb${k}`, inp.latents, inp.txt, inp.pooled),
-      rows: scatterIndex(index),
-      rowsX: scatterIndex(index, textLength),
-      out: n.velocity,
-    };
-  });
-  const prepass = sig.prepass
-    ? (() => {
-        const n = STEP_IO.prepass;
-        const ids = g.input(n.imgIds, io, ['Mpp', 3]);
-        const inp = streamInputs(n, 'Mpp');
-        return { s: open(context(ids, 'pp_rope'), 'pp', inp.latents, inp.txt, inp.pooled), out: n.velocity };
-      })()
-    : undefined;
-
-  // The repaint pass: global ids (the main pass's RoPE tables), its own prompts and SR streams.
-  let rp: { s: Stream; sr?: SrStream; inside: Value } | undefined;
-  if (sig.repaint) {
-    const n = STEP_IO.repaint;
-    const inp = streamInputs(n, 'N');
-    const s = open(mainCtx, 'rp', inp.latents, inp.txt, inp.pooled);
-    const srTxt = sig.cells > 0 ? g.input(n.srTxt, io, [sig.cells, 'L', J]) : undefined;
-    rp = {
-      s,
-      sr: srTxt ? { txt: g.scope('rp_sr', () => lin(mainCtx, 'context_embedder', toC(srTxt))) } : undefined,
-      inside: maskCondition(g.input(n.mask, io, ['N'])),
-    };
-  }
-
-  const regional = [...boxes.map((b) => b.s), ...(prepass ? [prepass.s] : [])];
-  const pasteBoxes = (h: Value, pick: (s: Stream) => Value, rowsOf: (b: (typeof boxes)[number]) => Value) =>
-    boxes.reduce((acc, b) => scatterRows(mainCtx, acc, rowsOf(b), pick(b.s)), h);
-  const imagePart = (x: Value) => splitText(mainCtx, x, textLength).img;
-
-  // Capture point 0: after the embedders.
-  main.img = pasteBoxes(main.img, (s) => s.img, (b) => b.rows);
-  if (rp) rp.s.img = keepInside(rp.inside, rp.s.img, main.img);
-
-  const double = (s: Stream, sr: SrStream | undefined, i: number) => {
-    if (sr && sel && rope) {
-      const out = doubleBlockSr(s.c, i, s.img, s.txt, sr.txt, s.temb, sel, rope, textLength);
-      sr.txt = out.srTxt;
-      s.img = out.img;
-      s.txt = out.txt;
-    } else {
-      ({ img: s.img, txt: s.txt } = doubleBlock(s.c, i, s.img, s.txt, s.temb));
-    }
+  const nothing = (rank: number) => empty(g, g.computeType, Array.from({ length: rank }, () => 0));
+  // SR text streams as [F, S·L, D], the form the per-token ops of the blocks take.
+  let sr: SrState = {
+    txt: ifElse(has.cells, () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srTxtIn)), concat([dims.streams, g.ints([-1, D])], 0)))], () => [nothing(3)])[0]!,
   };
+  const [rgImg, rgTxtH, rgTemb, rgTxtCos, rgTxtSin, rgImgCos, rgImgSin] = ifElse(has.regions, () => g.scope('regional', () => {
+    const tables = ropeTables(concat([txtIds, rgImgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
+    const rc = ctx(tables);
+    const split = (t: Value) => ({ txt: sliceDynamic(t, g.ints([0]), dims.textLength, 0), img: sliceDynamic(t, dims.textLength, g.ints([END]), 0) });
+    const cosP = split(tables.cos);
+    const sinP = split(tables.sin);
+    return [
+      lin(rc, 'x_embedder', toC(rgLatents)), lin(rc, 'context_embedder', toC(rgTxt)),
+      g.scope('time_text_embed', () => timeTextEmbed(rc, timestep, guidance, toC(rgPooled))),
+      cosP.txt, sinP.txt, cosP.img, sinP.img,
+    ];
+  }), () => {
+    const table = empty(g, 'float32', [0, 1, cfg.headDim]);
+    return [nothing(3), nothing(3), nothing(2), table, table, table, table];
+  }) as Value[];
+  const rg: Regional = { img: rgImg!, txt: rgTxtH!, temb: rgTemb!, txtCos: rgTxtCos!, txtSin: rgTxtSin!, imgCos: rgImgCos!, imgSin: rgImgSin! };
+
+  // --- the capture points: hard binding's paste into the main pass, then repaint's forcing ---
+  /** Writes the winning regional rows into stream 0 of h [F, N', D] at row offset `shift` (0, or L in [txt; img]). */
+  const paste = (h: Value, rows: Value, shift?: Value) => ifElse(has.paste, () => g.scope('hb_paste', () => {
+    const at = shift ? add(pasteRows, shift) : pasteRows;
+    const stream0 = g.op('Mul', [at, g.ints([0])]);
+    const index = concat([unsqueeze(stream0, [1]), unsqueeze(at, [1])], 1);
+    return [g.op('ScatterND', [h, index, gather(reshape(rows, [-1, D]), pasteFrom, 0)])];
+  }), () => [h])[0]!;
+  const force = (h: Value) => ifElse(has.repaint, () => [g.scope('rp_force', () => keepOwn(keep, h))], () => [h])[0]!;
+  const capture = (h: Value, rows: Value) => force(paste(h, rows));
+
+  // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
+  const trips = add(shapeOf(rgOffsets), g.ints([-1]));
+  const eachRegion = (state: Value[], body: (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value }) =>
+    forLoop(trips, state, (k, [img, txt]) => {
+      const a = gather(rgOffsets, k, 0);
+      const b = gather(rgOffsets, add(k, g.ints([1])), 0);
+      const k1 = add(k, g.ints([1]));
+      const c = ctx({ cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0), sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0) });
+      const out = body({ c, img: sliceDynamic(img!, a, b, 1), txt: sliceDynamic(txt!, k, k1, 0), temb: sliceDynamic(rg.temb, k, k1, 0) });
+      const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
+        concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
+      return [put(img!, a, b, out.img, 1), out.txt ? put(txt!, k, k1, out.txt, 0) : txt!];
+    });
+
+  full.img = capture(full.img, rg.img);
   for (let i = 0; i < cfg.numLayers; i++) {
-    for (const s of regional) double(s, undefined, i);
-    double(main, mainSr, i);
-    main.img = pasteBoxes(main.img, (s) => s.img, (b) => b.rows);
-    if (rp) {
-      double(rp.s, rp.sr, i);
-      rp.s.img = keepInside(rp.inside, rp.s.img, main.img);
-    }
+    [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb))) as [Value, Value];
+    const out = fullDoubleBlock(fullCtx, i, full, sr, sel, rope, dims);
+    full = { ...full, img: capture(out.img, rg.img), txt: out.txt };
+    sr = out.sr;
   }
 
   // Into the single blocks: x = [txt; img]; the SR image stream starts from the (pasted / forced) image rows.
-  for (const s of [...regional, main, ...(rp ? [rp.s] : [])]) s.x = concat([s.txt, s.img], 1);
-  if (mainSr) mainSr.img = main.img;
-  if (rp?.sr) rp.sr.img = rp.s.img;
-  const single = (s: Stream, sr: SrStream | undefined, i: number) => {
-    if (sr?.img && sel && rope) {
-      const out = singleBlockSr(s.c, i, s.x!, sr.img, sr.txt, s.temb, sel, rope, textLength);
-      s.x = out.x;
-      sr.img = out.srImg;
-      sr.txt = out.srTxt;
-    } else {
-      s.x = singleBlock(s.c, i, s.x!, s.temb);
-    }
-  };
+  let x = concat([full.txt, full.img], 1);
+  sr = { txt: sr.txt, img: full.img };
   for (let i = 0; i < cfg.numSingleLayers; i++) {
-    for (const s of regional) single(s, undefined, i);
-    single(main, mainSr, i);
+    [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => {
+      const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
+      return { img: y.img, txt: y.txt };
+    })) as [Value, Value];
+    const out = fullSingleBlock(fullCtx, i, x, full.temb, sr, sel, rope, dims);
+    sr = out.sr;
     // Only the main pass's image rows are pasted; its SR streams keep their own (RAG-SPEC §3.5).
-    main.x = pasteBoxes(main.x!, (s) => imagePart(s.x!), (b) => b.rowsX);
-    if (rp) {
-      single(rp.s, rp.sr, i);
-      if (sig.repaintSingle) {
-        const parts = splitText(mainCtx, rp.s.x!, textLength);
-        rp.s.x = concat([parts.txt, keepInside(rp.inside, parts.img, imagePart(main.x))], 1);
-      }
-    }
+    x = paste(out.x, rg.img, dims.textLength);
+    // Repainting_single: the repaint pass's image rows outside the mask are the main pass's (keep_single is all 1
+    // without it).
+    const pasted = x;
+    x = ifElse(has.repaint, () => g.scope('rp_force_single', () => {
+      const parts = splitText(fullCtx, pasted, dims.textLength);
+      return [concat([parts.txt, keepOwn(keepSingle, parts.img)], 1)];
+    }), () => [pasted])[0]!;
   }
 
   // norm_out (the last capture point), then proj_out per stream.
-  const velocity = (s: Stream, normed: Value, name: string, tokens: string) => {
-    g.output(cast(lin(s.c, 'proj_out', normed), io), name, io, [1, tokens, cfg.outChannels]);
-  };
-  const normedOf = new Map<Stream, Value>();
-  for (const s of regional) normedOf.set(s, normOut(s.c, imagePart(s.x!), s.temb));
-  let mainNormed = normOut(mainCtx, imagePart(main.x!), main.temb);
-  mainNormed = pasteBoxes(mainNormed, (s) => normedOf.get(s)!, (b) => b.rows);
-  velocity(main, mainNormed, STEP_IO.velocity, 'N');
-  boxes.forEach((b, k) => velocity(b.s, normedOf.get(b.s)!, b.out, `M${k}`));
-  if (prepass) velocity(prepass.s, normedOf.get(prepass.s)!, prepass.out, 'Mpp');
-  if (rp) {
-    const normed = keepInside(rp.inside, normOut(mainCtx, imagePart(rp.s.x!), rp.s.temb), mainNormed);
-    velocity(rp.s, normed, STEP_IO.repaint.velocity, 'N');
-  }
+  const [rgNormed] = g.scope('regional/norm_out', () => eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })));
+  const normed = capture(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, full.temb), rgNormed!);
+  g.output(cast(lin(fullCtx, 'proj_out', normed), io), STEP_IO.velocity, io, ['F', 'N', cfg.outChannels]);
+  const rgVelocity = ifElse(has.regions, () => [cast(lin(fullCtx, 'proj_out', rgNormed!), io)], () => [rgLatents])[0]!;
+  g.output(rgVelocity, STEP_IO.rgVelocity, io, [1, 'T', cfg.outChannels]);
   return g;
 }

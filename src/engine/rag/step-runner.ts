@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import type { FluxCheckpoint } from '../checkpoint/types.ts';
+import { UserError } from '../../config/errors.ts';
 import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
 import { buildStepGraph, type StepGraphOptions } from './step-graph.ts';
@@ -74,33 +75,36 @@ export function signatureOf(f: StepFeeds): StepSignature {
 }
 
 export interface SessionStat {
+  /** What the session serves: "all layouts" (one graph for every step signature). */
   signature: string;
   createMs: number;
   nodes: number;
   runs: number;
+  /** Runs per step signature (signatureKey), for logs and tests. */
+  runsBy: Record<string, number>;
 }
 
-interface Entry {
-  session: ort.InferenceSession;
-  stat: SessionStat;
+/** What the one step graph accepts; a layout outside these is refused before any step runs. */
+export interface StepLimits {
+  /** Regional streams: hard-binding boxes plus the repaint pre-pass. */
+  regions: number;
+  cells: number;
+  /** Image tokens (a 2048² image has 16384). */
+  tokens: number;
 }
 
-export interface StepRunnerOptions extends StepGraphOptions {
-  /**
-   * How many step sessions stay open. Every session holds its own copy of the transformer weights (on CPU ORT
-   * folds the bf16 → fp32 Casts at load), so this bounds memory; a generation uses one to three signatures.
-   */
-  maxSessions?: number;
-}
+export const DEFAULT_STEP_LIMITS: StepLimits = { regions: 17, cells: 32, tokens: 16384 };
+
+export type StepRunnerOptions = StepGraphOptions & { limits?: Partial<StepLimits> };
 
 /**
- * Runs denoising steps: builds the step graph for each signature on first use and keeps the sessions in an LRU
- * of `maxSessions` (evicted sessions are released).
+ * Runs denoising steps on ONE session, built once: the step graph serves every layout (stream counts are tensor
+ * dims, see step-graph.ts), so the transformer weights are in memory once and a new layout costs nothing to load.
  */
 export class StepRunner {
-  private readonly cache = new Map<string, Promise<Entry>>();
-  private readonly stats: SessionStat[] = [];
-  private readonly maxSessions: number;
+  private session: Promise<{ session: ort.InferenceSession; stat: SessionStat }> | undefined;
+  private stat: SessionStat | undefined;
+  readonly limits: StepLimits;
 
   constructor(
     readonly cfg: FluxTransformerConfig,
@@ -108,66 +112,83 @@ export class StepRunner {
     private readonly runtime: RuntimeOptions,
     private readonly opts: StepRunnerOptions = {},
   ) {
-    this.maxSessions = Math.max(1, opts.maxSessions ?? 2);
+    this.limits = { ...DEFAULT_STEP_LIMITS, ...opts.limits };
   }
 
   static forCheckpoint(ck: FluxCheckpoint, runtime: RuntimeOptions, opts: StepRunnerOptions = {}): StepRunner {
     return new StepRunner(ck.transformerConfig, ck.transformerWeights(), runtime, opts);
   }
 
-  /** Every session created so far, in order (for logs and benchmarks). */
+  /** The session created so far (at most one), for logs and benchmarks. */
   get sessions(): readonly SessionStat[] {
-    return this.stats;
+    return this.stat ? [this.stat] : [];
   }
 
-  /** Builds (or finds) the session of a signature; resolves to its stats. */
-  async prepare(sig: StepSignature): Promise<SessionStat> {
-    return (await this.entry(sig)).stat;
+  /** Builds the step graph and creates its session (once); resolves to its stats. */
+  async prepare(): Promise<SessionStat> {
+    return (await this.open()).stat;
   }
 
-  private async entry(sig: StepSignature): Promise<Entry> {
-    const key = signatureKey(sig);
-    let e = this.cache.get(key);
-    if (e) {
-      this.cache.delete(key);
-      this.cache.set(key, e);
-      return e;
-    }
-    while (this.cache.size >= this.maxSessions) {
-      const [oldKey, old] = this.cache.entries().next().value!;
-      this.cache.delete(oldKey);
-      await (await old).session.release();
-    }
-    e = (async () => {
-      const graph = buildStepGraph(this.cfg, this.weights, sig, this.opts);
+  private open(): Promise<{ session: ort.InferenceSession; stat: SessionStat }> {
+    this.session ??= (async () => {
+      const graph = buildStepGraph(this.cfg, this.weights, this.opts);
       const { session, createMs } = await createSession(graph, this.runtime);
-      const stat: SessionStat = { signature: key, createMs, nodes: graph.nodeCount, runs: 0 };
-      this.stats.push(stat);
-      return { session, stat };
+      this.stat = { signature: 'all layouts', createMs, nodes: graph.nodeCount, runs: 0, runsBy: {} };
+      return { session, stat: this.stat };
     })();
-    this.cache.set(key, e);
-    e.catch(() => this.cache.delete(key));
-    return e;
+    this.session.catch(() => {
+      this.session = undefined;
+    });
+    return this.session;
   }
 
-  /** One denoising step: one run() of the signature's graph. */
+  /** Refuses a step shape beyond the limits, naming the limit (checked per plan before its first step). */
+  checkLimits(sig: StepSignature, tokens: number): void {
+    const regions = sig.boxes + (sig.prepass ? 1 : 0);
+    const over = (what: string, got: number, max: number) => {
+      throw new UserError(`this layout needs ${got} ${what}; the engine takes at most ${max}. Use fewer regions or a smaller image.`);
+    };
+    if (regions > this.limits.regions) over('regional streams (hard-binding boxes + repaint pre-pass)', regions, this.limits.regions);
+    if (sig.cells > this.limits.cells) over('soft-refinement cells', sig.cells, this.limits.cells);
+    if (tokens > this.limits.tokens) over('image tokens (one per 16×16 pixels)', tokens, this.limits.tokens);
+  }
+
+  /** One denoising step: one run() of the step graph. */
   async run(f: StepFeeds): Promise<StepOutputs & { ms: number }> {
     const feeds = this.feeds(f);
-    const entry = await this.entry(signatureOf(f));
+    const { session, stat } = await this.open();
     const t0 = performance.now();
-    const out = await entry.session.run(feeds);
-    entry.stat.runs++;
-    const data = (name: string) => out[name]!.data as Float32Array;
+    const out = await session.run(feeds);
+    const ms = performance.now() - t0;
+    stat.runs++;
+    const key = signatureKey(signatureOf(f));
+    stat.runsBy[key] = (stat.runsBy[key] ?? 0) + 1;
+    const N = f.imgIds.length / 3;
+    const C = this.cfg.outChannels;
+    const velocity = out[STEP_IO.velocity]!.data as Float32Array;
+    const regional = out[STEP_IO.rgVelocity]!.data as Float32Array;
+    const streams = [...(f.boxes ?? []), ...(f.prepass ? [f.prepass] : [])];
+    let at = 0;
+    const perStream = streams.map((s) => {
+      const n = (s.imgIds.length / 3) * C;
+      const v = regional.subarray(at, at + n);
+      at += n;
+      return v;
+    });
     return {
-      velocity: data(STEP_IO.velocity),
-      boxes: (f.boxes ?? []).map((_, k) => data(STEP_IO.box(k).velocity)),
-      repaint: f.repaint ? data(STEP_IO.repaint.velocity) : undefined,
-      prepass: f.prepass ? data(STEP_IO.prepass.velocity) : undefined,
-      ms: performance.now() - t0,
+      velocity: velocity.subarray(0, N * C),
+      boxes: perStream.slice(0, f.boxes?.length ?? 0),
+      repaint: f.repaint ? velocity.subarray(N * C, 2 * N * C) : undefined,
+      prepass: f.prepass ? perStream.at(-1) : undefined,
+      ms,
     };
   }
 
-  /** Checks sizes and builds the ORT feeds. A mismatch is a programming error, named precisely. */
+  /**
+   * Checks sizes and builds the ORT feeds: the full streams stacked, the SR crops padded to the largest, the
+   * regional streams concatenated, and hard binding's paste resolved to one winner per token (the later box).
+   * A mismatch is a programming error, named precisely.
+   */
   feeds(f: StepFeeds): Record<string, ort.Tensor> {
     const { inChannels: C, jointAttentionDim: J, pooledProjectionDim: P } = this.cfg;
     const N = f.imgIds.length / 3;
@@ -179,10 +200,9 @@ export class StepRunner {
       if (data.length !== want) throw new Error(`step feeds: ${name} has ${data.length} values, expected [${dims.join(', ')}]`);
       out[name] = data instanceof BigInt64Array ? new ort.Tensor('int64', data, dims) : new ort.Tensor('float32', data, dims);
     };
-    const stream = (names: { latents: string; txt: string; pooled: string }, s: StreamFeed, tokens: number) => {
-      put(names.latents, s.latents, [1, tokens, C]);
-      put(names.txt, s.txt, [1, L, J]);
-      put(names.pooled, s.pooled, [1, P]);
+    const check = (name: string, data: Float32Array, want: number) => {
+      if (data.length !== want) throw new Error(`step feeds: ${name} has ${data.length} values, expected ${want}`);
+      return data;
     };
     const checkIndex = (name: string, idx: BigInt64Array, limit: number) => {
       for (const v of idx) if (v < 0n || v >= BigInt(limit)) throw new Error(`step feeds: ${name} holds ${v}, outside [0, ${limit})`);
@@ -194,61 +214,109 @@ export class StepRunner {
     }
     put(STEP_IO.imgIds, f.imgIds, [N, 3]);
     put(STEP_IO.txtIds, f.txtIds, [L, 3]);
-    stream(STEP_IO, f.main, N);
+
+    // Full streams: main, then the repaint pass.
+    const full: StreamFeed[] = [f.main, ...(f.repaint ? [f.repaint] : [])];
+    const F = full.length;
+    put(STEP_IO.latents, stack(full.map((s, i) => check(`stream ${i} latents`, s.latents, N * C))), [F, N, C]);
+    put(STEP_IO.txt, stack(full.map((s, i) => check(`stream ${i} txt`, s.txt, L * J))), [F, L, J]);
+    put(STEP_IO.pooled, stack(full.map((s, i) => check(`stream ${i} pooled`, s.pooled, P))), [F, P]);
+    const keep = new Float32Array(F * N).fill(1);
+    const keepSingle = new Float32Array(F * N).fill(1);
+    if (f.repaint) {
+      check('repaint mask', f.repaint.mask, N);
+      keep.set(f.repaint.mask, N);
+      if (f.repaint.single) keepSingle.set(f.repaint.mask, N);
+    }
+    put(STEP_IO.keep, keep, [F, N]);
+    put(STEP_IO.keepSingle, keepSingle, [F, N]);
+
+    // Soft refinement.
     const S = f.sr?.sources.length ?? 0;
+    put(STEP_IO.srDelta, Float32Array.of(f.sr?.delta ?? 0), [1]);
     if (f.sr) {
       if (S < 2) throw new Error(`step feeds: soft refinement needs at least 2 cells (got ${S})`);
-      put(STEP_IO.srTxt, f.sr.txt, [S, L, J]);
-      // [δ, 1 − δ], each rounded once from float64 as upstream's Python scalars are.
-      put(STEP_IO.srDelta, Float32Array.of(f.sr.delta, 1 - f.sr.delta), [2]);
-      let total = 0;
-      f.sr.sources.forEach((src, j) => {
-        checkIndex(STEP_IO.srSource(j), src, N);
-        put(STEP_IO.srSource(j), src, [src.length]);
-        total += src.length;
-      });
+      if (f.repaint && !f.repaint.srTxt) throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
+      const segs = [f.sr.txt, ...(f.repaint ? [f.repaint.srTxt!] : [])];
+      put(STEP_IO.srTxt, stack(segs.map((t, i) => check(`stream ${i} SR segments`, t, S * L * J))), [F * S, L, J]);
+      f.sr.sources.forEach((src, j) => checkIndex(`SR cell ${j} sources`, src, N));
+      const total = f.sr.sources.reduce((n, s) => n + s.length, 0);
       if (total !== N) throw new Error(`step feeds: the cells cover ${total} tokens, the image has ${N}`);
-      checkIndex(STEP_IO.srPlace, f.sr.place, N);
-      put(STEP_IO.srPlace, f.sr.place, [N]);
+      checkIndex('SR place', f.sr.place, N);
+      const padded = padCells(f.sr.sources, f.sr.place);
+      put(STEP_IO.srSource, padded.sources, [S, padded.width]);
+      put(STEP_IO.srPlace, padded.place, [N]);
+    } else {
+      put(STEP_IO.srTxt, new Float32Array(0), [0, L, J]);
+      put(STEP_IO.srSource, new BigInt64Array(0), [0, 0]);
+      put(STEP_IO.srPlace, new BigInt64Array(0), [0]);
     }
-    (f.boxes ?? []).forEach((b, k) => {
-      const n = STEP_IO.box(k);
-      const M = b.imgIds.length / 3;
-      stream(n, b, M);
-      put(n.imgIds, b.imgIds, [M, 3]);
-      checkIndex(n.index, b.index, N);
-      put(n.index, b.index, [M]);
+
+    // Regional streams: the boxes in list order, then the pre-pass.
+    const regional: RegionFeed[] = [...(f.boxes ?? []), ...(f.prepass ? [f.prepass] : [])];
+    const offsets = new BigInt64Array(regional.length + 1);
+    regional.forEach((r, k) => {
+      const M = r.imgIds.length / 3;
+      if (!Number.isInteger(M) || M === 0) throw new Error(`step feeds: regional stream ${k} has no image tokens`);
+      check(`regional stream ${k} latents`, r.latents, M * C);
+      offsets[k + 1] = offsets[k]! + BigInt(M);
     });
-    if (f.repaint) {
-      const n = STEP_IO.repaint;
-      stream(n, f.repaint, N);
-      put(n.mask, f.repaint.mask, [N]);
-      if (S) {
-        if (!f.repaint.srTxt) throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
-        put(n.srTxt, f.repaint.srTxt, [S, L, J]);
-      }
-    }
-    if (f.prepass) {
-      const n = STEP_IO.prepass;
-      const M = f.prepass.imgIds.length / 3;
-      stream(n, f.prepass, M);
-      put(n.imgIds, f.prepass.imgIds, [M, 3]);
-    }
+    const T = Number(offsets[regional.length]);
+    put(STEP_IO.rgLatents, stack(regional.map((r) => r.latents)), [1, T, C]);
+    put(STEP_IO.rgImgIds, stack(regional.map((r) => r.imgIds)), [T, 3]);
+    put(STEP_IO.rgOffsets, offsets, [regional.length + 1]);
+    put(STEP_IO.rgTxt, stack(regional.map((r, k) => check(`regional stream ${k} txt`, r.txt, L * J))), [regional.length, L, J]);
+    put(STEP_IO.rgPooled, stack(regional.map((r, k) => check(`regional stream ${k} pooled`, r.pooled, P))), [regional.length, P]);
+    const winner = new Map<number, number>();
+    (f.boxes ?? []).forEach((b, k) => {
+      if (b.index.length !== b.imgIds.length / 3) throw new Error(`step feeds: box ${k} has ${b.index.length} token indices for ${b.imgIds.length / 3} tokens`);
+      checkIndex(`box ${k} index`, b.index, N);
+      const base = Number(offsets[k]);
+      b.index.forEach((t, i) => winner.set(Number(t), base + i));
+    });
+    const tokens = [...winner.keys()].sort((a, b) => a - b);
+    put(STEP_IO.pasteRows, BigInt64Array.from(tokens, BigInt), [tokens.length]);
+    put(STEP_IO.pasteFrom, BigInt64Array.from(tokens, (t) => BigInt(winner.get(t)!)), [tokens.length]);
     return out;
   }
 
-  /** Releases every open session. */
+  /** Releases the session. */
   async release(): Promise<void> {
-    const all = [...this.cache.values()];
-    this.cache.clear();
-    for (const e of all) {
-      try {
-        await (await e).session.release();
-      } catch {
-        // a session that failed to build has nothing to release
-      }
+    const s = this.session;
+    this.session = undefined;
+    this.stat = undefined;
+    try {
+      await (await s)?.session.release();
+    } catch {
+      // a session that failed to build has nothing to release
     }
   }
+}
+
+function stack(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * The cells' source lists as one [S, Q] table padded to the largest crop Q (a padded query reads token 0 and is
+ * never placed), and `place` re-pointed from the concatenated lists to that table's rows.
+ */
+export function padCells(sources: BigInt64Array[], place: BigInt64Array): { sources: BigInt64Array; place: BigInt64Array; width: number } {
+  const width = Math.max(...sources.map((s) => s.length));
+  const table = new BigInt64Array(sources.length * width);
+  const rowOf: number[] = [];
+  sources.forEach((src, j) => {
+    table.set(src, j * width);
+    for (let p = 0; p < src.length; p++) rowOf.push(j * width + p);
+  });
+  return { sources: table, place: BigInt64Array.from(place, (r) => BigInt(rowOf[Number(r)]!)), width };
 }
 
 /** The σ a FLUX pipeline hands the transformer: the float32 timestep divided by 1000 in float32. */

@@ -49,6 +49,8 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
     runtime: { executionProvider: options.executionProvider, threads: options.threads },
   });
   const previewEvery = typeof extra.previewEvery === 'number' ? extra.previewEvery : undefined;
+  // Everything is loaded before the worker reports ready, so no user's job pays for it (jobs wait meanwhile).
+  if (extra.warmUp !== false) await engine.warmUp();
   return {
     info: { id: engine.modelId, version: engine.version },
     async paint(request, ctx) {

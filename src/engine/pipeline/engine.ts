@@ -4,6 +4,7 @@
  * the final latents, the decoded image and the trajectory a later repaint needs.
  */
 import { createHash } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint } from '../checkpoint/index.ts';
@@ -17,6 +18,7 @@ import { parseSchedulerConfig, type SchedulerConfig } from '../scheduler.ts';
 import { T5_LENGTH } from '../tokenizers/t5.ts';
 import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type ModelManifest } from '../../scene/to-rag.ts';
 import type { RagParams } from '../../rag/params.ts';
+import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
 import { planFromRagParams, type PlanDefaults, type RunPlan } from './plan.ts';
 import { LatentPreview } from './preview.ts';
@@ -30,6 +32,15 @@ export interface EngineOptions {
   runtime: RuntimeOptions;
   /** Compute type inside the transformer graphs; default by provider (runtime graphFormFor: float32 on CPU, bf16 on CUDA). */
   computeType?: FloatType;
+}
+
+const log = childLogger('engine');
+
+/** One component loaded by warmUp(): its wall time and the process's resident memory right after it. */
+export interface WarmUpStep {
+  component: 'text encoders' | 'transformer' | 'vae' | 'preview';
+  ms: number;
+  rssBytes: number;
 }
 
 export type PaintOptions = Omit<RunOptions, 'steps' | 'conditioning' | 'scheduler'> & { conditioning?: Conditioning };
@@ -64,6 +75,35 @@ export class Engine {
     return new Engine(loadCheckpoint(o.modelDir), o.runtime, o);
   }
 
+  /**
+   * Loads every component now (text encoders, the one transformer step session, the VAE, the preview map), so
+   * that no job pays for it: the worker calls this when it starts. Logs each component with its load time and
+   * the resident memory after it; `onStep` sees the same.
+   */
+  async warmUp(onStep?: (s: WarmUpStep) => void): Promise<WarmUpStep[]> {
+    const done: WarmUpStep[] = [];
+    const t00 = performance.now();
+    const load = async (component: WarmUpStep['component'], fn: () => Promise<unknown>) => {
+      log.info({ component, model: this.modelId }, `loading ${component}…`);
+      const t0 = performance.now();
+      await fn();
+      const s: WarmUpStep = { component, ms: Math.round(performance.now() - t0), rssBytes: process.memoryUsage().rss };
+      log.info({ ...s, rssMiB: Math.round(s.rssBytes / 2 ** 20) }, `${component} loaded in ${(s.ms / 1000).toFixed(1)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)`);
+      done.push(s);
+      onStep?.(s);
+    };
+    // Encoding the empty prompt opens both encoders; its embedding is cached for later use.
+    await load('text encoders', async () => {
+      const enc = this.conditioning();
+      await Promise.all([enc.t5(''), enc.clip('')]);
+    });
+    await load('transformer', () => this.steps.prepare());
+    await load('vae', () => Promise.all([this.vae.prepareDecoder(), this.vae.prepareEncoder()]));
+    await load('preview', () => this.preview());
+    log.info({ model: this.modelId, ms: Math.round(performance.now() - t00) }, `model ${this.modelId} ready in ${((performance.now() - t00) / 1000).toFixed(1)} s`);
+    return done;
+  }
+
   /** Per-model defaults for what RAG parameters leave out (models/<id>.json). */
   get defaults(): PlanDefaults {
     const d = this.manifest.defaults;
@@ -95,8 +135,15 @@ export class Engine {
     return planFromRagParams(params, this.defaults, { baseDir });
   }
 
+  /** Refuses a plan beyond what the step graph takes (before any step runs). */
+  checkPlan(plan: RunPlan): void {
+    const geo = latentGeometry(plan.width, plan.height, this.vae.latentChannels);
+    this.steps.checkLimits({ boxes: plan.boxes.length, cells: plan.sr?.segments.length ?? 0, repaint: !!plan.repaint, repaintSingle: false, prepass: !!plan.repaint }, geo.tokens);
+  }
+
   /** Runs the denoising loop of a plan (no decode). */
   run(plan: RunPlan, o: PaintOptions = {}): Promise<RunResult> {
+    this.checkPlan(plan);
     return runPlan(plan, { ...o, steps: this.steps, conditioning: o.conditioning ?? this.conditioning(plan.textLength), scheduler: this.scheduler });
   }
 

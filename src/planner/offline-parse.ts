@@ -3,6 +3,7 @@
  * them), spatial relations, a style, a setting and exclusions. A small hand-written grammar, not a language
  * model: it covers the common shapes of image prompts and degrades to "everything is one caption".
  */
+import { knownSize } from './sizes.ts';
 import {
   ADJECTIVES, ATTACHMENTS, GROUP_WORDS, NEUTRAL_PICTURE_WORDS, NUMBER_WORDS, PARTICIPLES, PLACES, SKY_WORDS, STYLE_PHRASES,
   STYLE_WORDS, TIME_WORDS, isPluralNoun, singularize, withArticle, stripArticle,
@@ -25,14 +26,20 @@ export interface Entity {
   anchorH?: AnchorH;
   anchorV?: AnchorV;
   depth?: 'front' | 'back';
+  /** What the object does with another boxed object ("holding a red balloon"): in its prompt, not its label. */
+  action?: string;
 }
 
 export type Relation =
   | { kind: 'left'; a: number; b: number }
-  | { kind: 'above'; a: number; b: number; touching?: boolean }
+  | { kind: 'above'; a: number; b: number }
   | { kind: 'next'; a: number; b: number }
   | { kind: 'between'; a: number; b: number; c?: number }
-  | { kind: 'front'; a: number; b: number };
+  /** Contact relations: `a` is placed against `b` (its support, container, occluder or holder). */
+  | { kind: 'on' | 'under' | 'inside' | 'front' | 'behind' | 'held'; a: number; b: number };
+
+/** Relations that put one box against another (overlapping), rather than beside it. */
+export const CONTACT = new Set<Relation['kind']>(['on', 'under', 'inside', 'front', 'behind', 'held']);
 
 export interface Description {
   entities: Entity[];
@@ -49,6 +56,7 @@ export interface Description {
   english: boolean;
 }
 
+const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
 const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
 const SKIP = new Set(['there', 'is', 'are', 'was', 'were', 'has', 'have', 'who', 'which', 'that', 'it', 'its', 'of', 'each', 'other', 'very', 'really', 'just', 'both', 'here', 'well']);
 const DETERMINERS = new Set(['a', 'an', 'the', 'one', 'some', 'this', 'that', 'these', 'those', 'his', 'her', 'their', 'my', 'your', 'our', 'its', 'another', 'any']);
@@ -333,6 +341,34 @@ class Reader {
     for (;;) {
       const w = this.peek();
       if (!w) return;
+      if (w === 'held' && this.peek(1) === 'by') {
+        // "a balloon held by a girl": the holder is an object of its own, the balloon at its hand.
+        const save = this.pos;
+        this.take(2);
+        const np = this.nounPhrase();
+        const holder = np ? this.refer(np, true)[0] : undefined;
+        if (holder && holder.index !== e.index) {
+          this.relations.push({ kind: 'held', a: e.index, b: holder.index });
+          continue;
+        }
+        this.pos = save;
+        return;
+      }
+      if (HOLD_VERBS.has(w)) {
+        // "a girl holding a red balloon": two boxes, the balloon at the girl's hand (accessories stay in the label).
+        const save = this.pos;
+        this.take();
+        const np = this.nounPhrase(true);
+        if (np && !np.group && !ATTACHMENTS.has(np.head) && !PLACES.has(np.head)) {
+          const held = this.refer(np, true)[0];
+          if (held && held.index !== e.index) {
+            this.relations.push({ kind: 'held', a: held.index, b: e.index });
+            e.action = `${w} ${held.count > 1 ? [...np.prefix, ...np.words].join(' ') : held.label}`;
+            continue;
+          }
+        }
+        this.pos = save;
+      }
       if (PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 5 && !RELATION_START.has(w))) {
         const words = [w];
         this.take();
@@ -419,6 +455,7 @@ class Reader {
         continue;
       }
       if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right') ) break;
+      if (w === 'held' && this.peek(1) === 'by') break;
       if ((w === 'left' || w === 'right') && (this.peek(1) === 'of' || this.peek(1) === 'side' || words.length)) break;
       if (SEPARATORS.has(w) || w === ',') break;
       const prev = words[words.length - 1];
@@ -459,8 +496,8 @@ class Reader {
       // "them" points back past the object being placed: "two cats and a ball between them" means the cats.
       const s = this.subject();
       const prior = this.entities.filter((e) => e !== s);
-      const latest = prior[prior.length - 1];
-      return latest && latest.count >= 2 ? [latest] : prior.slice(-2);
+      const plural = [...prior].reverse().find((e) => e.count >= 2);
+      return plural ? [plural] : prior.slice(-2);
     }
     const found = [...this.entities].reverse().find((e) => e.head === np.head);
     if (found && (np.definite || !introduce)) return [found];
@@ -606,30 +643,41 @@ class Reader {
       return true;
     }
     if (this.accept('above') || this.accept('over')) return this.relationTo((s, o) => ({ kind: 'above', a: s, b: o }));
-    if (this.accept('below') || this.accept('under') || this.accept('beneath') || this.accept('underneath')) {
-      return this.relationTo((s, o) => ({ kind: 'above', a: o, b: s }));
-    }
-    if (this.accept('behind')) return this.relationTo((s, o) => ({ kind: 'front', a: o, b: s }));
+    if (this.accept('below')) return this.relationTo((s, o) => ({ kind: 'above', a: o, b: s }));
+    if (this.accept('under') || this.accept('beneath') || this.accept('underneath')) return this.relationTo((s, o) => ({ kind: 'under', a: s, b: o }));
+    if (this.accept('behind')) return this.relationTo((s, o) => ({ kind: 'behind', a: s, b: o }));
     for (const prep of ['on', 'in', 'at', 'inside', 'into', 'onto', 'within', 'across', 'along', 'around', 'against', 'through', 'during', 'from', 'outside']) {
       if (this.accept(prep)) return this.placeOn(prep);
     }
     return false;
   }
 
-  /** "on/in/at X": an object named before → stacked on it; otherwise a place, surface or time (background). */
+  /**
+   * "on/in/at X". X named before, or a thing (not a place) → the subject rests on it or sits inside it, both
+   * boxed; clothing after "in" belongs to the subject's label ("a woman in a red dress"); otherwise X is a
+   * place, surface or time (background).
+   */
   private placeOn(prep: string): boolean {
     const np = this.nounPhrase(true);
     if (!np) return true;
+    const contact: 'on' | 'inside' | 'next' = ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep) ? 'on' : ['in', 'inside', 'into', 'within'].includes(prep) ? 'inside' : 'next';
     const existing = [...this.entities].reverse().find((e) => e.head === np.head);
     const s = this.subject();
     if (existing && s && existing.index !== s.index) {
-      this.relations.push({ kind: 'above', a: s.index, b: existing.index, touching: true });
+      this.relations.push({ kind: contact, a: s.index, b: existing.index });
+      return true;
+    }
+    if (prep === 'in' && s && ATTACHMENTS.has(np.head) && !np.group) {
+      if (!s.group) s.label = `${s.label} in ${[...np.prefix, ...np.words].join(' ')}`;
       return true;
     }
     if (SKY_WORDS.has(np.head)) this.anchor(undefined, 'top');
-    if (prep === 'on top of' && s) {
+    const thing = prep === 'on top of' || (contact !== 'next' && !np.group && knownSize(np.head) !== undefined && !PLACES.has(np.head) && !PLACES.has(np.words.join(' ')));
+    if (thing) {
       const e = this.refer(np, true)[0];
-      if (e) this.relations.push({ kind: 'above', a: s.index, b: e.index, touching: true });
+      const kind = contact === 'next' ? 'on' : contact;
+      if (e && s && e.index !== s.index) this.relations.push({ kind, a: s.index, b: e.index });
+      else if (e && !s) this.pendingRelations.push((a) => this.relations.push({ kind, a, b: e.index }));
       return true;
     }
     const phrase = np.definite ? `the ${np.words.join(' ')}` : np.words.length === 1 && TIME_WORDS.has(np.words[0]!) ? np.words[0]! : withArticle(np.words.join(' '));
@@ -665,6 +713,10 @@ export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Des
     if (r.kind === 'above' && places.has(r.a) && below && !places.has(r.b)) below.anchorV ??= 'bottom';
   }
   const keep = reader.entities.filter((e) => !excludedHeads.has(e.head) && !places.has(e.index));
+  // The background never repeats a boxed object: the image model would paint it twice.
+  const boxedHeads = new Set(keep.map((e) => e.head));
+  const settingHead = (np: string) => singularize(np.split(/\s+/).filter((w) => w !== 'of').pop() ?? np);
+  for (let i = settings.length - 1; i >= 0; i--) if (boxedHeads.has(settingHead(settings[i]!.np))) settings.splice(i, 1);
   const remap = new Map(keep.map((e, i) => [e.index, i] as const));
   const entities = keep.map((e, i) => ({ ...e, index: i }));
   const relations = reader.relations

@@ -71,7 +71,7 @@ export function planOffline(text: string, opts: PlanOptions = {}): PlanResult {
   const regions: Region[] = placed.map((p, i) => {
     const e = d.entities[p.entity]!;
     const label = clip(e.label, LIMITS.labelMax);
-    const prompt = [label + (where ? ` ${where}` : ''), style].filter(Boolean).join(', ');
+    const prompt = [label + (e.action ? ` ${e.action}` : '') + (where ? ` ${where}` : ''), style].filter(Boolean).join(', ');
     return { id: `r${i + 1}`, label, prompt: clip(prompt, LIMITS.promptMax), box: p.box };
   });
   const scene = normalizeScene({

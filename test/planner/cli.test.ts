@@ -54,7 +54,7 @@ describe('CLI: plan, edit, layout through node bin/scenewright.js', () => {
     expect(lines).toHaveLength(1);
     const scene = JSON.parse(lines[0]!) as { regions: { id: string; label: string; box: Record<string, number> }[] };
     expect(Object.keys(scene)).toEqual(KEYS);
-    expect(scene.regions.map((x) => x.label)).toEqual(['a red apple', 'a red apple', 'a blue bowl']);
+    expect(scene.regions.map((x) => x.label)).toEqual(['a red apple', 'a red apple', 'a blue bowl', 'a wooden table']);
     expect(Object.keys(scene.regions[0]!.box)).toEqual(['x', 'y', 'w', 'h']);
   });
 

@@ -5,7 +5,7 @@ import { applyEdit } from '../../src/scene/edit.ts';
 import type { Edit, Scene } from '../../src/scene/schema.ts';
 import { validateScene } from '../../src/scene/validate.ts';
 
-const scene = planOffline('a tabby cat on the left and a black cat on the right on a sofa, oil painting').scene;
+const scene = planOffline('a tabby cat on the left and a black cat on the right in a living room, oil painting').scene;
 
 function applied(instruction: string, s: Scene = scene) {
   const { edit } = editOffline(s, instruction);
@@ -31,7 +31,7 @@ describe('offline editor', () => {
     const r = a.scene.regions.find((x) => x.id === id)!;
     expect(r.label).toBe(label);
     // The rest of the prompt (setting, style) survives; the other region and every id stay.
-    expect(r.prompt).toBe(`${label} on a sofa, oil painting`);
+    expect(r.prompt).toBe(`${label} in a living room, oil painting`);
     expect(a.scene.regions.map((x) => x.id)).toEqual(['r1', 'r2']);
     expect(a.repaint.map((x) => x.id)).toEqual([id]);
     expect(a.regenerate).toBe(false);
@@ -97,9 +97,9 @@ describe('offline editor', () => {
     expect(second.edit).toMatchObject({ kind: 'change', remove: ['r2'] });
   });
   it('the caption follows the change, so the repaint prompt names what is there now', () => {
-    expect(applied('change the left cat to a dog').scene.prompt).toBe('A dog on the left and a black cat on the right on a sofa, oil painting');
-    expect(applied('remove the black cat').scene.prompt).toBe('A tabby cat on the left on a sofa, oil painting');
-    expect(applied('add a red ball').scene.prompt).toBe('A tabby cat on the left and a black cat on the right on a sofa, oil painting, with a red ball');
+    expect(applied('change the left cat to a dog').scene.prompt).toBe('A dog on the left and a black cat on the right in a living room, oil painting');
+    expect(applied('remove the black cat').scene.prompt).toBe('A tabby cat on the left in a living room, oil painting');
+    expect(applied('add a red ball').scene.prompt).toBe('A tabby cat on the left and a black cat on the right in a living room, oil painting, with a red ball');
     expect(rewriteCaption('Two cats and a blue car', 'a blue car', 'a red car')).toBe('Two cats and a red car');
     expect(rewriteCaption('Three cats on a sofa', 'a cat', 'a dog')).toBe('Three cats on a sofa');
     expect(rewriteCaption('A cat with a red ball', 'a red ball')).toBe('A cat');

@@ -28,7 +28,7 @@ describe('offline planner: counting', () => {
   });
   it('one box per instance for every object of the sentence', () => {
     const s = plan('two red apples and a blue bowl on a wooden table');
-    expect(s.regions.map((r) => r.label)).toEqual(['a red apple', 'a red apple', 'a blue bowl']);
+    expect(s.regions.map((r) => r.label)).toEqual(['a red apple', 'a red apple', 'a blue bowl', 'a wooden table']);
   });
   it('more than the region limit becomes one group box', () => {
     const s = planOffline('twenty birds in the sky').scene;

@@ -149,6 +149,16 @@ export class GaussianNoise {
     return this.block;
   }
 
+  /**
+   * Continues at block `block` (clause 4: a stream is a pure function of the block index, so one long draw can be
+   * cut into even-sized pieces drawn in any order or thread and come out bit-identical).
+   */
+  seek(block: number): this {
+    if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`noise block must be a whole number ≥ 0 (got ${block})`);
+    this.block = block;
+    return this;
+  }
+
   /** The next tensor of this shape, row-major, float32. */
   next(shape: readonly number[]): Float32Array {
     const n = elementCount(shape);

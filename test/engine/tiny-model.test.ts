@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,10 @@ import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import { VaeCodec } from '../../src/engine/graphs/vae-codec.ts';
 import { gaussian, latentImageIds, textIds } from '../../src/engine/noise.ts';
 import { flowMatchSchedule, loadSchedulerConfig } from '../../src/engine/scheduler.ts';
-import { makeTinyModel, resolveTokenizerSources } from '../../src/engine/tiny-model/make.ts';
+import { autoencoderKLShapes, clipTextShapes, t5EncoderShapes } from '../../src/engine/checkpoint/component-specs.ts';
+import { fluxConfigFromDiffusers, fluxTransformerShapes } from '../../src/engine/checkpoint/flux-config.ts';
+import { makeTinyModel, resolveTokenizerSources, writeTinyModel } from '../../src/engine/tiny-model/make.ts';
+import { presetConfigs } from '../../src/engine/tiny-model/presets.ts';
 import { loadClipTokenizer } from '../../src/engine/tokenizers/clip.ts';
 import { loadT5Tokenizer } from '../../src/engine/tokenizers/t5.ts';
 import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
@@ -122,5 +126,57 @@ describe('make-tiny-model', () => {
     fs.mkdirSync(path.join(empty, 'tokenizer'));
     expect(() => resolveTokenizerSources(empty)).toThrow(/tokenizer files missing: .*tokenizer\/vocab\.json/);
     expect(() => makeTinyModel({ out: dev, preset: 'tiny', variant: 'dev', seed: 0, tokenizers })).toThrow(/is not empty; .*--force/);
+  });
+});
+
+describe('make-tiny-model writer', () => {
+  const sha = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+  it('writes the tiny preset bit-identical to the files it wrote before the writer was cut into pieces', () => {
+    const out = path.join(tmp, 'golden');
+    makeTinyModel({ out, preset: 'tiny', variant: 'dev', seed: 0, tokenizers, pieceValues: 998 });
+    // sha256 of `make-tiny-model --preset tiny --seed 0` at commit 99a8b29 (one whole-tensor draw at a time).
+    expect(WEIGHT_FILES.map((f) => sha(path.join(out, f)))).toEqual([
+      'c6f0f32824b38552fe335cab7fa21979084163c86142b6d48f2d93368d82f4e7',
+      '18e23e0e60039cd48bc6327851e04292f4ed07f10ea55f885a247dfa6c6cdc0d',
+      '2a65b5a16111a6453000261bcc531fa9a92764c58013203c3c58614504459b6c',
+      '743752ac5cda64c48f738feb884b0cebab7c508855cae27cf221898665843f28',
+    ]);
+  });
+
+  it('draws pieces on worker threads with the same bytes as on one thread', async () => {
+    const one = path.join(tmp, 'one-thread');
+    const pool = path.join(tmp, 'two-threads');
+    makeTinyModel({ out: one, preset: 'tiny', variant: 'schnell', seed: 3, tokenizers });
+    const lines: string[] = [];
+    // Odd-sized tensors cut into 1000-value pieces, handed out to 2 threads in whatever order they finish.
+    const r = await writeTinyModel({ out: pool, preset: 'tiny', variant: 'schnell', seed: 3, tokenizers, workers: 2, pieceValues: 1000, progress: (m) => lines.push(m) });
+    for (const f of WEIGHT_FILES) expect(fs.readFileSync(path.join(pool, f)).equals(fs.readFileSync(path.join(one, f))), f).toBe(true);
+    expect(r.components.map((c) => c.folder)).toEqual(['transformer', 'text_encoder', 'text_encoder_2', 'vae']);
+    expect(lines.filter((l) => / tensors, .* M parameters/.test(l))).toHaveLength(4);
+  });
+
+  it('wide preset: FLUX.1\'s real width and head geometry with 1 double + 2 single blocks, small encoders that fit it', () => {
+    const count = (shapes: Map<string, number[]>) => [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+    for (const variant of ['dev', 'schnell'] as const) {
+      const c = presetConfigs('wide', variant);
+      const cfg = fluxConfigFromDiffusers(c.transformer, 'transformer/config.json');
+      expect(cfg).toMatchObject({
+        heads: 24, headDim: 128, inner: 3072, mlp: 12288, axesDimsRope: [16, 56, 56], jointAttentionDim: 4096,
+        pooledProjectionDim: 768, numLayers: 1, numSingleLayers: 2, inChannels: 64, guidanceEmbeds: variant === 'dev',
+      });
+      const shapes = fluxTransformerShapes(cfg).shapes;
+      expect(shapes.get('single_transformer_blocks.1.proj_out.weight')).toEqual([3072, 3072 + 12288]);
+      expect(shapes.get('context_embedder.weight')).toEqual([3072, 4096]);
+      // 0.69 G (dev) / 0.68 G (schnell) parameters: 1.37 / 1.35 GB of bf16.
+      expect(count(shapes)).toBe(variant === 'dev' ? 687_139_904 : 676_910_144);
+      // The encoders only have to fit the transformer's interfaces: T5 as wide as joint_attention_dim, CLIP's
+      // pooled output as wide as pooled_projection_dim.
+      expect(c.textEncoder2).toMatchObject({ d_model: 4096, num_layers: 1, num_heads: 4, d_kv: 64, d_ff: 1024 });
+      expect(c.textEncoder).toMatchObject({ hidden_size: 768, num_hidden_layers: 1 });
+      expect(count(t5EncoderShapes(c.textEncoder2, 't5').shapes)).toBe(148_385_920);
+      expect(count(clipTextShapes(c.textEncoder, 'clip').shapes)).toBe(45_093_888);
+      expect(count(autoencoderKLShapes(c.vae, 'vae').shapes)).toBe(count(autoencoderKLShapes(presetConfigs('tiny', variant).vae, 'vae').shapes));
+    }
   });
 });

@@ -3,8 +3,10 @@ import { UserError } from '../../config/errors.ts';
 import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 
 const usage =
-  'scenewright make-tiny-model --out <dir> [--preset tiny|bench] [--variant dev|schnell] [--seed N] [--tokenizers <dir>] [--force]\n' +
-  '       tiny: the shapes of the test fixtures; bench: FLUX architecture sized for ~1 s per 512² step on 2 CPU cores.\n' +
+  'scenewright make-tiny-model --out <dir> [--preset tiny|bench|wide] [--variant dev|schnell] [--seed N] [--tokenizers <dir>] [--force]\n' +
+  '       tiny: the shapes of the test fixtures; bench: FLUX architecture sized for ~1 s per 512² step on 2 CPU cores;\n' +
+  '       wide: FLUX.1\'s real width (3072 = 24 heads × 128, T5 4096, pooled 768) with 1 double + 2 single blocks\n' +
+  '       (≈ 0.68 G transformer parameters, 1.3 GB on disk).\n' +
   '       --tokenizers: a FLUX.1 checkpoint folder (tokenizer/, tokenizer_2/) to copy the tokenizer files from\n' +
   '       (default: ../shared/fixtures/tokenizers next to the repository, when present).';
 
@@ -22,13 +24,15 @@ export const command: CliCommand = {
     }, usage);
     if (positionals.length > 0) throw new UserError(`unexpected arguments: ${positionals.join(' ')}\n\nusage: ${usage}`, 2);
     if (!values.out) throw new UserError(`--out <dir> is required\n\nusage: ${usage}`, 2);
-    if (values.preset !== 'tiny' && values.preset !== 'bench') throw new UserError(`--preset must be tiny or bench (got "${values.preset}")`, 2);
+    const { PRESETS } = await import('../../engine/tiny-model/presets.ts');
+    const preset = PRESETS.find((p) => p === values.preset);
+    if (!preset) throw new UserError(`--preset must be ${PRESETS.join(', ')} (got "${values.preset}")`, 2);
     if (values.variant !== 'dev' && values.variant !== 'schnell') throw new UserError(`--variant must be dev or schnell (got "${values.variant}")`, 2);
-    const { makeTinyModel } = await import('../../engine/tiny-model/make.ts');
+    const { writeTinyModel } = await import('../../engine/tiny-model/make.ts');
     const t0 = Date.now();
-    const result = makeTinyModel({
+    const result = await writeTinyModel({
       out: path.resolve(values.out),
-      preset: values.preset,
+      preset,
       variant: values.variant,
       seed: intOption(values.seed, 'seed', 0, 2 ** 48) ?? 0,
       tokenizers: values.tokenizers,
@@ -36,7 +40,7 @@ export const command: CliCommand = {
       progress: (m) => process.stderr.write(`${m}\n`),
     });
     const params = result.components.reduce((a, c) => a + c.parameters, 0);
-    process.stderr.write(`wrote FLUX.1-${values.variant} ${values.preset} checkpoint to ${result.out}: ${(params / 1e6).toFixed(1)} M parameters in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    process.stderr.write(`wrote FLUX.1-${values.variant} ${preset} checkpoint to ${result.out}: ${(params / 1e6).toFixed(1)} M parameters in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
     return 0;
   },
 };

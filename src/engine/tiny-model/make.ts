@@ -1,13 +1,15 @@
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { UserError } from '../../config/errors.ts';
 import type { ShapeSpec } from '../checkpoint/check.ts';
 import { autoencoderKLShapes, clipTextShapes, t5EncoderShapes } from '../checkpoint/component-specs.ts';
 import { fluxConfigFromDiffusers, fluxTransformerShapes } from '../checkpoint/flux-config.ts';
-import { GaussianNoise } from '../noise.ts';
-import { float32ToBf16Array } from '../weights/dtype.ts';
 import { MODEL_INDEX, presetConfigs, schedulerConfigJson, type Preset, type Variant } from './presets.ts';
+import { planPieces, PIECE_VALUES, writePieces, type Piece, type PieceJob } from './random-tensors.ts';
 
 /**
  * Writes a random FLUX.1 checkpoint in the diffusers folder layout, with the real file names, key names
@@ -15,7 +17,8 @@ import { MODEL_INDEX, presetConfigs, schedulerConfigJson, type Preset, type Vari
  * (preset, variant, seed): component k (transformer 1, CLIP 2, T5 3, VAE 4) draws from
  * GaussianNoise(seed · 16 + k) (src/engine/noise.ts), one tensor after another in sorted name order,
  * scaled like the fixtures: biases 0.05·N, 1-D scales 1 + 0.1·N, embeddings 0.5·N, other weights
- * N / √fan_in; then rounded to bf16.
+ * N / √fan_in; then rounded to bf16 (random-tensors.ts). Files are written piece by piece (a few MB at a time,
+ * never a whole tensor twice); writeTinyModel draws the pieces on worker threads, bit-identical to makeTinyModel.
  */
 export interface MakeTinyModelOptions {
   out: string;
@@ -27,6 +30,8 @@ export interface MakeTinyModelOptions {
   /** Replace the contents of a non-empty `out`. */
   force?: boolean;
   progress?: (message: string) => void;
+  /** Values per piece (tests use small pieces to cut small tensors); default PIECE_VALUES. */
+  pieceValues?: number;
 }
 
 export interface ComponentSummary {
@@ -77,23 +82,17 @@ export function resolveTokenizerSources(dir: string | undefined): { clip: string
   throw new UserError(`${base} holds neither tokenizer/ + tokenizer_2/ nor clip-vit-large-patch14/ + t5-v1_1-xxl/. ${help}`, 2);
 }
 
-type InitKind = 'bias' | 'scale' | 'embedding' | 'weight';
-
-function initKind(name: string, shape: number[]): InitKind {
-  if (name.endsWith('.bias')) return 'bias';
-  if (name === 'shared.weight' || name.endsWith('embedding.weight') || name.includes('relative_attention_bias')) return 'embedding';
-  if (shape.length === 1) return 'scale';
-  return 'weight';
+/** A safetensors file of random bf16 tensors: its header bytes and the pieces of its data section. */
+interface RandomFile {
+  file: string;
+  head: Buffer;
+  size: number;
+  pieces: Piece[];
+  summary: ComponentSummary;
 }
 
-function initialise(values: Float32Array, kind: InitKind, shape: number[]): void {
-  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
-  const [mul, add] = kind === 'bias' ? [0.05, 0] : kind === 'scale' ? [0.1, 1] : kind === 'embedding' ? [0.5, 0] : [1 / Math.sqrt(fanIn), 0];
-  for (let i = 0; i < values.length; i++) values[i] = values[i]! * mul + add;
-}
-
-/** Streams a bf16 safetensors file: header first (offsets from the shapes), then each tensor as it is drawn. */
-function writeRandomSafetensors(file: string, spec: ShapeSpec, seed: number): ComponentSummary {
+/** Lays out a bf16 safetensors file: header (offsets from the shapes, names sorted), then each tensor's pieces. */
+function layoutRandomSafetensors(file: string, spec: ShapeSpec, seed: number, pieceValues: number): RandomFile {
   const names = [...spec.shapes.keys()].sort();
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
@@ -109,22 +108,18 @@ function writeRandomSafetensors(file: string, spec: ShapeSpec, seed: number): Co
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, len);
-    fs.writeSync(fd, json);
-    const noise = new GaussianNoise(seed);
-    for (const name of names) {
-      const shape = spec.shapes.get(name)!;
-      const values = noise.next(shape);
-      initialise(values, initKind(name, shape), shape);
-      const bits = float32ToBf16Array(values);
-      fs.writeSync(fd, new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength));
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-  return { folder: path.basename(path.dirname(file)), tensors: names.length, parameters, bytes: 8 + Buffer.byteLength(json) + offset };
+  const head = Buffer.concat([len, Buffer.from(json)]);
+  const pieces = planPieces(names.map((name) => ({ name, shape: spec.shapes.get(name)! })), seed, head.length, pieceValues);
+  const size = head.length + offset;
+  return { file, head, size, pieces, summary: { folder: path.basename(path.dirname(file)), tensors: names.length, parameters, bytes: size } };
+}
+
+/** Creates the file with its header, at its full size (pieces are then written in place, in any order). */
+function startFile(f: RandomFile): number {
+  const fd = fs.openSync(f.file, 'w');
+  fs.writeSync(fd, f.head, 0, f.head.length, 0);
+  fs.ftruncateSync(fd, f.size);
+  return fd;
 }
 
 function writeJson(file: string, value: unknown): void {
@@ -142,11 +137,16 @@ function prepareOut(out: string, force: boolean): void {
   fs.mkdirSync(out, { recursive: true });
 }
 
-export function makeTinyModel(o: MakeTinyModelOptions): MakeTinyModelResult {
+interface Prepared {
+  files: RandomFile[];
+  tokenizers: { clip: string; t5: string };
+}
+
+/** Checks the options, writes the configs, and lays out the weight files (their data is written afterwards). */
+function prepare(o: MakeTinyModelOptions): Prepared {
   if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new UserError(`--seed must be a whole number ≥ 0 (got ${o.seed})`, 2);
   const tokenizers = resolveTokenizerSources(o.tokenizers);
   prepareOut(o.out, o.force === true);
-  const note = o.progress ?? (() => {});
   const cfg = presetConfigs(o.preset, o.variant);
 
   writeJson(path.join(o.out, 'model_index.json'), MODEL_INDEX);
@@ -159,24 +159,102 @@ export function makeTinyModel(o: MakeTinyModelOptions): MakeTinyModelResult {
     ['text_encoder_2', 'model', cfg.textEncoder2, t5EncoderShapes(cfg.textEncoder2, 'text_encoder_2/config.json'), 3],
     ['vae', 'diffusion_pytorch_model', cfg.vae, autoencoderKLShapes(cfg.vae, 'vae/config.json'), 4],
   ];
-  const summaries: ComponentSummary[] = [];
-  for (const [folder, stem, config, spec, k] of components) {
+  const files = components.map(([folder, stem, config, spec, k]) => {
     const dir = path.join(o.out, folder);
     fs.mkdirSync(dir);
     writeJson(path.join(dir, 'config.json'), config);
-    const t0 = Date.now();
-    const s = writeRandomSafetensors(path.join(dir, `${stem}.safetensors`), spec, o.seed * 16 + k);
-    summaries.push(s);
-    note(`${folder}: ${s.tensors} tensors, ${(s.parameters / 1e6).toFixed(2)} M parameters, ${(s.bytes / 2 ** 20).toFixed(1)} MiB (${Date.now() - t0} ms)`);
-  }
+    return layoutRandomSafetensors(path.join(dir, `${stem}.safetensors`), spec, o.seed * 16 + k, o.pieceValues ?? PIECE_VALUES);
+  });
+  return { files, tokenizers };
+}
 
+function finish(o: MakeTinyModelOptions, p: Prepared): MakeTinyModelResult {
   for (const [folder, src, files] of [
-    ['tokenizer', tokenizers.clip, [...CLIP_FILES, ...CLIP_OPTIONAL]],
-    ['tokenizer_2', tokenizers.t5, [...T5_FILES, ...T5_OPTIONAL]],
+    ['tokenizer', p.tokenizers.clip, [...CLIP_FILES, ...CLIP_OPTIONAL]],
+    ['tokenizer_2', p.tokenizers.t5, [...T5_FILES, ...T5_OPTIONAL]],
   ] as const) {
     fs.mkdirSync(path.join(o.out, folder));
     for (const f of files) if (fs.existsSync(path.join(src, f))) fs.copyFileSync(path.join(src, f), path.join(o.out, folder, f));
   }
-  note(`tokenizers copied from ${tokenizers.clip} and ${tokenizers.t5}`);
-  return { out: o.out, components: summaries, tokenizers };
+  o.progress?.(`tokenizers copied from ${p.tokenizers.clip} and ${p.tokenizers.t5}`);
+  return { out: o.out, components: p.files.map((f) => f.summary), tokenizers: p.tokenizers };
+}
+
+function describe(s: ComponentSummary, ms: number): string {
+  return `${s.folder}: ${s.tensors} tensors, ${(s.parameters / 1e6).toFixed(2)} M parameters, ${(s.bytes / 2 ** 20).toFixed(1)} MiB (${Math.round(ms)} ms)`;
+}
+
+function writeHere(o: MakeTinyModelOptions, p: Prepared): MakeTinyModelResult {
+  for (const f of p.files) {
+    const t0 = performance.now();
+    const fd = startFile(f);
+    try {
+      writePieces(fd, f.pieces);
+    } finally {
+      fs.closeSync(fd);
+    }
+    o.progress?.(describe(f.summary, performance.now() - t0));
+  }
+  return finish(o, p);
+}
+
+/** Writes the checkpoint on this thread (small presets; bench scripts that need it synchronously). */
+export function makeTinyModel(o: MakeTinyModelOptions): MakeTinyModelResult {
+  return writeHere(o, prepare(o));
+}
+
+// tsx's ESM register() (require.resolve would give its CommonJS build, which cannot register ESM hooks).
+const TSX_API = pathToFileURL(path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+const WORKER_MODULE = new URL('./writer-worker.ts', import.meta.url).href;
+
+/** A writer thread: the TypeScript worker module loaded through tsx (Node runs no .ts file by itself). */
+function startWorker(): Worker {
+  const boot = `import(${JSON.stringify(TSX_API)}).then(({ register }) => { register(); return import(${JSON.stringify(WORKER_MODULE)}); });`;
+  return new Worker(boot, { eval: true });
+}
+
+/**
+ * Writes the checkpoint with `workers` threads drawing pieces (default: every core the process may use, at most 4),
+ * the same bytes as makeTinyModel. Memory: each thread holds one piece (≈ 24 MiB) at a time.
+ */
+export async function writeTinyModel(o: MakeTinyModelOptions & { workers?: number }): Promise<MakeTinyModelResult> {
+  const workers = Math.max(1, Math.min(o.workers ?? Math.min(os.availableParallelism(), 4), 16));
+  const p = prepare(o);
+  if (workers === 1) return writeHere(o, p);
+  for (const f of p.files) fs.closeSync(startFile(f));
+  const jobs: (PieceJob & { index: number })[] = p.files.flatMap((f, index) => f.pieces.map((piece) => ({ file: f.file, piece, index })));
+  const left = p.files.map((f) => f.pieces.length);
+  const started = p.files.map(() => 0);
+  const t0 = performance.now();
+  let next = 0;
+  const pool = Array.from({ length: workers }, startWorker);
+  try {
+    await Promise.all(pool.map((w) => new Promise<void>((resolve, reject) => {
+      let current: (typeof jobs)[number] | undefined;
+      const send = () => {
+        current = jobs[next++];
+        if (!current) {
+          w.postMessage(null);
+          return;
+        }
+        started[current.index] ||= performance.now();
+        w.postMessage({ file: current.file, piece: current.piece } satisfies PieceJob);
+      };
+      w.on('message', (m: number) => {
+        if (m === -1) {
+          resolve();
+          return;
+        }
+        const i = current!.index;
+        if (--left[i]! === 0) o.progress?.(describe(p.files[i]!.summary, performance.now() - (started[i] || t0)));
+        send();
+      });
+      w.on('error', reject);
+      w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`a checkpoint writer thread stopped (exit ${code})`))));
+      send();
+    })));
+  } finally {
+    await Promise.all(pool.map((w) => w.terminate()));
+  }
+  return finish(o, p);
 }

@@ -18,9 +18,17 @@
  * ~3 TFLOP per 512² decode, ~40 s here) so a 512² decode takes about a second.
  * Measured on the 2-core dev machine (ORT 1.30 CPU, fp32): transformer step 0.76–0.92 s after a 2.4 s
  * first run, session creation 5.0 s; CLIP 24 ms; T5 (512 tokens) 0.53 s; VAE decode 512² 1.3 s, encode 0.6 s.
+ *
+ * `wide`: FLUX.1's real transformer width and head geometry (inner 3072 = 24 heads × 128, RoPE axes 16/56/56,
+ * joint_attention_dim 4096, pooled 768, MLP 12288) with 1 double and 2 single blocks of its 19 + 38: ≈ 0.68 G
+ * transformer parameters (1.3 GB of bf16; 1/18 of FLUX.1-dev's 11.9 G), so a CPU can exercise real-width memory,
+ * load time and per-block cost. The other components are as small as FLUX's interfaces let them be: T5 must be
+ * 4096 wide (its states feed context_embedder) but gets 1 layer of 4 heads × 64 and d_ff 1024 (its 32128 × 4096
+ * embedding, 0.13 G, is most of it); CLIP must pool 768 (CLIP-L's width), with 1 layer; the VAE is tiny's.
  */
 
-export type Preset = 'tiny' | 'bench';
+export type Preset = 'tiny' | 'bench' | 'wide';
+export const PRESETS: readonly Preset[] = ['tiny', 'bench', 'wide'];
 export type Variant = 'dev' | 'schnell';
 
 type Json = Record<string, unknown>;
@@ -49,6 +57,12 @@ const SIZES: Record<Preset, {
     clip: { hidden: 768, heads: 12, inter: 3072, layers: 4 },
     t5: { dModel: 1024, heads: 16, dKv: 64, dFf: 2816, layers: 2 },
     vae: { channels: [32, 64, 128, 128], layers: 1 },
+  },
+  wide: {
+    transformer: { heads: 24, headDim: 128, layers: 1, single: 2, joint: 4096, pooled: 768, axes: [16, 56, 56] },
+    clip: { hidden: 768, heads: 12, inter: 3072, layers: 1 },
+    t5: { dModel: 4096, heads: 4, dKv: 64, dFf: 1024, layers: 1 },
+    vae: { channels: [32, 32, 64, 64], layers: 1 },
   },
 };
 

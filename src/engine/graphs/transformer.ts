@@ -20,7 +20,7 @@
  * The block functions therefore take every stream and the RoPE tables as arguments and never read graph inputs.
  */
 import { Graph, type FloatType, type Value } from '../onnx/graph.ts';
-import { attention, geluTanh, layerNorm, linear, modulate, rmsNorm, ropeInterleaved, silu } from '../onnx/nn.ts';
+import { attention, clampHalf, geluTanh, layerNorm, linear, modulate, rmsNorm, ropeInterleaved, silu } from '../onnx/nn.ts';
 import { add, cast, chunk, concat, mul, reshape, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
 import { TIME_PROJ_DIM, type FluxTransformerConfig } from '../checkpoint/flux-config.ts';
@@ -119,7 +119,7 @@ export function doubleBlock(c: Ctx, i: number, img: Value, txt: Value, temb: Val
     h = add(h, mul(g2, ff(`${p}.ff`, modulate(layerNorm(h, D, EPS), sc2, sh2))));
     let e = add(txt, mul(cg1, lin(c, `${p}.attn.to_add_out`, ot)));
     e = add(e, mul(cg2, ff(`${p}.ff_context`, modulate(layerNorm(e, D, EPS), csc2, csh2))));
-    return { img: h, txt: e };
+    return { img: h, txt: clampHalf(e) };
   });
 }
 
@@ -133,7 +133,7 @@ export function singleBlock(c: Ctx, i: number, x: Value, temb: Value): Value {
     const q = headsNormed(c, `${p}.attn.to_q`, `${p}.attn.norm_q`, xn);
     const k = headsNormed(c, `${p}.attn.to_k`, `${p}.attn.norm_k`, xn);
     const a = ropeAttention(c, q, k, lin(c, `${p}.attn.to_v`, xn));
-    return add(x, mul(gate, lin(c, `${p}.proj_out`, concat([a, mlp], 2))));
+    return clampHalf(add(x, mul(gate, lin(c, `${p}.proj_out`, concat([a, mlp], 2)))));
   });
 }
 

@@ -103,3 +103,13 @@ export function modulate(x: Value, scale: Value, shift: Value): Value {
   const g = x.graph;
   return add(mul(x, add(scale, g.scalar(1, x.dtype))), shift);
 }
+
+/**
+ * In float16 graphs, clamps activations to ±65504 (the largest finite half) where diffusers does in FLUX's blocks:
+ * FLUX's residual streams exceed the half range and would turn into inf and then NaN. Other types pass through.
+ */
+export function clampHalf(x: Value): Value {
+  const g = x.graph;
+  if (g.computeType !== 'float16') return x;
+  return g.op('Clip', [x, g.scalar(-65504, 'float16'), g.scalar(65504, 'float16')]);
+}

@@ -20,7 +20,7 @@
  * Cost per block: attention (S·L + N)(L + N) instead of upstream's S·(L + N)², and no recomputed image Q/K/V.
  */
 import type { Value } from '../onnx/graph.ts';
-import { attention, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
+import { attention, clampHalf, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
 import { ifElse } from '../onnx/control.ts';
 import { add, cast, concat, expand, gather, mul, reshape, reshapeTo, shapeOf, sliceDynamic, sub, unsqueeze, where } from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
@@ -167,7 +167,7 @@ export function fullDoubleBlock(
     const toOut = (x: Value) => lin(c, `${p}.attn.to_out.0`, x);
     const context = (stream: Value, attnOut: Value) => {
       const e = add(stream, mul(cg1, lin(c, `${p}.attn.to_add_out`, attnOut)));
-      return add(e, mul(cg2, ff(c, `${p}.ff_context`, modulate(layerNorm(e, D, EPS), csc2, csh2))));
+      return clampHalf(add(e, mul(cg2, ff(c, `${p}.ff_context`, modulate(layerNorm(e, D, EPS), csc2, csh2)))));
     };
 
     const plain = toOut(oi);
@@ -203,7 +203,7 @@ export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: Sr
       return { n, mlp: geluTanh(lin(c, `${p}.proj_mlp`, n)), v: lin(c, `${p}.attn.to_v`, n) };
     };
     const heads = (n: Value, which: 'q' | 'k') => headsNormed(c, `${p}.attn.to_${which}`, `${p}.attn.norm_${which}`, n);
-    const out = (stream: Value, attn: Value, mlp: Value) => add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2))));
+    const out = (stream: Value, attn: Value, mlp: Value) => clampHalf(add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2)))));
 
     const gl = pre(x);
     const a0 = attend(c, rotate(c, heads(gl.n, 'q'), rope.cos, rope.sin), rotate(c, heads(gl.n, 'k'), rope.cos, rope.sin), gl.v);

@@ -30,14 +30,45 @@ export const GENERATE_FLAGS = {
   'save-generation': { type: 'string' },
 } as const;
 
-/** A one-line progress report on stderr (rewritten in place on a terminal). */
-export function progressLine(label: string): (step: number, total: number) => void {
+/**
+ * Progress and timing of one job on stderr. Each step line shows that step's own transformer run() time; what
+ * the job spends outside the runs (text encoding, session creation, decoding) is reported apart, so that
+ * s/step is the true mean of the step times (a step line used to be the time since before text encoding).
+ */
+export interface JobTimer {
+  onProgress(step: number, total: number, previewPng?: Uint8Array, stepMs?: number): void;
+  /** The closing line: mean s/step, loading (text encoding and sessions), decode and the rest, total. */
+  summary(result: { stepMs: number[]; encodeMs: number }): string;
+}
+
+export function jobTimer(label: string): JobTimer {
   const t0 = performance.now();
+  let last = t0;
+  let outside = 0;
   const tty = process.stderr.isTTY;
-  return (step, total) => {
-    const s = (performance.now() - t0) / 1000;
-    const line = `${label}: step ${step}/${total}  ${s.toFixed(1)} s (${(s / step).toFixed(2)} s/step)`;
-    process.stderr.write(tty ? `\r${line}${step === total ? '\n' : ''}` : `${line}\n`);
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  return {
+    onProgress(step, total, _png, stepMs) {
+      const now = performance.now();
+      const wall = now - last;
+      last = now;
+      const own = stepMs ?? wall;
+      outside += Math.max(0, wall - own);
+      if (step === 1) process.stderr.write(`${label}: loaded in ${s(wall - own)} s (text encoding, sessions)\n`);
+      const line = `${label}: step ${step}/${total}  ${s(own)} s`;
+      process.stderr.write(tty ? `\r${line}${step === total ? '\n' : ''}` : `${line}\n`);
+    },
+    summary({ stepMs, encodeMs }) {
+      const total = performance.now() - t0;
+      const steps = stepMs.reduce((a, b) => a + b, 0);
+      const mean = stepMs.length ? steps / stepMs.length : 0;
+      const sessions = Math.max(0, outside - encodeMs);
+      return (
+        `${label}: ${stepMs.length} steps, ${s(mean)} s/step (mean of the step times, ${s(steps)} s); ` +
+        `text encoding ${s(encodeMs)} s, transformer sessions and other loading ${s(sessions)} s, ` +
+        `decode and output ${s(Math.max(0, performance.now() - last))} s; ${s(total)} s in all\n`
+      );
+    },
   };
 }
 
@@ -120,7 +151,9 @@ export const command: CliCommand = {
           seed: seed ?? seedFromText(values.prompt), textLength: d.textLength,
         });
         process.stderr.write(`${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`);
-        const out = await generatePlanJob(engine, plan, { onProgress: progressLine('generate'), previewEvery: 0, noise: await noiseFile(values.noise, 0), format: formatOf(values.out) });
+        const timer = jobTimer('generate');
+        const out = await generatePlanJob(engine, plan, { onProgress: timer.onProgress, previewEvery: 0, noise: await noiseFile(values.noise, 0), format: formatOf(values.out) });
+        process.stderr.write(timer.summary(out.result));
         await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine });
         process.stderr.write(`wrote ${values.out}\n`);
         return 0;
@@ -155,7 +188,8 @@ export const command: CliCommand = {
       }
       process.stderr.write(`${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}\n`);
       const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
-      const onProgress = progressLine('generate');
+      const timer = jobTimer('generate');
+      const { onProgress } = timer;
       const { isRepaint } = await import('../../rag/params.ts');
       let out: JobOutput;
       if (isRepaint(rag)) {
@@ -166,6 +200,7 @@ export const command: CliCommand = {
       } else {
         out = await generateJob(engine, rag, { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) });
       }
+      process.stderr.write(timer.summary(out.result));
       await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine, rag, ...(scene ? { scene } : {}) });
       process.stderr.write(`wrote ${values.out}\n`);
       return 0;

@@ -6,7 +6,7 @@ import type { RagParams } from '../../rag/params.ts';
 import type { Edit, Scene } from '../../scene/schema.ts';
 import type { ModelId } from '../../scene/to-rag.ts';
 import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
-import { GENERATE_FLAGS, noiseFile, openEngine, progressLine, writeOutputs } from './generate.ts';
+import { GENERATE_FLAGS, jobTimer, noiseFile, openEngine, writeOutputs } from './generate.ts';
 
 const usage =
   'scenewright repaint --model <dir> --from <generation id | generation dir | params.json> (--edit "<instruction>" | --scene <edited scene.json>)\n' +
@@ -155,9 +155,11 @@ export const command: CliCommand = {
       const { formatOf } = await import('../../engine/pipeline/image.ts');
       const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
       const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
+      const timer = jobTimer('repaint');
       const out = await repaintJob(engine, rag, { params: src.rag, ...src.parent }, {
-        onProgress: progressLine('repaint'), previewEvery: 0, baseDir: src.baseDir, format: formatOf(values.out), ...(noise ? { noise } : {}),
+        onProgress: timer.onProgress, previewEvery: 0, baseDir: src.baseDir, format: formatOf(values.out), ...(noise ? { noise } : {}),
       });
+      process.stderr.write(timer.summary(out.result));
       process.stderr.write(`${out.mode === 'repaint-stored' ? 'replayed the parent\'s stored trajectory' : 're-ran the parent from its noise (exact)'}\n`);
       if (typeof rag.Repainting_mask === 'string') {
         const { maskSource } = await import('../../engine/pipeline/plan.ts');

@@ -15,7 +15,7 @@ import { encodeTrajectory, readTrajectory, TRAJECTORY_ARTIFACT, type StoredCondi
 
 export interface JobProgress {
   /** Called after every step; `previewPng` every `previewEvery` steps (never on the last one). */
-  onProgress?(step: number, total: number, previewPng?: Uint8Array): void;
+  onProgress?(step: number, total: number, previewPng?: Uint8Array, stepMs?: number): void;
   signal?: AbortSignal;
   /** Steps between previews; default about five previews per run. 0 = none. */
   previewEvery?: number;
@@ -54,7 +54,7 @@ async function paintPlan(engine: Engine, plan: RunPlan, o: JobProgress, stored?:
     async onStep(e) {
       let png: Uint8Array | undefined;
       if (preview && e.step < e.total && e.step % every === 0) png = await preview.png(e.preview(), geo.rows, geo.cols);
-      o.onProgress?.(e.step, e.total, png);
+      o.onProgress?.(e.step, e.total, png, e.ms);
     },
   });
 }

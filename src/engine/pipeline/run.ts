@@ -13,6 +13,7 @@
  * instead of its own Euler steps; only the capture points of that pass are used, so a repaint costs at most two
  * transformer passes per step however long the lineage is.
  */
+import { performance } from 'node:perf_hooks';
 import { UserError } from '../../config/errors.ts';
 import { eulerStep, flowMatchSchedule, type Schedule, type SchedulerConfig } from '../scheduler.ts';
 import { latentGeometry, latentImageIds, packLatents, textIds } from '../noise.ts';
@@ -76,7 +77,10 @@ export interface RunResult {
    */
   trajectory: Float32Array[];
   schedule: Schedule;
+  /** Wall time of each step's run() (the transformer alone: no session creation, no text encoding). */
   stepMs: number[];
+  /** Wall time of the text conditioning before the first step (encoder sessions opened on first use included). */
+  encodeMs: number;
   record?: RunRecord;
 }
 
@@ -129,6 +133,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
   const guidance = cfg.guidanceEmbeds ? plan.guidance : undefined;
 
   // Conditioning of every stream.
+  const encodeStart = performance.now();
   const mainFeed = async (latents: Float32Array): Promise<StreamFeed> => ({
     latents,
     txt: await o.conditioning.t5(plan.prompt2 ?? plan.prompt),
@@ -181,6 +186,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     };
   }
 
+  const encodeMs = performance.now() - encodeStart;
   const trajectory: Float32Array[] = [];
   const stepMs: number[] = [];
   const rec: RunRecord | undefined = o.record
@@ -260,6 +266,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     trajectory,
     schedule,
     stepMs,
+    encodeMs,
     ...(rec ? { record: rec } : {}),
   };
 }

@@ -2,13 +2,13 @@ import { Client, Events, GatewayIntentBits } from 'discord.js';
 import type { Config } from '../config/config.ts';
 import { UserError } from '../config/errors.ts';
 import { childLogger, registerSecret } from '../log/logger.ts';
-import { openQueue } from '../queue/index.ts';
+import { openQueue, type OpenQueueOptions } from '../queue/index.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/store.ts';
 import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../worker/index.ts';
 import type { BotContext } from './context.ts';
-import { Delivery } from './delivery.ts';
+import { Delivery, type DeliveryOptions } from './delivery.ts';
 import { Flows, type PaintingState } from './flows.ts';
 import { onInteraction, RESTARTED_TEXT } from './interactions.ts';
 import { onMessage } from './messages.ts';
@@ -33,6 +33,10 @@ export interface StartOptions {
   progressEveryMs?: number;
   /** How often the queue's change feed looks at the database (ms). */
   queuePollMs?: number;
+  /** Tuning of the BullMQ queue when REDIS_URL is set (tests shorten its timers). */
+  redisOptions?: Omit<OpenQueueOptions, 'redisUrl' | 'pollMs'>;
+  /** Delivery tuning (throttles). */
+  deliveryOptions?: DeliveryOptions;
 }
 
 export interface BotHandle {
@@ -82,15 +86,26 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   registerSecret(config.llm.apiKey);
 
   const store = openStore(config.dataDir);
-  const queue = openQueue(store.db, { redisUrl: config.redisUrl, pollMs: options.queuePollMs });
-  const cleanup: (() => Promise<void> | void)[] = [() => queue.close(), () => void store.db.close()];
+  const cleanup: (() => Promise<void> | void)[] = [() => void store.db.close()];
+  let queue: JobQueue;
+  try {
+    queue = await openQueue(store.db, { redisUrl: config.redisUrl, pollMs: options.queuePollMs, dataDir: config.dataDir, ...options.redisOptions });
+  } catch (e) {
+    store.db.close();
+    throw e;
+  }
+  cleanup.unshift(() => queue.close());
   try {
     const planner = options.planner ?? (await defaultPlanner(config));
     const painting: PaintingState = { mode: 'none' };
     let host: WorkerHost | undefined;
     if (config.model.dir) {
       if (options.embeddedWorker) {
-        host = createWorkerHost(config, queue, { ...options.workerOptions, ...(options.painterModule ? { painterModule: options.painterModule } : {}) });
+        host = createWorkerHost(config, queue, {
+          ...(queue.workDir ? { dataDir: queue.workDir } : {}),
+          ...options.workerOptions,
+          ...(options.painterModule ? { painterModule: options.painterModule } : {}),
+        });
         painting.mode = 'loading';
       } else {
         painting.mode = 'external';
@@ -143,12 +158,17 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     const applicationId = client.application?.id ?? config.discord.applicationId;
     if (!applicationId) throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
     await answerLeftovers(client, applicationId, store);
-    const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, { progressEveryMs: options.progressEveryMs });
+    const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, {
+      progressEveryMs: options.progressEveryMs,
+      ...options.deliveryOptions,
+      waitingNote: () => (painting.mode === 'loading' ? 'the painter is warming up (loading the model); your picture starts when it is ready' : undefined),
+    });
     late.delivery = delivery;
     await delivery.start();
     cleanup.unshift(() => delivery.stop());
     log.info({ user: client.user?.tag, guilds: client.guilds.cache.size, painting: painting.mode }, 'bot ready');
 
+    if (host) log.info({ modelDir: config.model.dir }, 'the painter is warming up (loading the model can take minutes); jobs wait in the queue until it is ready');
     const painterSettled = host
       ? host.start().then(
           (info) => {

@@ -11,6 +11,7 @@ import { failedButtons, pendingButtons, resultButtons } from './components.ts';
 import { DiscordCode, discordCode, isTokenGone } from './errors.ts';
 import { fitAttachment, previewAttachment, type Upload } from './images.ts';
 import { clip, NO_MENTIONS_API, positionText, progressBar, quote, seconds } from './text.ts';
+import { WriteBudget } from './write-budget.ts';
 
 const log = childLogger('delivery');
 
@@ -22,6 +23,12 @@ export interface DeliveryOptions {
   progressEveryMs?: number;
   /** Stop using an interaction token this long before Discord's 15 minutes are up. */
   tokenMarginMs?: number;
+  /** At most one queue-position edit per message per this many ms. */
+  positionEveryMs?: number;
+  /** Discord's per-channel write limit (writes per window), and how many of them progress edits leave for results. */
+  channelWrites?: { limit: number; windowMs: number; reserve: number };
+  /** A line shown on waiting jobs (e.g. that the painter is still loading), or undefined. */
+  waitingNote?: () => string | undefined;
 }
 
 interface Tracked {
@@ -34,6 +41,11 @@ interface Tracked {
   chain: Promise<void>;
   shownRunning: boolean;
   shownNote?: string;
+  /** The waiting text last shown (queue position, warming up), and when. */
+  shownWaiting?: string;
+  lastWaitAt: number;
+  /** The progress edit on its way: aborted when the final edit is ready, so it never waits behind it. */
+  progressAbort?: AbortController;
 }
 
 interface Body {
@@ -54,8 +66,11 @@ interface Body {
 export class Delivery {
   private readonly tracked = new Map<string, Tracked>();
   private unsubscribe: (() => void) | undefined;
-  private readonly o: Required<DeliveryOptions>;
+  private readonly o: Required<Omit<DeliveryOptions, 'waitingNote'>> & Pick<DeliveryOptions, 'waitingNote'>;
   private stopped = false;
+  private readonly budget: WriteBudget;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping = false;
 
   constructor(
     private readonly rest: REST,
@@ -66,7 +81,22 @@ export class Delivery {
     private readonly canPaint: () => boolean,
     options: DeliveryOptions = {},
   ) {
-    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, ...options };
+    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, positionEveryMs: 5000, channelWrites: { limit: 5, windowMs: 5000, reserve: 2 }, ...options };
+    const w = this.o.channelWrites;
+    this.budget = new WriteBudget(w.limit, w.windowMs, w.reserve);
+    rest.on('rateLimited', (info) => {
+      const channel = this.channelOf(info.majorParameter);
+      if (channel) this.budget.limited(channel, info.retryAfter);
+    });
+  }
+
+  /** The channel a rate-limited route belongs to: a channel id, or an interaction webhook of a tracked job. */
+  private channelOf(major: string): string | undefined {
+    for (const t of this.tracked.values()) {
+      const target = t.latest?.target;
+      if (target && (target.channelId === major || (target.interactionToken && major.includes(target.interactionToken)))) return target.channelId;
+    }
+    return /^\d+$/.test(major) ? major : undefined;
   }
 
   /** Starts following the queue, and shows results that finished while the bot was away. */
@@ -78,6 +108,7 @@ export class Delivery {
   async stop(): Promise<void> {
     this.stopped = true;
     this.unsubscribe?.();
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
     const chains = [...this.tracked.values()].map((t) => {
       if (t.timer) clearTimeout(t.timer);
       return t.chain;
@@ -94,19 +125,23 @@ export class Delivery {
   private state(jobId: string): Tracked {
     let t = this.tracked.get(jobId);
     if (!t) {
-      t = { lastEditAt: 0, chain: Promise.resolve(), shownRunning: false, finishing: false, failures: 0 };
+      t = { lastEditAt: 0, lastWaitAt: 0, chain: Promise.resolve(), shownRunning: false, finishing: false, failures: 0 };
       this.tracked.set(jobId, t);
     }
     return t;
   }
 
   private onJob(job: Job): void {
-    if (this.stopped || job.deliveredAt !== null || !job.target.messageId) return;
+    if (this.stopped) return;
+    // Any change can move the jobs behind it up the queue.
+    this.sweepSoon(250);
+    if (job.deliveredAt !== null || !job.target.messageId) return;
     const t = this.state(job.id);
     t.latest = job;
     if (job.status === 'done' || job.status === 'failed' || job.status === 'cancelled') {
       if (t.timer) clearTimeout(t.timer);
       t.timer = undefined;
+      t.progressAbort?.abort();
       if (t.finishing) return;
       t.finishing = true;
       this.enqueue(t, () => this.finishOrRetry(t, job));
@@ -151,8 +186,9 @@ export class Delivery {
     // The newest known state, which may have moved on while this edit waited its turn.
     const job = t.latest?.status === 'running' ? t.latest : queued;
     if (this.stopped || t.finishing) return;
-    // Counted from the end of the previous edit: a slow request must not bunch two edits together.
-    const wait = t.lastEditAt + this.o.progressEveryMs - Date.now();
+    // Counted from the end of the previous edit: a slow request must not bunch two edits together. Progress
+    // is skippable: it also waits while the channel's write budget is down to what results need.
+    const wait = Math.max(t.lastEditAt + this.o.progressEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId));
     if (wait > 0) {
       if (!t.timer) this.schedule(t, wait);
       return;
@@ -170,11 +206,77 @@ export class Delivery {
         log.debug({ err: e }, 'preview not readable yet');
       }
     }
+    const abort = new AbortController();
+    t.progressAbort = abort;
     try {
-      await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false });
+      await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false, signal: abort.signal });
+    } catch (e) {
+      // Overtaken by the result: the progress edit was dropped on purpose.
+      if (!abort.signal.aborted) throw e;
     } finally {
       t.lastEditAt = Date.now();
+      if (t.progressAbort === abort) t.progressAbort = undefined;
     }
+  }
+
+  private sweepSoon(ms: number): void {
+    if (this.sweepTimer || this.stopped) return;
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      void this.sweep();
+    }, ms);
+    this.sweepTimer.unref();
+  }
+
+  /**
+   * Shows waiting jobs their place as the queue moves (and a line such as "the painter is warming up"):
+   * at most one such edit per message per positionEveryMs, and only when the channel has writes to spare.
+   */
+  private async sweep(): Promise<void> {
+    if (this.sweeping || this.stopped) return;
+    this.sweeping = true;
+    try {
+      const waiting = [...this.tracked.entries()].filter(([, t]) => t.latest?.status === 'queued' && !t.finishing && t.latest.target.messageId);
+      if (!waiting.length) return;
+      const ids = waiting.map(([id]) => id);
+      const places = this.queue.positions ? await this.queue.positions(ids) : new Map(await Promise.all(ids.map(async (id) => [id, (await this.queue.position(id)) ?? 0] as const)));
+      const note = this.o.waitingNote?.();
+      let later = Infinity;
+      for (const [id, t] of waiting) {
+        const place = places.get(id);
+        if (!place) continue;
+        const job = t.latest!;
+        const text = `${positionText(place)}${note ? ` · ${note}` : ''}`;
+        if (t.shownWaiting === undefined && !note) {
+          // The first answer already showed the place it got at enqueue time.
+          t.shownWaiting = text;
+          continue;
+        }
+        if (t.shownWaiting === text) continue;
+        const wait = Math.max(t.lastWaitAt + this.o.positionEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId));
+        if (wait > 0) {
+          later = Math.min(later, wait);
+          continue;
+        }
+        t.shownWaiting = text;
+        t.lastWaitAt = Date.now();
+        this.enqueue(t, () => this.waitingEdit(job, place, note));
+      }
+      if (later < Infinity) this.sweepSoon(later);
+    } catch (e) {
+      log.debug({ err: e }, 'could not update queue positions');
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async waitingEdit(job: Job, place: number, note: string | undefined): Promise<void> {
+    const t = this.state(job.id);
+    if (t.finishing || t.latest?.status !== 'queued') return;
+    const g = this.generation(job);
+    const lines = [`⏳ Waiting to paint ${quote(g?.requestText ?? '')}: ${positionText(place)}. This message shows the painting as it goes.`];
+    if (note) lines.push(`-# ${note}`);
+    await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), []), [], { final: false });
   }
 
   private async requeued(job: Job): Promise<void> {
@@ -270,12 +372,13 @@ export class Delivery {
    * jobs, whose message the bot posted itself) through the channel. A final result whose token has died
    * becomes a new message replying to the original one.
    */
-  private async edit(job: Job, body: Body, files: Upload[], { final }: { final: boolean }): Promise<string | undefined> {
+  private async edit(job: Job, body: Body, files: Upload[], { final, signal }: { final: boolean; signal?: AbortSignal }): Promise<string | undefined> {
     const target = job.target;
     const messageId = target.messageId!;
+    this.budget.note(target.channelId);
     if (!target.viaInteraction) {
       try {
-        await this.rest.patch(Routes.channelMessage(target.channelId, messageId), { body, files: this.raw(files) });
+        await this.rest.patch(Routes.channelMessage(target.channelId, messageId), { body, files: this.raw(files), signal });
         return messageId;
       } catch (e) {
         if (discordCode(e) !== DiscordCode.UnknownMessage) throw e;
@@ -286,11 +389,11 @@ export class Delivery {
       try {
         // auth: false, as discord.js does for webhooks: a 401 on a request sent with the bot token makes
         // @discordjs/rest drop the token, and the whole bot with it.
-        await this.rest.patch(Routes.webhookMessage(this.applicationId, target.interactionToken!, '@original'), { body, files: this.raw(files), auth: false });
+        await this.rest.patch(Routes.webhookMessage(this.applicationId, target.interactionToken!, '@original'), { body, files: this.raw(files), auth: false, signal });
         return messageId;
       } catch (e) {
         if (discordCode(e) === DiscordCode.UnknownMessage) return this.gone(job);
-        if (!isTokenGone(e)) throw e;
+        if (signal?.aborted || !isTokenGone(e)) throw e;
         log.info({ jobId: job.id }, 'interaction token no longer works; falling back to channel messages');
         job.target = { ...target, interactionToken: undefined, tokenExpiresAt: undefined };
         await this.queue.setTarget(job.id, { interactionToken: undefined, tokenExpiresAt: undefined });

@@ -1,20 +1,25 @@
-import { UserError } from '../config/errors.ts';
 import type { Db } from '../store/db.ts';
 import type { JobQueue } from './queue.ts';
 import { SqliteQueue, type SqliteQueueOptions } from './sqlite-queue.ts';
+import type { RedisQueueOptions } from './redis-queue.ts';
 
 export * from './schema.ts';
 export * from './queue.ts';
 export { SqliteQueue, makeWorkerId } from './sqlite-queue.ts';
+export { RedisQueue, type RedisQueueOptions } from './redis-queue.ts';
+
+export interface OpenQueueOptions extends SqliteQueueOptions, Omit<Partial<RedisQueueOptions>, 'db' | 'url'> {
+  redisUrl?: string;
+}
 
 /**
- * The queue the configuration asks for. Only the embedded SQLite queue exists so far; REDIS_URL is
- * refused with a clear message rather than silently ignored (a second bot process would otherwise think
- * it shares work through Redis when it does not).
+ * The queue the configuration asks for: BullMQ on Redis when REDIS_URL is set (workers anywhere), else the
+ * embedded SQLite queue in the bot's database. The Redis queue is loaded only when asked for.
  */
-export function openQueue(db: Db, options: SqliteQueueOptions & { redisUrl?: string } = {}): JobQueue {
+export async function openQueue(db: Db, options: OpenQueueOptions = {}): Promise<JobQueue> {
   if (options.redisUrl) {
-    throw new UserError('REDIS_URL is set, but the BullMQ queue is not part of this build yet: unset REDIS_URL to use the embedded SQLite queue');
+    const { RedisQueue } = await import('./redis-queue.ts');
+    return RedisQueue.open({ ...options, url: options.redisUrl, db });
   }
   return new SqliteQueue(db, options);
 }

@@ -16,11 +16,27 @@ export type FinishOutcome =
   /** This worker no longer holds the job (its lease ran out and it was re-queued or failed). */
   | 'lost';
 
+export interface ModelStats {
+  model: string;
+  /** Workers that announced this model and are alive. */
+  workers: number;
+  queued: number;
+  running: number;
+}
+
 export interface QueueStats {
   queued: number;
   running: number;
   /** Workers that hold a live lease or claimed a job recently. */
   workers: string[];
+  /** Per model, across the cluster (the BullMQ queue has one queue per model id). */
+  models?: ModelStats[];
+}
+
+/** The model a worker paints, as it announces it. */
+export interface ServedModel {
+  id: string;
+  version: string;
 }
 
 export interface RecoveredJob {
@@ -30,15 +46,21 @@ export interface RecoveredJob {
 }
 
 /**
- * The job queue as the bot and the workers see it. One implementation today (SQLite, embedded in the
- * bot's database); the interface is async and speaks in job ids so that a BullMQ-on-Redis adapter can
- * implement it later (enqueue → Queue.add, claim/renew/complete → a Worker's processor and lock, the
- * change feed → QueueEvents).
+ * The job queue as the bot and the workers see it. Two implementations: SQLite, embedded in the bot's
+ * database (the default), and BullMQ on Redis for workers on other machines (redis-queue.ts: enqueue →
+ * Queue.add, claim/renew/complete → a Worker's manual getNextJob/extendLock/moveToCompleted, the change
+ * feed → QueueEvents plus a periodic re-read).
  */
 export interface JobQueue {
   /** Adds a job; `position` is its place among waiting jobs (1 = next) at the moment it was added. */
   enqueue(job: NewJob): Promise<{ job: Job; position: number }>;
   get(id: string): Promise<Job | undefined>;
+  /** Where a worker host on this queue should write its paintings (Redis: a scratch folder; files go up to Redis). */
+  readonly workDir?: string;
+  /** A worker says which model it paints (once its painter has loaded); it then takes only jobs for that model. */
+  serve?(workerId: string, model: ServedModel): Promise<void>;
+  /** Places of several waiting jobs at once (1 = next); jobs not waiting are left out. */
+  positions?(ids: string[]): Promise<Map<string, number>>;
   /** Atomically takes the oldest waiting job for `workerId` and leases it for `leaseMs`. */
   claim(workerId: string, leaseMs: number): Promise<Job | undefined>;
   /** Extends the lease; false when the worker lost the job. `cancelRequested` tells it to stop. */

@@ -55,7 +55,8 @@ const MIGRATIONS: Migration[] = [
   },
 ];
 
-interface JobRow {
+/** A job row as stored (the BullMQ adapter keeps the bot's view of its jobs in a table of the same shape). */
+export interface JobRow {
   id: string;
   seq: number;
   order_seq: number;
@@ -80,7 +81,7 @@ interface JobRow {
   updated_at: number;
 }
 
-function fromRow(r: JobRow): Job {
+export function fromRow(r: JobRow): Job {
   return {
     id: r.id,
     generationId: r.generation_id,

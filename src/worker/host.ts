@@ -115,6 +115,8 @@ export class WorkerHost {
   /** Loads the painter and starts taking jobs. Rejects with PainterLoadError when the painter cannot load. */
   async start(): Promise<PainterInfo> {
     const info = await this.spawn();
+    // A distributed queue routes jobs by model: say which one this host paints before taking any.
+    await this.o.queue.serve?.(this.workerId, info);
     this.loop = setInterval(() => void this.tick(), this.o.pollMs);
     this.unsubscribe = this.o.queue.subscribe((job) => {
       if (job.status === 'queued') void this.tick();

@@ -44,11 +44,13 @@ describe('scenewright debug pipeline / generate --prompt', () => {
     const r = cli('generate', '--model', fixture('tiny-flux-dev'), '--prompt', 'A cute corgi wearing a red hat, sitting on a wooden bench in a sunny park.',
       '--width', '128', '--height', '128', '--steps', '4', '--guidance', '3.5', '--noise', noise, '--out', png, '--latents-out', lat);
     expect(r.status, r.stderr).toBe(0);
-    // Loading is reported once, apart from the steps; each step line is that step's own time; s/step is their mean.
-    expect(r.stderr).toMatch(/generate: loaded in \d+\.\d\d s \(text encoding, sessions\)\n/);
+    // The model is loaded once, before the job, and reported apart from the steps; each step line is that step's
+    // own time; s/step is their mean.
+    for (const c of ['text encoders', 'transformer', 'vae']) expect(r.stderr).toMatch(new RegExp(`loaded ${c} in \\d+\\.\\d\\d s \\(resident \\d+\\.\\d\\d GiB\\)\\n`));
+    expect(r.stderr).toMatch(/generate: prompts encoded in \d+\.\d\d s\n/);
     const steps = [...r.stderr.matchAll(/generate: step (\d)\/4 {2}(\d+\.\d\d) s\n/g)].map((m) => Number(m[2]));
     expect(steps).toHaveLength(4);
-    const summary = /generate: 4 steps, (\d+\.\d\d) s\/step \(mean of the step times, (\d+\.\d\d) s\); text encoding (\d+\.\d\d) s, transformer sessions and other loading (\d+\.\d\d) s, decode and output \d+\.\d\d s; (\d+\.\d\d) s in all/.exec(r.stderr);
+    const summary = /generate: 4 steps, (\d+\.\d\d) s\/step \(mean of the step times, (\d+\.\d\d) s\); text encoding (\d+\.\d\d) s, other loading (\d+\.\d\d) s, decode and output \d+\.\d\d s; (\d+\.\d\d) s in all/.exec(r.stderr);
     expect(summary, r.stderr).not.toBeNull();
     const [mean, sum, encode, loading, total] = summary!.slice(1).map(Number) as [number, number, number, number, number];
     expect(Math.abs(sum - steps.reduce((a, b) => a + b, 0))).toBeLessThanOrEqual(0.03);

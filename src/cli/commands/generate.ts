@@ -37,7 +37,7 @@ export const GENERATE_FLAGS = {
  */
 export interface JobTimer {
   onProgress(step: number, total: number, previewPng?: Uint8Array, stepMs?: number): void;
-  /** The closing line: mean s/step, loading (text encoding and sessions), decode and the rest, total. */
+  /** The closing line: mean s/step, text encoding, any other loading (sessions), decode and the rest, total. */
   summary(result: { stepMs: number[]; encodeMs: number }): string;
 }
 
@@ -54,7 +54,7 @@ export function jobTimer(label: string): JobTimer {
       last = now;
       const own = stepMs ?? wall;
       outside += Math.max(0, wall - own);
-      if (step === 1) process.stderr.write(`${label}: loaded in ${s(wall - own)} s (text encoding, sessions)\n`);
+      if (step === 1) process.stderr.write(`${label}: prompts encoded in ${s(wall - own)} s\n`);
       const line = `${label}: step ${step}/${total}  ${s(own)} s`;
       process.stderr.write(tty ? `\r${line}${step === total ? '\n' : ''}` : `${line}\n`);
     },
@@ -65,7 +65,7 @@ export function jobTimer(label: string): JobTimer {
       const sessions = Math.max(0, outside - encodeMs);
       return (
         `${label}: ${stepMs.length} steps, ${s(mean)} s/step (mean of the step times, ${s(steps)} s); ` +
-        `text encoding ${s(encodeMs)} s, transformer sessions and other loading ${s(sessions)} s, ` +
+        `text encoding ${s(encodeMs)} s, other loading ${s(sessions)} s, ` +
         `decode and output ${s(Math.max(0, performance.now() - last))} s; ${s(total)} s in all\n`
       );
     },
@@ -77,7 +77,15 @@ export async function openEngine(model: string | undefined): Promise<Engine> {
   const dir = model ?? config.model.dir;
   if (!dir) throw new UserError('which model? Give --model <FLUX checkpoint folder> or set MODEL_DIR', 2);
   const { Engine } = await import('../../engine/pipeline/engine.ts');
-  return Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads } });
+  const engine = Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads } });
+  // Everything is loaded once, before the job, and reported apart from its steps.
+  try {
+    await engine.warmUp((s) => process.stderr.write(`loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`));
+  } catch (e) {
+    await engine.close();
+    throw e;
+  }
+  return engine;
 }
 
 export async function noiseFile(file: string | undefined, boxCount: number): Promise<NoiseSource | undefined> {

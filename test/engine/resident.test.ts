@@ -116,6 +116,17 @@ describe('one resident transformer serves every layout', () => {
   });
 });
 
+describe('a model too big for the device', () => {
+  it('fails at warm-up, before loading, naming the need, the free bytes and the options', async () => {
+    const small = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: { executionProvider: 'cpu', threads: 1 }, memoryCheck: 1e6 });
+    const err = await small.warmUp().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(/needs about \d+\.\d GiB \(transformer in float32 .*, T5 in float32 .*\) but the memory budget has 0\.0 GiB free\. Options: a smaller weight precision/);
+    expect(small.steps.sessions).toHaveLength(0);
+    await small.close();
+  });
+});
+
 describe('soft-refinement crops padded to one table', () => {
   it('re-points every composite token to its cell row, padded rows read token 0', () => {
     // Cell 0 queries tokens 0, 1, 4; cell 1 queries 2, 3 (the concatenated lists have 5 rows).

@@ -20,6 +20,7 @@ import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type Mode
 import type { RagParams } from '../../rag/params.ts';
 import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
+import { checkFits, freeMemory, memoryNeed } from './memory-fit.ts';
 import { planFromRagParams, type PlanDefaults, type RunPlan } from './plan.ts';
 import { LatentPreview } from './preview.ts';
 import { runPlan, type RunOptions, type RunResult } from './run.ts';
@@ -30,6 +31,11 @@ export const ENGINE_VERSION = '1';
 export interface EngineOptions {
   modelDir: string;
   runtime: RuntimeOptions;
+  /**
+   * The memory check at warm-up: on by default (the GPU's free memory on CUDA, the host's on CPU); `false` skips
+   * it; a number is the budget in bytes instead of the measured free memory.
+   */
+  memoryCheck?: boolean | number;
   /** Compute type inside the transformer graphs; default by provider (runtime graphFormFor: float32 on CPU, bf16 on CUDA). */
   computeType?: FloatType;
 }
@@ -60,12 +66,17 @@ export class Engine {
   private vaeCodec?: VaeCodec;
   private previewMap?: Promise<LatentPreview>;
 
+  private readonly memoryCheck: boolean | number;
+  private readonly computeType: FloatType;
+
   private constructor(readonly checkpoint: FluxCheckpoint, readonly runtime: RuntimeOptions, o: EngineOptions) {
+    this.memoryCheck = o.memoryCheck ?? true;
     const cfg = checkpoint.transformerConfig;
     this.modelId = modelIdForTransformerConfig({ guidance_embeds: cfg.guidanceEmbeds });
     this.manifest = loadModelManifest(this.modelId);
     this.scheduler = parseSchedulerConfig(checkpoint.schedulerConfig(), `${o.modelDir} scheduler config`);
     const form = graphFormFor(runtime.executionProvider);
+    this.computeType = o.computeType ?? form.computeType;
     this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, computeType: o.computeType ?? form.computeType });
     this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}`;
   }
@@ -83,6 +94,12 @@ export class Engine {
   async warmUp(onStep?: (s: WarmUpStep) => void): Promise<WarmUpStep[]> {
     const done: WarmUpStep[] = [];
     const t00 = performance.now();
+    if (this.memoryCheck !== false) {
+      const need = memoryNeed(this.checkpoint, this.computeType);
+      const free = typeof this.memoryCheck === 'number' ? { bytes: this.memoryCheck, where: 'the memory budget' } : freeMemory(this.runtime.executionProvider);
+      log.info({ needBytes: need.total, freeBytes: free?.bytes, parts: need.parts }, 'memory check');
+      checkFits(this.modelId, need, free, this.runtime.executionProvider);
+    }
     const load = async (component: WarmUpStep['component'], fn: () => Promise<unknown>) => {
       log.info({ component, model: this.modelId }, `loading ${component}…`);
       const t0 = performance.now();

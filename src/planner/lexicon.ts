@@ -93,6 +93,8 @@ const NOT_PLURAL = /(ss|us|is|ous|ics|news|pants|jeans|shorts|scissors|clothes)$
 export function singularize(word: string): string {
   const w = word.toLowerCase();
   if (IRREGULAR[w]) return IRREGULAR[w];
+  // Compounds of man and woman: snowmen, firemen, policewomen.
+  if (/[a-z]{2,}men$/.test(w) && !/(amen|omen|umen|lumen|specimen|regimen|semen|stamen)$/.test(w.replace(/women$/, 'woman'))) return `${w.slice(0, -3)}man`;
   if (UNCHANGED.has(w) || w.length <= 3 || NOT_PLURAL.test(w)) return w;
   if (w.endsWith('ies') && w.length > 4) return `${w.slice(0, -3)}y`;
   if (/(sses|xes|zes|ches|shes)$/.test(w)) return w.slice(0, -2);
@@ -111,6 +113,7 @@ export function pluralize(word: string): string {
   const w = word.toLowerCase();
   if (UNCHANGED.has(w)) return w;
   if (PLURAL_IRREGULAR[w]) return PLURAL_IRREGULAR[w];
+  if (/[a-z]{2,}man$/.test(w) && !/(human|german|roman|shaman|talisman|ottoman)$/.test(w)) return `${w.slice(0, -3)}men`;
   if (/[^aeiou]y$/.test(w)) return `${w.slice(0, -1)}ies`;
   if (/(s|x|z|ch|sh)$/.test(w)) return `${w}es`;
   return `${w}s`;

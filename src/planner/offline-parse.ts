@@ -5,7 +5,7 @@
  */
 import { knownSize } from './sizes.ts';
 import {
-  ADJECTIVES, ATTACHMENTS, GROUP_WORDS, NEUTRAL_PICTURE_WORDS, NUMBER_WORDS, PARTICIPLES, PLACES, SKY_WORDS, STYLE_PHRASES,
+  ADJECTIVES, ATTACHMENTS, COLOURS, GROUP_WORDS, NEUTRAL_PICTURE_WORDS, NUMBER_WORDS, PARTICIPLES, PLACES, SKY_WORDS, STYLE_PHRASES,
   STYLE_WORDS, TIME_WORDS, isPluralNoun, singularize, withArticle, stripArticle,
 } from './lexicon.ts';
 
@@ -54,6 +54,14 @@ export interface Description {
   order?: 'x' | 'y';
   /** False when the text is mostly not Latin script: the offline planner only reads English. */
   english: boolean;
+}
+
+/** A number written as a word or digits ("three", "3"), or undefined. */
+function countWord(w: string | undefined): number | undefined {
+  if (!w) return undefined;
+  if (/^\d+$/.test(w)) return Number(w);
+  const n = NUMBER_WORDS[w];
+  return n !== undefined && !['few', 'several', 'couple', 'dozen', 'both'].includes(w) ? n : undefined;
 }
 
 const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
@@ -341,6 +349,7 @@ class Reader {
     for (;;) {
       const w = this.peek();
       if (!w) return;
+      if (this.predicate(e)) continue;
       if (w === 'held' && this.peek(1) === 'by') {
         // "a balloon held by a girl": the holder is an object of its own, the balloon at its hand.
         const save = this.pos;
@@ -383,7 +392,7 @@ class Reader {
         const save = this.pos;
         this.take();
         const np = this.nounPhrase(true);
-        if (np && !np.group && ATTACHMENTS.has(np.head) && np.count <= 2) {
+        if (np && !np.group && ATTACHMENTS.has(np.head) && np.count <= 2 && !PLACES.has(e.head) && !NEUTRAL_PICTURE_WORDS.has(e.head)) {
           const words = np.count > 1 || isPluralNoun(np.words[np.words.length - 1]!) ? [...np.prefix, ...np.words] : np.prefix.length ? [...np.prefix, ...np.words] : np.words;
           if (!e.group) e.label = `${e.label} with ${words.join(' ')}`;
           continue;
@@ -393,6 +402,36 @@ class Reader {
       }
       return;
     }
+  }
+
+  /**
+   * "a car that is red", "a cat which is black and white", "a vase coloured blue": adjectives said after the
+   * noun bind to it like the ones before it.
+   */
+  private predicate(e: Entity): boolean {
+    const start = this.pos;
+    const w = this.peek();
+    let k: number;
+    if ((w === 'that' || w === 'which' || w === 'who') && (this.peek(1) === 'is' || this.peek(1) === 'are' || this.peek(1) === 'looks' || this.peek(1) === 'look')) k = 2;
+    else if (w === 'colored' || w === 'coloured' || w === 'painted' || w === 'in') k = 1;
+    else return false;
+    const adjs: string[] = [];
+    let i = k;
+    while (this.peek(i) !== undefined) {
+      const x = this.peek(i)!;
+      if (ADJECTIVES.has(x) || COLOURS.has(x)) adjs.push(x);
+      else if (!(x === 'and' && adjs.length && this.peek(i + 1) && (ADJECTIVES.has(this.peek(i + 1)!) || COLOURS.has(this.peek(i + 1)!)))) break;
+      else adjs.push(x);
+      i++;
+    }
+    // "in red" only for colours ("a woman in red"), never "in front" or "in a box".
+    if (!adjs.length || (w === 'in' && !adjs.every((a) => a === 'and' || COLOURS.has(a)))) {
+      this.pos = start;
+      return false;
+    }
+    this.take(i);
+    if (!e.group) e.label = withArticle(`${adjs.join(' ')} ${stripArticle(e.label)}`);
+    return true;
   }
 
   /** Reads [determiner|count] words... up to a boundary. Singularises the head of counted plurals. */
@@ -414,8 +453,13 @@ class Reader {
       else if (this.accept('couple', 'of') || this.accept('couple')) [count, exact] = [2, true];
       else if (this.accept('dozen')) [count, exact] = [12, true];
       else if (this.peek() && GROUP_WORDS.has(this.peek()!) && this.peek(1) === 'of') {
-        group = true;
+        // "a group of three cats" is counted: three boxes; "a group of cats" is one crowd.
+        const n = countWord(this.peek(2));
         this.take(2);
+        if (n !== undefined) {
+          [count, exact] = [n, true];
+          this.take();
+        } else group = true;
       } else count = 1;
     } else if (w0 === 'the' || w0 === 'this' || w0 === 'that' || ['his', 'her', 'their', 'my', 'your', 'our', 'its'].includes(w0)) {
       this.take();
@@ -437,9 +481,13 @@ class Reader {
       count = w0 === 'some' ? 2 : 3;
       this.take();
     } else if (GROUP_WORDS.has(w0)) {
-      group = true;
       this.take();
       this.accept('of');
+      const n = countWord(this.peek());
+      if (n !== undefined) {
+        [count, exact] = [n, true];
+        this.take();
+      } else group = true;
     }
     const words: string[] = [];
     while (this.peek() !== undefined) {
@@ -452,6 +500,12 @@ class Reader {
           words.push(this.peek()!);
           this.take();
         }
+        continue;
+      }
+      // "a black and white cat": two adjectives joined by "and" before one noun.
+      if (w === 'and' && words.length && words.every((x) => ADJECTIVES.has(x) || COLOURS.has(x)) && this.peek(1) && (ADJECTIVES.has(this.peek(1)!) || COLOURS.has(this.peek(1)!)) && this.peek(2) && !NP_BOUNDARY.has(this.peek(2)!)) {
+        words.push(w);
+        this.take();
         continue;
       }
       if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right') ) break;

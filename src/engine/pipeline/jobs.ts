@@ -11,7 +11,7 @@ import type { Engine, PaintResult } from './engine.ts';
 import { compositeOutside, encodeImage, readRgb8, repaintPixels, toRgb8, type ImageFormat, type Rgb8 } from './image.ts';
 import type { NoiseSource } from './noise-source.ts';
 import { maskSource, type RunPlan } from './plan.ts';
-import { encodeTrajectory, readTrajectory, TRAJECTORY_ARTIFACT, type StoredConditioning } from './trajectory.ts';
+import { encodeTrajectory, readTrajectory, replayPlan, TRAJECTORY_ARTIFACT, type StoredConditioning } from './trajectory.ts';
 
 export interface JobProgress {
   /** Called after every step; `previewPng` every `previewEvery` steps (never on the last one). */
@@ -109,17 +109,7 @@ export async function repaintJob(engine: Engine, params: RagParams, parent: Pare
     // The parent is a repaint: replay its stored trajectory instead of its whole lineage.
     if (!parent.trajectory) throw new UserError('the parent is itself a repaint and its trajectory.safetensors is missing: repaint its original instead');
     const traj = readTrajectory(parent.trajectory);
-    if (traj.width !== plan.width || traj.height !== plan.height || traj.steps !== plan.steps) {
-      throw new UserError(`the parent was painted at ${traj.width}×${traj.height} in ${traj.steps} steps; this repaint asks for ${plan.width}×${plan.height} in ${plan.steps}`);
-    }
-    const c = traj.conditioning;
-    let sr = plan.sr;
-    if (sr && c.srSegments && c.srSegments.length === sr.segments.length) sr = { ...sr, segments: c.srSegments };
-    plan = {
-      ...plan, prompt: c.prompt, hbReplace: -1, boxes: [],
-      ...(c.prompt2 ? { prompt2: c.prompt2 } : { prompt2: undefined }),
-      ...(sr ? { sr } : {}),
-    };
+    plan = replayPlan(plan, traj, parent.trajectory, engine.modelId);
     stored = traj.latents;
     mode = 'repaint-stored';
   }

@@ -14,6 +14,11 @@ import type { CellMaps } from '../../rag/split-ratio.ts';
 export interface RepaintPart {
   /** Repainting_prompt (CLIP, and T5 unless prompt2). */
   prompt: string;
+  /**
+   * The request's global prompt_2. Upstream encodes Repainting_prompt and Repainting_HB_prompt with
+   * `encode_prompt(prompt=…, prompt_2=prompt_2)`, so when it is given it is the T5 text of the repaint pass and of
+   * the pre-pass alike (CLIP keeps their own prompts).
+   */
   prompt2?: string;
   /** Repainting_SR_prompt segments (same cells as the main pass); absent when SR is off. */
   srSegments?: string[];
@@ -98,6 +103,7 @@ export async function planFromRagParams(input: RagParams, d: PlanDefaults, o: { 
       prompt: p.Repainting_prompt!,
       hbPrompt: p.Repainting_HB_prompt!,
       hbReplace: R,
+      ...(p.prompt_2 !== undefined ? { prompt2: p.prompt_2 } : {}),
       seed: p.Repainting_seed!,
       single: repaintingSingle(p) === 1,
       mask: mask as RepaintPart['mask'],

@@ -180,7 +180,7 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     };
     prepass = {
       latents: packedNoise(noise.repaint([1, CH, bbox.bh * 2, bbox.bw * 2]), bbox.bh, bbox.bw),
-      txt: await o.conditioning.t5(rp.hbPrompt),
+      txt: await o.conditioning.t5(rp.prompt2 ?? rp.hbPrompt),
       pooled: await o.conditioning.clip(rp.hbPrompt),
       imgIds: latentImageIds(bbox.bh, bbox.bw),
     };

@@ -24,6 +24,7 @@
  */
 import { existsSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
+import type { RunPlan } from './plan.ts';
 import { float32ToF16Array, f16ToFloat32Array } from '../weights/dtype.ts';
 import { encodeSafetensors, SafetensorsFile } from '../weights/safetensors.ts';
 
@@ -96,5 +97,56 @@ export function readTrajectory(file: string): Trajectory {
     conditioning: JSON.parse(m.conditioning ?? '{}') as StoredConditioning,
     kind: m.kind === 'repaint' ? 'repaint' : 'generate',
     model: m.model ?? '',
+  };
+}
+
+/** What a repaint asks of the parent it replays (RunPlan fields and the engine's model id). */
+export interface ReplayRequest {
+  width: number;
+  height: number;
+  steps: number;
+  guidance: number;
+  textLength: number;
+  sr?: { ratio: string; delta: number };
+  model: string;
+}
+
+/**
+ * Refuses to replay a stored trajectory under settings other than the parent's. The parent pass is recomputed on
+ * the stored latents with the request's cells, δ, guidance and text length, so any difference would force the
+ * repaint towards features the parent never had (silently: the shapes still fit). Names every difference.
+ */
+export function checkReplay(t: Trajectory, file: string, req: ReplayRequest): void {
+  const c = t.conditioning;
+  const ratio = (r: string | undefined) => (r === undefined ? 'none (SR off)' : JSON.stringify(r.replace(/\s+/g, '')));
+  const diffs: string[] = [];
+  if (t.width !== req.width || t.height !== req.height) diffs.push(`size ${t.width}×${t.height} (this repaint: ${req.width}×${req.height})`);
+  if (t.steps !== req.steps) diffs.push(`${t.steps} steps (this repaint: ${req.steps})`);
+  if (ratio(c.srRatio) !== ratio(req.sr?.ratio)) diffs.push(`SR split ratio ${ratio(c.srRatio)} (this repaint: ${ratio(req.sr?.ratio)})`);
+  if ((c.srDelta ?? 0) !== (req.sr?.delta ?? 0)) diffs.push(`SR δ ${c.srDelta ?? 0} (this repaint: ${req.sr?.delta ?? 0})`);
+  if (c.guidance !== req.guidance) diffs.push(`guidance ${c.guidance} (this repaint: ${req.guidance})`);
+  if (c.textLength !== req.textLength) diffs.push(`T5 text length ${c.textLength} (this repaint: ${req.textLength})`);
+  if (t.model && t.model !== req.model) diffs.push(`model ${t.model} (this engine: ${req.model})`);
+  if (diffs.length === 0) return;
+  throw new UserError(
+    `the parent's stored trajectory (${file}) was painted with ${diffs.join(', ')}. A repaint of a repaint replays the ` +
+      "parent as it was painted: keep the parent's size, steps, split ratio, δ, guidance and text length (and its model), " +
+      'or paint the edited layout as a new generation',
+  );
+}
+
+/**
+ * The plan of a stored-mode repaint: its main pass becomes the parent's pass, with the parent's own prompts and
+ * SR segments (same cells), no hard binding (the stored latents already hold it), after checkReplay.
+ */
+export function replayPlan(plan: RunPlan, t: Trajectory, file: string, model: string): RunPlan {
+  checkReplay(t, file, { ...plan, model });
+  const c = t.conditioning;
+  let sr = plan.sr;
+  if (sr && c.srSegments && c.srSegments.length === sr.segments.length) sr = { ...sr, segments: c.srSegments };
+  return {
+    ...plan, prompt: c.prompt, hbReplace: -1, boxes: [],
+    ...(c.prompt2 ? { prompt2: c.prompt2 } : { prompt2: undefined }),
+    ...(sr ? { sr } : {}),
   };
 }

@@ -2,7 +2,7 @@ import { MessageFlags, SlashCommandBuilder } from 'discord.js';
 import type { SlashCommand } from '../src/bot/context.ts';
 import { clip, NO_MENTIONS, positionText, quote } from '../src/bot/text.ts';
 
-/** `/queue`: how busy the painter is, and where the caller's own jobs are. */
+/** `/queue`: how busy the painters are (per model across the cluster with Redis), and where the caller's own jobs are. */
 export const command: SlashCommand = {
   name: 'queue',
   definition() {
@@ -15,6 +15,10 @@ export const command: SlashCommand = {
     else {
       const painter = ctx.flows.painting.info ? `${ctx.flows.painting.info.id}` : ctx.flows.painting.mode === 'loading' ? 'loading the model' : 'external workers';
       lines.push(`🖌️ ${stats.running} painting, ${stats.queued} waiting · ${stats.workers.length || (ctx.flows.painting.mode === 'ready' ? 1 : 0)} worker(s) · ${painter}`);
+      // Across the cluster (BullMQ): one queue per model, each with the workers that serve it.
+      for (const m of stats.models ?? []) {
+        lines.push(`-# ${m.model}: ${m.workers} worker${m.workers === 1 ? '' : 's'}, ${m.running} painting, ${m.queued} waiting${m.workers === 0 ? ' — no worker serves it right now' : ''}`);
+      }
     }
     const mine = await ctx.queue.activeFor(ix.user.id);
     if (mine.length === 0) lines.push('You have nothing waiting or painting.');

@@ -89,7 +89,9 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   const cleanup: (() => Promise<void> | void)[] = [() => void store.db.close()];
   let queue: JobQueue;
   try {
-    queue = await openQueue(store.db, { redisUrl: config.redisUrl, pollMs: options.queuePollMs, dataDir: config.dataDir, ...options.redisOptions });
+    queue = await openQueue(store.db, {
+      redisUrl: config.redisUrl, pollMs: options.queuePollMs, dataDir: config.dataDir, blobTtlSeconds: config.queue.blobTtlSeconds, ...options.redisOptions,
+    });
   } catch (e) {
     store.db.close();
     throw e;
@@ -102,6 +104,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     if (config.model.dir) {
       if (options.embeddedWorker) {
         host = createWorkerHost(config, queue, {
+          leaseMs: config.queue.leaseMs,
           ...(queue.workDir ? { dataDir: queue.workDir } : {}),
           ...options.workerOptions,
           ...(options.painterModule ? { painterModule: options.painterModule } : {}),

@@ -36,6 +36,8 @@ const EnvSchema = z.object({
   OPENAI_TIMEOUT_MS: int(30_000, 1_000, 600_000),
   DATA_DIR: z.string().min(1).default('./data'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_BLOB_TTL_SECONDS: int(24 * 3600, 60, 30 * 24 * 3600),
+  WORKER_LEASE_SECONDS: int(30, 1, 3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   MAX_REGIONS: int(8, 1, 32),
   MIN_SIZE: int(256, 16, 4096),
@@ -59,6 +61,8 @@ export interface Config {
   llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
   dataDir: string;
   redisUrl?: string;
+  /** Files in Redis live this long; a worker that has not renewed its job for `leaseMs` has stopped. */
+  queue: { blobTtlSeconds: number; leaseMs: number };
   logLevel: Env['LOG_LEVEL'];
   limits: {
     maxRegions: number; minSize: number; maxSize: number; defaultSize: number; maxSteps: number;
@@ -126,6 +130,7 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
     },
     dataDir: path.resolve(e.DATA_DIR),
     redisUrl: e.REDIS_URL,
+    queue: { blobTtlSeconds: e.REDIS_BLOB_TTL_SECONDS, leaseMs: e.WORKER_LEASE_SECONDS * 1000 },
     logLevel: e.LOG_LEVEL,
     limits: {
       maxRegions: e.MAX_REGIONS, minSize: e.MIN_SIZE, maxSize: e.MAX_SIZE, defaultSize: e.DEFAULT_SIZE, maxSteps: e.MAX_STEPS,

@@ -351,10 +351,13 @@ export class RedisQueue implements JobQueue {
       const before = row.progress_json ? (JSON.parse(row.progress_json) as JobProgress) : null;
       if (progress && typeof p === 'object' && p.preview) progress.previewPath = (await this.preview(row, progress, before)) ?? before?.previewPath;
       const changed = row.status !== 'running' || row.attempts !== bull.attemptsStarted || JSON.stringify(progress) !== JSON.stringify(before);
+      // Started again without the bot seeing it wait in between (another worker took it at once): say why.
+      const rerun = row.attempts > 0 && bull.attemptsStarted > row.attempts && !row.note;
       if (changed) {
         this.update(id, {
           status: 'running', attempts: bull.attemptsStarted, worker_id: bull.processedBy ?? null,
           started_at: bull.processedOn ?? Date.now(), progress_json: progress ? JSON.stringify(progress) : null,
+          ...(rerun ? { note: bull.data.note ?? `${STOPPED}; it was put back in the queue` } : {}),
         });
       }
       return;

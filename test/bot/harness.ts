@@ -35,6 +35,9 @@ export interface HarnessOptions {
   planner?: StartOptions['planner'];
   /** false: the bot runs without a worker (as `scenewright bot`); paintings need a separate WorkerHost. */
   embeddedWorker?: boolean;
+  /** BullMQ tuning when env.REDIS_URL is set (shorter timers than production). */
+  redisOptions?: StartOptions['redisOptions'];
+  deliveryOptions?: StartOptions['deliveryOptions'];
 }
 
 export class Harness {
@@ -93,6 +96,8 @@ export class Harness {
       planner: this.o.planner,
       progressEveryMs: this.o.progressEveryMs ?? 200,
       queuePollMs: 30,
+      redisOptions: { reconcileMs: 200, heartbeatMs: 300, ...this.o.redisOptions },
+      deliveryOptions: this.o.deliveryOptions,
     });
     await this.bot.painterSettled;
     await this.fake.waitFor(() => this.fake.connected, 'bot connected');

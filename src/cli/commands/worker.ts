@@ -19,7 +19,7 @@ export const command: CliCommand = {
     if (config.redisUrl) {
       // Everything a job needs comes through Redis: no SQLite file, no DATA_DIR on this machine.
       const { RedisQueue } = await import('../../queue/redis-queue.ts');
-      queue = await RedisQueue.open({ url: config.redisUrl });
+      queue = await RedisQueue.open({ url: config.redisUrl, blobTtlSeconds: config.queue.blobTtlSeconds, stalledIntervalMs: config.queue.leaseMs });
     } else {
       const { openDatabase } = await import('../../store/db.ts');
       const { openQueue } = await import('../../queue/index.ts');
@@ -27,7 +27,7 @@ export const command: CliCommand = {
       queue = await openQueue(db);
       closeDb = () => db.close();
     }
-    const host = createWorkerHost(config, queue, queue.workDir ? { dataDir: queue.workDir } : {})!;
+    const host = createWorkerHost(config, queue, { leaseMs: config.queue.leaseMs, ...(queue.workDir ? { dataDir: queue.workDir } : {}) })!;
     log.info({ modelDir: config.model.dir }, 'the painter is warming up (loading the model can take minutes)');
     let info;
     try {

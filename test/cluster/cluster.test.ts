@@ -1,0 +1,189 @@
+// The bot (`scenewright bot` mode: no embedded worker) and real `scenewright worker` processes on the tiny
+// checkpoint, against one real redis-server: the workers share nothing with the bot but Redis (no DATA_DIR,
+// no SQLite file). Three schnell workers and one dev worker that must never take a schnell job.
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { readRgb8, repaintPixels } from '../../src/engine/pipeline/image.ts';
+import { queueName } from '../../src/queue/redis-queue.ts';
+import type { Job } from '../../src/queue/schema.ts';
+import { Harness, TINY_MODEL } from '../bot/harness.ts';
+import type { ApiMessage, ApiUser } from '../support/fake-discord/index.ts';
+import { fixture } from '../support/fixtures.ts';
+import { RedisServer } from '../support/redis-server.ts';
+import { isOf, startWorker, stopWorker, type WorkerProcess } from './workers.ts';
+
+const SCHNELL = 'flux.1-schnell';
+let redis: RedisServer;
+let schnell: WorkerProcess[] = [];
+let dev: WorkerProcess;
+let h: Harness | undefined;
+
+async function liveWorkers(model: string, n: number): Promise<void> {
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const stats = await h!.bot.queue.stats();
+    if ((stats.models?.find((m) => m.model === model)?.workers ?? 0) >= n) return;
+    if (Date.now() > end) throw new Error(`only ${JSON.stringify(stats.models)} workers came up`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  redis = await RedisServer.start();
+  schnell = [0, 1, 2].map(() => startWorker(redis.url, TINY_MODEL, SCHNELL));
+  dev = startWorker(redis.url, fixture('tiny-flux-dev'), 'flux.1-dev');
+});
+afterAll(async () => {
+  await Promise.all([...schnell, dev].filter(Boolean).map((w) => stopWorker(w)));
+  await redis?.stop();
+});
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+/** The bot on Redis; small images so the scenarios are about the queue, not the picture. */
+async function start(env: Record<string, string> = {}, fake = {}): Promise<Harness> {
+  h = await Harness.start({
+    painter: 'engine', embeddedWorker: false, fake,
+    env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', USER_MAX_CONCURRENT_JOBS: '10', WORKER_LEASE_SECONDS: '2', ...env },
+  });
+  await liveWorkers(SCHNELL, schnell.length);
+  return h;
+}
+
+async function jobOf(message: ApiMessage): Promise<Job> {
+  const g = h!.bot.store.generationForMessage(message.id)!;
+  return (await h!.bot.queue.get(g.jobId!))!;
+}
+
+/** Requests that put a finished image on a message (its ✅ text), by message path. */
+function finals(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of h!.fake.requests) {
+    const body = r.body as { content?: string } | undefined;
+    if ((r.method === 'PATCH' || r.method === 'POST') && r.status < 300 && body?.content?.startsWith('✅')) out.set(r.path, (out.get(r.path) ?? 0) + 1);
+  }
+  return out;
+}
+
+async function waitJob(id: string, pred: (j: Job) => boolean, ms = 60_000): Promise<Job> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const j = await h!.bot.queue.get(id);
+    if (j && pred(j)) return j;
+    if (Date.now() > end) throw new Error(`job ${id} is ${j?.status} (${j?.error ?? ''})`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('a bot and worker processes on other "machines" through Redis', () => {
+  it('30 jobs from 10 users, repaints among them, on three workers: each done and delivered exactly once; repaints keep their parent outside the mask', async () => {
+    await start();
+    const users: ApiUser[] = Array.from({ length: 10 }, (_, i) => h!.fake.join(h!.guildId, `painter${i}`));
+    const firsts = await Promise.all(users.flatMap((u, i) => [0, 1].map((k) => h!.imagine(u, 'a black cat on the left and a white dog on the right', { steps: 2, seed: i * 10 + k }))));
+    const done = await Promise.all(firsts.map(({ message }) => h!.finished(message.id, 120_000)));
+    expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
+    const repaints = await Promise.all(users.map(async (u, i) => {
+      const reply = h!.fake.userMessage(u, h!.channel.id, 'make the cat orange', { replyTo: done[i * 2]!.id });
+      const answer = await h!.replyTo(reply.id);
+      return h!.finished(answer.id, 120_000);
+    }));
+    expect(repaints.every((m) => m.content.startsWith('✅ Repainted'))).toBe(true);
+
+    const jobs = await Promise.all([...done, ...repaints].map(jobOf));
+    expect(jobs).toHaveLength(30);
+    // Each ran once, on a schnell worker; the dev worker never took one; the work was spread.
+    expect(jobs.every((j) => j.status === 'done' && j.attempts === 1 && j.deliveredAt !== null)).toBe(true);
+    expect(jobs.every((j) => schnell.some((w) => isOf(w, j.workerId)))).toBe(true);
+    expect(jobs.some((j) => isOf(dev, j.workerId))).toBe(false);
+    expect(new Set(jobs.map((j) => j.workerId)).size).toBeGreaterThanOrEqual(2);
+    // Each result reached Discord exactly once.
+    const shown = finals();
+    expect(shown.size).toBe(30);
+    expect([...shown.values()].every((n) => n === 1)).toBe(true);
+
+    for (const m of repaints) {
+      const g2 = h!.bot.store.generationForMessage(m.id)!;
+      const g1 = h!.bot.store.getGeneration(g2.parentId!)!;
+      const [a, b] = await Promise.all([readRgb8(g1.artifacts['image.png']!), readRgb8(g2.artifacts['image.png']!)]);
+      const area = await repaintPixels(g2.artifacts['mask.png']!, a.width, a.height);
+      let outside = 0;
+      for (let p = 0; p < area.length; p++) {
+        if (area[p]) continue;
+        for (let c = 0; c < 3; c++) outside = Math.max(outside, Math.abs(a.data[p * 3 + c]! - b.data[p * 3 + c]!));
+      }
+      expect(outside).toBe(0);
+    }
+    // Nothing is left in Redis: the bot deleted every file once it had stored it.
+    const client = new Redis(redis.url);
+    expect(await client.keys('sw:blob:*')).toEqual([]);
+    client.disconnect();
+  });
+
+  it('a worker process SIGKILLed mid-job: the job finishes on another worker and is delivered once', async () => {
+    await start({ DEFAULT_SIZE: '512' });
+    const { message } = await h!.imagine(h!.users.alice, 'a red apple next to a green pear', { steps: 24 });
+    const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
+    const running = await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 1);
+    const victim = schnell.find((w) => isOf(w, running.workerId))!;
+    await stopWorker(victim, 'SIGKILL');
+    const requeued = await waitJob(g.jobId!, (j) => j.attempts === 2, 30_000);
+    const done = await h!.finished(message.id, 120_000);
+    expect(done.content).toMatch(/^✅/);
+    const job = await waitJob(g.jobId!, (j) => j.deliveredAt !== null);
+    expect(job.attempts).toBe(2);
+    expect(isOf(victim, job.workerId)).toBe(false);
+    expect(requeued.note ?? job.note ?? '').toMatch(/put back in the queue/);
+    expect([...finals().values()]).toEqual([1]);
+    // A replacement for the next tests.
+    schnell = [...schnell.filter((w) => w !== victim), startWorker(redis.url, TINY_MODEL, SCHNELL)];
+  });
+
+  it('Delete while a remote worker paints: the cancel reaches it through Redis and it stops within a step', async () => {
+    await start({ DEFAULT_SIZE: '512' });
+    const { message } = await h!.imagine(h!.users.alice, 'a lighthouse on a cliff', { steps: 40 });
+    const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
+    await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 2);
+    const shownPainting = await h!.fake.waitFor(() => h!.fake.messages.get(message.id)?.components.length ? h!.fake.messages.get(message.id) : undefined, 'buttons');
+    const clicked = Date.now();
+    h!.fake.clickButton(h!.users.alice, shownPainting.id, `delete:${g.id}`);
+    const cancelled = await waitJob(g.jobId!, (j) => j.status === 'cancelled', 15_000);
+    // One 512² step of the tiny model takes well under a second on two cores.
+    expect(cancelled.finishedAt! - clicked).toBeLessThan(3000);
+    expect(cancelled.progress?.step ?? 0).toBeLessThan(40);
+    await h!.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to be deleted');
+    expect(h!.bot.store.getGeneration(g.id)!.status).toBe('cancelled');
+  });
+
+  it('Redis killed and restarted on its AOF mid-run: no job lost, each delivered once', async () => {
+    await start();
+    const started = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => h!.imagine(h!.users.bob, `a blue boat number ${i}`, { steps: 2, seed: i })));
+    await redis.kill();
+    await new Promise((r) => setTimeout(r, 800));
+    await redis.launch();
+    const done = await Promise.all(started.map(({ message }) => h!.finished(message.id, 90_000)));
+    expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
+    expect([...finals().values()].filter((n) => n === 1)).toHaveLength(6);
+  });
+
+  it('the bot restarts while a job paints: the result that finished meanwhile is delivered once when it is back', async () => {
+    await start({ DEFAULT_SIZE: '256' });
+    const { message } = await h!.imagine(h!.users.alice, 'a yellow kite in the sky', { steps: 6 });
+    const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
+    await waitJob(g.jobId!, (j) => j.status === 'running');
+    await h!.bot.stop();
+    h!.fake.disconnectAll();
+    const raw = new Queue(queueName(SCHNELL), { connection: { url: redis.url }, prefix: 'sw' });
+    const end = Date.now() + 60_000;
+    while ((await raw.getJobState(g.jobId!)) !== 'completed' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    expect(await raw.getJobState(g.jobId!)).toBe('completed');
+    await raw.close();
+    await h!.startBot();
+    const done = await h!.finished(message.id, 30_000);
+    expect(done.content).toMatch(/^✅/);
+    await new Promise((r) => setTimeout(r, 600));
+    expect([...finals().values()]).toEqual([1]);
+  });
+});

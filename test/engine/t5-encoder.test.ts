@@ -4,7 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { runDebug } from '../../src/engine/debug/run.ts';
-import { buildT5EncoderGraph, relativePositionBuckets } from '../../src/engine/graphs/t5.ts';
+import { buildT5EncoderGraph, clampT5Half, relativePositionBuckets, t5ComputeType } from '../../src/engine/graphs/t5.ts';
+import { cast, Graph, ONNX_DTYPE } from '../../src/engine/onnx/index.ts';
 import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
 import { readSafetensors, writeSafetensors } from '../../src/engine/weights/safetensors.ts';
@@ -86,8 +87,42 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
     expect(at(299, 0)).toBe(15);
   });
 
-  it('refuses float16', () => {
-    expect(() => buildT5EncoderGraph(component, { length: 256, computeType: 'float16' })).toThrow(/must not run in float16/);
+  it('compute type by provider: fp32 on CPU, bf16 on CUDA, fp16 on WebGPU; fp32 embeddings at the JS boundary', () => {
+    expect(['cpu', 'cuda', 'webgpu'].map((ep) => t5ComputeType(ep as 'cpu'))).toEqual(['float32', 'bfloat16', 'float16']);
+    // bf16 (CUDA): the checkpoint's bf16 weights are used as they are (no Cast), I/O stays int64 ids → fp32 states.
+    const m = buildT5EncoderGraph(component, { length: 256, computeType: 'bfloat16' }).toModel().graph;
+    expect(m.input.map((i) => i.type.tensor_type!.elem_type)).toEqual([ONNX_DTYPE.int64]);
+    expect(m.output.map((o) => [o.name, o.type.tensor_type!.elem_type])).toEqual([['last_hidden_state', ONNX_DTYPE.float32]]);
+    const weights = m.initializer.filter((t) => t.name.startsWith('encoder.') || t.name === 'shared.weight');
+    expect(weights.length).toBeGreaterThan(10);
+    expect(weights.every((t) => t.data_type === ONNX_DTYPE.bfloat16)).toBe(true);
+    expect(m.node.filter((n) => n.op_type === 'Cast' && weights.some((w) => n.input.includes(w.name)))).toEqual([]);
+    // fp32 (CPU) is the graph the goldens above check: every weight cast once, no clamp.
+    const f = buildT5EncoderGraph(component, { length: 256 }).toModel().graph;
+    expect(f.node.some((n) => n.op_type === 'Clip')).toBe(false);
+  });
+
+  it('float16 (WebGPU): residual stream clamped after attention and feed-forward as transformers does; close to fp32', async () => {
+    const g = new Graph('clamp', { computeType: 'float16' });
+    g.output(cast(clampT5Half(cast(g.input('x', 'float32', [3]), 'float16')), 'float32'), 'y', 'float32', [3]);
+    const { session: clamp } = await createSession(g, cpu);
+    const y = async (v: number[]) => Array.from((await clamp.run({ x: new ort.Tensor('float32', Float32Array.from(v), [3]) })).y!.data as Float32Array);
+    // An inf (70000 overflows half) clamps everything to ±(65504 − 1000) (64512 in half); finite values pass.
+    expect(await y([1, 70000, -3])).toEqual([1, 64512, -3]);
+    expect(await y([1, -70000, 60000])).toEqual([1, -64512, 60000]);
+    expect(await y([1, 60000, -65000])).toEqual([1, 60000, -64992]);
+    await clamp.release();
+
+    const graph = buildT5EncoderGraph(component, { length: 256, computeType: 'float16' });
+    expect(graph.toModel().graph.node.filter((n) => n.op_type === 'Clip')).toHaveLength(2 * 2); // 2 layers × 2 sub-layers
+    const { session } = await createSession(graph, cpu);
+    const ids = golden.input_ids_256!;
+    const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });
+    const d = diffs(out.last_hidden_state!.data as Float32Array, f32('last_hidden_state_256'));
+    // Half precision (≈ 2^-11 relative per op) on outputs up to ~3.7: measured max 6.5e-3, mean 4.9e-4.
+    expect(d.max).toBeLessThan(1.5e-2);
+    expect(d.mean).toBeLessThan(1e-3);
+    await session.release();
   });
 
   it('debug t5 on the schnell checkpoint with 256-token ids', async () => {

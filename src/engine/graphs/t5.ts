@@ -1,7 +1,9 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, gather, geluTanh, Graph, linear, mul, rmsNorm, transpose, unsqueeze, type Value,
+  add, attention, cast, gather, geluTanh, Graph, linear, mul, rmsNorm, transpose, unsqueeze, type FloatType, type Value,
 } from '../onnx/index.ts';
+import { greater, where } from '../onnx/ops.ts';
+import type { ExecutionProvider } from '../runtime/session.ts';
 import { configReader, type ComponentInput, type TextGraphOptions } from './clip-config.ts';
 
 /**
@@ -11,8 +13,10 @@ import { configReader, type ComponentInput, type TextGraphOptions } from './clip
  * FLUX passes no attention mask, so padding tokens take part in attention; so does this graph.
  *
  * The sequence length is fixed per graph (512 for FLUX.1-dev, 256 for schnell) because the bucket
- * table is a constant. Inputs: input_ids int64 [B, L]; output: last_hidden_state float32 [B, L, d_model].
- * Never run in float16: T5's activations overflow it (use float32, or bfloat16 on GPU).
+ * table is a constant. Inputs: input_ids int64 [B, L]; output: last_hidden_state float32 [B, L, d_model]
+ * whatever the compute type (bf16 cannot cross the JS boundary).
+ * T5's activations overflow float16: compute in float32 (CPU) or bfloat16 (CUDA); a float16 graph (WebGPU, which
+ * has no bf16) clamps the residual stream after each sub-layer as transformers does for float16 T5.
  */
 export interface T5EncoderConfig {
   dModel: number;
@@ -80,6 +84,29 @@ export function relativePositionBuckets(length: number, numBuckets: number, maxD
   return out;
 }
 
+/**
+ * The compute type T5 runs in on a provider: bf16 on CUDA (half the memory of fp32: 9.5 GB for T5-XXL, and the
+ * range of fp32), fp16 on WebGPU (no bf16 there; clamped), fp32 on CPU (its EP has almost no bf16 kernels).
+ */
+export function t5ComputeType(ep: ExecutionProvider): FloatType {
+  if (ep === 'cuda') return 'bfloat16';
+  if (ep === 'webgpu') return 'float16';
+  return 'float32';
+}
+
+/**
+ * transformers' T5Block clamp for float16 hidden states, after the self-attention and after the feed-forward
+ * sub-layer: clamp to ±(65504 − 1000) when any value is already inf, else to ±65504, so that the next residual
+ * add cannot overflow again. A no-op in other compute types.
+ */
+export function clampT5Half(h: Value): Value {
+  const g = h.graph;
+  if (g.computeType !== 'float16') return h;
+  const maxAbs = g.op('ReduceMax', [g.op('Abs', [h])], { keepdims: 0 });
+  const limit = where(greater(maxAbs, g.scalar(65504)), g.scalar(65504 - 1000), g.scalar(65504));
+  return g.op('Clip', [h, g.op('Neg', [limit]), limit]);
+}
+
 export interface T5GraphOptions extends TextGraphOptions {
   /** Token sequence length: 512 (FLUX.1-dev) or 256 (FLUX.1-schnell). */
   length: number;
@@ -87,7 +114,6 @@ export interface T5GraphOptions extends TextGraphOptions {
 
 export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Graph {
   const cfg = t5EncoderConfig(c);
-  if (opts.computeType === 'float16') throw new UserError('the T5 encoder must not run in float16 (its activations overflow); use float32 or bfloat16');
   const L = opts.length;
   if (!Number.isInteger(L) || L < 1) throw new UserError(`T5 sequence length must be a positive whole number (got ${L})`);
   const g = new Graph(`t5_encoder_${L}`, { computeType: opts.computeType ?? 'float32', doc: `T5EncoderModel from ${c.configFile}, length ${L}` });
@@ -117,13 +143,13 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
       const a = attention(proj('0.SelfAttention.q', x1), proj('0.SelfAttention.k', x1), proj('0.SelfAttention.v', x1), {
         heads: cfg.heads, headDim: cfg.dKv, bias: positionBias, scale: 1, impl: opts.attention ?? 'mha',
       });
-      const r1 = add(h, proj('0.SelfAttention.o', a));
+      const r1 = clampT5Half(add(h, proj('0.SelfAttention.o', a)));
       const x2 = rmsNorm(r1, W(`${p}.1.layer_norm.weight`), cfg.eps);
       const act = (v: Value) => (cfg.act === 'gelu_new' ? geluTanh(v) : g.op('Relu', [v]));
       const hidden = cfg.gated
         ? mul(act(proj('1.DenseReluDense.wi_0', x2)), proj('1.DenseReluDense.wi_1', x2))
         : act(proj('1.DenseReluDense.wi', x2));
-      return add(r1, proj('1.DenseReluDense.wo', hidden));
+      return clampT5Half(add(r1, proj('1.DenseReluDense.wo', hidden)));
     });
     if (i < cfg.layers - 1) hiddenOut(h, i + 1);
   }

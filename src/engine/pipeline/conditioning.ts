@@ -1,5 +1,6 @@
 import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import { ClipTextEncoder } from '../graphs/clip-encoder.ts';
+import { t5ComputeType } from '../graphs/t5.ts';
 import { T5TextEncoder } from '../graphs/t5-encoder.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { loadClipTokenizer, type ClipTokenizer } from '../tokenizers/clip.ts';
@@ -71,7 +72,8 @@ export class TextEncoders implements Conditioning {
   t5(text: string): Promise<Float32Array> {
     return this.t5Cache.get(text, async () => {
       this.t5Tok ??= loadT5Tokenizer(this.ck.assetFolder('tokenizer_2'));
-      this.t5Enc ??= new T5TextEncoder(this.ck.component('text_encoder_2'), this.runtime);
+      // bf16 on CUDA, clamped fp16 on WebGPU, fp32 on CPU; the embeddings come back as fp32 either way.
+      this.t5Enc ??= new T5TextEncoder(this.ck.component('text_encoder_2'), this.runtime, { computeType: t5ComputeType(this.runtime.executionProvider) });
       const ids = this.t5Tok.inputIds(text, this.textLength);
       this.runs.t5++;
       return (await this.t5Enc.encode([ids], this.textLength)).lastHiddenState;

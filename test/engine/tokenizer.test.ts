@@ -75,6 +75,11 @@ describe('html unescape (Python html.unescape rules, as openai CLIP applies them
     ['&amp;lt;', '&lt;'],
     ['&unknown; & &#; &;', '&unknown; & &#; &;'],
     ['&AMP &copy2024 &Copy; &nbsp;', '& \u00a92024 &Copy; \u00a0'],
+    // Python drops references to controls and noncharacters (WHATWG would keep them); C1 is remapped, CR kept.
+    ['&#127;&#x9F;&#13;&#11;&#xFDD0;&#x1FFFF;|', '\u0178\r|'],
+    ['&amp-foo &#65 &#x41g &notit &ampamp;', '&-foo A Ag \u00acit &amp;'],
+    // One reference at a time: what a dropped reference joins is not decoded in the same pass.
+    [`&am&#1;p; &#x110000; &${'a'.repeat(40)};`, `&amp; \ufffd &${'a'.repeat(40)};`],
   ])('%j', (input, expected) => {
     expect(htmlUnescape(input)).toBe(expected);
   });

@@ -51,12 +51,17 @@ export interface StepBenchResult {
  * (each 1/K of the width, like the official galleries), S equal full-height columns as SR cells, and a repaint mask
  * (and pre-pass box) of the central quarter of the image.
  */
-export function benchLayout(sig: StepSignature, rows: number, cols: number): { boxes: TokenRect[]; cellOf: Int32Array; mask: Uint8Array; prepass: TokenRect } {
+export function benchLayout(sig: StepSignature, rows: number, cols: number, cellWeights?: number[]): { boxes: TokenRect[]; cellOf: Int32Array; mask: Uint8Array; prepass: TokenRect } {
   const r0 = Math.floor(rows * 0.2);
   const r1 = Math.max(r0 + 1, Math.floor(rows * 0.8));
   const boxes = Array.from({ length: sig.boxes }, (_, k) => ({ r0, r1, c0: Math.floor((k * cols) / sig.boxes), c1: Math.max(Math.floor((k * cols) / sig.boxes) + 1, Math.floor(((k + 1) * cols) / sig.boxes)) }));
   const cellOf = new Int32Array(rows * cols);
-  for (let t = 0; t < cellOf.length; t++) cellOf[t] = sig.cells ? Math.min(sig.cells - 1, Math.floor(((t % cols) * sig.cells) / cols)) : 0;
+  // Column j of the SR grid spans weights[j] / Σweights of the width (equal columns by default).
+  const weights = cellWeights ?? Array.from({ length: sig.cells }, () => 1);
+  if (sig.cells && weights.length !== sig.cells) throw new Error(`benchLayout: ${weights.length} cell weights for ${sig.cells} cells`);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const edges = weights.map((_, j) => Math.round((cols * weights.slice(0, j + 1).reduce((a, b) => a + b, 0)) / total));
+  for (let t = 0; t < cellOf.length; t++) cellOf[t] = sig.cells ? Math.min(sig.cells - 1, edges.findIndex((e) => t % cols < e)) : 0;
   const prepass = { r0: Math.floor(rows / 4), r1: Math.floor(rows / 4) + Math.max(1, Math.floor(rows / 2)), c0: Math.floor(cols / 4), c1: Math.floor(cols / 4) + Math.max(1, Math.floor(cols / 2)) };
   const mask = new Uint8Array(rows * cols);
   for (let r = prepass.r0; r < prepass.r1; r++) for (let c = prepass.c0; c < prepass.c1; c++) mask[r * cols + c] = 1;
@@ -64,7 +69,7 @@ export function benchLayout(sig: StepSignature, rows: number, cols: number): { b
 }
 
 /** The synthetic feeds benchStep times a signature on (also for profiling one signature by hand). */
-export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: number; height?: number; textLength?: number } = {}): { feeds: StepFeeds; geometry: { tokens: number; textLength: number; boxTokens: number[]; prepassTokens: number }; layout: ReturnType<typeof benchLayout> } {
+export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: number; height?: number; textLength?: number; cellWeights?: number[] } = {}): { feeds: StepFeeds; geometry: { tokens: number; textLength: number; boxTokens: number[]; prepassTokens: number }; layout: ReturnType<typeof benchLayout> } {
   const cfg = ck.transformerConfig;
   const width = o.width ?? 512;
   const height = o.height ?? 512;
@@ -75,7 +80,7 @@ export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: 
   const C = cfg.inChannels;
   const J = cfg.jointAttentionDim;
   const P = cfg.pooledProjectionDim;
-  const lay = benchLayout(sig, rows, cols);
+  const lay = benchLayout(sig, rows, cols, o.cellWeights);
   let seed = 1;
   const rand = (n: number) => gaussian(seed++, [n]);
   const stream = (tokens: number) => ({ latents: rand(tokens * C), txt: rand(L * J), pooled: rand(P) });
@@ -141,7 +146,12 @@ export interface InterleavedBenchResult {
   runsMs: number[];
   flops: StepFlops;
   upstreamFlops: number;
+  /** Extra SR crop queries from padding every cell to the largest: S·Q / N − 1 (boxes are never padded). */
+  srPadding: number;
 }
+
+/** A timed case: a signature, optionally with unequal SR columns (weights of the width). */
+export type BenchCase = StepSignature | { sig: StepSignature; cellWeights: number[] };
 
 /**
  * Times several signatures against each other on a machine shared with other work, all on the one step session;
@@ -150,9 +160,12 @@ export interface InterleavedBenchResult {
  * disturbed one. Ratios of `minMs` are what to compare (timing one signature after another, a δ = 0 step, which
  * is the plain graph, measured 1.51× plain on the 2 shared cores).
  */
-export async function benchSteps(ck: FluxCheckpoint, sigs: StepSignature[], o: StepBenchOptions): Promise<InterleavedBenchResult[]> {
+export async function benchSteps(ck: FluxCheckpoint, sigs: BenchCase[], o: StepBenchOptions): Promise<InterleavedBenchResult[]> {
   const cfg = ck.transformerConfig;
-  const cases = sigs.map((sig) => ({ sig, ...benchFeeds(ck, sig, o), runsMs: [] as number[] }));
+  const cases = sigs.map((c) => {
+    const { sig, cellWeights } = 'sig' in c ? c : { sig: c, cellWeights: undefined };
+    return { sig, ...benchFeeds(ck, sig, { ...o, cellWeights }), runsMs: [] as number[] };
+  });
   const runner = StepRunner.forCheckpoint(ck, o.runtime, { ...graphFormFor(o.runtime.executionProvider), ...o.graph });
   try {
     const stats: SessionStat[] = [];
@@ -178,6 +191,7 @@ export async function benchSteps(ck: FluxCheckpoint, sigs: StepSignature[], o: S
         runsMs: c.runsMs,
         flops: stepFlops(cfg, c.sig, c.geometry),
         upstreamFlops: upstreamStepFlops(cfg, c.sig, c.geometry),
+        srPadding: c.feeds.sr ? (c.feeds.sr.sources.length * Math.max(...c.feeds.sr.sources.map((x) => x.length))) / c.geometry.tokens - 1 : 0,
       };
     });
   } finally {

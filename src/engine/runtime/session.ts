@@ -28,6 +28,8 @@ export interface RuntimeOptions {
   threads: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+  /** More ORT session config entries (`session.*` keys without the prefix), e.g. { disable_prepacking: '1' }. */
+  sessionConfig?: Record<string, string>;
 }
 
 /** A compiled model: its bytes plus the folder its external data is resolved against. */
@@ -90,7 +92,8 @@ export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string): 
     logSeverityLevel: o.logSeverityLevel ?? 3,
   };
   opts.intraOpNumThreads = intraOpThreads(o.threads);
-  if (externalDataFolder) opts.extra = { session: { model_external_initializers_file_folder_path: externalDataFolder } };
+  const session = { ...o.sessionConfig, ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}) };
+  if (Object.keys(session).length) opts.extra = { session };
   return opts;
 }
 

@@ -7,7 +7,7 @@ import type { JobQueue } from '../queue/queue.ts';
 import type { Job } from '../queue/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
-import { failedButtons, pendingButtons, resultButtons } from './components.ts';
+import { canUndo, failedButtons, pendingButtons, resultButtons } from './components.ts';
 import { DiscordCode, discordCode, isTokenGone } from './errors.ts';
 import { fitAttachment, previewAttachment, type Upload } from './images.ts';
 import { clip, NO_MENTIONS_API, positionText, progressBar, quote, seconds } from './text.ts';
@@ -320,7 +320,7 @@ export class Delivery {
       });
       const limit = Math.min(this.config.limits.attachmentSizeLimit, job.target.attachmentSizeLimit ?? Infinity);
       const image = await fitAttachment(readFileSync(job.result.imagePath), limit, `scenewright-${g.id}`);
-      const shown = await this.edit(job, this.body(this.doneText(updated, job), resultButtons(g.id, { canPaint: this.canPaint() }), [image]), [image], { final: true });
+      const shown = await this.edit(job, this.body(this.doneText(updated, job), resultButtons(g.id, { canPaint: this.canPaint(), undo: canUndo(updated) }), [image]), [image], { final: true });
       // Replies and buttons on the message that now shows the image lead back to this generation.
       if (shown) this.store.linkMessage(shown, job.target.channelId, g.id, 'result');
     } else if (job.status === 'cancelled') {

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
@@ -17,6 +17,49 @@ import { Refusal } from './errors.ts';
 import { modelChoices, type ModelChoice } from './models.ts';
 import type { BotPlanner } from './planning.ts';
 import { quote } from './text.ts';
+
+/** One version in the history of a conversation (a chain of edits), oldest first. */
+export interface Version {
+  generation: Generation;
+  /** 1 for the first generation of the conversation. */
+  number: number;
+  /** The instruction that made it: the prompt, the reply, or "new seed" for a reroll. */
+  label: string;
+  /** Its image (or its layout picture, for a version never painted); undefined when its files are gone. */
+  png?: Buffer;
+  /** It was painted (or planned) but its files have been deleted since. */
+  missing: boolean;
+}
+
+export interface History {
+  versions: Version[];
+  /** Earlier versions whose records were deleted: the chain starts later than the conversation did. */
+  truncated: boolean;
+}
+
+/** Whether a generation's files are all there for a repaint of it (a repaint's own repaints replay its trajectory). */
+export function repaintable(g: Generation): boolean {
+  const image = g.artifacts['image.png'];
+  if (g.status !== 'done' || !image || !existsSync(image)) return false;
+  // The engine's stored trajectory (src/engine/pipeline/trajectory.ts); the bot only checks that it exists.
+  const trajectory = g.artifacts['trajectory.safetensors'];
+  return g.kind !== 'repaint' || (trajectory !== undefined && existsSync(trajectory));
+}
+
+function readIfThere(file: string | undefined): Buffer | undefined {
+  if (!file || !existsSync(file)) return undefined;
+  try {
+    return readFileSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What made a version, in words for the history picture. */
+export function versionLabel(g: Generation): string {
+  if (g.parentId && g.kind === 'generate' && !(g.planner ?? '').startsWith('edit:')) return `🎲 new seed for ${g.requestText}`;
+  return g.requestText;
+}
 
 /** Whether images can be painted, and if not, why (in words for users). */
 export interface PaintingState {
@@ -232,7 +275,7 @@ export class Flows {
       const labels = new Map([...parent.params.scene.regions, ...scene.regions].map((r) => [r.id, r.label] as const));
       changed = applied.repaint.map((r) => labels.get(r.id) ?? r.id);
       // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
-      what = applied.regenerate || parent.status !== 'done' ? 'regenerate' : 'repaint';
+      what = applied.regenerate || !repaintable(parent) ? 'regenerate' : 'repaint';
     }
     if (!this.canPaint) what = 'layout';
     this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
@@ -321,6 +364,22 @@ export class Flows {
   /** The RAG parameters the engine will run, stored with the generation so the row says exactly what was painted. */
   private withRag(p: GenerationParams): GenerationParams {
     return { ...p, rag: sceneToRagParams(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }) };
+  }
+
+  /**
+   * The chain of versions from the first generation of the conversation to `g`, each with its picture when its
+   * files still exist. A deleted record ends the chain early (`truncated`); deleted files leave a version
+   * without a picture (`missing`).
+   */
+  history(g: Generation): History {
+    const chain = this.store.lineage(g.id).reverse();
+    const truncated = chain[0]?.parentId != null;
+    const versions = chain.map((v, i): Version => {
+      const painted = v.status === 'done' || v.status === 'layout';
+      const png = readIfThere(v.artifacts['image.png']) ?? (v.status === 'layout' || !v.artifacts['image.png'] ? readIfThere(v.artifacts['layout.png']) : undefined);
+      return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
+    });
+    return { versions, truncated };
   }
 
   noModelText(): string {

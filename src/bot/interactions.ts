@@ -11,10 +11,11 @@ import { COMMANDS } from '../../commands/index.ts';
 import { childLogger } from '../log/logger.ts';
 import type { Generation } from '../store/schema.ts';
 import type { BotContext } from './context.ts';
-import { EDIT_INPUT, EDIT_MODAL, editModal, parseCustomId } from './components.ts';
+import { canUndo, EDIT_INPUT, EDIT_MODAL, editModal, parseCustomId } from './components.ts';
+import { renderHistory } from './images.ts';
 import { DELETED_BY_USER } from './delivery.ts';
 import { DiscordCode, Refusal, discordCode, isTokenGone } from './errors.ts';
-import { interactionTarget, requesterOf, respond, showEditOutcome, showLayout, showPrepared } from './present.ts';
+import { interactionTarget, requesterOf, respond, showEditOutcome, showHistory, showLayout, showPrepared, showVersion } from './present.ts';
 import { clip, NO_MENTIONS, quote } from './text.ts';
 
 const log = childLogger('interactions');
@@ -86,6 +87,37 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
       if (discordCode(e) !== DiscordCode.UnknownMessage) throw e;
     }
     ctx.store.unlinkMessage(ix.message.id);
+    return;
+  }
+  if (parsed.verb === 'history') {
+    await ix.deferReply();
+    const h = ctx.flows.history(g);
+    const png = await renderHistory(h.versions.map((v) => ({ title: `v${v.number}${v.generation.id === g.id ? ' (this one)' : ''}`, label: v.label, png: v.png })));
+    const posted = await respond(ix, showHistory(g, h, png));
+    // Replying to the history message changes the version it was opened from.
+    ctx.store.linkMessage(posted.id, posted.channelId, g.id, 'history');
+    return;
+  }
+  if (parsed.verb === 'undo' || parsed.verb === 'continue') {
+    let target = g;
+    let heading: string;
+    if (parsed.verb === 'undo') {
+      if (!canUndo(g) || !g.parentId) throw new Refusal('This image is not an edit of another one, so there is nothing to undo. Press **History** to see its versions.');
+      const parent = ctx.store.getGeneration(g.parentId);
+      if (!parent) throw new Refusal('The version before this edit was deleted, so I cannot go back to it. Press **History** to see the versions I still have.');
+      target = parent;
+      heading = `↩️ Undid ${quote(g.requestText)}: this is the version before it.`;
+    } else {
+      heading = '';
+    }
+    const h = ctx.flows.history(target);
+    const v = h.versions[h.versions.length - 1]!;
+    if (parsed.verb === 'continue') heading = `⏪ Back to v${v.number} of ${quote(h.versions[0]!.generation.requestText)}: ${quote(v.label)}.`;
+    await ix.deferReply();
+    const limit = Math.min(ctx.config.limits.attachmentSizeLimit, ix.attachmentSizeLimit ?? Infinity);
+    const posted = await respond(ix, await showVersion(v, heading, { canPaint: ctx.flows.canPaint, limit }));
+    // From now on replies to this message (and its buttons) change that version: no painting needed.
+    ctx.store.linkMessage(posted.id, posted.channelId, target.id, 'result');
     return;
   }
   // reroll

@@ -8,9 +8,10 @@ import {
 } from 'discord.js';
 import type { Generation } from '../store/schema.ts';
 import type { Requester } from './access.ts';
-import { pendingButtons, resultButtons } from './components.ts';
+import { canUndo, historyButtons, HISTORY_MAX, pendingButtons, resultButtons } from './components.ts';
 import { isTokenGone } from './errors.ts';
-import type { EditOutcome, NewTarget, Prepared } from './flows.ts';
+import type { EditOutcome, History, NewTarget, Prepared, Version } from './flows.ts';
+import { fitAttachment } from './images.ts';
 import { clip, NO_MENTIONS, positionText, quote, regionList } from './text.ts';
 
 /** Interaction tokens live 15 minutes (Discord's documented lifetime). */
@@ -139,4 +140,41 @@ export async function respond(ix: RepliableInteraction, shown: Shown): Promise<P
     const m = await channel.send({ ...shown, content: clip(`<@${ix.user.id}> ${shown.content}`), allowedMentions: { parse: [], users: [ix.user.id] } });
     return { id: m.id, channelId: m.channelId, viaInteraction: false };
   }
+}
+
+/** The History button's answer: the chain as one picture, and a "continue from" button per version. */
+export function showHistory(g: Generation, h: History, png: Buffer): Shown {
+  const shown = h.versions.slice(-HISTORY_MAX);
+  const lines = [`🕰️ **History** of ${quote(g.requestText)}: ${h.versions.length} version${h.versions.length === 1 ? '' : 's'}, oldest first. Press **Continue from vN** to go back to a version; replying to that image then changes it.`];
+  const missing = h.versions.filter((v) => v.missing).map((v) => `v${v.number}`);
+  if (missing.length) lines.push(`⚠️ The image${missing.length === 1 ? '' : 's'} of ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} deleted, so ${missing.length === 1 ? 'it shows' : 'they show'} as a grey tile. You can still continue from ${missing.length === 1 ? 'it' : 'them'}: I will paint its layout afresh.`);
+  if (h.truncated) lines.push('⚠️ Earlier versions of this conversation were deleted; the history starts at the oldest one I still have.');
+  if (shown.length < h.versions.length) lines.push(`-# Buttons for the last ${shown.length} versions only.`);
+  const file = new AttachmentBuilder(png, { name: `history-${g.id}.png`, description: h.versions.map((v) => `v${v.number}: ${v.label}`).join('; ').slice(0, 1000) });
+  return {
+    content: clip(lines.join('\n')),
+    files: [file],
+    components: historyButtons(shown.map((v) => ({ id: v.generation.id, number: v.number, current: v.generation.id === g.id }))),
+    allowedMentions: NO_MENTIONS,
+  };
+}
+
+/**
+ * A version brought back (Continue from vN, Undo): its image and its buttons as a new message, so replying to
+ * it changes this version. A version whose image is gone shows its layout and says so.
+ */
+export async function showVersion(v: Version, heading: string, o: { canPaint: boolean; limit: number }): Promise<Shown> {
+  const g = v.generation;
+  const lines = [heading, `-# ${regionList(g.params.scene)}`];
+  const image = g.artifacts['image.png'];
+  let files: AttachmentBuilder[] = [];
+  if (v.png && image && !v.missing && g.status === 'done') {
+    const fitted = await fitAttachment(v.png, o.limit, `scenewright-${g.id}`);
+    files = [new AttachmentBuilder(fitted.data, { name: fitted.name })];
+    lines.push('-# Reply to this image to change this version.');
+  } else {
+    if (v.png) files = [layoutFile(v.png, g)];
+    lines.push(v.missing ? 'ℹ️ The image of this version was deleted. Reply to change it: I will paint its layout afresh.' : '-# Reply to this layout to change this version.');
+  }
+  return { content: clip(lines.join('\n')), files, components: resultButtons(g.id, { canPaint: o.canPaint, undo: canUndo(g) }), allowedMentions: NO_MENTIONS };
 }

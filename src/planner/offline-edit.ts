@@ -4,6 +4,7 @@
  * "add <thing> <where>", "move the <ref> to <where>", "change the background to …", "make it <style>",
  * "start over …". References go through the deterministic resolver; an ambiguous one becomes a question.
  */
+import { applyEdit } from '../scene/edit.ts';
 import { normalizeScene } from '../scene/normalize.ts';
 import { LIMITS, type Box, type Edit, type NewRegion, type Region, type RegionUpdate, type Scene } from '../scene/schema.ts';
 import { DEFAULT_SCENE_LIMITS, type SceneLimits } from '../scene/validate.ts';
@@ -234,11 +235,96 @@ function snap(scene: Scene, box: Box, limits: SceneLimits): Box {
   return normalizeScene({ ...scene, regions: [{ id: 'x', label: 'x', prompt: 'x', box }] }, limits).regions[0]!.box;
 }
 
+const EDIT_VERBS = /^(?:make|change|turn|transform|convert|replace|swap|switch|remove|delete|erase|get rid of|take away|add|insert|include|put|place|move|shift|paint|colou?r|give|set)\b/i;
+
+/**
+ * "make the cat black and the ball blue", "remove the lamp, then add a plant on the left": several changes in
+ * one instruction. Splits at "and" / "then" / "," / ";" where what follows is a change of its own (it starts
+ * with an edit verb, or — after make/paint/turn — names another thing: "and the ball blue" borrows the verb).
+ */
+export function splitInstruction(text: string): string[] {
+  const parts = text.split(/\s*(?:[;,]\s*(?:and\s+|then\s+)?|\s+(?:and\s+then|and|then|also|plus)\s+)/i).filter(Boolean);
+  if (parts.length < 2) return [text];
+  const out: string[] = [];
+  for (const part of parts) {
+    const prev = out[out.length - 1];
+    if (!prev) {
+      out.push(part);
+      continue;
+    }
+    if (EDIT_VERBS.test(part)) out.push(part);
+    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && /^(?:make|paint|colou?r|turn|change)\b/i.test(out[0]!)) out.push(`${/^(\S+)/.exec(out[0]!)![1]} ${part}`);
+    else out[out.length - 1] = `${prev}${/^(?:and|then)\b/.test(part) ? ' ' : ' and '}${part}`;
+  }
+  return out;
+}
+
+/**
+ * The one Edit (relative to `scene`) with the effect of the changes that led to `final`. `origin` maps each
+ * region id of `final` to the id it had in `scene`, or null for a region added on the way (a later "add" may
+ * reuse the id of a region an earlier clause removed).
+ */
+function combined(scene: Scene, final: Scene, origin: Map<string, string | null>): Extract<Edit, { kind: 'change' }> {
+  const after = new Map(final.regions.filter((r) => origin.get(r.id) != null).map((r) => [origin.get(r.id)!, r] as const));
+  const same = (a: Box, b: Box) => a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
+  const update: RegionUpdate[] = [];
+  for (const r of scene.regions) {
+    const n = after.get(r.id);
+    if (!n) continue;
+    const u: RegionUpdate = { id: r.id };
+    if (n.label !== r.label) u.label = n.label;
+    if (n.prompt !== r.prompt) u.prompt = n.prompt;
+    if (!same(n.box, r.box)) u.box = n.box;
+    if (Object.keys(u).length > 1) update.push(u);
+  }
+  const add = final.regions.filter((r) => origin.get(r.id) == null).map(({ label, prompt, box }) => ({ label, prompt, box }));
+  const remove = scene.regions.filter((r) => !after.has(r.id)).map((r) => r.id);
+  return {
+    kind: 'change', update, add, remove,
+    ...(final.prompt !== scene.prompt ? { prompt: final.prompt } : {}),
+    ...(final.background !== scene.background ? { background: final.background } : {}),
+    ...(final.exclude.join('\u0000') !== scene.exclude.join('\u0000') ? { exclude: final.exclude } : {}),
+  };
+}
+
 export function editOffline(scene: Scene, instruction: string, opts: EditOptions = {}): EditResult {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
   const text = normalise(instruction);
   const result = (edit: Edit, targets: string[] = []): EditResult => ({ edit, source: 'offline', warnings: [], targets });
   if (!text) return result(clarify(`What should I change? For example ${EXAMPLES}.`));
+
+  const clauses = splitInstruction(text);
+  if (clauses.length > 1) {
+    // Each change in turn on the scene the previous one left; a question about any of them is asked as it is.
+    let cur = scene;
+    let origin = new Map<string, string | null>(scene.regions.map((r) => [r.id, r.id]));
+    const targets: string[] = [];
+    let ok = true;
+    for (const clause of clauses) {
+      const r = editSingle(cur, clause, { ...opts, lastIds: targets.length ? targets : opts.lastIds }, limits);
+      if (r.edit.kind === 'clarify') return r;
+      if (r.edit.kind !== 'change') {
+        ok = false;
+        break;
+      }
+      const edit = r.edit;
+      try {
+        cur = applyEdit(cur, edit).scene;
+      } catch {
+        ok = false;
+        break;
+      }
+      origin = new Map(cur.regions.map((x) => [x.id, edit.remove.includes(x.id) ? null : (origin.get(x.id) ?? null)]));
+      targets.push(...r.targets);
+    }
+    if (ok) return result(combined(scene, cur, origin), [...new Set(targets)]);
+  }
+  return editSingle(scene, text, opts, limits);
+}
+
+function editSingle(scene: Scene, text: string, opts: EditOptions, limits: SceneLimits): EditResult {
+  const instruction = text;
+  const result = (edit: Edit, targets: string[] = []): EditResult => ({ edit, source: 'offline', warnings: [], targets });
 
   // Start over
   let m = /^(?:start over|start again|restart|from scratch|new (?:picture|image|scene)|forget (?:it|that|this|everything)|scrap (?:it|that|this))\b[\s:,.-]*(?:with|of|showing|:)?\s*(.*)$/i.exec(text)
@@ -316,10 +402,16 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
     if (m) {
       const words = (m[2] ? `${m[1]} ${m[2]}` : m[1]!).split(/\s+/);
       const splitAt = m[2] ? m[1]!.split(/\s+/).length : -1;
+      let missing: string | undefined;
       for (let k = splitAt > 0 ? splitAt : words.length - 1; k >= 1; k--) {
         const ref = words.slice(0, k).join(' ');
         const rest = words.slice(k).join(' ');
-        const kind = resolveReference(scene, ref, { lastIds: opts.lastIds }).kind;
+        // "make the cat black and white": "and white" is never a whole value.
+        if (/^and\b/i.test(rest)) continue;
+        const res = resolveReference(scene, ref, { lastIds: opts.lastIds });
+        const kind = res.kind;
+        // "make the ball blue" with no ball: ask about the ball rather than not understanding at all.
+        if (kind === 'none' && !missing && isAttributeOnly(rest.toLowerCase().split(/\s+/))) missing = res.question;
         if (kind === 'unparsed' || (kind === 'none' && k > 1 && splitAt < 0)) continue;
         [target, value] = [ref, rest];
         break;
@@ -328,6 +420,7 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
         const style = words.slice(1).join(' ');
         return result(change({ prompt: clip(`${scene.prompt}, ${style}`, LIMITS.promptMax * 2) }));
       }
+      if (!target && missing) return result(clarify(missing));
     }
   }
   if (target && value) {

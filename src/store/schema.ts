@@ -65,7 +65,8 @@ export interface Generation {
   finishedAt: number | null;
 }
 
-export const MESSAGE_ROLES = ['result', 'layout', 'status', 'question'] as const;
+/** `history`: a history message (replies to it edit the version it was opened from). */
+export const MESSAGE_ROLES = ['result', 'layout', 'status', 'question', 'history'] as const;
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
 export interface MessageLink {

@@ -27,7 +27,7 @@ describe('layout-only mode (no MODEL_DIR)', () => {
     expect(g.status).toBe('layout');
     expect(g.kind).toBe('layout');
     expect(g.params.scene.regions.length).toBeGreaterThanOrEqual(2);
-    expect(h.buttons(message)).toEqual([`layout:${g.id}`, `edit:${g.id}`, `delete:${g.id}`]);
+    expect(h.buttons(message)).toEqual([`layout:${g.id}`, `edit:${g.id}`, `history:${g.id}`, `delete:${g.id}`]);
     // Nothing was queued: there is nothing to paint with.
     expect(await h.bot.queue.stats()).toMatchObject({ queued: 0, running: 0 });
   });

@@ -56,7 +56,7 @@ describe('painting with the engine on the tiny checkpoint', () => {
     expect(img.format).toBe('png');
     expect([img.width, img.height]).toEqual([512, 512]);
     const g = h.bot.store.generationForMessage(done.id)!;
-    expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `delete:${g.id}`]);
+    expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `history:${g.id}`, `delete:${g.id}`]);
     expect(g).toMatchObject({ status: 'done', kind: 'generate' });
     expect(g.modelId).toBe(h.bot.painting.info!.id);
     expect(g.params.rag).toMatchObject({ seed: 7, num_inference_steps: steps, width: 512, height: 512 });
@@ -187,7 +187,7 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     expect(result.content).toMatch(/^✅/);
     const g = h.bot.store.generationForMessage(message.id)!;
     await h.fake.waitFor(() => h!.bot.store.messageLink(result.id), 'the new message to be linked');
-    expect(h.buttons(result)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `delete:${g.id}`]);
+    expect(h.buttons(result)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `history:${g.id}`, `delete:${g.id}`]);
     expect(h.fake.requestsTo('POST', new RegExp(`/channels/${h.channel.id}/messages$`)).length).toBeGreaterThanOrEqual(1);
     // A reply to the fallback message works like one to the original.
     const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the balloon red', { replyTo: result.id });

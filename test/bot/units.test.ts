@@ -42,12 +42,12 @@ describe('attachments', () => {
 describe('buttons', () => {
   it('carry verb:<generation id> within Discord limits and parse back', () => {
     const ids = resultButtons('g0123456789abcdefghjk', { canPaint: true })[0]!.components.map((c) => (c as { custom_id: string }).custom_id);
-    expect(ids).toEqual(['reroll:g0123456789abcdefghjk', 'layout:g0123456789abcdefghjk', 'edit:g0123456789abcdefghjk', 'delete:g0123456789abcdefghjk']);
+    expect(ids).toEqual(['reroll:g0123456789abcdefghjk', 'layout:g0123456789abcdefghjk', 'edit:g0123456789abcdefghjk', 'history:g0123456789abcdefghjk', 'delete:g0123456789abcdefghjk']);
     for (const id of ids) expect(id.length).toBeLessThanOrEqual(100);
     expect(parseCustomId('edit:g0123456789abcdefghjk')).toEqual({ verb: 'edit', generationId: 'g0123456789abcdefghjk' });
     expect(parseCustomId('edit:../../etc')).toBeUndefined();
     expect(parseCustomId('launch:g1')).toBeUndefined();
-    expect(resultButtons('g1', { canPaint: false })[0]!.components).toHaveLength(3);
+    expect(resultButtons('g1', { canPaint: false })[0]!.components).toHaveLength(4);
   });
 
   it('quotes user text without letting it restyle the message', () => {

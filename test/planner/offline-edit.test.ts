@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { editOffline, rewriteCaption } from '../../src/planner/offline-edit.ts';
+import { editOffline, rewriteCaption, splitInstruction } from '../../src/planner/offline-edit.ts';
 import { planOffline } from '../../src/planner/offline.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Edit, Scene } from '../../src/scene/schema.ts';
@@ -103,5 +103,23 @@ describe('offline editor', () => {
     expect(rewriteCaption('Two cats and a blue car', 'a blue car', 'a red car')).toBe('Two cats and a red car');
     expect(rewriteCaption('Three cats on a sofa', 'a cat', 'a dog')).toBe('Three cats on a sofa');
     expect(rewriteCaption('A cat with a red ball', 'a red ball')).toBe('A cat');
+  });
+  it('several changes in one instruction: each region gets its own new label and prompt', () => {
+    const a = applied('make the tabby cat orange and the black cat white');
+    expect(a.scene.regions.map((r) => [r.id, r.label])).toEqual([['r1', 'an orange cat'], ['r2', 'a white cat']]);
+    expect(a.repaint.map((r) => r.id)).toEqual(['r1', 'r2']);
+    expect(a.regenerate).toBe(false);
+    const b = applied('change the left cat to a fox and the right cat to a wolf');
+    expect(b.scene.regions.map((r) => r.label)).toEqual(['a fox', 'a wolf']);
+    const c = applied('remove the tabby cat, then add a plant on the left');
+    expect(c.scene.regions.map((r) => [r.id, r.label])).toEqual([['r2', 'a black cat'], ['r3', 'a plant']]);
+    expect(splitInstruction('add a red ball between the cat and the dog')).toEqual(['add a red ball between the cat and the dog']);
+    expect(splitInstruction('make the cat black and white')).toEqual(['make the cat black and white']);
+  });
+  it('a thing that is not in the picture gets a question that names it', () => {
+    const { edit } = editOffline(scene, 'make the ball blue');
+    expect(edit).toMatchObject({ kind: 'clarify' });
+    expect((edit as { question: string }).question).toMatch(/can't find a ball in this picture\. It has a tabby cat, a black cat/);
+    expect(editOffline(scene, 'make the tabby cat orange and the ball blue').edit.kind).toBe('clarify');
   });
 });

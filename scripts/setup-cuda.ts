@@ -3,7 +3,8 @@
  * onnxruntime-node 1.29.0 loads it, from the npm registry (no NuGet), and says what the host still needs.
  *
  * 1. `npm pack com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9` into a temporary folder (≈ 180 MB download), or
- *    take the tarball / unpacked package given with --from (hosts without the registry: copy it there first);
+ *    take what --from gives: the tarball, the unpacked package, or a folder with its .so files (hosts without the
+ *    registry: copy one of those there first);
  * 2. copy its provider libraries into node_modules/onnxruntime-node/bin/napi-v6/linux/x64/ and write a marker
  *    naming the ONNX Runtime release they come from;
  * 3. check with ldd which CUDA 13 / cuBLAS 13 / cuDNN 9 libraries the loader cannot find, and print them.
@@ -34,12 +35,11 @@ function run(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-/** The folder holding the provider libraries inside an unpacked package. */
+/** The folder holding the provider libraries: the unpacked package (with or without its package/ folder) or the libraries themselves. */
 function libFolder(unpacked: string): string {
-  const dir = path.join(unpacked, 'Plugins', 'Linux', 'x64');
-  if (!existsSync(path.join(dir, 'libonnxruntime_providers_cuda.so'))) {
-    fail(`${unpacked} has no Plugins/Linux/x64/libonnxruntime_providers_cuda.so: not the ${CUDA_PROVIDER_PACKAGE} package`);
-  }
+  const candidates = [path.join(unpacked, 'Plugins', 'Linux', 'x64'), path.join(unpacked, 'package', 'Plugins', 'Linux', 'x64'), unpacked];
+  const dir = candidates.find((d) => existsSync(path.join(d, 'libonnxruntime_providers_cuda.so')));
+  if (!dir) fail(`${unpacked} holds no libonnxruntime_providers_cuda.so (nor Plugins/Linux/x64/ of the ${CUDA_PROVIDER_PACKAGE} package)`);
   return dir;
 }
 

@@ -9,12 +9,12 @@
  *
  *   node --import tsx bench/realscale.ts [model dir]     (EXECUTION_PROVIDER / ORT_THREADS from the environment)
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/pipeline/engine.ts';
 import { generateJob, repaintJob, type JobOutput } from '../src/engine/pipeline/jobs.ts';
-import { TRAJECTORY_ARTIFACT } from '../src/engine/pipeline/trajectory.ts';
+import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generation-files.ts';
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
 import { DTYPE_BYTES } from '../src/engine/onnx/graph.ts';
 import { makeTinyModel } from '../src/engine/tiny-model/make.ts';
@@ -90,14 +90,11 @@ for (const n of [3, 2, 5, 1]) {
     last = await job(`${n} regions (${pass})`, () => generateJob(engine, lastParams!));
   }
 }
-/** Saves a result as the worker host does (repaints read their parent's files). */
-const files = (name: string, out: JobOutput) => {
+/** Saves a result as the CLI does (repaints read their parent's image and trajectory files). */
+const files = (name: string, out: JobOutput, rag: RagParams) => {
   const dir = path.join(repoRoot, '.tmp', 'realscale', name);
-  mkdirSync(dir, { recursive: true });
-  const image = path.join(dir, 'image.png');
-  const trajectory = path.join(dir, TRAJECTORY_ARTIFACT);
-  writeFileSync(image, out.image);
-  writeFileSync(trajectory, out.artifacts[TRAJECTORY_ARTIFACT]!);
+  saveGeneration(dir, { out, rag, model: engine.modelId, version: engine.version });
+  const { image, trajectory } = loadGeneration(dir);
   return { image, trajectory };
 };
 const repaintOf = async (p: RagParams, what: string, seed: number): Promise<RagParams> => ({
@@ -111,9 +108,9 @@ const repaintOf = async (p: RagParams, what: string, seed: number): Promise<RagP
 });
 const first = lastParams!;
 const r1Params = await repaintOf(first, 'a sleeping dog', 5);
-const r1 = await job('repaint', () => repaintJob(engine, r1Params, { params: first, ...files('first', last!) }));
+const r1 = await job('repaint', () => repaintJob(engine, r1Params, { params: first, ...files('first', last!, first) }));
 const r2Params = await repaintOf(r1Params, 'a grey rabbit', 6);
-await job('repaint of the repaint', () => repaintJob(engine, r2Params, { params: r1Params, ...files('repaint', r1), kind: 'repaint' }));
+await job('repaint of the repaint', () => repaintJob(engine, r2Params, { params: r1Params, ...files('repaint', r1, r1Params), kind: 'repaint' }));
 await engine.close();
 
 const table = [['job', 'wall s', 'sessions created', 'creating s', 'peak RSS MiB'], ...rows.map((r) => [r.job, fmt(r.ms / 1000, 2), String(r.sessions), fmt(r.createS, 2), fmt(r.peakMiB, 0)])];

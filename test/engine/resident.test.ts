@@ -1,11 +1,11 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/config/errors.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { generateJob, repaintJob, type JobOutput } from '../../src/engine/pipeline/jobs.ts';
-import { TRAJECTORY_ARTIFACT } from '../../src/engine/pipeline/trajectory.ts';
+import { loadGeneration, saveGeneration } from '../../src/engine/pipeline/generation-files.ts';
 import { padCells } from '../../src/engine/rag/step-runner.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 import type { RagParams } from '../../src/rag/params.ts';
@@ -47,13 +47,11 @@ function layout(n: number, cells: number, o: { width?: number; height?: number; 
   };
 }
 
-function store(name: string, out: JobOutput): { image: string; trajectory: string } {
+/** Saves a job as the CLI does and gives back its image and trajectory paths. */
+function store(name: string, out: JobOutput, rag: RagParams): { image: string; trajectory: string } {
   const dir = path.join(tmp, name);
-  mkdirSync(dir, { recursive: true });
-  const image = path.join(dir, 'image.png');
-  const trajectory = path.join(dir, TRAJECTORY_ARTIFACT);
-  writeFileSync(image, out.image);
-  writeFileSync(trajectory, out.artifacts[TRAJECTORY_ARTIFACT]!);
+  saveGeneration(dir, { out, rag, model: engine.modelId, version: engine.version });
+  const { image, trajectory } = loadGeneration(dir);
   return { image, trajectory };
 }
 
@@ -98,10 +96,10 @@ describe('one resident transformer serves every layout', () => {
       Repainting_seed: seed,
       Repainting_single: single,
     });
-    const second = await repaintJob(engine, await repaint(0, 7), { params: first, ...store('parent', parent) });
-    const alt = await repaintJob(engine, await repaint(1, 8), { params: first, ...store('parent', parent) });
+    const second = await repaintJob(engine, await repaint(0, 7), { params: first, ...store('parent', parent, first) });
+    const alt = await repaintJob(engine, await repaint(1, 8), { params: first, ...store('parent', parent, first) });
     expect(alt.mode).toBe('repaint-exact');
-    const third = await repaintJob(engine, { ...(await repaint(0, 9)), Repainting_prompt: 'a row of 2 things, the first one red' }, { params: await repaint(0, 7), ...store('second', second), kind: 'repaint' });
+    const third = await repaintJob(engine, { ...(await repaint(0, 9)), Repainting_prompt: 'a row of 2 things, the first one red' }, { params: await repaint(0, 7), ...store('second', second, await repaint(0, 7)), kind: 'repaint' });
     expect(third.mode).toBe('repaint-stored');
     expect(engine.steps.sessions).toEqual([session]);
     expect(Object.keys(session!.runsBy)).toEqual(expect.arrayContaining(['k2-s2-pp', 'k0-s2-rp0', 'k0-s2-rp1', 'k0-s0']));

@@ -71,6 +71,8 @@ export class Delivery {
   private readonly budget: WriteBudget;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Channels where a queue-place edit waits for the write budget. */
+  private readonly placeWanted = new Set<string>();
 
   constructor(
     private readonly rest: REST,
@@ -163,6 +165,13 @@ export class Delivery {
     this.schedule(t, Math.max(0, t.lastEditAt + this.o.progressEveryMs - Date.now()));
   }
 
+  /** Jobs painting in a channel: each may need a write for its result at any moment. */
+  private painting(channelId: string): number {
+    let n = 0;
+    for (const t of this.tracked.values()) if (t.latest?.status === 'running' && !t.finishing && t.latest.target.channelId === channelId) n++;
+    return n;
+  }
+
   /** One pending progress flush per job; it shows whatever state is newest when it runs. */
   private schedule(t: Tracked, wait: number): void {
     t.timer = setTimeout(() => {
@@ -188,7 +197,9 @@ export class Delivery {
     if (this.stopped || t.finishing) return;
     // Counted from the end of the previous edit: a slow request must not bunch two edits together. Progress
     // is skippable: it also waits while the channel's write budget is down to what results need.
-    const wait = Math.max(t.lastEditAt + this.o.progressEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId));
+    // A place edit waiting for the same channel goes first: it is rarer and says more.
+    const reserve = this.painting(job.target.channelId) + (this.placeWanted.has(job.target.channelId) ? 1 : 0);
+    const wait = Math.max(t.lastEditAt + this.o.progressEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId, reserve));
     if (wait > 0) {
       if (!t.timer) this.schedule(t, wait);
       return;
@@ -242,6 +253,7 @@ export class Delivery {
       const places = this.queue.positions ? await this.queue.positions(ids) : new Map(await Promise.all(ids.map(async (id) => [id, (await this.queue.position(id)) ?? 0] as const)));
       const note = this.o.waitingNote?.();
       let later = Infinity;
+      this.placeWanted.clear();
       for (const [id, t] of waiting) {
         const place = places.get(id);
         if (!place) continue;
@@ -253,9 +265,10 @@ export class Delivery {
           continue;
         }
         if (t.shownWaiting === text) continue;
-        const wait = Math.max(t.lastWaitAt + this.o.positionEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId));
+        const wait = Math.max(t.lastWaitAt + this.o.positionEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId, this.painting(job.target.channelId)));
         if (wait > 0) {
           later = Math.min(later, wait);
+          this.placeWanted.add(job.target.channelId);
           continue;
         }
         t.shownWaiting = text;
@@ -424,6 +437,8 @@ export class Delivery {
 
   /** Links the message that shows a job (the first reply) so buttons, replies and fallbacks find it. */
   async attach(job: Job, posted: { id: string; viaInteraction: boolean }): Promise<void> {
+    // The first answer was just written to that channel: it counts against the channel's limit too.
+    this.budget.note(job.target.channelId);
     // A message that fell back to the channel is edited through the channel, never through the token.
     await this.queue.setTarget(job.id, posted.viaInteraction ? { messageId: posted.id } : { messageId: posted.id, viaInteraction: false, interactionToken: undefined, tokenExpiresAt: undefined });
     await this.poke(job.id);

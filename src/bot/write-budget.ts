@@ -32,11 +32,15 @@ export class WriteBudget {
     this.blockedUntil.set(channelId, Math.max(this.blockedUntil.get(channelId) ?? 0, Date.now() + retryAfterMs));
   }
 
-  /** How long an optional write must wait (0: it may go now). */
-  optionalWait(channelId: string): number {
+  /**
+   * How long an optional write must wait (0: it may go now). `pending` is how many results may need a
+   * write soon (jobs painting in that channel): that many writes stay free, at least `reserve`, while one
+   * optional write per window is always left so progress never stops altogether.
+   */
+  optionalWait(channelId: string, pending = 0): number {
     const now = Date.now();
     const blocked = Math.max(0, (this.blockedUntil.get(channelId) ?? 0) - now);
-    const allowed = Math.max(1, this.limit - this.reserve);
+    const allowed = Math.max(1, this.limit - Math.max(this.reserve, pending));
     const list = this.recent(channelId, now);
     if (list.length < allowed) return blocked;
     return Math.max(blocked, list[list.length - allowed]! + this.windowMs - now);

@@ -288,8 +288,11 @@ export class RedisQueue implements JobQueue {
     return job;
   }
 
-  private finishLocal(id: string, status: JobStatus, fields: { result?: JobResult; error?: string | null; finishedAt?: number }): Job | undefined {
+  private finishLocal(id: string, status: JobStatus, fields: { result?: JobResult; error?: string | null; finishedAt?: number; ran?: BullJob }): Job | undefined {
+    // A quick job can start and finish between two looks: its run is recorded from the finished job.
+    const ran = fields.ran ? { attempts: fields.ran.attemptsStarted, worker_id: fields.ran.processedBy ?? null, started_at: fields.ran.processedOn ?? null } : {};
     return this.update(id, {
+      ...ran,
       status,
       result_json: status === 'done' && fields.result ? JSON.stringify(JobResultSchema.parse(fields.result)) : null,
       error: fields.error ?? null,
@@ -364,7 +367,8 @@ export class RedisQueue implements JobQueue {
     }
     // Waiting again after it ran: its worker gave it back or died.
     if (row.status === 'running') {
-      this.update(id, { status: 'queued', worker_id: null, progress_json: null, attempts: bull.attemptsStarted, note: bull.data.note ?? `${STOPPED}; it was put back in the queue` });
+      // (Its run count is taken when it starts again: these fields may already be newer than the state.)
+      this.update(id, { status: 'queued', worker_id: null, progress_json: null, note: bull.data.note ?? `${STOPPED}; it was put back in the queue` });
     }
   }
 
@@ -392,17 +396,17 @@ export class RedisQueue implements JobQueue {
     const refs = rv.success ? Object.values(rv.data.files) : [];
     const finishedAt = bull.finishedOn ?? Date.now();
     if (row.cancel_requested === 1) {
-      this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt });
+      this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt, ran: bull });
     } else if (!rv.success || !rv.data.files['image.png']) {
       log.error({ jobId: row.id, returnvalue: bull.returnvalue }, 'unreadable result');
-      this.finishLocal(row.id, 'failed', { error: 'the worker reported a result without an image (an incompatible worker version?)', finishedAt });
+      this.finishLocal(row.id, 'failed', { error: 'the worker reported a result without an image (an incompatible worker version?)', finishedAt, ran: bull });
     } else {
       try {
         const files = await getFiles(this.redis, rv.data.files, this.artifactDir(row.generation_id));
-        this.finishLocal(row.id, 'done', { result: { imagePath: files['image.png']!, artifacts: files, model: rv.data.model, paintMs: rv.data.paintMs }, finishedAt });
+        this.finishLocal(row.id, 'done', { result: { imagePath: files['image.png']!, artifacts: files, model: rv.data.model, paintMs: rv.data.paintMs }, finishedAt, ran: bull });
       } catch (e) {
         if (!(e instanceof BlobMissingError)) throw e;
-        this.finishLocal(row.id, 'failed', { error: `the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`, finishedAt });
+        this.finishLocal(row.id, 'failed', { error: `the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`, finishedAt, ran: bull });
       }
     }
     await deleteRefs(this.redis, refs);
@@ -414,11 +418,11 @@ export class RedisQueue implements JobQueue {
     const reason = bull.failedReason ?? 'unknown error';
     const finishedAt = bull.finishedOn ?? Date.now();
     if (row.cancel_requested === 1 || reason === CANCELLED) {
-      this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt });
+      this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt, ran: bull });
     } else if (/stalled more than allowable limit/.test(reason)) {
-      this.finishLocal(row.id, 'failed', { error: `${STOPPED} again (it was started ${bull.attemptsStarted} times), so it was stopped for good`, finishedAt });
+      this.finishLocal(row.id, 'failed', { error: `${STOPPED} again (it was started ${bull.attemptsStarted} times), so it was stopped for good`, finishedAt, ran: bull });
     } else {
-      this.finishLocal(row.id, 'failed', { error: reason, finishedAt });
+      this.finishLocal(row.id, 'failed', { error: reason, finishedAt, ran: bull });
     }
     await this.dropBlobs(row.id, row);
     await bull.remove().catch(() => undefined);

@@ -38,6 +38,10 @@ export interface HarnessOptions {
   /** BullMQ tuning when env.REDIS_URL is set (shorter timers than production). */
   redisOptions?: StartOptions['redisOptions'];
   deliveryOptions?: StartOptions['deliveryOptions'];
+  /** Another Painter module (e.g. one that holds the engine back to play a slow model load). */
+  painterModule?: string;
+  /** false: start returns while the painter is still loading. */
+  awaitPainter?: boolean;
 }
 
 export class Harness {
@@ -94,12 +98,13 @@ export class Harness {
       },
       intents: this.o.intents,
       planner: this.o.planner,
+      ...(this.o.painterModule ? { painterModule: this.o.painterModule } : {}),
       progressEveryMs: this.o.progressEveryMs ?? 200,
       queuePollMs: 30,
       redisOptions: { reconcileMs: 200, heartbeatMs: 300, ...this.o.redisOptions },
       deliveryOptions: this.o.deliveryOptions,
     });
-    await this.bot.painterSettled;
+    if (this.o.awaitPainter !== false) await this.bot.painterSettled;
     await this.fake.waitFor(() => this.fake.connected, 'bot connected');
     return this.bot;
   }

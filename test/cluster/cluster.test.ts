@@ -39,6 +39,9 @@ afterAll(async () => {
   await redis?.stop();
 });
 afterEach(async () => {
+  // Leave the workers idle for the next scenario: whatever this one left running is cancelled.
+  const open = (h?.bot.store.db.prepare(`SELECT id FROM redis_jobs WHERE status IN ('queued', 'running')`).all() ?? []) as { id: string }[];
+  for (const { id } of open) await h!.bot.queue.cancel(id, 'test over');
   await h?.close();
   h = undefined;
 });
@@ -92,10 +95,11 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     }));
     expect(repaints.every((m) => m.content.startsWith('✅ Repainted'))).toBe(true);
 
-    const jobs = await Promise.all([...done, ...repaints].map(jobOf));
+    // Marked delivered right after the final edit returns.
+    const jobs = await Promise.all([...done, ...repaints].map(async (m) => waitJob((await jobOf(m)).id, (j) => j.deliveredAt !== null)));
     expect(jobs).toHaveLength(30);
     // Each ran once, on a schnell worker; the dev worker never took one; the work was spread.
-    expect(jobs.every((j) => j.status === 'done' && j.attempts === 1 && j.deliveredAt !== null)).toBe(true);
+    expect(jobs.map((j) => `${j.status}:${j.attempts}`)).toEqual(jobs.map(() => 'done:1'));
     expect(jobs.every((j) => schnell.some((w) => isOf(w, j.workerId)))).toBe(true);
     expect(jobs.some((j) => isOf(dev, j.workerId))).toBe(false);
     expect(new Set(jobs.map((j) => j.workerId)).size).toBeGreaterThanOrEqual(2);
@@ -120,6 +124,51 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const client = new Redis(redis.url);
     expect(await client.keys('sw:blob:*')).toEqual([]);
     client.disconnect();
+  });
+
+  it("six jobs on three workers in one rate-limited channel: progress and place edits give way, each image arrives within one rate-limit window of finishing", async () => {
+    const windowMs = 5000;
+    await start({ DEFAULT_SIZE: '512' }, { rateLimit: { writes: 5, windowMs } });
+    const users = Array.from({ length: 6 }, (_, i) => h!.fake.join(h!.guildId, `busy${i}`));
+    const started = await Promise.all(users.map((u, i) => h!.imagine(u, `a green tree number ${i}`, { steps: 8, seed: i }, h!.channel)));
+    const done = await Promise.all(started.map(({ message }) => h!.finished(message.id, 120_000)));
+    expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
+    const writes = h!.fake.requests.filter((r) => r.method !== 'GET' && /\/(webhooks\/\d+\/[^/]+\/messages|channels\/\d+\/messages)/.test(r.path));
+    // Discord's limit was reached (the fake answered 429 the way Discord does) ...
+    const limited = writes.filter((r) => r.status === 429);
+    expect(limited.length).toBeGreaterThan(0);
+    expect(limited[0]!.response).toMatchObject({ retry_after: expect.any(Number), global: false });
+    for (const { message } of started) {
+      const job = await jobOf(message);
+      const final = writes.find((r) => r.status < 300 && (r.body as { content?: string })?.content?.startsWith('✅') && r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token));
+      // ... yet every finished image went out within one window of the job finishing, ahead of any progress.
+      expect(final!.at - job.finishedAt!).toBeLessThan(windowMs + 1500);
+      const waits = writes.filter((r) => r.status < 300 && r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token) && (r.body as { content?: string })?.content?.startsWith('⏳ Waiting'));
+      for (let i = 1; i < waits.length; i++) expect(waits[i]!.at - waits[i - 1]!.at).toBeGreaterThanOrEqual(5000 - 50);
+    }
+  });
+
+  it("/queue shows the caller's places and the workers of each model across the cluster", async () => {
+    await start({ DEFAULT_SIZE: '512' });
+    // Three long jobs keep the three schnell workers busy; the fourth and fifth wait.
+    // (In another channel: this one's write budget is for the waiting jobs' messages.)
+    const long = await Promise.all([0, 1, 2].map((i) => h!.imagine(h!.fake.join(h!.guildId, `long${i}`), 'a castle on a hill', { steps: 30, seed: i }, h!.nsfwChannel)));
+    for (const { message } of long) {
+      const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
+      await waitJob(g.jobId!, (j) => j.status === 'running');
+    }
+    await h!.imagine(h!.users.bob, 'a fox', { steps: 30 });
+    await h!.imagine(h!.users.alice, 'a hare', { steps: 2 });
+    const answer = await h!.answered(h!.fake.slashCommand(h!.users.alice, h!.channel.id, 'queue'));
+    expect(answer.content).toMatch(/3 painting, 2 waiting/);
+    expect(answer.content).toMatch(/flux\.1-schnell: 3 workers, 3 painting, 2 waiting/);
+    expect(answer.content).toMatch(/flux\.1-dev: 1 worker, 0 painting, 0 waiting/);
+    expect(answer.content).toMatch(/“a hare”: position 2 in the queue/);
+    // The queue moves (one long job is deleted, the fox starts): the hare's message shows its new place.
+    const hare = [...h!.fake.messages.values()].find((m) => m.content.includes('a hare'))!;
+    const first = h!.bot.store.generationForMessage(long[0]!.message.id)!;
+    await h!.bot.queue.cancel(first.jobId!, 'test over');
+    await h!.fake.waitFor(() => /^⏳ Waiting to paint “a hare”: next in the queue/.test(h!.fake.messages.get(hare.id)?.content ?? ''), 'the new place on the hare message', 15_000);
   });
 
   it('a worker process SIGKILLed mid-job: the job finishes on another worker and is delivered once', async () => {

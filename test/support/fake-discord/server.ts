@@ -88,10 +88,16 @@ export interface FakeDiscordOptions {
   tokenTtlMs?: number;
   /** Sent to the bot in every interaction as attachment_size_limit. */
   attachmentSizeLimit?: number;
+  /**
+   * Discord's per-channel message write limit (posts and edits, bot token or interaction webhook alike):
+   * beyond `writes` per `windowMs` a write is answered 429 with retry_after and the X-RateLimit-* headers.
+   * Off unless given.
+   */
+  rateLimit?: { writes: number; windowMs: number };
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly body: unknown) {
+  constructor(readonly status: number, readonly body: unknown, readonly headers: Record<string, string> = {}) {
     super(`HTTP ${status}`);
   }
 }
@@ -116,7 +122,9 @@ export class FakeDiscord extends EventEmitter {
   private server!: Server;
   private wss!: WebSocketServer;
   private port = 0;
-  private readonly o: Required<Omit<FakeDiscordOptions, 'token' | 'applicationId'>>;
+  private readonly o: Required<Omit<FakeDiscordOptions, 'token' | 'applicationId' | 'rateLimit'>> & Pick<FakeDiscordOptions, 'rateLimit'>;
+  /** Accepted writes per channel (times), for the rate limit. */
+  private readonly channelWrites = new Map<string, number[]>();
 
   private constructor(options: FakeDiscordOptions) {
     super();
@@ -460,6 +468,7 @@ export class FakeDiscord extends EventEmitter {
     const record: RecordedRequest = { at: Date.now(), method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, body: undefined, files: [], status: 0, response: undefined };
     let status: number;
     let body: unknown;
+    let headers: Record<string, string> = {};
     try {
       if (record.method === 'GET' && url.pathname.startsWith('/attachments/')) {
         const id = url.pathname.split('/')[3] ?? '';
@@ -470,6 +479,7 @@ export class FakeDiscord extends EventEmitter {
         return;
       }
       await this.parseBody(req, raw, record);
+      headers = this.rateLimit(record);
       const out = await this.route(req, record);
       status = out.status;
       body = out.body;
@@ -477,6 +487,7 @@ export class FakeDiscord extends EventEmitter {
       if (e instanceof HttpError) {
         status = e.status;
         body = e.body;
+        headers = { ...headers, ...e.headers };
       } else {
         status = 500;
         body = { message: `fake Discord bug: ${(e as Error).stack}` };
@@ -488,13 +499,52 @@ export class FakeDiscord extends EventEmitter {
     this.emit('request', record);
     if (status === 204) {
       // An empty body and no JSON content type, or undici's JSON parsing throws inside discord.js.
-      res.writeHead(204);
+      res.writeHead(204, headers);
       res.end();
       return;
     }
     const text = JSON.stringify(body ?? {});
-    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
     res.end(text);
+  }
+
+  /** The channel a message write goes to (channel routes, and interaction webhooks by their interaction). */
+  private writeChannel(r: RecordedRequest): string | undefined {
+    if (r.method === 'GET') return undefined;
+    const p = r.path.replace(/^\/api\/v10/, '');
+    const ch = /^\/channels\/(\d+)\/messages(?:\/\d+)?$/.exec(p);
+    if (ch) return ch[1];
+    const wh = /^\/webhooks\/\d+\/([^/]+)/.exec(p);
+    return wh ? this.interactions.get(wh[1]!)?.channelId : undefined;
+  }
+
+  /**
+   * Discord's per-channel write limit, as Discord answers it: within the limit the X-RateLimit-* headers say
+   * what is left; beyond it a 429 with retry_after (seconds) in the body and Retry-After in the headers.
+   */
+  private rateLimit(r: RecordedRequest): Record<string, string> {
+    const limit = this.o.rateLimit;
+    const channel = limit ? this.writeChannel(r) : undefined;
+    if (!limit || !channel) return {};
+    const now = Date.now();
+    const recent = (this.channelWrites.get(channel) ?? []).filter((t) => t > now - limit.windowMs);
+    this.channelWrites.set(channel, recent);
+    const resetAfter = recent.length ? (recent[0]! + limit.windowMs - now) / 1000 : limit.windowMs / 1000;
+    const headers = {
+      'x-ratelimit-limit': String(limit.writes),
+      'x-ratelimit-bucket': `channel-writes-${channel}`,
+      'x-ratelimit-reset': ((now + resetAfter * 1000) / 1000).toFixed(3),
+      'x-ratelimit-reset-after': resetAfter.toFixed(3),
+    };
+    if (recent.length >= limit.writes) {
+      throw new HttpError(
+        429,
+        { message: 'You are being rate limited.', retry_after: Number(resetAfter.toFixed(3)), global: false },
+        { ...headers, 'x-ratelimit-remaining': '0', 'x-ratelimit-scope': 'shared', 'retry-after': String(Math.ceil(resetAfter)) },
+      );
+    }
+    recent.push(now);
+    return { ...headers, 'x-ratelimit-remaining': String(limit.writes - recent.length) };
   }
 
   private async parseBody(req: IncomingMessage, raw: Buffer, record: RecordedRequest): Promise<void> {

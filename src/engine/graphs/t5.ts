@@ -16,7 +16,8 @@ import { configReader, type ComponentInput, type TextGraphOptions } from './clip
  * table is a constant. Inputs: input_ids int64 [B, L]; output: last_hidden_state float32 [B, L, d_model]
  * whatever the compute type (bf16 cannot cross the JS boundary).
  * T5's activations overflow float16: compute in float32 (CPU) or bfloat16 (CUDA); a float16 graph (WebGPU, which
- * has no bf16) clamps the residual stream after each sub-layer as transformers does for float16 T5.
+ * has no bf16) does what transformers does for float16 T5: `wo` in float32, a float32 residual stream from there
+ * on, and the float16 clamp where a float16 stream remains.
  */
 export interface T5EncoderConfig {
   dModel: number;
@@ -97,13 +98,13 @@ export function t5ComputeType(ep: ExecutionProvider): FloatType {
 /**
  * transformers' T5Block clamp for float16 hidden states, after the self-attention and after the feed-forward
  * sub-layer: clamp to ±(65504 − 1000) when any value is already inf, else to ±65504, so that the next residual
- * add cannot overflow again. A no-op in other compute types.
+ * add cannot overflow again. Like transformers, only a float16 value is clamped (a float32 stream is left alone).
  */
 export function clampT5Half(h: Value): Value {
   const g = h.graph;
-  if (g.computeType !== 'float16') return h;
+  if (h.dtype !== 'float16') return h;
   const maxAbs = g.op('ReduceMax', [g.op('Abs', [h])], { keepdims: 0 });
-  const limit = where(greater(maxAbs, g.scalar(65504)), g.scalar(65504 - 1000), g.scalar(65504));
+  const limit = where(greater(maxAbs, g.scalar(65504, 'float16')), g.scalar(65504 - 1000, 'float16'), g.scalar(65504, 'float16'));
   return g.op('Clip', [h, g.op('Neg', [limit]), limit]);
 }
 
@@ -134,26 +135,40 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   const table = W('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight');
   const positionBias = g.scope('position_bias', () => unsqueeze(transpose(gather(table, buckets, 0), [2, 0, 1]), [0]));
 
+  // float16 as transformers loads T5 in it: `wo` stays float32 (T5's _keep_in_fp32_modules), so from block 0's
+  // feed-forward on the residual stream is float32 (fp16 + fp32 promotes); each sub-layer normalises it and
+  // computes in float16. Other compute types: one type throughout.
+  const half = g.computeType === 'float16';
+  const norm = (x: Value, name: string): Value =>
+    half && x.dtype === 'float32' ? cast(rmsNorm(x, cast(W(name), 'float32'), cfg.eps), 'float16') : rmsNorm(x, W(name), cfg.eps);
+  const residual = (x: Value, y: Value): Value => (x.dtype === y.dtype ? add(x, y) : add(cast(x, 'float32'), cast(y, 'float32')));
+  const fp32Weight = (name: string): Value => {
+    const src = c.weights.source(name);
+    return src.concat ? cast(W(name), 'float32') : cast(g.initializer(name, src), 'float32');
+  };
+
   for (let i = 0; i < cfg.layers; i++) {
     const p = `encoder.block.${i}.layer`;
     h = g.scope(`block.${i}`, () => {
       const proj = (name: string, x: Value) => linear(x, W(`${p}.${name}.weight`));
-      const x1 = rmsNorm(h, W(`${p}.0.layer_norm.weight`), cfg.eps);
+      const x1 = norm(h, `${p}.0.layer_norm.weight`);
       // T5 does not scale the scores by 1/√d (it is folded into the weights at training).
       const a = attention(proj('0.SelfAttention.q', x1), proj('0.SelfAttention.k', x1), proj('0.SelfAttention.v', x1), {
         heads: cfg.heads, headDim: cfg.dKv, bias: positionBias, scale: 1, impl: opts.attention ?? 'mha',
       });
-      const r1 = clampT5Half(add(h, proj('0.SelfAttention.o', a)));
-      const x2 = rmsNorm(r1, W(`${p}.1.layer_norm.weight`), cfg.eps);
+      const r1 = clampT5Half(residual(h, proj('0.SelfAttention.o', a)));
+      const x2 = norm(r1, `${p}.1.layer_norm.weight`);
       const act = (v: Value) => (cfg.act === 'gelu_new' ? geluTanh(v) : g.op('Relu', [v]));
       const hidden = cfg.gated
         ? mul(act(proj('1.DenseReluDense.wi_0', x2)), proj('1.DenseReluDense.wi_1', x2))
         : act(proj('1.DenseReluDense.wi', x2));
-      return clampT5Half(add(r1, proj('1.DenseReluDense.wo', hidden)));
+      const wo = `${p}.1.DenseReluDense.wo.weight`;
+      const ff = half ? linear(cast(hidden, 'float32'), fp32Weight(wo)) : linear(hidden, W(wo));
+      return clampT5Half(residual(r1, ff));
     });
     if (i < cfg.layers - 1) hiddenOut(h, i + 1);
   }
-  const last = rmsNorm(h, W('encoder.final_layer_norm.weight'), cfg.eps);
+  const last = norm(h, 'encoder.final_layer_norm.weight');
   // transformers reports the final-normed state as the last hidden_states entry.
   hiddenOut(last, cfg.layers);
   g.output(cast(last, 'float32'), 'last_hidden_state', 'float32', ['B', L, D]);

@@ -214,11 +214,11 @@ function startWorker(): Worker {
 }
 
 /**
- * Writes the checkpoint with `workers` threads drawing pieces (default: every core the process may use, at most 4),
+ * Writes the checkpoint with `workers` threads drawing pieces (default: every core the process may use, at most 8),
  * the same bytes as makeTinyModel. Memory: each thread holds one piece (≈ 24 MiB) at a time.
  */
 export async function writeTinyModel(o: MakeTinyModelOptions & { workers?: number }): Promise<MakeTinyModelResult> {
-  const workers = Math.max(1, Math.min(o.workers ?? Math.min(os.availableParallelism(), 4), 16));
+  const workers = Math.max(1, Math.min(o.workers ?? Math.min(os.availableParallelism(), 8), 16));
   const p = prepare(o);
   if (workers === 1) return writeHere(o, p);
   for (const f of p.files) fs.closeSync(startFile(f));

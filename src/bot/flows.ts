@@ -5,7 +5,7 @@ import type { JobQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
-import { MODEL_IDS, editToRepaintParams, sceneToRagParams, type ModelId } from '../scene/to-rag.ts';
+import { MODEL_IDS, editToRepaintParams, editToRepaintPasses, sceneToRagParams, type ModelId } from '../scene/to-rag.ts';
 import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
 import type { Scene } from '../scene/schema.ts';
 import { SceneError, validateScene, type SceneLimits } from '../scene/validate.ts';
@@ -284,8 +284,14 @@ export class Flows {
     let params: GenerationParams = { scene, seed: base.seed, steps: base.steps, model: base.model };
     let mask: Buffer | undefined;
     if (kind === 'repaint' && applied) {
-      params.repaint = { instruction: text, regions: applied.repaint };
-      const plan = base.rag ? await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, { model: this.modelId(base.model) }) : undefined;
+      // Several regions: one repaint pass each, in turn, so none is painted with another one's prompt. The
+      // painter derives the passes the same way; the row keeps the last one's parameters and mask.
+      const chained = applied.repaint.length > 1;
+      params.repaint = { instruction: text, regions: applied.repaint, ...(chained ? { mode: 'chained' as const } : {}) };
+      const model = { model: this.modelId(base.model) };
+      const plan = !base.rag ? undefined : chained
+        ? (await editToRepaintPasses(base.rag as RagParams, parent.params.scene, { ...applied, scene }, model)).at(-1)
+        : await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, model);
       if (plan?.mode === 'repaint') {
         params.rag = plan.params;
         mask = plan.mask;

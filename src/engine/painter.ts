@@ -10,14 +10,17 @@
  *   parent's image.
  * Progress after every step, with a small preview PNG (linear latent → RGB map, no VAE) every few steps.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { UserError } from '../config/errors.ts';
 import { isRepaint, validateRagParams, type RagParams } from '../rag/params.ts';
-import { editToRepaintParams, sceneToRagParams } from '../scene/to-rag.ts';
+import { editToRepaintParams, editToRepaintPasses, sceneToRagParams } from '../scene/to-rag.ts';
 import type { AppliedEdit } from '../scene/edit.ts';
 import type { GenerationParams } from '../store/schema.ts';
 import type { Painter, PainterOptions, PaintRequest } from '../worker/painter.ts';
 import { Engine } from './pipeline/engine.ts';
-import { generateJob, repaintJob } from './pipeline/jobs.ts';
+import { generateJob, repaintJob, type JobOutput, type JobProgress, type ParentGeneration } from './pipeline/jobs.ts';
 import { TRAJECTORY_ARTIFACT } from './pipeline/trajectory.ts';
 
 export { TRAJECTORY_ARTIFACT };
@@ -42,6 +45,43 @@ export async function repaintParamsOf(engine: Engine, request: PaintRequest): Pr
   return { params: plan.params, parent };
 }
 
+/**
+ * A repaint that changes several regions (params.repaint.mode 'chained'): one repaint pass per region, each on
+ * the result of the one before, with its own mask and prompts (scene/to-rag.ts editToRepaintPasses). Each pass
+ * keeps the pixels outside its dilated mask, so outside all of them the image is the parent's. Between passes
+ * the intermediate image and trajectory live in a temporary folder; the last pass's artifacts are returned.
+ */
+export async function chainedRepaintJob(engine: Engine, request: PaintRequest, o: JobProgress = {}): Promise<JobOutput> {
+  const parentInfo = request.parent;
+  const regions = request.params.repaint?.regions;
+  if (!parentInfo || !regions?.length) throw new UserError('a chained repaint needs its parent generation and the regions that changed');
+  const first = ragParamsOf(engine, parentInfo.params);
+  const applied: AppliedEdit = { scene: request.params.scene, repaint: regions, regenerate: false, reason: 'regions changed in place' };
+  const passes = await editToRepaintPasses(first, parentInfo.params.scene, applied, { model: engine.modelId });
+  let parent: ParentGeneration = {
+    params: first,
+    image: parentInfo.artifacts['image.png'],
+    trajectory: parentInfo.artifacts[TRAJECTORY_ARTIFACT],
+    kind: parentInfo.params.repaint !== undefined || isRepaint(first) ? 'repaint' : 'generate',
+  };
+  const dir = mkdtempSync(path.join(tmpdir(), 'sw-chain-'));
+  try {
+    let out: JobOutput | undefined;
+    for (const [i, pass] of passes.entries()) {
+      const onProgress = o.onProgress && ((step: number, total: number, png?: Uint8Array) => o.onProgress!(i * total + step, passes.length * total, png));
+      out = await repaintJob(engine, pass.params, parent, { ...o, ...(onProgress ? { onProgress } : {}) });
+      if (i === passes.length - 1) break;
+      const image = path.join(dir, `pass-${i + 1}.png`), trajectory = path.join(dir, `pass-${i + 1}-${TRAJECTORY_ARTIFACT}`);
+      writeFileSync(image, out.image);
+      writeFileSync(trajectory, out.artifacts[TRAJECTORY_ARTIFACT]!);
+      parent = { params: pass.params, image, trajectory, kind: 'repaint' };
+    }
+    return out!;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function createPainter(options: PainterOptions): Promise<Painter> {
   const extra = options.extra ?? {};
   const engine = Engine.open({
@@ -57,7 +97,9 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
       const progress = { onProgress: ctx.onProgress, signal: ctx.signal, ...(previewEvery !== undefined ? { previewEvery } : {}) };
       const out = request.kind === 'generate'
         ? await generateJob(engine, ragParamsOf(engine, request.params), progress)
-        : await (async () => {
+        : request.params.repaint?.mode === 'chained'
+          ? await chainedRepaintJob(engine, request, progress)
+          : await (async () => {
             const { params, parent } = await repaintParamsOf(engine, request);
             const files = request.parent!.artifacts;
             const kind = request.parent!.params.repaint !== undefined || isRepaint(parent) ? 'repaint' : 'generate';

@@ -465,18 +465,23 @@ export async function editToRepaintParams(original: RagParams, applied: AppliedE
   }
   if (!applied.repaint.length) return { mode: 'unchanged', reason: applied.reason };
 
+  return repaintPass(original, scene, applied.repaint, model, opts.repaintSeed);
+}
+
+/** One repaint of `changes` (their old and new boxes form the mask) over `scene` (what the picture holds after it). */
+async function repaintPass(original: RagParams, scene: Scene, changes: AppliedEdit['repaint'], model: ModelManifest, repaintSeed?: number): Promise<Extract<RepaintPlan, { mode: 'repaint' }>> {
   const rects: PixelRect[] = [];
-  for (const r of applied.repaint) {
+  for (const r of changes) {
     if (r.oldBox) rects.push(pixelRect(r.oldBox, scene.width, scene.height));
     if (r.newBox) rects.push(pixelRect(r.newBox, scene.width, scene.height));
   }
   const mask = await rectsToMaskPng(rects, scene.width, scene.height);
   const byId = new Map(scene.regions.map((r) => [r.id, r] as const));
-  const kept = applied.repaint.map((r) => byId.get(r.id)).filter((r) => r !== undefined);
+  const kept = changes.map((r) => byId.get(r.id)).filter((r) => r !== undefined);
   // A removal repaints the hole with what is behind it.
   const hbPrompt = kept.length ? kept.map((r) => r.label).join(' and ') : scene.background.trim() || scene.prompt;
   const grid = fillSoftGrid(scene, original.SR_hw_split_ratio);
-  const regionIds = applied.repaint.map((r) => r.id);
+  const regionIds = changes.map((r) => r.id);
   const params: RagParams = {
     ...original,
     Repainting_mask: mask,
@@ -485,8 +490,39 @@ export async function editToRepaintParams(original: RagParams, applied: AppliedE
     Repainting_HB_prompt: hbPrompt,
     // The repaint branch starts at step R: it must start before the last step of a short (few-step) run.
     Repainting_HB_replace: Math.max(0, Math.min(model.defaults.Repainting_HB_replace, (original.num_inference_steps ?? model.defaults.num_inference_steps) - 1)),
-    Repainting_seed: opts.repaintSeed ?? seedFromText(`${original.seed}:${regionIds.join(',')}:${hbPrompt}`),
+    Repainting_seed: repaintSeed ?? seedFromText(`${original.seed}:${regionIds.join(',')}:${hbPrompt}`),
     Repainting_single: model.defaults.Repainting_single,
   };
   return { mode: 'repaint', params: validateRagParams(params, 'repaint parameters derived from the edit'), mask, maskRects: rects, regionIds };
+}
+
+/**
+ * Several regions changed in one edit, as chained repaints: one pass per changed region, in the edit's order,
+ * each with its own mask (its old and new box), its own hard-binding prompt (its label) and the soft-refinement
+ * prompts of the picture as it stands after that pass (earlier changes done, later ones not yet), each pass
+ * repainting the result of the one before. No region is painted with another one's prompt, and since every
+ * pass keeps the pixels outside its own dilated mask, everything outside all the masks stays the parent's.
+ * `parentScene` is the scene the original parameters were painted from. A single change is one pass, the same
+ * as editToRepaintParams.
+ */
+export async function editToRepaintPasses(original: RagParams, parentScene: Scene, applied: AppliedEdit, opts: RepaintOptions = {}): Promise<Extract<RepaintPlan, { mode: 'repaint' }>[]> {
+  const model = manifestOf(opts.model);
+  const final = applied.scene;
+  if (applied.regenerate) throw new Error(`this edit cannot be repainted (${applied.reason}): paint the edited layout as a new generation`);
+  if (!applied.repaint.length) return [];
+  if (final.width !== original.width || final.height !== original.height) {
+    throw new Error(`the edited scene is ${final.width}×${final.height} but the original was painted at ${original.width}×${original.height}`);
+  }
+  const finalById = new Map(final.regions.map((r) => [r.id, r] as const));
+  let regions = parentScene.regions;
+  const passes: Extract<RepaintPlan, { mode: 'repaint' }>[] = [];
+  for (const change of applied.repaint) {
+    const next = finalById.get(change.id);
+    if (!next) regions = regions.filter((r) => r.id !== change.id);
+    else if (regions.some((r) => r.id === change.id)) regions = regions.map((r) => (r.id === change.id ? next : r));
+    else regions = [...regions, next];
+    const scene: Scene = { ...final, regions };
+    passes.push(await repaintPass(original, scene, [change], model, opts.repaintSeed));
+  }
+  return passes;
 }

@@ -24,6 +24,11 @@ export const GenerationParamsSchema = z.object({
     .object({
       instruction: z.string().max(2000),
       regions: z.array(RepaintRegionSchema),
+      /**
+       * `chained`: several regions changed, repainted one after another, each with its own mask and prompt
+       * (scene/to-rag.ts editToRepaintPasses; `rag` then holds the last pass). Absent: one repaint of all.
+       */
+      mode: z.enum(['single', 'chained']).optional(),
     })
     .optional(),
 });

@@ -6,7 +6,8 @@ import { UserError } from '../../src/config/errors.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { generateJob, repaintJob, type JobOutput } from '../../src/engine/pipeline/jobs.ts';
 import { loadGeneration, saveGeneration } from '../../src/engine/pipeline/generation-files.ts';
-import { padCells } from '../../src/engine/rag/step-runner.ts';
+import { padCells, StepRunner } from '../../src/engine/rag/step-runner.ts';
+import { benchFeeds } from '../../src/engine/rag/bench.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 import type { RagParams } from '../../src/rag/params.ts';
 import { fixture } from '../support/fixtures.ts';
@@ -111,6 +112,24 @@ describe('one resident transformer serves every layout', () => {
     await expect(generateJob(engine, tooMany)).rejects.toThrow(UserError);
     await expect(generateJob(engine, tooMany)).rejects.toThrow(/18 regional streams .* at most 17/);
     expect(engine.steps.sessions[0]!.runs).toBe(runs);
+  });
+});
+
+describe('regional streams without a Loop (the form for providers that lack it)', () => {
+  it('unrolled into If nodes gives the same velocities as the Loop, and refuses more streams than it unrolled', async () => {
+    const ck = engine.checkpoint;
+    const cpu = { executionProvider: 'cpu' as const, threads: 2 };
+    const loop = StepRunner.forCheckpoint(ck, cpu);
+    const unrolled = StepRunner.forCheckpoint(ck, cpu, { regionalLoop: 'unrolled', maxRegions: 3 });
+    const { feeds } = benchFeeds(ck, { boxes: 2, cells: 2, repaint: false, repaintSingle: false, prepass: true }, { width: 128, height: 128 });
+    const [a, b] = [await loop.run(feeds), await unrolled.run(feeds)];
+    expect(b.velocity).toEqual(a.velocity);
+    expect(b.boxes).toEqual(a.boxes);
+    expect(b.prepass).toEqual(a.prepass);
+    expect(unrolled.limits.regions).toBe(3);
+    expect(() => unrolled.checkLimits({ boxes: 3, cells: 0, repaint: true, repaintSingle: false, prepass: true }, 64)).toThrow(/4 regional streams .* at most 3/);
+    await loop.release();
+    await unrolled.release();
   });
 });
 

@@ -34,9 +34,17 @@ export interface StepGraphOptions {
   linear?: 'fused' | 'transpose';
   /** RoPE angle precision ('float32' for providers without double Sin/Cos). */
   ropePrecision?: 'float64' | 'float32';
+  /** Regional streams as one ONNX Loop (default) or as `maxRegions` If nodes, for providers without Loop (WebGPU). */
+  regionalLoop?: 'loop' | 'unrolled';
+  maxRegions?: number;
 }
 
 const END = Number.MAX_SAFE_INTEGER;
+
+/** Regional streams an unrolled graph (regionalLoop 'unrolled') can carry: 8 boxes and the repaint pre-pass. */
+export const DEFAULT_UNROLLED_REGIONS = 9;
+
+type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value };
 
 /** The regional streams between blocks: image rows of every stream [1, T, D], texts [R, L, D], temb [R, D]. */
 interface Regional {
@@ -136,17 +144,22 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
 
   // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
   const trips = add(shapeOf(rgOffsets), g.ints([-1]));
-  const eachRegion = (state: Value[], body: (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value }) =>
-    forLoop(trips, state, (k, [img, txt]) => {
-      const a = gather(rgOffsets, k, 0);
-      const b = gather(rgOffsets, add(k, g.ints([1])), 0);
-      const k1 = add(k, g.ints([1]));
-      const c = ctx({ cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0), sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0) });
-      const out = body({ c, img: sliceDynamic(img!, a, b, 1), txt: sliceDynamic(txt!, k, k1, 0), temb: sliceDynamic(rg.temb, k, k1, 0) });
-      const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
-        concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
-      return [put(img!, a, b, out.img, 1), out.txt ? put(txt!, k, k1, out.txt, 0) : txt!];
-    });
+  /** One regional stream k ([1] int64) through `body`: its rows sliced out of the state and written back. */
+  const region = (k: Value, [img, txt]: Value[], body: RegionBody): Value[] => {
+    const a = gather(rgOffsets, k, 0);
+    const b = gather(rgOffsets, add(k, g.ints([1])), 0);
+    const k1 = add(k, g.ints([1]));
+    const c = ctx({ cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0), sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0) });
+    const out = body({ c, img: sliceDynamic(img!, a, b, 1), txt: sliceDynamic(txt!, k, k1, 0), temb: sliceDynamic(rg.temb, k, k1, 0) });
+    const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
+      concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
+    return [put(img!, a, b, out.img, 1), out.txt ? put(txt!, k, k1, out.txt, 0) : txt!];
+  };
+  // A Loop where the provider has one (CPU, CUDA); WebGPU has only If, so there each possible stream is an If.
+  const eachRegion = (state: Value[], body: RegionBody): Value[] => opts.regionalLoop === 'unrolled'
+    ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<Value[]>((st, _, r) =>
+        ifElse(greater(trips, g.ints([r])), () => region(g.ints([r]), st, body), () => st), state)
+    : forLoop(trips, state, (k, st) => region(k, st, body));
 
   full.img = capture(full.img, rg.img);
   for (let i = 0; i < cfg.numLayers; i++) {

@@ -4,7 +4,7 @@ import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import { UserError } from '../../config/errors.ts';
 import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { buildStepGraph, type StepGraphOptions } from './step-graph.ts';
+import { buildStepGraph, DEFAULT_UNROLLED_REGIONS, type StepGraphOptions } from './step-graph.ts';
 import { signatureKey, STEP_IO, type StepSignature } from './signature.ts';
 
 /** One stream's conditioning and latents, float32, batch 1. */
@@ -113,6 +113,7 @@ export class StepRunner {
     private readonly opts: StepRunnerOptions = {},
   ) {
     this.limits = { ...DEFAULT_STEP_LIMITS, ...opts.limits };
+    if (opts.regionalLoop === 'unrolled') this.limits.regions = Math.min(this.limits.regions, opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS);
   }
 
   static forCheckpoint(ck: FluxCheckpoint, runtime: RuntimeOptions, opts: StepRunnerOptions = {}): StepRunner {

@@ -48,7 +48,7 @@ export interface Session {
 /**
  * ORT's own default is one thread per physical core as it counts them, which on the 2-vCPU CI machine meant one:
  * a plain bench step took 0.97 s there and 0.54 s with 2 threads. 0 therefore means every core this process may
- * use (os.availableParallelism honours CPU affinity and cgroup quotas where Node can see them).
+ * use (os.availableParallelism: the CPUs in this process's affinity mask).
  */
 export function intraOpThreads(threads: number): number {
   return threads > 0 ? threads : os.availableParallelism();
@@ -79,8 +79,9 @@ function looksLikeProviderFailure(msg: string, provider: ExecutionProvider): boo
  * fall back to the CPU (measured on an H200: 3.2 s instead of 0.17 s for three FLUX.1-width blocks at 1024²);
  * it also lacks float64 Sin/Cos (RoPE angles in float32) and bf16 (compute in float16). CUDA takes bf16.
  */
-export function graphFormFor(ep: ExecutionProvider): { linear: 'fused' | 'transpose'; ropePrecision: 'float64' | 'float32'; computeType: 'float32' | 'float16' | 'bfloat16' } {
-  if (ep === 'webgpu') return { linear: 'transpose', ropePrecision: 'float32', computeType: 'float16' };
+export function graphFormFor(ep: ExecutionProvider): { linear: 'fused' | 'transpose'; ropePrecision: 'float64' | 'float32'; computeType: 'float32' | 'float16' | 'bfloat16'; regionalLoop?: 'loop' | 'unrolled' } {
+  // WebGPU has If but no Loop kernel: a Loop would run on the CPU provider with its state copied across every step.
+  if (ep === 'webgpu') return { linear: 'transpose', ropePrecision: 'float32', computeType: 'float16', regionalLoop: 'unrolled' };
   if (ep === 'cuda') return { linear: 'transpose', ropePrecision: 'float64', computeType: 'bfloat16' };
   return { linear: 'fused', ropePrecision: 'float64', computeType: 'float32' };
 }

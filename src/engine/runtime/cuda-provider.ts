@@ -74,6 +74,16 @@ function versionInLibrary(file: string): string | undefined {
   return undefined;
 }
 
+/** The ORT version setup:cuda recorded, if its marker is there and readable. */
+function markerVersion(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as Partial<CudaMarker>).onnxruntime;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Sonames `ldd` reports as "not found" for a library (empty when ldd is unavailable). */
 export function unresolvedLibraries(file: string): string[] {
   const r = spawnSync('ldd', [file], { encoding: 'utf8' });
@@ -95,8 +105,7 @@ export function cudaProviderStatus(binDir = ortNodeInstall().binDir): CudaProvid
   let found = 'missing';
   if (existsSync(lib)) {
     const markerFile = path.join(binDir, CUDA_MARKER);
-    const marker = existsSync(markerFile) ? (JSON.parse(readFileSync(markerFile, 'utf8')) as CudaMarker) : undefined;
-    found = marker?.onnxruntime ?? versionInLibrary(lib) ?? 'unknown version';
+    found = markerVersion(markerFile) ?? versionInLibrary(lib) ?? 'unknown version';
   }
   const unresolved = found === 'missing' ? [] : unresolvedLibraries(lib);
   // ldd on the installed provider is the loader's own answer; cuDNN (dlopened) and a provider not yet installed

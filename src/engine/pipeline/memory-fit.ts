@@ -29,14 +29,14 @@ function parameters(w: NamedWeights): number {
 export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNeed {
   const cfg = ck.transformerConfig;
   const bytes = DTYPE_BYTES[computeType];
-  // T5 runs in the transformer's type on CUDA and in float32 elsewhere (it overflows float16); CLIP and the VAE in float32.
-  const t5Bytes = computeType === 'bfloat16' ? 2 : 4;
+  // T5 computes in the transformer's type (bf16 on CUDA, fp16 with clamps on WebGPU); CLIP and the VAE in float32.
+  const t5Bytes = bytes;
   // A 1024² RAG step with the repaint pass and 4 cells: 4096 image + 512 text tokens per full stream, about 24
   // values of width `inner` alive per token at the widest point of a block (MLP hidden state, Q/K/V, residuals).
   const tokens = 2 * (4096 + 512) + 2 * 4 * 512;
   const parts = [
     { what: `transformer in ${computeType}`, bytes: parameters(ck.transformerWeights()) * bytes },
-    { what: `T5 in ${t5Bytes === 2 ? 'bfloat16' : 'float32'}`, bytes: parameters(ck.component('text_encoder_2').weights) * t5Bytes },
+    { what: `T5 in ${computeType}`, bytes: parameters(ck.component('text_encoder_2').weights) * t5Bytes },
     { what: 'CLIP', bytes: parameters(ck.component('text_encoder').weights) * 4 },
     { what: 'VAE', bytes: parameters(ck.component('vae').weights) * 4 },
     { what: 'activations of a 1024² RAG step (estimate)', bytes: tokens * cfg.inner * 24 * bytes },

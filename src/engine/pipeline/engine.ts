@@ -26,7 +26,7 @@ import { LatentPreview } from './preview.ts';
 import { runPlan, type RunOptions, type RunResult } from './run.ts';
 
 /** Bumped when a change to the engine changes the pixels a seed gives. */
-export const ENGINE_VERSION = '1';
+export const ENGINE_VERSION = '2';
 
 export interface EngineOptions {
   modelDir: string;

@@ -64,6 +64,9 @@ function countWord(w: string | undefined): number | undefined {
   return n !== undefined && !['few', 'several', 'couple', 'dozen', 'both'].includes(w) ? n : undefined;
 }
 
+const PICTURE_NOUNS = new Set(['image', 'picture', 'photo', 'photograph', 'frame', 'canvas', 'scene', 'painting', 'drawing', 'shot', 'composition', 'view']);
+/** Words that only say an object is somewhere ("a chair located to the right of…"): dropped. */
+const PLACED_WORDS = new Set(['located', 'positioned', 'placed', 'situated', 'seen', 'shown', 'depicted', 'visible', 'found']);
 const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
 const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
 const SKIP = new Set(['there', 'is', 'are', 'was', 'were', 'has', 'have', 'who', 'which', 'that', 'it', 'its', 'of', 'each', 'other', 'very', 'really', 'just', 'both', 'here', 'well']);
@@ -241,6 +244,8 @@ class Reader {
   private pendingRelations: ((subject: number) => void)[] = [];
   private last?: Entity;
   private clauseEntities: Entity[] = [];
+  /** Objects named since the last relation: "a cup and a bowl on a table" puts both on the table. */
+  private unplaced: Entity[] = [];
 
   constructor(private readonly t: string[], private readonly maxCount: number) {}
 
@@ -326,6 +331,7 @@ class Reader {
     for (const apply of this.pendingRelations.splice(0)) apply(e.index);
     this.last = e;
     this.clauseEntities.push(e);
+    this.unplaced.push(e);
     this.attachments(e);
     return e;
   }
@@ -349,6 +355,10 @@ class Reader {
     for (;;) {
       const w = this.peek();
       if (!w) return;
+      if (PLACED_WORDS.has(w)) {
+        this.take();
+        continue;
+      }
       if (this.predicate(e)) continue;
       if (w === 'held' && this.peek(1) === 'by') {
         // "a balloon held by a girl": the holder is an object of its own, the balloon at its hand.
@@ -510,6 +520,7 @@ class Reader {
       }
       if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right') ) break;
       if (w === 'held' && this.peek(1) === 'by') break;
+      if (words.length && (w === 'there' || PLACED_WORDS.has(w))) break;
       if ((w === 'left' || w === 'right') && (this.peek(1) === 'of' || this.peek(1) === 'side' || words.length)) break;
       if (SEPARATORS.has(w) || w === ',') break;
       const prev = words[words.length - 1];
@@ -568,6 +579,19 @@ class Reader {
     return this.clauseEntities[this.clauseEntities.length - 1];
   }
 
+  /** Consumes "the image", "the picture", "the frame"… (the picture itself, never an object). */
+  private pictureWord(): boolean {
+    const start = this.pos;
+    if (!this.accept('the') && !this.accept('this')) this.accept('our');
+    const w = this.peek();
+    if (w && PICTURE_NOUNS.has(w)) {
+      this.take();
+      return true;
+    }
+    this.pos = start;
+    return false;
+  }
+
   /** Applies an absolute position to the current object, or to the next one named ("On the left, a cat"). */
   private anchor(h?: AnchorH, v?: AnchorV, depth?: 'front' | 'back'): void {
     const s = this.clauseEntities[this.clauseEntities.length - 1];
@@ -614,6 +638,11 @@ class Reader {
         this.accept('side');
         this.accept('hand', 'side');
         if (this.accept('of')) {
+          // "on the left of the image" is a place in the picture, not a relation to an object.
+          if (this.pictureWord()) {
+            this.anchor(h);
+            return true;
+          }
           const ok = this.relationTo((s, o) => (h === 'left' ? { kind: 'left', a: s, b: o } : { kind: 'left', a: o, b: s }));
           if (ok) return true;
         }
@@ -730,8 +759,12 @@ class Reader {
     if (thing) {
       const e = this.refer(np, true)[0];
       const kind = contact === 'next' ? 'on' : contact;
-      if (e && s && e.index !== s.index) this.relations.push({ kind, a: s.index, b: e.index });
-      else if (e && !s) this.pendingRelations.push((a) => this.relations.push({ kind, a, b: e.index }));
+      if (e && s && e.index !== s.index) {
+        // Everything listed with the subject and not placed otherwise rests there too.
+        const listed = this.unplaced.filter((x) => x !== s && x.index !== e.index && !x.anchorH && !x.anchorV && !this.relations.some((r) => r.a === x.index || r.b === x.index));
+        for (const x of [...listed, s]) this.relations.push({ kind, a: x.index, b: e.index });
+      } else if (e && !s) this.pendingRelations.push((a) => this.relations.push({ kind, a, b: e.index }));
+      this.unplaced = [];
       return true;
     }
     const phrase = np.definite ? `the ${np.words.join(' ')}` : np.words.length === 1 && TIME_WORDS.has(np.words[0]!) ? np.words[0]! : withArticle(np.words.join(' '));

@@ -198,3 +198,30 @@ describe('offline planner: always a valid scene', () => {
     expect([s.width, s.height]).toEqual([1344, 768]);
   });
 });
+
+describe('offline planner: phrasing', () => {
+  it('"of the image" is a place in the picture, not an object; "located", "there is" end the phrase', () => {
+    expect(plan('a cat is sitting on the left of the image, a dog on the right').regions.map((r) => r.label)).toEqual(['a cat', 'a dog']);
+    expect(plan('a chair located to the right of a car').regions.map((r) => r.label)).toEqual(['a chair', 'a car']);
+    const s = plan('above a car there is a bird');
+    expect(s.regions.map((r) => r.label)).toEqual(['a car', 'a bird']);
+    expect(cy(withWord(s, 'bird')[0]!)).toBeLessThan(cy(withWord(s, 'car')[0]!));
+  });
+  it('everything listed before "on a table" rests on it', () => {
+    const s = plan('a yellow book and a red vase on a shelf');
+    const shelf = withWord(s, 'shelf')[0]!;
+    for (const r of [withWord(s, 'book')[0]!, withWord(s, 'vase')[0]!]) {
+      expect(overlaps(r, shelf)).toBe(true);
+      expect(cy(r)).toBeLessThan(cy(shelf));
+    }
+    // An object placed by its own words keeps its place.
+    const t = plan('a cat on the left and a dog on a sofa');
+    expect(overlaps(withWord(t, 'cat')[0]!, withWord(t, 'sofa')[0]!)).toBe(false);
+  });
+  it('adjectives after the noun and counted groups', () => {
+    expect(plan('a car that is red and a bus which is blue').regions.map((r) => r.label)).toEqual(['a red car', 'a blue bus']);
+    expect(plan('a black and white cat next to a red dog').regions.map((r) => r.label)).toEqual(['a black and white cat', 'a red dog']);
+    expect(withWord(plan('a group of three penguins'), 'penguin')).toHaveLength(3);
+    expect(plan('a group of penguins').regions).toHaveLength(1);
+  });
+});

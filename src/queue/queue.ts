@@ -57,6 +57,8 @@ export interface JobQueue {
   get(id: string): Promise<Job | undefined>;
   /** Where a worker host on this queue should write its paintings (Redis: a scratch folder; files go up to Redis). */
   readonly workDir?: string;
+  /** claim() waits (briefly) for a job to arrive instead of answering at once: call it again right away. */
+  readonly claimWaits?: boolean;
   /** A worker says which model it paints (once its painter has loaded); it then takes only jobs for that model. */
   serve?(workerId: string, model: ServedModel): Promise<void>;
   /** Places of several waiting jobs at once (1 = next); jobs not waiting are left out. */

@@ -164,6 +164,9 @@ export class RedisQueue implements JobQueue {
   private closed = false;
   private readonly ownScratch: boolean;
 
+  /** getNextJob blocks on Redis (up to BullMQ's drainDelay) until a job arrives. */
+  readonly claimWaits = true;
+
   get workDir(): string {
     return this.scratchDir;
   }
@@ -672,7 +675,11 @@ export class RedisQueue implements JobQueue {
 
   async claim(workerId: string, leaseMs: number): Promise<Job | undefined> {
     const worker = this.workerFor(workerId, leaseMs);
-    if (!worker || this.closed) return undefined;
+    if (!worker || this.closed) {
+      // Not announced yet (the painter is still loading): a short pause instead of a busy loop.
+      await new Promise((r) => setTimeout(r, 100));
+      return undefined;
+    }
     // Unreadable jobs are failed on the spot; a few in a row must not make an idle worker look busy.
     for (let i = 0; i < 10; i++) {
       const token = `${workerId}:${randomBytes(4).toString('hex')}`;

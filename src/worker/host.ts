@@ -336,6 +336,7 @@ export class WorkerHost {
   private async tick(): Promise<void> {
     if (this.ticking || this.stopping || this.paused || this.running || !this.child || !this.painterInfo) return;
     this.ticking = true;
+    let again = false;
     try {
       await this.childReady;
       const now = Date.now();
@@ -345,12 +346,17 @@ export class WorkerHost {
       }
       if (this.running || this.stopping || this.paused || !this.child) return;
       const job = await this.o.queue.claim(this.workerId, this.o.leaseMs);
-      if (!job) return;
+      if (!job) {
+        // A claim that waits on the queue (BullMQ) is renewed at once, so there is no gap between waits.
+        if (this.o.queue.claimWaits) again = true;
+        return;
+      }
       this.begin(job);
     } catch (e) {
       log.error({ err: e }, 'worker loop error');
     } finally {
       this.ticking = false;
+      if (again) setImmediate(() => void this.tick());
     }
   }
 

@@ -115,9 +115,9 @@ export function looksEnglish(text: string): boolean {
 // ---------------------------------------------------------------------------------------------------------
 // Negation and style, found on the text before the grammar runs.
 
-const NEGATION = /\b(?:(?:but|and)\s+)?(?:with\s+no|without(?:\s+any)?|with\s+zero|no\s+more|no|not\s+any|not\s+(?=a\b|an\b)|minus|except(?:\s+for)?|excluding|but\s+not|free\s+of|devoid\s+of)\s+/gi;
+const NEGATION = /\b(?:(?:but|and)\s+)?(?:with\s+no|without(?:\s+any)?|with\s+zero|no\s+more|no|not\s+any|not(?=\s+(?:a|an)\b)|minus|except(?:\s+for)?|excluding|but\s+not|free\s+of|devoid\s+of)\s+/gi;
 const NEG_STOP = new Set(['on', 'in', 'at', 'with', 'near', 'next', 'under', 'above', 'below', 'behind', 'beside', 'between', 'to', 'from', 'by', 'during', 'while', 'who', 'that', 'which', 'but', 'inside', 'around', 'over']);
-const NEG_ITEM_START_STOP = new Set(['a', 'an', 'the', 'one', 'two', 'three', 'four', 'five', 'some', 'several', 'many']);
+const NEG_ITEM_START_STOP = new Set(['a', 'an', 'the', 'one', 'two', 'three', 'four', 'five', 'some', 'several', 'many', 'just', 'only', 'simply', 'but', 'with', 'there', 'instead', 'except', 'it', 'this']);
 
 interface Span {
   start: number;
@@ -150,7 +150,7 @@ function findNegations(text: string): { items: string[]; spans: Span[] } {
         pos = re.lastIndex;
         continue;
       }
-      if (current.length === 0 && ['any', 'a', 'an', 'the', 'more', 'no', 'without'].includes(word)) {
+      if (current.length === 0 && ['any', 'a', 'an', 'the', 'more', 'no', 'without', 'single'].includes(word)) {
         pos = re.lastIndex;
         last = pos;
         continue;
@@ -317,9 +317,24 @@ class Reader {
         this.take();
         continue;
       }
-      this.introduce(np);
+      // "…, the cow on the left": a definite noun phrase naming an object already there is that object.
+      const known = np.definite && !np.counted && !np.group ? [...this.entities].reverse().find((e) => e.head === np.head) : undefined;
+      if (known) this.resume(known);
+      else this.introduce(np);
       clauseStart = false;
     }
+  }
+
+  /** Makes an object named earlier the subject again (its clause continues: "the cow on the left"). */
+  private resume(e: Entity): void {
+    if (this.pendingH) e.anchorH = this.pendingH;
+    if (this.pendingV) e.anchorV = this.pendingV;
+    if (this.pendingDepth) e.depth = this.pendingDepth;
+    this.pendingH = this.pendingV = this.pendingDepth = undefined;
+    for (const apply of this.pendingRelations.splice(0)) apply(e.index);
+    this.last = e;
+    this.clauseEntities.push(e);
+    this.attachments(e);
   }
 
   private introduce(np: NounPhrase): Entity {
@@ -423,7 +438,7 @@ class Reader {
     const w = this.peek();
     let k: number;
     if ((w === 'that' || w === 'which' || w === 'who') && (this.peek(1) === 'is' || this.peek(1) === 'are' || this.peek(1) === 'looks' || this.peek(1) === 'look')) k = 2;
-    else if (w === 'colored' || w === 'coloured' || w === 'painted' || w === 'in') k = 1;
+    else if (w === 'colored' || w === 'coloured' || w === 'painted' || w === 'in' || w === 'is' || w === 'are' || w === 'looks') k = 1;
     else return false;
     const adjs: string[] = [];
     let i = k;
@@ -528,7 +543,7 @@ class Reader {
       if (words.length && /ly$/.test(w) && w.length > 4) break;
       if (NUMBER_WORDS[w] !== undefined && words.length) break;
       // "a cat sleeps on a mat": after a singular determiner, a plural-looking word that follows a noun is a verb.
-      if (words.length && count === 1 && isPluralNoun(w) && prev && prev !== 'of' && !DETERMINERS.has(prev) && !ADJECTIVES.has(prev) && !ATTACHMENTS.has(w)) break;
+      if (words.length && (count === 1 || (definite && count === undefined && !knownSize(singularize(w)))) && isPluralNoun(w) && prev && prev !== 'of' && !DETERMINERS.has(prev) && !ADJECTIVES.has(prev) && !ATTACHMENTS.has(w)) break;
       words.push(w);
       this.take();
     }
@@ -556,7 +571,12 @@ class Reader {
 
   /** Finds an entity named earlier ("the dog") or introduces it ("next to a dog"). */
   private refer(np: NounPhrase, introduce: boolean): Entity[] {
-    if (np.pronoun === 'it') return this.last ? [this.last] : [];
+    if (np.pronoun === 'it') {
+      // "a tree with a bird on top of it": "it" is the thing before the one being placed.
+      const s = this.subject();
+      const prior = this.entities.filter((e) => e !== s && !(e.index > (s?.index ?? -1) && s));
+      return this.last && this.last !== s ? [this.last] : prior.length ? [prior[prior.length - 1]!] : [];
+    }
     if (np.pronoun === 'them') {
       // "them" points back past the object being placed: "two cats and a ball between them" means the cats.
       const s = this.subject();
@@ -741,8 +761,14 @@ class Reader {
    * place, surface or time (background).
    */
   private placeOn(prep: string): boolean {
-    const np = this.nounPhrase(true);
+    const np = this.nounPhrase();
     if (!np) return true;
+    if (np.pronoun) {
+      const s = this.subject();
+      const kind = ['in', 'inside', 'into', 'within'].includes(prep) ? 'inside' : ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep) ? 'on' : 'next';
+      for (const o of this.refer(np, false)) if (s && o.index !== s.index) this.relations.push({ kind, a: s.index, b: o.index });
+      return true;
+    }
     const contact: 'on' | 'inside' | 'next' = ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep) ? 'on' : ['in', 'inside', 'into', 'within'].includes(prep) ? 'inside' : 'next';
     const existing = [...this.entities].reverse().find((e) => e.head === np.head);
     const s = this.subject();

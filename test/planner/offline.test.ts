@@ -225,3 +225,23 @@ describe('offline planner: phrasing', () => {
     expect(plan('a group of penguins').regions).toHaveLength(1);
   });
 });
+
+describe('offline planner: references and negation phrasing', () => {
+  it('a definite noun phrase names the object already there; "it" points past the subject', () => {
+    const s = plan('a cow next to a horse, the cow on the left');
+    expect(s.regions.map((r) => r.label)).toEqual(['a cow', 'a horse']);
+    expect(cx(withWord(s, 'cow')[0]!)).toBeLessThan(cx(withWord(s, 'horse')[0]!));
+    expect(plan('a dog and a ball, the ball is red').regions.map((r) => r.label)).toEqual(['a dog', 'a red ball']);
+    expect(plan('the cat sleeps on the sofa').regions.map((r) => r.label)).toEqual(['a cat', 'a sofa']);
+    const t = plan('a tree with a bird on top of it');
+    expect(overlaps(withWord(t, 'bird')[0]!, withWord(t, 'tree')[0]!)).toBe(true);
+  });
+  it('"not a", "not a single", and a list that stops at "just"', () => {
+    expect(plan('a dog, not a cat')).toMatchObject({ exclude: ['cat'] });
+    expect(plan('a dog, not a cat').regions.map((r) => r.label)).toEqual(['a dog']);
+    expect(plan('a street without a single car').exclude).toEqual(['car']);
+    const s = plan('no people, just a bench in a park');
+    expect(s.exclude).toEqual(['people']);
+    expect(s.regions.map((r) => r.label)).toEqual(['a bench']);
+  });
+});

@@ -50,7 +50,7 @@ const PLACES = ['kitchen', 'park', 'street', 'beach', 'living room', 'forest', '
 const NUMBERS = ['one', 'two', 'three', 'four', 'five'];
 
 /** mulberry32: a small seeded generator, so the sets never change. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -325,7 +325,7 @@ class Reader {
     }
   }
 
-  /** Makes an object named earlier the subject again (its clause continues: "the cow on the left"). */
+  /** Makes an object the subject: pending places and relations apply to it, then its own words follow. */
   private resume(e: Entity): void {
     if (this.pendingH) e.anchorH = this.pendingH;
     if (this.pendingV) e.anchorV = this.pendingV;
@@ -339,15 +339,8 @@ class Reader {
 
   private introduce(np: NounPhrase): Entity {
     const e = this.makeEntity(np);
-    if (this.pendingH) e.anchorH = this.pendingH;
-    if (this.pendingV) e.anchorV = this.pendingV;
-    if (this.pendingDepth) e.depth = this.pendingDepth;
-    this.pendingH = this.pendingV = this.pendingDepth = undefined;
-    for (const apply of this.pendingRelations.splice(0)) apply(e.index);
-    this.last = e;
-    this.clauseEntities.push(e);
     this.unplaced.push(e);
-    this.attachments(e);
+    this.resume(e);
     return e;
   }
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { rng } from '../../eval/cases.ts';
 import { PLACES } from '../../src/planner/lexicon.ts';
 import { planOffline } from '../../src/planner/offline.ts';
 import { knownObjects, magnitude, sizeOf } from '../../src/planner/sizes.ts';
@@ -12,18 +13,6 @@ const SHAPES = [
   { width: 1344, height: 768 },
   { width: 768, height: 1344 },
 ];
-
-/** A small seeded generator (mulberry32), so a failure names a reproducible pair. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const regionOf = (regions: Region[], noun: string) => regions.find((r) => new RegExp(`\\b${noun}$`).test(r.label));
 

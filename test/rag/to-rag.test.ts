@@ -6,7 +6,7 @@ import { splitBreaks } from '../../src/rag/split-ratio.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import { normalizeScene } from '../../src/scene/normalize.ts';
 import type { Region, Scene } from '../../src/scene/schema.ts';
-import { editToRepaintParams, loadModelManifest, modelIdForTransformerConfig, sceneToRag, sceneToRagParams } from '../../src/scene/to-rag.ts';
+import { editToRepaintParams, editToRepaintPasses, loadModelManifest, modelIdForTransformerConfig, sceneToRag, sceneToRagParams } from '../../src/scene/to-rag.ts';
 
 const LIMITS = { minSize: 256, maxSize: 1536 };
 
@@ -228,5 +228,44 @@ describe('Edit → repaint parameters', () => {
     if (regen.mode === 'regenerate') expect(regen.params.seed).toBe(42);
     const none = await editToRepaintParams(original, applyEdit(cats, { kind: 'change', update: [], add: [], remove: [] }));
     expect(none.mode).toBe('unchanged');
+  });
+});
+
+describe('several regions changed at once: chained repaint passes', () => {
+  const parent = scene([
+    { label: 'a black cat', prompt: 'a black cat sitting', box: { x: 0.05, y: 0.4, w: 0.35, h: 0.4 } },
+    { label: 'a white dog', prompt: 'a white dog lying', box: { x: 0.55, y: 0.4, w: 0.4, h: 0.4 } },
+    { label: 'a lamp', prompt: 'a brass lamp', box: { x: 0.42, y: 0.05, w: 0.12, h: 0.3 } },
+  ]);
+  const original = sceneToRagParams(parent, { seed: 3, steps: 4, model: 'flux.1-schnell' });
+  const dark = async (png: Buffer) => {
+    const { data, info } = await sharp(png).greyscale().raw().toBuffer({ resolveWithObject: true });
+    let n = 0;
+    for (let i = 0; i < info.width * info.height; i++) if (data[i]! < 128) n++;
+    return n;
+  };
+
+  it('one pass per region, each with its own mask and label, over the picture as it stands after it', async () => {
+    const applied = applyEdit(parent, {
+      kind: 'change', update: [{ id: 'r1', label: 'an orange cat', prompt: 'an orange cat sitting' }, { id: 'r2', label: 'a blue dog', prompt: 'a blue dog lying' }],
+      add: [], remove: ['r3'],
+    });
+    const passes = await editToRepaintPasses(original, parent, applied, { model: 'flux.1-schnell' });
+    expect(passes.map((p) => p.regionIds)).toEqual([['r1'], ['r2'], ['r3']]);
+    expect(passes.map((p) => p.params.Repainting_HB_prompt)).toEqual(['an orange cat', 'a blue dog', 'a plain room']);
+    // Pass 1 knows only its own change; pass 2 sees the cat already orange; the lamp goes last.
+    expect(passes[0]!.params.Repainting_SR_prompt).toMatch(/orange cat/);
+    expect(passes[0]!.params.Repainting_SR_prompt).toMatch(/white dog/);
+    expect(passes[0]!.params.Repainting_SR_prompt).not.toMatch(/blue dog/);
+    expect(passes[1]!.params.Repainting_SR_prompt).toMatch(/orange cat.*blue dog|blue dog.*orange cat/);
+    expect(passes[1]!.params.Repainting_SR_prompt).toMatch(/brass lamp/);
+    expect(passes[2]!.params.Repainting_SR_prompt).not.toMatch(/brass lamp/);
+    // Each mask is its own box: the three together are the union mask of the single repaint.
+    const union = await editToRepaintParams(original, applied, { model: 'flux.1-schnell' });
+    if (union.mode !== 'repaint') throw new Error(union.mode);
+    const areas = await Promise.all(passes.map((p) => dark(p.mask)));
+    expect(areas.reduce((a, b) => a + b, 0)).toBe(await dark(union.mask));
+    expect(new Set(passes.map((p) => p.params.Repainting_seed)).size).toBe(3);
+    for (const p of passes) validateRagParams(p.params);
   });
 });

@@ -83,7 +83,7 @@ export class Delivery {
     private readonly canPaint: () => boolean,
     options: DeliveryOptions = {},
   ) {
-    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, positionEveryMs: 5000, channelWrites: { limit: 5, windowMs: 5000, reserve: 2 }, ...options };
+    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, positionEveryMs: 5000, channelWrites: { limit: 5, windowMs: 5000, reserve: 1 }, ...options };
     const w = this.o.channelWrites;
     this.budget = new WriteBudget(w.limit, w.windowMs, w.reserve);
     rest.on('rateLimited', (info) => {

@@ -168,7 +168,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const hare = [...h!.fake.messages.values()].find((m) => m.content.includes('a hare'))!;
     const first = h!.bot.store.generationForMessage(long[0]!.message.id)!;
     await h!.bot.queue.cancel(first.jobId!, 'test over');
-    await h!.fake.waitFor(() => /^⏳ Waiting to paint “a hare”: next in the queue/.test(h!.fake.messages.get(hare.id)?.content ?? ''), 'the new place on the hare message', 15_000);
+    await h!.fake.waitFor(() => /^⏳ Waiting to paint “a hare”: next in the queue/.test(h!.fake.messages.get(hare.id)?.content ?? ''), 'the new place on the hare message', 20_000);
   });
 
   it('a worker process SIGKILLed mid-job: the job finishes on another worker and is delivered once', async () => {
@@ -195,7 +195,13 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const { message } = await h!.imagine(h!.users.alice, 'a lighthouse on a cliff', { steps: 40 });
     const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
     await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 2);
-    const shownPainting = await h!.fake.waitFor(() => h!.fake.messages.get(message.id)?.components.length ? h!.fake.messages.get(message.id) : undefined, 'buttons');
+    // Progress and a preview from the remote worker reach the message, no more often than the throttle.
+    const shownPainting = await h!.fake.waitFor(() => {
+      const m = h!.fake.messages.get(message.id);
+      return m && /step \d+\/40/.test(m.content) && m.attachments.some((a) => a.filename.includes('preview')) ? m : undefined;
+    }, 'progress with a preview', 15_000);
+    const edits = h!.fake.requests.filter((r) => r.method === 'PATCH' && /step \d+\/40/.test((r.body as { content?: string })?.content ?? ''));
+    for (let i = 1; i < edits.length; i++) expect(edits[i]!.at - edits[i - 1]!.at).toBeGreaterThanOrEqual(200 - 20);
     const clicked = Date.now();
     h!.fake.clickButton(h!.users.alice, shownPainting.id, `delete:${g.id}`);
     const cancelled = await waitJob(g.jobId!, (j) => j.status === 'cancelled', 15_000);
@@ -209,12 +215,25 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
   it('Redis killed and restarted on its AOF mid-run: no job lost, each delivered once', async () => {
     await start();
     const started = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => h!.imagine(h!.users.bob, `a blue boat number ${i}`, { steps: 2, seed: i })));
+    const lines = (w: WorkerProcess, re: RegExp) => w.output.join('').split('\n').filter((l) => re.test(l)).length;
+    const before = schnell.map((w) => lines(w, /Redis is unreachable/));
     await redis.kill();
     await new Promise((r) => setTimeout(r, 800));
     await redis.launch();
     const done = await Promise.all(started.map(({ message }) => h!.finished(message.id, 90_000)));
     expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
     expect([...finals().values()].filter((n) => n === 1)).toHaveLength(6);
+    // Each worker said so once (however many of its connections noticed), and once that it is back.
+    await h!.fake.waitFor(() => schnell.every((w) => lines(w, /Redis is reachable again/) >= 1), 'the workers to log the reconnect');
+    expect(schnell.map((w, i) => lines(w, /Redis is unreachable/) - before[i]!)).toEqual(schnell.map(() => 1));
+  });
+
+  it("npm start with REDIS_URL: the bot's own painter is one more worker of the cluster", async () => {
+    h = await Harness.start({ painter: 'engine', env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', WORKER_LEASE_SECONDS: '2' } });
+    await liveWorkers(SCHNELL, schnell.length + 1);
+    expect(h.bot.host!.info!.id).toBe(SCHNELL);
+    const { message } = await h.imagine(h.users.alice, 'a white swan', { steps: 2 });
+    expect((await h.finished(message.id, 30_000)).content).toMatch(/^✅/);
   });
 
   it('the bot restarts while a job paints: the result that finished meanwhile is delivered once when it is back', async () => {

@@ -79,7 +79,7 @@ const IRREGULAR: Record<string, string> = {
   wolves: 'wolf', loaves: 'loaf', shelves: 'shelf', calves: 'calf', halves: 'half', elves: 'elf', scarves: 'scarf',
   thieves: 'thief', lives: 'life', potatoes: 'potato', tomatoes: 'tomato', heroes: 'hero', mangoes: 'mango',
   volcanoes: 'volcano', echoes: 'echo', torpedoes: 'torpedo', buffaloes: 'buffalo', mosquitoes: 'mosquito',
-  dice: 'die', kids: 'kid', buses: 'bus', gases: 'gas', lenses: 'lens', octopuses: 'octopus', octopi: 'octopus',
+  dice: 'die', kids: 'kid', tvs: 'tv', pcs: 'pc', cds: 'cd', buses: 'bus', gases: 'gas', lenses: 'lens', octopuses: 'octopus', octopi: 'octopus',
   cookies: 'cookie', movies: 'movie', pies: 'pie', ties: 'tie', zombies: 'zombie', brownies: 'brownie',
   smoothies: 'smoothie', hoodies: 'hoodie', selfies: 'selfie', goalies: 'goalie', collies: 'collie', beanies: 'beanie',
   budgies: 'budgie', calories: 'calorie', lassies: 'lassie', hippies: 'hippie', genies: 'genie', fairies: 'fairy',

@@ -11,9 +11,8 @@ import { newId } from '../store/ids.ts';
 import { BlobMissingError, deleteRefs, getFiles, isBlobRef, putFiles } from './blobs.ts';
 import type { CancelOutcome, FinishOutcome, JobQueue, ModelStats, QueueStats, RecoveredJob, ServedModel } from './queue.ts';
 import { checkEvictionPolicy, connect, connectionOptions, ConnectionWatch, redisWhere } from './redis-connection.ts';
-import { fromRow, type JobRow } from './sqlite-queue.ts';
+import { fromRow, JOB_COLUMNS, JobTable, type JobRow } from './job-table.ts';
 import {
-  DiscordTargetSchema,
   JobResultSchema,
   NewJobSchema,
   PaintRequestSchema,
@@ -37,29 +36,8 @@ const MIGRATIONS: Migration[] = [
     description: 'bot-side view of BullMQ jobs',
     sql: `
       CREATE TABLE redis_jobs (
-        id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        order_seq INTEGER NOT NULL,
-        model TEXT NOT NULL,
-        generation_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        request_json TEXT NOT NULL,
-        target_json TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        worker_id TEXT,
-        lease_expires_at INTEGER,
-        cancel_requested INTEGER NOT NULL DEFAULT 0,
-        progress_json TEXT,
-        result_json TEXT,
-        error TEXT,
-        note TEXT,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        finished_at INTEGER,
-        delivered_at INTEGER,
-        updated_at INTEGER NOT NULL
+        ${JOB_COLUMNS},
+        model TEXT NOT NULL
       );
       CREATE INDEX redis_jobs_status ON redis_jobs(status);
       CREATE INDEX redis_jobs_user ON redis_jobs(user_id, status);
@@ -163,6 +141,7 @@ export class RedisQueue implements JobQueue {
   private reconcileTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly ownScratch: boolean;
+  private readonly table: JobTable | undefined;
 
   /** getNextJob blocks on Redis (up to BullMQ's drainDelay) until a job arrives. */
   readonly claimWaits = true;
@@ -178,7 +157,10 @@ export class RedisQueue implements JobQueue {
     this.redis = connect(o.url, this.watch);
     this.ownScratch = !o.scratchDir;
     this.scratchDir = o.scratchDir ?? mkdtempSync(path.join(tmpdir(), 'sw-worker-'));
-    if (o.db) migrate(o.db, 'redis-queue', MIGRATIONS);
+    if (o.db) {
+      migrate(o.db, 'redis-queue', MIGRATIONS);
+      this.table = new JobTable(o.db, 'redis_jobs');
+    }
   }
 
   /** Connects, refuses a Redis that evicts keys, and (bot side) catches up on jobs that moved while it was away. */
@@ -272,7 +254,7 @@ export class RedisQueue implements JobQueue {
   }
 
   private row(id: string): Row | undefined {
-    return this.o.db?.prepare('SELECT * FROM redis_jobs WHERE id = ?').get(id) as Row | undefined;
+    return this.table?.row<Row>(id);
   }
 
   private openModels(): string[] {
@@ -562,17 +544,11 @@ export class RedisQueue implements JobQueue {
   }
 
   async setTarget(id: string, patch: Partial<DiscordTarget>): Promise<void> {
-    this.db.transaction(() => {
-      const r = this.row(id);
-      if (!r) return;
-      const target = DiscordTargetSchema.parse({ ...JSON.parse(r.target_json), ...patch });
-      this.db.prepare('UPDATE redis_jobs SET target_json = ? WHERE id = ?').run(JSON.stringify(target), id);
-    }).immediate();
+    this.table!.setTarget(id, patch);
   }
 
   async activeFor(userId: string): Promise<Job[]> {
-    const rows = this.db.prepare(`SELECT * FROM redis_jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY seq`).all(userId) as Row[];
-    return rows.map(fromRow);
+    return this.table!.activeFor(userId);
   }
 
   async stats(): Promise<QueueStats> {
@@ -608,13 +584,11 @@ export class RedisQueue implements JobQueue {
   }
 
   async undelivered(): Promise<Job[]> {
-    if (!this.o.db) return [];
-    const rows = this.db.prepare(`SELECT * FROM redis_jobs WHERE status IN ('done', 'failed', 'cancelled') AND delivered_at IS NULL ORDER BY seq`).all() as Row[];
-    return rows.map(fromRow);
+    return this.table?.undelivered() ?? [];
   }
 
   async markDelivered(id: string): Promise<void> {
-    this.db.prepare('UPDATE redis_jobs SET delivered_at = ? WHERE id = ?').run(Date.now(), id);
+    this.table!.markDelivered(id);
   }
 
   /** BullMQ's stalled check (run by every worker) re-queues jobs of dead workers; nothing to do here. */

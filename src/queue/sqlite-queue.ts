@@ -4,18 +4,10 @@ import { migrate, type Db, type Migration } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import { childLogger } from '../log/logger.ts';
 import type { CancelOutcome, FinishOutcome, JobQueue, QueueStats, RecoveredJob } from './queue.ts';
-import {
-  DiscordTargetSchema,
-  JobResultSchema,
-  NewJobSchema,
-  PaintRequestSchema,
-  type DiscordTarget,
-  type Job,
-  type JobProgress,
-  type JobResult,
-  type JobStatus,
-  type NewJob,
-} from './schema.ts';
+import { fromRow, JOB_COLUMNS, JobTable, type JobRow } from './job-table.ts';
+import { JobResultSchema, NewJobSchema, type DiscordTarget, type Job, type JobProgress, type JobResult, type JobStatus, type NewJob } from './schema.ts';
+
+export { fromRow, type JobRow } from './job-table.ts';
 
 const log = childLogger('queue');
 
@@ -25,28 +17,7 @@ const MIGRATIONS: Migration[] = [
     description: 'durable job table',
     sql: `
       CREATE TABLE jobs (
-        id TEXT PRIMARY KEY,
-        seq INTEGER NOT NULL,
-        order_seq INTEGER NOT NULL,
-        generation_id TEXT NOT NULL,
-        user_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        request_json TEXT NOT NULL,
-        target_json TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        worker_id TEXT,
-        lease_expires_at INTEGER,
-        cancel_requested INTEGER NOT NULL DEFAULT 0,
-        progress_json TEXT,
-        result_json TEXT,
-        error TEXT,
-        note TEXT,
-        created_at INTEGER NOT NULL,
-        started_at INTEGER,
-        finished_at INTEGER,
-        delivered_at INTEGER,
-        updated_at INTEGER NOT NULL
+        ${JOB_COLUMNS}
       );
       CREATE UNIQUE INDEX jobs_seq ON jobs(seq);
       CREATE INDEX jobs_waiting ON jobs(status, order_seq);
@@ -54,57 +25,6 @@ const MIGRATIONS: Migration[] = [
     `,
   },
 ];
-
-/** A job row as stored (the BullMQ adapter keeps the bot's view of its jobs in a table of the same shape). */
-export interface JobRow {
-  id: string;
-  seq: number;
-  order_seq: number;
-  generation_id: string;
-  user_id: string;
-  status: JobStatus;
-  request_json: string;
-  target_json: string;
-  attempts: number;
-  max_attempts: number;
-  worker_id: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: number;
-  progress_json: string | null;
-  result_json: string | null;
-  error: string | null;
-  note: string | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  delivered_at: number | null;
-  updated_at: number;
-}
-
-export function fromRow(r: JobRow): Job {
-  return {
-    id: r.id,
-    generationId: r.generation_id,
-    userId: r.user_id,
-    status: r.status,
-    request: PaintRequestSchema.parse(JSON.parse(r.request_json)),
-    target: DiscordTargetSchema.parse(JSON.parse(r.target_json)),
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    workerId: r.worker_id,
-    leaseExpiresAt: r.lease_expires_at,
-    cancelRequested: r.cancel_requested === 1,
-    progress: r.progress_json ? (JSON.parse(r.progress_json) as JobProgress) : null,
-    result: r.result_json ? JobResultSchema.parse(JSON.parse(r.result_json)) : null,
-    error: r.error,
-    note: r.note,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    deliveredAt: r.delivered_at,
-    seq: r.seq,
-  };
-}
 
 /** A worker id that says where the worker runs, so a dead process on this machine is recognised at once. */
 export function makeWorkerId(kind: string): string {
@@ -143,17 +63,19 @@ export class SqliteQueue implements JobQueue {
   private pumpScheduled = false;
   private closed = false;
   private readonly pollMs: number;
+  private readonly table: JobTable;
 
   constructor(
     private readonly db: Db,
     options: SqliteQueueOptions = {},
   ) {
     migrate(db, 'queue', MIGRATIONS);
+    this.table = new JobTable(db, 'jobs');
     this.pollMs = options.pollMs ?? 250;
   }
 
   private row(id: string): JobRow | undefined {
-    return this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return this.table.row(id);
   }
 
   private changed(): void {
@@ -379,19 +301,11 @@ export class SqliteQueue implements JobQueue {
   }
 
   async setTarget(id: string, patch: Partial<DiscordTarget>): Promise<void> {
-    this.db.transaction(() => {
-      const r = this.row(id);
-      if (!r) return;
-      const target = DiscordTargetSchema.parse({ ...JSON.parse(r.target_json), ...patch });
-      this.db.prepare('UPDATE jobs SET target_json = ? WHERE id = ?').run(JSON.stringify(target), id);
-    }).immediate();
+    this.table.setTarget(id, patch);
   }
 
   async activeFor(userId: string): Promise<Job[]> {
-    const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY order_seq`)
-      .all(userId) as JobRow[];
-    return rows.map(fromRow);
+    return this.table.activeFor(userId);
   }
 
   async stats(): Promise<QueueStats> {
@@ -423,14 +337,11 @@ export class SqliteQueue implements JobQueue {
   }
 
   async undelivered(): Promise<Job[]> {
-    const rows = this.db
-      .prepare(`SELECT * FROM jobs WHERE status IN ('done', 'failed', 'cancelled') AND delivered_at IS NULL ORDER BY seq`)
-      .all() as JobRow[];
-    return rows.map(fromRow);
+    return this.table.undelivered();
   }
 
   async markDelivered(id: string): Promise<void> {
-    this.db.prepare('UPDATE jobs SET delivered_at = ? WHERE id = ?').run(Date.now(), id);
+    this.table.markDelivered(id);
   }
 
   subscribe(listener: (job: Job) => void): () => void {

@@ -116,7 +116,7 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
     const graph = buildT5EncoderGraph(component, { length: 256, computeType: 'float16' });
     // `wo` in float32 makes the residual stream float32 from block 0's feed-forward on, as in transformers: only block
     // 0's attention output is still float16 and clamped.
-    expect(graph.toModel().graph.node.filter((n) => n.op_type === 'Clip').map((n) => n.name.split('/')[0])).toEqual(['block.0']);
+    expect(graph.toModel().graph.node.filter((n) => n.op_type === 'Clip').map((n) => (n.name ?? '').split('/')[0])).toEqual(['block.0']);
     const { session } = await createSession(graph, cpu);
     const ids = golden.input_ids_256!;
     const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });

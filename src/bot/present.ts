@@ -86,7 +86,7 @@ export function showPrepared(p: Prepared, noModelText: string, heading?: string)
     return { content: clip(lines.join('\n')), files: [layoutFile(p.layoutPng, g)], components: pendingButtons(g.id), allowedMentions: NO_MENTIONS };
   }
   lines.push(`ℹ️ ${noModelText}`, 'Reply to this message to change the layout, or press **Edit**.');
-  return { content: clip(lines.join('\n')), files: [layoutFile(p.layoutPng, g)], components: resultButtons(g.id, { canPaint: false }), allowedMentions: NO_MENTIONS };
+  return { content: clip(lines.join('\n')), files: [layoutFile(p.layoutPng, g)], components: resultButtons(g.id, { canPaint: false, undo: canUndo(g) }), allowedMentions: NO_MENTIONS };
 }
 
 export function showEditOutcome(o: Extract<EditOutcome, { kind: 'prepared' }>, noModelText: string): Shown {

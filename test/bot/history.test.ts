@@ -116,4 +116,20 @@ describe('History and Undo on the tiny checkpoint', () => {
     const v3 = await reply(back, 'make the pear red');
     expect(generationOf(v3)).toMatchObject({ parentId: g1!.id, kind: 'generate', status: 'done' });
   });
+
+  it('without a model: History shows the layouts, Undo brings the previous layout back', async () => {
+    h = await Harness.start();
+    const { message } = await h.imagine(h.users.alice, 'a cat on the left and a dog on the right');
+    const g1 = generationOf(message);
+    const r = h.fake.userMessage(h.users.alice, h.channel.id, 'add a red ball between them', { replyTo: message.id });
+    const changed = await h.replyTo(r.id);
+    const g2 = generationOf(changed);
+    expect(g2).toMatchObject({ kind: 'layout', parentId: g1.id });
+    const undone = await press('alice', changed, `undo:${g2.id}`);
+    expect(undone.content).toMatch(/Undid/);
+    expect(h.bot.store.messageLink(undone.id)).toMatchObject({ generationId: g1.id });
+    const shown = await press('alice', changed, `history:${g2.id}`);
+    expect(h.buttons(shown)).toEqual([`continue:${g1.id}`, `continue:${g2.id}`]);
+    expect(shown.content).not.toMatch(/deleted/);
+  });
 });

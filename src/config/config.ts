@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   MODEL_DIR: z.string().min(1).optional(),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
   ORT_THREADS: int(0, 0, 256),
+  MEMORY_CHECK: z.enum(['on', 'off']).default('on'),
   OPENAI_BASE_URL: url.optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -57,7 +58,7 @@ export type Env = z.infer<typeof EnvSchema>;
 
 export interface Config {
   discord: { token?: string; applicationId?: string; apiUrl: string; devGuildId?: string };
-  model: { dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number };
+  model: { dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number; memoryCheck: boolean };
   llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
   dataDir: string;
   redisUrl?: string;
@@ -123,7 +124,7 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
   registerSecret(e.OPENAI_API_KEY);
   return {
     discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''), devGuildId: e.DISCORD_DEV_GUILD_ID },
-    model: { dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS },
+    model: { dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS, memoryCheck: e.MEMORY_CHECK === 'on' },
     llm: {
       baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_MS,
       enabled: e.OPENAI_BASE_URL !== undefined || e.OPENAI_API_KEY !== undefined,

@@ -87,6 +87,7 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
   const engine = Engine.open({
     modelDir: options.modelDir,
     runtime: { executionProvider: options.executionProvider, threads: options.threads },
+    memoryCheck: extra.memoryCheck !== false,
   });
   const previewEvery = typeof extra.previewEvery === 'number' ? extra.previewEvery : undefined;
   // Everything is loaded before the worker reports ready, so no user's job pays for it (jobs wait meanwhile).

@@ -27,7 +27,7 @@ export function createWorkerHost(
     queue,
     dataDir: config.dataDir,
     painterModule,
-    painterOptions: { modelDir, executionProvider: config.model.executionProvider, threads: config.model.threads },
+    painterOptions: { modelDir, executionProvider: config.model.executionProvider, threads: config.model.threads, extra: { memoryCheck: config.model.memoryCheck } },
     ...overrides,
   });
 }

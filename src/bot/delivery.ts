@@ -71,6 +71,7 @@ export class Delivery {
   private readonly budget: WriteBudget;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private sweepAgain = false;
   /** Channels where a queue-place edit waits for the write budget. */
   private readonly placeWanted = new Set<string>();
 
@@ -244,7 +245,12 @@ export class Delivery {
    * at most one such edit per message per positionEveryMs, and only when the channel has writes to spare.
    */
   private async sweep(): Promise<void> {
-    if (this.sweeping || this.stopped) return;
+    if (this.stopped) return;
+    if (this.sweeping) {
+      // Something moved while this look was under way: look again once it is done.
+      this.sweepAgain = true;
+      return;
+    }
     this.sweeping = true;
     try {
       const waiting = [...this.tracked.entries()].filter(([, t]) => t.latest?.status === 'queued' && !t.finishing && t.latest.target.messageId);
@@ -280,6 +286,10 @@ export class Delivery {
       log.debug({ err: e }, 'could not update queue positions');
     } finally {
       this.sweeping = false;
+      if (this.sweepAgain) {
+        this.sweepAgain = false;
+        this.sweepSoon(50);
+      }
     }
   }
 

@@ -50,7 +50,7 @@ afterEach(async () => {
 async function start(env: Record<string, string> = {}, fake = {}): Promise<Harness> {
   h = await Harness.start({
     painter: 'engine', embeddedWorker: false, fake,
-    env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', USER_MAX_CONCURRENT_JOBS: '10', WORKER_LEASE_SECONDS: '2', ...env },
+    env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', USER_MAX_CONCURRENT_JOBS: '10', WORKER_LEASE_SECONDS: '2', MAX_STEPS: '100', ...env },
   });
   await liveWorkers(SCHNELL, schnell.length);
   return h;
@@ -157,7 +157,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
       const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
       await waitJob(g.jobId!, (j) => j.status === 'running');
     }
-    await h!.imagine(h!.users.bob, 'a fox', { steps: 30 });
+    await h!.imagine(h!.users.bob, 'a fox', { steps: 60 });
     await h!.imagine(h!.users.alice, 'a hare', { steps: 2 });
     const answer = await h!.answered(h!.fake.slashCommand(h!.users.alice, h!.channel.id, 'queue'));
     expect(answer.content).toMatch(/3 painting, 2 waiting/);
@@ -192,22 +192,22 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
 
   it('Delete while a remote worker paints: the cancel reaches it through Redis and it stops within a step', async () => {
     await start({ DEFAULT_SIZE: '512' });
-    const { message } = await h!.imagine(h!.users.alice, 'a lighthouse on a cliff', { steps: 40 });
+    const { message } = await h!.imagine(h!.users.alice, 'a lighthouse on a cliff', { steps: 100 });
     const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
     await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 2);
     // Progress and a preview from the remote worker reach the message, no more often than the throttle.
     const shownPainting = await h!.fake.waitFor(() => {
       const m = h!.fake.messages.get(message.id);
-      return m && /step \d+\/40/.test(m.content) && m.attachments.some((a) => a.filename.includes('preview')) ? m : undefined;
+      return m && /step \d+\/100/.test(m.content) && m.attachments.some((a) => a.filename.includes('preview')) ? m : undefined;
     }, 'progress with a preview', 15_000);
-    const edits = h!.fake.requests.filter((r) => r.method === 'PATCH' && /step \d+\/40/.test((r.body as { content?: string })?.content ?? ''));
+    const edits = h!.fake.requests.filter((r) => r.method === 'PATCH' && /step \d+\/100/.test((r.body as { content?: string })?.content ?? ''));
     for (let i = 1; i < edits.length; i++) expect(edits[i]!.at - edits[i - 1]!.at).toBeGreaterThanOrEqual(200 - 20);
     const clicked = Date.now();
     h!.fake.clickButton(h!.users.alice, shownPainting.id, `delete:${g.id}`);
     const cancelled = await waitJob(g.jobId!, (j) => j.status === 'cancelled', 15_000);
     // One 512² step of the tiny model takes well under a second on two cores.
     expect(cancelled.finishedAt! - clicked).toBeLessThan(3000);
-    expect(cancelled.progress?.step ?? 0).toBeLessThan(40);
+    expect(cancelled.progress?.step ?? 0).toBeLessThan(100);
     await h!.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to be deleted');
     expect(h!.bot.store.getGeneration(g.id)!.status).toBe('cancelled');
   });

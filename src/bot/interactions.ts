@@ -11,7 +11,7 @@ import { COMMANDS } from '../../commands/index.ts';
 import { childLogger } from '../log/logger.ts';
 import type { Generation } from '../store/schema.ts';
 import type { BotContext } from './context.ts';
-import { canUndo, EDIT_INPUT, EDIT_MODAL, editModal, parseCustomId } from './components.ts';
+import { canUndo, EDIT_INPUT, EDIT_MODAL, editModal, HISTORY_MAX, parseCustomId } from './components.ts';
 import { renderHistory } from './images.ts';
 import { DELETED_BY_USER } from './delivery.ts';
 import { DiscordCode, Refusal, discordCode, isTokenGone } from './errors.ts';
@@ -92,7 +92,8 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
   if (parsed.verb === 'history') {
     await ix.deferReply();
     const h = ctx.flows.history(g);
-    const png = await renderHistory(h.versions.map((v) => ({ title: `v${v.number}${v.generation.id === g.id ? ' (this one)' : ''}`, label: v.label, png: v.png })));
+    // The picture shows the versions the buttons offer: the last HISTORY_MAX of a long conversation.
+    const png = await renderHistory(h.versions.slice(-HISTORY_MAX).map((v) => ({ title: `v${v.number}${v.generation.id === g.id ? ' (this one)' : ''}`, label: v.label, png: v.png })));
     const posted = await respond(ix, showHistory(g, h, png));
     // Replying to the history message changes the version it was opened from.
     ctx.store.linkMessage(posted.id, posted.channelId, g.id, 'history');

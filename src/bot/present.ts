@@ -149,7 +149,7 @@ export function showHistory(g: Generation, h: History, png: Buffer): Shown {
   const missing = h.versions.filter((v) => v.missing).map((v) => `v${v.number}`);
   if (missing.length) lines.push(`⚠️ The image${missing.length === 1 ? '' : 's'} of ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} deleted, so ${missing.length === 1 ? 'it shows' : 'they show'} as a grey tile. You can still continue from ${missing.length === 1 ? 'it' : 'them'}: I will paint its layout afresh.`);
   if (h.truncated) lines.push('⚠️ Earlier versions of this conversation were deleted; the history starts at the oldest one I still have.');
-  if (shown.length < h.versions.length) lines.push(`-# Buttons for the last ${shown.length} versions only.`);
+  if (shown.length < h.versions.length) lines.push(`-# The picture and buttons show the last ${shown.length} versions only.`);
   const file = new AttachmentBuilder(png, { name: `history-${g.id}.png`, description: h.versions.map((v) => `v${v.number}: ${v.label}`).join('; ').slice(0, 1000) });
   return {
     content: clip(lines.join('\n')),

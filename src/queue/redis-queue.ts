@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Job as BullJob, Queue, QueueEvents, Worker } from 'bullmq';
@@ -8,7 +9,7 @@ import { z } from 'zod';
 import { childLogger } from '../log/logger.ts';
 import { migrate, type Db, type Migration } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
-import { BlobMissingError, deleteRefs, getFiles, isBlobRef, putFiles } from './blobs.ts';
+import { BLOB_REF, BlobMissingError, deleteRefs, getFiles, isBlobRef, putFiles } from './blobs.ts';
 import type { CancelOutcome, FinishOutcome, JobQueue, ModelStats, QueueStats, RecoveredJob, ServedModel } from './queue.ts';
 import { checkEvictionPolicy, connect, connectionOptions, ConnectionWatch, redisWhere } from './redis-connection.ts';
 import { fromRow, JOB_COLUMNS, JobTable, type JobRow } from './job-table.ts';
@@ -328,7 +329,7 @@ export class RedisQueue implements JobQueue {
       // Just added: the row is written before the job reaches Redis.
       if (Date.now() - row.created_at < 10_000) return;
       this.finishLocal(id, 'failed', { error: 'the job disappeared from Redis (was Redis restarted without its append-only file, or flushed?)' });
-      await this.dropBlobs(id, row);
+      await this.dropBlobs(id);
       return;
     }
     if (state === 'completed') return this.collect(row, bull);
@@ -363,7 +364,8 @@ export class RedisQueue implements JobQueue {
     const data = await this.redis.getBuffer(this.key('preview', row.id));
     if (!data) return undefined;
     const file = path.join(this.artifactDir(row.generation_id), 'preview.png');
-    await import('node:fs/promises').then((fs) => fs.writeFile(`${file}.tmp`, data).then(() => fs.rename(`${file}.tmp`, file)));
+    await writeFile(`${file}.tmp`, data);
+    await rename(`${file}.tmp`, file);
     return file;
   }
 
@@ -395,7 +397,7 @@ export class RedisQueue implements JobQueue {
       }
     }
     await deleteRefs(this.redis, refs);
-    await this.dropBlobs(row.id, row);
+    await this.dropBlobs(row.id);
     await bull.remove().catch((e: unknown) => log.debug({ err: e, jobId: row.id }, 'finished job already removed'));
   }
 
@@ -409,16 +411,15 @@ export class RedisQueue implements JobQueue {
     } else {
       this.finishLocal(row.id, 'failed', { error: reason, finishedAt, ran: bull });
     }
-    await this.dropBlobs(row.id, row);
+    await this.dropBlobs(row.id);
     await bull.remove().catch(() => undefined);
   }
 
-  /** The parent's files, the mask and the preview that went up for this job. */
-  private async dropBlobs(id: string, row: Row): Promise<void> {
-    const keys = await this.redis.keys(this.key('blob', id, 'in', '*'));
-    keys.push(this.key('preview', id), this.key('cancel', id));
-    await this.redis.del(...keys);
-    void row;
+  /** The parent's files, the mask and the preview that went up for this job (listed in a set at enqueue). */
+  private async dropBlobs(id: string): Promise<void> {
+    const list = this.key('blobs', id);
+    const keys = await this.redis.smembers(list);
+    await this.redis.del(...keys, list, this.key('preview', id), this.key('cancel', id));
   }
 
   async enqueue(input: NewJob): Promise<{ job: Job; position: number }> {
@@ -448,6 +449,10 @@ export class RedisQueue implements JobQueue {
       return { job: failed, position: 1 };
     }
     const { request, refs } = await this.pack(id, job.request);
+    if (refs.length) {
+      const list = this.key('blobs', id);
+      await this.redis.multi().sadd(list, ...refs.map((r) => r.slice(BLOB_REF.length))).expire(list, this.ttl).exec();
+    }
     const ahead = (this.db.prepare(`SELECT count(*) AS n FROM redis_jobs WHERE user_id = ? AND model = ? AND status IN ('queued', 'running')`).get(job.userId, model) as { n: number }).n;
     const r = insert('queued', null);
     try {
@@ -498,7 +503,7 @@ export class RedisQueue implements JobQueue {
       try {
         await bull.remove();
         this.finishLocal(id, 'cancelled', { error: reason });
-        await this.dropBlobs(id, row);
+        await this.dropBlobs(id);
         return 'cancelled';
       } catch {
         // A worker took it in between: stop it there.
@@ -577,7 +582,7 @@ export class RedisQueue implements JobQueue {
       const bull = await BullJob.fromId(this.queueFor(r.model), r.id);
       await bull?.remove().catch(() => undefined);
       const failed = this.finishLocal(r.id, 'failed', { error: message });
-      await this.dropBlobs(r.id, r);
+      await this.dropBlobs(r.id);
       if (failed) out.push(failed);
     }
     return out;

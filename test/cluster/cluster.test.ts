@@ -226,6 +226,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     // Each worker said so once (however many of its connections noticed), and once that it is back.
     await h!.fake.waitFor(() => schnell.every((w) => lines(w, /Redis is reachable again/) >= 1), 'the workers to log the reconnect');
     expect(schnell.map((w, i) => lines(w, /Redis is unreachable/) - before[i]!)).toEqual(schnell.map(() => 1));
+    expect(schnell.map((w) => lines(w, /worker loop error/))).toEqual(schnell.map(() => 0));
   });
 
   it("npm start with REDIS_URL: the bot's own painter is one more worker of the cluster", async () => {

@@ -237,6 +237,18 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     expect((await h.finished(message.id, 30_000)).content).toMatch(/^✅/);
   });
 
+  it('a model whose workers are all gone is said at once, naming the models that have workers', async () => {
+    await start();
+    await stopWorker(dev);
+    const end = Date.now() + 10_000;
+    while ((await h!.bot.queue.stats()).models?.find((m) => m.model === 'flux.1-dev')?.workers && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    const { message } = await h!.imagine(h!.users.alice, 'a night sky', { model: 'flux.1-dev', steps: 2 });
+    const done = await h!.finished(message.id, 10_000);
+    expect(done.content).toMatch(/^⚠️ I could not paint “a night sky”: no worker is painting flux\.1-dev right now; choose a model that has one: flux\.1-schnell \(3 workers\)/);
+    expect(Date.now() - t0).toBeLessThan(5000);
+  });
+
   it('the bot restarts while a job paints: the result that finished meanwhile is delivered once when it is back', async () => {
     await start({ DEFAULT_SIZE: '256' });
     const { message } = await h!.imagine(h!.users.alice, 'a yellow kite in the sky', { steps: 6 });

@@ -235,7 +235,10 @@ function snap(scene: Scene, box: Box, limits: SceneLimits): Box {
   return normalizeScene({ ...scene, regions: [{ id: 'x', label: 'x', prompt: 'x', box }] }, limits).regions[0]!.box;
 }
 
-const EDIT_VERBS = /^(?:make|change|turn|transform|convert|replace|swap|switch|remove|delete|erase|get rid of|take away|add|insert|include|put|place|move|shift|paint|colou?r|give|set)\b/i;
+const EDIT_VERBS = /^(?:make|change|turn|transform|convert|replace|swap|switch|remove|delete|erase|get rid of|take away|add|insert|include|put|place|move|shift|paint|colou?r|dye|give|set)\b/i;
+/** Verbs that give a thing new attributes: "paint the cat black" is "make the cat black". */
+const ATTRIBUTE_VERB = /^(?:make|paint|colou?r|dye|turn|change)\b/i;
+const SHOULD_BE = /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+/i;
 
 /**
  * "make the cat black and the ball blue", "remove the lamp, then add a plant on the left": several changes in
@@ -243,7 +246,7 @@ const EDIT_VERBS = /^(?:make|change|turn|transform|convert|replace|swap|switch|r
  * with an edit verb, or — after make/paint/turn — names another thing: "and the ball blue" borrows the verb).
  */
 export function splitInstruction(text: string): string[] {
-  const parts = text.split(/\s*(?:[;,]\s*(?:and\s+|then\s+)?|\s+(?:and\s+then|and|then|also|plus)\s+)/i).filter(Boolean);
+  const parts = text.split(/\s*(?:[;,]\s*(?:and\s+|then\s+)?(?:also\s+)?|\s+(?:and\s+then|and\s+also|and|then|also|plus)\s+)/i).filter(Boolean);
   if (parts.length < 2) return [text];
   const out: string[] = [];
   for (const part of parts) {
@@ -253,7 +256,8 @@ export function splitInstruction(text: string): string[] {
       continue;
     }
     if (EDIT_VERBS.test(part)) out.push(part);
-    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && /^(?:make|paint|colou?r|turn|change)\b/i.test(out[0]!)) out.push(`${/^(\S+)/.exec(out[0]!)![1]} ${part}`);
+    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && ATTRIBUTE_VERB.test(out[0]!)) out.push(`${/^(\S+)/.exec(out[0]!)![1]} ${part}`);
+    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && SHOULD_BE.test(out[0]!)) out.push(`make ${part}`);
     else out[out.length - 1] = `${prev}${/^(?:and|then)\b/.test(part) ? ' ' : ' and '}${part}`;
   }
   return out;
@@ -398,7 +402,7 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
   if (m && !target) [target, value] = [m[1]!, m[2]!];
   if (!target) {
     // "make the car red", "make the cat a dog", "make the dog bigger", "the cat should be black"
-    m = /^make\s+(.+)$/i.exec(text) ?? /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+(.+)$/i.exec(text);
+    m = /^(?:make|paint|colou?r|dye|turn)\s+(.+)$/i.exec(text) ?? /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+(.+)$/i.exec(text);
     if (m) {
       const words = (m[2] ? `${m[1]} ${m[2]}` : m[1]!).split(/\s+/);
       const splitAt = m[2] ? m[1]!.split(/\s+/).length : -1;

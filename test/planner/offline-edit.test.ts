@@ -115,6 +115,9 @@ describe('offline editor', () => {
     expect(c.scene.regions.map((r) => [r.id, r.label])).toEqual([['r2', 'a black cat'], ['r3', 'a plant']]);
     expect(splitInstruction('add a red ball between the cat and the dog')).toEqual(['add a red ball between the cat and the dog']);
     expect(splitInstruction('make the cat black and white')).toEqual(['make the cat black and white']);
+    for (const text of ['paint the tabby cat orange and the black cat white', 'the tabby cat should be orange and the black cat white', 'make the tabby cat orange and also the black cat white']) {
+      expect(applied(text).scene.regions.map((r) => r.label), text).toEqual(['an orange cat', 'a white cat']);
+    }
   });
   it('a thing that is not in the picture gets a question that names it', () => {
     const { edit } = editOffline(scene, 'make the ball blue');

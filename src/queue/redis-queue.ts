@@ -458,7 +458,10 @@ export class RedisQueue implements JobQueue {
     try {
       this.follow(model);
       const data: JobData = { v: 1, userId: job.userId, request, maxAttempts: job.maxAttempts };
-      await this.queueFor(model).add('paint', data, { jobId: id, priority: 1 + ahead, attempts: 1, removeOnComplete: false, removeOnFail: false });
+      // The bot removes a finished job once it has its result; the age limit only bounds what a bot that
+      // never comes back leaves behind (its files expire with the same TTL).
+      const keep = { age: this.ttl };
+      await this.queueFor(model).add('paint', data, { jobId: id, priority: 1 + ahead, attempts: 1, removeOnComplete: keep, removeOnFail: keep });
     } catch (e) {
       this.db.prepare('DELETE FROM redis_jobs WHERE id = ?').run(id);
       await deleteRefs(this.redis, refs).catch(() => undefined);

@@ -3,9 +3,8 @@
  * same arithmetic): soft refinement inside the double and single blocks (RAG-SPEC.md §3.4, §3.5) using the exact
  * equivalences of §3.7, and the row operations of hard binding (§2.4) and repainting (§4.4).
  *
- * The "full" streams are the main pass and, when repainting, the repaint pass: batched on axis 0 ([F, N, D],
- * F = 1 or 2), since both see every image token with the global ids. Soft refinement sits inside an If, so a
- * step without cells computes exactly the plain block.
+ * The "full" streams are the main pass and, when repainting, the repaint pass: every image token with the global
+ * ids. Soft refinement sits inside an If, so a step without cells computes exactly the plain block.
  *
  * Soft refinement, as computed here:
  * - Double blocks: the image Q/K/V are computed once and shared by every cell; only the S text streams of each
@@ -22,7 +21,7 @@
 import type { Value } from '../onnx/graph.ts';
 import { attention, clampHalf, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
 import { ifElse } from '../onnx/control.ts';
-import { add, cast, concat, expand, gather, mul, reshape, reshapeTo, shapeOf, sliceDynamic, sub, unsqueeze, where } from '../onnx/ops.ts';
+import { add, cast, concat, expand, gather, mul, reshape, reshapeTo, shapeOf, sliceDynamic, sub, unsqueeze } from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
@@ -234,9 +233,4 @@ export function normOut(c: Ctx, img: Value, temb: Value): Value {
     const [scale, shift] = modulation(c, 'norm_out.linear', temb, 2) as [Value, Value];
     return modulate(layerNorm(img, c.cfg.inner, EPS), scale, shift);
   });
-}
-
-/** Repaint's capture-point rule: each stream keeps its own rows where `keep` ([F, N, 1] bool) holds, else stream 0's. */
-export function keepOwn(keep: Value, h: Value): Value {
-  return where(keep, h, sliceDynamic(h, h.graph.ints([0]), h.graph.ints([1]), 0));
 }

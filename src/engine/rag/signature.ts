@@ -33,33 +33,37 @@ export function checkSignature(s: StepSignature): void {
 
 /**
  * Graph input and output names (float32 unless said otherwise). A stream the step does not carry is fed with a
- * zero-length axis (no regional streams: R = 0; no cells: S = 0; no repaint: F = 1).
+ * zero-length axis (no regional streams: R = 0; no cells: S = 0; no repaint pass: its batch is 0).
  */
 export const STEP_IO = {
   /** σ as the model sees it: float32(float32(σ·1000)/1000), [1]. */
   timestep: 'timestep',
   /** Guidance scale [1] (dev only). */
   guidance: 'guidance',
-  /** Global image ids [N, 3] and text ids [L, 3], shared by every full stream. */
+  /** Global image ids [N, 3] and text ids [L, 3], shared by the main and the repaint pass. */
   imgIds: 'img_ids',
   txtIds: 'txt_ids',
-  /** The full streams, F = 1 (main) or 2 (main, repaint): packed latents [F, N, 64], T5 [F, L, J], CLIP pooled [F, P]. */
+  /** Main pass: packed latents [1, N, 64], T5 [1, L, J], CLIP pooled [1, P]. */
   latents: 'latents',
   txt: 'txt',
   pooled: 'pooled',
-  /** [F, N]: 1 where a stream keeps its own row at the capture points, 0 where it takes the main pass's (row 0 all 1). */
-  keep: 'keep',
-  /** [F, N]: the same after every single block (all 1 unless Repainting_single). */
-  keepSingle: 'keep_single',
-  /** Output: each full stream's velocity [F, N, 64]. */
+  /** Output: the main pass's velocity [1, N, 64]. */
   velocity: 'velocity',
-  /** SR: T5 of each cell's segment, main pass's cells then the repaint pass's [F·S, L, J]; δ [1]. */
+  /** SR: T5 of each of the main pass's cell segments [S, L, J]; δ [1]. */
   srTxt: 'sr_txt',
   srDelta: 'sr_delta',
   /** int64 [S, Q]: per cell the image tokens its crop queries, padded to the largest crop Q. */
   srSource: 'sr_src',
   /** int64 [N]: where composite token t sits in the cells' query rows flattened to [S·Q]. */
   srPlace: 'sr_place',
+  /**
+   * The repaint pass, batch Fr = 1 (or 0 without one): latents [Fr, N, 64], T5 [Fr, L, J], pooled [Fr, P], its SR
+   * segments [S, L, J]; keep [N]: 1 where it keeps its own row at the capture points, 0 where it takes the main
+   * pass's; keep_single [N]: the same after every single block (all 1 unless Repainting_single). Output [Fr, N, 64].
+   */
+  repaint: {
+    latents: 'rp_latents', txt: 'rp_txt', pooled: 'rp_pooled', srTxt: 'rp_sr_txt', keep: 'rp_keep', keepSingle: 'rp_keep_single', velocity: 'rp_velocity',
+  },
   /**
    * Regional streams (hard-binding boxes in list order, then the repaint pre-pass), their image tokens
    * concatenated: packed latents [1, T, 64], local ids [T, 3], stream r's rows [offsets[r], offsets[r+1]) of

@@ -1,12 +1,16 @@
 /**
  * One RAG denoising step as one ONNX graph (RAG-SPEC.md Appendix A, step 6), the same graph for every layout:
  *
- *   full streams   F = 1 (main pass) or 2 (+ repaint pass), batched: soft refinement inside each block (If S > 0)
+ *   main pass      every image token; soft refinement inside each block (If S > 0)
+ *   repaint pass   the same block by block, when repainting (If), with its own prompts and SR segments
  *   regional       R streams (hard-binding boxes, then the repaint pre-pass), one Loop iteration each per block,
  *                  with their own prompts, temb and local RoPE ids
  *   capture points after the embedders, every double and single block, and norm_out:
  *                  hard binding pastes the winning box rows into the main pass (If W > 0);
- *                  the repaint pass takes the main pass's rows outside its mask (If F > 1)
+ *                  the repaint pass takes the main pass's rows outside its mask
+ *
+ * The main and repaint passes are not batched: each runs the shapes a plain generation runs, so a repaint re-runs
+ * its parent bit for bit (a batch of two rounds differently from a batch of one on CPU and on cuBLAS).
  *
  * Stream counts and sizes are tensor dimensions (STEP_IO), so one session, one copy of the weights, serves 1–16
  * boxes, any cell grid, δ = 0, repaint with or without Repainting_single, the pre-pass and plain FLUX at any
@@ -15,14 +19,14 @@
  * by block across streams, so only the current block's regional rows are alive (upstream keeps 60 captured
  * tensors per box per step).
  */
-import { Graph, type FloatType, type Value } from '../onnx/graph.ts';
+import { Graph, type Dim, type FloatType, type Value } from '../onnx/graph.ts';
 import { forLoop, ifElse } from '../onnx/control.ts';
-import { add, cast, concat, empty, gather, greater, reshape, reshapeTo, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
+import { add, cast, concat, empty, gather, greater, reshape, reshapeTo, shapeOf, sliceDynamic, unsqueeze, where } from '../onnx/ops.ts';
 import { doubleBlock, lin, singleBlock, timeTextEmbed, type Ctx } from '../graphs/transformer.ts';
 import { ropeTables } from '../graphs/flux-embeddings.ts';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { fullDoubleBlock, fullSingleBlock, keepOwn, normOut, splitRope, splitText, type Dims, type SrSelect, type SrState } from './blocks.ts';
+import { fullDoubleBlock, fullSingleBlock, normOut, splitRope, splitText, type Dims, type SrSelect, type SrState } from './blocks.ts';
 import { STEP_IO } from './signature.ts';
 
 export interface StepGraphOptions {
@@ -45,6 +49,14 @@ const END = Number.MAX_SAFE_INTEGER;
 export const DEFAULT_UNROLLED_REGIONS = 9;
 
 type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value };
+
+/** A full pass between blocks (main or repaint): image [1, N, D], text [1, L, D], temb [1, D], SR texts [1, S·L, D]. */
+interface Full {
+  temb: Value;
+  img: Value;
+  txt: Value;
+  srTxt: Value;
+}
 
 /** The regional streams between blocks: image rows of every stream [1, T, D], texts [R, L, D], temb [R, D]. */
 interface Regional {
@@ -75,12 +87,17 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   const guidance = cfg.guidanceEmbeds ? g.input(STEP_IO.guidance, io, [1]) : undefined;
   const imgIds = g.input(STEP_IO.imgIds, io, ['N', 3]);
   const txtIds = g.input(STEP_IO.txtIds, io, ['L', 3]);
-  const latents = g.input(STEP_IO.latents, io, ['F', 'N', C]);
-  const txt = g.input(STEP_IO.txt, io, ['F', 'L', J]);
-  const pooled = g.input(STEP_IO.pooled, io, ['F', P]);
-  const keep = reshape(cast(g.input(STEP_IO.keep, io, ['F', 'N']), 'bool'), [0, -1, 1]);
-  const keepSingle = reshape(cast(g.input(STEP_IO.keepSingle, io, ['F', 'N']), 'bool'), [0, -1, 1]);
-  const srTxtIn = g.input(STEP_IO.srTxt, io, ['FS', 'L', J]);
+  const streamIn = (n: { latents: string; txt: string; pooled: string }, batch: Dim) => ({
+    latents: g.input(n.latents, io, [batch, 'N', C]),
+    txt: g.input(n.txt, io, [batch, 'L', J]),
+    pooled: g.input(n.pooled, io, [batch, P]),
+  });
+  const mainIn = streamIn(STEP_IO, 1);
+  const rpIn = streamIn(STEP_IO.repaint, 'Fr');
+  const rpKeep = g.input(STEP_IO.repaint.keep, io, ['Nk']);
+  const rpKeepSingle = g.input(STEP_IO.repaint.keepSingle, io, ['Nk']);
+  const srTxtIn = g.input(STEP_IO.srTxt, io, ['S', 'L', J]);
+  const rpSrTxtIn = g.input(STEP_IO.repaint.srTxt, io, ['Sr', 'L', J]);
   const srDelta = g.input(STEP_IO.srDelta, io, [1]);
   const srSource = g.input(STEP_IO.srSource, 'int64', ['S', 'Q']);
   const srPlace = g.input(STEP_IO.srPlace, 'int64', ['Ns']);
@@ -94,26 +111,32 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
 
   // Which streams this step carries, read from its inputs' shapes.
   const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
-  const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: greater(shapeOf(latents, 0, 1), g.ints([1])) };
-  const dims: Dims = { streams: shapeOf(latents, 0, 1), textLength: shapeOf(txtIds, 0, 1) };
+  const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: nonEmpty(rpIn.latents) };
+  const dims: Dims = { streams: g.ints([1]), textLength: shapeOf(txtIds, 0, 1) };
 
   const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), rope });
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
   const fullCtx = ctx(g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)));
   const rope = splitRope(fullCtx, dims.textLength);
   const sel: SrSelect = { on: has.cells, sources: srSource, place: srPlace, delta: toC(srDelta) };
+  const nothing = (rank: number) => empty(g, g.computeType, Array.from({ length: rank }, () => 0));
 
   // --- open the streams: embedders and temb ---
-  let full = g.scope('full', () => ({
-    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, timestep, guidance, toC(pooled))),
-    img: lin(fullCtx, 'x_embedder', toC(latents)),
-    txt: lin(fullCtx, 'context_embedder', toC(txt)),
-  }));
-  const nothing = (rank: number) => empty(g, g.computeType, Array.from({ length: rank }, () => 0));
-  // SR text streams as [F, S·L, D], the form the per-token ops of the blocks take.
-  let sr: SrState = {
-    txt: ifElse(has.cells, () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srTxtIn)), concat([dims.streams, g.ints([-1, D])], 0)))], () => [nothing(3)])[0]!,
-  };
+  const open = (s: { latents: Value; txt: Value; pooled: Value }, srIn: Value) => ({
+    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, timestep, guidance, toC(s.pooled))),
+    img: lin(fullCtx, 'x_embedder', toC(s.latents)),
+    txt: lin(fullCtx, 'context_embedder', toC(s.txt)),
+    // The SR text streams as [1, S·L, D], the form the per-token ops of the blocks take.
+    srTxt: ifElse(has.cells, () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srIn)), g.ints([1, -1, D])))], () => [nothing(3)])[0]!,
+  });
+  let main: Full = g.scope('main', () => open(mainIn, srTxtIn));
+  let rp: Full = (() => {
+    const [temb, img, txt, srTxt] = ifElse(has.repaint, () => g.scope('rp', () => {
+      const o = open(rpIn, rpSrTxtIn);
+      return [o.temb, o.img, o.txt, o.srTxt];
+    }), () => [nothing(2), nothing(3), nothing(3), nothing(3)]);
+    return { temb: temb!, img: img!, txt: txt!, srTxt: srTxt! };
+  })();
   const [rgImg, rgTxtH, rgTemb, rgTxtCos, rgTxtSin, rgImgCos, rgImgSin] = ifElse(has.regions, () => g.scope('regional', () => {
     const tables = ropeTables(concat([txtIds, rgImgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
     const rc = ctx(tables);
@@ -131,16 +154,14 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   }) as Value[];
   const rg: Regional = { img: rgImg!, txt: rgTxtH!, temb: rgTemb!, txtCos: rgTxtCos!, txtSin: rgTxtSin!, imgCos: rgImgCos!, imgSin: rgImgSin! };
 
-  // --- the capture points: hard binding's paste into the main pass, then repaint's forcing ---
-  /** Writes the winning regional rows into stream 0 of h [F, N', D] at row offset `shift` (0, or L in [txt; img]). */
+  // --- the capture points ---
+  /** Hard binding: writes the winning regional rows into the main pass's h [1, N', D] at row offset `shift`. */
   const paste = (h: Value, rows: Value, shift?: Value) => ifElse(has.paste, () => g.scope('hb_paste', () => {
-    const at = shift ? add(pasteRows, shift) : pasteRows;
-    const stream0 = g.op('Mul', [at, g.ints([0])]);
-    const index = concat([unsqueeze(stream0, [1]), unsqueeze(at, [1])], 1);
-    return [g.op('ScatterND', [h, index, gather(reshape(rows, [-1, D]), pasteFrom, 0)])];
+    const at = unsqueeze(shift ? add(pasteRows, shift) : pasteRows, [1]);
+    return [reshape(g.op('ScatterND', [reshape(h, [-1, D]), at, gather(reshape(rows, [-1, D]), pasteFrom, 0)]), [1, -1, D])];
   }), () => [h])[0]!;
-  const force = (h: Value) => ifElse(has.repaint, () => [g.scope('rp_force', () => keepOwn(keep, h))], () => [h])[0]!;
-  const capture = (h: Value, rows: Value) => force(paste(h, rows));
+  /** Repaint: the repaint pass keeps its own rows where `keep` is 1 and takes the main pass's elsewhere. */
+  const keepOwn = (keep: Value, own: Value, original: Value) => where(reshape(cast(keep, 'bool'), [1, -1, 1]), own, original);
 
   // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
   const trips = add(shapeOf(rgOffsets), g.ints([-1]));
@@ -160,40 +181,61 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<Value[]>((st, _, r) =>
         ifElse(greater(trips, g.ints([r])), () => region(g.ints([r]), st, body), () => st), state)
     : forLoop(trips, state, (k, st) => region(k, st, body));
+  /** The repaint pass's part of a block, run only when the step repaints (else its state passes through). */
+  const whenRepainting = (state: Value[], fn: () => Value[]) => ifElse(has.repaint, () => g.scope('rp', fn), () => state);
 
-  full.img = capture(full.img, rg.img);
+  // Capture point 0: after the embedders.
+  main.img = paste(main.img, rg.img);
+  rp.img = whenRepainting([rp.img], () => [keepOwn(rpKeep, rp.img, main.img)])[0]!;
+
   for (let i = 0; i < cfg.numLayers; i++) {
     [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb))) as [Value, Value];
-    const out = fullDoubleBlock(fullCtx, i, full, sr, sel, rope, dims);
-    full = { ...full, img: capture(out.img, rg.img), txt: out.txt };
-    sr = out.sr;
+    const m = fullDoubleBlock(fullCtx, i, main, { txt: main.srTxt }, sel, rope, dims);
+    main = { ...main, img: paste(m.img, rg.img), txt: m.txt, srTxt: m.sr.txt };
+    const before = rp;
+    const [img, txt, srTxt] = whenRepainting([rp.img, rp.txt, rp.srTxt], () => {
+      const o = fullDoubleBlock(fullCtx, i, before, { txt: before.srTxt }, sel, rope, dims);
+      return [keepOwn(rpKeep, o.img, main.img), o.txt, o.sr.txt];
+    });
+    rp = { ...rp, img: img!, txt: txt!, srTxt: srTxt! };
   }
 
-  // Into the single blocks: x = [txt; img]; the SR image stream starts from the (pasted / forced) image rows.
-  let x = concat([full.txt, full.img], 1);
-  sr = { txt: sr.txt, img: full.img };
+  // Into the single blocks: x = [txt; img]; each pass's SR image stream starts from its (pasted / forced) image rows.
+  let x = concat([main.txt, main.img], 1);
+  let mainSr: SrState = { txt: main.srTxt, img: main.img };
+  let rpX = whenRepainting([nothing(3)], () => [concat([rp.txt, rp.img], 1)])[0]!;
+  let rpSr: SrState = { txt: rp.srTxt, img: rp.img };
   for (let i = 0; i < cfg.numSingleLayers; i++) {
     [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => {
       const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
       return { img: y.img, txt: y.txt };
     })) as [Value, Value];
-    const out = fullSingleBlock(fullCtx, i, x, full.temb, sr, sel, rope, dims);
-    sr = out.sr;
+    const m = fullSingleBlock(fullCtx, i, x, main.temb, mainSr, sel, rope, dims);
     // Only the main pass's image rows are pasted; its SR streams keep their own (RAG-SPEC §3.5).
-    x = paste(out.x, rg.img, dims.textLength);
-    // Repainting_single: the repaint pass's image rows outside the mask are the main pass's (keep_single is all 1
-    // without it).
-    const pasted = x;
-    x = ifElse(has.repaint, () => g.scope('rp_force_single', () => {
-      const parts = splitText(fullCtx, pasted, dims.textLength);
-      return [concat([parts.txt, keepOwn(keepSingle, parts.img)], 1)];
-    }), () => [pasted])[0]!;
+    const pasted = paste(m.x, rg.img, dims.textLength);
+    x = pasted;
+    mainSr = m.sr;
+    const [before, beforeSr] = [rpX, rpSr];
+    const [nx, nTxt, nImg] = whenRepainting([rpX, rpSr.txt, rpSr.img!], () => {
+      const o = fullSingleBlock(fullCtx, i, before, rp.temb, beforeSr, sel, rope, dims);
+      // Repainting_single: the image rows outside the mask are the main pass's (keep_single is all 1 without it).
+      const parts = splitText(fullCtx, o.x, dims.textLength);
+      return [concat([parts.txt, keepOwn(rpKeepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img)], 1), o.sr.txt, o.sr.img!];
+    });
+    rpX = nx!;
+    rpSr = { txt: nTxt!, img: nImg! };
   }
 
   // norm_out (the last capture point), then proj_out per stream.
   const [rgNormed] = g.scope('regional/norm_out', () => eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })));
-  const normed = capture(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, full.temb), rgNormed!);
-  g.output(cast(lin(fullCtx, 'proj_out', normed), io), STEP_IO.velocity, io, ['F', 'N', cfg.outChannels]);
+  const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, main.temb), rgNormed!);
+  g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);
+  const finalRp = rpX;
+  const rpVelocity = whenRepainting([rpIn.latents], () => {
+    const normed = keepOwn(rpKeep, normOut(fullCtx, splitText(fullCtx, finalRp, dims.textLength).img, rp.temb), mainNormed);
+    return [cast(lin(fullCtx, 'proj_out', normed), io)];
+  })[0]!;
+  g.output(rpVelocity, STEP_IO.repaint.velocity, io, ['Fr', 'N', cfg.outChannels]);
   const rgVelocity = ifElse(has.regions, () => [cast(lin(fullCtx, 'proj_out', rgNormed!), io)], () => [rgLatents])[0]!;
   g.output(rgVelocity, STEP_IO.rgVelocity, io, [1, 'T', cfg.outChannels]);
   return g;

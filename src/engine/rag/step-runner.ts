@@ -164,7 +164,6 @@ export class StepRunner {
     stat.runs++;
     const key = signatureKey(signatureOf(f));
     stat.runsBy[key] = (stat.runsBy[key] ?? 0) + 1;
-    const N = f.imgIds.length / 3;
     const C = this.cfg.outChannels;
     const velocity = out[STEP_IO.velocity]!.data as Float32Array;
     const regional = out[STEP_IO.rgVelocity]!.data as Float32Array;
@@ -177,16 +176,16 @@ export class StepRunner {
       return v;
     });
     return {
-      velocity: velocity.subarray(0, N * C),
+      velocity,
       boxes: perStream.slice(0, f.boxes?.length ?? 0),
-      repaint: f.repaint ? velocity.subarray(N * C, 2 * N * C) : undefined,
+      repaint: f.repaint ? (out[STEP_IO.repaint.velocity]!.data as Float32Array) : undefined,
       prepass: f.prepass ? perStream.at(-1) : undefined,
       ms,
     };
   }
 
   /**
-   * Checks sizes and builds the ORT feeds: the full streams stacked, the SR crops padded to the largest, the
+   * Checks sizes and builds the ORT feeds: absent streams as zero-length axes, the SR crops padded to the largest, the
    * regional streams concatenated, and hard binding's paste resolved to one winner per token (the later box).
    * A mismatch is a programming error, named precisely.
    */
@@ -216,30 +215,37 @@ export class StepRunner {
     put(STEP_IO.imgIds, f.imgIds, [N, 3]);
     put(STEP_IO.txtIds, f.txtIds, [L, 3]);
 
-    // Full streams: main, then the repaint pass.
-    const full: StreamFeed[] = [f.main, ...(f.repaint ? [f.repaint] : [])];
-    const F = full.length;
-    put(STEP_IO.latents, stack(full.map((s, i) => check(`stream ${i} latents`, s.latents, N * C))), [F, N, C]);
-    put(STEP_IO.txt, stack(full.map((s, i) => check(`stream ${i} txt`, s.txt, L * J))), [F, L, J]);
-    put(STEP_IO.pooled, stack(full.map((s, i) => check(`stream ${i} pooled`, s.pooled, P))), [F, P]);
-    const keep = new Float32Array(F * N).fill(1);
-    const keepSingle = new Float32Array(F * N).fill(1);
+    // The main pass, and the repaint pass (batch 1, or 0 without one).
+    const stream = (names: { latents: string; txt: string; pooled: string }, s: StreamFeed | undefined, what: string) => {
+      const n = s ? 1 : 0;
+      put(names.latents, s ? check(`${what} latents`, s.latents, N * C) : new Float32Array(0), [n, N, C]);
+      put(names.txt, s ? check(`${what} txt`, s.txt, L * J) : new Float32Array(0), [n, L, J]);
+      put(names.pooled, s ? check(`${what} pooled`, s.pooled, P) : new Float32Array(0), [n, P]);
+    };
+    stream(STEP_IO, f.main, 'main');
+    const rp = STEP_IO.repaint;
+    stream(rp, f.repaint, 'repaint');
     if (f.repaint) {
       check('repaint mask', f.repaint.mask, N);
-      keep.set(f.repaint.mask, N);
-      if (f.repaint.single) keepSingle.set(f.repaint.mask, N);
+      put(rp.keep, f.repaint.mask, [N]);
+      put(rp.keepSingle, f.repaint.single ? f.repaint.mask : new Float32Array(N).fill(1), [N]);
+    } else {
+      put(rp.keep, new Float32Array(0), [0]);
+      put(rp.keepSingle, new Float32Array(0), [0]);
     }
-    put(STEP_IO.keep, keep, [F, N]);
-    put(STEP_IO.keepSingle, keepSingle, [F, N]);
 
     // Soft refinement.
     const S = f.sr?.sources.length ?? 0;
     put(STEP_IO.srDelta, Float32Array.of(f.sr?.delta ?? 0), [1]);
     if (f.sr) {
       if (S < 2) throw new Error(`step feeds: soft refinement needs at least 2 cells (got ${S})`);
-      if (f.repaint && !f.repaint.srTxt) throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
-      const segs = [f.sr.txt, ...(f.repaint ? [f.repaint.srTxt!] : [])];
-      put(STEP_IO.srTxt, stack(segs.map((t, i) => check(`stream ${i} SR segments`, t, S * L * J))), [F * S, L, J]);
+      put(STEP_IO.srTxt, check('SR segments', f.sr.txt, S * L * J), [S, L, J]);
+      if (f.repaint) {
+        if (!f.repaint.srTxt) throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
+        put(rp.srTxt, check('repaint SR segments', f.repaint.srTxt, S * L * J), [S, L, J]);
+      } else {
+        put(rp.srTxt, new Float32Array(0), [0, L, J]);
+      }
       f.sr.sources.forEach((src, j) => checkIndex(`SR cell ${j} sources`, src, N));
       const total = f.sr.sources.reduce((n, s) => n + s.length, 0);
       if (total !== N) throw new Error(`step feeds: the cells cover ${total} tokens, the image has ${N}`);
@@ -249,6 +255,7 @@ export class StepRunner {
       put(STEP_IO.srPlace, padded.place, [N]);
     } else {
       put(STEP_IO.srTxt, new Float32Array(0), [0, L, J]);
+      put(rp.srTxt, new Float32Array(0), [0, L, J]);
       put(STEP_IO.srSource, new BigInt64Array(0), [0, 0]);
       put(STEP_IO.srPlace, new BigInt64Array(0), [0]);
     }

@@ -275,15 +275,25 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     expect(message.attachments).toHaveLength(1);
   });
 
-  it('a painting that fails ends in a visible message with what to do next', async () => {
-    // The checkpoint loads (configs and shapes are fine); its T5 tokenizer file is cut short, which the
-    // engine only reads when the first job encodes its prompt.
+  it('a checkpoint that breaks only when a prompt is encoded fails at start-up, not in a user\'s job', async () => {
+    // Configs and shapes are fine; the T5 tokenizer file is cut short. The worker's warm-up encodes a prompt, so
+    // the painter is refused before any job reaches it.
     broken = brokenCheckpoint('broken-tokenizer');
     h = await Harness.start({ painter: 'engine', modelDir: broken.dir, env: QUICK });
-    expect(h.bot.painting.mode).not.toBe('failed');
+    expect(h.bot.painting.mode).toBe('failed');
     const { message } = await h.imagine(h.users.alice, 'a volcano at night', { steps: 1 });
+    expect(message.content).toMatch(/image model failed to load \(cannot read \S*tokenizer_2\/tokenizer\.json: Unexpected end of JSON input/);
+  });
+
+  it('a painting that fails ends in a visible message with what to do next', async () => {
+    // 18 boxes pass the bot's limit (MAX_REGIONS=20) but not the engine's (17 regional streams): the engine
+    // refuses the job before its first step.
+    h = await Harness.start({ painter: 'engine', env: { MAX_REGIONS: '20', DEFAULT_SIZE: '1024' } });
+    const regions = Array.from({ length: 18 }, (_, k) => `thing ${k + 1} @ ${(k * 5.5).toFixed(1)} 20 5 60`).join('; ');
+    const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { regions, steps: 1 });
+    const message = await h.answered(ix);
     const done = await h.finished(message.id);
-    expect(done.content).toMatch(/^⚠️ I could not paint “a volcano at night”: painting failed: cannot read \S*tokenizer_2\/tokenizer\.json: Unexpected end of JSON input.*Try again/s);
+    expect(done.content).toMatch(/^⚠️ I could not paint .*: painting failed: this layout needs 18 regional streams \(hard-binding boxes \+ repaint pre-pass\); the engine takes at most 17\. Use fewer regions.*Try again/s);
     const g = h.bot.store.generationForMessage(done.id)!;
     expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `delete:${g.id}`]);
     expect(g.status).toBe('failed');

@@ -21,7 +21,7 @@ import { loadCheckpoint } from '../src/engine/checkpoint/index.ts';
 import { benchSteps } from '../src/engine/rag/bench.ts';
 import { PLAIN_SIGNATURE, type StepSignature } from '../src/engine/rag/signature.ts';
 import type { ExecutionProvider } from '../src/engine/runtime/session.ts';
-import { makeTinyModel } from '../src/engine/tiny-model/make.ts';
+import { writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import { repoRoot } from './support.ts';
 
 const [outDir = '/tmp/gpu-bench', ...args] = process.argv.slice(2);
@@ -47,7 +47,7 @@ async function withGpuPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakMiB
 const wideDir = path.join(outDir, 'wide-model-schnell');
 if (!fs.existsSync(path.join(wideDir, 'model_index.json'))) {
   const t0 = Date.now();
-  makeTinyModel({ out: wideDir, preset: 'wide', variant: 'schnell', seed: 7, force: true });
+  await writeTinyModel({ out: wideDir, preset: 'wide', variant: 'schnell', seed: 7, force: true });
   say(`wide checkpoint written in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 const results: Record<string, unknown>[] = [];

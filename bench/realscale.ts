@@ -17,7 +17,7 @@ import { generateJob, repaintJob, type JobOutput } from '../src/engine/pipeline/
 import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generation-files.ts';
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
 import { DTYPE_BYTES } from '../src/engine/onnx/graph.ts';
-import { makeTinyModel } from '../src/engine/tiny-model/make.ts';
+import { writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import { rectsToMaskPng } from '../src/rag/mask.ts';
 import { sceneToRagParams } from '../src/scene/to-rag.ts';
 import type { RagParams } from '../src/rag/params.ts';
@@ -27,11 +27,11 @@ import { fmt, peakRssMiB, repoRoot, runtimeFromEnv } from './support.ts';
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
 
-function wideCheckpoint(): string {
+async function wideCheckpoint(): Promise<string> {
   const out = path.join(repoRoot, '.tmp', 'wide-model-schnell');
   if (!existsSync(path.join(out, 'model_index.json'))) {
     process.stderr.write(`writing the wide checkpoint to ${out} (once, about 1.3 GB)...\n`);
-    makeTinyModel({ out, preset: 'wide', variant: 'schnell', seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
+    await writeTinyModel({ out, preset: 'wide', variant: 'schnell', seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
   }
   return out;
 }
@@ -46,7 +46,7 @@ const create = ort.InferenceSession.create.bind(ort.InferenceSession);
   return s;
 }) as typeof create;
 
-const modelDir = process.argv[2] ?? wideCheckpoint();
+const modelDir = process.argv[2] ?? (await wideCheckpoint());
 const runtime = runtimeFromEnv();
 const engine = Engine.open({ modelDir, runtime });
 const computeType = graphFormFor(runtime.executionProvider).computeType;

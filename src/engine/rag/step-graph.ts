@@ -12,7 +12,7 @@
  * The main and repaint passes are not batched: each runs the shapes a plain generation runs, so a repaint re-runs
  * its parent bit for bit (a batch of two rounds differently from a batch of one on CPU and on cuBLAS).
  *
- * Stream counts and sizes are tensor dimensions (STEP_IO), so one session, one copy of the weights, serves 1–16
+ * Stream counts and sizes are tensor dimensions (STEP_IO), so one session, one copy of the weights, serves 0–16
  * boxes, any cell grid, δ = 0, repaint with or without Repainting_single, the pre-pass and plain FLUX at any
  * image size; a stream a step does not carry is a zero-length axis and its branch or loop does not run. Loop
  * bodies and branches read the weights of the root graph: nothing is copied per stream. Nodes are emitted block

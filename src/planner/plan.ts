@@ -75,6 +75,16 @@ export function planProblems(plan: WirePlan, text: string, maxRegions: number): 
       if (iou(plan.regions[i]!.box, plan.regions[j]!.box) > 0.85) out.push(`regions[${i}] and regions[${j}] have almost the same box: give each object its own place`);
     }
   }
+  // LMD's rule: the background never repeats a boxed object (the image model would paint it twice).
+  const repeated = new Set<string>();
+  plan.regions.slice(0, 32).forEach((r, i) => {
+    const head = r.label.toLowerCase().split(/\s+of\s+/)[0]!;
+    const last = words(head).pop();
+    if (last && !repeated.has(singularize(last)) && mentions(plan.background, head)) {
+      repeated.add(singularize(last));
+      out.push(`the background names "${last}", which has its own box (regions[${i}] "${clip(r.label, 40)}"): describe the setting without boxed objects`);
+    }
+  });
   for (const x of plan.exclude) {
     const where = [
       ...plan.regions.flatMap((r, i) => [mentions(r.label, x) ? `regions[${i}].label` : '', mentions(r.prompt, x) ? `regions[${i}].prompt` : '']),

@@ -108,6 +108,16 @@ describe('LLM planner through the real openai SDK', () => {
     expect(msgs[msgs.length - 1]!.content).toMatch(/regions\[0\] \("a red apple"\): the box \{x: 1.4, y: 0.5, w: 0.2, h: 0.2\} is outside the image/);
   });
 
+  it('a background that repeats a boxed object is sent back for repair', async () => {
+    const repeats = { ...good, background: 'a blue bowl on a wooden table in a kitchen' };
+    respond = (req) => (req.index === 0 ? { json: repeats } : { json: good });
+    const r = await planScene(TEXT, { llm: llm() });
+    expect(r.source).toBe('llm');
+    expect(r.scene.background).toBe(good.background);
+    const repair = messagesOf(fake.requests[1]!).pop()!.content;
+    expect(repair).toMatch(/the background names "bowl", which has its own box \(regions\[2\] "a blue bowl"\)/);
+  });
+
   it('wrong types are repaired from the zod errors', async () => {
     respond = (req) => (req.index === 0 ? { json: { prompt: 5, background: null, exclude: 'none', aspect: 'square', regions: 'many' } } : { json: good });
     const r = await planScene(TEXT, { llm: llm() });

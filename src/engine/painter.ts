@@ -18,7 +18,7 @@ import { isRepaint, validateRagParams, type RagParams } from '../rag/params.ts';
 import { editToRepaintParams, editToRepaintPasses, sceneToRagParams } from '../scene/to-rag.ts';
 import type { AppliedEdit } from '../scene/edit.ts';
 import type { GenerationParams } from '../store/schema.ts';
-import type { Painter, PainterOptions, PaintRequest } from '../worker/painter.ts';
+import type { Painter, PainterHooks, PainterOptions, PaintRequest } from '../worker/painter.ts';
 import { Engine } from './pipeline/engine.ts';
 import { generateJob, repaintJob, type JobOutput, type JobProgress, type ParentGeneration } from './pipeline/jobs.ts';
 import { TRAJECTORY_ARTIFACT } from './pipeline/trajectory.ts';
@@ -82,7 +82,7 @@ export async function chainedRepaintJob(engine: Engine, request: PaintRequest, o
   }
 }
 
-export async function createPainter(options: PainterOptions): Promise<Painter> {
+export async function createPainter(options: PainterOptions, hooks: PainterHooks = {}): Promise<Painter> {
   const extra = options.extra ?? {};
   const engine = Engine.open({
     modelDir: options.modelDir,
@@ -90,7 +90,9 @@ export async function createPainter(options: PainterOptions): Promise<Painter> {
     memoryCheck: extra.memoryCheck !== false,
   });
   const previewEvery = typeof extra.previewEvery === 'number' ? extra.previewEvery : undefined;
-  // Everything is loaded before the worker reports ready, so no user's job pays for it (jobs wait meanwhile).
+  // Everything is loaded before the worker reports ready, so no user's job pays for it; the worker announces the
+  // model first, so that jobs for it wait in the queue meanwhile.
+  await hooks.onLoading?.({ id: engine.modelId, version: engine.version });
   if (extra.warmUp !== false) await engine.warmUp();
   return {
     info: { id: engine.modelId, version: engine.version },

@@ -24,7 +24,7 @@ async function init(painterModule: string, options: Parameters<PainterModule['cr
   try {
     const mod = (await import(pathToFileURL(painterModule).href)) as Partial<PainterModule>;
     if (typeof mod.createPainter !== 'function') throw new Error(`${painterModule} does not export createPainter(options)`);
-    painter = await mod.createPainter(options);
+    painter = await mod.createPainter(options, { onLoading: (info) => send({ type: 'loading', info: { id: info.id, version: info.version } }) });
     send({ type: 'ready', info: { id: painter.info.id, version: painter.info.version } });
   } catch (e) {
     send({ type: 'init-error', message: (e as Error).message ?? String(e) });

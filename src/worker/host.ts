@@ -180,7 +180,12 @@ export class WorkerHost {
       const onMessage = (raw: unknown) => {
         const m = ChildMessageSchema.safeParse(raw);
         if (!m.success) return;
-        if (m.data.type === 'ready') {
+        if (m.data.type === 'loading') {
+          // A distributed queue fails jobs of models nobody serves: announce the model now, so that jobs sent
+          // while it loads wait for it (this host claims nothing before 'ready').
+          log.info({ model: m.data.info.id }, 'painter warming up: loading the model; jobs for it wait in the queue');
+          void this.o.queue.serve?.(this.workerId, m.data.info).catch((err: unknown) => log.warn({ err }, 'could not announce the model while it loads'));
+        } else if (m.data.type === 'ready') {
           clearTimeout(timer);
           this.painterInfo = m.data.info;
           resolve(m.data.info);
@@ -238,7 +243,7 @@ export class WorkerHost {
     }
     const m: ChildMessage = parsed.data;
     const running = this.running;
-    if (m.type === 'ready' || m.type === 'init-error') return;
+    if (m.type === 'loading' || m.type === 'ready' || m.type === 'init-error') return;
     if (!running || running.job.id !== m.jobId) return;
     if (m.type === 'progress') void this.onProgress(running, m.step, m.total, m.preview);
     else if (m.type === 'result') void this.onResult(running, m.png, m.artifacts, m.paintMs);

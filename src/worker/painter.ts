@@ -49,9 +49,15 @@ export interface PainterOptions {
   extra?: Record<string, unknown>;
 }
 
+/** What the worker learns while a painter loads. */
+export interface PainterHooks {
+  /** The model is known and its weights are about to load (awaited before loading starts). */
+  onLoading?(info: PainterInfo): void | Promise<void>;
+}
+
 /** What a painter module exports. The engine's lives at src/engine/painter.ts. */
 export interface PainterModule {
-  createPainter(options: PainterOptions): Promise<Painter>;
+  createPainter(options: PainterOptions, hooks?: PainterHooks): Promise<Painter>;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -24,6 +24,8 @@ export const HostMessageSchema = z.discriminatedUnion('type', [
 export type HostMessage = z.infer<typeof HostMessageSchema>;
 
 export const ChildMessageSchema = z.discriminatedUnion('type', [
+  // The model is known (its configs are read) and its weights are loading: minutes for the real FLUX.
+  z.object({ type: z.literal('loading'), info: z.object({ id: z.string(), version: z.string() }) }),
   z.object({ type: z.literal('ready'), info: z.object({ id: z.string(), version: z.string() }) }),
   z.object({ type: z.literal('init-error'), message: z.string() }),
   z.object({ type: z.literal('progress'), jobId: z.string(), step: z.number().int(), total: z.number().int(), preview: bytes.optional() }),

@@ -10,6 +10,10 @@ import { openDatabase, type Db } from '../../src/store/db.ts';
 import { openQueue, RedisQueue, type Job, type NewJob } from '../../src/queue/index.ts';
 import { ORIGINAL_GONE, queueName } from '../../src/queue/redis-queue.ts';
 import { RedisServer } from '../support/redis-server.ts';
+import { WorkerHost } from '../../src/worker/host.ts';
+import { TINY_SCHNELL } from './broken-checkpoint.ts';
+
+const GATED = path.join(import.meta.dirname, 'gated-painter.ts');
 
 const scene = {
   width: 256, height: 256, prompt: 'a red ball', background: '', exclude: [],
@@ -127,6 +131,35 @@ describe('BullMQ queue on a real redis-server', () => {
       expect.objectContaining({ model: 'flux.1-dev', workers: 1, queued: 0 }),
       expect.objectContaining({ model: MODEL, workers: 1, running: 1 }),
     ]));
+  });
+
+  it('a worker still loading its model has announced it: a job sent meanwhile waits, and is painted once the model is loaded', async () => {
+    const gate = path.join(dir, 'gate');
+    const wq = await RedisQueue.open({ url: redis.url, prefix: prefix(), heartbeatMs: 200, stalledIntervalMs: 300 });
+    workers.push(wq);
+    const host = new WorkerHost({
+      queue: wq, dataDir: wq.workDir ?? dir, painterModule: GATED, leaseMs: 5000, pollMs: 30, progressEveryMs: 0,
+      painterOptions: { modelDir: TINY_SCHNELL, executionProvider: 'cpu', threads: 1, extra: { gate } },
+    });
+    const started = host.start();
+    try {
+      for (let t = Date.now(); !(await bot.stats()).models?.some((m) => m.model === MODEL && m.workers === 1); ) {
+        if (Date.now() - t > 30_000) throw new Error('the loading worker never announced its model');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const { job } = await bot.enqueue(newJob('u1', 1));
+      expect(job.status).toBe('queued');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect((await bot.get(job.id))!.status).toBe('queued');
+      writeFileSync(gate, '');
+      await started;
+      const done = await until(job.id, (j) => j.status === 'done', 60_000);
+      expect(readFileSync(done.result!.imagePath).subarray(1, 4).toString()).toBe('PNG');
+    } finally {
+      writeFileSync(gate, '');
+      await started.catch(() => undefined);
+      await host.stop();
+    }
   });
 
   it('a model with no live worker is failed at once with a message that names the models that have one', async () => {

@@ -104,6 +104,8 @@ const repaintOf = async (p: RagParams, what: string, seed: number): Promise<RagP
   ...p,
   Repainting_mask: await rectsToMaskPng([{ x: 0, y: SIZE / 4, w: SIZE / 2, h: SIZE / 2 }], SIZE, SIZE),
   Repainting_prompt: `a cosy room with ${what}`,
+  // The same SR cells, the changed one now describing the new thing.
+  Repainting_SR_prompt: (p.SR_prompt ?? what).split('BREAK').map((seg, j) => (j === 0 ? ` ${what} ` : seg)).join('BREAK'),
   Repainting_HB_prompt: what,
   Repainting_HB_replace: 1,
   Repainting_seed: seed,

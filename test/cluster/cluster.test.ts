@@ -130,7 +130,9 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const windowMs = 5000;
     await start({ DEFAULT_SIZE: '512' }, { rateLimit: { writes: 5, windowMs } });
     const users = Array.from({ length: 6 }, (_, i) => h!.fake.join(h!.guildId, `busy${i}`));
-    const started = await Promise.all(users.map((u, i) => h!.imagine(u, `a green tree number ${i}`, { steps: 8, seed: i }, h!.channel)));
+    // Step counts spread the finishes over a few seconds, as real jobs do (six images finishing in the same instant
+    // would need six writes in a window that allows five).
+    const started = await Promise.all(users.map((u, i) => h!.imagine(u, `a green tree number ${i}`, { steps: 8 + 8 * i, seed: i }, h!.channel)));
     const done = await Promise.all(started.map(({ message }) => h!.finished(message.id, 120_000)));
     expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
     const writes = h!.fake.requests.filter((r) => r.method !== 'GET' && /\/(webhooks\/\d+\/[^/]+\/messages|channels\/\d+\/messages)/.test(r.path));
@@ -149,15 +151,17 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
   });
 
   it("/queue shows the caller's places and the workers of each model across the cluster", async () => {
-    await start({ DEFAULT_SIZE: '512' });
+    // 1024²: a warm worker paints a 512² step in ≈ 20 ms, too fast for the queue to be seen moving.
+    await start({ DEFAULT_SIZE: '1024' });
     // Three long jobs keep the three schnell workers busy; the fourth and fifth wait.
     // (In another channel: this one's write budget is for the waiting jobs' messages.)
-    const long = await Promise.all([0, 1, 2].map((i) => h!.imagine(h!.fake.join(h!.guildId, `long${i}`), 'a castle on a hill', { steps: 30, seed: i }, h!.nsfwChannel)));
+    // Long enough that none ends by itself before the test cancels one (the painter is warm: steps are fast).
+    const long = await Promise.all([0, 1, 2].map((i) => h!.imagine(h!.fake.join(h!.guildId, `long${i}`), 'a castle on a hill', { steps: 100, seed: i }, h!.nsfwChannel)));
     for (const { message } of long) {
       const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
       await waitJob(g.jobId!, (j) => j.status === 'running');
     }
-    await h!.imagine(h!.users.bob, 'a fox', { steps: 60 });
+    await h!.imagine(h!.users.bob, 'a fox', { steps: 100 });
     await h!.imagine(h!.users.alice, 'a hare', { steps: 2 });
     const answer = await h!.answered(h!.fake.slashCommand(h!.users.alice, h!.channel.id, 'queue'));
     expect(answer.content).toMatch(/3 painting, 2 waiting/);
@@ -191,7 +195,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
   });
 
   it('Delete while a remote worker paints: the cancel reaches it through Redis and it stops within a step', async () => {
-    await start({ DEFAULT_SIZE: '512' });
+    await start({ DEFAULT_SIZE: '1024' });
     const { message } = await h!.imagine(h!.users.alice, 'a lighthouse on a cliff', { steps: 100 });
     const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
     await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 2);
@@ -205,7 +209,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const clicked = Date.now();
     h!.fake.clickButton(h!.users.alice, shownPainting.id, `delete:${g.id}`);
     const cancelled = await waitJob(g.jobId!, (j) => j.status === 'cancelled', 15_000);
-    // One 512² step of the tiny model takes well under a second on two cores.
+    // One 1024² step of the tiny model takes well under a second on two cores.
     expect(cancelled.finishedAt! - clicked).toBeLessThan(3000);
     expect(cancelled.progress?.step ?? 0).toBeLessThan(100);
     await h!.fake.waitFor(() => !h!.fake.messages.has(message.id), 'the message to be deleted');

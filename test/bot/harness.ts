@@ -26,7 +26,7 @@ export interface HarnessOptions {
   env?: Record<string, string>;
   /** The engine painter's checkpoint folder (default: the tiny schnell fixture). */
   modelDir?: string;
-  /** The engine painter's `extra` options (maxStepSessions, previewEvery). */
+  /** The engine painter's `extra` options (previewEvery, memoryCheck). */
   painterExtra?: Record<string, unknown>;
   intents?: GatewayIntentBits[];
   progressEveryMs?: number;

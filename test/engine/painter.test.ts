@@ -17,7 +17,7 @@ import { fixture } from '../support/fixtures.ts';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-painter-'));
 let painter: Painter;
 beforeAll(async () => {
-  painter = await createPainter({ modelDir: fixture('tiny-flux-dev'), executionProvider: 'cpu', threads: 2, extra: { maxStepSessions: 6, previewEvery: 2 } });
+  painter = await createPainter({ modelDir: fixture('tiny-flux-dev'), executionProvider: 'cpu', threads: 2, extra: { previewEvery: 2 } });
 });
 afterAll(async () => {
   await painter.close?.();

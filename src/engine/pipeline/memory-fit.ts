@@ -76,7 +76,7 @@ export function checkFits(modelId: string, need: MemoryNeed, free: { bytes: numb
   if (!free || need.total <= free.bytes) return;
   const detail = need.parts.map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
   const options = [
-    'a smaller weight precision (a quantized checkpoint: see README "Memory")',
+    'a device with more memory (README "Memory" lists what each provider needs; quantized weights are not supported yet)',
     ep === 'cpu' ? 'more memory or swap for this machine' : 'closing other programs that use the GPU (nvidia-smi lists them)',
     ...(ep === 'cpu' ? [] : ['EXECUTION_PROVIDER=cpu (slow, but it needs only host memory)']),
     'or MEMORY_CHECK=off to try anyway',

@@ -93,7 +93,7 @@ export async function createPainter(options: PainterOptions, hooks: PainterHooks
   // Everything is loaded before the worker reports ready, so no user's job pays for it; the worker announces the
   // model first, so that jobs for it wait in the queue meanwhile.
   await hooks.onLoading?.({ id: engine.modelId, version: engine.version });
-  if (extra.warmUp !== false) await engine.warmUp();
+  await engine.warmUp();
   return {
     info: { id: engine.modelId, version: engine.version },
     async paint(request, ctx) {

@@ -45,7 +45,7 @@ export interface PainterOptions {
   modelDir: string;
   executionProvider: 'cpu' | 'cuda' | 'webgpu';
   threads: number;
-  /** Free-form options for a particular painter module (the engine's: previewEvery, memoryCheck, warmUp). */
+  /** Free-form options for a particular painter module (the engine's: previewEvery, memoryCheck). */
   extra?: Record<string, unknown>;
 }
 

@@ -51,14 +51,13 @@ export interface SrSelect {
   delta: Value;
 }
 
-/** Run-time sizes the reshapes between [F, S·L, D] and [F·S, L, D] need. */
+/** Run-time sizes the reshapes between [1, S·L, D] and [S, L, D] need. */
 export interface Dims {
-  /** int64 [1] each. */
-  streams: Value;
+  /** int64 [1]. */
   textLength: Value;
 }
 
-/** The SR state of the full streams: text [F, S·L, D]; the single blocks' shared image stream [F, N, D]. */
+/** The SR state of a full stream: text [1, S·L, D]; the single blocks' shared image stream [1, N, D]. */
 export interface SrState {
   txt: Value;
   img?: Value;
@@ -108,42 +107,42 @@ function blend(sel: SrSelect, composite: Value, plain: Value): Value {
   return add(plain, mul(sel.delta, sub(composite, plain)));
 }
 
-/** [F, S·L, D] ↔ [F·S, L, ...]: per-token ops run on the first form, the cells' attention on the second. */
+/** [1, S·L, D] ↔ [S, L, ...]: per-token ops run on the first form, the cells' attention on the second. */
 function perCell(c: Ctx, d: Dims, x: Value, tail: number[]): Value {
   return reshapeTo(x, concat([c.g.ints([-1]), d.textLength, c.g.ints(tail)], 0));
 }
-function perStream(c: Ctx, d: Dims, x: Value): Value {
-  return reshapeTo(x, concat([d.streams, c.g.ints([-1, c.cfg.inner])], 0));
+function perStream(c: Ctx, x: Value): Value {
+  return reshape(x, [1, -1, c.cfg.inner]);
 }
 
 /**
- * The cell attentions of one block, all cells of all full streams in one batch. Text streams arrive as
- * [F·S, L, D] (rotated; values as they are), the image streams as [F, N, D]. Returns the text outputs [F·S, L, D]
- * and the composite [F, N, D] whose token t is cell κ(t)'s output at its source token.
+ * The cell attentions of one block, all cells in one batch. Text streams arrive as
+ * [S, L, D] (rotated; values as they are), the image streams as [1, N, D]. Returns the text outputs [S, L, D]
+ * and the composite [1, N, D] whose token t is cell κ(t)'s output at its source token.
  */
 function cellAttention(c: Ctx, sel: SrSelect, d: Dims, qT: Value, kT: Value, vT: Value, qI: Value, kI: Value, vI: Value): { text: Value; composite: Value } {
   const D = c.cfg.inner;
   const cells = shapeOf(sel.sources, 0, 1);
   const queries = shapeOf(sel.sources, 1, 2);
-  // [F, N, D] → [F·S, N, D]: every cell of a stream attends to all of that stream's image keys.
+  // [1, N, D] → [S, N, D]: every cell of a stream attends to all of that stream's image keys.
   const perCellKv = (x: Value) => reshapeTo(expand(unsqueeze(x, [1]), concat([c.g.ints([1]), cells, c.g.ints([1, 1])], 0)), concat([c.g.ints([-1]), shapeOf(x, 1, 2), c.g.ints([D])], 0));
   const cropQ = reshapeTo(gather(qI, sel.sources, 1), concat([c.g.ints([-1]), queries, c.g.ints([D])], 0));
   const o = attend(c, concat([qT, cropQ], 1), concat([kT, perCellKv(kI)], 1), concat([vT, perCellKv(vI)], 1));
   const parts = splitText(c, o, d.textLength);
-  return { text: parts.txt, composite: gather(perStream(c, d, parts.img), sel.place, 1) };
+  return { text: parts.txt, composite: gather(perStream(c, parts.img), sel.place, 1) };
 }
 
 function ff(c: Ctx, prefix: string, x: Value): Value {
   return lin(c, `${prefix}.net.2`, geluTanh(lin(c, `${prefix}.net.0.proj`, x)));
 }
 
-/** Per-head RMS-normed, rotated Q or K of SR text tokens [F, S·L, D] → [F·S, L, D]. */
+/** Per-head RMS-normed, rotated Q or K of SR text tokens [1, S·L, D] → [S, L, D]. */
 function cellHeads(c: Ctx, d: Dims, proj: string, norm: string, x: Value, cos: Value, sin: Value): Value {
   return rotate(c, perCell(c, d, headsNormed(c, proj, norm, x), [c.cfg.heads, c.cfg.headDim]), cos, sin);
 }
 
 /**
- * A double-stream block over the full streams (img [F, N, D], txt [F, L, D], temb [F, D]) with soft refinement
+ * A double-stream block over the full streams (img [1, N, D], txt [1, L, D], temb [1, D]) with soft refinement
  * when the step has cells. Same weights and modulation (each stream's temb) for a stream and its SR streams.
  */
 export function fullDoubleBlock(
@@ -182,7 +181,7 @@ export function fullDoubleBlock(
         perCell(c, d, lin(c, `${p}.attn.add_v_proj`, sn), [D]),
         qi, ki, vi,
       );
-      return [blend(sel, toOut(cells.composite), plain), context(sr.txt, perStream(c, d, cells.text))];
+      return [blend(sel, toOut(cells.composite), plain), context(sr.txt, perStream(c, cells.text))];
     }), () => [plain, sr.txt]) as [Value, Value];
 
     let h = add(s.img, mul(g1, imgAttn));
@@ -192,8 +191,8 @@ export function fullDoubleBlock(
 }
 
 /**
- * A single-stream block over the full streams' x = [txt; img] [F, L + N, D], with soft refinement when the
- * step has cells: the SR image stream sr.img [F, N, D] and text streams sr.txt [F, S·L, D].
+ * A single-stream block over the full streams' x = [txt; img] [1, L + N, D], with soft refinement when the
+ * step has cells: the SR image stream sr.img [1, N, D] and text streams sr.txt [1, S·L, D].
  */
 export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: SrState, sel: SrSelect, rope: SplitRope, d: Dims): { x: Value; sr: SrState } {
   const p = `single_transformer_blocks.${i}`;
@@ -223,7 +222,7 @@ export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: Sr
         rotate(c, heads(im.n, 'k'), rope.imgCos, rope.imgSin),
         im.v,
       );
-      return [blend(sel, cells.composite, parts.img), out(sr.img!, cells.composite, im.mlp), out(sr.txt, perStream(c, d, cells.text), tx.mlp)];
+      return [blend(sel, cells.composite, parts.img), out(sr.img!, cells.composite, im.mlp), out(sr.txt, perStream(c, cells.text), tx.mlp)];
     }), () => [parts.img, sr.img!, sr.txt]) as [Value, Value, Value];
 
     return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp), sr: { txt: srTxt, img: srImg } };

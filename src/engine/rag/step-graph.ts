@@ -112,7 +112,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   // Which streams this step carries, read from its inputs' shapes.
   const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
   const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: nonEmpty(rpIn.latents) };
-  const dims: Dims = { streams: g.ints([1]), textLength: shapeOf(txtIds, 0, 1) };
+  const dims: Dims = { textLength: shapeOf(txtIds, 0, 1) };
 
   const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), rope });
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).

@@ -23,8 +23,8 @@ export function checkShapes(weights: NamedWeights, spec: ShapeSpec, configFile: 
     if (shape.length !== want.length || shape.some((d, i) => d !== want[i])) {
       throw new CheckpointError(`${file}: tensor ${name} has shape ${fmt(shape)}, ${configFile} implies ${fmt(want)} (config and weights are from different models?)`);
     }
-    if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') {
-      throw new CheckpointError(`${file}: tensor ${name} is ${dtype}; only F32, F16 and BF16 weights are supported`);
+    if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16' && dtype !== 'float8e4m3fn') {
+      throw new CheckpointError(`${file}: tensor ${name} is ${dtype}; only F32, F16, BF16 and F8_E4M3 weights (or GGUF quantized files) are supported`);
     }
   }
   const extra = weights.names().filter((n) => !spec.shapes.has(n) && !spec.optional?.(n));

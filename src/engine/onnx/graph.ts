@@ -19,7 +19,7 @@ export const DEFAULT_OPSET = 23;
 /** com.microsoft contrib ops (MultiHeadAttention etc.) are all version 1. */
 export const MS_DOMAIN = 'com.microsoft';
 
-export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'float8e4m3fn';
 /** A float type a graph can compute in. */
 export type FloatType = 'float32' | 'float16' | 'bfloat16';
 /** A dimension: a number, or a symbolic name such as 'N' for a size known only at run time. */
@@ -27,10 +27,10 @@ export type Dim = number | string;
 
 /** TensorProto.DataType codes. */
 export const ONNX_DTYPE: Record<DType, number> = {
-  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16,
+  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16, float8e4m3fn: 17,
 };
 export const DTYPE_BYTES: Record<DType, number> = {
-  float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2,
+  float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2, float8e4m3fn: 1,
 };
 
 /**
@@ -56,11 +56,61 @@ export interface TensorSource {
    * order). Each part becomes its own initializer and a Concat joins them; ORT folds it at load.
    */
   concat?: TensorSource[];
+  /** float8e4m3fn only: the stored values times this are the weights (ComfyUI's "scaled fp8" scale_weight). */
+  scale?: number;
+  /**
+   * Block-quantized bytes in a format the graph cannot read (GGUF's Q4_0, Q4_K, ...); `dtype`/`shape` are the
+   * logical float tensor. Weights preparation (weights/prepare.ts) repacks these into `nbits` before a graph is built.
+   */
+  encoded?: EncodedData;
+  /** A [N, K] linear weight in com.microsoft.MatMulNBits form (dtype/shape logical); only linear() can use it. */
+  nbits?: NBitsParts;
+}
+
+/** A tensor of block-quantized rows: row r is bytes [r·rowBytes, (r+1)·rowBytes) of `external`. */
+export interface EncodedData {
+  /** The format's name, e.g. GGUF's "Q4_K". */
+  format: string;
+  rowBytes: number;
+  external: ExternalData;
+}
+
+/**
+ * MatMulNBits weights, each part row-major with the N output rows first so that rows can be sliced:
+ * w[n, k] = scales[n, b]·(q[n, k] − zero[n, b]) − mins[n, b] with b = ⌊k / block⌋.
+ */
+export interface NBitsParts {
+  bits: 4 | 8;
+  block: number;
+  /** uint8 [N, K/block, block·bits/8]; 4-bit values low nibble first. */
+  packed: TensorSource;
+  /** float32 [N, K/block]. */
+  scales: TensorSource;
+  /** uint8 [N, ⌈(K/block)·bits/8⌉], packed like the values; absent = 2^(bits−1). */
+  zeros?: TensorSource;
+  /** float32 [N, K/block]: an affine format's per-block offset (GGUF Q4_1, Q4_K, Q5_K); absent = 0. */
+  mins?: TensorSource;
 }
 
 /** A symbolic tensor in the graph. `dtype` is tracked where the builder knows it (inputs, initializers, casts). */
 export class Value {
   constructor(readonly graph: Graph, readonly name: string, readonly dtype?: DType) {}
+}
+
+/** A linear layer's weight as linear() takes it: a dense [out, in] value or MatMulNBits parts. */
+export type LinearWeight = Value | QuantLinear;
+export interface QuantLinear {
+  kind: 'nbits';
+  name: string;
+  N: number;
+  K: number;
+  bits: 4 | 8;
+  block: number;
+  packed: Value;
+  scales: Value;
+  zeros?: Value;
+  /** float32 [K/block, N]. */
+  minsT?: Value;
 }
 
 /** An attribute value. Integral numbers become INT, others FLOAT; wrap with attr.float / attr.floats to force floats. */
@@ -137,6 +187,7 @@ export class Graph {
   private readonly counters = new Map<string, number>();
   private readonly constCache = new Map<string, Value>();
   private readonly weightCache = new Map<string, Value>();
+  private readonly quantCache = new Map<string, QuantLinear>();
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
 
@@ -217,20 +268,54 @@ export class Graph {
   /**
    * A model weight in the compute type: the initializer keeps the checkpoint's dtype (bf16 stays bf16 on disk)
    * and a Cast converts it inside the graph. Cached by name, so a weight used twice is loaded once.
+   * fp8 weights go through DequantizeLinear, which ORT does not constant-fold: they stay 1 byte per value in
+   * memory and are widened per run (a Cast would be folded into a full-width copy at load).
    */
   weight(name: string, src: TensorSource): Value {
     const hit = this.weightCache.get(name);
     if (hit) return hit;
+    if (src.nbits || src.encoded || src.concat?.some((p) => p.nbits || p.encoded)) {
+      throw new Error(`internal error: ${name} is a quantized linear weight; only linear() can read it (use linearWeight)`);
+    }
     // Always in the root graph, even when first used inside a subgraph: every branch and loop body then reads the
     // one converted copy (ORT folds a Cast per graph it sits in, so a Cast inside a body would be a second copy).
     return this.atRoot(() => this.castWeight(name, src));
   }
 
+  /** A linear layer's [out, in] weight: dense (as weight()) or MatMulNBits parts. */
+  linearWeight(name: string, src: TensorSource): LinearWeight {
+    if (!src.nbits) return this.weight(name, src);
+    const hit = this.quantCache.get(name);
+    if (hit) return hit;
+    const q = src.nbits;
+    const [N, K] = src.shape as [number, number];
+    const w = this.atRoot((): QuantLinear => {
+      const scales = this.initializer(`${name}#scales`, q.scales);
+      const mins = q.mins && this.op('Transpose', [this.initializer(`${name}#mins`, q.mins)], { perm: [1, 0] }, { name: `${name}#mins/Transpose` });
+      return {
+        kind: 'nbits', name, N, K, bits: q.bits, block: q.block,
+        packed: this.initializer(`${name}#q`, q.packed),
+        // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
+        scales: this.computeType === 'float32' ? scales : this.op('Cast', [scales], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}#scales/Cast`, dtype: this.computeType }),
+        zeros: q.zeros && this.initializer(`${name}#zeros`, q.zeros),
+        minsT: mins,
+      };
+    });
+    this.quantCache.set(name, w);
+    return w;
+  }
+
   private castWeight(name: string, src: TensorSource): Value {
-    const raw = src.concat
-      ? this.op('Concat', src.concat.map((part, i) => this.initializer(`${name}#${i}`, part)), { axis: 0 }, { name: `${name}/Concat`, dtype: src.dtype })
-      : this.initializer(name, src);
-    const v = src.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
+    const parts = src.concat ?? [src];
+    const read = (part: TensorSource, i: number) => {
+      const raw = this.initializer(src.concat ? `${name}#${i}` : name, part);
+      if (part.dtype !== 'float8e4m3fn') return raw;
+      const scale = this.constant([part.scale ?? 1], [], 'float32');
+      return this.op('DequantizeLinear', [raw, scale], {}, { name: `${raw.name}/Dequantize`, dtype: 'float32' });
+    };
+    const values = parts.map(read);
+    const raw = values.length > 1 ? this.op('Concat', values, { axis: 0 }, { name: `${name}/Concat`, dtype: values[0]!.dtype }) : values[0]!;
+    const v = raw.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
     this.weightCache.set(name, v);
     return v;
   }
@@ -280,7 +365,7 @@ export class Graph {
       case 'float64': data = bytesOf(Float64Array.from(values as ArrayLike<number>)); break;
       case 'int32': data = bytesOf(Int32Array.from(values as ArrayLike<number>)); break;
       case 'int64': data = bytesOf(BigInt64Array.from(Array.from(values as ArrayLike<number>, (x) => BigInt(x)))); break;
-      case 'uint8': case 'bool': data = bytesOf(Uint8Array.from(values as ArrayLike<number>)); break;
+      case 'uint8': case 'bool': case 'float8e4m3fn': data = bytesOf(Uint8Array.from(values as ArrayLike<number>)); break;
       case 'int8': data = bytesOf(Int8Array.from(values as ArrayLike<number>)); break;
       case 'float16': case 'bfloat16':
         if (!(values instanceof Uint16Array)) throw new Error(`constant of ${dtype} needs its raw bits as a Uint16Array`);

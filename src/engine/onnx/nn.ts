@@ -1,5 +1,5 @@
-import { attr, MS_DOMAIN, type Value } from './graph.ts';
-import { add, concat, matmul, mul, neg, reshape, sigmoid, slice, softmax, transpose } from './ops.ts';
+import { attr, MS_DOMAIN, Value, type LinearWeight, type QuantLinear } from './graph.ts';
+import { add, cast, concat, matmul, mul, neg, reshape, reshapeTo, shapeOf, sigmoid, slice, softmax, sub, transpose } from './ops.ts';
 
 /** Neural-network building blocks over the op wrappers, in the graph's compute type. */
 
@@ -9,11 +9,31 @@ import { add, concat, matmul, mul, neg, reshape, sigmoid, slice, softmax, transp
  * session in 2.5 s at 430 MB peak RSS, against 4.2 s and 690 MB for MatMul(x, Transpose(W)) whose Transpose ORT
  * folds at load (graph option `linear: 'transpose'` keeps plain ONNX ops for providers without the contrib op).
  */
-export function linear(x: Value, w: Value, b?: Value): Value {
+export function linear(x: Value, w: LinearWeight, b?: Value): Value {
   const g = x.graph;
+  if (!(w instanceof Value)) return quantLinear(x, w, b);
   const y = g.linearImpl === 'fused'
     ? g.op('FusedMatMul', [x, w], { transB: 1 }, { domain: MS_DOMAIN })
     : matmul(x, transpose(w, [1, 0]));
+  return b ? add(y, b) : y;
+}
+
+/**
+ * The same with a weight-only quantized W: com.microsoft.MatMulNBits dequantizes blocks of W to the activations'
+ * type inside the kernel (the packed weight is what stays in memory). An affine format's per-block offsets
+ * ("mins") are applied as x·W = MatMulNBits(x, q) − blockSums(x)·minsᵀ, one [.., K/block] × [K/block, N] product
+ * in float32, so Q4_1/Q4_K/Q5_K load exactly instead of being re-rounded.
+ */
+function quantLinear(x: Value, w: QuantLinear, b?: Value): Value {
+  const g = x.graph;
+  const inputs = [x, w.packed, w.scales, w.zeros ?? null];
+  while (inputs.at(-1) === null) inputs.pop();
+  let y = g.op('MatMulNBits', inputs, { K: w.K, N: w.N, bits: w.bits, block_size: w.block }, { domain: MS_DOMAIN, name: `${w.name}/MatMulNBits` });
+  if (w.minsT) {
+    const blocks = reshapeTo(cast(x, 'float32'), concat([shapeOf(x, 0, -1), g.ints([w.K / w.block, w.block])], 0));
+    const sums = g.op('ReduceSum', [blocks, g.ints([-1])], { keepdims: 0 });
+    y = sub(y, cast(matmul(sums, w.minsT), g.computeType));
+  }
   return b ? add(y, b) : y;
 }
 

@@ -75,3 +75,42 @@ export function float32ToF16Array(x: ArrayLike<number>): Uint16Array {
   for (let i = 0; i < x.length; i++) out[i] = f32ToF16Bits(x[i]!);
   return out;
 }
+
+/**
+ * float8 e4m3fn (OCP FP8, the "fn" variant: no infinities, only S.1111.111 is NaN; bias 7, subnormals with
+ * exponent field 0) → float32. Every one of the 256 codes is exact in float32.
+ */
+export function f8e4m3fnToF32(b: number): number {
+  const sign = b & 0x80 ? -1 : 1;
+  const e = (b >>> 3) & 0x0f;
+  const m = b & 0x07;
+  if (e === 0x0f && m === 0x07) return NaN;
+  if (e === 0) return sign * m * 2 ** -9;
+  return sign * (1 + m / 8) * 2 ** (e - 7);
+}
+
+const F8_TABLE = Float32Array.from({ length: 256 }, (_, b) => f8e4m3fnToF32(b));
+
+export function f8e4m3fnToFloat32Array(bytes: Uint8Array): Float32Array {
+  const out = new Float32Array(bytes.length);
+  for (let i = 0; i < bytes.length; i++) out[i] = F8_TABLE[bytes[i]!]!;
+  return out;
+}
+
+/** float32 → float8 e4m3fn, round to nearest even, saturating to ±448 (what torch's .to(float8_e4m3fn) does for finite values beyond range is NaN; writers here never pass those). */
+export function f32ToF8e4m3fn(x: number): number {
+  if (Number.isNaN(x)) return 0x7f;
+  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
+  const a = Math.min(Math.abs(x), 448);
+  let best = 0;
+  let bestErr = Infinity;
+  // 127 finite magnitudes: a search is simpler and surely right; callers convert small test tensors only.
+  for (let c = 0; c < 0x7f; c++) {
+    const err = Math.abs(F8_TABLE[c]! - a);
+    if (err < bestErr || (err === bestErr && (c & 1) === 0)) {
+      best = c;
+      bestErr = err;
+    }
+  }
+  return sign | best;
+}

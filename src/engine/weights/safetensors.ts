@@ -1,7 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync, writeFileSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
 import { DTYPE_BYTES, type DType, type TensorSource } from '../onnx/graph.ts';
-import { bf16ToFloat32Array, f16ToFloat32Array } from './dtype.ts';
+import type { TensorFile } from './tensor-file.ts';
+import { bf16ToFloat32Array, f16ToFloat32Array, f8e4m3fnToFloat32Array } from './dtype.ts';
 
 /**
  * The safetensors format: u64 little-endian header length, a JSON header
@@ -18,9 +19,10 @@ export class WeightsError extends UserError {
   }
 }
 
-/** safetensors dtype names ↔ ours. F8 types are listed so that the error for them is specific. */
+/** safetensors dtype names ↔ ours. */
 const FROM_ST: Record<string, DType> = {
   F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int64', I32: 'int32', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F8_E4M3: 'float8e4m3fn',
 };
 const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
 
@@ -55,7 +57,7 @@ function readExactly(fd: number, length: number, position: number): Buffer {
 }
 
 /** One .safetensors file: its header parsed, tensors readable by name. */
-export class SafetensorsFile {
+export class SafetensorsFile implements TensorFile {
   /** Absolute path with symlinks resolved (what ONNX external data must point at). */
   readonly realPath: string;
   readonly headerLength: number;
@@ -110,7 +112,7 @@ export class SafetensorsFile {
     if (typeof e !== 'object' || e === null) throw new WeightsError(`${where} has no header entry object`);
     const dtype = FROM_ST[String(e.dtype)];
     if (!dtype) {
-      throw new WeightsError(`${where} has dtype ${String(e.dtype)}, which scenewright cannot read (supported: ${Object.keys(FROM_ST).join(', ')}); use a BF16, F16 or F32 checkpoint`);
+      throw new WeightsError(`${where} has dtype ${String(e.dtype)}, which scenewright cannot read (supported: ${Object.keys(FROM_ST).join(', ')}); use a BF16, F16, F32 or F8_E4M3 checkpoint${String(e.dtype).startsWith('F8') ? ' (fp8 files must be e4m3fn, as flux1-dev-fp8.safetensors is; e5m2 is not supported)' : ''}`);
     }
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new WeightsError(`${where} has an invalid shape ${JSON.stringify(shape)}`);
@@ -176,7 +178,7 @@ function typedView(dtype: DType, bytes: Uint8Array): HostData {
     case 'int64': return new BigInt64Array(buf);
     case 'int32': return new Int32Array(buf);
     case 'int8': return new Int8Array(buf);
-    case 'uint8': case 'bool': return new Uint8Array(buf);
+    case 'uint8': case 'bool': case 'float8e4m3fn': return new Uint8Array(buf);
     case 'float16': case 'bfloat16': return new Uint16Array(buf);
   }
 }
@@ -186,6 +188,7 @@ export function toFloat32(t: HostTensor): Float32Array {
   const d = t.data;
   if (t.dtype === 'bfloat16') return bf16ToFloat32Array(d as Uint16Array);
   if (t.dtype === 'float16') return f16ToFloat32Array(d as Uint16Array);
+  if (t.dtype === 'float8e4m3fn') return f8e4m3fnToFloat32Array(d as Uint8Array);
   if (d instanceof Float32Array) return d;
   if (d instanceof BigInt64Array) return Float32Array.from(d, (x) => Number(x));
   return Float32Array.from(d as ArrayLike<number>);

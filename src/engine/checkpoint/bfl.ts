@@ -1,14 +1,9 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { TensorSource } from '../onnx/graph.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { SafetensorsFile } from '../weights/safetensors.ts';
+import type { TensorFile } from '../weights/tensor-file.ts';
 import { concatRows, sliceRows, sourceToFloat32 } from '../weights/tensor-source.ts';
-import { checkShapes } from './check.ts';
-import { readJson } from './diffusers.ts';
 import { CheckpointError } from './errors.ts';
-import { fluxTransformerShapes, validateRope, type FluxTransformerConfig } from './flux-config.ts';
-import type { AssetFolder, Component, ComponentName, FluxCheckpoint } from './types.ts';
+import { validateRope, type FluxTransformerConfig } from './flux-config.ts';
 
 /**
  * Black Forest Labs' single-file layout (flux1-dev.safetensors / flux1-schnell.safetensors, as ComfyUI users
@@ -44,11 +39,11 @@ export class MappedWeights implements NamedWeights {
 }
 
 /** True if the file holds BFL transformer keys. */
-export function isBflTransformer(file: SafetensorsFile): boolean {
+export function isBflTransformer(file: TensorFile): boolean {
   return file.has('img_in.weight') && file.has('double_blocks.0.img_attn.qkv.weight');
 }
 
-function count(file: SafetensorsFile, prefix: string): number {
+export function countBlocks(file: TensorFile, prefix: string): number {
   const ids = new Set<number>();
   for (const n of file.names()) {
     const m = n.startsWith(prefix) ? /^(\d+)\./.exec(n.slice(prefix.length)) : null;
@@ -58,7 +53,7 @@ function count(file: SafetensorsFile, prefix: string): number {
 }
 
 /** FluxTransformerConfig from tensor shapes; RoPE axes (not visible in weights) from params.json or FLUX.1's (16,56,56). */
-export function bflConfig(file: SafetensorsFile, params: Record<string, unknown> | undefined): FluxTransformerConfig {
+export function bflConfig(file: TensorFile, params: Record<string, unknown> | undefined): FluxTransformerConfig {
   const dim = (name: string, i: number) => {
     if (!file.has(name)) throw new CheckpointError(`${file.label}: tensor ${name} is missing (not a complete FLUX.1 transformer file)`);
     return file.info(name).shape[i]!;
@@ -74,8 +69,8 @@ export function bflConfig(file: SafetensorsFile, params: Record<string, unknown>
   const cfg: FluxTransformerConfig = {
     inChannels: dim('img_in.weight', 1),
     outChannels: dim('final_layer.linear.weight', 0),
-    numLayers: count(file, 'double_blocks.'),
-    numSingleLayers: count(file, 'single_blocks.'),
+    numLayers: countBlocks(file, 'double_blocks.'),
+    numSingleLayers: countBlocks(file, 'single_blocks.'),
     heads: inner / headDim,
     headDim,
     inner,
@@ -92,7 +87,7 @@ export function bflConfig(file: SafetensorsFile, params: Record<string, unknown>
 }
 
 /** BFL key → diffusers key(s). Returns the diffusers-named weights; unknown BFL keys are an error. */
-export function mapBflTransformer(file: SafetensorsFile, cfg: FluxTransformerConfig): MappedWeights {
+export function mapBflTransformer(file: TensorFile, cfg: FluxTransformerConfig): MappedWeights {
   const out = new Map<string, { src: TensorSource; file: string }>();
   const put = (name: string, src: TensorSource) => out.set(name, { src, file: file.label });
   const D = cfg.inner;
@@ -159,46 +154,4 @@ export function mapBflTransformer(file: SafetensorsFile, cfg: FluxTransformerCon
     throw new CheckpointError(`${file.label}: tensors ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ` and ${unknown.length - 3} more` : ''} are not part of a FLUX.1 transformer (a LoRA, or a different architecture?)`);
   }
   return new MappedWeights(file.label, out);
-}
-
-/** A BFL checkpoint: a transformer file (and, beside it, ae.safetensors and params.json when present). */
-export class BflCheckpoint implements FluxCheckpoint {
-  readonly layout = 'bfl';
-  readonly variant: 'dev' | 'schnell';
-  readonly transformerConfig: FluxTransformerConfig;
-  private weights?: MappedWeights;
-  private readonly file: SafetensorsFile;
-
-  constructor(transformerFile: string, readonly source: string) {
-    this.file = new SafetensorsFile(transformerFile, path.basename(transformerFile));
-    if (!isBflTransformer(this.file)) throw new CheckpointError(`${this.file.label}: not a FLUX.1 transformer in the black-forest-labs layout (no img_in / double_blocks tensors)`);
-    const paramsFile = path.join(path.dirname(transformerFile), 'params.json');
-    const params = existsSync(paramsFile) ? readJson(paramsFile, 'params.json') : undefined;
-    this.transformerConfig = bflConfig(this.file, params);
-    this.variant = this.transformerConfig.guidanceEmbeds ? 'dev' : 'schnell';
-  }
-
-  transformerWeights(): MappedWeights {
-    if (!this.weights) {
-      const w = mapBflTransformer(this.file, this.transformerConfig);
-      checkShapes(w, fluxTransformerShapes(this.transformerConfig), `the shapes of ${this.file.label}`);
-      this.weights = w;
-    }
-    return this.weights;
-  }
-
-  component(name: ComponentName): Component {
-    throw new CheckpointError(
-      `${this.source}: the single-file (black-forest-labs) layout is supported for the transformer only; ${name} needs the diffusers layout ` +
-        '(download the FLUX.1 repository with its text_encoder/, text_encoder_2/, vae/ folders)',
-    );
-  }
-
-  assetFolder(name: AssetFolder): string {
-    throw new CheckpointError(`${this.source}: the single-file layout has no ${name}/ folder; use the diffusers layout`);
-  }
-
-  schedulerConfig(): never {
-    throw new CheckpointError(`${this.source}: the single-file layout has no scheduler config; use the diffusers layout`);
-  }
 }

@@ -1,31 +1,35 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { BflCheckpoint } from './bfl.ts';
-import { DiffusersCheckpoint } from './diffusers.ts';
 import { CheckpointError } from './errors.ts';
+import { WEIGHT_FILE } from './files.ts';
+import { ModelSet } from './model-set.ts';
 import type { FluxCheckpoint } from './types.ts';
 
 /**
- * Opens a FLUX.1 checkpoint as the user has it:
+ * Opens a FLUX.1 checkpoint as the user has it (model-set.ts has the rule that finds each part):
  * - a diffusers folder (model_index.json + component folders), plain or a Hugging Face cache snapshot
- *   (`…/snapshots/<hash>/`, whose files are symlinks into `blobs/`; weights are read through their real paths);
+ *   (`…/snapshots/<hash>/`, whose files are symlinks into `blobs/`; weights are read through their real paths),
+ *   whose component folders may hold single files in other forms (GGUF, fp8, BFL's ae.safetensors);
  * - a Hugging Face cache repo folder (`models--black-forest-labs--FLUX.1-dev/`): the snapshot `refs/main` names;
- * - a black-forest-labs single-file transformer (`flux1-dev.safetensors`), or a folder holding one.
+ * - a folder of single files as ComfyUI users have them (flux1-dev*.safetensors / .gguf, ae.safetensors,
+ *   clip_l.safetensors, t5xxl_*.safetensors, or one all-in-one checkpoint), with tokenizer folders;
+ * - one such weights file: its parts, and the rest from the folder it is in.
  */
 export function loadCheckpoint(source: string): FluxCheckpoint {
   if (!existsSync(source)) throw new CheckpointError(`model folder ${source} does not exist`);
   if (statSync(source).isFile()) {
-    if (!source.endsWith('.safetensors')) throw new CheckpointError(`${source}: expected a FLUX folder or a .safetensors file`);
-    return new BflCheckpoint(path.resolve(source), source);
+    if (!WEIGHT_FILE.test(source)) throw new CheckpointError(`${source}: expected a FLUX folder or a .safetensors / .gguf file`);
+    const file = path.resolve(source);
+    return new ModelSet(path.dirname(file), source, file);
   }
   const dir = resolveHfCacheRepo(source);
-  if (existsSync(path.join(dir, 'model_index.json'))) return new DiffusersCheckpoint(dir, source);
-  const single = readdirSync(dir).filter((f) => /^(flux.*|.*flux1?-(dev|schnell).*)\.safetensors$/i.test(f) && f !== 'ae.safetensors');
-  if (single.length === 1) return new BflCheckpoint(path.join(dir, single[0]!), source);
-  throw new CheckpointError(
-    `${source} is not a FLUX.1 checkpoint: no model_index.json (diffusers layout) and no single flux*.safetensors file. ` +
-      'Point MODEL_DIR / --model at the downloaded FLUX.1-dev or FLUX.1-schnell folder.',
-  );
+  if (!existsSync(path.join(dir, 'model_index.json')) && !readdirSync(dir).some((f) => WEIGHT_FILE.test(f) || f === 'transformer')) {
+    throw new CheckpointError(
+      `${source} is not a FLUX.1 checkpoint: no model_index.json (diffusers layout), no transformer/ folder and no weights file. ` +
+        'Point MODEL_DIR / --model at the downloaded FLUX.1-dev or FLUX.1-schnell folder, or at a folder of FLUX.1 single files (README "Model files people have").',
+    );
+  }
+  return new ModelSet(dir, source);
 }
 
 /** A Hugging Face cache repo folder → its snapshot (refs/main, else the only snapshot). Other folders unchanged. */
@@ -43,6 +47,7 @@ function resolveHfCacheRepo(dir: string): string {
 }
 
 export { CheckpointError } from './errors.ts';
-export type { Component, ComponentName, FluxCheckpoint, AssetFolder, Json } from './types.ts';
+export type { Component, ComponentForm, ComponentName, FluxCheckpoint, AssetFolder, Json } from './types.ts';
+export type { Role } from './parts.ts';
 export type { FluxTransformerConfig } from './flux-config.ts';
 export { checkShapes, type ShapeSpec } from './check.ts';

@@ -27,7 +27,8 @@ export interface Component {
 export interface FluxCheckpoint {
   /** The folder (or file) the user gave, for messages. */
   readonly source: string;
-  readonly layout: 'diffusers' | 'bfl';
+  /** 'diffusers': a folder with model_index.json (its parts may still be single files); 'single-files': none. */
+  readonly layout: 'diffusers' | 'single-files';
   /** dev = guidance-distilled (guidance embedding present); schnell = none. */
   readonly variant: 'dev' | 'schnell';
   readonly transformerConfig: FluxTransformerConfig;
@@ -38,4 +39,16 @@ export interface FluxCheckpoint {
   assetFolder(name: AssetFolder): string;
   /** scheduler/scheduler_config.json, parsed. */
   schedulerConfig(): Json;
+  /** Which file a part is read from and in what form (for the log line at load); reads headers only. */
+  form?(part: 'transformer' | ComponentName): ComponentForm;
+}
+
+/** How one part of a checkpoint is stored. */
+export interface ComponentForm {
+  /** The file (or shard index), as messages name it. */
+  file: string;
+  /** Key naming: diffusers/transformers', BFL's (LDM for the VAE), or a ComfyUI all-in-one's prefixed BFL names. */
+  keys: 'diffusers' | 'transformers' | 'bfl' | 'comfyui';
+  /** Tensor count per storage type, most first, e.g. "F8_E4M3 ×152, BF16 ×204" or "Q4_0 ×304, F32 ×476". */
+  storage: string;
 }

@@ -3,6 +3,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../src/engine/weights/dtype.ts';
 import { decodeRows, ggmlTypeByName, QUANTIZED_FORMATS, type QuantizedFormat } from '../../src/engine/weights/gguf/blocks.ts';
 import { toNBits } from '../../src/engine/weights/gguf/to-nbits.ts';
 import { encodeRows } from '../../src/engine/weights/gguf/writer.ts';
+import { blocksOf, randFloats } from './gguf-fixtures.ts';
 
 /**
  * GGUF block decoding against ggml's published definitions (ggml-common.h layouts, ggml-quants.c
@@ -14,19 +15,6 @@ const fr = Math.fround;
 const h = (bits: number) => f16BitsToF32(bits);
 const u16 = (b: Uint8Array, i: number) => b[i]! | (b[i + 1]! << 8);
 const i8 = (v: number) => (v << 24) >> 24;
-
-/** Deterministic bytes. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s >>> 24;
-  };
-}
-function randFloats(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => fr(((r() * 256 + r()) / 65536 - 0.5) * 2 * scale));
-}
 
 // ---------------------------------------------------------------------------------------- references
 
@@ -249,37 +237,6 @@ const REF: Record<QuantizedFormat, (x: Uint8Array, nb: number) => number[]> = {
     return y;
   },
 };
-
-/** Where each format keeps its fp16 d (and dmin / m) inside a block. */
-const SCALE_AT: Record<QuantizedFormat, number[]> = {
-  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0], Q2_K: [80, 82], Q3_K: [108], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208], Q8_K: [],
-};
-
-/** fp16 scale edge cases: 1, max (65504), negative zero, smallest subnormal, zero, −0.5, a fraction. */
-const EDGE_F16 = [0x3c00, 0x7bff, 0x8000, 0x0001, 0x0000, 0xb800, 0x2e66, 0x03ff];
-
-function blocksOf(format: QuantizedFormat, seed: number): { bytes: Uint8Array; nb: number } {
-  const t = ggmlTypeByName(format)!;
-  const nb = EDGE_F16.length;
-  const bytes = new Uint8Array(nb * t.bytesPerBlock);
-  const r = rng(seed);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = r();
-  for (let k = 0; k < nb; k++) {
-    SCALE_AT[format].forEach((at, n) => {
-      const v = EDGE_F16[(k + n * 3) % EDGE_F16.length]!;
-      bytes[k * t.bytesPerBlock + at] = v & 0xff;
-      bytes[k * t.bytesPerBlock + at + 1] = v >> 8;
-    });
-    if (format === 'Q8_K') new DataView(bytes.buffer).setFloat32(k * 292, [1, 3.4e38, -0, 1e-45, 0, -0.5, 0.0123, 1.17e-38][k]!, true);
-  }
-  if (format !== 'Q8_K') {
-    // the first block: every code byte 0x00, the second: every code byte 0xff (extreme codes), scales kept
-    for (const [k, v] of [[0, 0x00], [1, 0xff]] as const) {
-      for (let i = 0; i < t.bytesPerBlock; i++) if (!SCALE_AT[format].some((at) => i === at || i === at + 1)) bytes[k * t.bytesPerBlock + i] = v;
-    }
-  }
-  return { bytes, nb };
-}
 
 const bitsOf = (a: ArrayLike<number>) => new Uint32Array(Float32Array.from(a).buffer);
 

@@ -352,6 +352,10 @@ describe('model sets: one folder, parts in mixed forms', () => {
     expect(loadCheckpoint(path.join(top, 'flux1-dev-fp8.safetensors')).form?.('transformer').file).toBe('flux1-dev-fp8.safetensors');
     const dir = diffusersWith('two-in-folder', { transformer: { 'flux1-dev.safetensors': bflFlux(), 'flux1-dev-Q4_0.safetensors': bflFlux() } });
     expect(() => loadCheckpoint(dir)).toThrow(/^transformer\/ holds 2 weights files \(flux1-dev-Q4_0\.safetensors, flux1-dev\.safetensors\), so which one is the FLUX\.1 transformer is ambiguous; keep only one there/);
+    const beside = folder('gguf-beside-diffusers');
+    cpSync(fixture('tiny-flux-dev'), beside, { recursive: true });
+    writeSafetensors(path.join(beside, 'transformer', 'flux1-dev-fp8.safetensors'), toFp8(bflFlux()).tensors);
+    expect(() => loadCheckpoint(beside)).toThrow(/^transformer\/ holds both diffusion_pytorch_model\.safetensors \(diffusers\) and flux1-dev-fp8\.safetensors, so which one is the FLUX\.1 transformer is ambiguous/);
     const wrong = diffusersWith('wrong-in-folder', { transformer: { 'ae.safetensors': bflAe() } });
     expect(() => loadCheckpoint(wrong)).toThrow(/^transformer\/ae\.safetensors is not a FLUX\.1 transformer/);
   });

@@ -125,8 +125,13 @@ export class ModelSet implements FluxCheckpoint {
     const folder = path.join(this.dir, role);
     if (existsSync(folder) && statSync(folder).isDirectory()) {
       const stem = STEMS[role];
-      if (existsSync(path.join(folder, `${stem}.safetensors`)) || existsSync(path.join(folder, `${stem}.safetensors.index.json`))) return { role, kind: 'diffusers', folder };
-      const files = readdirSync(folder).filter((f) => WEIGHT_FILE.test(f)).sort();
+      const all = readdirSync(folder).filter((f) => WEIGHT_FILE.test(f)).sort();
+      // diffusers' own file and its shards all start with the stem; anything else is a second candidate.
+      const files = all.filter((f) => !f.startsWith(`${stem}.`) && !f.startsWith(`${stem}-`));
+      if (existsSync(path.join(folder, `${stem}.safetensors`)) || existsSync(path.join(folder, `${stem}.safetensors.index.json`))) {
+        if (files.length > 0) throw new CheckpointError(`${role}/ holds both ${stem}.safetensors (diffusers) and ${files.join(', ')}, so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`);
+        return { role, kind: 'diffusers', folder };
+      }
       // A folder with only a config.json gives the config of the part found by rule 2 (e.g. a CLIP of unusual size).
       if (files.length === 0 && existsSync(path.join(folder, 'config.json'))) return { ...this.findInFolder(role), folder };
       if (files.length === 0) throw new CheckpointError(`${role}/ holds neither ${stem}.safetensors (diffusers) nor a single weights file (.safetensors, .sft, .gguf); download the ${ROLE_NAMES[role]} into it`);

@@ -4,6 +4,7 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { registerSecret } from '../log/logger.ts';
+import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from '../engine/weights/forms.ts';
 
 const csv = z
   .string()
@@ -31,6 +32,14 @@ const EnvSchema = z.object({
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
   ORT_THREADS: int(0, 0, 256),
   MEMORY_CHECK: z.enum(['on', 'off']).default('on'),
+  WEIGHTS: z.string().optional().superRefine((v, ctx) => {
+    try {
+      parseWeightForms(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: `${(e as Error).message}; e.g. WEIGHTS=int8 or WEIGHTS=transformer:int4,t5:int8` });
+    }
+  }),
+  WEIGHTS_CACHE_DIR: z.string().min(1).optional(),
   OPENAI_BASE_URL: url.optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -58,7 +67,11 @@ export type Env = z.infer<typeof EnvSchema>;
 
 export interface Config {
   discord: { token?: string; applicationId?: string; apiUrl: string; devGuildId?: string };
-  model: { dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number; memoryCheck: boolean };
+  model: {
+    dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number; memoryCheck: boolean;
+    /** What each component's weights run in; where prepared weights are written once. */
+    weights: WeightForms; weightsCacheDir: string;
+  };
   llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
   dataDir: string;
   redisUrl?: string;
@@ -124,7 +137,10 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
   registerSecret(e.OPENAI_API_KEY);
   return {
     discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''), devGuildId: e.DISCORD_DEV_GUILD_ID },
-    model: { dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS, memoryCheck: e.MEMORY_CHECK === 'on' },
+    model: {
+      dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS, memoryCheck: e.MEMORY_CHECK === 'on',
+      weights: parseWeightForms(e.WEIGHTS), weightsCacheDir: path.resolve(e.WEIGHTS_CACHE_DIR ?? defaultWeightsCacheDir(raw)),
+    },
     llm: {
       baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_MS,
       enabled: e.OPENAI_BASE_URL !== undefined || e.OPENAI_API_KEY !== undefined,

@@ -20,6 +20,7 @@ import type { AppliedEdit } from '../scene/edit.ts';
 import type { GenerationParams } from '../store/schema.ts';
 import type { Painter, PainterHooks, PainterOptions, PaintRequest } from '../worker/painter.ts';
 import { Engine } from './pipeline/engine.ts';
+import type { WeightForms } from './weights/forms.ts';
 import { generateJob, repaintJob, type JobOutput, type JobProgress, type ParentGeneration } from './pipeline/jobs.ts';
 import { TRAJECTORY_ARTIFACT } from './pipeline/trajectory.ts';
 
@@ -88,6 +89,8 @@ export async function createPainter(options: PainterOptions, hooks: PainterHooks
     modelDir: options.modelDir,
     runtime: { executionProvider: options.executionProvider, threads: options.threads },
     memoryCheck: extra.memoryCheck !== false,
+    ...(extra.weights ? { weights: extra.weights as Partial<WeightForms> } : {}),
+    ...(typeof extra.weightsCacheDir === 'string' ? { weightsCacheDir: extra.weightsCacheDir } : {}),
   });
   const previewEvery = typeof extra.previewEvery === 'number' ? extra.previewEvery : undefined;
   // Everything is loaded before the worker reports ready, so no user's job pays for it; the worker announces the

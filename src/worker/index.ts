@@ -27,7 +27,7 @@ export function createWorkerHost(
     queue,
     dataDir: config.dataDir,
     painterModule,
-    painterOptions: { modelDir, executionProvider: config.model.executionProvider, threads: config.model.threads, extra: { memoryCheck: config.model.memoryCheck } },
+    painterOptions: { modelDir, executionProvider: config.model.executionProvider, threads: config.model.threads, extra: { memoryCheck: config.model.memoryCheck, weights: config.model.weights, weightsCacheDir: config.model.weightsCacheDir } },
     ...overrides,
   });
 }

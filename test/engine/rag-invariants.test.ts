@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { TableConditioning } from '../../src/engine/pipeline/conditioning.ts';
@@ -11,6 +14,7 @@ import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 import type { RagParams } from '../../src/rag/params.ts';
 import { fixture } from '../support/fixtures.ts';
+import type { WeightForms } from '../../src/engine/weights/forms.ts';
 
 /*
  * RAG-SPEC.md §10.7: behavioural invariants, exact in exact arithmetic. Where the two sides come out of the same
@@ -20,8 +24,14 @@ import { fixture } from '../support/fixtures.ts';
  */
 const KERNEL = 1e-5;
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
-const engine = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu });
-afterAll(() => engine.close());
+const cacheDir = mkdtempSync(path.join(tmpdir(), 'sw-inv-cache-'));
+afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
+
+/** The invariants hold exactly on quantized weights too (issue 9): same checks, MatMulNBits linears. */
+const MODELS: { label: string; weights?: Partial<WeightForms> }[] = [
+  { label: 'bf16 as stored' },
+  { label: 'int4 transformer, int8 T5', weights: { transformer: 'int4', text_encoder_2: 'int8' } },
+];
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
@@ -54,7 +64,10 @@ const base: RagParams = {
   guidance_scale: 3.5,
 };
 
-describe('RAG invariants (RAG-SPEC §10.7) on tiny-flux-dev, 128², 4 steps', () => {
+for (const model of MODELS) describe(`RAG invariants (RAG-SPEC §10.7) on tiny-flux-dev (${model.label}), 128², 4 steps`, () => {
+  const engine = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, weights: model.weights, weightsCacheDir: cacheDir });
+  afterAll(() => engine.close());
+
   it('1. during HB steps the box velocities are the regional ones (overlapping boxes: the later box wins), and the regional stream is plain FLUX', async () => {
     const plan = await engine.plan(base);
     // Boxes overlap on rows 2–5, columns 3–4.
@@ -120,8 +133,8 @@ describe('RAG invariants (RAG-SPEC §10.7) on tiny-flux-dev, 128², 4 steps', ()
     const clip = new Map([[base.prompt, g('pooled_prompt_embeds')]]);
     const noise = { global: () => g('latents_init_unpacked'), box: () => new Float32Array(0), repaint: () => new Float32Array(0) };
     const res = await engine.run(plan, { conditioning: new TableConditioning(512, t5, clip), noise });
-    // Same tolerance and reasons as test/engine/pipeline.test.ts.
-    expect(maxAbsDiff(res.latents, g('final_latents'))).toBeLessThan(1e-4);
+    // Same tolerance and reasons as test/engine/pipeline.test.ts (the golden is of the bf16 weights).
+    if (!model.weights) expect(maxAbsDiff(res.latents, g('final_latents'))).toBeLessThan(1e-4);
     const plain = await engine.run(plainPlan(base.prompt, { width: 128, height: 128, steps: 4, guidance: 3.5, seed: 0, textLength: 512 }), {
       conditioning: new TableConditioning(512, t5, clip), noise,
     });

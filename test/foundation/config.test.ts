@@ -60,6 +60,16 @@ describe('configuration', () => {
     expect(problemsOf(() => loadConfig({ DISCORD_API_URL: 'ftp://x' }))[0]).toMatch(/^DISCORD_API_URL is invalid/);
   });
 
+  it('WEIGHTS: one form for the transformer and T5, or per component; a bad value says what works', () => {
+    expect(loadConfig({}).model.weights).toEqual({ transformer: 'auto', text_encoder_2: 'auto', text_encoder: 'auto' });
+    expect(loadConfig({ WEIGHTS: 'int4' }).model.weights).toEqual({ transformer: 'int4', text_encoder_2: 'int4', text_encoder: 'auto' });
+    expect(loadConfig({ WEIGHTS: 'transformer:int4, t5=int8' }).model.weights).toEqual({ transformer: 'int4', text_encoder_2: 'int8', text_encoder: 'auto' });
+    expect(problemsOf(() => loadConfig({ WEIGHTS: 'int3' }))).toEqual([expect.stringMatching(/^WEIGHTS is invalid \(got "int3"\): "int3" is not a weights form \(use auto, bf16, int8, int4\); e\.g\. WEIGHTS=int8/)]);
+    expect(problemsOf(() => loadConfig({ WEIGHTS: 'unet:int8' }))).toEqual([expect.stringMatching(/"unet" is not a component \(use transformer, t5 or clip\)/)]);
+    expect(loadConfig({ WEIGHTS_CACHE_DIR: 'cache-here' }).model.weightsCacheDir).toBe(path.resolve('cache-here'));
+    expect(loadConfig({ XDG_CACHE_HOME: '/x/cache' }).model.weightsCacheDir).toBe('/x/cache/scenewright/weights');
+  });
+
   it('reads .env under the real environment, which wins; empty values mean unset', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sw-env-'));
     writeFileSync(path.join(dir, '.env'), 'MAX_STEPS=12\nOPENAI_API_KEY=\nLOG_LEVEL=debug\n');

@@ -77,7 +77,7 @@ export async function openEngine(model: string | undefined): Promise<Engine> {
   const dir = model ?? config.model.dir;
   if (!dir) throw new UserError('which model? Give --model <FLUX checkpoint folder> or set MODEL_DIR', 2);
   const { Engine } = await import('../../engine/pipeline/engine.ts');
-  const engine = Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads }, memoryCheck: config.model.memoryCheck });
+  const engine = Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads }, memoryCheck: config.model.memoryCheck, weights: config.model.weights, weightsCacheDir: config.model.weightsCacheDir });
   // Everything is loaded once, before the job, and reported apart from its steps.
   try {
     await engine.warmUp((s) => process.stderr.write(`loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`));

@@ -1,6 +1,6 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, gather, geluTanh, Graph, linear, mul, rmsNorm, transpose, unsqueeze, type FloatType, type Value,
+  add, attention, cast, gather, geluTanh, Graph, linear, mul, rmsNorm, transpose, unsqueeze, type FloatType, type LinearWeight, type Value,
 } from '../onnx/index.ts';
 import { greater, where } from '../onnx/ops.ts';
 import type { ExecutionProvider } from '../runtime/session.ts';
@@ -119,6 +119,7 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   if (!Number.isInteger(L) || L < 1) throw new UserError(`T5 sequence length must be a positive whole number (got ${L})`);
   const g = new Graph(`t5_encoder_${L}`, { computeType: opts.computeType ?? 'float32', doc: `T5EncoderModel from ${c.configFile}, length ${L}` });
   const W = (name: string): Value => g.weight(name, c.weights.source(name));
+  const LW = (name: string, type?: FloatType): LinearWeight => g.linearWeight(name, c.weights.source(name), type);
   const D = cfg.dModel;
 
   const ids = g.input('input_ids', 'int64', ['B', L]);
@@ -150,7 +151,7 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   for (let i = 0; i < cfg.layers; i++) {
     const p = `encoder.block.${i}.layer`;
     h = g.scope(`block.${i}`, () => {
-      const proj = (name: string, x: Value) => linear(x, W(`${p}.${name}.weight`));
+      const proj = (name: string, x: Value) => linear(x, LW(`${p}.${name}.weight`));
       const x1 = norm(h, `${p}.0.layer_norm.weight`);
       // T5 does not scale the scores by 1/√d (it is folded into the weights at training).
       const a = attention(proj('0.SelfAttention.q', x1), proj('0.SelfAttention.k', x1), proj('0.SelfAttention.v', x1), {
@@ -163,7 +164,8 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
         ? mul(act(proj('1.DenseReluDense.wi_0', x2)), proj('1.DenseReluDense.wi_1', x2))
         : act(proj('1.DenseReluDense.wi', x2));
       const wo = `${p}.1.DenseReluDense.wo.weight`;
-      const ff = half ? linear(cast(hidden, 'float32'), fp32Weight(wo)) : linear(hidden, W(wo));
+      const quantized = !!c.weights.source(wo).nbits;
+      const ff = half ? linear(cast(hidden, 'float32'), quantized ? LW(wo, 'float32') : fp32Weight(wo)) : linear(hidden, LW(wo));
       return clampT5Half(residual(r1, ff));
     });
     if (i < cfg.layers - 1) hiddenOut(h, i + 1);

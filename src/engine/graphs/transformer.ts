@@ -19,7 +19,7 @@
  * - Repaint: another image stream whose rows are replaced outside the mask, again by index inputs.
  * The block functions therefore take every stream and the RoPE tables as arguments and never read graph inputs.
  */
-import { Graph, type FloatType, type Value } from '../onnx/graph.ts';
+import { Graph, type FloatType, type LinearWeight, type Value } from '../onnx/graph.ts';
 import { attention, clampHalf, geluTanh, layerNorm, linear, modulate, rmsNorm, ropeInterleaved, silu } from '../onnx/nn.ts';
 import { add, cast, chunk, concat, mul, reshape, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
@@ -54,12 +54,14 @@ export interface Ctx {
   g: Graph;
   cfg: FluxTransformerConfig;
   w: (name: string) => Value;
+  /** A linear layer's weight: dense, or MatMulNBits parts for quantized weights. */
+  lw: (name: string) => LinearWeight;
   attn: 'mha' | 'explicit';
   rope: { cos: Value; sin: Value };
 }
 
 export function lin(c: Ctx, prefix: string, x: Value): Value {
-  return linear(x, c.w(`${prefix}.weight`), c.w(`${prefix}.bias`));
+  return linear(x, c.lw(`${prefix}.weight`), c.w(`${prefix}.bias`));
 }
 
 /** Linear(SiLU(temb)) split into n modulation vectors, each [B, 1, D] to broadcast over tokens. */
@@ -157,6 +159,7 @@ export function buildTransformerGraph(cfg: FluxTransformerConfig, weights: Named
   const c: Ctx = {
     g, cfg, attn: opts.attention ?? 'mha',
     w: (name) => g.weight(name, weights.source(name)),
+    lw: (name) => g.linearWeight(name, weights.source(name)),
     // Text first, as the model concatenates [txt_ids; img_ids].
     rope: g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)),
   };

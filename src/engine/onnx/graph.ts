@@ -188,6 +188,7 @@ export class Graph {
   private readonly constCache = new Map<string, Value>();
   private readonly weightCache = new Map<string, Value>();
   private readonly quantCache = new Map<string, QuantLinear>();
+  private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; minsT?: Value }>();
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
 
@@ -282,26 +283,32 @@ export class Graph {
     return this.atRoot(() => this.castWeight(name, src));
   }
 
-  /** A linear layer's [out, in] weight: dense (as weight()) or MatMulNBits parts. */
-  linearWeight(name: string, src: TensorSource): LinearWeight {
+  /**
+   * A linear layer's [out, in] weight: dense (as weight()) or MatMulNBits parts whose scales are in `type` (the
+   * activations' type; default the compute type).
+   */
+  linearWeight(name: string, src: TensorSource, type: FloatType = this.computeType): LinearWeight {
     if (!src.nbits) return this.weight(name, src);
-    const hit = this.quantCache.get(name);
+    const key = `${name}|${type}`;
+    const hit = this.quantCache.get(key);
     if (hit) return hit;
     const q = src.nbits;
     const [N, K] = src.shape as [number, number];
     const w = this.atRoot((): QuantLinear => {
-      const scales = this.initializer(`${name}#scales`, q.scales);
-      const mins = q.mins && this.op('Transpose', [this.initializer(`${name}#mins`, q.mins)], { perm: [1, 0] }, { name: `${name}#mins/Transpose` });
-      return {
-        kind: 'nbits', name, N, K, bits: q.bits, block: q.block,
+      const parts = this.quantParts.get(name) ?? {
         packed: this.initializer(`${name}#q`, q.packed),
-        // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
-        scales: this.computeType === 'float32' ? scales : this.op('Cast', [scales], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}#scales/Cast`, dtype: this.computeType }),
+        scales: this.initializer(`${name}#scales`, q.scales),
         zeros: q.zeros && this.initializer(`${name}#zeros`, q.zeros),
-        minsT: mins,
+        minsT: q.mins && this.op('Transpose', [this.initializer(`${name}#mins`, q.mins)], { perm: [1, 0] }, { name: `${name}#mins/Transpose` }),
+      };
+      this.quantParts.set(name, parts);
+      return {
+        kind: 'nbits', name, N, K, bits: q.bits, block: q.block, packed: parts.packed, zeros: parts.zeros, minsT: parts.minsT,
+        // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
+        scales: type === 'float32' ? parts.scales : this.op('Cast', [parts.scales], { to: ONNX_DTYPE[type] }, { name: `${name}#scales/Cast_${type}`, dtype: type }),
       };
     });
-    this.quantCache.set(name, w);
+    this.quantCache.set(key, w);
     return w;
   }
 

@@ -8,7 +8,6 @@ import { performance } from 'node:perf_hooks';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint } from '../checkpoint/index.ts';
-import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
 import { latentGeometry, unpackLatents } from '../noise.ts';
 import type { FloatType } from '../onnx/graph.ts';
@@ -21,6 +20,8 @@ import type { RagParams } from '../../rag/params.ts';
 import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
 import { checkFits, freeMemory, memoryNeed } from './memory-fit.ts';
+import { defaultWeightsCacheDir, formsFor, PreparedCheckpoint, type WeightForms } from './weight-forms.ts';
+import { FOLDER_DEFAULTS_FILE, PREPARED_FOLDER } from '../weights/forms.ts';
 import { planFromRagParams, type PlanDefaults, type RunPlan } from './plan.ts';
 import { LatentPreview } from './preview.ts';
 import { runPlan, type RunOptions, type RunResult } from './run.ts';
@@ -38,6 +39,10 @@ export interface EngineOptions {
   memoryCheck?: boolean | number;
   /** Compute type inside the transformer graphs; default by provider (runtime graphFormFor: float32 on CPU, bf16 on CUDA). */
   computeType?: FloatType;
+  /** What each component's weights run in (config WEIGHTS); default as stored. */
+  weights?: Partial<WeightForms>;
+  /** Where prepared (repacked, quantized) weights are written once; default defaultWeightsCacheDir(). */
+  weightsCacheDir?: string;
 }
 
 const log = childLogger('engine');
@@ -69,7 +74,7 @@ export class Engine {
   private readonly memoryCheck: boolean | number;
   private readonly computeType: FloatType;
 
-  private constructor(readonly checkpoint: FluxCheckpoint, readonly runtime: RuntimeOptions, o: EngineOptions) {
+  private constructor(readonly checkpoint: PreparedCheckpoint, readonly runtime: RuntimeOptions, o: EngineOptions) {
     this.memoryCheck = o.memoryCheck ?? true;
     const cfg = checkpoint.transformerConfig;
     this.modelId = modelIdForTransformerConfig({ guidance_embeds: cfg.guidanceEmbeds });
@@ -78,12 +83,17 @@ export class Engine {
     const form = graphFormFor(runtime.executionProvider);
     this.computeType = o.computeType ?? form.computeType;
     this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, computeType: o.computeType ?? form.computeType });
-    this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}`;
+    const forms = Object.entries(checkpoint.forms).filter(([, f]) => f !== 'auto').map(([c, f]) => `${c} ${f}`).join(', ');
+    this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}${forms ? ` (${forms})` : ''}`;
   }
 
-  /** Opens a checkpoint (configs and shapes checked now; sessions are created on first use). */
+  /** Opens a checkpoint (configs and shapes checked now; weights are prepared and sessions created on first use). */
   static open(o: EngineOptions): Engine {
-    return new Engine(loadCheckpoint(o.modelDir), o.runtime, o);
+    const { forms, from } = formsFor(o.modelDir, o.weights);
+    if (from === 'folder') log.info({ forms }, `weights forms from ${path.join(o.modelDir, FOLDER_DEFAULTS_FILE)} (WEIGHTS overrides them)`);
+    const dir = statSync(o.modelDir).isDirectory() ? o.modelDir : path.dirname(o.modelDir);
+    const ck = new PreparedCheckpoint(loadCheckpoint(o.modelDir), forms, o.weightsCacheDir ?? defaultWeightsCacheDir(), [path.join(dir, PREPARED_FOLDER)]);
+    return new Engine(ck, o.runtime, o);
   }
 
   /**
@@ -186,7 +196,7 @@ export class Engine {
 }
 
 /**
- * A short hash that pins the weights: every config and the name and size of every .safetensors file under the
+ * A short hash that pins the weights: every config and the name and size of every .safetensors / .gguf file under the
  * model folder (two levels deep), or of the single file. Cheap: no weight bytes are read.
  */
 function fingerprint(modelDir: string): string {
@@ -195,7 +205,7 @@ function fingerprint(modelDir: string): string {
     const st = statSync(p);
     if (st.isFile()) {
       if (p.endsWith('.json')) h.update(`${path.basename(p)}:${readFileSync(p, 'utf8')}\n`);
-      else if (p.endsWith('.safetensors')) h.update(`${path.basename(p)}:${st.size}\n`);
+      else if (p.endsWith('.safetensors') || p.endsWith('.gguf')) h.update(`${path.basename(p)}:${st.size}\n`);
       return;
     }
     if (depth > 2) return;

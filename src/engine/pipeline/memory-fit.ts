@@ -11,6 +11,7 @@ import { UserError } from '../../config/errors.ts';
 import { DTYPE_BYTES, type FloatType } from '../onnx/graph.ts';
 import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
+import { PreparedWeights } from '../weights/prepare.ts';
 import type { ExecutionProvider } from '../runtime/session.ts';
 
 export interface MemoryNeed {
@@ -25,6 +26,16 @@ function parameters(w: NamedWeights): number {
   return w.names().reduce((n, name) => n + w.info(name).shape.reduce((a, b) => a * b, 1), 0);
 }
 
+/** Resident bytes of a component whose dense tensors compute in `bytes`-wide floats (quantized ones as they stay). */
+function weightBytes(w: NamedWeights, bytes: number): number {
+  return w instanceof PreparedWeights ? w.summary.residentBytes(bytes) : parameters(w) * bytes;
+}
+
+function formLabel(w: NamedWeights, computeType: string): string {
+  const form = w instanceof PreparedWeights ? w.summary.form : 'auto';
+  return form === 'auto' ? `in ${computeType}` : `${form}, computing in ${computeType}`;
+}
+
 /** What the engine holds for this checkpoint: each component once, in its compute precision, plus activations. */
 export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNeed {
   const cfg = ck.transformerConfig;
@@ -35,10 +46,10 @@ export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNe
   // values of width `inner` alive per token at the widest point of a block (MLP hidden state, Q/K/V, residuals).
   const tokens = 2 * (4096 + 512) + 2 * 4 * 512;
   const parts = [
-    { what: `transformer in ${computeType}`, bytes: parameters(ck.transformerWeights()) * bytes },
-    { what: `T5 in ${computeType}`, bytes: parameters(ck.component('text_encoder_2').weights) * t5Bytes },
-    { what: 'CLIP', bytes: parameters(ck.component('text_encoder').weights) * 4 },
-    { what: 'VAE', bytes: parameters(ck.component('vae').weights) * 4 },
+    { what: `transformer ${formLabel(ck.transformerWeights(), computeType)}`, bytes: weightBytes(ck.transformerWeights(), bytes) },
+    { what: `T5 ${formLabel(ck.component('text_encoder_2').weights, computeType)}`, bytes: weightBytes(ck.component('text_encoder_2').weights, t5Bytes) },
+    { what: 'CLIP', bytes: weightBytes(ck.component('text_encoder').weights, 4) },
+    { what: 'VAE', bytes: weightBytes(ck.component('vae').weights, 4) },
     { what: 'activations of a 1024² RAG step (estimate)', bytes: tokens * cfg.inner * 24 * bytes },
   ];
   return { parts, total: parts.reduce((n, p) => n + p.bytes, 0) };
@@ -76,7 +87,8 @@ export function checkFits(modelId: string, need: MemoryNeed, free: { bytes: numb
   if (!free || need.total <= free.bytes) return;
   const detail = need.parts.map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
   const options = [
-    'a device with more memory (README "Memory" lists what each provider needs; quantized weights are not supported yet)',
+    'smaller weights: WEIGHTS=int8, or WEIGHTS=transformer:int4,t5:int8, or a GGUF Q4 transformer file (README "Memory" lists what each form needs)',
+    'a device with more memory',
     ep === 'cpu' ? 'more memory or swap for this machine' : 'closing other programs that use the GPU (nvidia-smi lists them)',
     ...(ep === 'cpu' ? [] : ['EXECUTION_PROVIDER=cpu (slow, but it needs only host memory)']),
     'or MEMORY_CHECK=off to try anyway',

@@ -114,7 +114,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: nonEmpty(rpIn.latents) };
   const dims: Dims = { textLength: shapeOf(txtIds, 0, 1) };
 
-  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), rope });
+  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), lw: (name) => g.linearWeight(name, weights.source(name)), rope });
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
   const fullCtx = ctx(g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)));
   const rope = splitRope(fullCtx, dims.textLength);

@@ -97,20 +97,39 @@ export function f8e4m3fnToFloat32Array(bytes: Uint8Array): Float32Array {
   return out;
 }
 
-/** float32 → float8 e4m3fn, round to nearest even, saturating to ±448 (what torch's .to(float8_e4m3fn) does for finite values beyond range is NaN; writers here never pass those). */
+/**
+ * float32 → float8 e4m3fn bits, round to nearest even; magnitudes beyond the largest finite value (448) saturate
+ * to it, as writers of fp8 checkpoints clamp before casting. NaN → 0x7f.
+ */
 export function f32ToF8e4m3fn(x: number): number {
-  if (Number.isNaN(x)) return 0x7f;
-  const sign = x < 0 || Object.is(x, -0) ? 0x80 : 0;
-  const a = Math.min(Math.abs(x), 448);
-  let best = 0;
-  let bestErr = Infinity;
-  // 127 finite magnitudes: a search is simpler and surely right; callers convert small test tensors only.
-  for (let c = 0; c < 0x7f; c++) {
-    const err = Math.abs(F8_TABLE[c]! - a);
-    if (err < bestErr || (err === bestErr && (c & 1) === 0)) {
-      best = c;
-      bestErr = err;
-    }
+  f32[0] = x;
+  const b = u32[0]!;
+  const sign = (b >>> 24) & 0x80;
+  if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) return 0x7f;
+  const exp = ((b >>> 23) & 0xff) - 127;
+  const man = b & 0x7fffff;
+  if (exp < -6) {
+    // Subnormal (or zero): value / 2^-9 rounded to an integer 0..8 (8 is the smallest normal, code 0x08).
+    const v = Math.abs(f32[0]!) * 512;
+    let r = Math.floor(v);
+    const rest = v - r;
+    if (rest > 0.5 || (rest === 0.5 && (r & 1))) r++;
+    return sign | r;
   }
-  return sign | best;
+  let m = man >>> 20;
+  const rest = man & 0xfffff;
+  let e = exp + 7;
+  if (rest > 0x80000 || (rest === 0x80000 && (m & 1))) m++;
+  if (m === 8) {
+    m = 0;
+    e++;
+  }
+  if (e > 15 || (e === 15 && m === 7)) return sign | 0x7e;
+  return sign | (e << 3) | m;
+}
+
+export function float32ToF8e4m3fnArray(x: ArrayLike<number>): Uint8Array {
+  const out = new Uint8Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = f32ToF8e4m3fn(x[i]!);
+  return out;
 }

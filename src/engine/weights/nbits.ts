@@ -69,8 +69,9 @@ export function dequantizeNBits(h: NBitsHost): Float32Array {
 
 /**
  * Quantizes float weights [N, K] symmetrically per block, with the default zero point (no zeros or mins
- * tensors): the scale maps the block's value of largest magnitude to the most negative code (−2^(bits−1)), as
- * GGUF's Q8_0/Q4_0 do, so that code is used and no value clips. The error per weight is at most scale/2.
+ * tensors): scale = max|w| / (2^(bits−1) − 1), so codes span ±(2^(bits−1) − 1) and nothing clips; the error per
+ * weight is at most scale/2. (GGUF's Q4_0 maps the signed extreme to −8 instead: one more level, but a value of
+ * the opposite sign near the extreme clips by up to a whole step.)
  */
 export function quantizeNBits(w: Float32Array, rows: number, cols: number, bits: 4 | 8, block: number): NBitsHost {
   if (cols % block !== 0) throw new Error(`internal error: ${cols} columns are not a multiple of the block size ${block}`);
@@ -83,8 +84,8 @@ export function quantizeNBits(w: Float32Array, rows: number, cols: number, bits:
     for (let b = 0; b < kb; b++) {
       const at = n * cols + b * block;
       let peak = 0;
-      for (let j = 0; j < block; j++) if (Math.abs(w[at + j]!) > Math.abs(peak)) peak = w[at + j]!;
-      const scale = Math.fround(peak / -half);
+      for (let j = 0; j < block; j++) peak = Math.max(peak, Math.abs(w[at + j]!));
+      const scale = Math.fround(peak / (half - 1));
       h.scales[n * kb + b] = scale;
       const inv = scale === 0 ? 0 : 1 / scale;
       const base = (n * kb + b) * bb;

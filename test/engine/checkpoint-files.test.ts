@@ -2,7 +2,7 @@ import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wri
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import { describeForms, loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { VaeCodec, type Nchw } from '../../src/engine/graphs/vae-codec.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
@@ -339,6 +339,7 @@ describe('model sets: one folder, parts in mixed forms', () => {
     expect(ck.form?.('vae').file).toBe('decoder.sft');
     expect(ck.form?.('text_encoder_2').file).toBe('text.safetensors');
     expectSameWeights(ck.transformerWeights(), diffusers().transformerWeights());
+    expect(describeForms(ck)).toBe('transformer: my-model.safetensors (bfl, BF16 ×84); text_encoder: not found; text_encoder_2: text.safetensors (transformers, BF16 ×21); vae: decoder.sft (bfl, BF16 ×176)');
     expect(() => ck.component('text_encoder')).toThrow(/has no CLIP text encoder: no text_encoder\/ folder, and none of its 4 weights files \(decoder\.sft, my-model\.safetensors, some-lora\.safetensors, text\.safetensors\) holds one/);
   });
 
@@ -372,6 +373,13 @@ describe('model sets: one folder, parts in mixed forms', () => {
     }));
     const mix = diffusersWith('narrow-t5', { text_encoder_2: { 't5xxl_fp16.safetensors': narrow } });
     rmSync(path.join(mix, 'text_encoder_2', 'config.json'));
+    // An autoencoder with 8 latent channels (its scaling given in params.json) beside a transformer that takes 4 × 16.
+    const ae = bflAe();
+    const cut = (t: HostTensor, shape: number[]) => ({ ...t, shape, data: (t.data as Uint16Array).slice(0, shape.reduce((a, b) => a * b, 1)) });
+    const vaeMix = diffusersWith('narrow-vae', { vae: { 'ae.safetensors': { ...ae, 'decoder.conv_in.weight': cut(ae['decoder.conv_in.weight']!, [64, 8, 3, 3]), 'encoder.conv_out.weight': cut(ae['encoder.conv_out.weight']!, [16, 64, 3, 3]), 'encoder.conv_out.bias': cut(ae['encoder.conv_out.bias']!, [16]) } } });
+    rmSync(path.join(vaeMix, 'vae', 'config.json'));
+    writeFileSync(path.join(vaeMix, 'params.json'), JSON.stringify({ ae: { scale_factor: 0.5, shift_factor: 0 } }));
+    expect(() => loadCheckpoint(vaeMix).component('vae')).toThrow(/^vae\/ae\.safetensors: 4 × latent channels \(2×2 packed\) is 32, but the transformer transformer\/diffusion_pytorch_model\.safetensors takes 64 at its image input/);
     expect(() => loadCheckpoint(mix).component('text_encoder_2')).toThrow(
       /^text_encoder_2\/t5xxl_fp16\.safetensors: T5 width d_model is 16, but the transformer transformer\/diffusion_pytorch_model\.safetensors takes 32 at its text input \(txt_in \/ context_embedder\): the files are from different models/,
     );

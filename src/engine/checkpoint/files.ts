@@ -1,5 +1,7 @@
 import path from 'node:path';
 import type { TensorSource } from '../onnx/graph.ts';
+import { GgufFile } from '../weights/gguf/file.ts';
+import { t5GgufName } from '../weights/gguf/t5-names.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
 import type { TensorFile } from '../weights/tensor-file.ts';
 import { CheckpointError } from './errors.ts';
@@ -14,9 +16,50 @@ export const WEIGHT_FILE = /\.(safetensors|sft|gguf)$/i;
  */
 export function openTensorFile(file: string, label = path.basename(file)): TensorFile {
   if (/\.gguf$/i.test(file)) {
-    throw new CheckpointError(`${label}: GGUF files cannot be read by this build yet; use the safetensors (bf16 or fp8) form of this component`);
+    const g = new GgufFile(file, label);
+    // llama.cpp's T5 converter renames every tensor (city96's t5-v1_1-xxl-encoder-*.gguf); FLUX GGUFs keep BFL's names.
+    return g.has('enc.blk.0.attn_q.weight') ? new RenamedView(g, (n) => t5GgufName(n, { gated: g.has('enc.blk.0.ffn_gate.weight') })) : g;
   }
   return ScaledFp8File.wrap(new SafetensorsFile(file, label));
+}
+
+/** A file's tensors under other names (`rename` gives undefined for a name it does not know: kept as it is). */
+export class RenamedView implements TensorFile {
+  readonly label: string;
+  readonly realPath: string;
+  private readonly toInner = new Map<string, string>();
+
+  constructor(private readonly inner: TensorFile, rename: (name: string) => string | undefined) {
+    this.label = inner.label;
+    this.realPath = inner.realPath;
+    for (const n of inner.names()) {
+      const to = rename(n) ?? n;
+      if (this.toInner.has(to)) throw new CheckpointError(`${inner.label}: tensors ${this.toInner.get(to)} and ${n} both stand for ${to}; the file is damaged or not what its names say`);
+      this.toInner.set(to, n);
+    }
+  }
+
+  private name(name: string): string {
+    const inner = this.toInner.get(name);
+    if (inner === undefined) throw new CheckpointError(`${this.label}: no tensor stands for ${name}`);
+    return inner;
+  }
+
+  names(): string[] {
+    return [...this.toInner.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.toInner.has(name);
+  }
+
+  info(name: string) {
+    return this.inner.info(this.name(name));
+  }
+
+  source(name: string): TensorSource {
+    return this.inner.source(this.name(name));
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { CheckpointError } from './errors.ts';
 import { WEIGHT_FILE } from './files.ts';
 import { ModelSet } from './model-set.ts';
+import { ROLES } from './parts.ts';
 import type { FluxCheckpoint } from './types.ts';
 
 /**
@@ -30,6 +31,23 @@ export function loadCheckpoint(source: string): FluxCheckpoint {
     );
   }
   return new ModelSet(dir, source);
+}
+
+/**
+ * One line for the load log: each part's file, key naming and storage, e.g.
+ * "transformer: flux1-dev-Q4_0.gguf (bfl, Q4_0 ×304, F32 ×476); vae: ae.safetensors (bfl, BF16 ×244); …".
+ * Reads headers only. A part the set does not have is said so (its error comes when it is loaded).
+ */
+export function describeForms(ck: FluxCheckpoint): string {
+  return ROLES.map((role) => {
+    try {
+      const f = ck.form?.(role);
+      return f ? `${role}: ${f.file} (${f.keys}, ${f.storage})` : `${role}: ?`;
+    } catch (e) {
+      if (!(e instanceof CheckpointError)) throw e;
+      return `${role}: not found`;
+    }
+  }).join('; ');
 }
 
 /** A Hugging Face cache repo folder → its snapshot (refs/main, else the only snapshot). Other folders unchanged. */

@@ -11,7 +11,7 @@ import { checkDeclared, checkPipeline, readJson } from './diffusers.ts';
 import { CheckpointError } from './errors.ts';
 import { openTensorFile, storageSummary, WEIGHT_FILE } from './files.ts';
 import { fluxConfigFromDiffusers, fluxTransformerShapes, type FluxTransformerConfig } from './flux-config.ts';
-import { partsOf, ROLE_NAMES, ROLES, type Part, type Role } from './parts.ts';
+import { partsOf, ROLE_NAMES, type Part, type Role } from './parts.ts';
 import { clipConfigFromShapes, clipWeights, t5ConfigFromShapes, t5Weights } from './text-encoders.ts';
 import type { AssetFolder, Component, ComponentForm, ComponentName, FluxCheckpoint, Json } from './types.ts';
 
@@ -266,5 +266,3 @@ function partWeights(name: ComponentName, part: Part): NamedWeights {
   if (name === 'vae') return part.keys === 'bfl' ? mapBflVae(part.file) : identity(part);
   return name === 'text_encoder' ? clipWeights(part.file) : t5Weights(part.file);
 }
-
-export { ROLES };

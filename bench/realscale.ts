@@ -9,7 +9,6 @@
  *
  *   node --import tsx bench/realscale.ts [model dir]     (EXECUTION_PROVIDER / ORT_THREADS from the environment)
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/pipeline/engine.ts';
@@ -17,24 +16,14 @@ import { generateJob, repaintJob, type JobOutput } from '../src/engine/pipeline/
 import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generation-files.ts';
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
 import { DTYPE_BYTES } from '../src/engine/onnx/graph.ts';
-import { writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import { rectsToMaskPng } from '../src/rag/mask.ts';
 import { sceneToRagParams } from '../src/scene/to-rag.ts';
 import type { RagParams } from '../src/rag/params.ts';
 import type { Scene } from '../src/scene/schema.ts';
-import { fmt, peakRssMiB, repoRoot, runtimeFromEnv } from './support.ts';
+import { fmt, peakRssMiB, repoRoot, runtimeFromEnv, wideCheckpoint } from './support.ts';
 
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
-
-async function wideCheckpoint(): Promise<string> {
-  const out = path.join(repoRoot, '.tmp', 'wide-model-schnell');
-  if (!existsSync(path.join(out, 'model_index.json'))) {
-    process.stderr.write(`writing the wide checkpoint to ${out} (once, about 1.3 GB)...\n`);
-    await writeTinyModel({ out, preset: 'wide', variant: 'schnell', seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
-  }
-  return out;
-}
 
 // Every session ONNX Runtime creates in this process, whoever creates it.
 const created: { ms: number }[] = [];

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Graph } from '../src/engine/onnx/graph.ts';
 import { createSession, ort, type RuntimeOptions } from '../src/engine/runtime/session.ts';
-import { makeTinyModel } from '../src/engine/tiny-model/make.ts';
+import { makeTinyModel, writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import type { Variant } from '../src/engine/tiny-model/presets.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -14,6 +14,16 @@ export function benchCheckpoint(variant: Variant = 'dev'): string {
   if (!existsSync(path.join(out, 'model_index.json'))) {
     process.stderr.write(`writing the bench checkpoint to ${out} (once)...\n`);
     makeTinyModel({ out, preset: 'bench', variant, seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
+  }
+  return out;
+}
+
+/** The `wide` preset (FLUX.1's real width, 1 double + 2 single blocks), schnell, written once under .tmp/ (1.3 GB). */
+export async function wideCheckpoint(): Promise<string> {
+  const out = path.join(repoRoot, '.tmp', 'wide-model-schnell');
+  if (!existsSync(path.join(out, 'model_index.json'))) {
+    process.stderr.write(`writing the wide checkpoint to ${out} (once, about 1.3 GB)...\n`);
+    await writeTinyModel({ out, preset: 'wide', variant: 'schnell', seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
   }
   return out;
 }

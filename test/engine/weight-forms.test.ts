@@ -1,0 +1,146 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
+import type { FluxCheckpoint } from '../../src/engine/checkpoint/types.ts';
+import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
+import type { TensorSource } from '../../src/engine/onnx/graph.ts';
+import { Engine } from '../../src/engine/pipeline/engine.ts';
+import { AS_STORED, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
+import { makeTinyModel } from '../../src/engine/tiny-model/make.ts';
+import { writeWeightsForm, type TinyForm } from '../../src/engine/tiny-model/forms.ts';
+import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
+import type { NamedWeights } from '../../src/engine/weights/named-weights.ts';
+import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
+import { sourceToFloat32 } from '../../src/engine/weights/tensor-source.ts';
+import { fixture, repoRoot } from '../support/fixtures.ts';
+
+/*
+ * The forms people download (make-tiny-model --weights …), each loaded as it is. Parity: the engine's graph on a
+ * form equals the float32 graph over the same stored bytes decoded in JS (fp8 by its 256-entry table, GGUF blocks by
+ * ggml's dequantize_row_* definitions in gguf/blocks.ts). Both sides multiply identical float32 weights, so the
+ * bound is kernel noise, 2e-5 absolute on velocities of magnitude ≤ 6 (measured: 0 for GGUF and fp8).
+ */
+const cpu = { executionProvider: 'cpu' as const, threads: 2 };
+const root = mkdtempSync(path.join(tmpdir(), 'sw-forms-'));
+const cacheDir = path.join(root, 'cache');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const dirs = new Map<TinyForm, string>();
+beforeAll(() => {
+  for (const form of ['bf16', 'fp8', 'gguf-q8_0', 'gguf-q4_0', 'int4'] as const) {
+    const out = path.join(root, form);
+    makeTinyModel({ out, preset: 'tiny', variant: 'dev', seed: 3 });
+    writeWeightsForm(out, form);
+    dirs.set(form, out);
+  }
+});
+
+const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
+function inputs(): TransformerInputs {
+  const f = (n: string) => gold.readFloat32(`case1_${n}`);
+  return {
+    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
+    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
+  };
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** The stored tensors decoded in JS to float32 (fp8 table, ggml block definitions), as plain in-memory weights. */
+function decodedInJs(w: NamedWeights): NamedWeights {
+  const src = (name: string): TensorSource => {
+    const s = w.source(name);
+    const v = sourceToFloat32(s);
+    return { dtype: 'float32', shape: s.shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
+  };
+  return { label: `${w.label} (decoded in JS)`, names: () => w.names(), has: (n) => w.has(n), info: (n) => w.info(n), source: src, readFloat32: (n) => w.readFloat32(n) };
+}
+
+function withTransformer(ck: FluxCheckpoint, w: NamedWeights): FluxCheckpoint {
+  return { source: ck.source, layout: ck.layout, variant: ck.variant, transformerConfig: ck.transformerConfig, transformerWeights: () => w, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
+}
+
+async function velocity(ck: FluxCheckpoint): Promise<Float32Array> {
+  const tr = await openTransformer(ck, cpu);
+  try {
+    return (await tr.run(inputs())).sample!.data as Float32Array;
+  } finally {
+    await tr.release();
+  }
+}
+
+describe('weight forms written by make-tiny-model, loaded as they are', () => {
+  for (const form of ['fp8', 'gguf-q8_0', 'gguf-q4_0'] as const) {
+    it(`${form}: the graph equals the float32 graph over the stored bytes decoded in JS; the form stays small in the graph`, async () => {
+      const raw = loadCheckpoint(dirs.get(form)!);
+      const ck = new PreparedCheckpoint(raw, AS_STORED, cacheDir);
+      const q = ck.transformerWeights().source('transformer_blocks.0.ff.net.0.proj.weight');
+      if (form === 'fp8') expect(q.dtype).toBe('float8e4m3fn');
+      else expect(q.nbits?.bits).toBe(form === 'gguf-q8_0' ? 8 : 4);
+      // The T5 too: its linears stay in the file's form; its GGUF token embedding (not a linear) is widened to bf16.
+      const t5 = ck.component('text_encoder_2').weights;
+      const wi = t5.source('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
+      if (form === 'fp8') expect(wi.dtype).toBe('float8e4m3fn');
+      else {
+        expect(wi.nbits?.bits).toBe(form === 'gguf-q8_0' ? 8 : 4);
+        expect(t5.source('shared.weight').dtype).toBe('bfloat16');
+      }
+      const got = await velocity(ck);
+      const ref = await velocity(withTransformer(raw, decodedInJs(raw.transformerWeights())));
+      expect(maxAbsDiff(got, ref)).toBeLessThan(2e-5);
+      // And the form is not the bf16 checkpoint it was made from.
+      const bf16 = await velocity(loadCheckpoint(dirs.get('bf16')!));
+      expect(maxAbsDiff(got, bf16)).toBeGreaterThan(1e-4);
+    });
+  }
+
+  it('int4: the folder\'s scenewright.json makes int4 the default, and its own prepared weights are used (nothing written to the cache)', async () => {
+    const dir = dirs.get('int4')!;
+    expect(readdirSync(path.join(dir, 'scenewright-prepared')).filter((f) => f.endsWith('.bin'))).toHaveLength(2);
+    const own = path.join(root, 'int4-cache');
+    const engine = Engine.open({ modelDir: dir, runtime: cpu, weightsCacheDir: own, memoryCheck: false });
+    try {
+      expect(engine.checkpoint.forms).toMatchObject({ transformer: 'int4', text_encoder_2: 'int4' });
+      const src = engine.checkpoint.transformerWeights().source('proj_out.weight');
+      expect(src.nbits?.bits).toBe(4);
+      expect(src.nbits!.packed.external!.file.startsWith(path.join(dir, 'scenewright-prepared'))).toBe(true);
+      expect(engine.version).toMatch(/\(transformer int4, text_encoder_2 int4\)$/);
+      // WEIGHTS wins over the folder's default.
+      const over = Engine.open({ modelDir: dir, runtime: cpu, weightsCacheDir: own, memoryCheck: false, weights: { transformer: 'int8' } });
+      expect(over.checkpoint.forms.transformer).toBe('int8');
+      expect(existsSync(own)).toBe(false);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('fp8 conversion rounds to nearest even and saturates, code for code', () => {
+    const table = Array.from({ length: 127 }, (_, c) => f8e4m3fnToF32(c));
+    for (let c = 0; c < 126; c++) {
+      expect(f32ToF8e4m3fn(table[c]!)).toBe(c);
+      expect(f32ToF8e4m3fn(-table[c]!)).toBe(0x80 | c);
+      // A midpoint goes to the even code.
+      const mid = Math.fround((table[c]! + table[c + 1]!) / 2);
+      if (mid !== table[c] && mid !== table[c + 1]) expect(f32ToF8e4m3fn(mid)).toBe(c % 2 === 0 ? c : c + 1);
+    }
+    expect(f32ToF8e4m3fn(448)).toBe(0x7e);
+    expect(f32ToF8e4m3fn(1e9)).toBe(0x7e);
+    expect(f32ToF8e4m3fn(Number.NaN)).toBe(0x7f);
+    expect(f8e4m3fnToF32(0x7f)).toBeNaN();
+    expect(f8e4m3fnToF32(0x01)).toBe(2 ** -9);
+  });
+
+  it('make-tiny-model --weights: an unknown form is refused with the list', () => {
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), 'make-tiny-model', '--out', path.join(root, 'x'), '--weights', 'q3'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--weights must be bf16, int8, int4, fp8, gguf-q4_0, gguf-q8_0 \(got "q3"\)/);
+  });
+});

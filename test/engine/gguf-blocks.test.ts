@@ -248,6 +248,14 @@ describe('GGUF block decoding (ggml dequantize_row_*)', () => {
     expect(bitsOf(got)).toEqual(bitsOf(REF[format](bytes, nb)));
   });
 
+  it.each(QUANTIZED_FORMATS)('%s: an all-zero block decodes to zeros (signed as ggml\'s products)', (format) => {
+    const t = ggmlTypeByName(format)!;
+    const zero = new Uint8Array(2 * t.bytesPerBlock);
+    const got = decodeRows(format, zero, 2, t.blockElems);
+    expect(got.every((v) => v === 0)).toBe(true);
+    expect(bitsOf(got)).toEqual(bitsOf(REF[format](zero, 2)));
+  });
+
   it('decodes hand-made Q8_0 / Q4_0 / Q4_1 blocks to the formula\'s values', () => {
     // Q8_0: d = 65504 (fp16 max), codes −128..127 step 8 ⇒ y = q·65504 exactly.
     const q8 = new Uint8Array(34);

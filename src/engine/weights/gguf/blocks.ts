@@ -85,7 +85,8 @@ const F16 = (() => {
   for (let i = 0; i < 65536; i++) t[i] = f16BitsToF32(i);
   return t;
 })();
-const f16At = (b: Uint8Array, i: number) => F16[b[i]! | (b[i + 1]! << 8)]!;
+/** The fp16 value stored little-endian at b[i]. */
+export const f16At = (b: Uint8Array, i: number) => F16[b[i]! | (b[i + 1]! << 8)]!;
 const fr = Math.fround;
 
 /** ggml's get_scale_min_k4: the j-th 6-bit scale and min of a Q4_K/Q5_K super-block's 12 packed bytes at `s`. */

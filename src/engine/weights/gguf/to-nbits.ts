@@ -1,6 +1,5 @@
-import { f16BitsToF32 } from '../dtype.ts';
-import { blockBytes, pack, zeroBytesPerRow, type NBitsHost } from '../nbits.ts';
-import { encodedBytes, forEachCode, ggmlTypeByName, isQuantized, scaleMinK4, type QuantizedFormat } from './blocks.ts';
+import { zeroBytesPerRow, type NBitsHost } from '../nbits.ts';
+import { encodedBytes, f16At, forEachCode, ggmlTypeByName, isQuantized, scaleMinK4, type QuantizedFormat } from './blocks.ts';
 
 /**
  * GGUF block formats repacked into com.microsoft.MatMulNBits' layout (see nbits.ts), exactly: every weight
@@ -65,55 +64,57 @@ export function toNBits(format: QuantizedFormat, bytes: Uint8Array, rows: number
   return h;
 }
 
-const f16 = (b: Uint8Array, i: number) => f16BitsToF32(b[i]! | (b[i + 1]! << 8));
+const f16 = f16At;
 
 /** Q8_0: 2-byte d, 32 int8 codes → uint8 codes q + 128 (flip the sign bit). */
 function repackQ8_0(b: Uint8Array, h: NBitsHost): void {
-  const n = h.scales.length;
-  for (let k = 0; k < n; k++) {
-    const o = k * 34;
-    h.scales[k] = f16(b, o);
-    const p = k * 32;
-    for (let j = 0; j < 32; j++) h.packed[p + j] = b[o + 2 + j]! ^ 0x80;
+  const { scales, packed } = h;
+  const n = scales.length;
+  for (let k = 0, o = 0, p = 0; k < n; k++, o += 34, p += 32) {
+    scales[k] = f16(b, o);
+    for (let j = 0; j < 32; j++) packed[p + j] = b[o + 2 + j]! ^ 0x80;
   }
 }
 
 /** Q4_0/Q4_1: ggml keeps value j in the low nibble and j+16 in the high nibble of byte j; MatMulNBits wants 2p, 2p+1. */
 function repackQ4(b: Uint8Array, h: NBitsHost, affine: boolean): void {
-  const n = h.scales.length;
+  const { scales, packed, mins } = h;
+  const n = scales.length;
   const bb = affine ? 20 : 18;
   const qs0 = affine ? 4 : 2;
   for (let k = 0; k < n; k++) {
     const o = k * bb;
-    h.scales[k] = f16(b, o);
-    if (affine) h.mins![k] = -f16(b, o + 2);
+    scales[k] = f16(b, o);
+    if (mins) mins[k] = -f16(b, o + 2);
     const qs = o + qs0;
     const p = k * 16;
     for (let i = 0; i < 8; i++) {
       // values 2i and 2i+1 (low nibbles of bytes 2i, 2i+1), then 16+2i and 17+2i (their high nibbles)
       const a = b[qs + 2 * i]!;
       const c = b[qs + 2 * i + 1]!;
-      h.packed[p + i] = (a & 0x0f) | ((c & 0x0f) << 4);
-      h.packed[p + 8 + i] = (a >> 4) | (c & 0xf0);
+      packed[p + i] = (a & 0x0f) | ((c & 0x0f) << 4);
+      packed[p + 8 + i] = (a >> 4) | (c & 0xf0);
     }
   }
 }
 
 /** Q4_K: sub-block s holds the low (even s) or high (odd s) nibbles of qs[32·⌊s/2⌋ ..]. */
 function repackQ4K(b: Uint8Array, h: NBitsHost): void {
-  const superBlocks = h.scales.length / 8;
+  const { scales, packed } = h;
+  const mins = h.mins!;
+  const superBlocks = scales.length / 8;
   for (let k = 0; k < superBlocks; k++) {
     const o = k * 144;
     const d = f16(b, o);
     const dmin = f16(b, o + 2);
     for (let s = 0; s < 8; s++) {
       const [sc, mn] = scaleMinK4(b, o + 4, s);
-      h.scales[k * 8 + s] = Math.fround(d * sc);
-      h.mins![k * 8 + s] = Math.fround(dmin * mn);
+      scales[k * 8 + s] = Math.fround(d * sc);
+      mins[k * 8 + s] = Math.fround(dmin * mn);
       const q = o + 16 + (s >> 1) * 32;
       const p = (k * 8 + s) * 16;
-      if (s & 1) for (let i = 0; i < 16; i++) h.packed[p + i] = (b[q + 2 * i]! >> 4) | (b[q + 2 * i + 1]! & 0xf0);
-      else for (let i = 0; i < 16; i++) h.packed[p + i] = (b[q + 2 * i]! & 0x0f) | ((b[q + 2 * i + 1]! & 0x0f) << 4);
+      if (s & 1) for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! >> 4) | (b[q + 2 * i + 1]! & 0xf0);
+      else for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! & 0x0f) | ((b[q + 2 * i + 1]! & 0x0f) << 4);
     }
   }
 }
@@ -121,14 +122,19 @@ function repackQ4K(b: Uint8Array, h: NBitsHost): void {
 /** Every other format through the shared bit-layout reader: one scale (and min) per MatMulNBits block. */
 function repackGeneric(format: QuantizedFormat, f: Form, b: Uint8Array, h: NBitsHost): void {
   const blocks = (h.rows * h.cols) / ggmlTypeByName(format)!.blockElems;
-  const bb = blockBytes(h);
+  const { scales, packed, mins } = h;
+  const shift = f.shift;
+  const log2 = Math.log2(f.block);
+  const mask = f.block - 1;
+  // packed is row-major over blocks, so value i's code sits at i (8 bits) or nibble i (4 bits)
+  const put = f.bits === 8
+    ? (i: number, q: number) => { packed[i] = q + shift; }
+    : (i: number, q: number) => { packed[i >> 1] = packed[i >> 1]! | ((q + shift) << ((i & 1) << 2)); };
   forEachCode(format, b, blocks, (i, q, s, m) => {
-    const t = Math.floor(i / f.block);
-    const j = i - t * f.block;
-    if (j === 0) {
-      h.scales[t] = s;
-      if (f.affine) h.mins![t] = m;
+    if ((i & mask) === 0) {
+      scales[i >> log2] = s;
+      if (mins) mins[i >> log2] = m;
     }
-    pack(h.packed, t * bb, j, f.bits, q + f.shift);
+    put(i, q);
   });
 }

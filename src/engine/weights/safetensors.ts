@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, realpathSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, realpathSync, writeSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
 import { DTYPE_BYTES, type DType, type TensorSource } from '../onnx/graph.ts';
 import type { TensorFile } from './tensor-file.ts';
@@ -202,8 +202,8 @@ export function readSafetensors(path: string): { tensors: Record<string, HostTen
   return { tensors, metadata: f.metadata };
 }
 
-/** Serialises tensors (in the given key order) with the header padded to 8 bytes, as the reference writer does. */
-export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): Buffer {
+/** The header (with its u64 length prefix, padded to 8 bytes as the reference writer does) and each tensor's bytes. */
+function layoutSafetensors(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): { head: Buffer; chunks: Uint8Array[] } {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const chunks: Uint8Array[] = [];
@@ -222,11 +222,26 @@ export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?
   json += ' '.repeat((8 - (Buffer.byteLength(json) % 8)) % 8);
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return Buffer.concat([len, Buffer.from(json, 'utf8'), ...chunks]);
+  return { head: Buffer.concat([len, Buffer.from(json, 'utf8')]), chunks };
 }
 
+/** Serialises tensors (in the given key order). */
+export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): Buffer {
+  const { head, chunks } = layoutSafetensors(tensors, metadata);
+  return Buffer.concat([head, ...chunks]);
+}
+
+/** Writes tensors tensor by tensor (a file may be larger than one Buffer can hold). */
 export function writeSafetensors(path: string, tensors: Record<string, HostTensor>, metadata?: Record<string, string>): void {
-  writeFileSync(path, encodeSafetensors(tensors, metadata));
+  const { head, chunks } = layoutSafetensors(tensors, metadata);
+  const fd = openSync(path, 'w');
+  try {
+    for (const c of [head, ...chunks]) {
+      for (let done = 0; done < c.byteLength;) done += writeSync(fd, c, done, Math.min(c.byteLength - done, 2 ** 30));
+    }
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Shorthands for the common host tensors. */

@@ -5,6 +5,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeForms, loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { VaeCodec, type Nchw } from '../../src/engine/graphs/vae-codec.ts';
+import { Engine } from '../../src/engine/pipeline/engine.ts';
+import { plainPlan } from '../../src/engine/pipeline/plan.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
 import { SafetensorsFile, toFloat32, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
@@ -383,5 +385,27 @@ describe('model sets: one folder, parts in mixed forms', () => {
     expect(() => loadCheckpoint(mix).component('text_encoder_2')).toThrow(
       /^text_encoder_2\/t5xxl_fp16\.safetensors: T5 width d_model is 16, but the transformer transformer\/diffusion_pytorch_model\.safetensors takes 32 at its text input \(txt_in \/ context_embedder\): the files are from different models/,
     );
+  });
+});
+
+describe('a folder of single files paints what the diffusers folder paints', () => {
+  it('BFL transformer + ae.safetensors + t5xxl + clip_l + tokenizers, no scheduler/: the same image, bit for bit', async () => {
+    const dir = withTokenizers(folder('paints'));
+    for (const f of ['flux.safetensors', 'ae.safetensors', 'params.json']) copyFileSync(fixture('tiny-flux-dev-bfl', f), path.join(dir, f));
+    copyFileSync(fixture('tiny-flux-dev', 'text_encoder_2', 'model.safetensors'), path.join(dir, 't5xxl_fp16.safetensors'));
+    mkdirSync(path.join(dir, 'text_encoder'));
+    for (const [from, to] of [['model.safetensors', 'clip_l.safetensors'], ['config.json', 'config.json']] as const) copyFileSync(fixture('tiny-flux-dev', 'text_encoder', from), path.join(dir, 'text_encoder', to));
+    const open = (modelDir: string) => Engine.open({ modelDir, runtime: cpu, memoryCheck: false, weightsCacheDir: path.join(tmp, 'cache') });
+    const files = open(dir);
+    const ref = open(fixture('tiny-flux-dev'));
+    try {
+      expect(files.scheduler).toEqual(ref.scheduler);
+      const plan = plainPlan('a red apple on a wooden table', { width: 128, height: 128, steps: 2, guidance: 3.5, seed: 7, textLength: 512 });
+      const [a, b] = [await files.paint(plan), await ref.paint(plan)];
+      expect(same(a.image.data, b.image.data)).toBe(true);
+      expect(same(a.latents, b.latents)).toBe(true);
+    } finally {
+      await Promise.all([files.close(), ref.close()]);
+    }
   });
 });

@@ -6,7 +6,8 @@
  *   2. plain and RAG steps at FLUX.1-schnell's width (3072, 24 × 128, T5 width 4096; 1 double + 2 single blocks) at
  *      1024², projected to the full 19 + 38 blocks (both block kinds cost 24·D² per token plus attention): s/step and
  *      RAG ÷ plain (goals: 4 schnell steps ≤ 0.9 s; S = 2 ≤ 1.6× plain);
- *   3. peak GPU memory (nvidia-smi, sampled every 100 ms) next to every time.
+ *   3. weight forms (bench/weights.ts: bf16, int8, int4, fp8, GGUF Q8_0/Q4_0) on CUDA at 1024²;
+ *   4. peak GPU memory (nvidia-smi, sampled every 100 ms) next to every time.
  *
  *   node --import tsx bench/gpu.ts [out dir] [provider…]     (default: /tmp/gpu-bench cuda webgpu)
  *
@@ -91,5 +92,13 @@ for (const ep of providers) {
     say(`--- steps on ${ep}: ${String((e as Error).message).split('\n').slice(0, 4).join(' | ')}`);
     results.push({ part: 'steps', ep, error: String((e as Error).message).slice(0, 600) });
   }
+}
+// 3. Weight forms (issue 9) on CUDA: bf16, int8, int4, fp8, GGUF Q8_0/Q4_0 at 1024², peak GPU memory per form's process.
+if (providers.includes('cuda')) {
+  const { value: r, peakMiB } = await withGpuPeak(async () => spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts')], {
+    env: { ...process.env, EXECUTION_PROVIDER: 'cuda', ORT_THREADS: '0', SIZE: '1024' }, encoding: 'utf8', timeout: 300_000,
+  }));
+  say(`--- weight forms on cuda (exit ${r.status}; peak GPU memory of the heaviest form ${peakMiB ?? '?'} MiB) ---\n${r.stdout}${r.status ? r.stderr.split('\n').slice(-8).join('\n') : ''}`);
+  results.push({ part: 'weights', ep: 'cuda', status: r.status, stdout: r.stdout, peakGpuMiB: peakMiB });
 }
 fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));

@@ -11,7 +11,7 @@
  *
  *   node --import tsx bench/weights.ts [forms…]          (EXECUTION_PROVIDER / ORT_THREADS / SIZE from the environment)
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -29,11 +29,24 @@ const ALL = ['fp32', 'bf16', 'int8', 'int4', 'fp8', 'gguf-q8_0', 'gguf-q4_0'] as
 type Form = (typeof ALL)[number];
 const work = path.join(repoRoot, '.tmp', 'bench-weights');
 
-interface ChildResult { form: Form; run: string; prepareS: number; sessionS: number; stepS: number; peakMiB: number; velocity: string; resident: number }
+interface ChildResult { form: Form; run: string; prepareS: number; sessionS: number; stepS: number; peakMiB: number; gpuPeakMiB?: number; velocity: string; resident: number }
+
+/** GPU memory in use (MiB) sampled every 100 ms while this process runs, on CUDA; undefined elsewhere. */
+function gpuSampler(): { peak: () => number | undefined; stop: () => void } {
+  if (runtimeFromEnv().executionProvider !== 'cuda') return { peak: () => undefined, stop: () => {} };
+  let peak: number | undefined;
+  const sample = () => execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], (err, out) => {
+    if (!err) peak = Math.max(peak ?? 0, Number.parseFloat(out));
+  });
+  sample();
+  const timer = setInterval(sample, 100);
+  return { peak: () => peak, stop: () => clearInterval(timer) };
+}
 
 /** One form in this process: prepare the weights, open the session, time the step, save the velocity. */
 async function child(form: Form, run: string, dir: string, weights: WeightForm, cacheDir: string): Promise<void> {
   const runtime = runtimeFromEnv();
+  const gpu = gpuSampler();
   const t0 = performance.now();
   const ck = new PreparedCheckpoint(loadCheckpoint(dir), { ...AS_STORED, transformer: weights }, cacheDir, [path.join(dir, PREPARED_FOLDER)]);
   const w = ck.transformerWeights();
@@ -65,7 +78,9 @@ async function child(form: Form, run: string, dir: string, weights: WeightForm, 
   }
   const velocity = path.join(work, `${form}-${run}.f32`);
   writeFileSync(velocity, sample);
-  const result: ChildResult = { form, run, prepareS, sessionS, stepS: median(times), peakMiB: peakRssMiB(), velocity, resident: w.summary.residentBytes(4) };
+  gpu.stop();
+  const computeBytes = runtime.executionProvider === 'cpu' ? 4 : 2;
+  const result: ChildResult = { form, run, prepareS, sessionS, stepS: median(times), peakMiB: peakRssMiB(), gpuPeakMiB: gpu.peak(), velocity, resident: w.summary.residentBytes(computeBytes) };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await tr.release();
 }
@@ -124,7 +139,7 @@ const ref = read(fp32.velocity);
 const peakRef = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const runtime = runtimeFromEnv();
 console.log(`\nweights forms on the wide preset (${SIZE}², ${runtime.executionProvider}, ${runtime.threads || 'all'} threads; step = one transformer forward, median of ${REPS}); |velocity| ≤ ${fmt(peakRef)}`);
-console.log('form       run    prepare s  session s  step s  step÷bf16  peak RSS GiB  RSS÷bf16  weights GiB  max|Δv| vs fp32  mean|Δv|');
+console.log('form       run    prepare s  session s  step s  step÷bf16  peak RSS GiB  RSS÷bf16  GPU peak MiB  weights GiB  max|Δv| vs fp32  mean|Δv|');
 for (const r of results) {
   const v = read(r.velocity);
   let max = 0;
@@ -136,6 +151,6 @@ for (const r of results) {
   }
   console.log(
     `${r.form.padEnd(10)} ${r.run.padEnd(6)} ${fmt(r.prepareS, 1).padStart(9)}  ${fmt(r.sessionS, 1).padStart(9)}  ${fmt(r.stepS).padStart(6)}  ${fmt(r.stepS / bf16.stepS).padStart(9)}  ` +
-      `${fmt(r.peakMiB / 1024).padStart(12)}  ${fmt(r.peakMiB / bf16.peakMiB).padStart(8)}  ${fmt(r.resident / 2 ** 30).padStart(11)}  ${max.toExponential(2).padStart(15)}  ${(sum / v.length).toExponential(2)}`,
+      `${fmt(r.peakMiB / 1024).padStart(12)}  ${fmt(r.peakMiB / bf16.peakMiB).padStart(8)}  ${String(r.gpuPeakMiB ?? '-').padStart(12)}  ${fmt(r.resident / 2 ** 30).padStart(11)}  ${max.toExponential(2).padStart(15)}  ${(sum / v.length).toExponential(2)}`,
   );
 }

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { PreparedCheckpoint, AS_STORED } from '../../src/engine/pipeline/weight-forms.ts';
+import { Engine } from '../../src/engine/pipeline/engine.ts';
 import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { dequantizeNBits, quantizeNBits } from '../../src/engine/weights/nbits.ts';
 import type { NamedWeights } from '../../src/engine/weights/named-weights.ts';
@@ -93,6 +94,27 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
       expect(err / peak).toBeLessThan(form === 'int8' ? 0.02 : 0.5);
     });
   }
+
+  it('int8 text encoders (WEIGHTS=t5:int8,clip:int8): MatMulNBits linears, embeddings as stored, outputs near bf16', async () => {
+    const q = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, weights: { text_encoder: 'int8', text_encoder_2: 'int8' }, weightsCacheDir: cacheDir, memoryCheck: false });
+    const b = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, memoryCheck: false });
+    try {
+      const clip = q.checkpoint.component('text_encoder').weights;
+      expect(clip.source('text_model.encoder.layers.0.mlp.fc1.weight').nbits?.bits).toBe(8);
+      expect(clip.source('text_model.embeddings.token_embedding.weight').nbits).toBeUndefined();
+      expect(q.checkpoint.component('text_encoder_2').weights.source('shared.weight').nbits).toBeUndefined();
+      for (const enc of ['t5', 'clip'] as const) {
+        const got = await q.conditioning()[enc]('a red apple');
+        const want = await b.conditioning()[enc]('a red apple');
+        const peak = maxAbsDiff(want, new Float32Array(want.length));
+        expect(maxAbsDiff(got, want)).toBeGreaterThan(0);
+        expect(maxAbsDiff(got, want) / peak).toBeLessThan(0.05);
+      }
+    } finally {
+      await q.close();
+      await b.close();
+    }
+  });
 
   it('quantizeNBits: every weight within half a step (scale/2) of its value, and the block extreme exact', () => {
     const w = Float32Array.from({ length: 4 * 64 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));

@@ -73,7 +73,7 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
   for (let i = 0; i < cfg.layers; i++) {
     const p = `text_model.encoder.layers.${i}`;
     h = g.scope(`layers.${i}`, () => {
-      const lin = (name: string, x: Value) => linear(x, W(`${p}.${name}.weight`), W(`${p}.${name}.bias`));
+      const lin = (name: string, x: Value) => linear(x, g.linearWeight(`${p}.${name}.weight`, c.weights.source(`${p}.${name}.weight`)), W(`${p}.${name}.bias`));
       const x1 = layerNorm(h, H, cfg.eps, W(`${p}.layer_norm1.weight`), W(`${p}.layer_norm1.bias`));
       const attn = attention(lin('self_attn.q_proj', x1), lin('self_attn.k_proj', x1), lin('self_attn.v_proj', x1), {
         heads: cfg.heads, headDim, bias, impl: opts.attention ?? 'mha',

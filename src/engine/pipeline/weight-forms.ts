@@ -13,8 +13,8 @@ export { AS_STORED, defaultWeightsCacheDir, formsFor, parseWeightForms, type Wei
 const LINEAR: Record<WeightComponent | 'vae', (name: string, shape: number[]) => boolean> = {
   transformer: (n, s) => s.length === 2 && n.endsWith('.weight'),
   text_encoder_2: (n, s) => s.length === 2 && n.endsWith('.weight') && n !== 'shared.weight' && !n.includes('embed_tokens') && !n.includes('relative_attention_bias'),
-  // CLIP and the VAE are small and accuracy-sensitive: block formats are widened to bf16, never kept 4-bit.
-  text_encoder: () => false,
+  text_encoder: (n, s) => s.length === 2 && n.endsWith('.weight') && !n.includes('embedding'),
+  // The VAE is convolutions (its attention's 1×1 projections are 0.3 % of it): block formats are widened to bf16.
   vae: () => false,
 };
 

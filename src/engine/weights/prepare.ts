@@ -318,6 +318,11 @@ export class PreparedWeights implements NamedWeights {
     }
     const indexFile = `${this.cacheBase}.json`;
     idx ??= readCache(indexFile, dataFile);
+    const kept = [...this.actions].filter(([n, a]) => a.kind === 'keep' && (this.o.form === 'int8' || this.o.form === 'int4') && this.inner.info(n).shape.length === 2 && this.o.isLinear(n, this.inner.info(n).shape));
+    if (kept.length > 0) {
+      log.warn({ part: this.o.component, tensors: kept.map(([n]) => n).slice(0, 5), count: kept.length },
+        `${this.o.component}: ${kept.length} linear weight(s) stay as stored in ${this.o.form} form: their input width is not a multiple of 16 (MatMulNBits blocks)`);
+    }
     if (idx) {
       log.info({ part: this.o.component, file: dataFile }, `${this.o.component}: prepared weights (${this.o.form}) read from the cache`);
     } else {

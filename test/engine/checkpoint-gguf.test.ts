@@ -1,4 +1,4 @@
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,9 @@ import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { decodeRows } from '../../src/engine/weights/gguf/blocks.ts';
 import { t5HfToGgufName } from '../../src/engine/weights/gguf/t5-names.ts';
 import { encodeRows, writeGguf, type GgufTensorInput } from '../../src/engine/weights/gguf/writer.ts';
-import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
+import { Engine } from '../../src/engine/pipeline/engine.ts';
+import { plainPlan } from '../../src/engine/pipeline/plan.ts';
+import { SafetensorsFile, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 
 /**
@@ -17,13 +19,16 @@ import { fixture } from '../support/fixtures.ts';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-gguf-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** Every tensor of a safetensors file as GGUF: 2-D weights whose rows are whole blocks in `format`, the rest F32. */
-function ggufTensors(file: string, format: 'Q8_0' | 'Q4_0', rename: (n: string) => string = (n) => n): GgufTensorInput[] {
+/**
+ * Every tensor of a safetensors file as GGUF: 2-D weights whose rows are whole blocks in `format` (except those
+ * `keep` names), the rest F32.
+ */
+function ggufTensors(file: string, format: 'Q8_0' | 'Q4_0', rename: (n: string) => string = (n) => n, keep: (n: string) => boolean = () => false): GgufTensorInput[] {
   const f = new SafetensorsFile(file);
   return f.names().map((n) => {
     const shape = f.info(n).shape;
     const values = f.readFloat32(n);
-    const quant = shape.length === 2 && shape[1]! % 32 === 0 && n.endsWith('.weight');
+    const quant = shape.length === 2 && shape[1]! % 32 === 0 && n.endsWith('.weight') && !keep(n);
     const fmt = quant ? format : 'F32';
     return { name: rename(n), format: fmt, shape, data: encodeRows(fmt, values, quant ? shape[0]! : 1, values.length / (quant ? shape[0]! : 1)) };
   });
@@ -78,5 +83,47 @@ describe('GGUF files in a model set', () => {
     for (const k of ['d_model', 'num_heads', 'd_kv', 'd_ff', 'num_layers', 'is_gated_act']) expect(c.config[k], k).toEqual(ref.config[k]);
     expect(c.weights.source('encoder.block.1.layer.1.DenseReluDense.wi_1.weight').encoded?.format).toBe('Q8_0');
     expect(c.weights.info('encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight').shape).toEqual([32, 4]);
+  });
+});
+
+describe('a folder of GGUF files paints', () => {
+  it('Q8_0 transformer + Q8_0 T5 + ae + clip_l: bit for bit the image of the same values decoded to F32 safetensors', async () => {
+    const flux = ggufTensors(fixture('tiny-flux-dev-bfl', 'flux.safetensors'), 'Q8_0');
+    // The embedding table stays F32: the engine widens a quantized table to bf16 (weights/prepare.ts: only linears
+    // run quantized), which rounds it; the linears run in MatMulNBits on exactly the decoded values.
+    const t5 = ggufTensors(fixture('tiny-flux-dev', 'text_encoder_2', 'model.safetensors'), 'Q8_0', (n) => t5HfToGgufName(n) ?? n, (n) => n === 'shared.weight');
+    /** The same tensors as ggml decodes them, as F32 safetensors (T5 back under transformers' names). */
+    const decoded = (ts: GgufTensorInput[], name: (n: string) => string = (n) => n): Record<string, HostTensor> => Object.fromEntries(ts.map((t) => {
+      const rows = t.format === 'F32' ? 1 : t.shape[0]!;
+      const values = decodeRows(t.format as 'Q8_0' | 'F32', t.data, rows, t.shape.reduce((a, b) => a * b, 1) / rows);
+      return [name(t.name), { dtype: 'float32', shape: t.shape, data: values }];
+    }));
+    const t5Names = new Map(new SafetensorsFile(fixture('tiny-flux-dev', 'text_encoder_2', 'model.safetensors')).names().map((n) => [t5HfToGgufName(n) ?? n, n]));
+    const set = (name: string, write: (dir: string) => void) => {
+      const dir = path.join(tmp, name);
+      mkdirSync(path.join(dir, 'text_encoder'), { recursive: true });
+      for (const f of ['ae.safetensors', 'params.json']) copyFileSync(fixture('tiny-flux-dev-bfl', f), path.join(dir, f));
+      for (const f of ['model.safetensors', 'config.json']) copyFileSync(fixture('tiny-flux-dev', 'text_encoder', f), path.join(dir, 'text_encoder', f === 'config.json' ? f : 'clip_l.safetensors'));
+      for (const t of ['tokenizer', 'tokenizer_2']) cpSync(fixture('tiny-flux-dev', t), path.join(dir, t), { recursive: true });
+      write(dir);
+      return dir;
+    };
+    const gguf = set('paints-gguf', (dir) => {
+      writeGguf(path.join(dir, 'flux1-dev-Q8_0.gguf'), { tensors: flux });
+      writeGguf(path.join(dir, 't5-v1_1-xxl-encoder-Q8_0.gguf'), { tensors: t5 });
+    });
+    const f32 = set('paints-f32', (dir) => {
+      writeSafetensors(path.join(dir, 'flux1-dev.safetensors'), decoded(flux));
+      writeSafetensors(path.join(dir, 't5xxl_fp32.safetensors'), decoded(t5, (n) => t5Names.get(n)!));
+    });
+    const open = (modelDir: string) => Engine.open({ modelDir, runtime: { executionProvider: 'cpu', threads: 2 }, memoryCheck: false, weightsCacheDir: path.join(tmp, 'cache') });
+    const [a, b] = [open(gguf), open(f32)];
+    try {
+      const plan = plainPlan('a red apple on a wooden table', { width: 128, height: 128, steps: 2, guidance: 3.5, seed: 7, textLength: 512 });
+      const [ia, ib] = [(await a.paint(plan)).image.data, (await b.paint(plan)).image.data];
+      expect(Buffer.from(ia.buffer, ia.byteOffset, ia.byteLength).equals(Buffer.from(ib.buffer, ib.byteOffset, ib.byteLength))).toBe(true);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 });

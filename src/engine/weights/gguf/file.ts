@@ -114,7 +114,7 @@ class HeaderReader {
       case 'f32': return this.buf.readFloatLE(this.at(4, what));
       case 'bool': {
         const v = this.buf.readUInt8(this.at(1, what));
-        if (v > 1) throw new WeightsError(`${this.label}: ${what} is a bool of value ${v} (must be 0 or 1); the header is damaged`);
+        if (v > 1) throw new WeightsError(`${this.label}: ${what} is a bool of value ${v} (must be 0 or 1); the header is damaged: download it again or convert the model again`);
         return v === 1;
       }
       case 'string': return this.string(what);
@@ -170,7 +170,7 @@ export class GgufFile implements TensorFile {
       for (let i = 0; i < tensorCount; i++) {
         const name = r.string(`the name of tensor ${i}`);
         const nDims = r.u32(`the dimension count of tensor ${name}`);
-        if (nDims > MAX_DIMS) throw new WeightsError(`${label}: tensor ${name} has ${nDims} dimensions; GGUF (ggml) allows at most ${MAX_DIMS}: the header is damaged`);
+        if (nDims > MAX_DIMS) throw new WeightsError(`${label}: tensor ${name} has ${nDims} dimensions; GGUF (ggml) allows at most ${MAX_DIMS}; the header is damaged: download it again or convert the model again`);
         const ne: number[] = [];
         for (let d = 0; d < nDims; d++) ne.push(r.count(`dimension ${d} of tensor ${name}`, Number.MAX_SAFE_INTEGER));
         const typeId = r.u32(`the type of tensor ${name}`);
@@ -187,7 +187,7 @@ export class GgufFile implements TensorFile {
 
   private readKv(r: HeaderReader): void {
     const key = r.string('a metadata key');
-    if (key in this.metadata) throw new WeightsError(`${this.label}: metadata key ${key} appears twice; the file is damaged`);
+    if (key in this.metadata) throw new WeightsError(`${this.label}: metadata key ${key} appears twice; the file is damaged: download it again or convert the model again`);
     const type = this.valueType(r, key);
     if (type === 'array') {
       const elem = this.valueType(r, `${key}[]`);
@@ -202,7 +202,7 @@ export class GgufFile implements TensorFile {
   private valueType(r: HeaderReader, key: string): ValueTypeName {
     const id = r.u32(`the type of metadata ${key}`);
     const type = VALUE_TYPES[id];
-    if (!type) throw new WeightsError(`${this.label}: metadata ${key} has value type ${id}, which GGUF does not define (0..12); the file is damaged or from a newer GGUF version`);
+    if (!type) throw new WeightsError(`${this.label}: metadata ${key} has value type ${id}, which GGUF does not define (0..12); the file is damaged or from a newer GGUF version: download it again, or convert the model again with llama.cpp or ComfyUI-GGUF`);
     return type;
   }
 
@@ -220,14 +220,14 @@ export class GgufFile implements TensorFile {
     const v = this.metadata['general.alignment'];
     if (v === undefined) return DEFAULT_ALIGNMENT;
     if (this.metadataTypes['general.alignment']!.type !== 'u32' || typeof v !== 'number' || v === 0 || (v & (v - 1)) !== 0) {
-      throw new WeightsError(`${this.label}: general.alignment is ${String(v)} (${this.metadataTypes['general.alignment']!.type}); GGUF requires a u32 power of two`);
+      throw new WeightsError(`${this.label}: general.alignment is ${String(v)} (${this.metadataTypes['general.alignment']!.type}); GGUF requires a u32 power of two; the file is damaged: download it again or convert the model again`);
     }
     return v;
   }
 
   private addTensor({ name, ne, typeId, rel }: { name: string; ne: number[]; typeId: number; rel: number }): void {
     const where = `${this.label}: tensor ${name}`;
-    if (this.tensors.has(name)) throw new WeightsError(`${where} appears twice in the header; the file is damaged`);
+    if (this.tensors.has(name)) throw new WeightsError(`${where} appears twice in the header; the file is damaged: download it again or convert the model again`);
     const ggml = ggmlTypeById(typeId);
     if (!ggml) {
       const known = ggmlTypeName(typeId);
@@ -235,9 +235,9 @@ export class GgufFile implements TensorFile {
       throw new WeightsError(`${where} has ggml type ${typeId}${known ? ` (${known})` : ' (unknown to scenewright; from a newer ggml?)'}, which scenewright cannot read (supported: ${supported}); re-quantize the model to Q8_0, Q4_0 or Q4_K (llama.cpp's llama-quantize or ComfyUI-GGUF's tools), or use the bf16/fp8 safetensors file`);
     }
     const count = ne.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(count)) throw new WeightsError(`${where} has an absurd shape [${ne.join(', ')}]; the header is damaged`);
+    if (!Number.isSafeInteger(count)) throw new WeightsError(`${where} has an absurd shape [${ne.join(', ')}]; the header is damaged: download it again or convert the model again`);
     if ((ne[0] ?? 1) % ggml.blockElems !== 0) {
-      throw new WeightsError(`${where}: its rows of ${ne[0]} values are not whole ${ggml.name} blocks of ${ggml.blockElems}; the file is damaged (ggml cannot write such a tensor)`);
+      throw new WeightsError(`${where}: its rows of ${ne[0]} values are not whole ${ggml.name} blocks of ${ggml.blockElems}; the file is damaged (ggml cannot write such a tensor): download it again or convert the model again`);
     }
     const length = (count / ggml.blockElems) * ggml.bytesPerBlock;
     if (rel % this.alignment !== 0) {
@@ -261,11 +261,11 @@ export class GgufFile implements TensorFile {
     const t = this.metadataTypes[key]!;
     const ints = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64'];
     if (t.type !== 'array' || !ints.includes(t.elem!) || !Array.isArray(v)) {
-      throw new WeightsError(`${this.label}: metadata ${key} must be an array of integers (ComfyUI-GGUF writes int32), not ${t.type}${t.elem ? ` of ${t.elem}` : ''}`);
+      throw new WeightsError(`${this.label}: metadata ${key} must be an array of integers (ComfyUI-GGUF writes int32), not ${t.type}${t.elem ? ` of ${t.elem}` : ''}; convert the model again with ComfyUI-GGUF's tools`);
     }
     const shape = v.map(Number);
     if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== count) {
-      throw new WeightsError(`${this.label}: tensor ${name} holds ${count} values but its ${key} is [${shape.join(', ')}]; the file is damaged`);
+      throw new WeightsError(`${this.label}: tensor ${name} holds ${count} values but its ${key} is [${shape.join(', ')}]; the file is damaged: download it again or convert the model again`);
     }
     return shape;
   }

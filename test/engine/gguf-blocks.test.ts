@@ -23,63 +23,82 @@ function getScaleMinK4(j: number, q: Uint8Array, s: number): [number, number] {
   return [(q[s + j + 4]! & 0xf) | ((q[s + j - 4]! >> 6) << 4), (q[s + j + 4]! >> 4) | ((q[s + j - 0]! >> 6) << 4)];
 }
 
+/** dequantize_row_q4_0 (y = (q − 8)·d) and, affine, dequantize_row_q4_1 (y = q·d + m). */
+function refQ4(x: Uint8Array, nb: number, affine: boolean): number[] {
+  const y: number[] = [];
+  const bb = affine ? 20 : 18;
+  for (let i = 0; i < nb; i++) {
+    const o = i * bb;
+    const d = h(u16(x, o));
+    const m = affine ? h(u16(x, o + 2)) : 0;
+    const qs = o + (affine ? 4 : 2);
+    for (let j = 0; j < 16; j++) {
+      const x0 = x[qs + j]! & 0x0f;
+      const x1 = x[qs + j]! >> 4;
+      y[i * 32 + j] = affine ? fr(fr(x0 * d) + m) : fr((x0 - 8) * d);
+      y[i * 32 + j + 16] = affine ? fr(fr(x1 * d) + m) : fr((x1 - 8) * d);
+    }
+  }
+  return y;
+}
+
+/** dequantize_row_q5_0 (y = (q − 16)·d) and, affine, dequantize_row_q5_1 (y = q·d + m); qh is a LE u32. */
+function refQ5(x: Uint8Array, nb: number, affine: boolean): number[] {
+  const y: number[] = [];
+  const bb = affine ? 24 : 22;
+  for (let i = 0; i < nb; i++) {
+    const o = i * bb;
+    const d = h(u16(x, o));
+    const m = affine ? h(u16(x, o + 2)) : 0;
+    const at = o + (affine ? 4 : 2);
+    const qh = (x[at]! | (x[at + 1]! << 8) | (x[at + 2]! << 16) | (x[at + 3]! << 24)) >>> 0;
+    for (let j = 0; j < 16; j++) {
+      const xh0 = ((qh >>> j) << 4) & 0x10;
+      const xh1 = (qh >>> (j + 12)) & 0x10;
+      const x0 = (x[at + 4 + j]! & 0x0f) | xh0;
+      const x1 = (x[at + 4 + j]! >> 4) | xh1;
+      y[i * 32 + j] = affine ? fr(fr(x0 * d) + m) : fr((x0 - 16) * d);
+      y[i * 32 + j + 16] = affine ? fr(fr(x1 * d) + m) : fr((x1 - 16) * d);
+    }
+  }
+  return y;
+}
+
+/** dequantize_row_q4_K and (five: the qh high bits) dequantize_row_q5_K. */
+function refK45(x: Uint8Array, nb: number, five: boolean): number[] {
+  const y: number[] = [];
+  for (let i = 0; i < nb; i++) {
+    const o = i * (five ? 176 : 144);
+    const d = h(u16(x, o));
+    const min = h(u16(x, o + 2));
+    let ql = o + (five ? 48 : 16);
+    const qh = o + 16;
+    let is = 0;
+    let u1 = 1;
+    let u2 = 2;
+    for (let j = 0; j < 256; j += 64) {
+      let [sc, m] = getScaleMinK4(is + 0, x, o + 4);
+      const d1 = fr(d * sc);
+      const m1 = fr(min * m);
+      [sc, m] = getScaleMinK4(is + 1, x, o + 4);
+      const d2 = fr(d * sc);
+      const m2 = fr(min * m);
+      for (let l = 0; l < 32; ++l) y.push(fr(fr(d1 * ((x[ql + l]! & 0xf) + (five && x[qh + l]! & u1 ? 16 : 0))) - m1));
+      for (let l = 0; l < 32; ++l) y.push(fr(fr(d2 * ((x[ql + l]! >> 4) + (five && x[qh + l]! & u2 ? 16 : 0))) - m2));
+      ql += 32;
+      is += 2;
+      u1 <<= 2;
+      u2 <<= 2;
+    }
+  }
+  return y;
+}
+
 const REF: Record<QuantizedFormat, (x: Uint8Array, nb: number) => number[]> = {
-  Q4_0(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 18;
-      const d = h(u16(x, o));
-      for (let j = 0; j < 16; j++) {
-        y[i * 32 + j] = fr(((x[o + 2 + j]! & 0x0f) - 8) * d);
-        y[i * 32 + j + 16] = fr(((x[o + 2 + j]! >> 4) - 8) * d);
-      }
-    }
-    return y;
-  },
-  Q4_1(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 20;
-      const d = h(u16(x, o));
-      const m = h(u16(x, o + 2));
-      for (let j = 0; j < 16; j++) {
-        y[i * 32 + j] = fr(fr((x[o + 4 + j]! & 0x0f) * d) + m);
-        y[i * 32 + j + 16] = fr(fr((x[o + 4 + j]! >> 4) * d) + m);
-      }
-    }
-    return y;
-  },
-  Q5_0(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 22;
-      const d = h(u16(x, o));
-      const qh = (x[o + 2]! | (x[o + 3]! << 8) | (x[o + 4]! << 16) | (x[o + 5]! << 24)) >>> 0;
-      for (let j = 0; j < 16; j++) {
-        const xh0 = ((qh >>> j) << 4) & 0x10;
-        const xh1 = (qh >>> (j + 12)) & 0x10;
-        y[i * 32 + j] = fr((((x[o + 6 + j]! & 0x0f) | xh0) - 16) * d);
-        y[i * 32 + j + 16] = fr((((x[o + 6 + j]! >> 4) | xh1) - 16) * d);
-      }
-    }
-    return y;
-  },
-  Q5_1(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 24;
-      const d = h(u16(x, o));
-      const m = h(u16(x, o + 2));
-      const qh = (x[o + 4]! | (x[o + 5]! << 8) | (x[o + 6]! << 16) | (x[o + 7]! << 24)) >>> 0;
-      for (let j = 0; j < 16; j++) {
-        const xh0 = ((qh >>> j) << 4) & 0x10;
-        const xh1 = (qh >>> (j + 12)) & 0x10;
-        y[i * 32 + j] = fr(fr(((x[o + 8 + j]! & 0x0f) | xh0) * d) + m);
-        y[i * 32 + j + 16] = fr(fr(((x[o + 8 + j]! >> 4) | xh1) * d) + m);
-      }
-    }
-    return y;
-  },
+  Q4_0: (x, nb) => refQ4(x, nb, false),
+  Q4_1: (x, nb) => refQ4(x, nb, true),
+  Q5_0: (x, nb) => refQ5(x, nb, false),
+  Q5_1: (x, nb) => refQ5(x, nb, true),
   Q8_0(x, nb) {
     const y: number[] = [];
     for (let i = 0; i < nb; i++) {
@@ -149,57 +168,8 @@ const REF: Record<QuantizedFormat, (x: Uint8Array, nb: number) => number[]> = {
     }
     return y;
   },
-  Q4_K(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 144;
-      const d = h(u16(x, o));
-      const min = h(u16(x, o + 2));
-      let q = o + 16;
-      let is = 0;
-      for (let j = 0; j < 256; j += 64) {
-        let [sc, m] = getScaleMinK4(is + 0, x, o + 4);
-        const d1 = fr(d * sc);
-        const m1 = fr(min * m);
-        [sc, m] = getScaleMinK4(is + 1, x, o + 4);
-        const d2 = fr(d * sc);
-        const m2 = fr(min * m);
-        for (let l = 0; l < 32; ++l) y.push(fr(fr(d1 * (x[q + l]! & 0xf)) - m1));
-        for (let l = 0; l < 32; ++l) y.push(fr(fr(d2 * (x[q + l]! >> 4)) - m2));
-        q += 32;
-        is += 2;
-      }
-    }
-    return y;
-  },
-  Q5_K(x, nb) {
-    const y: number[] = [];
-    for (let i = 0; i < nb; i++) {
-      const o = i * 176;
-      const d = h(u16(x, o));
-      const min = h(u16(x, o + 2));
-      let ql = o + 48;
-      const qh = o + 16;
-      let is = 0;
-      let u1 = 1;
-      let u2 = 2;
-      for (let j = 0; j < 256; j += 64) {
-        let [sc, m] = getScaleMinK4(is + 0, x, o + 4);
-        const d1 = fr(d * sc);
-        const m1 = fr(min * m);
-        [sc, m] = getScaleMinK4(is + 1, x, o + 4);
-        const d2 = fr(d * sc);
-        const m2 = fr(min * m);
-        for (let l = 0; l < 32; ++l) y.push(fr(fr(d1 * ((x[ql + l]! & 0xf) + (x[qh + l]! & u1 ? 16 : 0))) - m1));
-        for (let l = 0; l < 32; ++l) y.push(fr(fr(d2 * ((x[ql + l]! >> 4) + (x[qh + l]! & u2 ? 16 : 0))) - m2));
-        ql += 32;
-        is += 2;
-        u1 <<= 2;
-        u2 <<= 2;
-      }
-    }
-    return y;
-  },
+  Q4_K: (x, nb) => refK45(x, nb, false),
+  Q5_K: (x, nb) => refK45(x, nb, true),
   Q6_K(x, nb) {
     const y: number[] = [];
     for (let i = 0; i < nb; i++) {

@@ -244,47 +244,36 @@ const LEGACY: Record<'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1', (x: Float32Arra
     h16(b, o, d);
     for (let j = 0; j < 32; j++) b[o + 2 + j] = roundf(fr(x[j]! * id)) & 0xff;
   },
-  Q4_0(x, b, o) {
-    const { max } = absMax(x);
-    const d = fr(max / -8);
-    const id = d ? fr(1 / d) : 0;
-    h16(b, o, d);
-    for (let j = 0; j < 16; j++) {
-      const lo = Math.min(15, Math.trunc(fr(fr(x[j]! * id) + 8.5)));
-      const hi = Math.min(15, Math.trunc(fr(fr(x[j + 16]! * id) + 8.5)));
-      b[o + 2 + j] = lo | (hi << 4);
-    }
-  },
-  Q4_1(x, b, o) {
-    const { min, max } = minMax(x);
-    const d = fr(fr(max - min) / 15);
-    const id = d ? fr(1 / d) : 0;
-    h16(b, o, d);
-    h16(b, o + 2, min);
-    for (let j = 0; j < 16; j++) {
-      const lo = Math.min(15, Math.trunc(fr(fr(fr(x[j]! - min) * id) + 0.5)));
-      const hi = Math.min(15, Math.trunc(fr(fr(fr(x[j + 16]! - min) * id) + 0.5)));
-      b[o + 4 + j] = lo | (hi << 4);
-    }
-  },
-  Q5_0(x, b, o) {
-    const { max } = absMax(x);
-    const d = fr(max / -16);
-    const id = d ? fr(1 / d) : 0;
-    h16(b, o, d);
-    const codes = (j: number) => Math.min(31, Math.trunc(fr(fr(x[j]! * id) + 16.5)));
-    pack5(b, o + 2, codes);
-  },
-  Q5_1(x, b, o) {
-    const { min, max } = minMax(x);
-    const d = fr(fr(max - min) / 31);
-    const id = d ? fr(1 / d) : 0;
-    h16(b, o, d);
-    h16(b, o + 2, min);
-    const codes = (j: number) => Math.trunc(fr(fr(fr(x[j]! - min) * id) + 0.5)) & 0xff;
-    pack5(b, o + 4, codes);
-  },
+  Q4_0: (x, b, o) => legacySymmetric(x, b, o, 8, 15, (code) => pack4(b, o + 2, code)),
+  Q4_1: (x, b, o) => legacyAffine(x, b, o, 15, 15, (code) => pack4(b, o + 4, code)),
+  Q5_0: (x, b, o) => legacySymmetric(x, b, o, 16, 31, (code) => pack5(b, o + 2, code)),
+  // quantize_row_q5_1_ref has no MIN(31, ·): its codes never exceed 31
+  Q5_1: (x, b, o) => legacyAffine(x, b, o, 31, 255, (code) => pack5(b, o + 4, code)),
 };
+
+/** Q4_0/Q5_0: d = max/−half (max the value of largest magnitude), code = min(top, (int)(x/d + half + 0.5)). */
+function legacySymmetric(x: Float32Array, b: Uint8Array, o: number, half: number, top: number, put: (code: (j: number) => number) => void): void {
+  const { max } = absMax(x);
+  const d = fr(max / -half);
+  const id = d ? fr(1 / d) : 0;
+  h16(b, o, d);
+  put((j) => Math.min(top, Math.trunc(fr(fr(x[j]! * id) + half + 0.5))));
+}
+
+/** Q4_1/Q5_1: d = (max − min)/levels, m = min, code = min(top, (int)((x − min)/d + 0.5)). */
+function legacyAffine(x: Float32Array, b: Uint8Array, o: number, levels: number, top: number, put: (code: (j: number) => number) => void): void {
+  const { min, max } = minMax(x);
+  const d = fr(fr(max - min) / levels);
+  const id = d ? fr(1 / d) : 0;
+  h16(b, o, d);
+  h16(b, o + 2, min);
+  put((j) => Math.min(top, Math.trunc(fr(fr(fr(x[j]! - min) * id) + 0.5))));
+}
+
+/** Q4_0/Q4_1's qs: value j in the low nibble, j + 16 in the high nibble of byte j. */
+function pack4(b: Uint8Array, at: number, code: (j: number) => number): void {
+  for (let j = 0; j < 16; j++) b[at + j] = code(j) | (code(j + 16) << 4);
+}
 
 /** Q5_0/Q5_1's qh (bit j = high bit of value j, LE u32) then qs (value j low nibble, j+16 high nibble). */
 function pack5(b: Uint8Array, at: number, code: (j: number) => number): void {

@@ -3,13 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { describeForms, loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
-import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { VaeCodec, type Nchw } from '../../src/engine/graphs/vae-codec.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { plainPlan } from '../../src/engine/pipeline/plan.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
 import { SafetensorsFile, toFloat32, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
+import { cpu, sample } from './checkpoint-support.ts';
 
 /**
  * The files people have, written here from the tiny fixtures (real files, read by the real readers): fp8 and
@@ -20,7 +20,6 @@ import { fixture } from '../support/fixtures.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-files-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 type Tensors = Record<string, HostTensor>;
 
 const read = (file: string): Tensors => {
@@ -74,24 +73,6 @@ function scaledFp8(t: Tensors): { tensors: Tensors; scales: Map<string, number> 
     tensors[`${base}.scale_input`] = { dtype: 'float32', shape: [], data: Float32Array.of(1) };
   }
   return { tensors, scales };
-}
-
-function case1(): TransformerInputs {
-  const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
-  const f = (n: string) => gold.readFloat32(`case1_${n}`);
-  return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
-  };
-}
-
-async function sample(source: string): Promise<Float32Array> {
-  const tr = await openTransformer(loadCheckpoint(source), cpu);
-  try {
-    return (await tr.run(case1())).sample!.data as Float32Array;
-  } finally {
-    await tr.release();
-  }
 }
 
 async function decode(source: string): Promise<Float32Array> {
@@ -328,6 +309,16 @@ describe('model sets: one folder, parts in mixed forms', () => {
     expect(ck.component('vae').configFile).toBe('vae/config.json');
     expect(ck.component('text_encoder_2').weights.info('encoder.block.0.layer.0.SelfAttention.q.weight').dtype).toBe('float8e4m3fn');
     expect(same(await sample(dir), await sample(fixture('tiny-flux-dev')))).toBe(true);
+  });
+
+  it('a diffusers-named fp8 transformer file: read with transformer/config.json, refused without it', () => {
+    const fp8 = toFp8(read(fixture('tiny-flux-dev', 'transformer', 'diffusion_pytorch_model.safetensors'))).tensors;
+    const dir = diffusersWith('diffusers-fp8', { transformer: { 'flux1-dev-fp8-diffusers.safetensors': fp8 } });
+    const w = loadCheckpoint(dir).transformerWeights();
+    expect(w.info('single_transformer_blocks.0.proj_out.weight')).toEqual({ dtype: 'float8e4m3fn', shape: [32, 160], file: 'transformer/flux1-dev-fp8-diffusers.safetensors' });
+    const top = folder('diffusers-fp8-top');
+    writeSafetensors(path.join(top, 'flux1-dev-fp8-diffusers.safetensors'), fp8);
+    expect(() => loadCheckpoint(top)).toThrow(/^flux1-dev-fp8-diffusers\.safetensors: a transformer in diffusers key names needs its config\.json; put both in a transformer\/ folder/);
   });
 
   it('a plain folder of single files: each part found by its tensors, not its file name', () => {

@@ -3,15 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
-import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { buildTransformerGraph } from '../../src/engine/graphs/transformer.ts';
 import { decodeModel } from '../../src/engine/onnx/index.ts';
 import { SafetensorsFile, writeSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
+import { sample } from './checkpoint-support.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-ckpt-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 
 /** A writable copy of a fixture checkpoint (only the parts a test needs). */
 function copyModel(name: string, parts = ['model_index.json', 'transformer']): string {
@@ -24,24 +23,6 @@ function editJson(file: string, edit: (j: Record<string, unknown>) => void): voi
   const j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   edit(j);
   writeFileSync(file, JSON.stringify(j));
-}
-
-function case1(): TransformerInputs {
-  const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
-  const f = (n: string) => gold.readFloat32(`case1_${n}`);
-  return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
-  };
-}
-
-async function sample(dir: string): Promise<Float32Array> {
-  const tr = await openTransformer(loadCheckpoint(dir), cpu);
-  try {
-    return (await tr.run(case1())).sample!.data as Float32Array;
-  } finally {
-    await tr.release();
-  }
 }
 
 describe('loading FLUX checkpoints', () => {

@@ -198,23 +198,23 @@ export class ModelSet implements FluxCheckpoint {
     const def = COMPONENTS[name];
     const className = this.index ? checkDeclared(this.index, name, [def.className]) : def.className;
     const loc = this.locate(name);
-    const configPath = this.configPath(loc);
-    let config: Json;
-    let configFile = `${name}/config.json`;
-    if (configPath) config = readJson(configPath, configFile);
-    else if (loc.kind === 'diffusers') throw new Error('unreachable');
-    else {
-      const f = loc.part.file;
-      configFile = `${f.label} (config from its tensor shapes)`;
-      if (loc.part.keys === 'diffusers') throw new CheckpointError(`${f.label}: a ${ROLE_NAMES[name]} in diffusers key names needs its config.json; put both in a ${name}/ folder`);
-      config = name === 'text_encoder' ? clipConfigFromShapes(f) : name === 'text_encoder_2' ? t5ConfigFromShapes(f) : bflVaeConfig(f, this.params(loc));
-    }
+    const { config, configFile } = this.componentConfig(name, loc);
     const weights = loc.kind === 'diffusers' ? openSafetensorsWeights(loc.folder, def.stem, name) : partWeights(name, loc.part);
     checkShapes(weights, def.spec(config, configFile), configFile);
     this.checkAgreement(name, config, this.label(loc));
     const c: Component = { name, className, config, configFile, weights };
     this.components.set(name, c);
     return c;
+  }
+
+  /** `<part>/config.json` if there is one (diffusers folders always have it), else derived from the file's shapes. */
+  private componentConfig(name: ComponentName, loc: Located): { config: Json; configFile: string } {
+    const configPath = this.configPath(loc);
+    if (configPath || loc.kind === 'diffusers') return { config: readJson(configPath ?? path.join(loc.folder!, 'config.json'), `${name}/config.json`), configFile: `${name}/config.json` };
+    const f = loc.part.file;
+    if (loc.part.keys === 'diffusers') throw new CheckpointError(`${f.label}: a ${ROLE_NAMES[name]} in diffusers key names needs its config.json; put both in a ${name}/ folder`);
+    const config = name === 'text_encoder' ? clipConfigFromShapes(f) : name === 'text_encoder_2' ? t5ConfigFromShapes(f) : bflVaeConfig(f, this.params(loc));
+    return { config, configFile: `${f.label} (config from its tensor shapes)` };
   }
 
   /** A part from another model (another width) fails here, naming both files, before any graph is built. */

@@ -320,7 +320,7 @@ export class GgufFile implements TensorFile {
   readFloat32(name: string): Float32Array {
     const t = this.info(name);
     const g = t.ggml.name;
-    if (g !== 'F32' && g !== 'F16' && g !== 'BF16' && !t.format) throw new WeightsError(`${this.label}: tensor ${name} is ${g}, not a float tensor`);
+    if (g !== 'F32' && g !== 'F16' && g !== 'BF16' && !t.format) throw new WeightsError(`${this.label}: tensor ${name} is ${g}; readFloat32 reads F32, F16, BF16 and block-quantized tensors`);
     const count = t.shape.reduce((a, b) => a * b, 1);
     return decodeRows(g as RowFormat, this.readBytes(name), 1, count);
   }

@@ -60,6 +60,9 @@ export function toNBits(format: QuantizedFormat, bytes: Uint8Array, rows: number
   if (format === 'Q8_0') repackQ8_0(bytes, h);
   else if (format === 'Q4_0' || format === 'Q4_1') repackQ4(bytes, h, format === 'Q4_1');
   else if (format === 'Q4_K') repackQ4K(bytes, h);
+  else if (format === 'Q5_0' || format === 'Q5_1') repackQ5(bytes, h, format === 'Q5_1');
+  else if (format === 'Q5_K') repackQ5K(bytes, h);
+  else if (format === 'Q6_K') repackQ6K(bytes, h);
   else repackGeneric(format, f, bytes, h);
   return h;
 }
@@ -115,6 +118,74 @@ function repackQ4K(b: Uint8Array, h: NBitsHost): void {
       const p = (k * 8 + s) * 16;
       if (s & 1) for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! >> 4) | (b[q + 2 * i + 1]! & 0xf0);
       else for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! & 0x0f) | ((b[q + 2 * i + 1]! & 0x0f) << 4);
+    }
+  }
+}
+
+/** Q5_0/Q5_1 → 8 bits: the low nibble (j, j+16 as in Q4) plus bit j of the LE u32 qh; Q5_0 stores r − 16 + 128. */
+function repackQ5(b: Uint8Array, h: NBitsHost, affine: boolean): void {
+  const { scales, packed, mins } = h;
+  const n = scales.length;
+  const bb = affine ? 24 : 22;
+  const add = affine ? 0 : 112;
+  for (let k = 0; k < n; k++) {
+    const o = k * bb;
+    scales[k] = f16(b, o);
+    if (mins) mins[k] = -f16(b, o + 2);
+    const at = o + (affine ? 4 : 2);
+    const qh = (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
+    const p = k * 32;
+    for (let j = 0; j < 16; j++) {
+      const q = b[at + 4 + j]!;
+      packed[p + j] = ((q & 0x0f) | (((qh >>> j) & 1) << 4)) + add;
+      packed[p + 16 + j] = ((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) + add;
+    }
+  }
+}
+
+/** Q5_K → 8 bits: sub-block s is Q4_K's nibble plus bit s of qh[l]. */
+function repackQ5K(b: Uint8Array, h: NBitsHost): void {
+  const { scales, packed } = h;
+  const mins = h.mins!;
+  const superBlocks = scales.length / 8;
+  for (let k = 0; k < superBlocks; k++) {
+    const o = k * 176;
+    const d = f16(b, o);
+    const dmin = f16(b, o + 2);
+    for (let s = 0; s < 8; s++) {
+      const [sc, mn] = scaleMinK4(b, o + 4, s);
+      scales[k * 8 + s] = Math.fround(d * sc);
+      mins[k * 8 + s] = Math.fround(dmin * mn);
+      const q = o + 48 + (s >> 1) * 32;
+      const shift = (s & 1) * 4;
+      const p = (k * 8 + s) * 32;
+      for (let l = 0; l < 32; l++) packed[p + l] = ((b[q + l]! >> shift) & 0x0f) | (((b[o + 16 + l]! >> s) & 1) << 4);
+    }
+  }
+}
+
+/** Q6_K → 8 bits, blocks of 16: 4 low bits from ql, 2 high bits from qh, stored r − 32 + 128; scale d·sc (int8 sc). */
+function repackQ6K(b: Uint8Array, h: NBitsHost): void {
+  const { scales, packed } = h;
+  const superBlocks = scales.length / 16;
+  for (let k = 0; k < superBlocks; k++) {
+    const o = k * 210;
+    const d = f16(b, o + 208);
+    for (let j = 0; j < 16; j++) scales[k * 16 + j] = Math.fround(d * ((b[o + 192 + j]! << 24) >> 24));
+    const p = k * 256;
+    for (let n = 0; n < 2; n++) {
+      const ql = o + n * 64;
+      const qh = o + 128 + n * 32;
+      const y = p + n * 128;
+      for (let l = 0; l < 32; l++) {
+        const hi = b[qh + l]!;
+        const a = b[ql + l]!;
+        const c = b[ql + 32 + l]!;
+        packed[y + l] = ((a & 0x0f) | ((hi & 3) << 4)) + 96;
+        packed[y + 32 + l] = ((c & 0x0f) | (((hi >> 2) & 3) << 4)) + 96;
+        packed[y + 64 + l] = ((a >> 4) | (((hi >> 4) & 3) << 4)) + 96;
+        packed[y + 96 + l] = ((c >> 4) | (((hi >> 6) & 3) << 4)) + 96;
+      }
     }
   }
 }

@@ -201,6 +201,9 @@ describe('fp8 e4m3fn single files', () => {
     const e5m2 = Buffer.from(readFileSync(file).toString('latin1').replace('"F8_E4M3"', '"F8_E5M2"'), 'latin1');
     writeFileSync(file, e5m2);
     expect(() => loadCheckpoint(dir)).toThrow(/has dtype F8_E5M2, which scenewright cannot read .*e5m2 is not supported/);
+    // bitsandbytes NF4 files (flux1-dev-bnb-nf4) are named as such.
+    writeSafetensors(file, { ...bflFlux(), 'txt_in.weight.absmax': { dtype: 'float32', shape: [4], data: new Float32Array(4) } });
+    expect(() => loadCheckpoint(dir)).toThrow(/^flux1-dev-fp8-scaled\.safetensors: tensor txt_in\.weight\.absmax is bitsandbytes quantization state \(an NF4\/FP4 file such as flux1-dev-bnb-nf4\), which the engine cannot read; use a GGUF/);
   });
 });
 

@@ -20,8 +20,16 @@ export function openTensorFile(file: string, label = path.basename(file)): Tenso
     // llama.cpp's T5 converter renames every tensor (city96's t5-v1_1-xxl-encoder-*.gguf); FLUX GGUFs keep BFL's names.
     return g.has('enc.blk.0.attn_q.weight') ? new RenamedView(g, (n) => t5GgufName(n, { gated: g.has('enc.blk.0.ffn_gate.weight') })) : g;
   }
-  return ScaledFp8File.wrap(new SafetensorsFile(file, label));
+  const st = new SafetensorsFile(file, label);
+  const bnb = st.names().find((n) => BITSANDBYTES.test(n));
+  if (bnb) {
+    throw new CheckpointError(`${label}: tensor ${bnb} is bitsandbytes quantization state (an NF4/FP4 file such as flux1-dev-bnb-nf4), which the engine cannot read; use a GGUF (Q4_0, Q4_K, Q8_0), an fp8 e4m3fn or a bf16 file instead`);
+  }
+  return ScaledFp8File.wrap(st);
 }
+
+/** Tensors that only bitsandbytes' 4-bit files have. */
+const BITSANDBYTES = /\.(absmax|quant_map|nested_absmax|nested_quant_map|quant_state\.bitsandbytes__\w+)$/;
 
 /** A file's tensors under other names (`rename` gives undefined for a name it does not know: kept as it is). */
 export class RenamedView implements TensorFile {

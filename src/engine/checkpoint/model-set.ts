@@ -128,7 +128,8 @@ export class ModelSet implements FluxCheckpoint {
       const all = readdirSync(folder).filter((f) => WEIGHT_FILE.test(f)).sort();
       // diffusers' own file and its shards all start with the stem; anything else is a second candidate.
       const files = all.filter((f) => !f.startsWith(`${stem}.`) && !f.startsWith(`${stem}-`));
-      if (existsSync(path.join(folder, `${stem}.safetensors`)) || existsSync(path.join(folder, `${stem}.safetensors.index.json`))) {
+      const own = all.length > files.length || existsSync(path.join(folder, `${stem}.safetensors.index.json`));
+      if (own) {
         if (files.length > 0) throw new CheckpointError(`${role}/ holds both ${stem}.safetensors (diffusers) and ${files.join(', ')}, so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`);
         return { role, kind: 'diffusers', folder };
       }

@@ -347,6 +347,13 @@ describe('model sets: one folder, parts in mixed forms', () => {
     expect(() => loadCheckpoint(top)).toThrow(/both flux1-dev-fp8\.safetensors and flux1-dev\.safetensors hold a FLUX\.1 transformer, so which one to use is ambiguous; move one of them out of the folder \(or point MODEL_DIR \/ --model at the file to use\)/);
     // Naming the file settles it.
     expect(loadCheckpoint(path.join(top, 'flux1-dev-fp8.safetensors')).form?.('transformer').file).toBe('flux1-dev-fp8.safetensors');
+    // …also in a diffusers folder (FLUX.1-dev's repository has flux1-dev.safetensors beside transformer/).
+    const repo = folder('hf-repo');
+    cpSync(fixture('tiny-flux-dev'), repo, { recursive: true });
+    writeSafetensors(path.join(repo, 'flux1-dev.safetensors'), toFp8(bflFlux()).tensors);
+    copyFileSync(fixture('tiny-flux-dev-bfl', 'params.json'), path.join(repo, 'params.json'));
+    expect(loadCheckpoint(repo).form?.('transformer').file).toBe('transformer/diffusion_pytorch_model.safetensors');
+    expect(loadCheckpoint(path.join(repo, 'flux1-dev.safetensors')).form?.('transformer')).toMatchObject({ file: 'flux1-dev.safetensors', keys: 'bfl' });
     const dir = diffusersWith('two-in-folder', { transformer: { 'flux1-dev.safetensors': bflFlux(), 'flux1-dev-Q4_0.safetensors': bflFlux() } });
     expect(() => loadCheckpoint(dir)).toThrow(/^transformer\/ holds 2 weights files \(flux1-dev-Q4_0\.safetensors, flux1-dev\.safetensors\), so which one is the FLUX\.1 transformer is ambiguous; keep only one there/);
     const beside = folder('gguf-beside-diffusers');

@@ -122,6 +122,10 @@ export class ModelSet implements FluxCheckpoint {
   }
 
   private find(role: Role): Located {
+    // The file the user named wins for the parts it holds, over both rules.
+    this.pinnedParts ??= this.pinned ? partsOf(openTensorFile(this.pinned, path.basename(this.pinned))) : [];
+    const mine = this.pinnedParts.find((p) => p.role === role);
+    if (mine) return { role, kind: 'part', part: mine };
     const folder = path.join(this.dir, role);
     if (existsSync(folder) && statSync(folder).isDirectory()) {
       const stem = STEMS[role];
@@ -145,11 +149,8 @@ export class ModelSet implements FluxCheckpoint {
     return this.findInFolder(role);
   }
 
-  /** Rule 2: the one file at the top of the folder (or the file the user named) that holds the part. */
+  /** Rule 2: the one file at the top of the folder that holds the part. */
   private findInFolder(role: Role): Located & { kind: 'part' } {
-    this.pinnedParts ??= this.pinned ? partsOf(openTensorFile(this.pinned, path.basename(this.pinned))) : [];
-    const mine = this.pinnedParts.find((p) => p.role === role);
-    if (mine) return { role, kind: 'part', part: mine };
     const top = this.topLevel();
     const all = top.parts.filter((p) => p.role === role);
     if (all.length > 1) {

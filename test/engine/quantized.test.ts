@@ -6,6 +6,7 @@ import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { PreparedCheckpoint, AS_STORED } from '../../src/engine/pipeline/weight-forms.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
+import { sessionOptions } from '../../src/engine/runtime/session.ts';
 import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { dequantizeNBits, quantizeNBits } from '../../src/engine/weights/nbits.ts';
 import type { NamedWeights } from '../../src/engine/weights/named-weights.ts';
@@ -114,6 +115,12 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
       await q.close();
       await b.close();
     }
+  });
+
+  it('CPU sessions prepack MatMulNBits graphs (packed once, not widened per call) and keep prepacking off for dense ones', () => {
+    const session = (q: boolean) => (sessionOptions(cpu, undefined, q).extra as { session: Record<string, string> }).session;
+    expect(session(true).disable_prepacking).toBe('0');
+    expect(session(false).disable_prepacking).toBe('1');
   });
 
   it('quantizeNBits: every weight within half a step (scale/2) of its value, and the block extreme exact', () => {

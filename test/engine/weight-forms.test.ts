@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import type { FluxCheckpoint } from '../../src/engine/checkpoint/types.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
+import { buildTransformerGraph } from '../../src/engine/graphs/transformer.ts';
 import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { AS_STORED, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
@@ -101,6 +102,27 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
       expect(maxAbsDiff(got, bf16)).toBeGreaterThan(1e-4);
     });
   }
+
+  it('fp8: each DequantizeLinear waits for its block\'s input (so ORT widens one block at a time, not every weight at once)', () => {
+    const ck = new PreparedCheckpoint(loadCheckpoint(dirs.get('fp8')!), AS_STORED, cacheDir);
+    const model = buildTransformerGraph(ck.transformerConfig, ck.transformerWeights()).toModel();
+    const inits = new Set(model.graph.initializer.map((i) => i.name));
+    const byOutput = new Map(model.graph.node.map((n) => [n.output[0]!, n]));
+    // The blocks' weights (the embedders before the first block are small and needed first anyway).
+    const dq = model.graph.node.filter((n) => n.op_type === 'DequantizeLinear' && n.name!.includes('blocks.'));
+    expect(dq.length).toBe(ck.transformerWeights().names().filter((n) => n.includes('blocks.') && ck.transformerWeights().info(n).dtype === 'float8e4m3fn').length);
+    for (const n of dq) {
+      expect(inits.has(n.input[1]!), `${n.name}: scale is a constant`).toBe(false);
+      // scale = stored scale · 1, the 1 computed from Size(block input).
+      const mul = byOutput.get(n.input[1]!)!;
+      expect(mul.op_type).toBe('Mul');
+      const chain = (name: string): string[] => {
+        const node = byOutput.get(name);
+        return node ? [node.op_type, ...node.input.flatMap(chain)] : [];
+      };
+      expect(chain(mul.input[1]!)).toEqual(expect.arrayContaining(['Cast', 'Greater', 'Size']));
+    }
+  });
 
   it('int4: the folder\'s scenewright.json makes int4 the default, and its own prepared weights are used (nothing written to the cache)', async () => {
     const dir = dirs.get('int4')!;

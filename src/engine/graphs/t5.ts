@@ -149,6 +149,7 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   };
 
   for (let i = 0; i < cfg.layers; i++) {
+    g.gateWeightsOn(h);
     const p = `encoder.block.${i}.layer`;
     h = g.scope(`block.${i}`, () => {
       const proj = (name: string, x: Value) => linear(x, LW(`${p}.${name}.weight`));

@@ -175,15 +175,18 @@ export function buildTransformerGraph(cfg: FluxTransformerConfig, weights: Named
   dbg('x_embedder', img);
   dbg('context_embedder', txt);
   for (let i = 0; i < cfg.numLayers; i++) {
+    g.gateWeightsOn(img);
     ({ img, txt } = doubleBlock(c, i, img, txt, temb));
     dbg(`double${i}_txt`, txt);
     dbg(`double${i}_img`, img);
   }
   let x = concat([txt, img], 1);
   for (let i = 0; i < cfg.numSingleLayers; i++) {
+    g.gateWeightsOn(x);
     x = singleBlock(c, i, x, temb);
     dbg(`single${i}`, x);
   }
+  g.gateWeightsOn(x);
   img = sliceDynamic(x, shapeOf(txt, 1, 2), g.ints([Number.MAX_SAFE_INTEGER]), 1);
   // norm_out is AdaLayerNormContinuous: (scale, shift) in this order, unlike the blocks' (shift, scale, ...).
   let out = g.scope('norm_out', () => {

@@ -189,6 +189,7 @@ export class Graph {
   private readonly weightCache = new Map<string, Value>();
   private readonly quantCache = new Map<string, QuantLinear>();
   private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; minsT?: Value }>();
+  private gate?: { on: Value; one?: Value };
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
 
@@ -284,6 +285,24 @@ export class Graph {
   }
 
   /**
+   * fp8 weights created from here on are widened only once `x` (a root-graph value, e.g. the block's input) exists.
+   * ONNX has no control edges and DequantizeLinear of an initializer has no other input, so ORT could widen every
+   * fp8 weight at the start of a run and hold all of them (measured on the wide preset: the whole fp32 copy, peak
+   * above bf16's). Depending on the block's input keeps one block's widened weights alive at a time.
+   */
+  gateWeightsOn(x: Value): void {
+    if (this.bodies.length === 0) this.gate = { on: x };
+  }
+
+  /** float32 1, computed from the gate's value at run time (its size, not its data), so it cannot be folded. */
+  private gateOne(): Value | undefined {
+    const gate = this.gate;
+    if (!gate) return undefined;
+    gate.one ??= this.op('Cast', [this.op('Greater', [this.op('Size', [gate.on], {}, { dtype: 'int64' }), this.constant([-1], [], 'int64')], {}, { dtype: 'bool' })], { to: ONNX_DTYPE.float32 }, { dtype: 'float32' });
+    return gate.one;
+  }
+
+  /**
    * A linear layer's [out, in] weight: dense (as weight()) or MatMulNBits parts whose scales are in `type` (the
    * activations' type; default the compute type).
    */
@@ -317,7 +336,9 @@ export class Graph {
     const read = (part: TensorSource, i: number) => {
       const raw = this.initializer(src.concat ? `${name}#${i}` : name, part);
       if (part.dtype !== 'float8e4m3fn') return raw;
-      const scale = this.constant([part.scale ?? 1], [], 'float32');
+      const one = this.gateOne();
+      const stored = this.constant([part.scale ?? 1], [], 'float32');
+      const scale = one ? this.op('Mul', [stored, one], {}, { dtype: 'float32' }) : stored;
       return this.op('DequantizeLinear', [raw, scale], {}, { name: `${raw.name}/Dequantize`, dtype: 'float32' });
     };
     const values = parts.map(read);
@@ -490,6 +511,12 @@ export class Graph {
 
   toBytes(): Uint8Array {
     return encodeModel(this.toModel());
+  }
+
+  /** Whether any node, in the root graph or a subgraph, is of this op type. */
+  usesOp(type: string): boolean {
+    const visit = (nodes: NodeProtoObject[]): boolean => nodes.some((n) => n.op_type === type || (n.attribute ?? []).some((a) => a.g !== undefined && visit(a.g.node ?? [])));
+    return visit(this.nodes);
   }
 
   /** Node count, for logs and tests. */

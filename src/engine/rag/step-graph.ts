@@ -189,6 +189,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   rp.img = whenRepainting([rp.img], () => [keepOwn(rpKeep, rp.img, main.img)])[0]!;
 
   for (let i = 0; i < cfg.numLayers; i++) {
+    g.gateWeightsOn(main.img);
     [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb))) as [Value, Value];
     const m = fullDoubleBlock(fullCtx, i, main, { txt: main.srTxt }, sel, rope, dims);
     main = { ...main, img: paste(m.img, rg.img), txt: m.txt, srTxt: m.sr.txt };
@@ -206,6 +207,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   let rpX = whenRepainting([nothing(3)], () => [concat([rp.txt, rp.img], 1)])[0]!;
   let rpSr: SrState = { txt: rp.srTxt, img: rp.img };
   for (let i = 0; i < cfg.numSingleLayers; i++) {
+    g.gateWeightsOn(x);
     [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => {
       const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
       return { img: y.img, txt: y.txt };
@@ -227,6 +229,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   }
 
   // norm_out (the last capture point), then proj_out per stream.
+  g.gateWeightsOn(x);
   const [rgNormed] = g.scope('regional/norm_out', () => eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })));
   const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, main.temb), rgNormed!);
   g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);

@@ -86,7 +86,7 @@ export function graphFormFor(ep: ExecutionProvider): { linear: 'fused' | 'transp
   return { linear: 'fused', ropePrecision: 'float64', computeType: 'float32' };
 }
 
-export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string): ort.InferenceSession.SessionOptions {
+export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string, quantized = false): ort.InferenceSession.SessionOptions {
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: [o.executionProvider],
     graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',
@@ -97,7 +97,10 @@ export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string): 
   // while loading: on the wide preset (677 M parameters) the step session took 22.8 s and peaked at 5.32 GiB with
   // prepacking, 3.0 s and 2.71 GiB without (one float32 copy is 2.52 GiB). MLAS packs panels per call instead,
   // O(K·N) against the GEMM's O(M·K·N) for M in the thousands of tokens.
-  const cpuDefaults = o.executionProvider === 'cpu' ? { disable_prepacking: '1' } : {};
+  // Graphs with MatMulNBits are the exception: its kernel packs the small quantized weights once (and releases
+  // them), where unpacked it widens every weight to float32 on every call. On the wide preset at int4: <figures in
+  // bench/weights.ts and README "Memory">; the few dense linears left in such a graph are small.
+  const cpuDefaults = o.executionProvider === 'cpu' ? { disable_prepacking: quantized ? '0' : '1' } : {};
   const session = { ...cpuDefaults, ...o.sessionConfig, ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}) };
   if (Object.keys(session).length) opts.extra = { session };
   return opts;
@@ -108,7 +111,7 @@ export async function createSession(model: Graph | ModelBytes, o: RuntimeOptions
   const m: ModelBytes = 'toBytes' in model ? { name: model.name, bytes: model.toBytes(), externalDataFolder: model.externalDataFolder() } : model;
   const t0 = performance.now();
   try {
-    const session = await ort.InferenceSession.create(m.bytes, sessionOptions(o, m.externalDataFolder));
+    const session = await ort.InferenceSession.create(m.bytes, sessionOptions(o, m.externalDataFolder, 'toBytes' in model && model.usesOp('MatMulNBits')));
     return { session, createMs: performance.now() - t0 };
   } catch (e) {
     const msg = (e as Error).message ?? String(e);

@@ -36,6 +36,7 @@ const input: GgufInput = {
     'test.i16': { type: 'i16', value: -300 },
     'test.strings': ['a', 'bé', ''],
     'test.nested': [[1, 2], [3]],
+    'test.floats': [0, 0.5, 2],
   },
   tensors: [
     { name: 'double_blocks.0.img_attn.qkv.weight', format: 'Q8_0', shape: [8, 64], data: encodeRows('Q8_0', w1, 8, 64) },
@@ -90,6 +91,10 @@ describe('GgufFile reads what the writer wrote', () => {
     expect(f.metadataTypes['general.quantization_version']).toEqual({ type: 'u32' });
     expect(f.metadataTypes['general.file_type']).toEqual({ type: 'i32' });
     expect(f.metadataTypes['test.strings']).toEqual({ type: 'array', elem: 'string' });
+    // an array's element type is the widest its values need, not its first value's
+    expect(f.metadata['test.floats']).toEqual([0, 0.5, 2]);
+    expect(f.metadataTypes['test.floats']).toEqual({ type: 'array', elem: 'f32' });
+    expect(() => encodeGguf({ metadata: { mixed: ['a', 1] }, tensors: [] })).toThrow(/GGUF metadata mixed: an array must hold values of one type/);
     expect(f.names()).toEqual(input.tensors.map((t) => t.name));
   });
 
@@ -149,6 +154,20 @@ describe('GgufFile reads what the writer wrote', () => {
     expect(f64.alignment).toBe(64);
     for (const t of f64.names()) expect(f64.info(t).offset % 64).toBe(0);
     expect(f64.readFloat32('double_blocks.0.img_attn.norm.query_norm.scale')).toEqual(norm);
+  });
+
+  it('reads a header of several MiB (a T5 tokenizer\'s vocabulary): values across its read chunks', () => {
+    const tokens = Array.from({ length: 120_000 }, (_, i) => `▁t${i}`.repeat(1 + (i % 3)));
+    const scores = Array.from({ length: 300_000 }, (_, i) => i / 4);
+    const big = new GgufFile(fileOf(encodeGguf({ metadata: { 'tokenizer.ggml.tokens': tokens, 'tokenizer.ggml.scores': scores, after: 'end' }, tensors: input.tensors })));
+    expect(big.dataStart).toBeGreaterThan(2 * 1024 * 1024);
+    // first mismatching index (a failing toEqual on 10^5 values would take minutes to diff)
+    const firstDiff = (a: unknown, b: unknown[]) => (Array.isArray(a) && a.length === b.length ? a.findIndex((v, i) => v !== b[i]) : -2);
+    expect(firstDiff(big.metadata['tokenizer.ggml.tokens'], tokens)).toBe(-1);
+    expect(firstDiff(big.metadata['tokenizer.ggml.scores'], scores)).toBe(-1);
+    expect(big.metadataTypes['tokenizer.ggml.scores']).toEqual({ type: 'array', elem: 'f32' });
+    expect(big.metadata.after).toBe('end');
+    expect(big.readFloat32('double_blocks.0.img_attn.norm.query_norm.scale')).toEqual(norm);
   });
 
   it('reads a version 2 file (same layout)', () => {

@@ -72,12 +72,18 @@ class HeaderReader {
     return i;
   }
 
+  /** Reads at the current position: the chunk is (re)loaded by at() before the buffer is read. */
+  private read<T>(n: number, what: string, get: (b: Buffer, i: number) => T): T {
+    const i = this.at(n, what);
+    return get(this.buf, i);
+  }
+
   u32(what: string): number {
-    return this.buf.readUInt32LE(this.at(4, what));
+    return this.read(4, what, (b, i) => b.readUInt32LE(i));
   }
 
   u64(what: string): bigint {
-    return this.buf.readBigUInt64LE(this.at(8, what));
+    return this.read(8, what, (b, i) => b.readBigUInt64LE(i));
   }
 
   /** A u64 that must be a safe JS integer no larger than `max` (counts, lengths, dims, offsets). */
@@ -105,22 +111,22 @@ class HeaderReader {
 
   scalar(type: ValueTypeName, what: string): GgufValue {
     switch (type) {
-      case 'u8': return this.buf.readUInt8(this.at(1, what));
-      case 'i8': return this.buf.readInt8(this.at(1, what));
-      case 'u16': return this.buf.readUInt16LE(this.at(2, what));
-      case 'i16': return this.buf.readInt16LE(this.at(2, what));
-      case 'u32': return this.buf.readUInt32LE(this.at(4, what));
-      case 'i32': return this.buf.readInt32LE(this.at(4, what));
-      case 'f32': return this.buf.readFloatLE(this.at(4, what));
+      case 'u8': return this.read(1, what, (b, i) => b.readUInt8(i));
+      case 'i8': return this.read(1, what, (b, i) => b.readInt8(i));
+      case 'u16': return this.read(2, what, (b, i) => b.readUInt16LE(i));
+      case 'i16': return this.read(2, what, (b, i) => b.readInt16LE(i));
+      case 'u32': return this.read(4, what, (b, i) => b.readUInt32LE(i));
+      case 'i32': return this.read(4, what, (b, i) => b.readInt32LE(i));
+      case 'f32': return this.read(4, what, (b, i) => b.readFloatLE(i));
       case 'bool': {
-        const v = this.buf.readUInt8(this.at(1, what));
+        const v = this.read(1, what, (b, i) => b.readUInt8(i));
         if (v > 1) throw new WeightsError(`${this.label}: ${what} is a bool of value ${v} (must be 0 or 1); the header is damaged: download it again or convert the model again`);
         return v === 1;
       }
       case 'string': return this.string(what);
-      case 'u64': return this.buf.readBigUInt64LE(this.at(8, what));
-      case 'i64': return this.buf.readBigInt64LE(this.at(8, what));
-      case 'f64': return this.buf.readDoubleLE(this.at(8, what));
+      case 'u64': return this.read(8, what, (b, i) => b.readBigUInt64LE(i));
+      case 'i64': return this.read(8, what, (b, i) => b.readBigInt64LE(i));
+      case 'f64': return this.read(8, what, (b, i) => b.readDoubleLE(i));
       case 'array': throw new Error('internal error: arrays are read by value()');
     }
   }

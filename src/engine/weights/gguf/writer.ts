@@ -50,6 +50,15 @@ function inferType(v: GgufValue): ValueTypeName {
   return Number.isInteger(v) ? 'i64' : 'f32';
 }
 
+/** One element type for a whole array: the widest its values need (i32 < i64 < f32 for numbers). */
+function inferElemType(v: GgufValue[], key: string): ValueTypeName {
+  if (v.length === 0) return 'i32';
+  const types = new Set(v.map(inferType));
+  if (types.size === 1) return [...types][0]!;
+  if ([...types].every((t) => t === 'i32' || t === 'i64' || t === 'f32')) return types.has('f32') ? 'f32' : 'i64';
+  throw new Error(`GGUF metadata ${key}: an array must hold values of one type (got ${[...types].join(', ')}); give it a { type, value }`);
+}
+
 class Out {
   private chunks: Buffer[] = [];
   length = 0;
@@ -115,7 +124,7 @@ function writeValue(out: Out, key: string, raw: GgufValue | TypedValue): void {
   const typed = isTyped(raw);
   const v = typed ? raw.value : raw;
   if (Array.isArray(v)) {
-    const elem = typed ? raw.type : v.length > 0 ? inferType(v[0]!) : 'i32';
+    const elem = typed ? raw.type : inferElemType(v, key);
     out.u32(VALUE_TYPES.indexOf('array'));
     out.u32(VALUE_TYPES.indexOf(elem));
     out.u64(v.length);
@@ -133,7 +142,7 @@ function writeValue(out: Out, key: string, raw: GgufValue | TypedValue): void {
 /** A nested array (array of arrays): element type + count + elements, without the outer type tag. */
 function writeArrayBody(out: Out, key: string, v: GgufValue): void {
   if (!Array.isArray(v)) throw new Error(`GGUF metadata ${key}: nested arrays must all be arrays`);
-  const elem = v.length > 0 ? inferType(v[0]!) : 'i32';
+  const elem = inferElemType(v, key);
   out.u32(VALUE_TYPES.indexOf(elem));
   out.u64(v.length);
   for (const x of v) {

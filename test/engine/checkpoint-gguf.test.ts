@@ -87,7 +87,7 @@ describe('GGUF files in a model set', () => {
 });
 
 describe('a folder of GGUF files paints', () => {
-  it('Q8_0 transformer + Q8_0 T5 + ae + clip_l: bit for bit the image of the same values decoded to F32 safetensors', async () => {
+  it('Q8_0 transformer + Q8_0 T5 + ae + clip_l: the image of the same values decoded to F32 safetensors', async () => {
     const flux = ggufTensors(fixture('tiny-flux-dev-bfl', 'flux.safetensors'), 'Q8_0');
     // The embedding table stays F32: the engine widens a quantized table to bf16 (weights/prepare.ts: only linears
     // run quantized), which rounds it; the linears run in MatMulNBits on exactly the decoded values.
@@ -121,7 +121,12 @@ describe('a folder of GGUF files paints', () => {
     try {
       const plan = plainPlan('a red apple on a wooden table', { width: 128, height: 128, steps: 2, guidance: 3.5, seed: 7, textLength: 512 });
       const [ia, ib] = [(await a.paint(plan)).image.data, (await b.paint(plan)).image.data];
-      expect(Buffer.from(ia.buffer, ia.byteOffset, ia.byteLength).equals(Buffer.from(ib.buffer, ib.byteOffset, ib.byteLength))).toBe(true);
+      // Only float32 rounding may differ: ORT's prepacked MatMulNBits kernel sums in another order than the SGEMM of
+      // the decoded F32 weights (bit-exact before prepacking). Measured 2.9e-6 on an image up to 3.97 after 2 steps;
+      // a wrong name, row slice or scale moves it by O(0.1).
+      let diff = 0;
+      for (let i = 0; i < ia.length; i++) diff = Math.max(diff, Math.abs(ia[i]! - ib[i]!));
+      expect(diff).toBeLessThan(2e-5);
     } finally {
       await Promise.all([a.close(), b.close()]);
     }

@@ -2,7 +2,7 @@ import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs'
 import type { DType, TensorSource } from '../../onnx/graph.ts';
 import { WeightsError } from '../safetensors.ts';
 import type { TensorFile } from '../tensor-file.ts';
-import { decodeRows, GGML_TYPES, ggmlTypeById, ggmlTypeName, isQuantized, type GgmlType, type QuantizedFormat, type RowFormat } from './blocks.ts';
+import { decodeRows, GGML_TYPES, ggmlTypeById, ggmlTypeName, isQuantized, type GgmlType, type RowFormat } from './blocks.ts';
 import { DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, ORIG_SHAPE_PREFIX, SCALAR_BYTES, VALUE_TYPES, type GgufValue, type ValueTypeName } from './types.ts';
 
 /**
@@ -330,16 +330,6 @@ export class GgufFile implements TensorFile {
     const count = t.shape.reduce((a, b) => a * b, 1);
     return decodeRows(g as RowFormat, this.readBytes(name), 1, count);
   }
-}
-
-/** An `encoded` source's bytes read from disk with its row count and row length (what toNBits/decodeRows take). */
-export function readEncoded(src: TensorSource): { format: QuantizedFormat; bytes: Uint8Array; rows: number; cols: number } {
-  const e = src.encoded;
-  if (!e || !isQuantized(e.format)) throw new Error(`internal error: not a GGUF-encoded source (${e?.format ?? 'no encoding'})`);
-  const count = src.shape.reduce((a, b) => a * b, 1);
-  const rows = e.rowBytes === 0 ? 0 : e.external.length / e.rowBytes;
-  const bytes = readRange(e.external.file, e.external.offset, e.external.length, `${e.external.file}: ${e.format} data`);
-  return { format: e.format, bytes, rows, cols: rows === 0 ? 0 : count / rows };
 }
 
 function readRange(file: string, offset: number, length: number, what: string): Uint8Array {

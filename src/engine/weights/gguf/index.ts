@@ -1,5 +1,5 @@
 /** GGUF (ggml) weights files: reading, block formats, MatMulNBits repacking, writing, T5 names. */
-export { GgufFile, readEncoded, type GgufTensorInfo } from './file.ts';
+export { GgufFile, type GgufTensorInfo } from './file.ts';
 export {
   decodeRows, encodedBytes, GGML_TYPES, ggmlTypeById, ggmlTypeByName, ggmlTypeName, isQuantized, QUANTIZED_FORMATS,
   UNSUPPORTED_GGML_TYPES, type GgmlType, type QuantizedFormat, type RowFormat,

@@ -21,6 +21,10 @@ import { gaussian, latentImageIds, textIds } from '../src/engine/noise.ts';
 import { AS_STORED, PreparedCheckpoint } from '../src/engine/pipeline/weight-forms.ts';
 import { writeWeightsForm, type TinyForm } from '../src/engine/tiny-model/forms.ts';
 import { PREPARED_FOLDER, type WeightForm } from '../src/engine/weights/forms.ts';
+import type { FluxCheckpoint } from '../src/engine/checkpoint/types.ts';
+import { SafetensorsWeights } from '../src/engine/weights/named-weights.ts';
+import { SafetensorsFile, writeSafetensors, type HostTensor } from '../src/engine/weights/safetensors.ts';
+import { sourceToFloat32 } from '../src/engine/weights/tensor-source.ts';
 import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, wideCheckpoint } from './support.ts';
 
 const SIZE = Number(process.env.SIZE ?? 256);
@@ -43,14 +47,29 @@ function gpuSampler(): { peak: () => number | undefined; stop: () => void } {
   return { peak: () => peak, stop: () => clearInterval(timer) };
 }
 
+/**
+ * The parity reference of a form: the fp32 graph over the weights the form's graph reads, decoded in JS (MatMulNBits
+ * parts by nbits.ts's formula, fp8 by its table, GGUF blocks by ggml's definitions), written to a float32 file.
+ */
+function decodedInJs(ck: PreparedCheckpoint, form: Form): FluxCheckpoint {
+  const w = ck.transformerWeights();
+  const file = path.join(work, `${form}-jsref.safetensors`);
+  const tensors: Record<string, HostTensor> = {};
+  for (const n of w.names()) tensors[n] = { dtype: 'float32', shape: w.info(n).shape, data: sourceToFloat32(w.source(n)) };
+  writeSafetensors(file, tensors);
+  const decoded = new SafetensorsWeights(`${form} decoded in JS`, [new SafetensorsFile(file)]);
+  return { source: ck.source, layout: ck.layout, variant: ck.variant, transformerConfig: ck.transformerConfig, transformerWeights: () => decoded, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
+}
+
 /** One form in this process: prepare the weights, open the session, time the step, save the velocity. */
 async function child(form: Form, run: string, dir: string, weights: WeightForm, cacheDir: string): Promise<void> {
   const runtime = runtimeFromEnv();
   const gpu = gpuSampler();
   const t0 = performance.now();
-  const ck = new PreparedCheckpoint(loadCheckpoint(dir), { ...AS_STORED, transformer: weights }, cacheDir, [path.join(dir, PREPARED_FOLDER)]);
-  const w = ck.transformerWeights();
+  const prepared = new PreparedCheckpoint(loadCheckpoint(dir), { ...AS_STORED, transformer: weights }, cacheDir, [path.join(dir, PREPARED_FOLDER)]);
+  const w = prepared.transformerWeights();
   for (const n of w.names()) w.source(n);
+  const ck = run === 'jsref' ? decodedInJs(prepared, form) : prepared;
   const prepareS = (performance.now() - t0) / 1000;
   const t1 = performance.now();
   const tr = await openTransformer(ck, runtime);
@@ -115,7 +134,8 @@ for (const form of ['fp32', 'bf16', ...forms.filter((f) => f !== 'fp32' && f !==
   const cacheDir = path.join(work, `cache-${form}`);
   rmSync(cacheDir, { recursive: true, force: true });
   // Forms that prepare anything run twice: cold (the cache is written) and warm (it is found again).
-  const runs = form === 'fp32' || form === 'bf16' || form === 'fp8' ? ['load'] : ['cold', 'warm'];
+  // Every quantized form also runs its parity reference (jsref) unless JSREF=0.
+  const runs = form === 'fp32' || form === 'bf16' ? ['load'] : [...(form === 'fp8' ? ['load'] : ['cold', 'warm']), ...(process.env.JSREF === '0' ? [] : ['jsref'])];
   for (const run of runs) {
     const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts'), '--child', form, run, dir, weights, cacheDir], {
       env: { ...process.env, LOG_LEVEL: 'warn' }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20,
@@ -132,6 +152,7 @@ for (const form of ['fp32', 'bf16', ...forms.filter((f) => f !== 'fp32' && f !==
 }
 
 const read = (f: string) => new Float32Array(readFileSync(f).buffer.slice(0));
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
 const fp32 = results.find((r) => r.form === 'fp32');
 const bf16 = results.find((r) => r.form === 'bf16');
 if (!fp32 || !bf16) throw new Error('the fp32 and bf16 runs are the references; both must succeed');
@@ -140,7 +161,7 @@ const peakRef = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const runtime = runtimeFromEnv();
 console.log(`\nweights forms on the wide preset (${SIZE}², ${runtime.executionProvider}, ${runtime.threads || 'all'} threads; step = one transformer forward, median of ${REPS}); |velocity| ≤ ${fmt(peakRef)}`);
 console.log('form       run    prepare s  session s  step s  step÷bf16  peak RSS GiB  RSS÷bf16  GPU peak MiB  weights GiB  max|Δv| vs fp32  mean|Δv|');
-for (const r of results) {
+for (const r of results.filter((x) => x.run !== 'jsref')) {
   const v = read(r.velocity);
   let max = 0;
   let sum = 0;
@@ -153,4 +174,10 @@ for (const r of results) {
     `${r.form.padEnd(10)} ${r.run.padEnd(6)} ${fmt(r.prepareS, 1).padStart(9)}  ${fmt(r.sessionS, 1).padStart(9)}  ${fmt(r.stepS).padStart(6)}  ${fmt(r.stepS / bf16.stepS).padStart(9)}  ` +
       `${fmt(r.peakMiB / 1024).padStart(12)}  ${fmt(r.peakMiB / bf16.peakMiB).padStart(8)}  ${String(r.gpuPeakMiB ?? '-').padStart(12)}  ${fmt(r.resident / 2 ** 30).padStart(11)}  ${max.toExponential(2).padStart(15)}  ${(sum / v.length).toExponential(2)}`,
   );
+}
+
+console.log('\nparity: each form\'s graph vs the fp32 graph over the same stored bytes decoded in JS (bound: float32 kernel noise)');
+for (const ref of results.filter((r) => r.run === 'jsref')) {
+  const own = results.find((r) => r.form === ref.form && (r.run === 'warm' || r.run === 'load'));
+  if (own) console.log(`${ref.form.padEnd(10)} max|Δv| ${maxDiff(read(own.velocity), read(ref.velocity)).toExponential(2)}`);
 }

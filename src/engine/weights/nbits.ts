@@ -76,20 +76,30 @@ export function dequantizeNBits(h: NBitsHost): Float32Array {
 export function quantizeNBits(w: Float32Array, rows: number, cols: number, bits: 4 | 8, block: number): NBitsHost {
   if (cols % block !== 0) throw new Error(`internal error: ${cols} columns are not a multiple of the block size ${block}`);
   const h: NBitsHost = { bits, block, rows, cols, packed: new Uint8Array((rows * cols * bits) / 8), scales: new Float32Array((rows * cols) / block) };
-  const kb = blocksPerRow(h);
-  const bb = blockBytes(h);
   const half = 2 ** (bits - 1);
-  const max = 2 ** bits - 1;
-  for (let n = 0; n < rows; n++) {
-    for (let b = 0; b < kb; b++) {
-      const at = n * cols + b * block;
-      let peak = 0;
-      for (let j = 0; j < block; j++) peak = Math.max(peak, Math.abs(w[at + j]!));
-      const scale = Math.fround(peak / (half - 1));
-      h.scales[n * kb + b] = scale;
-      const inv = scale === 0 ? 0 : 1 / scale;
-      const base = (n * kb + b) * bb;
-      for (let j = 0; j < block; j++) pack(h.packed, base, j, bits, Math.min(max, Math.max(0, Math.round(w[at + j]! * inv) + half)));
+  const top = 2 ** bits - 1;
+  const blocks = (rows * cols) / block;
+  const bb = blockBytes(h);
+  // Blocks are contiguous in both w and packed (a row is whole blocks). A code is ⌊v/scale + half + ½⌋: v/scale is
+  // within ±(half − 1), so the sum is positive and truncation is rounding (half-way cases up, like Math.round).
+  for (let b = 0; b < blocks; b++) {
+    const at = b * block;
+    let peak = 0;
+    for (let j = 0; j < block; j++) {
+      const a = Math.abs(w[at + j]!);
+      if (a > peak) peak = a;
+    }
+    const scale = Math.fround(peak / (half - 1));
+    h.scales[b] = scale;
+    const inv = scale === 0 ? 0 : 1 / scale;
+    const base = b * bb;
+    const offset = half + 0.5;
+    if (bits === 8) {
+      for (let j = 0; j < block; j++) h.packed[base + j] = Math.min(top, (w[at + j]! * inv + offset) | 0);
+    } else {
+      for (let j = 0; j < block; j += 2) {
+        h.packed[base + (j >> 1)] = Math.min(top, (w[at + j]! * inv + offset) | 0) | (Math.min(top, (w[at + j + 1]! * inv + offset) | 0) << 4);
+      }
     }
   }
   return h;

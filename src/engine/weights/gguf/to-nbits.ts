@@ -59,9 +59,8 @@ export function toNBits(format: QuantizedFormat, bytes: Uint8Array, rows: number
   }
   if (format === 'Q8_0') repackQ8_0(bytes, h);
   else if (format === 'Q4_0' || format === 'Q4_1') repackQ4(bytes, h, format === 'Q4_1');
-  else if (format === 'Q4_K') repackQ4K(bytes, h);
+  else if (format === 'Q4_K' || format === 'Q5_K') repackK45(bytes, h, format === 'Q5_K');
   else if (format === 'Q5_0' || format === 'Q5_1') repackQ5(bytes, h, format === 'Q5_1');
-  else if (format === 'Q5_K') repackQ5K(bytes, h);
   else if (format === 'Q6_K') repackQ6K(bytes, h);
   else repackGeneric(format, f, bytes, h);
   return h;
@@ -101,23 +100,32 @@ function repackQ4(b: Uint8Array, h: NBitsHost, affine: boolean): void {
   }
 }
 
-/** Q4_K: sub-block s holds the low (even s) or high (odd s) nibbles of qs[32·⌊s/2⌋ ..]. */
-function repackQ4K(b: Uint8Array, h: NBitsHost): void {
+/**
+ * Q4_K → 4 bits: sub-block s holds the low (even s) or high (odd s) nibbles of qs[32·⌊s/2⌋ ..], re-paired.
+ * Q5_K → 8 bits: the same nibble plus bit s of qh[l] as the fifth bit.
+ */
+function repackK45(b: Uint8Array, h: NBitsHost, five: boolean): void {
   const { scales, packed } = h;
   const mins = h.mins!;
   const superBlocks = scales.length / 8;
+  const bb = five ? 176 : 144;
   for (let k = 0; k < superBlocks; k++) {
-    const o = k * 144;
+    const o = k * bb;
     const d = f16(b, o);
     const dmin = f16(b, o + 2);
     for (let s = 0; s < 8; s++) {
       const [sc, mn] = scaleMinK4(b, o + 4, s);
       scales[k * 8 + s] = Math.fround(d * sc);
       mins[k * 8 + s] = Math.fround(dmin * mn);
-      const q = o + 16 + (s >> 1) * 32;
-      const p = (k * 8 + s) * 16;
-      if (s & 1) for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! >> 4) | (b[q + 2 * i + 1]! & 0xf0);
-      else for (let i = 0; i < 16; i++) packed[p + i] = (b[q + 2 * i]! & 0x0f) | ((b[q + 2 * i + 1]! & 0x0f) << 4);
+      const q = o + (five ? 48 : 16) + (s >> 1) * 32;
+      const shift = (s & 1) * 4;
+      if (five) {
+        const p = (k * 8 + s) * 32;
+        for (let l = 0; l < 32; l++) packed[p + l] = ((b[q + l]! >> shift) & 0x0f) | (((b[o + 16 + l]! >> s) & 1) << 4);
+      } else {
+        const p = (k * 8 + s) * 16;
+        for (let i = 0; i < 16; i++) packed[p + i] = ((b[q + 2 * i]! >> shift) & 0x0f) | (((b[q + 2 * i + 1]! >> shift) & 0x0f) << 4);
+      }
     }
   }
 }
@@ -139,27 +147,6 @@ function repackQ5(b: Uint8Array, h: NBitsHost, affine: boolean): void {
       const q = b[at + 4 + j]!;
       packed[p + j] = ((q & 0x0f) | (((qh >>> j) & 1) << 4)) + add;
       packed[p + 16 + j] = ((q >> 4) | (((qh >>> (j + 16)) & 1) << 4)) + add;
-    }
-  }
-}
-
-/** Q5_K → 8 bits: sub-block s is Q4_K's nibble plus bit s of qh[l]. */
-function repackQ5K(b: Uint8Array, h: NBitsHost): void {
-  const { scales, packed } = h;
-  const mins = h.mins!;
-  const superBlocks = scales.length / 8;
-  for (let k = 0; k < superBlocks; k++) {
-    const o = k * 176;
-    const d = f16(b, o);
-    const dmin = f16(b, o + 2);
-    for (let s = 0; s < 8; s++) {
-      const [sc, mn] = scaleMinK4(b, o + 4, s);
-      scales[k * 8 + s] = Math.fround(d * sc);
-      mins[k * 8 + s] = Math.fround(dmin * mn);
-      const q = o + 48 + (s >> 1) * 32;
-      const shift = (s & 1) * 4;
-      const p = (k * 8 + s) * 32;
-      for (let l = 0; l < 32; l++) packed[p + l] = ((b[q + l]! >> shift) & 0x0f) | (((b[o + 16 + l]! >> s) & 1) << 4);
     }
   }
 }

@@ -7,6 +7,7 @@ import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import type { FluxCheckpoint } from '../../src/engine/checkpoint/types.ts';
 import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { buildTransformerGraph } from '../../src/engine/graphs/transformer.ts';
+import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { AS_STORED, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
@@ -86,14 +87,23 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
       const q = ck.transformerWeights().source('transformer_blocks.0.ff.net.0.proj.weight');
       if (form === 'fp8') expect(q.dtype).toBe('float8e4m3fn');
       else expect(q.nbits?.bits).toBe(form === 'gguf-q8_0' ? 8 : 4);
-      // The T5 too: its linears stay in the file's form; its GGUF token embedding (not a linear) is widened to bf16.
+      // The T5 too: its linears stay in the file's form, and so does its GGUF token embedding (gathered, then widened).
       const t5 = ck.component('text_encoder_2').weights;
       const wi = t5.source('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
       if (form === 'fp8') expect(wi.dtype).toBe('float8e4m3fn');
       else {
         expect(wi.nbits?.bits).toBe(form === 'gguf-q8_0' ? 8 : 4);
-        expect(t5.source('shared.weight').dtype).toBe('bfloat16');
+        expect(t5.source('shared.weight').nbits?.bits).toBe(form === 'gguf-q8_0' ? 8 : 4);
       }
+      // T5's output equals the float32 T5 over its stored bytes decoded in JS.
+      const component = ck.component('text_encoder_2');
+      const ids = [[37, 1712, 13, 3, 9, 1, ...new Array<number>(506).fill(0)]];
+      const enc = (weights: NamedWeights) => new T5TextEncoder({ ...component, weights }, cpu);
+      const [a, b] = [enc(component.weights), enc(decodedInJs(raw.component('text_encoder_2').weights))];
+      const t5Got = (await a.encode(ids, 512)).lastHiddenState;
+      const t5Ref = (await b.encode(ids, 512)).lastHiddenState;
+      await Promise.all([a.release(), b.release()]);
+      expect(maxAbsDiff(t5Got, t5Ref)).toBeLessThan(2e-5);
       const got = await velocity(ck);
       const ref = await velocity(withTransformer(raw, decodedInJs(raw.transformerWeights())));
       expect(maxAbsDiff(got, ref)).toBeLessThan(2e-5);
@@ -116,9 +126,11 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
       // scale = stored scale · 1, the 1 computed from Size(block input).
       const mul = byOutput.get(n.input[1]!)!;
       expect(mul.op_type).toBe('Mul');
+      // Up to the Size node (its input is the block's input, whose own history is the whole graph).
       const chain = (name: string): string[] => {
         const node = byOutput.get(name);
-        return node ? [node.op_type, ...node.input.flatMap(chain)] : [];
+        if (!node) return [];
+        return node.op_type === 'Size' ? ['Size'] : [node.op_type, ...node.input.flatMap(chain)];
       };
       expect(chain(mul.input[1]!)).toEqual(expect.arrayContaining(['Cast', 'Greater', 'Size']));
     }

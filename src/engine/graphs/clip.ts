@@ -1,6 +1,6 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, gather, gelu, Graph, layerNorm, linear, mul, mulScalar, sigmoid, type Value,
+  add, attention, cast, gelu, Graph, layerNorm, linear, mul, mulScalar, sigmoid, type Value,
 } from '../onnx/index.ts';
 import { configReader, type ComponentInput, type TextGraphOptions } from './clip-config.ts';
 
@@ -58,7 +58,7 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
 
   const ids = g.input('input_ids', 'int64', ['B', L]);
   let h = g.scope('embeddings', () =>
-    add(gather(W('text_model.embeddings.token_embedding.weight'), ids, 0), W('text_model.embeddings.position_embedding.weight')),
+    add(g.embedding('text_model.embeddings.token_embedding.weight', c.weights.source('text_model.embeddings.token_embedding.weight'), ids), W('text_model.embeddings.position_embedding.weight')),
   );
   const hiddenOut = (v: Value, i: number) => {
     if (opts.hiddenStates) g.output(cast(v, 'float32'), `hidden_states_${i}`, 'float32', ['B', L, H]);

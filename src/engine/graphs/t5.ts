@@ -125,7 +125,7 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   const ids = g.input('input_ids', 'int64', ['B', L]);
   // transformers ties encoder.embed_tokens to shared and drops it on save; prefer shared.weight.
   const embedName = c.weights.has('shared.weight') ? 'shared.weight' : 'encoder.embed_tokens.weight';
-  let h = gather(W(embedName), ids, 0);
+  let h = g.embedding(embedName, c.weights.source(embedName), ids);
   const hiddenOut = (v: Value, i: number) => {
     if (opts.hiddenStates) g.output(cast(v, 'float32'), `hidden_states_${i}`, 'float32', ['B', L, D]);
   };

@@ -188,7 +188,7 @@ export class Graph {
   private readonly constCache = new Map<string, Value>();
   private readonly weightCache = new Map<string, Value>();
   private readonly quantCache = new Map<string, QuantLinear>();
-  private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; minsT?: Value }>();
+  private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; minsT?: Value; mins?: Value }>();
   private gate?: { on: Value; one?: Value };
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
@@ -282,6 +282,49 @@ export class Graph {
     // Always in the root graph, even when first used inside a subgraph: every branch and loop body then reads the
     // one converted copy (ORT folds a Cast per graph it sits in, so a Cast inside a body would be a second copy).
     return this.atRoot(() => this.castWeight(name, src));
+  }
+
+  /**
+   * Rows `ids` of an embedding table [V, D] → [..., D] in the compute type. A table in MatMulNBits form (a GGUF
+   * file's quantized token embedding) is gathered as stored and only the gathered rows are dequantized, by the same
+   * formula as the linear layers' (w = scale·(q − zero) − min, in float32), so the table stays small and exact.
+   */
+  embedding(name: string, src: TensorSource, ids: Value): Value {
+    if (!src.nbits) return this.op('Gather', [this.weight(name, src), ids], { axis: 0 });
+    const q = src.nbits;
+    const [, D] = src.shape as [number, number];
+    const kb = D / q.block;
+    const parts = this.atRoot(() => this.quantParts.get(name) ?? (() => {
+      const p = {
+        packed: this.initializer(`${name}#q`, q.packed),
+        scales: this.initializer(`${name}#scales`, q.scales),
+        zeros: q.zeros && this.initializer(`${name}#zeros`, q.zeros),
+        mins: q.mins && this.initializer(`${name}#mins`, q.mins),
+      };
+      this.quantParts.set(name, p);
+      return p;
+    })());
+    const rows = (t: Value) => this.op('Gather', [t, ids], { axis: 0 });
+    const f32 = (x: Value) => this.op('Cast', [x], { to: ONNX_DTYPE.float32 }, { dtype: 'float32' });
+    /** Packed codes [..., n/2] → [..., n] (4-bit: low nibble first), as float32. */
+    const unpack = (packed: Value, count: number) => {
+      if (q.bits === 8) return f32(packed);
+      const lo = this.op('BitwiseAnd', [packed, this.constant([0x0f], [], 'uint8')]);
+      const hi = this.op('BitShift', [packed, this.constant([4], [], 'uint8')], { direction: 'RIGHT' });
+      const pairs = this.op('Concat', [this.op('Unsqueeze', [lo, this.ints([-1])]), this.op('Unsqueeze', [hi, this.ints([-1])])], { axis: -1 });
+      const flat = this.op('Reshape', [pairs, this.op('Concat', [this.op('Shape', [packed], { end: -1 }, { dtype: 'int64' }), this.ints([2 * Math.ceil(count / 2)])], { axis: 0 }, { dtype: 'int64' })]);
+      return f32(this.op('Slice', [flat, this.ints([0]), this.ints([count]), this.ints([-1])]));
+    };
+    const lead = this.op('Shape', [ids], {}, { dtype: 'int64' });
+    const perBlock = (x: Value) => this.op('Unsqueeze', [x, this.ints([-1])]);
+    const shape = (dims: number[]) => this.op('Concat', [lead, this.ints(dims)], { axis: 0 }, { dtype: 'int64' });
+    const bytes = this.op('Reshape', [rows(parts.packed), shape([(kb * q.block * q.bits) / 8])]);
+    const codes = this.op('Reshape', [unpack(bytes, kb * q.block), shape([kb, q.block])]);
+    const zero = parts.zeros ? perBlock(unpack(rows(parts.zeros), kb)) : this.constant([2 ** (q.bits - 1)], [], 'float32');
+    let w = this.op('Mul', [perBlock(rows(parts.scales)), this.op('Sub', [codes, zero])], {}, { dtype: 'float32' });
+    if (parts.mins) w = this.op('Sub', [w, perBlock(rows(parts.mins))]);
+    const out = this.op('Reshape', [w, shape([D])], {}, { dtype: 'float32' });
+    return this.computeType === 'float32' ? out : this.op('Cast', [out], { to: ONNX_DTYPE[this.computeType] }, { dtype: this.computeType });
   }
 
   /**

@@ -18,6 +18,14 @@ const LINEAR: Record<WeightComponent | 'vae', (name: string, shape: number[]) =>
   vae: () => false,
 };
 
+/** Embedding tables the graphs read by row (Graph.embedding). */
+const EMBEDDING: Record<WeightComponent | 'vae', (name: string) => boolean> = {
+  transformer: () => false,
+  text_encoder_2: (n) => n === 'shared.weight' || n === 'encoder.embed_tokens.weight',
+  text_encoder: (n) => n === 'text_model.embeddings.token_embedding.weight',
+  vae: () => false,
+};
+
 /** A checkpoint whose weights are prepared in the given forms (lazily: nothing is read until a graph is built). */
 export class PreparedCheckpoint implements FluxCheckpoint {
   readonly source: string;
@@ -37,7 +45,7 @@ export class PreparedCheckpoint implements FluxCheckpoint {
 
   private prepare(component: WeightComponent | 'vae', w: NamedWeights): PreparedWeights {
     const form = component === 'vae' ? 'auto' : this.forms[component];
-    return new PreparedWeights(w, { component, form, cacheDir: this.cacheDir, readOnlyCacheDirs: this.readOnlyCacheDirs, isLinear: LINEAR[component] });
+    return new PreparedWeights(w, { component, form, cacheDir: this.cacheDir, readOnlyCacheDirs: this.readOnlyCacheDirs, isLinear: LINEAR[component], isEmbedding: EMBEDDING[component] });
   }
 
   transformerWeights(): PreparedWeights {

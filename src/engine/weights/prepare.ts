@@ -40,6 +40,8 @@ export interface PrepareOptions {
   readOnlyCacheDirs?: string[];
   /** Which tensors are linear layers' [out, in] weights (the only ones quantized). */
   isLinear: (name: string, shape: number[]) => boolean;
+  /** Embedding tables read by row (Graph.embedding): a block-quantized one stays quantized, repacked exactly. */
+  isEmbedding?: (name: string) => boolean;
 }
 
 /** What happens to one tensor. */
@@ -81,6 +83,7 @@ function decide(name: string, src: TensorSource, o: PrepareOptions): Action {
   const linear = src.shape.length === 2 && o.isLinear(name, src.shape);
   if (encoded) {
     if (!parts.every((p) => p.encoded)) throw new UserError(`${name}: joins block-quantized and plain parts (internal mapping error)`);
+    if (o.form !== 'bf16' && src.shape.length === 2 && o.isEmbedding?.(name)) return { kind: 'repack' };
     if (!linear || o.form === 'bf16') return { kind: 'bf16' };
     const natural = Math.max(...parts.map((p) => naturalForm(p.encoded!.format).bits));
     if (o.form === 'int4' && natural > 4) return { kind: 'quantize', bits: 4, block: blockFor(src.shape[1]!) ?? 32 };

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint } from '../checkpoint/index.ts';
+import { describeForms, loadCheckpoint } from '../checkpoint/index.ts';
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
 import { latentGeometry, unpackLatents } from '../noise.ts';
 import type { FloatType } from '../onnx/graph.ts';
@@ -92,7 +92,9 @@ export class Engine {
     const { forms, from } = formsFor(o.modelDir, o.weights);
     if (from === 'folder') log.info({ forms }, `weights forms from ${path.join(o.modelDir, FOLDER_DEFAULTS_FILE)} (WEIGHTS overrides them)`);
     const dir = statSync(o.modelDir).isDirectory() ? o.modelDir : path.dirname(o.modelDir);
-    const ck = new PreparedCheckpoint(loadCheckpoint(o.modelDir), forms, o.weightsCacheDir ?? defaultWeightsCacheDir(), [path.join(dir, PREPARED_FOLDER)]);
+    const raw = loadCheckpoint(o.modelDir);
+    log.info({ model: o.modelDir, forms }, `model files: ${describeForms(raw)}`);
+    const ck = new PreparedCheckpoint(raw, forms, o.weightsCacheDir ?? defaultWeightsCacheDir(), [path.join(dir, PREPARED_FOLDER)]);
     return new Engine(ck, o.runtime, o);
   }
 

@@ -69,8 +69,7 @@ export class PreparedCheckpoint implements FluxCheckpoint {
   }
 
   form(part: 'transformer' | ComponentName) {
-    if (!this.inner.form) throw new Error('internal error: this checkpoint does not describe its files');
-    return this.inner.form(part);
+    return this.inner.form?.(part) ?? { file: '?', keys: 'diffusers' as const, storage: '?' };
   }
 
   assetFolder(name: Parameters<FluxCheckpoint['assetFolder']>[0]): string {

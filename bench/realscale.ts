@@ -7,11 +7,12 @@
  *   - a new layout ÷ the same layout sent again (goal ≤ 1.1: no job builds or loads anything);
  *   - peak RSS ÷ one copy of the transformer weights in the compute precision (goal ≤ 1.4).
  *
- *   node --import tsx bench/realscale.ts [model dir]     (EXECUTION_PROVIDER / ORT_THREADS from the environment)
+ *   node --import tsx bench/realscale.ts [model dir]     (EXECUTION_PROVIDER / ORT_THREADS / WEIGHTS from the environment)
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/pipeline/engine.ts';
+import { parseWeightForms } from '../src/engine/weights/forms.ts';
 import { generateJob, repaintJob, type JobOutput } from '../src/engine/pipeline/jobs.ts';
 import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generation-files.ts';
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
@@ -37,7 +38,8 @@ const create = ort.InferenceSession.create.bind(ort.InferenceSession);
 
 const modelDir = process.argv[2] ?? (await wideCheckpoint());
 const runtime = runtimeFromEnv();
-const engine = Engine.open({ modelDir, runtime });
+// WEIGHTS=int4 etc. runs the same workload on quantized weights (prepared once into .tmp/realscale-weights).
+const engine = Engine.open({ modelDir, runtime, weights: parseWeightForms(process.env.WEIGHTS), weightsCacheDir: path.join(repoRoot, '.tmp', 'realscale-weights') });
 const computeType = graphFormFor(runtime.executionProvider).computeType;
 const weights = engine.checkpoint.transformerWeights();
 const params = weights.names().reduce((n, name) => n + weights.info(name).shape.reduce((a, b) => a * b, 1), 0);

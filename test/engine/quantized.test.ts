@@ -3,18 +3,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
-import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { PreparedCheckpoint, AS_STORED } from '../../src/engine/pipeline/weight-forms.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { sessionOptions } from '../../src/engine/runtime/session.ts';
-import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { dequantizeNBits, quantizeNBits } from '../../src/engine/weights/nbits.ts';
-import type { NamedWeights } from '../../src/engine/weights/named-weights.ts';
 import { PreparedWeights } from '../../src/engine/weights/prepare.ts';
 import { nbitsHost } from '../../src/engine/weights/tensor-source.ts';
-import type { FluxCheckpoint } from '../../src/engine/checkpoint/types.ts';
-import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
+import { caseInputs, cpu, decodedInJs, maxAbsDiff, velocity, withTransformer } from '../support/weights.ts';
 
 /*
  * Weight-only quantized linears (MatMulNBits) on the tiny checkpoint, against a reference that dequantizes the same
@@ -24,53 +20,12 @@ import { fixture } from '../support/fixtures.ts';
  * Against the original bf16 weights the error is the quantization's own: per weight at most half a step
  * (scale/2, scale = block max / 128 for int8, / 8 for int4); through 4 blocks that is measured, not bounded.
  */
-const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 const cacheDir = mkdtempSync(path.join(tmpdir(), 'sw-quant-cache-'));
 afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
-const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
-
-function inputs(c: string): TransformerInputs {
-  const f = (n: string) => gold.readFloat32(`${c}_${n}`);
-  return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
-  };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-/** The same names with every MatMulNBits weight replaced by its JS-dequantized float32 values. */
-function dequantizedInJs(w: NamedWeights): NamedWeights {
-  const src = (name: string): TensorSource => {
-    const s = w.source(name);
-    if (!s.nbits) return s;
-    const values = dequantizeNBits(nbitsHost(s));
-    return { dtype: 'float32', shape: s.shape, data: new Uint8Array(values.buffer) };
-  };
-  return { label: `${w.label} (dequantized in JS)`, names: () => w.names(), has: (n) => w.has(n), info: (n) => w.info(n), source: src, readFloat32: (n) => w.readFloat32(n) };
-}
-
-function withTransformer(ck: FluxCheckpoint, w: NamedWeights): FluxCheckpoint {
-  return { ...ck, transformerConfig: ck.transformerConfig, transformerWeights: () => w, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
-}
-
-async function velocity(ck: FluxCheckpoint, x: TransformerInputs): Promise<Float32Array> {
-  const tr = await openTransformer(ck, cpu);
-  try {
-    return (await tr.run(x)).sample!.data as Float32Array;
-  } finally {
-    await tr.release();
-  }
-}
 
 describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
   const raw = loadCheckpoint(fixture('tiny-flux-dev'));
-  const x = inputs('case1');
+  const x = caseInputs('case1');
 
   for (const form of ['int8', 'int4'] as const) {
     it(`${form}: the graph equals the float32 graph over the same bytes dequantized in JS, and differs from bf16 by the quantization error`, async () => {
@@ -83,7 +38,7 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
       expect(w.source('transformer_blocks.0.attn.norm_q.weight').nbits).toBeUndefined();
 
       const quantized = await velocity(ck, x);
-      const reference = await velocity(withTransformer(raw, dequantizedInJs(w)), x);
+      const reference = await velocity(withTransformer(raw, decodedInJs(w)), x);
       const original = await velocity(raw, x);
       // Measured: exactly 0 for both (without prepacking ORT's CPU kernel dequantizes B and calls the same SGEMM).
       expect(maxAbsDiff(quantized, reference)).toBeLessThan(2e-5);

@@ -4,20 +4,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
-import type { FluxCheckpoint } from '../../src/engine/checkpoint/types.ts';
-import { openTransformer, type TransformerInputs } from '../../src/engine/graphs/flux-transformer-session.ts';
 import { buildTransformerGraph } from '../../src/engine/graphs/transformer.ts';
 import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
-import type { TensorSource } from '../../src/engine/onnx/graph.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { AS_STORED, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
 import { makeTinyModel } from '../../src/engine/tiny-model/make.ts';
 import { writeWeightsForm, type TinyForm } from '../../src/engine/tiny-model/forms.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
 import type { NamedWeights } from '../../src/engine/weights/named-weights.ts';
-import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
-import { sourceToFloat32 } from '../../src/engine/weights/tensor-source.ts';
-import { fixture, repoRoot } from '../support/fixtures.ts';
+import { repoRoot } from '../support/fixtures.ts';
+import { cpu, decodedInJs, maxAbsDiff, velocity, withTransformer } from '../support/weights.ts';
 
 /*
  * The forms people download (make-tiny-model --weights …), each loaded as it is. Parity: the engine's graph on a
@@ -25,7 +21,6 @@ import { fixture, repoRoot } from '../support/fixtures.ts';
  * ggml's dequantize_row_* definitions in gguf/blocks.ts). Both sides multiply identical float32 weights, so the
  * bound is kernel noise, 2e-5 absolute on velocities of magnitude ≤ 6 (measured: 0 for GGUF and fp8).
  */
-const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 const root = mkdtempSync(path.join(tmpdir(), 'sw-forms-'));
 const cacheDir = path.join(root, 'cache');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -39,45 +34,6 @@ beforeAll(() => {
     dirs.set(form, out);
   }
 });
-
-const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
-function inputs(): TransformerInputs {
-  const f = (n: string) => gold.readFloat32(`case1_${n}`);
-  return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
-  };
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-/** The stored tensors decoded in JS to float32 (fp8 table, ggml block definitions), as plain in-memory weights. */
-function decodedInJs(w: NamedWeights): NamedWeights {
-  const src = (name: string): TensorSource => {
-    const s = w.source(name);
-    const v = sourceToFloat32(s);
-    return { dtype: 'float32', shape: s.shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
-  };
-  return { label: `${w.label} (decoded in JS)`, names: () => w.names(), has: (n) => w.has(n), info: (n) => w.info(n), source: src, readFloat32: (n) => w.readFloat32(n) };
-}
-
-function withTransformer(ck: FluxCheckpoint, w: NamedWeights): FluxCheckpoint {
-  return { source: ck.source, layout: ck.layout, variant: ck.variant, transformerConfig: ck.transformerConfig, transformerWeights: () => w, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
-}
-
-async function velocity(ck: FluxCheckpoint): Promise<Float32Array> {
-  const tr = await openTransformer(ck, cpu);
-  try {
-    return (await tr.run(inputs())).sample!.data as Float32Array;
-  } finally {
-    await tr.release();
-  }
-}
 
 describe('weight forms written by make-tiny-model, loaded as they are', () => {
   for (const form of ['fp8', 'gguf-q8_0', 'gguf-q4_0'] as const) {

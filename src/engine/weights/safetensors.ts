@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync, writeSync } from 'node:fs';
-import { UserError } from '../../config/errors.ts';
 import { DTYPE_BYTES, type DType, type TensorSource } from '../onnx/graph.ts';
-import type { TensorFile } from './tensor-file.ts';
+import { WeightsError } from './errors.ts';
+import { TensorTable, type TensorFile } from './tensor-file.ts';
 import { bf16ToFloat32Array, f16ToFloat32Array, f8e4m3fnToFloat32Array } from './dtype.ts';
 
 /**
@@ -11,13 +11,7 @@ import { bf16ToFloat32Array, f16ToFloat32Array, f8e4m3fnToFloat32Array } from '.
  * A tensor's absolute offset, as ONNX external data needs it, is 8 + headerLength + begin.
  */
 
-/** A weights file that cannot be used; the message names the file and, where known, the tensor. */
-export class WeightsError extends UserError {
-  constructor(message: string) {
-    super(message, 1);
-    this.name = 'WeightsError';
-  }
-}
+export { WeightsError } from './errors.ts';
 
 /** safetensors dtype names ↔ ours. */
 const FROM_ST: Record<string, DType> = {
@@ -57,16 +51,16 @@ function readExactly(fd: number, length: number, position: number): Buffer {
 }
 
 /** One .safetensors file: its header parsed, tensors readable by name. */
-export class SafetensorsFile implements TensorFile {
+export class SafetensorsFile extends TensorTable<TensorInfo> implements TensorFile {
   /** Absolute path with symlinks resolved (what ONNX external data must point at). */
   readonly realPath: string;
   readonly headerLength: number;
   readonly dataStart: number;
   readonly metadata: Record<string, string>;
-  private readonly tensors = new Map<string, TensorInfo>();
 
   /** `label` is how errors name the file (e.g. "transformer/diffusion_pytorch_model.safetensors"). */
   constructor(readonly path: string, readonly label: string = path) {
+    super();
     let fd: number;
     try {
       this.realPath = realpathSync(path);
@@ -125,20 +119,6 @@ export class SafetensorsFile implements TensorFile {
     if (end - begin !== want) throw new WeightsError(`${where}: data_offsets span ${end - begin} bytes but shape [${shape.join(',')}] of ${e.dtype} needs ${want}`);
     if (end > dataSize) throw new WeightsError(`${where} ends at byte ${this.dataStart + end} but the file has only ${this.dataStart + dataSize} bytes (truncated download?)`);
     return { name, dtype, shape: shape as number[], begin, end };
-  }
-
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): TensorInfo {
-    const t = this.tensors.get(name);
-    if (!t) throw new WeightsError(`${this.label}: no tensor named ${name}`);
-    return t;
   }
 
   /** Where the tensor's bytes are, for an ONNX initializer that reads them in place. */

@@ -1,4 +1,5 @@
 import type { DType, TensorSource } from '../onnx/graph.ts';
+import { WeightsError } from './errors.ts';
 
 /**
  * One weights file as the checkpoint layer reads it, whatever its format (safetensors, GGUF): tensors by the
@@ -19,4 +20,24 @@ export interface TensorFile {
   info(name: string): { dtype: DType; shape: number[]; format?: string };
   /** Where the bytes are (plain, fp8 or `encoded`); throws WeightsError naming file and tensor if missing. */
   source(name: string): TensorSource;
+}
+
+/** A file's tensor table by name: what every TensorFile looks tensors up in. */
+export abstract class TensorTable<T> {
+  protected readonly tensors = new Map<string, T>();
+  abstract readonly label: string;
+
+  names(): string[] {
+    return [...this.tensors.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.tensors.has(name);
+  }
+
+  info(name: string): T {
+    const t = this.tensors.get(name);
+    if (!t) throw new WeightsError(`${this.label}: no tensor named ${name}`);
+    return t;
+  }
 }

@@ -1,7 +1,7 @@
 import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import type { DType, TensorSource } from '../../onnx/graph.ts';
 import { WeightsError } from '../safetensors.ts';
-import type { TensorFile } from '../tensor-file.ts';
+import { TensorTable, type TensorFile } from '../tensor-file.ts';
 import { decodeRows, GGML_TYPES, ggmlTypeById, ggmlTypeName, isQuantized, type GgmlType, type RowFormat } from './blocks.ts';
 import { DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, ORIG_SHAPE_PREFIX, SCALAR_BYTES, VALUE_TYPES, type GgufValue, type ValueTypeName } from './types.ts';
 
@@ -133,7 +133,7 @@ class HeaderReader {
 }
 
 /** One GGUF file: header parsed, tensors by name. */
-export class GgufFile implements TensorFile {
+export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile {
   readonly realPath: string;
   readonly version: number;
   readonly metadata: Record<string, GgufValue> = {};
@@ -143,9 +143,9 @@ export class GgufFile implements TensorFile {
   /** Absolute offset of the data section. */
   readonly dataStart: number;
   readonly size: number;
-  private readonly tensors = new Map<string, GgufTensorInfo>();
 
   constructor(readonly path: string, readonly label: string = path) {
+    super();
     let fd: number;
     try {
       this.realPath = realpathSync(path);
@@ -284,20 +284,6 @@ export class GgufFile implements TensorFile {
         throw new WeightsError(`${this.label}: tensors ${p.name} (bytes ${p.offset}..${p.offset + p.length}) and ${t.name} (from byte ${t.offset}) overlap; the header is damaged: download the file again`);
       }
     }
-  }
-
-  names(): string[] {
-    return [...this.tensors.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.tensors.has(name);
-  }
-
-  info(name: string): GgufTensorInfo {
-    const t = this.tensors.get(name);
-    if (!t) throw new WeightsError(`${this.label}: no tensor named ${name}`);
-    return t;
   }
 
   /**

@@ -71,9 +71,10 @@ function leaves(src: TensorSource): TensorSource[] {
   return src.concat ? src.concat.flatMap(leaves) : [src];
 }
 
-function nbitsBytes(bits: number, block: number, rows: number, cols: number, withMins: boolean, withZeros: boolean): number {
+/** Scales end up in the compute type (a folded Cast below float32); mins stay float32 (their product is float32). */
+function nbitsBytes(bits: number, block: number, rows: number, cols: number, withMins: boolean, withZeros: boolean, computeBytes: number): number {
   const kb = cols / block;
-  return (rows * cols * bits) / 8 + rows * kb * 4 + (withMins ? rows * kb * 4 : 0) + (withZeros ? rows * Math.ceil((kb * bits) / 8) : 0);
+  return (rows * cols * bits) / 8 + rows * kb * Math.min(4, computeBytes) + (withMins ? rows * kb * 4 : 0) + (withZeros ? rows * Math.ceil((kb * bits) / 8) : 0);
 }
 
 /** Decides what each tensor becomes. Pure: reads no weight bytes. */
@@ -292,10 +293,10 @@ export class PreparedWeights implements NamedWeights {
       const [rows, cols] = src.shape as [number, number];
       if (a.kind === 'keep') sizes.push((c) => keptBytes(src, c));
       else if (a.kind === 'bf16') sizes.push((c) => elements(src.shape) * c);
-      else if (a.kind === 'quantize') sizes.push(() => nbitsBytes(a.bits, a.block, rows, cols, false, false));
+      else if (a.kind === 'quantize') sizes.push((c) => nbitsBytes(a.bits, a.block, rows, cols, false, false, c));
       else {
         const f = naturalForm(leaves(src)[0]!.encoded!.format);
-        sizes.push(() => nbitsBytes(f.bits, f.block, rows, cols, f.affine, f.affine));
+        sizes.push((c) => nbitsBytes(f.bits, f.block, rows, cols, f.affine, f.affine, c));
       }
     }
     const work = counts.repack + counts.quantize + counts.bf16;

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { buildTransformerGraph } from '../../src/engine/graphs/transformer.ts';
 import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
-import { AS_STORED, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
+import { AS_STORED, formsFor, PreparedCheckpoint } from '../../src/engine/pipeline/weight-forms.ts';
 import { makeTinyModel } from '../../src/engine/tiny-model/make.ts';
 import { writeWeightsForm, type TinyForm } from '../../src/engine/tiny-model/forms.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
@@ -110,6 +110,17 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
     } finally {
       await engine.close();
     }
+  });
+
+  it('a folder default that is not usable says which file and what is wrong', () => {
+    const dir = path.join(root, 'bad-default');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(dir, 'scenewright.json'), '{ weights: int4');
+    expect(() => formsFor(dir, undefined)).toThrow(/scenewright\.json: not valid JSON .*fix it or delete it/);
+    writeFileSync(path.join(dir, 'scenewright.json'), '{"weights": "int3"}');
+    expect(() => formsFor(dir, undefined)).toThrow(/scenewright\.json: "int3" is not a weights form/);
+    // WEIGHTS set: the file is not read.
+    expect(formsFor(dir, { transformer: 'int8' }).forms.transformer).toBe('int8');
   });
 
   it('fp8 conversion rounds to nearest even and saturates, code for code', () => {

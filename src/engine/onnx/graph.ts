@@ -188,7 +188,7 @@ export class Graph {
   private readonly constCache = new Map<string, Value>();
   private readonly weightCache = new Map<string, Value>();
   private readonly quantCache = new Map<string, QuantLinear>();
-  private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; minsT?: Value; mins?: Value }>();
+  private readonly quantParts = new Map<string, { packed: Value; scales: Value; zeros?: Value; mins?: Value }>();
   private gate?: { on: Value; one?: Value };
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
@@ -294,16 +294,7 @@ export class Graph {
     const q = src.nbits;
     const [, D] = src.shape as [number, number];
     const kb = D / q.block;
-    const parts = this.atRoot(() => this.quantParts.get(name) ?? (() => {
-      const p = {
-        packed: this.initializer(`${name}#q`, q.packed),
-        scales: this.initializer(`${name}#scales`, q.scales),
-        zeros: q.zeros && this.initializer(`${name}#zeros`, q.zeros),
-        mins: q.mins && this.initializer(`${name}#mins`, q.mins),
-      };
-      this.quantParts.set(name, p);
-      return p;
-    })());
+    const parts = this.quantInitializers(name, q);
     const rows = (t: Value) => this.op('Gather', [t, ids], { axis: 0 });
     const f32 = (x: Value) => this.op('Cast', [x], { to: ONNX_DTYPE.float32 }, { dtype: 'float32' });
     /** Packed codes [..., n/2] → [..., n] (4-bit: low nibble first), as float32. */
@@ -356,22 +347,30 @@ export class Graph {
     if (hit) return hit;
     const q = src.nbits;
     const [N, K] = src.shape as [number, number];
-    const w = this.atRoot((): QuantLinear => {
-      const parts = this.quantParts.get(name) ?? {
+    const parts = this.quantInitializers(name, q);
+    const w = this.atRoot((): QuantLinear => ({
+      kind: 'nbits', name, N, K, bits: q.bits, block: q.block, packed: parts.packed, zeros: parts.zeros,
+      minsT: parts.mins && this.op('Transpose', [parts.mins], { perm: [1, 0] }, { name: `${name}#mins/Transpose_${type}` }),
+      // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
+      scales: type === 'float32' ? parts.scales : this.op('Cast', [parts.scales], { to: ONNX_DTYPE[type] }, { name: `${name}#scales/Cast_${type}`, dtype: type }),
+    }));
+    this.quantCache.set(key, w);
+    return w;
+  }
+
+  /** The initializers of a MatMulNBits tensor, once per name, in the root graph (linear layers and embeddings share them). */
+  private quantInitializers(name: string, q: NBitsParts): { packed: Value; scales: Value; zeros?: Value; mins?: Value } {
+    let parts = this.quantParts.get(name);
+    if (!parts) {
+      parts = this.atRoot(() => ({
         packed: this.initializer(`${name}#q`, q.packed),
         scales: this.initializer(`${name}#scales`, q.scales),
         zeros: q.zeros && this.initializer(`${name}#zeros`, q.zeros),
-        minsT: q.mins && this.op('Transpose', [this.initializer(`${name}#mins`, q.mins)], { perm: [1, 0] }, { name: `${name}#mins/Transpose` }),
-      };
+        mins: q.mins && this.initializer(`${name}#mins`, q.mins),
+      }));
       this.quantParts.set(name, parts);
-      return {
-        kind: 'nbits', name, N, K, bits: q.bits, block: q.block, packed: parts.packed, zeros: parts.zeros, minsT: parts.minsT,
-        // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
-        scales: type === 'float32' ? parts.scales : this.op('Cast', [parts.scales], { to: ONNX_DTYPE[type] }, { name: `${name}#scales/Cast_${type}`, dtype: type }),
-      };
-    });
-    this.quantCache.set(key, w);
-    return w;
+    }
+    return parts;
   }
 
   private castWeight(name: string, src: TensorSource): Value {

@@ -5,12 +5,12 @@
 import type { Component, ComponentName, FluxCheckpoint } from '../checkpoint/types.ts';
 import type { WeightComponent, WeightForms } from '../weights/forms.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { PreparedWeights, type PreparedSummary } from '../weights/prepare.ts';
+import { PreparedWeights } from '../weights/prepare.ts';
 
 export { AS_STORED, defaultWeightsCacheDir, formsFor, parseWeightForms, type WeightForms } from '../weights/forms.ts';
 
 /** Linear layers' weights, the only tensors quantized: every 2-D tensor but embedding tables. */
-const LINEAR: Record<WeightComponent | 'vae', (name: string, shape: number[]) => boolean> = {
+export const LINEAR: Record<WeightComponent | 'vae', (name: string, shape: number[]) => boolean> = {
   transformer: (n, s) => s.length === 2 && n.endsWith('.weight'),
   text_encoder_2: (n, s) => s.length === 2 && n.endsWith('.weight') && n !== 'shared.weight' && !n.includes('embed_tokens') && !n.includes('relative_attention_bias'),
   text_encoder: (n, s) => s.length === 2 && n.endsWith('.weight') && !n.includes('embedding'),
@@ -61,11 +61,6 @@ export class PreparedCheckpoint implements FluxCheckpoint {
       this.components.set(name, c);
     }
     return c;
-  }
-
-  /** What each component becomes (for the memory check, logs and benches). */
-  summaries(): PreparedSummary[] {
-    return [this.transformerWeights().summary, ...(['text_encoder_2', 'text_encoder', 'vae'] as const).map((n) => (this.component(n).weights as PreparedWeights).summary)];
   }
 
   form(part: 'transformer' | ComponentName) {

@@ -15,19 +15,16 @@ import path from 'node:path';
 import { loadCheckpoint } from '../checkpoint/index.ts';
 import { float32ToBf16Array, float32ToF8e4m3fnArray } from '../weights/dtype.ts';
 import { FOLDER_DEFAULTS_FILE, PREPARED_FOLDER, type WeightForm } from '../weights/forms.ts';
-import { encodeRows } from '../weights/gguf/writer.ts';
-import { writeGguf } from '../weights/gguf/writer.ts';
+import { encodeRows, writeGguf } from '../weights/gguf/writer.ts';
 import { t5HfToGgufName } from '../weights/gguf/t5-names.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { PreparedCheckpoint, AS_STORED } from '../pipeline/weight-forms.ts';
+import { AS_STORED, LINEAR, PreparedCheckpoint } from '../pipeline/weight-forms.ts';
 import { writeSafetensors, type HostTensor } from '../weights/safetensors.ts';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 
 export const TINY_FORMS = ['bf16', 'int8', 'int4', 'fp8', 'gguf-q4_0', 'gguf-q8_0'] as const;
 export type TinyForm = (typeof TINY_FORMS)[number] | 'fp32';
 
-const isT5Linear = (n: string, shape: number[]) => shape.length === 2 && n.endsWith('.weight') && n !== 'shared.weight' && !n.includes('embed_tokens') && !n.includes('relative_attention_bias');
-const isLinear = (_n: string, shape: number[]) => shape.length === 2;
 
 /** Replaces a file atomically (written beside it, then renamed). */
 function replaceSafetensors(file: string, tensors: Record<string, HostTensor>): void {
@@ -138,8 +135,8 @@ export function writeWeightsForm(dir: string, form: TinyForm, progress: (m: stri
   if (form === 'fp8') {
     const fp8 = (v: Float32Array, shape: number[]): HostTensor => ({ dtype: 'float8e4m3fn', shape, data: float32ToF8e4m3fnArray(v) });
     progress('transformer and T5: linear weights as F8_E4M3');
-    replaceSafetensors(transformerFile, rewritten(tw, isLinear, fp8));
-    replaceSafetensors(t5File, rewritten(t5, isT5Linear, fp8));
+    replaceSafetensors(transformerFile, rewritten(tw, LINEAR.transformer, fp8));
+    replaceSafetensors(t5File, rewritten(t5, LINEAR.text_encoder_2, fp8));
     return;
   }
   if (form === 'gguf-q8_0' || form === 'gguf-q4_0') {

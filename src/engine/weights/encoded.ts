@@ -15,9 +15,11 @@ export function naturalForm(format: string): { bits: 4 | 8; block: number; affin
   return f;
 }
 
+/** Rows as the GGUF reader cuts them: shape[0] rows of the rest; a 1-D tensor is one row. */
 function rowsCols(src: TensorSource): [number, number] {
+  if (src.shape.length < 2) return [1, src.shape[0] ?? 1];
   const [rows, ...rest] = src.shape;
-  return [rows ?? 1, rest.reduce((a, b) => a * b, 1)];
+  return [rows!, rest.reduce((a, b) => a * b, 1)];
 }
 
 function encodedBytes(src: TensorSource): Uint8Array {

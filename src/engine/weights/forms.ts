@@ -1,6 +1,7 @@
 /** The forms weights can run in (config WEIGHTS), parsed without loading any engine code. */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
+import { UserError } from '../../config/errors.ts';
 import path from 'node:path';
 
 /** What a component's weights become: as stored ("auto"), or this form (README "Memory"). */
@@ -54,10 +55,14 @@ export function formsFor(modelDir: string, configured: Partial<WeightForms> | un
     try {
       text = (JSON.parse(readFileSync(file, 'utf8')) as { weights?: unknown }).weights;
     } catch (e) {
-      throw new Error(`${file}: not valid JSON (${(e as Error).message})`, { cause: e });
+      throw new UserError(`${file}: not valid JSON (${(e as Error).message}); fix it or delete it`, 1, { cause: e });
     }
-    if (typeof text !== 'string') throw new Error(`${file}: "weights" must be a string like "transformer:int4,t5:int8"`);
-    return { forms: parseWeightForms(text), from: 'folder' };
+    if (typeof text !== 'string') throw new UserError(`${file}: "weights" must be a string like "transformer:int4,t5:int8"`);
+    try {
+      return { forms: parseWeightForms(text), from: 'folder' };
+    } catch (e) {
+      throw new UserError(`${file}: ${(e as Error).message}`, 1, { cause: e });
+    }
   }
   return { forms: { ...AS_STORED }, from: 'default' };
 }

@@ -340,9 +340,9 @@ export class PreparedWeights implements NamedWeights {
         renameSync(`${dataFile}.tmp`, dataFile);
         writeFileSync(indexFile, JSON.stringify(idx));
       } catch (e) {
-        rmSync(`${dataFile}.tmp`, { force: true });
+        if (existsSync(`${dataFile}.tmp`)) rmSync(`${dataFile}.tmp`, { force: true });
         const err = e as NodeJS.ErrnoException;
-        if (err.code === 'ENOSPC' || err.code === 'EACCES' || err.code === 'EROFS') {
+        if (['ENOSPC', 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST'].includes(err.code ?? '')) {
           throw new UserError(`${this.o.component}: cannot write prepared weights to ${this.o.cacheDir} (${err.code}); set WEIGHTS_CACHE_DIR to a writable folder with room for about ${(this.summary.residentBytes(2) / 2 ** 30).toFixed(1)} GiB`);
         }
         throw e;

@@ -32,7 +32,9 @@ const inputs = {
   pooled_projections: randn(cfg.pooledProjectionDim),
   timestep: Float32Array.of(0.75),
   guidance: Float32Array.of(3.5),
-  img_ids: Float32Array.from({ length: N * 3 }, (_, i) => (i % 3 === 0 ? 0 : i % 3 === 1 ? Math.floor(i / 3 / (SIZE / 16)) : (i / 3) % (SIZE / 16))),
+  img_ids: Float32Array.from({ length: N * 3 }, (_, i) =>
+    i % 3 === 0 ? 0 : i % 3 === 1 ? Math.floor(i / 3 / (SIZE / 16)) : (i / 3) % (SIZE / 16),
+  ),
   txt_ids: new Float32Array(T5_LEN * 3),
 };
 const firstRunMs = await timeMs(() => transformer.run(inputs), 1, 0);
@@ -56,13 +58,19 @@ await t5.release();
 
 const vae = new VaeCodec(ck.component('vae'), runtime);
 const vaeCreateMs = await vae.prepareDecoder();
-const latent = { data: randn(16 * (SIZE / 8) ** 2), shape: [1, 16, SIZE / 8, SIZE / 8] as [number, number, number, number] };
+const latent = {
+  data: randn(16 * (SIZE / 8) ** 2),
+  shape: [1, 16, SIZE / 8, SIZE / 8] as [number, number, number, number],
+};
 const vaeMs = await timeMs(() => vae.decode(latent), 3);
 await vae.release();
 
 const rows: [string, string][] = [
   ['device', `${runtime.executionProvider}, threads ${runtime.threads || 'default'}`],
-  ['model', `bench preset: inner ${cfg.inner}, ${cfg.numLayers} double + ${cfg.numSingleLayers} single blocks, ${SIZE}², ${N} image + ${T5_LEN} text tokens`],
+  [
+    'model',
+    `bench preset: inner ${cfg.inner}, ${cfg.numLayers} double + ${cfg.numSingleLayers} single blocks, ${SIZE}², ${N} image + ${T5_LEN} text tokens`,
+  ],
   ['transformer session creation', `${fmt(transformer.createMs / 1000)} s`],
   ['first step (warm-up)', `${fmt(firstRunMs / 1000, 3)} s`],
   ['step time (median of 5)', `${fmt(stepMs / 1000, 3)} s`],

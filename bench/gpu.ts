@@ -33,9 +33,10 @@ fs.mkdirSync(outDir, { recursive: true });
 /** Peak GPU memory in use while `fn` runs (MiB), sampled with nvidia-smi; undefined without nvidia-smi. */
 async function withGpuPeak<T>(fn: () => Promise<T>): Promise<{ value: T; peakMiB?: number }> {
   let peak: number | undefined;
-  const sample = () => execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], (err, out) => {
-    if (!err) peak = Math.max(peak ?? 0, Number.parseFloat(out));
-  });
+  const sample = () =>
+    execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], (err, out) => {
+      if (!err) peak = Math.max(peak ?? 0, Number.parseFloat(out));
+    });
   sample();
   const timer = setInterval(sample, 100);
   try {
@@ -56,9 +57,13 @@ const results: Record<string, unknown>[] = [];
 // 1. The realscale workload, each provider in its own process (a provider that fails to load is reported, not fatal).
 for (const ep of providers) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'realscale.ts'), wideDir], {
-    env: { ...process.env, EXECUTION_PROVIDER: ep, ORT_THREADS: '0' }, encoding: 'utf8', timeout: 240_000,
+    env: { ...process.env, EXECUTION_PROVIDER: ep, ORT_THREADS: '0' },
+    encoding: 'utf8',
+    timeout: 240_000,
   });
-  say(`--- realscale on ${ep} (exit ${r.status}) ---\n${r.stdout}${r.status ? r.stderr.split('\n').slice(-8).join('\n') : ''}`);
+  say(
+    `--- realscale on ${ep} (exit ${r.status}) ---\n${r.stdout}${r.status ? r.stderr.split('\n').slice(-8).join('\n') : ''}`,
+  );
   results.push({ part: 'realscale', ep, status: r.status, stdout: r.stdout });
 }
 
@@ -76,29 +81,64 @@ const ck = loadCheckpoint(wideDir);
 const blocks = ck.transformerConfig.numLayers + ck.transformerConfig.numSingleLayers;
 for (const ep of providers) {
   try {
-    const { value: measured, peakMiB } = await withGpuPeak(() => benchSteps(ck, cases.map(([, s]) => s), {
-      runtime: { executionProvider: ep, threads: 0 }, runs: 5, width: 1024, height: 1024, textLength: 256,
-    }));
+    const { value: measured, peakMiB } = await withGpuPeak(() =>
+      benchSteps(
+        ck,
+        cases.map(([, s]) => s),
+        {
+          runtime: { executionProvider: ep, threads: 0 },
+          runs: 5,
+          width: 1024,
+          height: 1024,
+          textLength: 256,
+        },
+      ),
+    );
     const plain = measured[0]!.minMs;
-    say(`--- steps on ${ep}, schnell width 1024², ${blocks} blocks measured, projected to 57; peak GPU memory ${peakMiB ?? '?'} MiB ---`);
+    say(
+      `--- steps on ${ep}, schnell width 1024², ${blocks} blocks measured, projected to 57; peak GPU memory ${peakMiB ?? '?'} MiB ---`,
+    );
     measured.forEach((m, i) => {
       const projected = (m.minMs / 1000) * (57 / blocks);
-      const row = { part: 'steps', ep, case: cases[i]![0], ms: +m.minMs.toFixed(1), projectedStepS: +projected.toFixed(3), ratio: +(m.minMs / plain).toFixed(2), flopRatio: +(m.flops.total / measured[0]!.flops.total).toFixed(2), sessionS: +(m.createMs / 1000).toFixed(1), peakGpuMiB: peakMiB };
+      const row = {
+        part: 'steps',
+        ep,
+        case: cases[i]![0],
+        ms: +m.minMs.toFixed(1),
+        projectedStepS: +projected.toFixed(3),
+        ratio: +(m.minMs / plain).toFixed(2),
+        flopRatio: +(m.flops.total / measured[0]!.flops.total).toFixed(2),
+        sessionS: +(m.createMs / 1000).toFixed(1),
+        peakGpuMiB: peakMiB,
+      };
       results.push(row);
-      say(`${row.case.padEnd(12)} ${String(row.ms).padStart(8)} ms  projected ${row.projectedStepS} s/step  ÷ plain ${row.ratio} (FLOPs ${row.flopRatio})`);
+      say(
+        `${row.case.padEnd(12)} ${String(row.ms).padStart(8)} ms  projected ${row.projectedStepS} s/step  ÷ plain ${row.ratio} (FLOPs ${row.flopRatio})`,
+      );
     });
     say(`schnell, 4 steps at 1024² projected: ${(4 * (plain / 1000) * (57 / blocks)).toFixed(2)} s (goal ≤ 0.9 s)`);
   } catch (e) {
-    say(`--- steps on ${ep}: ${String((e as Error).message).split('\n').slice(0, 4).join(' | ')}`);
+    say(
+      `--- steps on ${ep}: ${String((e as Error).message)
+        .split('\n')
+        .slice(0, 4)
+        .join(' | ')}`,
+    );
     results.push({ part: 'steps', ep, error: String((e as Error).message).slice(0, 600) });
   }
 }
 // 3. Weight forms (issue 9) on CUDA: bf16, int8, int4, fp8, GGUF Q8_0/Q4_0 at 1024², peak GPU memory per form's process.
 if (providers.includes('cuda')) {
-  const { value: r, peakMiB } = await withGpuPeak(async () => spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts')], {
-    env: { ...process.env, EXECUTION_PROVIDER: 'cuda', ORT_THREADS: '0', SIZE: '1024' }, encoding: 'utf8', timeout: 300_000,
-  }));
-  say(`--- weight forms on cuda (exit ${r.status}; peak GPU memory of the heaviest form ${peakMiB ?? '?'} MiB) ---\n${r.stdout}${r.status ? r.stderr.split('\n').slice(-8).join('\n') : ''}`);
+  const { value: r, peakMiB } = await withGpuPeak(async () =>
+    spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts')], {
+      env: { ...process.env, EXECUTION_PROVIDER: 'cuda', ORT_THREADS: '0', SIZE: '1024' },
+      encoding: 'utf8',
+      timeout: 300_000,
+    }),
+  );
+  say(
+    `--- weight forms on cuda (exit ${r.status}; peak GPU memory of the heaviest form ${peakMiB ?? '?'} MiB) ---\n${r.stdout}${r.status ? r.stderr.split('\n').slice(-8).join('\n') : ''}`,
+  );
   results.push({ part: 'weights', ep: 'cuda', status: r.status, stdout: r.stdout, peakGpuMiB: peakMiB });
 }
 fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify(results, null, 2));

@@ -28,7 +28,11 @@ const LATENCY_SAMPLES = 30;
 const THROUGHPUT_JOBS = 60;
 
 const scene = {
-  width: 128, height: 128, prompt: 'a red ball', background: '', exclude: [],
+  width: 128,
+  height: 128,
+  prompt: 'a red ball',
+  background: '',
+  exclude: [],
   regions: [{ id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.25, y: 0.25, w: 0.5, h: 0.5 } }],
 };
 let serial = 0;
@@ -80,11 +84,16 @@ interface Setup {
 }
 
 async function hostsOn(queues: JobQueue[], dataDirs: string[]): Promise<WorkerHost[]> {
-  const hosts = queues.map((queue, i) => new WorkerHost({
-    queue, dataDir: dataDirs[i]!, painterModule: ENGINE_PAINTER_MODULE,
-    painterOptions: { modelDir: MODEL_DIR, executionProvider: 'cpu', threads: 1 },
-    progressEveryMs: 500,
-  }));
+  const hosts = queues.map(
+    (queue, i) =>
+      new WorkerHost({
+        queue,
+        dataDir: dataDirs[i]!,
+        painterModule: ENGINE_PAINTER_MODULE,
+        painterOptions: { modelDir: MODEL_DIR, executionProvider: 'cpu', threads: 1 },
+        progressEveryMs: 500,
+      }),
+  );
   await Promise.all(hosts.map((h) => h.start()));
   return hosts;
 }
@@ -94,9 +103,13 @@ async function redisSetup(url: string, workers: number, dir: string): Promise<Se
   const prefix = `bench${randomBytes(3).toString('hex')}`;
   const bot = await RedisQueue.open({ url, db, dataDir: dir, prefix, reconcileMs: 1000 });
   const remote = await Promise.all(Array.from({ length: workers }, () => RedisQueue.open({ url, prefix })));
-  const hosts = await hostsOn(remote, remote.map((q) => q.workDir));
+  const hosts = await hostsOn(
+    remote,
+    remote.map((q) => q.workDir),
+  );
   return {
-    bot, hosts,
+    bot,
+    hosts,
     async close() {
       await Promise.all(hosts.map((h) => h.stop()));
       await Promise.all(remote.map((q) => q.close()));
@@ -110,9 +123,13 @@ async function sqliteSetup(workers: number, dir: string): Promise<Setup> {
   // The embedded queue as `npm start` runs it: one SQLite file, workers in the same program (default polls).
   const db: Db = openDatabase(dir);
   const bot = new SqliteQueue(db);
-  const hosts = await hostsOn(Array.from({ length: workers }, () => bot), Array.from({ length: workers }, () => dir));
+  const hosts = await hostsOn(
+    Array.from({ length: workers }, () => bot),
+    Array.from({ length: workers }, () => dir),
+  );
   return {
-    bot, hosts,
+    bot,
+    hosts,
     async close() {
       await Promise.all(hosts.map((h) => h.stop()));
       await bot.close();
@@ -132,7 +149,10 @@ interface Row {
 
 async function measure(name: string, s: Setup, workers: number): Promise<Row> {
   // Warm every painter once (first-run session set-up is not queue overhead).
-  await finished(s.bot, await Promise.all(Array.from({ length: workers * 2 }, async () => (await s.bot.enqueue(job())).job.id)));
+  await finished(
+    s.bot,
+    await Promise.all(Array.from({ length: workers * 2 }, async () => (await s.bot.enqueue(job())).job.id)),
+  );
   const overhead: number[] = [];
   for (let i = 0; i < LATENCY_SAMPLES; i++) {
     const t0 = Date.now();
@@ -147,7 +167,14 @@ async function measure(name: string, s: Setup, workers: number): Promise<Row> {
   const throughputMs = performance.now() - t0;
   const painterRss = Math.max(...s.hosts.map((h) => vmHwmMiB(h.childPid)));
   process.stderr.write(`  ${name} × ${workers}: done\n`);
-  return { queue: name, workers, p50: percentile(overhead, 50), p99: percentile(overhead, 99), throughputMs, painterRss };
+  return {
+    queue: name,
+    workers,
+    p50: percentile(overhead, 50),
+    p99: percentile(overhead, 99),
+    throughputMs,
+    painterRss,
+  };
 }
 
 async function redisMemory(url: string, dir: string): Promise<{ perJob: number; perTrajectory: number }> {
@@ -173,7 +200,14 @@ async function redisMemory(url: string, dir: string): Promise<{ perJob: number; 
   const R = 5;
   for (let i = 0; i < R; i++) {
     const j = job('r');
-    await bot.enqueue({ ...j, request: { ...j.request, kind: 'repaint', parent: { generationId: 'p', params: j.request.params, artifacts: { 'trajectory.bin': trajectory } } } });
+    await bot.enqueue({
+      ...j,
+      request: {
+        ...j.request,
+        kind: 'repaint',
+        parent: { generationId: 'p', params: j.request.params, artifacts: { 'trajectory.bin': trajectory } },
+      },
+    });
   }
   const perTrajectory = ((await used()) - before2) / R;
   client.disconnect();
@@ -200,7 +234,9 @@ async function main(): Promise<void> {
     }
     const mem = await redisMemory(redis.url, dir);
     const base = (q: string) => rows.find((r) => r.queue === q && r.workers === 1)!.throughputMs;
-    console.log(`queue benchmark: tiny checkpoint, 128² × 1 step jobs, ORT 1 thread per painter, ${LATENCY_SAMPLES} latency samples, ${THROUGHPUT_JOBS} jobs for throughput`);
+    console.log(
+      `queue benchmark: tiny checkpoint, 128² × 1 step jobs, ORT 1 thread per painter, ${LATENCY_SAMPLES} latency samples, ${THROUGHPUT_JOBS} jobs for throughput`,
+    );
     console.log('queue   workers  enqueue→start p50  p99     60 jobs    jobs/s  ratio to 1 worker  painter peak RSS');
     for (const r of rows) {
       console.log(
@@ -209,8 +245,12 @@ async function main(): Promise<void> {
     }
     const bull1 = rows.find((r) => r.queue === 'bullmq' && r.workers === 1)!;
     const sql1 = rows.find((r) => r.queue === 'sqlite' && r.workers === 1)!;
-    console.log(`bullmq vs sqlite, 1 worker: enqueue→start p50 ${fmt(bull1.p50 / Math.max(1, sql1.p50))}×, 60-job time ${fmt(bull1.throughputMs / sql1.throughputMs)}×`);
-    console.log(`redis memory: ${fmt(mem.perJob / 1024, 1)} KiB per waiting job; ${fmt(mem.perTrajectory / 2 ** 20, 1)} MiB per waiting repaint carrying a 1024² trajectory (${fmt((21 * 4096 * 64 * 2) / 2 ** 20, 1)} MiB file)`);
+    console.log(
+      `bullmq vs sqlite, 1 worker: enqueue→start p50 ${fmt(bull1.p50 / Math.max(1, sql1.p50))}×, 60-job time ${fmt(bull1.throughputMs / sql1.throughputMs)}×`,
+    );
+    console.log(
+      `redis memory: ${fmt(mem.perJob / 1024, 1)} KiB per waiting job; ${fmt(mem.perTrajectory / 2 ** 20, 1)} MiB per waiting repaint carrying a 1024² trajectory (${fmt((21 * 4096 * 64 * 2) / 2 ** 20, 1)} MiB file)`,
+    );
     console.log(`peak RSS of this process (bot side and worker hosts): ${fmt(peakRssMiB(), 0)} MiB`);
   } finally {
     await redis.stop();

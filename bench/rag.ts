@@ -32,10 +32,23 @@ const cases: [string, BenchCase][] = [
 ];
 
 process.stderr.write(`timing ${cases.length} step signatures, round-robin, ${runs} rounds...\n`);
-const measured = await benchSteps(ck, cases.map(([, s]) => s), { runtime, runs });
+const measured = await benchSteps(
+  ck,
+  cases.map(([, s]) => s),
+  { runtime, runs },
+);
 const results = cases.map(([name], i) => [name, measured[i]!] as const);
 const plain = results[0]![1];
-const header = ['step', 'min ms', 'median ms', 'measured ÷ plain', 'FLOPs ÷ plain', 'upstream ÷ plain', 'measured ÷ FLOPs', 'SR padding'];
+const header = [
+  'step',
+  'min ms',
+  'median ms',
+  'measured ÷ plain',
+  'FLOPs ÷ plain',
+  'upstream ÷ plain',
+  'measured ÷ FLOPs',
+  'SR padding',
+];
 const rows = results.map(([name, r]) => [
   name,
   fmt(r.minMs, 0),
@@ -47,8 +60,13 @@ const rows = results.map(([name, r]) => [
   `${fmt(100 * r.srPadding, 0)}%`,
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-process.stdout.write(`${runtime.executionProvider}, bench preset (inner ${ck.transformerConfig.inner}, ${ck.transformerConfig.numLayers}+${ck.transformerConfig.numSingleLayers} blocks), 512², T5 512, ${runs} round-robin rounds; ratios of the fastest runs\n`);
+const line = (cells: string[]) =>
+  cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+process.stdout.write(
+  `${runtime.executionProvider}, bench preset (inner ${ck.transformerConfig.inner}, ${ck.transformerConfig.numLayers}+${ck.transformerConfig.numSingleLayers} blocks), 512², T5 512, ${runs} round-robin rounds; ratios of the fastest runs\n`,
+);
 process.stdout.write(`${line(header)}\n`);
 for (const r of rows) process.stdout.write(`${line(r)}\n`);
-process.stdout.write(`one step session for every case, created in ${fmt(measured[0]!.createMs / 1000, 1)} s; peak RSS ${fmt(peakRssMiB(), 0)} MiB\n`);
+process.stdout.write(
+  `one step session for every case, created in ${fmt(measured[0]!.createMs / 1000, 1)} s; peak RSS ${fmt(peakRssMiB(), 0)} MiB\n`,
+);

@@ -39,15 +39,24 @@ const create = ort.InferenceSession.create.bind(ort.InferenceSession);
 const modelDir = process.argv[2] ?? (await wideCheckpoint());
 const runtime = runtimeFromEnv();
 // WEIGHTS=int4 etc. runs the same workload on quantized weights (prepared once into .tmp/realscale-weights).
-const engine = Engine.open({ modelDir, runtime, weights: parseWeightForms(process.env.WEIGHTS), weightsCacheDir: path.join(repoRoot, '.tmp', 'realscale-weights') });
+const engine = Engine.open({
+  modelDir,
+  runtime,
+  weights: parseWeightForms(process.env.WEIGHTS),
+  weightsCacheDir: path.join(repoRoot, '.tmp', 'realscale-weights'),
+});
 const computeType = graphFormFor(runtime.executionProvider).computeType;
 const weights = engine.checkpoint.transformerWeights();
 const params = weights.names().reduce((n, name) => n + weights.info(name).shape.reduce((a, b) => a * b, 1), 0);
 const copyBytes = params * DTYPE_BYTES[computeType];
-process.stderr.write(`${modelDir}: transformer ${(params / 1e6).toFixed(0)} M parameters = ${(copyBytes / 2 ** 30).toFixed(2)} GiB in ${computeType}\n`);
+process.stderr.write(
+  `${modelDir}: transformer ${(params / 1e6).toFixed(0)} M parameters = ${(copyBytes / 2 ** 30).toFixed(2)} GiB in ${computeType}\n`,
+);
 
 const t0 = performance.now();
-const warmSteps = await engine.warmUp((s) => process.stderr.write(`  warm-up: ${s.component} ${fmt(s.ms / 1000, 1)} s, RSS ${fmt(s.rssBytes / 2 ** 30)} GiB\n`));
+const warmSteps = await engine.warmUp((s) =>
+  process.stderr.write(`  warm-up: ${s.component} ${fmt(s.ms / 1000, 1)} s, RSS ${fmt(s.rssBytes / 2 ** 30)} GiB\n`),
+);
 const warmS = (performance.now() - t0) / 1000;
 // What the process held before the transformer was loaded (Node, ORT, text encoders): the rest of the peak is the
 // transformer's weights and the jobs' activations.
@@ -58,24 +67,48 @@ const warmSessions = created.length;
 function scene(n: number): Scene {
   const things = ['a tabby cat', 'a red ball', 'a potted fern', 'a brass lamp', 'a stack of books'];
   return {
-    width: SIZE, height: SIZE, prompt: `a cosy room with ${things.slice(0, n).join(', ')}`, background: 'a cosy room', exclude: [],
-    regions: Array.from({ length: n }, (_, k) => ({ id: `r${k}`, label: things[k]!, prompt: `${things[k]}, detailed`, box: { x: k / n, y: 0.25, w: 1 / n, h: 0.5 } })),
+    width: SIZE,
+    height: SIZE,
+    prompt: `a cosy room with ${things.slice(0, n).join(', ')}`,
+    background: 'a cosy room',
+    exclude: [],
+    regions: Array.from({ length: n }, (_, k) => ({
+      id: `r${k}`,
+      label: things[k]!,
+      prompt: `${things[k]}, detailed`,
+      box: { x: k / n, y: 0.25, w: 1 / n, h: 0.5 },
+    })),
   };
 }
 
-interface Row { job: string; ms: number; sessions: number; createS: number; peakMiB: number }
+interface Row {
+  job: string;
+  ms: number;
+  sessions: number;
+  createS: number;
+  peakMiB: number;
+}
 const rows: Row[] = [];
 async function job(name: string, fn: () => Promise<JobOutput>): Promise<JobOutput> {
   const before = created.length;
   const t = performance.now();
   const out = await fn();
   const fresh = created.slice(before);
-  rows.push({ job: name, ms: performance.now() - t, sessions: fresh.length, createS: fresh.reduce((s, c) => s + c.ms, 0) / 1000, peakMiB: peakRssMiB() });
+  rows.push({
+    job: name,
+    ms: performance.now() - t,
+    sessions: fresh.length,
+    createS: fresh.reduce((s, c) => s + c.ms, 0) / 1000,
+    peakMiB: peakRssMiB(),
+  });
   process.stderr.write(`  ${name}: ${fmt((performance.now() - t) / 1000, 1)} s\n`);
   return out;
 }
 
-const base = (n: number): RagParams => ({ ...sceneToRagParams(scene(n), { model: engine.modelId, seed: 11, steps: STEPS }), num_inference_steps: STEPS });
+const base = (n: number): RagParams => ({
+  ...sceneToRagParams(scene(n), { model: engine.modelId, seed: 11, steps: STEPS }),
+  num_inference_steps: STEPS,
+});
 let last: JobOutput | undefined;
 let lastParams: RagParams | undefined;
 for (const n of [3, 2, 5, 1]) {
@@ -96,7 +129,10 @@ const repaintOf = async (p: RagParams, what: string, seed: number): Promise<RagP
   Repainting_mask: await rectsToMaskPng([{ x: 0, y: SIZE / 4, w: SIZE / 2, h: SIZE / 2 }], SIZE, SIZE),
   Repainting_prompt: `a cosy room with ${what}`,
   // The same SR cells, the changed one now describing the new thing.
-  Repainting_SR_prompt: (p.SR_prompt ?? what).split('BREAK').map((seg, j) => (j === 0 ? ` ${what} ` : seg)).join('BREAK'),
+  Repainting_SR_prompt: (p.SR_prompt ?? what)
+    .split('BREAK')
+    .map((seg, j) => (j === 0 ? ` ${what} ` : seg))
+    .join('BREAK'),
   Repainting_HB_prompt: what,
   Repainting_HB_replace: 1,
   Repainting_seed: seed,
@@ -106,12 +142,19 @@ const first = lastParams!;
 const r1Params = await repaintOf(first, 'a sleeping dog', 5);
 const r1 = await job('repaint', () => repaintJob(engine, r1Params, { params: first, ...files('first', last!, first) }));
 const r2Params = await repaintOf(r1Params, 'a grey rabbit', 6);
-await job('repaint of the repaint', () => repaintJob(engine, r2Params, { params: r1Params, ...files('repaint', r1, r1Params), kind: 'repaint' }));
+await job('repaint of the repaint', () =>
+  repaintJob(engine, r2Params, { params: r1Params, ...files('repaint', r1, r1Params), kind: 'repaint' }),
+);
 await engine.close();
 
-const table = [['job', 'wall s', 'sessions created', 'creating s', 'peak RSS MiB'], ...rows.map((r) => [r.job, fmt(r.ms / 1000, 2), String(r.sessions), fmt(r.createS, 2), fmt(r.peakMiB, 0)])];
+const table = [
+  ['job', 'wall s', 'sessions created', 'creating s', 'peak RSS MiB'],
+  ...rows.map((r) => [r.job, fmt(r.ms / 1000, 2), String(r.sessions), fmt(r.createS, 2), fmt(r.peakMiB, 0)]),
+];
 const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
-console.log(`\nwide preset ${SIZE}², ${STEPS} steps, ${runtime.executionProvider}; warm-up ${fmt(warmS, 1)} s, ${warmSessions} sessions (every component)`);
+console.log(
+  `\nwide preset ${SIZE}², ${STEPS} steps, ${runtime.executionProvider}; warm-up ${fmt(warmS, 1)} s, ${warmSessions} sessions (every component)`,
+);
 for (const r of table) console.log(r.map((x, c) => x.padEnd(widths[c]!)).join('  '));
 console.log('\nnew layout ÷ same layout warm:');
 for (const n of [3, 2, 5, 1]) {
@@ -120,6 +163,10 @@ for (const n of [3, 2, 5, 1]) {
   console.log(`  ${n} regions: ${fmt(a.ms / b.ms)}× (goal ≤ 1.1)`);
 }
 const peak = Math.max(...rows.map((r) => r.peakMiB));
-console.log(`peak RSS ${fmt(peak / 1024)} GiB ÷ one ${computeType} copy of the transformer ${fmt(copyBytes / 2 ** 30)} GiB = ${fmt((peak * 2 ** 20) / copyBytes)}× (goal ≤ 1.4)`);
-console.log(`(peak RSS − ${fmt(beforeTransformerBytes / 2 ** 30)} GiB held before the transformer loaded) ÷ the copy = ${fmt((peak * 2 ** 20 - beforeTransformerBytes) / copyBytes)}×`);
+console.log(
+  `peak RSS ${fmt(peak / 1024)} GiB ÷ one ${computeType} copy of the transformer ${fmt(copyBytes / 2 ** 30)} GiB = ${fmt((peak * 2 ** 20) / copyBytes)}× (goal ≤ 1.4)`,
+);
+console.log(
+  `(peak RSS − ${fmt(beforeTransformerBytes / 2 ** 30)} GiB held before the transformer loaded) ÷ the copy = ${fmt((peak * 2 ** 20 - beforeTransformerBytes) / copyBytes)}×`,
+);
 console.log(`sessions created by jobs after warm-up: ${rows.reduce((n, r) => n + r.sessions, 0)}`);

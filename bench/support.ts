@@ -13,7 +13,14 @@ export function benchCheckpoint(variant: Variant = 'dev'): string {
   const out = path.join(repoRoot, '.tmp', `bench-model-${variant}`);
   if (!existsSync(path.join(out, 'model_index.json'))) {
     process.stderr.write(`writing the bench checkpoint to ${out} (once)...\n`);
-    makeTinyModel({ out, preset: 'bench', variant, seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
+    makeTinyModel({
+      out,
+      preset: 'bench',
+      variant,
+      seed: 7,
+      force: true,
+      progress: (m) => process.stderr.write(`  ${m}\n`),
+    });
   }
   return out;
 }
@@ -23,7 +30,14 @@ export async function wideCheckpoint(): Promise<string> {
   const out = path.join(repoRoot, '.tmp', 'wide-model-schnell');
   if (!existsSync(path.join(out, 'model_index.json'))) {
     process.stderr.write(`writing the wide checkpoint to ${out} (once, about 1.3 GB)...\n`);
-    await writeTinyModel({ out, preset: 'wide', variant: 'schnell', seed: 7, force: true, progress: (m) => process.stderr.write(`  ${m}\n`) });
+    await writeTinyModel({
+      out,
+      preset: 'wide',
+      variant: 'schnell',
+      seed: 7,
+      force: true,
+      progress: (m) => process.stderr.write(`  ${m}\n`),
+    });
   }
   return out;
 }
@@ -55,17 +69,33 @@ export async function timeMs(fn: () => Promise<unknown>, reps: number, warm = 1)
  * The GEMM throughput ONNX Runtime reaches here: float32 MatMul at the step's own shapes (tokens × width ×
  * 4·width, the MLP's up-projection, which dominates a FLUX block), best of the shapes tried, in FLOP/s.
  */
-export async function gemmThroughput(rows: number, width: number, runtime: RuntimeOptions): Promise<{ flops: number; shape: string }> {
+export async function gemmThroughput(
+  rows: number,
+  width: number,
+  runtime: RuntimeOptions,
+): Promise<{ flops: number; shape: string }> {
   let best = { flops: 0, shape: '' };
-  for (const [m, k, n] of [[rows, width, 4 * width], [rows, width, 3 * width], [rows, 4 * width, width]] as const) {
+  for (const [m, k, n] of [
+    [rows, width, 4 * width],
+    [rows, width, 3 * width],
+    [rows, 4 * width, width],
+  ] as const) {
     const g = new Graph('gemm');
     const a = g.input('a', 'float32', [m, k]);
     const b = g.input('b', 'float32', [k, n]);
     g.output(g.op('MatMul', [a, b]), 'y');
     const { session } = await createSession(g, runtime);
     const feeds = {
-      a: new ort.Tensor('float32', Float32Array.from({ length: m * k }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), [m, k]),
-      b: new ort.Tensor('float32', Float32Array.from({ length: k * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), [k, n]),
+      a: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: m * k }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5),
+        [m, k],
+      ),
+      b: new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: k * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5),
+        [k, n],
+      ),
     };
     const ms = await timeMs(() => session.run(feeds), 7, 2);
     await session.release();

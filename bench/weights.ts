@@ -33,15 +33,26 @@ const ALL = ['fp32', 'bf16', 'int8', 'int4', 'fp8', 'gguf-q8_0', 'gguf-q4_0'] as
 type Form = (typeof ALL)[number];
 const work = path.join(repoRoot, '.tmp', 'bench-weights');
 
-interface ChildResult { form: Form; run: string; prepareS: number; sessionS: number; stepS: number; peakMiB: number; gpuPeakMiB?: number; velocity: string; resident: number }
+interface ChildResult {
+  form: Form;
+  run: string;
+  prepareS: number;
+  sessionS: number;
+  stepS: number;
+  peakMiB: number;
+  gpuPeakMiB?: number;
+  velocity: string;
+  resident: number;
+}
 
 /** GPU memory in use (MiB) sampled every 100 ms while this process runs, on CUDA; undefined elsewhere. */
 function gpuSampler(): { peak: () => number | undefined; stop: () => void } {
   if (runtimeFromEnv().executionProvider !== 'cuda') return { peak: () => undefined, stop: () => {} };
   let peak: number | undefined;
-  const sample = () => execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], (err, out) => {
-    if (!err) peak = Math.max(peak ?? 0, Number.parseFloat(out));
-  });
+  const sample = () =>
+    execFile('nvidia-smi', ['--query-gpu=memory.used', '--format=csv,noheader,nounits'], (err, out) => {
+      if (!err) peak = Math.max(peak ?? 0, Number.parseFloat(out));
+    });
   sample();
   const timer = setInterval(sample, 100);
   return { peak: () => peak, stop: () => clearInterval(timer) };
@@ -55,10 +66,20 @@ function decodedInJs(ck: PreparedCheckpoint, form: Form): FluxCheckpoint {
   const w = ck.transformerWeights();
   const file = path.join(work, `${form}-jsref.safetensors`);
   const tensors: Record<string, HostTensor> = {};
-  for (const n of w.names()) tensors[n] = { dtype: 'float32', shape: w.info(n).shape, data: sourceToFloat32(w.source(n)) };
+  for (const n of w.names())
+    tensors[n] = { dtype: 'float32', shape: w.info(n).shape, data: sourceToFloat32(w.source(n)) };
   writeSafetensors(file, tensors);
   const decoded = new SafetensorsWeights(`${form} decoded in JS`, [new SafetensorsFile(file)]);
-  return { source: ck.source, layout: ck.layout, variant: ck.variant, transformerConfig: ck.transformerConfig, transformerWeights: () => decoded, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
+  return {
+    source: ck.source,
+    layout: ck.layout,
+    variant: ck.variant,
+    transformerConfig: ck.transformerConfig,
+    transformerWeights: () => decoded,
+    component: (n) => ck.component(n),
+    assetFolder: (n) => ck.assetFolder(n),
+    schedulerConfig: () => ck.schedulerConfig(),
+  };
 }
 
 /** One form in this process: prepare the weights, open the session, time the step, save the velocity. */
@@ -66,7 +87,9 @@ async function child(form: Form, run: string, dir: string, weights: WeightForm, 
   const runtime = runtimeFromEnv();
   const gpu = gpuSampler();
   const t0 = performance.now();
-  const prepared = new PreparedCheckpoint(loadCheckpoint(dir), { ...AS_STORED, transformer: weights }, cacheDir, [path.join(dir, PREPARED_FOLDER)]);
+  const prepared = new PreparedCheckpoint(loadCheckpoint(dir), { ...AS_STORED, transformer: weights }, cacheDir, [
+    path.join(dir, PREPARED_FOLDER),
+  ]);
   const w = prepared.transformerWeights();
   for (const n of w.names()) w.source(n);
   const ck = run === 'jsref' ? decodedInJs(prepared, form) : prepared;
@@ -99,7 +122,17 @@ async function child(form: Form, run: string, dir: string, weights: WeightForm, 
   writeFileSync(velocity, sample);
   gpu.stop();
   const computeBytes = runtime.executionProvider === 'cpu' ? 4 : 2;
-  const result: ChildResult = { form, run, prepareS, sessionS, stepS: median(times), peakMiB: peakRssMiB(), gpuPeakMiB: gpu.peak(), velocity, resident: w.summary.residentBytes(computeBytes) };
+  const result: ChildResult = {
+    form,
+    run,
+    prepareS,
+    sessionS,
+    stepS: median(times),
+    peakMiB: peakRssMiB(),
+    gpuPeakMiB: gpu.peak(),
+    velocity,
+    resident: w.summary.residentBytes(computeBytes),
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await tr.release();
 }
@@ -124,7 +157,8 @@ if (process.argv[2] === '--child') {
 }
 
 const forms = (process.argv.length > 2 ? process.argv.slice(2) : ALL) as Form[];
-for (const f of forms) if (!(ALL as readonly string[]).includes(f)) throw new Error(`unknown form ${f} (use ${ALL.join(', ')})`);
+for (const f of forms)
+  if (!(ALL as readonly string[]).includes(f)) throw new Error(`unknown form ${f} (use ${ALL.join(', ')})`);
 mkdirSync(work, { recursive: true });
 const bf16Dir = await wideCheckpoint();
 const results: ChildResult[] = [];
@@ -135,19 +169,32 @@ for (const form of ['fp32', 'bf16', ...forms.filter((f) => f !== 'fp32' && f !==
   rmSync(cacheDir, { recursive: true, force: true });
   // Forms that prepare anything run twice: cold (the cache is written) and warm (it is found again).
   // Every quantized form also runs its parity reference (jsref) unless JSREF=0.
-  const runs = form === 'fp32' || form === 'bf16' ? ['load'] : [...(form === 'fp8' ? ['load'] : ['cold', 'warm']), ...(process.env.JSREF === '0' ? [] : ['jsref'])];
+  const runs =
+    form === 'fp32' || form === 'bf16'
+      ? ['load']
+      : [...(form === 'fp8' ? ['load'] : ['cold', 'warm']), ...(process.env.JSREF === '0' ? [] : ['jsref'])];
   for (const run of runs) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts'), '--child', form, run, dir, weights, cacheDir], {
-      env: { ...process.env, LOG_LEVEL: 'warn' }, encoding: 'utf8', maxBuffer: 64 * 2 ** 20,
-    });
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', path.join(repoRoot, 'bench', 'weights.ts'), '--child', form, run, dir, weights, cacheDir],
+      {
+        env: { ...process.env, LOG_LEVEL: 'warn' },
+        encoding: 'utf8',
+        maxBuffer: 64 * 2 ** 20,
+      },
+    );
     if (r.status !== 0) {
-      process.stderr.write(`${form} (${run}) failed (exit ${r.status}):\n${r.stderr.split('\n').slice(-15).join('\n')}\n`);
+      process.stderr.write(
+        `${form} (${run}) failed (exit ${r.status}):\n${r.stderr.split('\n').slice(-15).join('\n')}\n`,
+      );
       continue;
     }
     const line = r.stdout.trim().split('\n').at(-1)!;
     const res = JSON.parse(line) as ChildResult;
     results.push(res);
-    process.stderr.write(`  ${form} ${run}: prepare ${fmt(res.prepareS, 1)} s, session ${fmt(res.sessionS, 1)} s, step ${fmt(res.stepS)} s, peak RSS ${fmt(res.peakMiB / 1024)} GiB\n`);
+    process.stderr.write(
+      `  ${form} ${run}: prepare ${fmt(res.prepareS, 1)} s, session ${fmt(res.sessionS, 1)} s, step ${fmt(res.stepS)} s, peak RSS ${fmt(res.peakMiB / 1024)} GiB\n`,
+    );
   }
 }
 
@@ -159,8 +206,12 @@ if (!fp32 || !bf16) throw new Error('the fp32 and bf16 runs are the references; 
 const ref = read(fp32.velocity);
 const peakRef = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const runtime = runtimeFromEnv();
-console.log(`\nweights forms on the wide preset (${SIZE}², ${runtime.executionProvider}, ${runtime.threads || 'all'} threads; step = one transformer forward, median of ${REPS}); |velocity| ≤ ${fmt(peakRef)}`);
-console.log('form       run    prepare s  session s  step s  step÷bf16  peak RSS GiB  RSS÷bf16  GPU peak MiB  weights GiB  max|Δv| vs fp32  mean|Δv|');
+console.log(
+  `\nweights forms on the wide preset (${SIZE}², ${runtime.executionProvider}, ${runtime.threads || 'all'} threads; step = one transformer forward, median of ${REPS}); |velocity| ≤ ${fmt(peakRef)}`,
+);
+console.log(
+  'form       run    prepare s  session s  step s  step÷bf16  peak RSS GiB  RSS÷bf16  GPU peak MiB  weights GiB  max|Δv| vs fp32  mean|Δv|',
+);
 for (const r of results.filter((x) => x.run !== 'jsref')) {
   const v = read(r.velocity);
   let max = 0;
@@ -176,8 +227,11 @@ for (const r of results.filter((x) => x.run !== 'jsref')) {
   );
 }
 
-console.log('\nparity: each form\'s graph vs the fp32 graph over the same stored bytes decoded in JS (bound: float32 kernel noise)');
+console.log(
+  "\nparity: each form's graph vs the fp32 graph over the same stored bytes decoded in JS (bound: float32 kernel noise)",
+);
 for (const ref of results.filter((r) => r.run === 'jsref')) {
   const own = results.find((r) => r.form === ref.form && (r.run === 'warm' || r.run === 'load'));
-  if (own) console.log(`${ref.form.padEnd(10)} max|Δv| ${maxDiff(read(own.velocity), read(ref.velocity)).toExponential(2)}`);
+  if (own)
+    console.log(`${ref.form.padEnd(10)} max|Δv| ${maxDiff(read(own.velocity), read(ref.velocity)).toExponential(2)}`);
 }

@@ -21,7 +21,8 @@ export function commandBodies(config: Config) {
 
 export async function deployCommands(config: Config, rest?: REST): Promise<Deployed> {
   const { token, applicationId, devGuildId, apiUrl } = config.discord;
-  if (!token || !applicationId) throw new UserError('DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set to register commands');
+  if (!token || !applicationId)
+    throw new UserError('DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set to register commands');
   const client = rest ?? new REST({ api: apiUrl }).setToken(token);
   const body = commandBodies(config);
   // PUT replaces the whole list for the scope, so commands removed from the code disappear from Discord too.
@@ -37,7 +38,10 @@ async function main(): Promise<number> {
   try {
     const config = loadConfig(readEnvironment(), ['discord', 'discord-app']);
     const done = await deployCommands(config);
-    const where = done.scope === 'guild' ? `guild ${done.guildId} (available now)` : 'all guilds (global commands can take up to an hour to appear)';
+    const where =
+      done.scope === 'guild'
+        ? `guild ${done.guildId} (available now)`
+        : 'all guilds (global commands can take up to an hour to appear)';
     process.stdout.write(`registered /${done.names.join(', /')} in ${where}\n`);
     return 0;
   } catch (e) {

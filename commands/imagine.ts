@@ -10,11 +10,39 @@ export const command: SlashCommand = {
     return new SlashCommandBuilder()
       .setName('imagine')
       .setDescription('Describe a scene; I plan where everything goes and paint it')
-      .addStringOption((o) => o.setName('prompt').setDescription('The scene, e.g. "a black cat on the left and a white dog on the right"').setRequired(true).setMaxLength(1000))
-      .addIntegerOption((o) => o.setName('seed').setDescription('Seed for a repeatable picture (random when left out)').setMinValue(0).setMaxValue(2 ** 32 - 1))
-      .addStringOption((o) => o.setName('aspect').setDescription('Width:height').addChoices(...ASPECTS.map((a) => ({ name: a, value: a }))))
-      .addIntegerOption((o) => o.setName('steps').setDescription('Denoising steps (more is slower)').setMinValue(1).setMaxValue(config.limits.maxSteps))
-      .addStringOption((o) => o.setName('model').setDescription('Which model').addChoices(...models.map((m) => ({ name: m.name, value: m.id }))))
+      .addStringOption((o) =>
+        o
+          .setName('prompt')
+          .setDescription('The scene, e.g. "a black cat on the left and a white dog on the right"')
+          .setRequired(true)
+          .setMaxLength(1000),
+      )
+      .addIntegerOption((o) =>
+        o
+          .setName('seed')
+          .setDescription('Seed for a repeatable picture (random when left out)')
+          .setMinValue(0)
+          .setMaxValue(2 ** 32 - 1),
+      )
+      .addStringOption((o) =>
+        o
+          .setName('aspect')
+          .setDescription('Width:height')
+          .addChoices(...ASPECTS.map((a) => ({ name: a, value: a }))),
+      )
+      .addIntegerOption((o) =>
+        o
+          .setName('steps')
+          .setDescription('Denoising steps (more is slower)')
+          .setMinValue(1)
+          .setMaxValue(config.limits.maxSteps),
+      )
+      .addStringOption((o) =>
+        o
+          .setName('model')
+          .setDescription('Which model')
+          .addChoices(...models.map((m) => ({ name: m.name, value: m.id }))),
+      )
       .toJSON();
   },
   async execute(ix, ctx) {

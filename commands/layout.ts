@@ -17,13 +17,40 @@ export const command: SlashCommand = {
     return new SlashCommandBuilder()
       .setName('layout')
       .setDescription('Give the layout yourself: where each thing goes')
-      .addStringOption((o) => o.setName('regions').setDescription('e.g. "a black cat @ left; a white dog @ 55 20 40 70" (x y w h in %)').setMaxLength(2000))
-      .addAttachmentOption((o) => o.setName('file').setDescription('A Scene JSON file (as `scenewright plan --json` prints)'))
-      .addStringOption((o) => o.setName('prompt').setDescription('One caption for the whole picture (default: the labels)').setMaxLength(1000))
-      .addStringOption((o) => o.setName('background').setDescription('What fills the space around the regions').setMaxLength(600))
-      .addStringOption((o) => o.setName('aspect').setDescription('Width:height (text syntax only)').addChoices(...ASPECTS.map((a) => ({ name: a, value: a }))))
-      .addIntegerOption((o) => o.setName('seed').setDescription('Seed (random when left out)').setMinValue(0).setMaxValue(2 ** 32 - 1))
-      .addIntegerOption((o) => o.setName('steps').setDescription('Denoising steps').setMinValue(1).setMaxValue(config.limits.maxSteps))
+      .addStringOption((o) =>
+        o
+          .setName('regions')
+          .setDescription('e.g. "a black cat @ left; a white dog @ 55 20 40 70" (x y w h in %)')
+          .setMaxLength(2000),
+      )
+      .addAttachmentOption((o) =>
+        o.setName('file').setDescription('A Scene JSON file (as `scenewright plan --json` prints)'),
+      )
+      .addStringOption((o) =>
+        o
+          .setName('prompt')
+          .setDescription('One caption for the whole picture (default: the labels)')
+          .setMaxLength(1000),
+      )
+      .addStringOption((o) =>
+        o.setName('background').setDescription('What fills the space around the regions').setMaxLength(600),
+      )
+      .addStringOption((o) =>
+        o
+          .setName('aspect')
+          .setDescription('Width:height (text syntax only)')
+          .addChoices(...ASPECTS.map((a) => ({ name: a, value: a }))),
+      )
+      .addIntegerOption((o) =>
+        o
+          .setName('seed')
+          .setDescription('Seed (random when left out)')
+          .setMinValue(0)
+          .setMaxValue(2 ** 32 - 1),
+      )
+      .addIntegerOption((o) =>
+        o.setName('steps').setDescription('Denoising steps').setMinValue(1).setMaxValue(config.limits.maxSteps),
+      )
       .toJSON();
   },
   async execute(ix, ctx) {
@@ -31,7 +58,8 @@ export const command: SlashCommand = {
     const file = ix.options.getAttachment('file');
     const prompt = ix.options.getString('prompt') ?? undefined;
     const background = ix.options.getString('background') ?? '';
-    if (!text && !file) throw new Refusal(`Give the regions as text or attach a Scene JSON file. ${LAYOUT_SYNTAX_HELP}`);
+    if (!text && !file)
+      throw new Refusal(`Give the regions as text or attach a Scene JSON file. ${LAYOUT_SYNTAX_HELP}`);
     if (text && file) throw new Refusal('Give the regions either as text or as a file, not both.');
     const requester = requesterOf(ix);
     const { limits } = ctx.config;
@@ -41,7 +69,11 @@ export const command: SlashCommand = {
       const regions = parseLayoutText(text, limits.maxRegions);
       let size;
       try {
-        size = sizeForAspect(ix.options.getString('aspect') ?? ctx.store.getUserSettings(ix.user.id).aspect ?? '1:1', limits.defaultSize, limits);
+        size = sizeForAspect(
+          ix.options.getString('aspect') ?? ctx.store.getUserSettings(ix.user.id).aspect ?? '1:1',
+          limits.defaultSize,
+          limits,
+        );
       } catch (e) {
         throw new Refusal(`${(e as Error).message}.`);
       }
@@ -50,7 +82,10 @@ export const command: SlashCommand = {
     await ctx.flows.precheck(requester, [text ?? '', prompt ?? '', background].join('\n'), { paints: true });
     await ix.deferReply();
     if (!scene && file) {
-      if (file.size > MAX_JSON_BYTES) throw new Refusal(`That file is ${file.size} bytes; a Scene JSON file should be under ${MAX_JSON_BYTES / 1000} kB.`);
+      if (file.size > MAX_JSON_BYTES)
+        throw new Refusal(
+          `That file is ${file.size} bytes; a Scene JSON file should be under ${MAX_JSON_BYTES / 1000} kB.`,
+        );
       const res = await fetch(file.url, { signal: AbortSignal.timeout(15_000) });
       if (!res.ok) throw new Refusal(`I could not download ${file.name} (HTTP ${res.status}). Attach it again.`);
       try {
@@ -58,7 +93,11 @@ export const command: SlashCommand = {
       } catch (e) {
         throw new Refusal(`${file.name} is not a usable Scene: ${(e as Error).message}`);
       }
-      await ctx.flows.precheck(requester, [scene.prompt, scene.background, ...scene.regions.flatMap((r) => [r.label, r.prompt])].join('\n'), { paints: false });
+      await ctx.flows.precheck(
+        requester,
+        [scene.prompt, scene.background, ...scene.regions.flatMap((r) => [r.label, r.prompt])].join('\n'),
+        { paints: false },
+      );
       if (prompt) scene = { ...scene, prompt };
       if (background) scene = { ...scene, background };
     }

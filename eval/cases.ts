@@ -25,28 +25,104 @@ export interface EvalCase {
 
 // Objects as people name them (singular, plural). Multi-word names are matched as a whole.
 const OBJECTS: [string, string][] = [
-  ['cat', 'cats'], ['dog', 'dogs'], ['car', 'cars'], ['chair', 'chairs'], ['cup', 'cups'], ['bottle', 'bottles'],
-  ['bowl', 'bowls'], ['book', 'books'], ['laptop', 'laptops'], ['backpack', 'backpacks'], ['bench', 'benches'],
-  ['bicycle', 'bicycles'], ['bird', 'birds'], ['boat', 'boats'], ['bus', 'buses'], ['cake', 'cakes'], ['clock', 'clocks'],
-  ['elephant', 'elephants'], ['giraffe', 'giraffes'], ['horse', 'horses'], ['kite', 'kites'], ['motorcycle', 'motorcycles'],
-  ['pizza', 'pizzas'], ['sheep', 'sheep'], ['skateboard', 'skateboards'], ['suitcase', 'suitcases'], ['teddy bear', 'teddy bears'],
-  ['train', 'trains'], ['truck', 'trucks'], ['umbrella', 'umbrellas'], ['vase', 'vases'], ['zebra', 'zebras'], ['apple', 'apples'],
-  ['banana', 'bananas'], ['donut', 'donuts'], ['keyboard', 'keyboards'], ['toaster', 'toasters'], ['wine glass', 'wine glasses'],
-  ['cow', 'cows'], ['bear', 'bears'], ['lamp', 'lamps'], ['pumpkin', 'pumpkins'], ['balloon', 'balloons'], ['candle', 'candles'],
-  ['guitar', 'guitars'], ['penguin', 'penguins'], ['duck', 'ducks'], ['rabbit', 'rabbits'], ['tree', 'trees'], ['mug', 'mugs'],
-  ['television', 'televisions'], ['sofa', 'sofas'], ['table', 'tables'], ['ball', 'balls'], ['hat', 'hats'], ['fox', 'foxes'],
+  ['cat', 'cats'],
+  ['dog', 'dogs'],
+  ['car', 'cars'],
+  ['chair', 'chairs'],
+  ['cup', 'cups'],
+  ['bottle', 'bottles'],
+  ['bowl', 'bowls'],
+  ['book', 'books'],
+  ['laptop', 'laptops'],
+  ['backpack', 'backpacks'],
+  ['bench', 'benches'],
+  ['bicycle', 'bicycles'],
+  ['bird', 'birds'],
+  ['boat', 'boats'],
+  ['bus', 'buses'],
+  ['cake', 'cakes'],
+  ['clock', 'clocks'],
+  ['elephant', 'elephants'],
+  ['giraffe', 'giraffes'],
+  ['horse', 'horses'],
+  ['kite', 'kites'],
+  ['motorcycle', 'motorcycles'],
+  ['pizza', 'pizzas'],
+  ['sheep', 'sheep'],
+  ['skateboard', 'skateboards'],
+  ['suitcase', 'suitcases'],
+  ['teddy bear', 'teddy bears'],
+  ['train', 'trains'],
+  ['truck', 'trucks'],
+  ['umbrella', 'umbrellas'],
+  ['vase', 'vases'],
+  ['zebra', 'zebras'],
+  ['apple', 'apples'],
+  ['banana', 'bananas'],
+  ['donut', 'donuts'],
+  ['keyboard', 'keyboards'],
+  ['toaster', 'toasters'],
+  ['wine glass', 'wine glasses'],
+  ['cow', 'cows'],
+  ['bear', 'bears'],
+  ['lamp', 'lamps'],
+  ['pumpkin', 'pumpkins'],
+  ['balloon', 'balloons'],
+  ['candle', 'candles'],
+  ['guitar', 'guitars'],
+  ['penguin', 'penguins'],
+  ['duck', 'ducks'],
+  ['rabbit', 'rabbits'],
+  ['tree', 'trees'],
+  ['mug', 'mugs'],
+  ['television', 'televisions'],
+  ['sofa', 'sofas'],
+  ['table', 'tables'],
+  ['ball', 'balls'],
+  ['hat', 'hats'],
+  ['fox', 'foxes'],
 ];
 // Only in the held-out split.
 const HELDOUT_OBJECTS: [string, string][] = [
-  ['fire hydrant', 'fire hydrants'], ['traffic light', 'traffic lights'], ['potted plant', 'potted plants'], ['owl', 'owls'],
-  ['tractor', 'tractors'], ['lantern', 'lanterns'], ['violin', 'violins'], ['toy robot', 'toy robots'], ['frog', 'frogs'],
-  ['sandwich', 'sandwiches'], ['basket', 'baskets'], ['snowman', 'snowmen'], ['piano', 'pianos'], ['flamingo', 'flamingos'],
-  ['helicopter', 'helicopters'], ['mushroom', 'mushrooms'], ['camera', 'cameras'], ['doll', 'dolls'], ['turtle', 'turtles'],
+  ['fire hydrant', 'fire hydrants'],
+  ['traffic light', 'traffic lights'],
+  ['potted plant', 'potted plants'],
+  ['owl', 'owls'],
+  ['tractor', 'tractors'],
+  ['lantern', 'lanterns'],
+  ['violin', 'violins'],
+  ['toy robot', 'toy robots'],
+  ['frog', 'frogs'],
+  ['sandwich', 'sandwiches'],
+  ['basket', 'baskets'],
+  ['snowman', 'snowmen'],
+  ['piano', 'pianos'],
+  ['flamingo', 'flamingos'],
+  ['helicopter', 'helicopters'],
+  ['mushroom', 'mushrooms'],
+  ['camera', 'cameras'],
+  ['doll', 'dolls'],
+  ['turtle', 'turtles'],
 ];
 const COLOURS = ['red', 'orange', 'yellow', 'green', 'blue', 'purple', 'pink', 'brown', 'black', 'white', 'gray'];
 const HELDOUT_COLOURS = ['silver', 'golden', 'beige', 'teal', 'navy', 'turquoise', 'crimson', 'violet'];
 const MATERIALS = ['wooden', 'metal', 'glass', 'plastic', 'striped', 'spotted'];
-const PLACES = ['kitchen', 'park', 'street', 'beach', 'living room', 'forest', 'garden', 'office', 'bedroom', 'field', 'desert', 'classroom', 'library', 'meadow'];
+const PLACES = [
+  'kitchen',
+  'park',
+  'street',
+  'beach',
+  'living room',
+  'forest',
+  'garden',
+  'office',
+  'bedroom',
+  'field',
+  'desert',
+  'classroom',
+  'library',
+  'meadow',
+];
 const NUMBERS = ['one', 'two', 'three', 'four', 'five'];
 
 /** mulberry32: a small seeded generator, so the sets never change. */
@@ -100,88 +176,573 @@ type Template = (p: Pick) => Omit<EvalCase, 'id' | 'split' | 'category'>;
 const word = (n: number) => NUMBERS[n - 1] ?? String(n);
 const noun = (o: [string, string], n: number) => (n === 1 ? o[0] : o[1]);
 
-const SPATIAL_PAIRS: [string, Rel][] = [['left', 'left'], ['right', 'right'], ['top', 'above'], ['bottom', 'below']];
+const SPATIAL_PAIRS: [string, Rel][] = [
+  ['left', 'left'],
+  ['right', 'right'],
+  ['top', 'above'],
+  ['bottom', 'below'],
+];
 const opposite: Record<string, string> = { left: 'right', right: 'left', top: 'bottom', bottom: 'top' };
 
 const DEV: Record<Category, Template[]> = {
   negation: [
-    (p) => { const o = p.obj(); return { prompt: `A realistic photo of a scene without ${o[1]}`, objects: [], negated: [o[0]] }; },
-    (p) => { const o = p.obj(); return { prompt: `a ${p.place()} without any ${o[1]}`, objects: [], negated: [o[0]] }; },
-    (p) => { const o = p.obj(); return { prompt: `a ${p.place()} with no ${o[1]}`, objects: [], negated: [o[0]] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} in a ${p.place()}, no ${b![1]}`, objects: [{ name: a![0], count: 1 }], negated: [b![0]] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(2, 4); return { prompt: `${word(n)} ${a![1]} but no ${b![1]}`, objects: [{ name: a![0], count: n }], negated: [b![0]] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `a ${p.place()}, without ${a![1]} or ${b![1]}`, objects: [], negated: [a![0], b![0]] }; },
-    (p) => { const [a, b] = p.objs(2); const c = p.colour(); return { prompt: `${an(c)} ${a![0]} and no ${b![1]}`, objects: [{ name: a![0], count: 1, attributes: [c] }], negated: [b![0]] }; },
-    (p) => { const o = p.obj(); return { prompt: `there are no ${o[1]} in the ${p.place()}`, objects: [], negated: [o[0]] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} but not a single ${b![0]}`, objects: [{ name: a![0], count: 1 }], negated: [b![0]] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} on a ${p.place() === 'beach' ? 'beach' : 'lawn'} with no ${b![1]} around`, objects: [{ name: a![0], count: 1 }], negated: [b![0]] }; },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `A realistic photo of a scene without ${o[1]}`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `a ${p.place()} without any ${o[1]}`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `a ${p.place()} with no ${o[1]}`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} in a ${p.place()}, no ${b![1]}`,
+        objects: [{ name: a![0], count: 1 }],
+        negated: [b![0]],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(2, 4);
+      return { prompt: `${word(n)} ${a![1]} but no ${b![1]}`, objects: [{ name: a![0], count: n }], negated: [b![0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return { prompt: `a ${p.place()}, without ${a![1]} or ${b![1]}`, objects: [], negated: [a![0], b![0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const c = p.colour();
+      return {
+        prompt: `${an(c)} ${a![0]} and no ${b![1]}`,
+        objects: [{ name: a![0], count: 1, attributes: [c] }],
+        negated: [b![0]],
+      };
+    },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `there are no ${o[1]} in the ${p.place()}`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} but not a single ${b![0]}`,
+        objects: [{ name: a![0], count: 1 }],
+        negated: [b![0]],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} on a ${p.place() === 'beach' ? 'beach' : 'lawn'} with no ${b![1]} around`,
+        objects: [{ name: a![0], count: 1 }],
+        negated: [b![0]],
+      };
+    },
   ],
   numeracy: [
-    (p) => { const o = p.obj(), n = p.number(); return { prompt: `A realistic photo of a scene with ${word(n)} ${noun(o, n)}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 6); return { prompt: `${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(1, 4), m = p.number(1, 3); return { prompt: `${word(n)} ${noun(a!, n)} and ${word(m)} ${noun(b!, m)}`, objects: [{ name: a![0], count: n }, { name: b![0], count: m }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 6); return { prompt: `${n} ${o[1]} in a ${p.place()}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 5); return { prompt: `there are ${word(n)} ${o[1]} in the ${p.place()}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(2, 4); return { prompt: `${an(a![0])} and ${word(n)} ${b![1]}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: n }] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(1, 3), m = p.number(1, 3); const c = p.colour(); return { prompt: `${word(n)} ${c} ${noun(a!, n)} next to ${word(m)} ${noun(b!, m)}`, objects: [{ name: a![0], count: n, attributes: [c] }, { name: b![0], count: m }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 5); return { prompt: `exactly ${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const o = p.obj(), n = p.number(3, 5); return { prompt: `a group of ${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] }; },
+    (p) => {
+      const o = p.obj(),
+        n = p.number();
+      return {
+        prompt: `A realistic photo of a scene with ${word(n)} ${noun(o, n)}`,
+        objects: [{ name: o[0], count: n }],
+      };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 6);
+      return { prompt: `${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(1, 4),
+        m = p.number(1, 3);
+      return {
+        prompt: `${word(n)} ${noun(a!, n)} and ${word(m)} ${noun(b!, m)}`,
+        objects: [
+          { name: a![0], count: n },
+          { name: b![0], count: m },
+        ],
+      };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 6);
+      return { prompt: `${n} ${o[1]} in a ${p.place()}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 5);
+      return { prompt: `there are ${word(n)} ${o[1]} in the ${p.place()}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(2, 4);
+      return {
+        prompt: `${an(a![0])} and ${word(n)} ${b![1]}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: n },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(1, 3),
+        m = p.number(1, 3);
+      const c = p.colour();
+      return {
+        prompt: `${word(n)} ${c} ${noun(a!, n)} next to ${word(m)} ${noun(b!, m)}`,
+        objects: [
+          { name: a![0], count: n, attributes: [c] },
+          { name: b![0], count: m },
+        ],
+      };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 5);
+      return { prompt: `exactly ${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(3, 5);
+      return { prompt: `a group of ${word(n)} ${o[1]}`, objects: [{ name: o[0], count: n }] };
+    },
   ],
   attribution: [
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `A realistic photo of a scene with ${an(c!)} ${a![0]} and ${an(d!)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `${an(c!)} ${a![0]} next to ${an(d!)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b, e] = p.objs(3); const [c, d, f] = p.colours(3); return { prompt: `${an(c!)} ${a![0]}, ${an(d!)} ${b![0]} and ${an(f!)} ${e![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }, { name: e![0], count: 1, attributes: [f!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `a ${a![0]} that is ${c} and a ${b![0]} that is ${d}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const m = p.material(), d = p.colour(); return { prompt: `a ${m} ${a![0]} beside ${an(d)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [m] }, { name: b![0], count: 1, attributes: [d] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `${an(c!)} ${a![0]} to the left of ${an(d!)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `a big ${c} ${a![0]} and a small ${d} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `two ${c} ${a![1]} and ${an(d!)} ${b![0]}`, objects: [{ name: a![0], count: 2, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `A realistic photo of a scene with ${an(c!)} ${a![0]} and ${an(d!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `${an(c!)} ${a![0]} next to ${an(d!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b, e] = p.objs(3);
+      const [c, d, f] = p.colours(3);
+      return {
+        prompt: `${an(c!)} ${a![0]}, ${an(d!)} ${b![0]} and ${an(f!)} ${e![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+          { name: e![0], count: 1, attributes: [f!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `a ${a![0]} that is ${c} and a ${b![0]} that is ${d}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const m = p.material(),
+        d = p.colour();
+      return {
+        prompt: `a ${m} ${a![0]} beside ${an(d)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [m] },
+          { name: b![0], count: 1, attributes: [d] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `${an(c!)} ${a![0]} to the left of ${an(d!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `a big ${c} ${a![0]} and a small ${d} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `two ${c} ${a![1]} and ${an(d!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 2, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
   ],
   spatial: [
-    ...SPATIAL_PAIRS.map(([loc, rel]): Template => (p) => { const [a, b] = p.objs(2); return { prompt: `A realistic photo of a scene with ${an(a![0])} on the ${loc} and ${an(b![0])} on the ${opposite[loc]}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel, b: b![0] }] }; }),
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} to the left of ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'left', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} to the right of ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'right', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} above ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} below ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'below', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `on the left ${an(a![0])}, on the right ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'left', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} at the top and ${an(b![0])} at the bottom`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} sitting on top of ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} under ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'below', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); const c = p.colour(); return { prompt: `${an(c)} ${a![0]} on the right and ${an(b![0])} on the left in a ${p.place()}`, objects: [{ name: a![0], count: 1, attributes: [c] }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'right', b: b![0] }] }; },
+    ...SPATIAL_PAIRS.map(([loc, rel]): Template => (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `A realistic photo of a scene with ${an(a![0])} on the ${loc} and ${an(b![0])} on the ${opposite[loc]}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel, b: b![0] }],
+      };
+    }),
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} to the left of ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'left', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} to the right of ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'right', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} above ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} below ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'below', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `on the left ${an(a![0])}, on the right ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'left', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} at the top and ${an(b![0])} at the bottom`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} sitting on top of ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} under ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'below', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const c = p.colour();
+      return {
+        prompt: `${an(c)} ${a![0]} on the right and ${an(b![0])} on the left in a ${p.place()}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c] },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'right', b: b![0] }],
+      };
+    },
   ],
 };
 
 const HELDOUT: Record<Category, Template[]> = {
   negation: [
-    (p) => { const o = p.obj(); return { prompt: `a ${p.place()} free of ${o[1]}`, objects: [], negated: [o[0]] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} without ${an(b![0])}`, objects: [{ name: a![0], count: 1 }], negated: [b![0]] }; },
-    (p) => { const [a, b, c] = p.objs(3); return { prompt: `${an(a![0])} and ${an(b![0])} but without ${c![1]}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], negated: [c![0]] }; },
-    (p) => { const o = p.obj(); return { prompt: `a photo of an empty ${p.place()} with no ${o[1]} at all`, objects: [], negated: [o[0]] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(2, 3); return { prompt: `${word(n)} ${a![1]}, and no ${b![1]}`, objects: [{ name: a![0], count: n }], negated: [b![0]] }; },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `a ${p.place()} free of ${o[1]}`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return { prompt: `${an(a![0])} without ${an(b![0])}`, objects: [{ name: a![0], count: 1 }], negated: [b![0]] };
+    },
+    (p) => {
+      const [a, b, c] = p.objs(3);
+      return {
+        prompt: `${an(a![0])} and ${an(b![0])} but without ${c![1]}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        negated: [c![0]],
+      };
+    },
+    (p) => {
+      const o = p.obj();
+      return { prompt: `a photo of an empty ${p.place()} with no ${o[1]} at all`, objects: [], negated: [o[0]] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(2, 3);
+      return { prompt: `${word(n)} ${a![1]}, and no ${b![1]}`, objects: [{ name: a![0], count: n }], negated: [b![0]] };
+    },
   ],
   numeracy: [
-    (p) => { const o = p.obj(), n = p.number(2, 5); return { prompt: `a photo of ${word(n)} ${o[1]} in the ${p.place()}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const [a, b, c] = p.objs(3); const n = p.number(1, 2), m = p.number(1, 2), k = p.number(1, 2); return { prompt: `${word(n)} ${noun(a!, n)}, ${word(m)} ${noun(b!, m)} and ${word(k)} ${noun(c!, k)}`, objects: [{ name: a![0], count: n }, { name: b![0], count: m }, { name: c![0], count: k }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 5); return { prompt: `${word(n)} ${o[1]} standing in a row`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const o = p.obj(), n = p.number(2, 6); return { prompt: `a picture with ${n} ${o[1]}`, objects: [{ name: o[0], count: n }] }; },
-    (p) => { const [a, b] = p.objs(2); const n = p.number(2, 4); return { prompt: `${word(n)} ${a![1]} beside ${an(b![0])}`, objects: [{ name: a![0], count: n }, { name: b![0], count: 1 }] }; },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 5);
+      return { prompt: `a photo of ${word(n)} ${o[1]} in the ${p.place()}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const [a, b, c] = p.objs(3);
+      const n = p.number(1, 2),
+        m = p.number(1, 2),
+        k = p.number(1, 2);
+      return {
+        prompt: `${word(n)} ${noun(a!, n)}, ${word(m)} ${noun(b!, m)} and ${word(k)} ${noun(c!, k)}`,
+        objects: [
+          { name: a![0], count: n },
+          { name: b![0], count: m },
+          { name: c![0], count: k },
+        ],
+      };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 5);
+      return { prompt: `${word(n)} ${o[1]} standing in a row`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const o = p.obj(),
+        n = p.number(2, 6);
+      return { prompt: `a picture with ${n} ${o[1]}`, objects: [{ name: o[0], count: n }] };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const n = p.number(2, 4);
+      return {
+        prompt: `${word(n)} ${a![1]} beside ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: n },
+          { name: b![0], count: 1 },
+        ],
+      };
+    },
   ],
   attribution: [
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `${an(c!)} ${a![0]} and a ${b![0]} which is ${d}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d, e] = p.colours(3); return { prompt: `${an(c!)} and ${d} ${a![0]} next to ${an(e!)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!, d!] }, { name: b![0], count: 1, attributes: [e!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `there is ${an(c!)} ${a![0]} and ${an(d!)} ${b![0]} in the ${p.place()}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const [c, d] = p.colours(2); return { prompt: `${an(c!)} ${a![0]} near ${an(d!)} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [c!] }, { name: b![0], count: 1, attributes: [d!] }] }; },
-    (p) => { const [a, b] = p.objs(2); const m = p.material(), d = p.colour(); return { prompt: `${an(d)} ${a![0]} behind a ${m} ${b![0]}`, objects: [{ name: a![0], count: 1, attributes: [d] }, { name: b![0], count: 1, attributes: [m] }] }; },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `${an(c!)} ${a![0]} and a ${b![0]} which is ${d}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d, e] = p.colours(3);
+      return {
+        prompt: `${an(c!)} and ${d} ${a![0]} next to ${an(e!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!, d!] },
+          { name: b![0], count: 1, attributes: [e!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `there is ${an(c!)} ${a![0]} and ${an(d!)} ${b![0]} in the ${p.place()}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const [c, d] = p.colours(2);
+      return {
+        prompt: `${an(c!)} ${a![0]} near ${an(d!)} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [c!] },
+          { name: b![0], count: 1, attributes: [d!] },
+        ],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      const m = p.material(),
+        d = p.colour();
+      return {
+        prompt: `${an(d)} ${a![0]} behind a ${m} ${b![0]}`,
+        objects: [
+          { name: a![0], count: 1, attributes: [d] },
+          { name: b![0], count: 1, attributes: [m] },
+        ],
+      };
+    },
   ],
   spatial: [
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} is to the left of ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'left', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} on the right side of ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'right', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} beneath ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'below', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `to the left of ${an(b![0])} there is ${an(a![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'left', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} on the bottom and ${an(b![0])} on the top`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'below', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} positioned above ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} in the top half of the image and ${an(b![0])} in the bottom half`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
-    (p) => { const [a, b] = p.objs(2); return { prompt: `${an(a![0])} hanging over ${an(b![0])}`, objects: [{ name: a![0], count: 1 }, { name: b![0], count: 1 }], relations: [{ a: a![0], rel: 'above', b: b![0] }] }; },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} is to the left of ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'left', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} on the right side of ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'right', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} beneath ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'below', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `to the left of ${an(b![0])} there is ${an(a![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'left', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} on the bottom and ${an(b![0])} on the top`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'below', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} positioned above ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} in the top half of the image and ${an(b![0])} in the bottom half`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
+    (p) => {
+      const [a, b] = p.objs(2);
+      return {
+        prompt: `${an(a![0])} hanging over ${an(b![0])}`,
+        objects: [
+          { name: a![0], count: 1 },
+          { name: b![0], count: 1 },
+        ],
+        relations: [{ a: a![0], rel: 'above', b: b![0] }],
+      };
+    },
   ],
 };
 

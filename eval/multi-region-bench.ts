@@ -34,15 +34,21 @@ const { values } = parseArgs({
     only: { type: 'string' },
   },
 });
-const size = Number(values.size), steps = Number(values.steps), runs = Number(values.runs);
+const size = Number(values.size),
+  steps = Number(values.steps),
+  runs = Number(values.runs);
 
-const engine = Engine.open({ modelDir: values.model!, runtime: { executionProvider: 'cpu', threads: Number(values.threads) } });
+const engine = Engine.open({
+  modelDir: values.model!,
+  runtime: { executionProvider: 'cpu', threads: Number(values.threads) },
+});
 const scene = planOffline('a black cat on the left and a white dog on the right', { width: size, height: size }).scene;
 const parent = sceneToRagParams(scene, { model: engine.modelId, seed: 7, steps });
 const dir = mkdtempSync(path.join(tmpdir(), 'sw-multi-'));
 try {
   const gen = await generateJob(engine, parent);
-  const image = path.join(dir, 'image.png'), trajectory = path.join(dir, TRAJECTORY_ARTIFACT);
+  const image = path.join(dir, 'image.png'),
+    trajectory = path.join(dir, TRAJECTORY_ARTIFACT);
   writeFileSync(image, gen.image);
   writeFileSync(trajectory, gen.artifacts[TRAJECTORY_ARTIFACT]!);
   const instruction = 'make the cat orange and the dog blue';
@@ -54,11 +60,23 @@ try {
     if (plan.mode !== 'repaint') throw new Error(plan.mode);
     return repaintJob(engine, plan.params, { params: parent, image, trajectory, kind: 'generate' });
   };
-  const chained = () => chainedRepaintJob(engine, {
-    kind: 'repaint', generationId: 'bench',
-    params: { scene: applied.scene, seed: 7, steps, model: engine.modelId, repaint: { instruction, regions: applied.repaint, mode: 'chained' } },
-    parent: { generationId: 'parent', params: { scene, seed: 7, steps, model: engine.modelId, rag: parent }, artifacts: { 'image.png': image, [TRAJECTORY_ARTIFACT]: trajectory } },
-  });
+  const chained = () =>
+    chainedRepaintJob(engine, {
+      kind: 'repaint',
+      generationId: 'bench',
+      params: {
+        scene: applied.scene,
+        seed: 7,
+        steps,
+        model: engine.modelId,
+        repaint: { instruction, regions: applied.repaint, mode: 'chained' },
+      },
+      parent: {
+        generationId: 'parent',
+        params: { scene, seed: 7, steps, model: engine.modelId, rag: parent },
+        artifacts: { 'image.png': image, [TRAJECTORY_ARTIFACT]: trajectory },
+      },
+    });
 
   // The pixels no mask touches: outside the union of every pass's dilated mask.
   const passes = await editToRepaintPasses(parent, scene, applied, { model: engine.modelId });
@@ -66,16 +84,25 @@ try {
   const parentRgb = await readRgb8(image);
   const unchanged = async (out: JobOutput) => {
     const rgb = await readRgb8(out.image);
-    let outside = 0, same = 0;
+    let outside = 0,
+      same = 0;
     for (let p = 0; p < size * size; p++) {
       if (masks.some((m) => m[p])) continue;
       outside++;
-      if (rgb.data[p * 3] === parentRgb.data[p * 3] && rgb.data[p * 3 + 1] === parentRgb.data[p * 3 + 1] && rgb.data[p * 3 + 2] === parentRgb.data[p * 3 + 2]) same++;
+      if (
+        rgb.data[p * 3] === parentRgb.data[p * 3] &&
+        rgb.data[p * 3 + 1] === parentRgb.data[p * 3 + 1] &&
+        rgb.data[p * 3 + 2] === parentRgb.data[p * 3 + 2]
+      )
+        same++;
     }
     return { outside, same };
   };
 
-  const methods = [['union', union], ['chained', chained]] as const;
+  const methods = [
+    ['union', union],
+    ['chained', chained],
+  ] as const;
   const chosen = methods.filter(([name]) => !values.only || values.only === name);
   for (const [, run] of chosen) await run(); // warm-up: sessions for each step signature
   const best = new Map<string, number>();
@@ -90,13 +117,21 @@ try {
     }
   }
   const rss = process.resourceUsage().maxRSS / 1024;
-  console.log(`${path.basename(values.model!)}, ${size}×${size}, ${steps} steps, "${instruction}" (2 regions), best of ${runs}, peak RSS ${rss.toFixed(0)} MiB`);
+  console.log(
+    `${path.basename(values.model!)}, ${size}×${size}, ${steps} steps, "${instruction}" (2 regions), best of ${runs}, peak RSS ${rss.toFixed(0)} MiB`,
+  );
   for (const [name] of chosen) {
     const e = equal.get(name)!;
-    const hb = name === 'union' ? '"an orange cat and a blue dog" over both boxes' : passes.map((p) => `"${p.params.Repainting_HB_prompt}"`).join(', then ');
-    console.log(`  ${name.padEnd(8)} ${(best.get(name)! / 1000).toFixed(2)} s   outside all masks: ${e.same}/${e.outside} pixels equal the parent's   hard binding: ${hb}`);
+    const hb =
+      name === 'union'
+        ? '"an orange cat and a blue dog" over both boxes'
+        : passes.map((p) => `"${p.params.Repainting_HB_prompt}"`).join(', then ');
+    console.log(
+      `  ${name.padEnd(8)} ${(best.get(name)! / 1000).toFixed(2)} s   outside all masks: ${e.same}/${e.outside} pixels equal the parent's   hard binding: ${hb}`,
+    );
   }
-  if (best.has('union') && best.has('chained')) console.log(`  chained ÷ union: ${(best.get('chained')! / best.get('union')!).toFixed(2)}×`);
+  if (best.has('union') && best.has('chained'))
+    console.log(`  chained ÷ union: ${(best.get('chained')! / best.get('union')!).toFixed(2)}×`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
   await engine.close();

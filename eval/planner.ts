@@ -28,7 +28,11 @@ export interface Report {
   failures: { c: EvalCase; why: string[] }[];
 }
 
-export async function evaluate(split: string, cases: EvalCase[], plan: (text: string) => Promise<Scene>): Promise<Report> {
+export async function evaluate(
+  split: string,
+  cases: EvalCase[],
+  plan: (text: string) => Promise<Scene>,
+): Promise<Report> {
   const scores = new Map<Category, CategoryScore>(CATEGORIES.map((c) => [c, { category: c, passed: 0, total: 0 }]));
   const failures: Report['failures'] = [];
   for (const c of cases) {
@@ -48,10 +52,15 @@ export async function evaluate(split: string, cases: EvalCase[], plan: (text: st
 
 export function formatReport(r: Report): string {
   const pct = (s: CategoryScore) => `${((100 * s.passed) / s.total).toFixed(1)}%`;
-  const all = r.scores.reduce((a, s) => ({ passed: a.passed + s.passed, total: a.total + s.total }), { passed: 0, total: 0 });
+  const all = r.scores.reduce((a, s) => ({ passed: a.passed + s.passed, total: a.total + s.total }), {
+    passed: 0,
+    total: 0,
+  });
   const lines = [`${r.split}:`];
   for (const s of r.scores) lines.push(`  ${s.category.padEnd(12)} ${pct(s).padStart(6)}  (${s.passed}/${s.total})`);
-  lines.push(`  ${'overall'.padEnd(12)} ${`${((100 * all.passed) / Math.max(1, all.total)).toFixed(1)}%`.padStart(6)}  (${all.passed}/${all.total})`);
+  lines.push(
+    `  ${'overall'.padEnd(12)} ${`${((100 * all.passed) / Math.max(1, all.total)).toFixed(1)}%`.padStart(6)}  (${all.passed}/${all.total})`,
+  );
   return lines.join('\n');
 }
 
@@ -74,12 +83,21 @@ async function main(): Promise<void> {
     plan = async (text) => (await planScene(text, { llm, llmOnly: true })).scene;
   }
   const sets: [string, EvalCase[]][] = values.cases
-    ? [[values.cases, readFileSync(values.cases, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as EvalCase)]]
+    ? [
+        [
+          values.cases,
+          readFileSync(values.cases, 'utf8')
+            .split('\n')
+            .filter((l) => l.trim())
+            .map((l) => JSON.parse(l) as EvalCase),
+        ],
+      ]
     : Object.entries(evalCases()).filter(([name]) => !values.split || name === values.split);
   for (const [name, cases] of sets) {
     const r = await evaluate(name, cases, plan);
     console.log(formatReport(r));
-    if (values.failures) for (const f of r.failures) console.log(`    ✗ [${f.c.category}] ${f.c.prompt}\n        ${f.why.join('; ')}`);
+    if (values.failures)
+      for (const f of r.failures) console.log(`    ✗ [${f.c.category}] ${f.c.prompt}\n        ${f.why.join('; ')}`);
   }
 }
 

@@ -12,12 +12,17 @@ import type { Box, Scene } from '../src/scene/schema.ts';
 import type { EvalCase } from './cases.ts';
 
 function words(text: string): string[] {
-  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean).map(singularize);
+  return text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean)
+    .map(singularize);
 }
 
 /** Whether `text` names `name` as whole words (so "car" is not found in "a carrot" or "a card"). */
 export function names(text: string, name: string): boolean {
-  const t = words(text), n = words(name);
+  const t = words(text),
+    n = words(name);
   for (let i = 0; i + n.length <= t.length; i++) if (n.every((w, k) => t[i + k] === w)) return true;
   return false;
 }
@@ -37,26 +42,36 @@ export function score(c: EvalCase, scene: Scene): Verdict {
     const boxes = boxesOf(o.name);
     if (boxes.length !== o.count) why.push(`${o.name}: ${boxes.length} boxes, expected ${o.count}`);
     const own = new Set(o.attributes ?? []);
-    const foreign = new Set(c.objects.filter((x) => x !== o).flatMap((x) => x.attributes ?? []).filter((a) => !own.has(a)));
+    const foreign = new Set(
+      c.objects
+        .filter((x) => x !== o)
+        .flatMap((x) => x.attributes ?? [])
+        .filter((a) => !own.has(a)),
+    );
     for (const b of boxes) {
       for (const a of own) if (!names(b.label, a)) why.push(`${o.name}: box "${b.label}" lacks "${a}"`);
-      for (const a of foreign) if (names(b.label, a)) why.push(`${o.name}: box "${b.label}" carries "${a}", which belongs to another object`);
+      for (const a of foreign)
+        if (names(b.label, a)) why.push(`${o.name}: box "${b.label}" carries "${a}", which belongs to another object`);
     }
   }
   for (const r of c.relations ?? []) {
-    const a = boxesOf(r.a)[0], b = boxesOf(r.b)[0];
+    const a = boxesOf(r.a)[0],
+      b = boxesOf(r.b)[0];
     if (!a || !b) {
       why.push(`${r.a} ${r.rel} ${r.b}: missing box`);
       continue;
     }
-    const ca = centre(a.box), cb = centre(b.box);
-    const holds = r.rel === 'left' ? ca.x < cb.x : r.rel === 'right' ? ca.x > cb.x : r.rel === 'above' ? ca.y < cb.y : ca.y > cb.y;
+    const ca = centre(a.box),
+      cb = centre(b.box);
+    const holds =
+      r.rel === 'left' ? ca.x < cb.x : r.rel === 'right' ? ca.x > cb.x : r.rel === 'above' ? ca.y < cb.y : ca.y > cb.y;
     if (!holds) why.push(`${r.a} is not ${r.rel} ${r.b} (centres ${fmt(ca)} vs ${fmt(cb)})`);
   }
   for (const n of c.negated ?? []) {
     const drawn = boxesOf(n);
     if (drawn.length) why.push(`negated ${n} has ${drawn.length} box(es)`);
-    if (!scene.exclude.some((x) => names(x, n))) why.push(`negated ${n} is not in exclude (${JSON.stringify(scene.exclude)})`);
+    if (!scene.exclude.some((x) => names(x, n)))
+      why.push(`negated ${n} is not in exclude (${JSON.stringify(scene.exclude)})`);
   }
   return { ok: why.length === 0, why };
 }

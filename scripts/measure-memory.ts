@@ -49,8 +49,20 @@ function rssSampler(): { reset(): void; max(): Promise<number>; stop(): Promise<
      parentPort.on('message', (m) => { if (m === 'reset') max = 0; else parentPort.postMessage(max); });`,
     { eval: true },
   );
-  const ask = () => new Promise<number>((resolve) => { w.once('message', resolve); w.postMessage('max'); });
-  return { reset: () => w.postMessage('reset'), max: ask, stop: async () => { const m = await ask(); await w.terminate(); return m; } };
+  const ask = () =>
+    new Promise<number>((resolve) => {
+      w.once('message', resolve);
+      w.postMessage('max');
+    });
+  return {
+    reset: () => w.postMessage('reset'),
+    max: ask,
+    stop: async () => {
+      const m = await ask();
+      await w.terminate();
+      return m;
+    },
+  };
 }
 
 const ck = loadCheckpoint(values.model);
@@ -59,7 +71,9 @@ say(`${values.component} of ${values.model} on ${ep}: RSS before loading ${gib(b
 const t0 = performance.now();
 const loaded = (extra = '') => {
   const ms = performance.now() - t0;
-  say(`  loaded in ${(ms / 1000).toFixed(1)} s; peak RSS ${gib(peak())} (+${gib(peak() - before)}), settled ${gib(rss())} (+${gib(rss() - before)})${extra}`);
+  say(
+    `  loaded in ${(ms / 1000).toFixed(1)} s; peak RSS ${gib(peak())} (+${gib(peak() - before)}), settled ${gib(rss())} (+${gib(rss() - before)})${extra}`,
+  );
 };
 
 if (values.component === 'transformer') {
@@ -79,10 +93,16 @@ if (values.component === 'transformer') {
     guidance: cfg.guidanceEmbeds ? 3.5 : undefined,
     imgIds: latentImageIds(geo.rows, geo.cols),
     txtIds: textIds(L),
-    main: { latents: gaussian(1, [geo.tokens, cfg.inChannels]), txt: gaussian(2, [L, cfg.jointAttentionDim]), pooled: gaussian(3, [cfg.pooledProjectionDim]) },
+    main: {
+      latents: gaussian(1, [geo.tokens, cfg.inChannels]),
+      txt: gaussian(2, [L, cfg.jointAttentionDim]),
+      pooled: gaussian(3, [cfg.pooledProjectionDim]),
+    },
   });
   const stepPeak = await sampler.stop();
-  say(`  plain step at ${side}² (${geo.tokens} + ${L} tokens): ${(out.ms / 1000).toFixed(2)} s; RSS during it up to ${gib(stepPeak)} (+${gib(stepPeak - settled)} over the loaded session: its activations)`);
+  say(
+    `  plain step at ${side}² (${geo.tokens} + ${L} tokens): ${(out.ms / 1000).toFixed(2)} s; RSS during it up to ${gib(stepPeak)} (+${gib(stepPeak - settled)} over the loaded session: its activations)`,
+  );
   await runner.release();
 } else if (values.component === 't5') {
   const enc = new T5TextEncoder(ck.component('text_encoder_2'), runtime, { computeType: t5ComputeType(ep) });

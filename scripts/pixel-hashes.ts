@@ -18,20 +18,37 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-hashes-'));
 function cli(env: Record<string, string>, ...args: string[]): void {
   const r = spawnSync(process.execPath, [path.join(root, 'bin', 'scenewright.js'), ...args], {
     cwd: tmp,
-    env: { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent', WEIGHTS_CACHE_DIR: path.join(tmp, 'cache'), ...env },
+    env: {
+      ...process.env,
+      EXECUTION_PROVIDER: 'cpu',
+      ORT_THREADS: '2',
+      LOG_LEVEL: 'silent',
+      WEIGHTS_CACHE_DIR: path.join(tmp, 'cache'),
+      ...env,
+    },
     encoding: 'utf8',
     timeout: 300_000,
   });
   if (r.status !== 0) throw new Error(`scenewright ${args.join(' ')} failed (${r.status}):\n${r.stderr}`);
 }
 
-const sha = (file: string) => (existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16) : 'missing');
+const sha = (file: string) =>
+  existsSync(file) ? createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16) : 'missing';
 
 const two = {
-  width: 128, height: 128, prompt: 'a red apple and a glass of lemonade on a wooden table', background: 'a wooden table', exclude: [],
+  width: 128,
+  height: 128,
+  prompt: 'a red apple and a glass of lemonade on a wooden table',
+  background: 'a wooden table',
+  exclude: [],
   regions: [
     { id: 'r1', label: 'a red apple', prompt: 'a shiny red apple', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
-    { id: 'r2', label: 'a glass of lemonade', prompt: 'a tall glass of lemonade', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
+    {
+      id: 'r2',
+      label: 'a glass of lemonade',
+      prompt: 'a tall glass of lemonade',
+      box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 },
+    },
   ],
 };
 const plain = { ...two, regions: [] };
@@ -40,10 +57,40 @@ writeFileSync(path.join(tmp, 'plain.json'), JSON.stringify(plain));
 
 const jobs: Array<[string, Record<string, string>, string[]]> = [
   ['plain', {}, ['generate', '--model', model, '--scene', 'plain.json', '--steps', '4', '--seed', '7']],
-  ['k2s2', {}, ['generate', '--model', model, '--scene', 'two.json', '--steps', '4', '--seed', '3', '--save-generation', 'k2s2']],
-  ['repaint', {}, ['repaint', '--model', model, '--from', 'k2s2', '--edit', 'change the lemonade to a blue cup', '--save-generation', 'repaint']],
+  [
+    'k2s2',
+    {},
+    ['generate', '--model', model, '--scene', 'two.json', '--steps', '4', '--seed', '3', '--save-generation', 'k2s2'],
+  ],
+  [
+    'repaint',
+    {},
+    [
+      'repaint',
+      '--model',
+      model,
+      '--from',
+      'k2s2',
+      '--edit',
+      'change the lemonade to a blue cup',
+      '--save-generation',
+      'repaint',
+    ],
+  ],
   ['repaint-of-repaint', {}, ['repaint', '--model', model, '--from', 'repaint', '--edit', 'make the apple green']],
-  ['two-region-edit', {}, ['repaint', '--model', model, '--from', 'k2s2', '--edit', 'make the apple green and change the lemonade to a blue cup']],
+  [
+    'two-region-edit',
+    {},
+    [
+      'repaint',
+      '--model',
+      model,
+      '--from',
+      'k2s2',
+      '--edit',
+      'make the apple green and change the lemonade to a blue cup',
+    ],
+  ],
   ['int4', { WEIGHTS: 'int4' }, ['generate', '--model', model, '--scene', 'two.json', '--steps', '4', '--seed', '3']],
 ];
 const out: Record<string, { png: string; latents: string }> = {};

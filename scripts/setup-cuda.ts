@@ -15,8 +15,15 @@ import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync, w
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CUDA_MARKER, CUDA_PROVIDER_LIBS, CUDA_PROVIDER_ORT_VERSION, CUDA_PROVIDER_PACKAGE, CUDA_PROVIDER_PACKAGE_VERSION,
-  cudaProviderStatus, describeCudaStatus, ortNodeInstall, type CudaMarker,
+  CUDA_MARKER,
+  CUDA_PROVIDER_LIBS,
+  CUDA_PROVIDER_ORT_VERSION,
+  CUDA_PROVIDER_PACKAGE,
+  CUDA_PROVIDER_PACKAGE_VERSION,
+  cudaProviderStatus,
+  describeCudaStatus,
+  ortNodeInstall,
+  type CudaMarker,
 } from '../src/engine/runtime/cuda-provider.ts';
 
 const say = (m: string) => process.stdout.write(`${m}\n`);
@@ -26,7 +33,8 @@ function fail(m: string): never {
   process.exit(1);
 }
 
-const sizeText = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`);
+const sizeText = (bytes: number) =>
+  bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 function run(cmd: string, args: string[], cwd: string): string {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -37,9 +45,16 @@ function run(cmd: string, args: string[], cwd: string): string {
 
 /** The folder holding the provider libraries: the unpacked package (with or without its package/ folder) or the libraries themselves. */
 function libFolder(unpacked: string): string {
-  const candidates = [path.join(unpacked, 'Plugins', 'Linux', 'x64'), path.join(unpacked, 'package', 'Plugins', 'Linux', 'x64'), unpacked];
+  const candidates = [
+    path.join(unpacked, 'Plugins', 'Linux', 'x64'),
+    path.join(unpacked, 'package', 'Plugins', 'Linux', 'x64'),
+    unpacked,
+  ];
   const dir = candidates.find((d) => existsSync(path.join(d, 'libonnxruntime_providers_cuda.so')));
-  if (!dir) fail(`${unpacked} holds no libonnxruntime_providers_cuda.so (nor Plugins/Linux/x64/ of the ${CUDA_PROVIDER_PACKAGE} package)`);
+  if (!dir)
+    fail(
+      `${unpacked} holds no libonnxruntime_providers_cuda.so (nor Plugins/Linux/x64/ of the ${CUDA_PROVIDER_PACKAGE} package)`,
+    );
   return dir;
 }
 
@@ -49,7 +64,8 @@ function unpack(tgz: string, into: string): string {
 }
 
 function main(): void {
-  if (process.platform !== 'linux' || process.arch !== 'x64') fail(`the CUDA provider package is for Linux x64; this is ${process.platform}/${process.arch}`);
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    fail(`the CUDA provider package is for Linux x64; this is ${process.platform}/${process.arch}`);
   const args = process.argv.slice(2);
   const fromAt = args.indexOf('--from');
   const from = fromAt >= 0 ? args[fromAt + 1] : undefined;
@@ -57,7 +73,9 @@ function main(): void {
 
   const ort = ortNodeInstall();
   if (ort.version !== CUDA_PROVIDER_ORT_VERSION) {
-    fail(`onnxruntime-node ${ort.version} is installed but the provider is ONNX Runtime ${CUDA_PROVIDER_ORT_VERSION}'s; package.json pins onnxruntime-node ${CUDA_PROVIDER_ORT_VERSION}: run \`npm ci\` first`);
+    fail(
+      `onnxruntime-node ${ort.version} is installed but the provider is ONNX Runtime ${CUDA_PROVIDER_ORT_VERSION}'s; package.json pins onnxruntime-node ${CUDA_PROVIDER_ORT_VERSION}: run \`npm ci\` first`,
+    );
   }
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-cuda-'));
   try {
@@ -86,8 +104,11 @@ function main(): void {
       say(`copied ${lib} (${sizeText(statSync(path.join(src, lib)).size)}) → ${ort.binDir}/`);
     }
     const marker: CudaMarker = {
-      package: CUDA_PROVIDER_PACKAGE, packageVersion: CUDA_PROVIDER_PACKAGE_VERSION, onnxruntime: CUDA_PROVIDER_ORT_VERSION,
-      installedAt: new Date().toISOString(), files: copied,
+      package: CUDA_PROVIDER_PACKAGE,
+      packageVersion: CUDA_PROVIDER_PACKAGE_VERSION,
+      onnxruntime: CUDA_PROVIDER_ORT_VERSION,
+      installedAt: new Date().toISOString(),
+      files: copied,
     };
     writeFileSync(path.join(ort.binDir, CUDA_MARKER), `${JSON.stringify(marker, null, 2)}\n`);
   } finally {
@@ -97,7 +118,10 @@ function main(): void {
   const status = cudaProviderStatus();
   say(describeCudaStatus(status));
   if (status.ready) say('The CUDA provider is ready: set EXECUTION_PROVIDER=cuda.');
-  else say('The provider is installed; EXECUTION_PROVIDER=cuda will work once the libraries above are on the library path.');
+  else
+    say(
+      'The provider is installed; EXECUTION_PROVIDER=cuda will work once the libraries above are on the library path.',
+    );
 }
 
 main();

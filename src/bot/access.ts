@@ -19,7 +19,22 @@ export interface Requester {
  * short and blunt: it is a floor that respects Discord's rule about NSFW content outside NSFW channels,
  * not a classifier.
  */
-const NSFW_TERMS = ['nsfw', 'nude', 'nudes', 'naked', 'nudity', 'porn', 'porno', 'pornographic', 'hentai', 'explicit sex', 'sex scene', 'topless', 'genitals', 'erotic'];
+const NSFW_TERMS = [
+  'nsfw',
+  'nude',
+  'nudes',
+  'naked',
+  'nudity',
+  'porn',
+  'porno',
+  'pornographic',
+  'hentai',
+  'explicit sex',
+  'sex scene',
+  'topless',
+  'genitals',
+  'erotic',
+];
 
 function containsTerm(text: string, term: string): boolean {
   const escaped = term.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/\s+/g, '\\s+');

@@ -52,7 +52,11 @@ export interface BotHandle {
   stop(): Promise<void>;
 }
 
-export const DEFAULT_INTENTS = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent];
+export const DEFAULT_INTENTS = [
+  GatewayIntentBits.Guilds,
+  GatewayIntentBits.GuildMessages,
+  GatewayIntentBits.MessageContent,
+];
 
 /**
  * Interactions the previous process acknowledged but never answered would show "thinking…" until Discord
@@ -62,7 +66,10 @@ async function answerLeftovers(client: Client, applicationId: string, store: Sto
   for (const p of store.takePending()) {
     if (Date.now() - p.createdAt > TOKEN_LIFETIME_MS - 30_000) continue;
     await client.rest
-      .patch(Routes.webhookMessage(applicationId, p.token, '@original'), { body: { content: RESTARTED_TEXT, components: [], allowed_mentions: NO_MENTIONS_API }, auth: false })
+      .patch(Routes.webhookMessage(applicationId, p.token, '@original'), {
+        body: { content: RESTARTED_TEXT, components: [], allowed_mentions: NO_MENTIONS_API },
+        auth: false,
+      })
       .then(() => log.info({ interaction: p.interactionId }, 'told a user their request was interrupted by a restart'))
       // Never acknowledged (no placeholder to replace) or already answered and gone: nothing to say.
       .catch((e: unknown) => log.debug({ err: e, interaction: p.interactionId }, 'no placeholder to replace'));
@@ -90,7 +97,11 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   let queue: JobQueue;
   try {
     queue = await openQueue(store.db, {
-      redisUrl: config.redisUrl, pollMs: options.queuePollMs, dataDir: config.dataDir, blobTtlSeconds: config.queue.blobTtlSeconds, ...options.redisOptions,
+      redisUrl: config.redisUrl,
+      pollMs: options.queuePollMs,
+      dataDir: config.dataDir,
+      blobTtlSeconds: config.queue.blobTtlSeconds,
+      ...options.redisOptions,
     });
   } catch (e) {
     store.db.close();
@@ -139,13 +150,19 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
         // Only reachable in the instant between "ready" and the delivery starting; the job still runs and is
         // delivered from the queue's backlog, so a later start shows it.
         if (late.delivery) await late.delivery.attach(p.job, posted);
-        else await queue.setTarget(p.job.id, { messageId: posted.id, ...(posted.viaInteraction ? {} : { viaInteraction: false }) });
+        else
+          await queue.setTarget(p.job.id, {
+            messageId: posted.id,
+            ...(posted.viaInteraction ? {} : { viaInteraction: false }),
+          });
       },
     };
     client.on(Events.InteractionCreate, (ix) => void onInteraction(ix, ctx));
     client.on(Events.MessageCreate, (m) => void onMessage(m, ctx));
     client.on(Events.Error, (e) => log.error({ err: e }, 'discord client error'));
-    client.rest.on('rateLimited', (info) => log.warn({ route: info.route, retryAfter: info.retryAfter }, 'rate limited by Discord'));
+    client.rest.on('rateLimited', (info) =>
+      log.warn({ route: info.route, retryAfter: info.retryAfter }, 'rate limited by Discord'),
+    );
 
     const ready = new Promise<void>((resolve) => client.once(Events.ClientReady, () => resolve()));
     try {
@@ -153,25 +170,37 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     } catch (e) {
       const why = (e as Error).message;
       if (/disallowed intents/i.test(why)) {
-        throw new UserError('Discord refused the Message Content intent: enable it in the developer portal (your app → Bot → Privileged Gateway Intents → Message Content Intent), then start again');
+        throw new UserError(
+          'Discord refused the Message Content intent: enable it in the developer portal (your app → Bot → Privileged Gateway Intents → Message Content Intent), then start again',
+        );
       }
-      throw new UserError(`Discord refused to log in (${why}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`);
+      throw new UserError(
+        `Discord refused to log in (${why}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`,
+      );
     }
     await ready;
     const applicationId = client.application?.id ?? config.discord.applicationId;
-    if (!applicationId) throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
+    if (!applicationId)
+      throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
     await answerLeftovers(client, applicationId, store);
     const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, {
       progressEveryMs: options.progressEveryMs,
       ...options.deliveryOptions,
-      waitingNote: () => (painting.mode === 'loading' ? 'the painter is warming up (loading the model); your picture starts when it is ready' : undefined),
+      waitingNote: () =>
+        painting.mode === 'loading'
+          ? 'the painter is warming up (loading the model); your picture starts when it is ready'
+          : undefined,
     });
     late.delivery = delivery;
     await delivery.start();
     cleanup.unshift(() => delivery.stop());
     log.info({ user: client.user?.tag, guilds: client.guilds.cache.size, painting: painting.mode }, 'bot ready');
 
-    if (host) log.info({ modelDir: config.model.dir }, 'the painter is warming up (loading the model can take minutes); jobs wait in the queue until it is ready');
+    if (host)
+      log.info(
+        { modelDir: config.model.dir },
+        'the painter is warming up (loading the model can take minutes); jobs wait in the queue until it is ready',
+      );
     const painterSettled = host
       ? host.start().then(
           (info) => {
@@ -192,7 +221,14 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
 
     let stopped = false;
     return {
-      client, store, queue, host, flows, delivery, painting, painterSettled,
+      client,
+      store,
+      queue,
+      host,
+      flows,
+      delivery,
+      painting,
+      painterSettled,
       async stop() {
         if (stopped) return;
         stopped = true;

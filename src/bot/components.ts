@@ -38,20 +38,54 @@ export function parseCustomId(customId: string): { verb: Verb | typeof EDIT_MODA
 type Row = APIActionRowComponent<APIComponentInMessageActionRow>;
 
 /** Buttons under a finished image (or a layout, when nothing can be painted); Undo only under an edit. */
-export function resultButtons(generationId: string, { canPaint, undo = false }: { canPaint: boolean; undo?: boolean }): Row[] {
+export function resultButtons(
+  generationId: string,
+  { canPaint, undo = false }: { canPaint: boolean; undo?: boolean },
+): Row[] {
   const row = new ActionRowBuilder<ButtonBuilder>();
-  if (canPaint) row.addComponents(new ButtonBuilder().setCustomId(`reroll:${generationId}`).setLabel('Reroll').setEmoji('🎲').setStyle(ButtonStyle.Primary));
+  if (canPaint)
+    row.addComponents(
+      new ButtonBuilder()
+        .setCustomId(`reroll:${generationId}`)
+        .setLabel('Reroll')
+        .setEmoji('🎲')
+        .setStyle(ButtonStyle.Primary),
+    );
   row.addComponents(
-    new ButtonBuilder().setCustomId(`layout:${generationId}`).setLabel('Layout').setEmoji('🗺️').setStyle(ButtonStyle.Secondary),
-    new ButtonBuilder().setCustomId(`edit:${generationId}`).setLabel('Edit').setEmoji('✏️').setStyle(ButtonStyle.Secondary),
-    new ButtonBuilder().setCustomId(`history:${generationId}`).setLabel('History').setEmoji('🕰️').setStyle(ButtonStyle.Secondary),
-    new ButtonBuilder().setCustomId(`delete:${generationId}`).setLabel('Delete').setEmoji('🗑️').setStyle(ButtonStyle.Danger),
+    new ButtonBuilder()
+      .setCustomId(`layout:${generationId}`)
+      .setLabel('Layout')
+      .setEmoji('🗺️')
+      .setStyle(ButtonStyle.Secondary),
+    new ButtonBuilder()
+      .setCustomId(`edit:${generationId}`)
+      .setLabel('Edit')
+      .setEmoji('✏️')
+      .setStyle(ButtonStyle.Secondary),
+    new ButtonBuilder()
+      .setCustomId(`history:${generationId}`)
+      .setLabel('History')
+      .setEmoji('🕰️')
+      .setStyle(ButtonStyle.Secondary),
+    new ButtonBuilder()
+      .setCustomId(`delete:${generationId}`)
+      .setLabel('Delete')
+      .setEmoji('🗑️')
+      .setStyle(ButtonStyle.Danger),
   );
   const rows = [row.toJSON()];
   if (undo) {
-    rows.push(new ActionRowBuilder<ButtonBuilder>()
-      .addComponents(new ButtonBuilder().setCustomId(`undo:${generationId}`).setLabel('Undo').setEmoji('↩️').setStyle(ButtonStyle.Secondary))
-      .toJSON());
+    rows.push(
+      new ActionRowBuilder<ButtonBuilder>()
+        .addComponents(
+          new ButtonBuilder()
+            .setCustomId(`undo:${generationId}`)
+            .setLabel('Undo')
+            .setEmoji('↩️')
+            .setStyle(ButtonStyle.Secondary),
+        )
+        .toJSON(),
+    );
   }
   return rows;
 }
@@ -62,7 +96,12 @@ export function historyButtons(versions: { id: string; number: number; current: 
   for (let i = 0; i < versions.length; i += 5) {
     const row = new ActionRowBuilder<ButtonBuilder>();
     for (const v of versions.slice(i, i + 5)) {
-      row.addComponents(new ButtonBuilder().setCustomId(`continue:${v.id}`).setLabel(`Continue from v${v.number}`).setStyle(v.current ? ButtonStyle.Primary : ButtonStyle.Secondary));
+      row.addComponents(
+        new ButtonBuilder()
+          .setCustomId(`continue:${v.id}`)
+          .setLabel(`Continue from v${v.number}`)
+          .setStyle(v.current ? ButtonStyle.Primary : ButtonStyle.Secondary),
+      );
     }
     rows.push(row.toJSON());
   }
@@ -73,7 +112,13 @@ export function historyButtons(versions: { id: string; number: number; current: 
 export function pendingButtons(generationId: string): Row[] {
   return [
     new ActionRowBuilder<ButtonBuilder>()
-      .addComponents(new ButtonBuilder().setCustomId(`delete:${generationId}`).setLabel('Cancel and delete').setEmoji('🗑️').setStyle(ButtonStyle.Danger))
+      .addComponents(
+        new ButtonBuilder()
+          .setCustomId(`delete:${generationId}`)
+          .setLabel('Cancel and delete')
+          .setEmoji('🗑️')
+          .setStyle(ButtonStyle.Danger),
+      )
       .toJSON(),
   ];
 }
@@ -81,8 +126,21 @@ export function pendingButtons(generationId: string): Row[] {
 /** After a failure: try again or clear it away. */
 export function failedButtons(generationId: string, { canPaint }: { canPaint: boolean }): Row[] {
   const row = new ActionRowBuilder<ButtonBuilder>();
-  if (canPaint) row.addComponents(new ButtonBuilder().setCustomId(`reroll:${generationId}`).setLabel('Try again').setEmoji('🎲').setStyle(ButtonStyle.Primary));
-  row.addComponents(new ButtonBuilder().setCustomId(`delete:${generationId}`).setLabel('Delete').setEmoji('🗑️').setStyle(ButtonStyle.Danger));
+  if (canPaint)
+    row.addComponents(
+      new ButtonBuilder()
+        .setCustomId(`reroll:${generationId}`)
+        .setLabel('Try again')
+        .setEmoji('🎲')
+        .setStyle(ButtonStyle.Primary),
+    );
+  row.addComponents(
+    new ButtonBuilder()
+      .setCustomId(`delete:${generationId}`)
+      .setLabel('Delete')
+      .setEmoji('🗑️')
+      .setStyle(ButtonStyle.Danger),
+  );
   return [row.toJSON()];
 }
 

@@ -84,7 +84,13 @@ export class Delivery {
     private readonly canPaint: () => boolean,
     options: DeliveryOptions = {},
   ) {
-    this.o = { progressEveryMs: 2500, tokenMarginMs: 60_000, positionEveryMs: 5000, channelWrites: { limit: 5, windowMs: 5000, reserve: 1 }, ...options };
+    this.o = {
+      progressEveryMs: 2500,
+      tokenMarginMs: 60_000,
+      positionEveryMs: 5000,
+      channelWrites: { limit: 5, windowMs: 5000, reserve: 1 },
+      ...options,
+    };
     const w = this.o.channelWrites;
     this.budget = new WriteBudget(w.limit, w.windowMs, w.reserve);
     rest.on('rateLimited', (info) => {
@@ -97,7 +103,11 @@ export class Delivery {
   private channelOf(major: string): string | undefined {
     for (const t of this.tracked.values()) {
       const target = t.latest?.target;
-      if (target && (target.channelId === major || (target.interactionToken && major.includes(target.interactionToken)))) return target.channelId;
+      if (
+        target &&
+        (target.channelId === major || (target.interactionToken && major.includes(target.interactionToken)))
+      )
+        return target.channelId;
     }
     return /^\d+$/.test(major) ? major : undefined;
   }
@@ -128,7 +138,14 @@ export class Delivery {
   private state(jobId: string): Tracked {
     let t = this.tracked.get(jobId);
     if (!t) {
-      t = { lastEditAt: 0, lastWaitAt: 0, chain: Promise.resolve(), shownRunning: false, finishing: false, failures: 0 };
+      t = {
+        lastEditAt: 0,
+        lastWaitAt: 0,
+        chain: Promise.resolve(),
+        shownRunning: false,
+        finishing: false,
+        failures: 0,
+      };
       this.tracked.set(jobId, t);
     }
     return t;
@@ -169,7 +186,8 @@ export class Delivery {
   /** Jobs painting in a channel: each may need a write for its result at any moment. */
   private painting(channelId: string): number {
     let n = 0;
-    for (const t of this.tracked.values()) if (t.latest?.status === 'running' && !t.finishing && t.latest.target.channelId === channelId) n++;
+    for (const t of this.tracked.values())
+      if (t.latest?.status === 'running' && !t.finishing && t.latest.target.channelId === channelId) n++;
     return n;
   }
 
@@ -200,7 +218,10 @@ export class Delivery {
     // is skippable: it also waits while the channel's write budget is down to what results need.
     // A place edit waiting for the same channel goes first: it is rarer and says more.
     const reserve = this.painting(job.target.channelId) + (this.placeWanted.has(job.target.channelId) ? 1 : 0);
-    const wait = Math.max(t.lastEditAt + this.o.progressEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId, reserve));
+    const wait = Math.max(
+      t.lastEditAt + this.o.progressEveryMs - Date.now(),
+      this.budget.optionalWait(job.target.channelId, reserve),
+    );
     if (wait > 0) {
       if (!t.timer) this.schedule(t, wait);
       return;
@@ -221,7 +242,10 @@ export class Delivery {
     const abort = new AbortController();
     t.progressAbort = abort;
     try {
-      await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, { final: false, signal: abort.signal });
+      await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), files), files, {
+        final: false,
+        signal: abort.signal,
+      });
     } catch (e) {
       // Overtaken by the result: the progress edit was dropped on purpose.
       if (!abort.signal.aborted) throw e;
@@ -253,10 +277,14 @@ export class Delivery {
     }
     this.sweeping = true;
     try {
-      const waiting = [...this.tracked.entries()].filter(([, t]) => t.latest?.status === 'queued' && !t.finishing && t.latest.target.messageId);
+      const waiting = [...this.tracked.entries()].filter(
+        ([, t]) => t.latest?.status === 'queued' && !t.finishing && t.latest.target.messageId,
+      );
       if (!waiting.length) return;
       const ids = waiting.map(([id]) => id);
-      const places = this.queue.positions ? await this.queue.positions(ids) : new Map(await Promise.all(ids.map(async (id) => [id, (await this.queue.position(id)) ?? 0] as const)));
+      const places = this.queue.positions
+        ? await this.queue.positions(ids)
+        : new Map(await Promise.all(ids.map(async (id) => [id, (await this.queue.position(id)) ?? 0] as const)));
       const note = this.o.waitingNote?.();
       let later = Infinity;
       this.placeWanted.clear();
@@ -271,7 +299,10 @@ export class Delivery {
           continue;
         }
         if (t.shownWaiting === text) continue;
-        const wait = Math.max(t.lastWaitAt + this.o.positionEveryMs - Date.now(), this.budget.optionalWait(job.target.channelId, this.painting(job.target.channelId)));
+        const wait = Math.max(
+          t.lastWaitAt + this.o.positionEveryMs - Date.now(),
+          this.budget.optionalWait(job.target.channelId, this.painting(job.target.channelId)),
+        );
         if (wait > 0) {
           later = Math.min(later, wait);
           this.placeWanted.add(job.target.channelId);
@@ -297,7 +328,9 @@ export class Delivery {
     const t = this.state(job.id);
     if (t.finishing || t.latest?.status !== 'queued') return;
     const g = this.generation(job);
-    const lines = [`⏳ Waiting to paint ${quote(g?.requestText ?? '')}: ${positionText(place)}. This message shows the painting as it goes.`];
+    const lines = [
+      `⏳ Waiting to paint ${quote(g?.requestText ?? '')}: ${positionText(place)}. This message shows the painting as it goes.`,
+    ];
     if (note) lines.push(`-# ${note}`);
     await this.edit(job, this.body(lines.join('\n'), pendingButtons(job.generationId), []), [], { final: false });
   }
@@ -338,12 +371,27 @@ export class Delivery {
       if (job.startedAt) timings.queue = Math.max(0, job.startedAt - job.createdAt);
       if (job.finishedAt) timings.total = job.finishedAt - g.createdAt;
       const updated = this.store.updateGeneration(g.id, {
-        status: 'done', modelId: job.result.model.id, modelVersion: job.result.model.version, artifacts: job.result.artifacts,
-        finishedAt: job.finishedAt, startedAt: job.startedAt, timings, error: null,
+        status: 'done',
+        modelId: job.result.model.id,
+        modelVersion: job.result.model.version,
+        artifacts: job.result.artifacts,
+        finishedAt: job.finishedAt,
+        startedAt: job.startedAt,
+        timings,
+        error: null,
       });
       const limit = Math.min(this.config.limits.attachmentSizeLimit, job.target.attachmentSizeLimit ?? Infinity);
       const image = await fitAttachment(readFileSync(job.result.imagePath), limit, `scenewright-${g.id}`);
-      const shown = await this.edit(job, this.body(this.doneText(updated, job), resultButtons(g.id, { canPaint: this.canPaint(), undo: canUndo(updated) }), [image]), [image], { final: true });
+      const shown = await this.edit(
+        job,
+        this.body(
+          this.doneText(updated, job),
+          resultButtons(g.id, { canPaint: this.canPaint(), undo: canUndo(updated) }),
+          [image],
+        ),
+        [image],
+        { final: true },
+      );
       // Replies and buttons on the message that now shows the image lead back to this generation.
       if (shown) this.store.linkMessage(shown, job.target.channelId, g.id, 'result');
     } else if (job.status === 'cancelled') {
@@ -354,7 +402,9 @@ export class Delivery {
     } else {
       this.store.updateGeneration(g.id, { status: 'failed', finishedAt: job.finishedAt, error: job.error });
       const text = `⚠️ I could not paint ${quote(g.requestText)}: ${job.error ?? 'unknown error'}.\nPress **Try again** to paint it once more, or change the request. If it keeps failing, tell the bot's operator (generation \`${g.id}\`).`;
-      await this.edit(job, this.body(text, failedButtons(g.id, { canPaint: this.canPaint() }), []), [], { final: true });
+      await this.edit(job, this.body(text, failedButtons(g.id, { canPaint: this.canPaint() }), []), [], {
+        final: true,
+      });
     }
     await this.queue.markDelivered(job.id);
     this.tracked.delete(job.id);
@@ -362,10 +412,16 @@ export class Delivery {
 
   private doneText(g: Generation, job: Job): string {
     const p = g.params;
-    const head = g.kind === 'repaint'
-      ? `✅ Repainted ${p.repaint?.regions.map((r) => p.scene.regions.find((x) => x.id === r.id)?.label ?? r.id).join(', ') || 'the image'} for ${quote(g.requestText)}`
-      : `✅ ${quote(g.requestText)}`;
-    const facts = [`seed ${p.seed}`, `${p.steps} steps`, job.result?.model.id ?? p.model, `${p.scene.width}×${p.scene.height}`];
+    const head =
+      g.kind === 'repaint'
+        ? `✅ Repainted ${p.repaint?.regions.map((r) => p.scene.regions.find((x) => x.id === r.id)?.label ?? r.id).join(', ') || 'the image'} for ${quote(g.requestText)}`
+        : `✅ ${quote(g.requestText)}`;
+    const facts = [
+      `seed ${p.seed}`,
+      `${p.steps} steps`,
+      job.result?.model.id ?? p.model,
+      `${p.scene.width}×${p.scene.height}`,
+    ];
     if (job.result) facts.push(seconds(job.result.paintMs));
     return clip(`${head}\n-# ${facts.join(' · ')} · reply to this image to change it`);
   }
@@ -395,13 +451,22 @@ export class Delivery {
    * jobs, whose message the bot posted itself) through the channel. A final result whose token has died
    * becomes a new message replying to the original one.
    */
-  private async edit(job: Job, body: Body, files: Upload[], { final, signal }: { final: boolean; signal?: AbortSignal }): Promise<string | undefined> {
+  private async edit(
+    job: Job,
+    body: Body,
+    files: Upload[],
+    { final, signal }: { final: boolean; signal?: AbortSignal },
+  ): Promise<string | undefined> {
     const target = job.target;
     const messageId = target.messageId!;
     this.budget.note(target.channelId);
     if (!target.viaInteraction) {
       try {
-        await this.rest.patch(Routes.channelMessage(target.channelId, messageId), { body, files: this.raw(files), signal });
+        await this.rest.patch(Routes.channelMessage(target.channelId, messageId), {
+          body,
+          files: this.raw(files),
+          signal,
+        });
         return messageId;
       } catch (e) {
         if (discordCode(e) !== DiscordCode.UnknownMessage) throw e;
@@ -412,7 +477,12 @@ export class Delivery {
       try {
         // auth: false, as discord.js does for webhooks: a 401 on a request sent with the bot token makes
         // @discordjs/rest drop the token, and the whole bot with it.
-        await this.rest.patch(Routes.webhookMessage(this.applicationId, target.interactionToken!, '@original'), { body, files: this.raw(files), auth: false, signal });
+        await this.rest.patch(Routes.webhookMessage(this.applicationId, target.interactionToken!, '@original'), {
+          body,
+          files: this.raw(files),
+          auth: false,
+          signal,
+        });
         return messageId;
       } catch (e) {
         if (discordCode(e) === DiscordCode.UnknownMessage) return this.gone(job);
@@ -450,7 +520,12 @@ export class Delivery {
     // The first answer was just written to that channel: it counts against the channel's limit too.
     this.budget.note(job.target.channelId);
     // A message that fell back to the channel is edited through the channel, never through the token.
-    await this.queue.setTarget(job.id, posted.viaInteraction ? { messageId: posted.id } : { messageId: posted.id, viaInteraction: false, interactionToken: undefined, tokenExpiresAt: undefined });
+    await this.queue.setTarget(
+      job.id,
+      posted.viaInteraction
+        ? { messageId: posted.id }
+        : { messageId: posted.id, viaInteraction: false, interactionToken: undefined, tokenExpiresAt: undefined },
+    );
     await this.poke(job.id);
   }
 }

@@ -5,7 +5,13 @@ import type { JobQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
-import { MODEL_IDS, editToRepaintParams, editToRepaintPasses, sceneToRagParams, type ModelId } from '../scene/to-rag.ts';
+import {
+  MODEL_IDS,
+  editToRepaintParams,
+  editToRepaintPasses,
+  sceneToRagParams,
+  type ModelId,
+} from '../scene/to-rag.ts';
 import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
 import type { Scene } from '../scene/schema.ts';
 import { SceneError, validateScene, type SceneLimits } from '../scene/validate.ts';
@@ -57,7 +63,8 @@ function readIfThere(file: string | undefined): Buffer | undefined {
 
 /** What made a version, in words for the history picture. */
 export function versionLabel(g: Generation): string {
-  if (g.parentId && g.kind === 'generate' && !(g.planner ?? '').startsWith('edit:')) return `🎲 new seed for ${g.requestText}`;
+  if (g.parentId && g.kind === 'generate' && !(g.planner ?? '').startsWith('edit:'))
+    return `🎲 new seed for ${g.requestText}`;
   return g.requestText;
 }
 
@@ -138,7 +145,10 @@ export class Flows {
 
   /** The checks that cost nothing: run before acknowledging, so a refusal can be private. */
   async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<void> {
-    const refusal = this.access.where(r) ?? (text !== undefined ? this.access.prompt(text, r) : undefined) ?? (await this.access.rate(r.userId, { paints: paints && this.canPaint }));
+    const refusal =
+      this.access.where(r) ??
+      (text !== undefined ? this.access.prompt(text, r) : undefined) ??
+      (await this.access.rate(r.userId, { paints: paints && this.canPaint }));
     if (refusal) throw new Refusal(refusal);
   }
 
@@ -147,14 +157,23 @@ export class Flows {
     const known = (id: string | undefined) => (id === undefined ? undefined : this.models.find((m) => m.id === id));
     const loaded = known(this.painting.info?.id);
     if (input.model !== undefined) {
-      if (!known(input.model)) throw new Refusal(`I do not know the model "${input.model}". Choose one of: ${this.models.map((m) => m.id).join(', ')}.`);
-      if (loaded && loaded.id !== input.model) throw new Refusal(`This bot runs ${loaded.id}; ${input.model} is not loaded here. Leave the model option out.`);
+      if (!known(input.model))
+        throw new Refusal(
+          `I do not know the model "${input.model}". Choose one of: ${this.models.map((m) => m.id).join(', ')}.`,
+        );
+      if (loaded && loaded.id !== input.model)
+        throw new Refusal(`This bot runs ${loaded.id}; ${input.model} is not loaded here. Leave the model option out.`);
     }
     // A saved default for a model this bot does not run is ignored rather than refused every time.
     const fromSettings = known(saved.model) && (!loaded || loaded.id === saved.model) ? saved.model : undefined;
-    const model = known(input.model) ?? known(fromSettings) ?? loaded ?? known('flux.1-schnell') ?? this.models[0] ?? { id: 'flux.1-schnell', name: 'FLUX.1 [schnell]', defaultSteps: 4 };
+    const model = known(input.model) ??
+      known(fromSettings) ??
+      loaded ??
+      known('flux.1-schnell') ??
+      this.models[0] ?? { id: 'flux.1-schnell', name: 'FLUX.1 [schnell]', defaultSteps: 4 };
     const steps = input.steps ?? saved.steps ?? model.defaultSteps;
-    if (steps > this.config.limits.maxSteps) throw new Refusal(`At most ${this.config.limits.maxSteps} steps are allowed here (you asked for ${steps}).`);
+    if (steps > this.config.limits.maxSteps)
+      throw new Refusal(`At most ${this.config.limits.maxSteps} steps are allowed here (you asked for ${steps}).`);
     const aspect = input.aspect ?? saved.aspect ?? '1:1';
     let size: { width: number; height: number };
     try {
@@ -179,14 +198,22 @@ export class Flows {
   async imagine(input: ImagineInput): Promise<Prepared> {
     const prompt = input.prompt.trim();
     if (!prompt) throw new Refusal('Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`.');
-    if (prompt.length > PROMPT_MAX) throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
+    if (prompt.length > PROMPT_MAX)
+      throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
     const s = this.settingsFor(input.requester.userId, input);
     const started = Date.now();
     let planned;
     try {
-      planned = await this.planner.plan(prompt, { width: s.width, height: s.height, maxRegions: this.config.limits.maxRegions });
+      planned = await this.planner.plan(prompt, {
+        width: s.width,
+        height: s.height,
+        maxRegions: this.config.limits.maxRegions,
+      });
     } catch (e) {
-      if (e instanceof SceneError) throw new Refusal(`I could not make a layout from that: ${e.message}. Try describing the objects and where they are.`);
+      if (e instanceof SceneError)
+        throw new Refusal(
+          `I could not make a layout from that: ${e.message}. Try describing the objects and where they are.`,
+        );
       throw e;
     }
     const scene = this.checkScene({ ...planned.scene, width: s.width, height: s.height });
@@ -241,10 +268,17 @@ export class Flows {
    * repainted (same seed, only their boxes change), a moved box or a new global prompt is a new
    * generation from the edited layout, and without a model the edited layout is shown.
    */
-  async edit(parent: Generation, instruction: string, requester: Requester, target: NewTarget, history: string[] = []): Promise<EditOutcome> {
+  async edit(
+    parent: Generation,
+    instruction: string,
+    requester: Requester,
+    target: NewTarget,
+    history: string[] = [],
+  ): Promise<EditOutcome> {
     const text = instruction.trim();
     if (!text) throw new Refusal('Tell me what to change, for example “make the left cat black”.');
-    if (text.length > PROMPT_MAX) throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
+    if (text.length > PROMPT_MAX)
+      throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
     const started = Date.now();
     const lastIds = parent.params.repaint?.regions.map((r) => r.id) ?? [];
     const { edit, planner } = await this.planner.edit(parent.params.scene, text, { history, lastIds });
@@ -254,8 +288,16 @@ export class Flows {
     let changed: string[];
     let applied: AppliedEdit | undefined;
     if (edit.kind === 'start_over') {
-      const planned = await this.planner.plan(edit.description, { width: parent.params.scene.width, height: parent.params.scene.height, maxRegions: this.config.limits.maxRegions });
-      scene = this.checkScene({ ...planned.scene, width: parent.params.scene.width, height: parent.params.scene.height });
+      const planned = await this.planner.plan(edit.description, {
+        width: parent.params.scene.width,
+        height: parent.params.scene.height,
+        maxRegions: this.config.limits.maxRegions,
+      });
+      scene = this.checkScene({
+        ...planned.scene,
+        width: parent.params.scene.width,
+        height: parent.params.scene.height,
+      });
       what = 'regenerate';
       changed = ['the whole picture'];
     } else {
@@ -287,11 +329,17 @@ export class Flows {
       // Several regions: one repaint pass each, in turn, so none is painted with another one's prompt. The
       // painter derives the passes the same way; the row keeps the last one's parameters and mask.
       const chained = applied.repaint.length > 1;
-      params.repaint = { instruction: text, regions: applied.repaint, ...(chained ? { mode: 'chained' as const } : {}) };
+      params.repaint = {
+        instruction: text,
+        regions: applied.repaint,
+        ...(chained ? { mode: 'chained' as const } : {}),
+      };
       const model = { model: this.modelId(base.model) };
-      const plan = !base.rag ? undefined : chained
-        ? (await editToRepaintPasses(base.rag as RagParams, parent.params.scene, { ...applied, scene }, model)).at(-1)
-        : await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, model);
+      const plan = !base.rag
+        ? undefined
+        : chained
+          ? (await editToRepaintPasses(base.rag as RagParams, parent.params.scene, { ...applied, scene }, model)).at(-1)
+          : await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, model);
       if (plan?.mode === 'repaint') {
         params.rag = plan.params;
         mask = plan.mask;
@@ -336,7 +384,8 @@ export class Flows {
       parentId: c.parentId ?? null,
       timings: c.timings,
     });
-    const parentImage = c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
+    const parentImage =
+      c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
     const layoutPng = await this.planner.renderLayout(c.params.scene, parentImage);
     this.store.writeArtifact(generation.id, 'layout.png', layoutPng);
     if (c.kind === 'layout') return { generation: this.store.getGeneration(generation.id)!, layoutPng };
@@ -350,15 +399,23 @@ export class Flows {
       kind: c.kind === 'repaint' ? 'repaint' : 'generate',
       generationId: generation.id,
       params: c.params,
-      ...(c.kind === 'repaint' && parent ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } } : {}),
+      ...(c.kind === 'repaint' && parent
+        ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } }
+        : {}),
     };
     // Checked again here, right before enqueueing: requests sent together all passed the early check.
     const active = await this.queue.activeFor(c.input.requester.userId);
     if (active.length >= this.config.limits.userMaxConcurrentJobs) {
       this.store.updateGeneration(generation.id, { status: 'cancelled', error: 'over the per-user limit' });
-      throw new Refusal(`You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`);
+      throw new Refusal(
+        `You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`,
+      );
     }
-    const { job, position } = await this.queue.enqueue({ userId: c.input.requester.userId, request, target: c.input.target });
+    const { job, position } = await this.queue.enqueue({
+      userId: c.input.requester.userId,
+      request,
+      target: c.input.target,
+    });
     const updated = this.store.updateGeneration(generation.id, { jobId: job.id });
     return { generation: updated, layoutPng, job, position };
   }
@@ -382,14 +439,17 @@ export class Flows {
     const truncated = chain[0]?.parentId != null;
     const versions = chain.map((v, i): Version => {
       const painted = v.status === 'done' || v.status === 'layout';
-      const png = readIfThere(v.artifacts['image.png']) ?? (v.status === 'layout' || !v.artifacts['image.png'] ? readIfThere(v.artifacts['layout.png']) : undefined);
+      const png =
+        readIfThere(v.artifacts['image.png']) ??
+        (v.status === 'layout' || !v.artifacts['image.png'] ? readIfThere(v.artifacts['layout.png']) : undefined);
       return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
     });
     return { versions, truncated };
   }
 
   noModelText(): string {
-    if (this.painting.mode === 'failed') return `The image model failed to load (${this.painting.reason ?? 'unknown reason'}), so I can only plan layouts right now. The bot's operator can see the details in its log.`;
+    if (this.painting.mode === 'failed')
+      return `The image model failed to load (${this.painting.reason ?? 'unknown reason'}), so I can only plan layouts right now. The bot's operator can see the details in its log.`;
     return 'No image model is configured on this bot (MODEL_DIR is not set), so I can only plan and show layouts. The bot’s operator can set MODEL_DIR to a FLUX.1 folder to turn painting on.';
   }
 }

@@ -26,7 +26,10 @@ export async function fitAttachment(png: Buffer, limit: number, baseName = 'imag
 
 /** A small preview for progress messages: cheap to upload every few seconds. */
 export async function previewAttachment(png: Buffer, maxSide = 384): Promise<Upload> {
-  const data = await sharp(png).resize({ width: maxSide, height: maxSide, fit: 'inside', withoutEnlargement: true }).webp({ quality: 70 }).toBuffer();
+  const data = await sharp(png)
+    .resize({ width: maxSide, height: maxSide, fit: 'inside', withoutEnlargement: true })
+    .webp({ quality: 70 })
+    .toBuffer();
   return { name: 'preview.webp', data };
 }
 
@@ -78,29 +81,42 @@ export async function renderHistory(entries: HistoryEntry[]): Promise<Buffer> {
   const rows = Math.ceil(entries.length / cols);
   const gap = 12;
   const labelH = (LABEL_LINES + 1) * (FONT_PX + 4) + 6;
-  const cellW = THUMB, cellH = THUMB + labelH;
-  const width = gap + cols * (cellW + gap), height = gap + rows * (cellH + gap);
+  const cellW = THUMB,
+    cellH = THUMB + labelH;
+  const width = gap + cols * (cellW + gap),
+    height = gap + rows * (cellH + gap);
   const composites: OverlayOptions[] = [];
   const svg: string[] = [];
   const perLine = Math.floor(THUMB / (FONT_PX * 0.55));
   for (const [i, e] of entries.entries()) {
-    const left = gap + (i % cols) * (cellW + gap), top = gap + Math.floor(i / cols) * (cellH + gap);
+    const left = gap + (i % cols) * (cellW + gap),
+      top = gap + Math.floor(i / cols) * (cellH + gap);
     let thumb: Buffer | undefined;
     if (e.png) {
-      thumb = await sharp(e.png).resize({ width: THUMB, height: THUMB, fit: 'contain', background: '#202225' }).png().toBuffer().catch(() => undefined);
+      thumb = await sharp(e.png)
+        .resize({ width: THUMB, height: THUMB, fit: 'contain', background: '#202225' })
+        .png()
+        .toBuffer()
+        .catch(() => undefined);
     }
     if (thumb) composites.push({ input: thumb, left, top });
     else {
       svg.push(`<rect x="${left}" y="${top}" width="${THUMB}" height="${THUMB}" fill="#4f545c"/>`);
-      svg.push(`<text x="${left + THUMB / 2}" y="${top + THUMB / 2}" text-anchor="middle" font-family="${FONT}" font-size="${FONT_PX}" fill="#dcddde">image deleted</text>`);
+      svg.push(
+        `<text x="${left + THUMB / 2}" y="${top + THUMB / 2}" text-anchor="middle" font-family="${FONT}" font-size="${FONT_PX}" fill="#dcddde">image deleted</text>`,
+      );
     }
     const lines = [e.title, ...wrap(e.label, perLine, LABEL_LINES)];
     lines.forEach((line, k) => {
       const y = top + THUMB + 4 + (k + 1) * (FONT_PX + 4);
-      svg.push(`<text x="${left}" y="${y}" font-family="${FONT}" font-size="${FONT_PX}" ${k === 0 ? 'font-weight="bold" ' : ''}fill="#ffffff">${escapeXml(line)}</text>`);
+      svg.push(
+        `<text x="${left}" y="${y}" font-family="${FONT}" font-size="${FONT_PX}" ${k === 0 ? 'font-weight="bold" ' : ''}fill="#ffffff">${escapeXml(line)}</text>`,
+      );
     });
   }
-  const overlay = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg.join('')}</svg>`);
+  const overlay = Buffer.from(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${svg.join('')}</svg>`,
+  );
   return sharp({ create: { width, height, channels: 3, background: '#2f3136' } })
     .composite([...composites, { input: overlay, left: 0, top: 0 }])
     .png()

@@ -15,7 +15,16 @@ import { canUndo, EDIT_INPUT, EDIT_MODAL, editModal, HISTORY_MAX, parseCustomId 
 import { renderHistory } from './images.ts';
 import { DELETED_BY_USER } from './delivery.ts';
 import { DiscordCode, Refusal, discordCode, isTokenGone } from './errors.ts';
-import { interactionTarget, requesterOf, respond, showEditOutcome, showHistory, showLayout, showPrepared, showVersion } from './present.ts';
+import {
+  interactionTarget,
+  requesterOf,
+  respond,
+  showEditOutcome,
+  showHistory,
+  showLayout,
+  showPrepared,
+  showVersion,
+} from './present.ts';
 import { clip, NO_MENTIONS, quote } from './text.ts';
 
 const log = childLogger('interactions');
@@ -42,23 +51,29 @@ export async function onInteraction(ix: Interaction, ctx: BotContext): Promise<v
 }
 
 /** Discord keeps showing "thinking…" for a deferred interaction nobody answers; tell its user instead. */
-export const RESTARTED_TEXT = '⚠️ I was restarted while working on this, so it was not finished. Please run the command again.';
+export const RESTARTED_TEXT =
+  '⚠️ I was restarted while working on this, so it was not finished. Please run the command again.';
 
 async function onCommand(ix: ChatInputCommandInteraction, ctx: BotContext): Promise<void> {
   const command = byName.get(ix.commandName);
-  if (!command) throw new Refusal(`I do not have a /${ix.commandName} command any more; the command list may be out of date.`);
+  if (!command)
+    throw new Refusal(`I do not have a /${ix.commandName} command any more; the command list may be out of date.`);
   await command.execute(ix, ctx);
 }
 
 function findGeneration(ctx: BotContext, id: string): Generation {
   const g = ctx.store.getGeneration(id);
-  if (!g) throw new Refusal('I have no record of that image any more (it may have been deleted). Use /imagine to make a new one.');
+  if (!g)
+    throw new Refusal(
+      'I have no record of that image any more (it may have been deleted). Use /imagine to make a new one.',
+    );
   return g;
 }
 
 async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
   const parsed = parseCustomId(ix.customId);
-  if (!parsed || parsed.verb === EDIT_MODAL) throw new Refusal('That button is not one I know (it may come from an older version of me).');
+  if (!parsed || parsed.verb === EDIT_MODAL)
+    throw new Refusal('That button is not one I know (it may come from an older version of me).');
   const g = findGeneration(ctx, parsed.generationId);
   const requester = requesterOf(ix);
   if (parsed.verb === 'layout') {
@@ -93,7 +108,13 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
     await ix.deferReply();
     const h = ctx.flows.history(g);
     // The picture shows the versions the buttons offer: the last HISTORY_MAX of a long conversation.
-    const png = await renderHistory(h.versions.slice(-HISTORY_MAX).map((v) => ({ title: `v${v.number}${v.generation.id === g.id ? ' (this one)' : ''}`, label: v.label, png: v.png })));
+    const png = await renderHistory(
+      h.versions.slice(-HISTORY_MAX).map((v) => ({
+        title: `v${v.number}${v.generation.id === g.id ? ' (this one)' : ''}`,
+        label: v.label,
+        png: v.png,
+      })),
+    );
     const posted = await respond(ix, showHistory(g, h, png));
     // Replying to the history message changes the version it was opened from.
     ctx.store.linkMessage(posted.id, posted.channelId, g.id, 'history');
@@ -103,9 +124,15 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
     let target = g;
     let heading: string;
     if (parsed.verb === 'undo') {
-      if (!canUndo(g) || !g.parentId) throw new Refusal('This image is not an edit of another one, so there is nothing to undo. Press **History** to see its versions.');
+      if (!canUndo(g) || !g.parentId)
+        throw new Refusal(
+          'This image is not an edit of another one, so there is nothing to undo. Press **History** to see its versions.',
+        );
       const parent = ctx.store.getGeneration(g.parentId);
-      if (!parent) throw new Refusal('The version before this edit was deleted, so I cannot go back to it. Press **History** to see the versions I still have.');
+      if (!parent)
+        throw new Refusal(
+          'The version before this edit was deleted, so I cannot go back to it. Press **History** to see the versions I still have.',
+        );
       target = parent;
       heading = `↩️ Undid ${quote(g.requestText)}: this is the version before it.`;
     } else {
@@ -113,7 +140,8 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
     }
     const h = ctx.flows.history(target);
     const v = h.versions[h.versions.length - 1]!;
-    if (parsed.verb === 'continue') heading = `⏪ Back to v${v.number} of ${quote(h.versions[0]!.generation.requestText)}: ${quote(v.label)}.`;
+    if (parsed.verb === 'continue')
+      heading = `⏪ Back to v${v.number} of ${quote(h.versions[0]!.generation.requestText)}: ${quote(v.label)}.`;
     await ix.deferReply();
     const limit = Math.min(ctx.config.limits.attachmentSizeLimit, ix.attachmentSizeLimit ?? Infinity);
     const posted = await respond(ix, await showVersion(v, heading, { canPaint: ctx.flows.canPaint, limit }));
@@ -125,7 +153,10 @@ async function onButton(ix: ButtonInteraction, ctx: BotContext): Promise<void> {
   await ctx.flows.precheck(requester, undefined, { paints: true });
   await ix.deferReply();
   const prepared = await ctx.flows.reroll(g, requester, interactionTarget(ix));
-  await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText(), `🎲 New seed for ${quote(g.requestText)}`)));
+  await ctx.attach(
+    prepared,
+    await respond(ix, showPrepared(prepared, ctx.flows.noModelText(), `🎲 New seed for ${quote(g.requestText)}`)),
+  );
 }
 
 async function onModal(ix: ModalSubmitInteraction, ctx: BotContext): Promise<void> {
@@ -141,7 +172,9 @@ async function onModal(ix: ModalSubmitInteraction, ctx: BotContext): Promise<voi
   const outcome = await ctx.flows.edit(g, instruction, requester, interactionTarget(ix));
   if (outcome.kind === 'clarify') {
     const posted = await respond(ix, {
-      content: clip(`❓ ${outcome.question}\n-# Reply to this message with the answer, or press **Edit** on the image again.`),
+      content: clip(
+        `❓ ${outcome.question}\n-# Reply to this message with the answer, or press **Edit** on the image again.`,
+      ),
       files: [],
       components: [],
       allowedMentions: NO_MENTIONS,
@@ -173,10 +206,13 @@ async function showError(ix: RepliableInteraction, e: unknown): Promise<void> {
     }
   } catch (e2) {
     // The token may be gone (slow failure after 15 min) or the acknowledgement too late: say it in the channel.
-    if (!isTokenGone(e2) && discordCode(e2) !== DiscordCode.AlreadyAcknowledged) log.warn({ err: e2 }, 'could not show an error on the interaction');
+    if (!isTokenGone(e2) && discordCode(e2) !== DiscordCode.AlreadyAcknowledged)
+      log.warn({ err: e2 }, 'could not show an error on the interaction');
     const channel = ix.channel;
     if (channel?.isSendable()) {
-      await channel.send({ content: clip(`<@${ix.user.id}> ${content}`), allowedMentions: { users: [ix.user.id] } }).catch((e3: unknown) => log.error({ err: e3 }, 'could not report an error anywhere'));
+      await channel
+        .send({ content: clip(`<@${ix.user.id}> ${content}`), allowedMentions: { users: [ix.user.id] } })
+        .catch((e3: unknown) => log.error({ err: e3 }, 'could not report an error anywhere'));
     }
   }
 }

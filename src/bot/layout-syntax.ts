@@ -23,31 +23,43 @@ export const LAYOUT_SYNTAX_HELP =
 function parseWhere(where: string, n: number): Box {
   const named = AREAS[where.trim().toLowerCase()];
   if (named) return named;
-  const nums = where.split(/[\s,]+/).filter(Boolean).map((t) => t.replace(/%$/, ''));
+  const nums = where
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((t) => t.replace(/%$/, ''));
   if (nums.length !== 4 || nums.some((t) => !/^\d+(\.\d+)?$/.test(t))) {
     throw new Refusal(`Region ${n}: "${where.trim()}" is not a place. ${LAYOUT_SYNTAX_HELP}`);
   }
   const [x, y, w, h] = nums.map((t) => Number(t) / 100) as [number, number, number, number];
   if (w <= 0 || h <= 0) throw new Refusal(`Region ${n}: width and height must be larger than 0.`);
-  if (x + w > 1.0001 || y + h > 1.0001) throw new Refusal(`Region ${n}: the box reaches past the edge of the image (x + w and y + h must stay within 100).`);
+  if (x + w > 1.0001 || y + h > 1.0001)
+    throw new Refusal(
+      `Region ${n}: the box reaches past the edge of the image (x + w and y + h must stay within 100).`,
+    );
   return { x, y, w, h };
 }
 
 /** Parses the /layout text syntax into regions (ids r1, r2, …). Errors say which region and how to fix it. */
 export function parseLayoutText(text: string, maxRegions: number): Omit<Region, never>[] {
-  const entries = text.split(/[;\n]/).map((e) => e.trim()).filter(Boolean);
+  const entries = text
+    .split(/[;\n]/)
+    .map((e) => e.trim())
+    .filter(Boolean);
   if (entries.length === 0) throw new Refusal(`Give at least one region. ${LAYOUT_SYNTAX_HELP}`);
-  if (entries.length > maxRegions) throw new Refusal(`That is ${entries.length} regions; at most ${maxRegions} are allowed here.`);
+  if (entries.length > maxRegions)
+    throw new Refusal(`That is ${entries.length} regions; at most ${maxRegions} are allowed here.`);
   return entries.map((entry, i) => {
     const n = i + 1;
     const at = entry.lastIndexOf('@');
-    if (at < 0) throw new Refusal(`Region ${n} ("${entry.slice(0, 60)}") has no \`@\` and place. ${LAYOUT_SYNTAX_HELP}`);
+    if (at < 0)
+      throw new Refusal(`Region ${n} ("${entry.slice(0, 60)}") has no \`@\` and place. ${LAYOUT_SYNTAX_HELP}`);
     const what = entry.slice(0, at).trim();
     const colon = what.indexOf(':');
     const label = (colon >= 0 ? what.slice(0, colon) : what).trim();
     const prompt = (colon >= 0 ? what.slice(colon + 1) : what).trim() || label;
     if (!label) throw new Refusal(`Region ${n} has no label before the \`@\`.`);
-    if (label.length > 120) throw new Refusal(`Region ${n}: keep the label under 120 characters (put details after a colon).`);
+    if (label.length > 120)
+      throw new Refusal(`Region ${n}: keep the label under 120 characters (put details after a colon).`);
     if (prompt.length > 600) throw new Refusal(`Region ${n}: keep the description under 600 characters.`);
     return { id: `r${n}`, label, prompt, box: parseWhere(entry.slice(at + 1), n) };
   });

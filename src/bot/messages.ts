@@ -40,15 +40,26 @@ export async function onMessage(m: Message, ctx: BotContext): Promise<void> {
     else await onMention(m, text, ctx);
   } catch (e) {
     if (!(e instanceof Refusal)) log.error({ err: e, message: m.id }, 'message handling failed');
-    await answer(m, { content: clip(errorText(e)) }).catch((e2: unknown) => log.error({ err: e2 }, 'could not report an error'));
+    await answer(m, { content: clip(errorText(e)) }).catch((e2: unknown) =>
+      log.error({ err: e2 }, 'could not report an error'),
+    );
   }
 }
 
-async function onReply(m: Message, text: string, generationId: string, history: string[], ctx: BotContext): Promise<void> {
+async function onReply(
+  m: Message,
+  text: string,
+  generationId: string,
+  history: string[],
+  ctx: BotContext,
+): Promise<void> {
   if (!text) {
     // Without the MessageContent intent a reply arrives empty unless it mentions the bot.
     if (!ctx.readsMessageContent) {
-      await answer(m, { content: 'I cannot read replies in this server (the Message Content intent is off). Press **Edit** on the image, or mention me in your reply: `@scenewright make the sky stormy`.' });
+      await answer(m, {
+        content:
+          'I cannot read replies in this server (the Message Content intent is off). Press **Edit** on the image, or mention me in your reply: `@scenewright make the sky stormy`.',
+      });
     }
     return;
   }
@@ -61,7 +72,9 @@ async function onReply(m: Message, text: string, generationId: string, history: 
   typing(m);
   const outcome = await ctx.flows.edit(g, text, requester, messageTarget(m), history);
   if (outcome.kind === 'clarify') {
-    const posted = await answer(m, { content: clip(`❓ ${outcome.question}\n-# Reply to this message with the answer.`) });
+    const posted = await answer(m, {
+      content: clip(`❓ ${outcome.question}\n-# Reply to this message with the answer.`),
+    });
     ctx.store.linkMessage(posted.id, posted.channelId, g.id, 'question', [...history, text, outcome.question]);
     return;
   }
@@ -75,7 +88,9 @@ async function onReply(m: Message, text: string, generationId: string, history: 
 
 async function onMention(m: Message, text: string, ctx: BotContext): Promise<void> {
   if (!text) {
-    await answer(m, { content: 'Tell me what to paint: `@scenewright a red fox in the snow, mountains behind it`, or use /imagine.' });
+    await answer(m, {
+      content: 'Tell me what to paint: `@scenewright a red fox in the snow, mountains behind it`, or use /imagine.',
+    });
     return;
   }
   const requester = requesterOfMessage(m);

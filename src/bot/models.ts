@@ -21,13 +21,19 @@ export function modelChoices(dir = MODELS_DIR): ModelChoice[] {
   const out: ModelChoice[] = [];
   let files: string[];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
   } catch {
     return FALLBACK;
   }
   for (const f of files) {
     try {
-      const m = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as { id?: unknown; name?: unknown; defaults?: { num_inference_steps?: unknown } };
+      const m = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as {
+        id?: unknown;
+        name?: unknown;
+        defaults?: { num_inference_steps?: unknown };
+      };
       const steps = Number(m.defaults?.num_inference_steps);
       if (typeof m.id === 'string' && Number.isInteger(steps) && steps > 0) {
         out.push({ id: m.id, name: typeof m.name === 'string' ? m.name : m.id, defaultSteps: steps });

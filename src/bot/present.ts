@@ -46,7 +46,13 @@ export function requesterOfMessage(m: Message): Requester {
       canManageMessages = false;
     }
   }
-  return { userId: m.author.id, channelId: m.channelId, roleIds: rolesOf(m.member), canManageMessages, channelNsfw: channel.nsfw === true };
+  return {
+    userId: m.author.id,
+    channelId: m.channelId,
+    roleIds: rolesOf(m.member),
+    canManageMessages,
+    channelNsfw: channel.nsfw === true,
+  };
 }
 
 export function interactionTarget(ix: BaseInteraction): NewTarget {
@@ -73,7 +79,10 @@ export interface Shown {
 }
 
 function layoutFile(png: Buffer, g: Generation): AttachmentBuilder {
-  return new AttachmentBuilder(png, { name: `layout-${g.id}.png`, description: `Layout: ${regionList(g.params.scene)}`.slice(0, 1000) });
+  return new AttachmentBuilder(png, {
+    name: `layout-${g.id}.png`,
+    description: `Layout: ${regionList(g.params.scene)}`.slice(0, 1000),
+  });
 }
 
 /** The first answer to a request: its layout, and either its place in the queue or why nothing will be painted. */
@@ -83,18 +92,29 @@ export function showPrepared(p: Prepared, noModelText: string, heading?: string)
   if (p.note) lines.push(`-# ${p.note}`);
   if (p.job) {
     lines.push(`⏳ Queued: ${positionText(p.position ?? 1)}. This message shows the painting as it goes.`);
-    return { content: clip(lines.join('\n')), files: [layoutFile(p.layoutPng, g)], components: pendingButtons(g.id), allowedMentions: NO_MENTIONS };
+    return {
+      content: clip(lines.join('\n')),
+      files: [layoutFile(p.layoutPng, g)],
+      components: pendingButtons(g.id),
+      allowedMentions: NO_MENTIONS,
+    };
   }
   lines.push(`ℹ️ ${noModelText}`, 'Reply to this message to change the layout, or press **Edit**.');
-  return { content: clip(lines.join('\n')), files: [layoutFile(p.layoutPng, g)], components: resultButtons(g.id, { canPaint: false, undo: canUndo(g) }), allowedMentions: NO_MENTIONS };
+  return {
+    content: clip(lines.join('\n')),
+    files: [layoutFile(p.layoutPng, g)],
+    components: resultButtons(g.id, { canPaint: false, undo: canUndo(g) }),
+    allowedMentions: NO_MENTIONS,
+  };
 }
 
 export function showEditOutcome(o: Extract<EditOutcome, { kind: 'prepared' }>, noModelText: string): Shown {
-  const what = o.what === 'repaint'
-    ? `✏️ Repainting ${o.changed.join(', ')} for ${quote(o.generation.requestText)}`
-    : o.what === 'regenerate'
-      ? `✏️ Painting the changed layout for ${quote(o.generation.requestText)} (${o.changed.join(', ')})`
-      : `✏️ Changed layout for ${quote(o.generation.requestText)}`;
+  const what =
+    o.what === 'repaint'
+      ? `✏️ Repainting ${o.changed.join(', ')} for ${quote(o.generation.requestText)}`
+      : o.what === 'regenerate'
+        ? `✏️ Painting the changed layout for ${quote(o.generation.requestText)} (${o.changed.join(', ')})`
+        : `✏️ Changed layout for ${quote(o.generation.requestText)}`;
   return showPrepared(o, noModelText, what);
 }
 
@@ -109,7 +129,9 @@ export function showLayout(g: Generation, png: Buffer): Shown {
   if (s.exclude.length) lines.push(`**Left out:** ${s.exclude.map((e) => quote(e, 60)).join(', ')}`);
   for (const r of s.regions) {
     const b = r.box;
-    lines.push(`\`${r.id}\` **${quote(r.label, 80)}** at x ${pct(b.x)}, y ${pct(b.y)}, ${pct(b.w)} × ${pct(b.h)}: ${quote(r.prompt, 160)}`);
+    lines.push(
+      `\`${r.id}\` **${quote(r.label, 80)}** at x ${pct(b.x)}, y ${pct(b.y)}, ${pct(b.w)} × ${pct(b.h)}: ${quote(r.prompt, 160)}`,
+    );
   }
   return { content: clip(lines.join('\n')), files: [layoutFile(png, g)], components: [], allowedMentions: NO_MENTIONS };
 }
@@ -137,7 +159,11 @@ export async function respond(ix: RepliableInteraction, shown: Shown): Promise<P
   } catch (e) {
     const channel = ix.channel;
     if (!isTokenGone(e) || !channel?.isSendable()) throw e;
-    const m = await channel.send({ ...shown, content: clip(`<@${ix.user.id}> ${shown.content}`), allowedMentions: { parse: [], users: [ix.user.id] } });
+    const m = await channel.send({
+      ...shown,
+      content: clip(`<@${ix.user.id}> ${shown.content}`),
+      allowedMentions: { parse: [], users: [ix.user.id] },
+    });
     return { id: m.id, channelId: m.channelId, viaInteraction: false };
   }
 }
@@ -145,16 +171,33 @@ export async function respond(ix: RepliableInteraction, shown: Shown): Promise<P
 /** The History button's answer: the chain as one picture, and a "continue from" button per version. */
 export function showHistory(g: Generation, h: History, png: Buffer): Shown {
   const shown = h.versions.slice(-HISTORY_MAX);
-  const lines = [`🕰️ **History** of ${quote(g.requestText)}: ${h.versions.length} version${h.versions.length === 1 ? '' : 's'}, oldest first. Press **Continue from vN** to go back to a version; replying to that image then changes it.`];
+  const lines = [
+    `🕰️ **History** of ${quote(g.requestText)}: ${h.versions.length} version${h.versions.length === 1 ? '' : 's'}, oldest first. Press **Continue from vN** to go back to a version; replying to that image then changes it.`,
+  ];
   const missing = h.versions.filter((v) => v.missing).map((v) => `v${v.number}`);
-  if (missing.length) lines.push(`⚠️ The image${missing.length === 1 ? '' : 's'} of ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} deleted, so ${missing.length === 1 ? 'it shows' : 'they show'} as a grey tile. You can still continue from ${missing.length === 1 ? 'it' : 'them'}: I will paint its layout afresh.`);
-  if (h.truncated) lines.push('⚠️ Earlier versions of this conversation were deleted; the history starts at the oldest one I still have.');
-  if (shown.length < h.versions.length) lines.push(`-# The picture and buttons show the last ${shown.length} versions only.`);
-  const file = new AttachmentBuilder(png, { name: `history-${g.id}.png`, description: h.versions.map((v) => `v${v.number}: ${v.label}`).join('; ').slice(0, 1000) });
+  if (missing.length)
+    lines.push(
+      `⚠️ The image${missing.length === 1 ? '' : 's'} of ${missing.join(', ')} ${missing.length === 1 ? 'was' : 'were'} deleted, so ${missing.length === 1 ? 'it shows' : 'they show'} as a grey tile. You can still continue from ${missing.length === 1 ? 'it' : 'them'}: I will paint its layout afresh.`,
+    );
+  if (h.truncated)
+    lines.push(
+      '⚠️ Earlier versions of this conversation were deleted; the history starts at the oldest one I still have.',
+    );
+  if (shown.length < h.versions.length)
+    lines.push(`-# The picture and buttons show the last ${shown.length} versions only.`);
+  const file = new AttachmentBuilder(png, {
+    name: `history-${g.id}.png`,
+    description: h.versions
+      .map((v) => `v${v.number}: ${v.label}`)
+      .join('; ')
+      .slice(0, 1000),
+  });
   return {
     content: clip(lines.join('\n')),
     files: [file],
-    components: historyButtons(shown.map((v) => ({ id: v.generation.id, number: v.number, current: v.generation.id === g.id }))),
+    components: historyButtons(
+      shown.map((v) => ({ id: v.generation.id, number: v.number, current: v.generation.id === g.id })),
+    ),
     allowedMentions: NO_MENTIONS,
   };
 }
@@ -163,7 +206,11 @@ export function showHistory(g: Generation, h: History, png: Buffer): Shown {
  * A version brought back (Continue from vN, Undo): its image and its buttons as a new message, so replying to
  * it changes this version. A version whose image is gone shows its layout and says so.
  */
-export async function showVersion(v: Version, heading: string, o: { canPaint: boolean; limit: number }): Promise<Shown> {
+export async function showVersion(
+  v: Version,
+  heading: string,
+  o: { canPaint: boolean; limit: number },
+): Promise<Shown> {
   const g = v.generation;
   const lines = [heading, `-# ${regionList(g.params.scene)}`];
   const image = g.artifacts['image.png'];
@@ -174,7 +221,16 @@ export async function showVersion(v: Version, heading: string, o: { canPaint: bo
     lines.push('-# Reply to this image to change this version.');
   } else {
     if (v.png) files = [layoutFile(v.png, g)];
-    lines.push(v.missing ? 'ℹ️ The image of this version was deleted. Reply to change it: I will paint its layout afresh.' : '-# Reply to this layout to change this version.');
+    lines.push(
+      v.missing
+        ? 'ℹ️ The image of this version was deleted. Reply to change it: I will paint its layout afresh.'
+        : '-# Reply to this layout to change this version.',
+    );
   }
-  return { content: clip(lines.join('\n')), files, components: resultButtons(g.id, { canPaint: o.canPaint, undo: canUndo(g) }), allowedMentions: NO_MENTIONS };
+  return {
+    content: clip(lines.join('\n')),
+    files,
+    components: resultButtons(g.id, { canPaint: o.canPaint, undo: canUndo(g) }),
+    allowedMentions: NO_MENTIONS,
+  };
 }

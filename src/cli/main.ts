@@ -18,7 +18,13 @@ const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
 };
 
 function help(): string {
-  const lines = ['scenewright: regional FLUX images from conversation (RAG on ONNX Runtime)', '', 'usage: scenewright <command> [options]', '', 'commands:'];
+  const lines = [
+    'scenewright: regional FLUX images from conversation (RAG on ONNX Runtime)',
+    '',
+    'usage: scenewright <command> [options]',
+    '',
+    'commands:',
+  ];
   return lines.join('\n');
 }
 

@@ -9,10 +9,16 @@ import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from '../e
 const csv = z
   .string()
   .optional()
-  .transform((s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : []));
+  .transform((s) =>
+    s
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : [],
+  );
 
-const int = (def: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
 
 const bool = (def: boolean) =>
   z
@@ -25,20 +31,32 @@ const url = z.url({ protocol: /^https?$/ });
 /** Every setting, by its environment variable name. Documented one by one in .env.example. */
 const EnvSchema = z.object({
   DISCORD_TOKEN: z.string().min(1).optional(),
-  DISCORD_APPLICATION_ID: z.string().regex(/^\d{15,22}$/, 'must be the numeric application id').optional(),
+  DISCORD_APPLICATION_ID: z
+    .string()
+    .regex(/^\d{15,22}$/, 'must be the numeric application id')
+    .optional(),
   DISCORD_API_URL: url.default('https://discord.com/api'),
-  DISCORD_DEV_GUILD_ID: z.string().regex(/^\d{15,22}$/, 'must be a numeric guild id').optional(),
+  DISCORD_DEV_GUILD_ID: z
+    .string()
+    .regex(/^\d{15,22}$/, 'must be a numeric guild id')
+    .optional(),
   MODEL_DIR: z.string().min(1).optional(),
   EXECUTION_PROVIDER: z.enum(['cpu', 'cuda', 'webgpu']).default('cpu'),
   ORT_THREADS: int(0, 0, 256),
   MEMORY_CHECK: z.enum(['on', 'off']).default('on'),
-  WEIGHTS: z.string().optional().superRefine((v, ctx) => {
-    try {
-      parseWeightForms(v);
-    } catch (e) {
-      ctx.addIssue({ code: 'custom', message: `${(e as Error).message}; e.g. WEIGHTS=int8 or WEIGHTS=transformer:int4,t5:int8` });
-    }
-  }),
+  WEIGHTS: z
+    .string()
+    .optional()
+    .superRefine((v, ctx) => {
+      try {
+        parseWeightForms(v);
+      } catch (e) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `${(e as Error).message}; e.g. WEIGHTS=int8 or WEIGHTS=transformer:int4,t5:int8`,
+        });
+      }
+    }),
   WEIGHTS_CACHE_DIR: z.string().min(1).optional(),
   OPENAI_BASE_URL: url.optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
@@ -68,9 +86,13 @@ export type Env = z.infer<typeof EnvSchema>;
 export interface Config {
   discord: { token?: string; applicationId?: string; apiUrl: string; devGuildId?: string };
   model: {
-    dir?: string; executionProvider: 'cpu' | 'cuda' | 'webgpu'; threads: number; memoryCheck: boolean;
+    dir?: string;
+    executionProvider: 'cpu' | 'cuda' | 'webgpu';
+    threads: number;
+    memoryCheck: boolean;
     /** What each component's weights run in; where prepared weights are written once. */
-    weights: WeightForms; weightsCacheDir: string;
+    weights: WeightForms;
+    weightsCacheDir: string;
   };
   llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
   dataDir: string;
@@ -79,10 +101,21 @@ export interface Config {
   queue: { blobTtlSeconds: number; leaseMs: number };
   logLevel: Env['LOG_LEVEL'];
   limits: {
-    maxRegions: number; minSize: number; maxSize: number; defaultSize: number; maxSteps: number;
-    userMaxConcurrentJobs: number; userCooldownSeconds: number; attachmentSizeLimit: number;
+    maxRegions: number;
+    minSize: number;
+    maxSize: number;
+    defaultSize: number;
+    maxSteps: number;
+    userMaxConcurrentJobs: number;
+    userCooldownSeconds: number;
+    attachmentSizeLimit: number;
   };
-  access: { allowedChannelIds: string[]; allowedRoleIds: string[]; promptDenyList: string[]; allowOthersToEdit: boolean };
+  access: {
+    allowedChannelIds: string[];
+    allowedRoleIds: string[];
+    promptDenyList: string[];
+    allowOthersToEdit: boolean;
+  };
 }
 
 /** What a command needs beyond the defaults; each need turns unset variables into listed problems. */
@@ -98,7 +131,10 @@ const HOW_TO_FIX: Record<string, string> = {
 };
 
 /** Reads `.env` (if present) under the real environment; the real environment wins. */
-export function readEnvironment(cwd = process.cwd(), env: NodeJS.ProcessEnv = process.env): Record<string, string | undefined> {
+export function readEnvironment(
+  cwd = process.cwd(),
+  env: NodeJS.ProcessEnv = process.env,
+): Record<string, string | undefined> {
   const file = path.join(cwd, '.env');
   const fromFile = existsSync(file) ? parseEnv(readFileSync(file, 'utf8')) : {};
   const merged: Record<string, string | undefined> = { ...fromFile };
@@ -125,24 +161,43 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
   if (needs.includes('discord-app')) need('DISCORD_APPLICATION_ID');
   if (needs.includes('model')) need('MODEL_DIR');
   if (e) {
-    if (e.MIN_SIZE > e.MAX_SIZE) problems.push(`MIN_SIZE (${e.MIN_SIZE}) is larger than MAX_SIZE (${e.MAX_SIZE}): lower MIN_SIZE or raise MAX_SIZE`);
+    if (e.MIN_SIZE > e.MAX_SIZE)
+      problems.push(
+        `MIN_SIZE (${e.MIN_SIZE}) is larger than MAX_SIZE (${e.MAX_SIZE}): lower MIN_SIZE or raise MAX_SIZE`,
+      );
     for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
-      if (e[k] % 16 !== 0) problems.push(`${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`);
+      if (e[k] % 16 !== 0)
+        problems.push(
+          `${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`,
+        );
     }
-    if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE) problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
+    if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE)
+      problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
   }
   if (problems.length > 0 || !e) throw new ConfigError(problems);
   // Known secrets are scrubbed from any free-text log line, not only from named fields.
   registerSecret(e.DISCORD_TOKEN);
   registerSecret(e.OPENAI_API_KEY);
   return {
-    discord: { token: e.DISCORD_TOKEN, applicationId: e.DISCORD_APPLICATION_ID, apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''), devGuildId: e.DISCORD_DEV_GUILD_ID },
+    discord: {
+      token: e.DISCORD_TOKEN,
+      applicationId: e.DISCORD_APPLICATION_ID,
+      apiUrl: e.DISCORD_API_URL.replace(/\/+$/, ''),
+      devGuildId: e.DISCORD_DEV_GUILD_ID,
+    },
     model: {
-      dir: e.MODEL_DIR, executionProvider: e.EXECUTION_PROVIDER, threads: e.ORT_THREADS, memoryCheck: e.MEMORY_CHECK === 'on',
-      weights: parseWeightForms(e.WEIGHTS), weightsCacheDir: path.resolve(e.WEIGHTS_CACHE_DIR ?? defaultWeightsCacheDir(raw)),
+      dir: e.MODEL_DIR,
+      executionProvider: e.EXECUTION_PROVIDER,
+      threads: e.ORT_THREADS,
+      memoryCheck: e.MEMORY_CHECK === 'on',
+      weights: parseWeightForms(e.WEIGHTS),
+      weightsCacheDir: path.resolve(e.WEIGHTS_CACHE_DIR ?? defaultWeightsCacheDir(raw)),
     },
     llm: {
-      baseUrl: e.OPENAI_BASE_URL, apiKey: e.OPENAI_API_KEY, model: e.OPENAI_MODEL, timeoutMs: e.OPENAI_TIMEOUT_MS,
+      baseUrl: e.OPENAI_BASE_URL,
+      apiKey: e.OPENAI_API_KEY,
+      model: e.OPENAI_MODEL,
+      timeoutMs: e.OPENAI_TIMEOUT_MS,
       enabled: e.OPENAI_BASE_URL !== undefined || e.OPENAI_API_KEY !== undefined,
     },
     dataDir: path.resolve(e.DATA_DIR),
@@ -150,12 +205,20 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
     queue: { blobTtlSeconds: e.REDIS_BLOB_TTL_SECONDS, leaseMs: e.WORKER_LEASE_SECONDS * 1000 },
     logLevel: e.LOG_LEVEL,
     limits: {
-      maxRegions: e.MAX_REGIONS, minSize: e.MIN_SIZE, maxSize: e.MAX_SIZE, defaultSize: e.DEFAULT_SIZE, maxSteps: e.MAX_STEPS,
-      userMaxConcurrentJobs: e.USER_MAX_CONCURRENT_JOBS, userCooldownSeconds: e.USER_COOLDOWN_SECONDS, attachmentSizeLimit: e.ATTACHMENT_SIZE_LIMIT,
+      maxRegions: e.MAX_REGIONS,
+      minSize: e.MIN_SIZE,
+      maxSize: e.MAX_SIZE,
+      defaultSize: e.DEFAULT_SIZE,
+      maxSteps: e.MAX_STEPS,
+      userMaxConcurrentJobs: e.USER_MAX_CONCURRENT_JOBS,
+      userCooldownSeconds: e.USER_COOLDOWN_SECONDS,
+      attachmentSizeLimit: e.ATTACHMENT_SIZE_LIMIT,
     },
     access: {
-      allowedChannelIds: e.ALLOWED_CHANNEL_IDS, allowedRoleIds: e.ALLOWED_ROLE_IDS,
-      promptDenyList: e.PROMPT_DENY_LIST.map((w) => w.toLowerCase()), allowOthersToEdit: e.ALLOW_OTHERS_TO_EDIT,
+      allowedChannelIds: e.ALLOWED_CHANNEL_IDS,
+      allowedRoleIds: e.ALLOWED_ROLE_IDS,
+      promptDenyList: e.PROMPT_DENY_LIST.map((w) => w.toLowerCase()),
+      allowOthersToEdit: e.ALLOW_OTHERS_TO_EDIT,
     },
   };
 }

@@ -8,7 +8,11 @@ export class ConfigError extends Error {
 
 /** An error whose message is meant for the person running the program (bad input, missing file). */
 export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 1, options?: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = 'UserError';
   }

@@ -42,7 +42,11 @@ function mulhi32(a: number, b: number): number {
 }
 
 /** Philox4x32-10 of one counter under one key; writes the four output words into `out`. */
-export function philox4x32(counter: ArrayLike<number>, key: ArrayLike<number>, out: Uint32Array = new Uint32Array(4)): Uint32Array {
+export function philox4x32(
+  counter: ArrayLike<number>,
+  key: ArrayLike<number>,
+  out: Uint32Array = new Uint32Array(4),
+): Uint32Array {
   let c0 = counter[0]! >>> 0;
   let c1 = counter[1]! >>> 0;
   let c2 = counter[2]! >>> 0;
@@ -109,10 +113,22 @@ function cosSinTurn(u: number, out: [number, number]): void {
   let c = 0;
   for (let k = COS_COEF.length - 1; k >= 0; k--) c = c * p2 + COS_COEF[k]!;
   switch (quadrant) {
-    case 0: out[0] = c; out[1] = s; break;
-    case 1: out[0] = -s; out[1] = c; break;
-    case 2: out[0] = -c; out[1] = -s; break;
-    default: out[0] = s; out[1] = -c; break;
+    case 0:
+      out[0] = c;
+      out[1] = s;
+      break;
+    case 1:
+      out[0] = -s;
+      out[1] = c;
+      break;
+    case 2:
+      out[0] = -c;
+      out[1] = -s;
+      break;
+    default:
+      out[0] = s;
+      out[1] = -c;
+      break;
   }
 }
 
@@ -122,7 +138,8 @@ const TWO_POW_M52 = 2 ** -52;
 
 function seedKey(seed: number | bigint): [number, number] {
   const s = typeof seed === 'bigint' ? seed : Number.isSafeInteger(seed) && seed >= 0 ? BigInt(seed) : -1n;
-  if (s < 0n || s >= 1n << 64n) throw new RangeError(`noise seed must be an integer from 0 to 2^64−1 (got ${String(seed)})`);
+  if (s < 0n || s >= 1n << 64n)
+    throw new RangeError(`noise seed must be an integer from 0 to 2^64−1 (got ${String(seed)})`);
   return [Number(s & 0xffffffffn), Number(s >> 32n)];
 }
 
@@ -154,7 +171,8 @@ export class GaussianNoise {
    * cut into even-sized pieces drawn in any order or thread and come out bit-identical).
    */
   seek(block: number): this {
-    if (!Number.isSafeInteger(block) || block < 0) throw new RangeError(`noise block must be a whole number ≥ 0 (got ${block})`);
+    if (!Number.isSafeInteger(block) || block < 0)
+      throw new RangeError(`noise block must be a whole number ≥ 0 (got ${block})`);
     this.block = block;
     return this;
   }
@@ -202,8 +220,12 @@ export interface LatentGeometry {
 }
 
 export function latentGeometry(imageWidth: number, imageHeight: number, channels = 16): LatentGeometry {
-  for (const [name, v] of [['width', imageWidth], ['height', imageHeight]] as const) {
-    if (!Number.isInteger(v) || v < 16 || v % 16 !== 0) throw new RangeError(`image ${name} must be a positive multiple of 16 (got ${v})`);
+  for (const [name, v] of [
+    ['width', imageWidth],
+    ['height', imageHeight],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 16 || v % 16 !== 0)
+      throw new RangeError(`image ${name} must be a positive multiple of 16 (got ${v})`);
   }
   const rows = imageHeight / 16;
   const cols = imageWidth / 16;
@@ -214,10 +236,19 @@ export function latentGeometry(imageWidth: number, imageHeight: number, channels
  * FluxPipeline._pack_latents: (B, C, 2h, 2w) → (B, h·w, 4C) with
  * P[b, r·w + c, ch·4 + dy·2 + dx] = X[b, ch, 2r + dy, 2c + dx].
  */
-export function packLatents(x: Float32Array, batch: number, channels: number, height: number, width: number): Float32Array {
-  if (height % 2 !== 0 || width % 2 !== 0) throw new RangeError(`latent height and width must be even (got ${height}×${width})`);
+export function packLatents(
+  x: Float32Array,
+  batch: number,
+  channels: number,
+  height: number,
+  width: number,
+): Float32Array {
+  if (height % 2 !== 0 || width % 2 !== 0)
+    throw new RangeError(`latent height and width must be even (got ${height}×${width})`);
   if (x.length !== batch * channels * height * width) {
-    throw new RangeError(`packLatents: ${x.length} values do not make a (${batch}, ${channels}, ${height}, ${width}) latent`);
+    throw new RangeError(
+      `packLatents: ${x.length} values do not make a (${batch}, ${channels}, ${height}, ${width}) latent`,
+    );
   }
   const h = height / 2;
   const w = width / 2;
@@ -240,10 +271,19 @@ export function packLatents(x: Float32Array, batch: number, channels: number, he
 }
 
 /** FluxPipeline._unpack_latents: the exact inverse of packLatents. */
-export function unpackLatents(p: Float32Array, batch: number, channels: number, height: number, width: number): Float32Array {
-  if (height % 2 !== 0 || width % 2 !== 0) throw new RangeError(`latent height and width must be even (got ${height}×${width})`);
+export function unpackLatents(
+  p: Float32Array,
+  batch: number,
+  channels: number,
+  height: number,
+  width: number,
+): Float32Array {
+  if (height % 2 !== 0 || width % 2 !== 0)
+    throw new RangeError(`latent height and width must be even (got ${height}×${width})`);
   if (p.length !== batch * channels * height * width) {
-    throw new RangeError(`unpackLatents: ${p.length} values do not make a (${batch}, ${channels}, ${height}, ${width}) latent`);
+    throw new RangeError(
+      `unpackLatents: ${p.length} values do not make a (${batch}, ${channels}, ${height}, ${width}) latent`,
+    );
   }
   const h = height / 2;
   const w = width / 2;

@@ -28,21 +28,32 @@ export { TRAJECTORY_ARTIFACT };
 
 /** RAG parameters of a generation: as stored with it, or derived from its Scene for this model. */
 export function ragParamsOf(engine: Pick<Engine, 'modelId'>, p: GenerationParams): RagParams {
-  if (p.rag !== undefined) return validateRagParams(p.rag, 'the job\'s RAG parameters');
+  if (p.rag !== undefined) return validateRagParams(p.rag, "the job's RAG parameters");
   return sceneToRagParams(p.scene, { model: engine.modelId, seed: p.seed, steps: p.steps });
 }
 
 /** The repaint parameters of a repaint request (the parent's parameters plus Repainting_*). */
-export async function repaintParamsOf(engine: Engine, request: PaintRequest): Promise<{ params: RagParams; parent: RagParams }> {
+export async function repaintParamsOf(
+  engine: Engine,
+  request: PaintRequest,
+): Promise<{ params: RagParams; parent: RagParams }> {
   const parentInfo = request.parent;
   if (!parentInfo) throw new UserError('a repaint job needs its parent generation (request.parent)');
   const parent = ragParamsOf(engine, parentInfo.params);
-  if (request.params.rag !== undefined) return { params: validateRagParams(request.params.rag, 'the repaint\'s RAG parameters'), parent };
+  if (request.params.rag !== undefined)
+    return { params: validateRagParams(request.params.rag, "the repaint's RAG parameters"), parent };
   const regions = request.params.repaint?.regions;
-  if (!regions?.length) throw new UserError('a repaint job needs the regions that changed (params.repaint.regions) or its RAG parameters');
-  const applied: AppliedEdit = { scene: request.params.scene, repaint: regions, regenerate: false, reason: 'regions changed in place' };
+  if (!regions?.length)
+    throw new UserError('a repaint job needs the regions that changed (params.repaint.regions) or its RAG parameters');
+  const applied: AppliedEdit = {
+    scene: request.params.scene,
+    repaint: regions,
+    regenerate: false,
+    reason: 'regions changed in place',
+  };
   const plan = await editToRepaintParams(parent, applied, { model: engine.modelId });
-  if (plan.mode !== 'repaint') throw new UserError(`this edit cannot be repainted (${plan.reason}): paint the edited layout as a new generation`);
+  if (plan.mode !== 'repaint')
+    throw new UserError(`this edit cannot be repainted (${plan.reason}): paint the edited layout as a new generation`);
   return { params: plan.params, parent };
 }
 
@@ -52,12 +63,22 @@ export async function repaintParamsOf(engine: Engine, request: PaintRequest): Pr
  * keeps the pixels outside its dilated mask, so outside all of them the image is the parent's. Between passes
  * the intermediate image and trajectory live in a temporary folder; the last pass's artifacts are returned.
  */
-export async function chainedRepaintJob(engine: Engine, request: PaintRequest, o: JobProgress = {}): Promise<JobOutput> {
+export async function chainedRepaintJob(
+  engine: Engine,
+  request: PaintRequest,
+  o: JobProgress = {},
+): Promise<JobOutput> {
   const parentInfo = request.parent;
   const regions = request.params.repaint?.regions;
-  if (!parentInfo || !regions?.length) throw new UserError('a chained repaint needs its parent generation and the regions that changed');
+  if (!parentInfo || !regions?.length)
+    throw new UserError('a chained repaint needs its parent generation and the regions that changed');
   const first = ragParamsOf(engine, parentInfo.params);
-  const applied: AppliedEdit = { scene: request.params.scene, repaint: regions, regenerate: false, reason: 'regions changed in place' };
+  const applied: AppliedEdit = {
+    scene: request.params.scene,
+    repaint: regions,
+    regenerate: false,
+    reason: 'regions changed in place',
+  };
   const passes = await editToRepaintPasses(first, parentInfo.params.scene, applied, { model: engine.modelId });
   let parent: ParentGeneration = {
     params: first,
@@ -69,10 +90,14 @@ export async function chainedRepaintJob(engine: Engine, request: PaintRequest, o
   try {
     let out: JobOutput | undefined;
     for (const [i, pass] of passes.entries()) {
-      const onProgress = o.onProgress && ((step: number, total: number, png?: Uint8Array) => o.onProgress!(i * total + step, passes.length * total, png));
+      const onProgress =
+        o.onProgress &&
+        ((step: number, total: number, png?: Uint8Array) =>
+          o.onProgress!(i * total + step, passes.length * total, png));
       out = await repaintJob(engine, pass.params, parent, { ...o, ...(onProgress ? { onProgress } : {}) });
       if (i === passes.length - 1) break;
-      const image = path.join(dir, `pass-${i + 1}.png`), trajectory = path.join(dir, `pass-${i + 1}-${TRAJECTORY_ARTIFACT}`);
+      const image = path.join(dir, `pass-${i + 1}.png`),
+        trajectory = path.join(dir, `pass-${i + 1}-${TRAJECTORY_ARTIFACT}`);
       writeFileSync(image, out.image);
       writeFileSync(trajectory, out.artifacts[TRAJECTORY_ARTIFACT]!);
       parent = { params: pass.params, image, trajectory, kind: 'repaint' };
@@ -100,17 +125,27 @@ export async function createPainter(options: PainterOptions, hooks: PainterHooks
   return {
     info: { id: engine.modelId, version: engine.version },
     async paint(request, ctx) {
-      const progress = { onProgress: ctx.onProgress, signal: ctx.signal, ...(previewEvery !== undefined ? { previewEvery } : {}) };
-      const out = request.kind === 'generate'
-        ? await generateJob(engine, ragParamsOf(engine, request.params), progress)
-        : request.params.repaint?.mode === 'chained'
-          ? await chainedRepaintJob(engine, request, progress)
-          : await (async () => {
-            const { params, parent } = await repaintParamsOf(engine, request);
-            const files = request.parent!.artifacts;
-            const kind = request.parent!.params.repaint !== undefined || isRepaint(parent) ? 'repaint' : 'generate';
-            return repaintJob(engine, params, { params: parent, image: files['image.png'], trajectory: files[TRAJECTORY_ARTIFACT], kind }, progress);
-          })();
+      const progress = {
+        onProgress: ctx.onProgress,
+        signal: ctx.signal,
+        ...(previewEvery !== undefined ? { previewEvery } : {}),
+      };
+      const out =
+        request.kind === 'generate'
+          ? await generateJob(engine, ragParamsOf(engine, request.params), progress)
+          : request.params.repaint?.mode === 'chained'
+            ? await chainedRepaintJob(engine, request, progress)
+            : await (async () => {
+                const { params, parent } = await repaintParamsOf(engine, request);
+                const files = request.parent!.artifacts;
+                const kind = request.parent!.params.repaint !== undefined || isRepaint(parent) ? 'repaint' : 'generate';
+                return repaintJob(
+                  engine,
+                  params,
+                  { params: parent, image: files['image.png'], trajectory: files[TRAJECTORY_ARTIFACT], kind },
+                  progress,
+                );
+              })();
       return { png: out.image, artifacts: out.artifacts };
     },
     close: () => engine.close(),

@@ -45,16 +45,20 @@ export function parseSchedulerConfig(json: unknown, source = 'scheduler_config.j
   const o = json as Record<string, unknown>;
   const cls = o._class_name;
   if (cls !== undefined && cls !== 'FlowMatchEulerDiscreteScheduler') {
-    throw new UserError(`${source}: scheduler "${String(cls)}" is not supported; FLUX uses FlowMatchEulerDiscreteScheduler`);
+    throw new UserError(
+      `${source}: scheduler "${String(cls)}" is not supported; FLUX uses FlowMatchEulerDiscreteScheduler`,
+    );
   }
   const num = (key: string, fallback: number): number => {
     const v = o[key];
     if (v === undefined || v === null) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${source}: "${key}" must be a number (got ${JSON.stringify(v)})`);
+    if (typeof v !== 'number' || !Number.isFinite(v))
+      throw new UserError(`${source}: "${key}" must be a number (got ${JSON.stringify(v)})`);
     return v;
   };
   const dyn = o.use_dynamic_shifting;
-  if (dyn !== undefined && typeof dyn !== 'boolean') throw new UserError(`${source}: "use_dynamic_shifting" must be true or false`);
+  if (dyn !== undefined && typeof dyn !== 'boolean')
+    throw new UserError(`${source}: "use_dynamic_shifting" must be true or false`);
   const cfg: SchedulerConfig = {
     numTrainTimesteps: num('num_train_timesteps', DEFAULTS.numTrainTimesteps),
     shift: num('shift', DEFAULTS.shift),
@@ -78,7 +82,9 @@ export function loadSchedulerConfig(modelDir: string): SchedulerConfig {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch {
-    throw new UserError(`${file} is missing: the checkpoint folder needs scheduler/scheduler_config.json (diffusers layout)`);
+    throw new UserError(
+      `${file} is missing: the checkpoint folder needs scheduler/scheduler_config.json (diffusers layout)`,
+    );
   }
   try {
     return parseSchedulerConfig(JSON.parse(text), file);
@@ -110,7 +116,8 @@ function linspace(start: number, stop: number, n: number): number[] {
  */
 export function flowMatchSchedule(cfg: SchedulerConfig, steps: number, imageSeqLen: number): Schedule {
   if (!Number.isInteger(steps) || steps < 1) throw new UserError(`steps must be a whole number ≥ 1 (got ${steps})`);
-  if (cfg.useDynamicShifting && !(imageSeqLen > 0)) throw new UserError(`image sequence length must be positive (got ${imageSeqLen})`);
+  if (cfg.useDynamicShifting && !(imageSeqLen > 0))
+    throw new UserError(`image sequence length must be positive (got ${imageSeqLen})`);
   const lin = linspace(1.0, 1 / steps, steps);
   let shifted: number[];
   let mu: number | undefined;
@@ -146,7 +153,9 @@ export function eulerStep(
   out: Float32Array = new Float32Array(sample.length),
 ): Float32Array {
   if (modelOutput.length !== sample.length || out.length !== sample.length) {
-    throw new Error(`eulerStep: sample (${sample.length}), model output (${modelOutput.length}) and out (${out.length}) must have the same length`);
+    throw new Error(
+      `eulerStep: sample (${sample.length}), model output (${modelOutput.length}) and out (${out.length}) must have the same length`,
+    );
   }
   const dt = Math.fround(Math.fround(sigmaNext) - Math.fround(sigma));
   for (let i = 0; i < sample.length; i++) out[i] = sample[i]! + Math.fround(dt * modelOutput[i]!);

@@ -36,8 +36,10 @@ const EPS = 0.01;
 
 function boxProblem(b: Box, who: string): string | undefined {
   const { x, y, w, h } = b;
-  if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0) return `${who}: the box needs a positive width and height`;
-  if (x < -EPS || y < -EPS || x + w > 1 + EPS || y + h > 1 + EPS) return `${who}: the box {x: ${x}, y: ${y}, w: ${w}, h: ${h}} is outside the image: fractions between 0 and 1, x + w ≤ 1, y + h ≤ 1`;
+  if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0)
+    return `${who}: the box needs a positive width and height`;
+  if (x < -EPS || y < -EPS || x + w > 1 + EPS || y + h > 1 + EPS)
+    return `${who}: the box {x: ${x}, y: ${y}, w: ${w}, h: ${h}} is outside the image: fractions between 0 and 1, x + w ≤ 1, y + h ≤ 1`;
   return undefined;
 }
 
@@ -45,8 +47,10 @@ export function editProblems(e: WireEdit, scene: Scene, maxRegions: number): str
   const out: string[] = [];
   const ids = new Set(scene.regions.map((r) => r.id));
   const known = [...ids].join(', ') || 'none';
-  if (e.kind === 'clarify' && !e.question?.trim()) out.push('kind is "clarify" but question is empty: ask one short question');
-  if (e.kind === 'start_over' && !e.description?.trim()) out.push('kind is "start_over" but description is empty: describe the new picture');
+  if (e.kind === 'clarify' && !e.question?.trim())
+    out.push('kind is "clarify" but question is empty: ask one short question');
+  if (e.kind === 'start_over' && !e.description?.trim())
+    out.push('kind is "start_over" but description is empty: describe the new picture');
   if (e.kind !== 'change') return out;
   for (const u of e.update) {
     if (!ids.has(u.id)) out.push(`update names region "${u.id}", which is not in the layout (ids: ${known})`);
@@ -56,7 +60,8 @@ export function editProblems(e: WireEdit, scene: Scene, maxRegions: number): str
     }
     if (u.label !== null && !u.label.trim()) out.push(`update of "${u.id}": an empty label; use null to keep it`);
   }
-  for (const id of e.remove) if (!ids.has(id)) out.push(`remove names region "${id}", which is not in the layout (ids: ${known})`);
+  for (const id of e.remove)
+    if (!ids.has(id)) out.push(`remove names region "${id}", which is not in the layout (ids: ${known})`);
   e.add.forEach((a, i) => {
     if (!a.label.trim()) out.push(`add[${i}] has an empty label`);
     const p = boxProblem(a.box, `add[${i}] ("${clip(a.label, 40)}")`);
@@ -64,25 +69,47 @@ export function editProblems(e: WireEdit, scene: Scene, maxRegions: number): str
   });
   const after = scene.regions.length - new Set(e.remove.filter((id) => ids.has(id))).size + e.add.length;
   if (after > maxRegions) out.push(`the edit leaves ${after} regions; at most ${maxRegions} are allowed`);
-  const nothing = !e.update.some((u) => u.label !== null || u.prompt !== null || u.box !== null) && !e.add.length && !e.remove.length && e.prompt === null && e.background === null && e.exclude === null;
-  if (nothing) out.push('the change changes nothing: if the instruction is unclear, use kind "clarify" with a question');
-  const written = [e.prompt ?? '', e.background ?? '', ...e.update.map((u) => `${u.label ?? ''} ${u.prompt ?? ''}`), ...e.add.map((a) => `${a.label} ${a.prompt}`)].join(' ');
+  const nothing =
+    !e.update.some((u) => u.label !== null || u.prompt !== null || u.box !== null) &&
+    !e.add.length &&
+    !e.remove.length &&
+    e.prompt === null &&
+    e.background === null &&
+    e.exclude === null;
+  if (nothing)
+    out.push('the change changes nothing: if the instruction is unclear, use kind "clarify" with a question');
+  const written = [
+    e.prompt ?? '',
+    e.background ?? '',
+    ...e.update.map((u) => `${u.label ?? ''} ${u.prompt ?? ''}`),
+    ...e.add.map((a) => `${a.label} ${a.prompt}`),
+  ].join(' ');
   if (written.trim() && !looksEnglish(written)) out.push('write labels, prompts and captions in English');
   return out;
 }
 
 const clampBox = (b: Box): Box => {
-  const w = Math.min(Math.max(b.w, 0.02), 1), h = Math.min(Math.max(b.h, 0.02), 1);
+  const w = Math.min(Math.max(b.w, 0.02), 1),
+    h = Math.min(Math.max(b.h, 0.02), 1);
   return { x: Math.min(Math.max(b.x, 0), 1 - w), y: Math.min(Math.max(b.y, 0), 1 - h), w, h };
 };
 
 /** Drops what cannot be applied and clamps boxes: used only when the repair turn did not fix things. */
 function coerce(e: WireEdit, scene: Scene, warnings: string[]): WireEdit {
   const ids = new Set(scene.regions.map((r) => r.id));
-  const update = e.update.filter((u) => ids.has(u.id)).map((u) => ({ ...u, label: u.label?.trim() ? u.label : null, box: u.box && [u.box.x, u.box.y, u.box.w, u.box.h].every(Number.isFinite) ? clampBox(u.box) : null }));
+  const update = e.update
+    .filter((u) => ids.has(u.id))
+    .map((u) => ({
+      ...u,
+      label: u.label?.trim() ? u.label : null,
+      box: u.box && [u.box.x, u.box.y, u.box.w, u.box.h].every(Number.isFinite) ? clampBox(u.box) : null,
+    }));
   const remove = e.remove.filter((id) => ids.has(id));
-  const add = e.add.filter((a) => a.label.trim() && [a.box.x, a.box.y, a.box.w, a.box.h].every(Number.isFinite)).map((a) => ({ ...a, box: clampBox(a.box) }));
-  if (update.length < e.update.length || remove.length < e.remove.length || add.length < e.add.length) warnings.push('dropped parts of the LLM edit that named unknown regions or had unusable boxes');
+  const add = e.add
+    .filter((a) => a.label.trim() && [a.box.x, a.box.y, a.box.w, a.box.h].every(Number.isFinite))
+    .map((a) => ({ ...a, box: clampBox(a.box) }));
+  if (update.length < e.update.length || remove.length < e.remove.length || add.length < e.add.length)
+    warnings.push('dropped parts of the LLM edit that named unknown regions or had unusable boxes');
   return { ...e, update, remove, add };
 }
 
@@ -90,7 +117,12 @@ function coerce(e: WireEdit, scene: Scene, warnings: string[]): WireEdit {
  * The resolver's word on every reference. Returns a question when a reference is ambiguous, otherwise the
  * edit with ids corrected where the resolver pins down a different region than the LLM chose.
  */
-export function checkReferences(e: WireEdit, scene: Scene, lastIds: string[] | undefined, warnings: string[]): { edit: WireEdit } | { question: string } {
+export function checkReferences(
+  e: WireEdit,
+  scene: Scene,
+  lastIds: string[] | undefined,
+  warnings: string[],
+): { edit: WireEdit } | { question: string } {
   if (e.kind !== 'change') return { edit: e };
   const swap = new Map<string, string>();
   for (const ref of e.references) {
@@ -121,11 +153,18 @@ function toEdit(e: WireEdit): Edit {
       prompt: u.prompt === null ? undefined : clip(u.prompt, LIMITS.promptMax),
       box: nn(u.box),
     })),
-    add: e.add.map((a) => ({ label: clip(a.label, LIMITS.labelMax), prompt: clip(a.prompt.trim() || a.label, LIMITS.promptMax), box: a.box })),
+    add: e.add.map((a) => ({
+      label: clip(a.label, LIMITS.labelMax),
+      prompt: clip(a.prompt.trim() || a.label, LIMITS.promptMax),
+      box: a.box,
+    })),
     remove: e.remove,
     prompt: e.prompt === null || !e.prompt.trim() ? undefined : clip(e.prompt, LIMITS.promptMax * 2),
     background: e.background === null ? undefined : clip(e.background, LIMITS.promptMax),
-    exclude: nn(e.exclude)?.map((x) => clip(x, LIMITS.labelMax)).filter(Boolean).slice(0, LIMITS.excludeMax),
+    exclude: nn(e.exclude)
+      ?.map((x) => clip(x, LIMITS.labelMax))
+      .filter(Boolean)
+      .slice(0, LIMITS.excludeMax),
   });
 }
 
@@ -133,7 +172,13 @@ function targetsOf(e: WireEdit): string[] {
   return [...new Set([...e.update.map((u) => u.id), ...e.remove, ...e.references.flatMap((r) => r.ids)])];
 }
 
-async function editWithLlm(llm: LlmClient, scene: Scene, instruction: string, opts: PlanEditOptions, limits: SceneLimits): Promise<EditResult> {
+async function editWithLlm(
+  llm: LlmClient,
+  scene: Scene,
+  instruction: string,
+  opts: PlanEditOptions,
+  limits: SceneLimits,
+): Promise<EditResult> {
   const result = await llm.structured({
     name: 'layout_edit',
     schema: WireEditSchema,
@@ -148,8 +193,14 @@ async function editWithLlm(llm: LlmClient, scene: Scene, instruction: string, op
     log.warn({ problems: result.problems }, 'the LLM edit still has problems after the repair turn; coercing');
     wire = coerce(wire, scene, warnings);
     const left = editProblems(wire, scene, limits.maxRegions);
-    if (left.some((p) => /at most \d+ are allowed/.test(p))) throw new LlmError(`the LLM edit is not usable: ${left.join('; ')}`, 'invalid');
-    if (left.some((p) => /changes nothing/.test(p))) wire = { ...wire, kind: 'clarify', question: `I couldn't tell what to change. Could you say it another way, for example "change the left cat to a dog"?` };
+    if (left.some((p) => /at most \d+ are allowed/.test(p)))
+      throw new LlmError(`the LLM edit is not usable: ${left.join('; ')}`, 'invalid');
+    if (left.some((p) => /changes nothing/.test(p)))
+      wire = {
+        ...wire,
+        kind: 'clarify',
+        question: `I couldn't tell what to change. Could you say it another way, for example "change the left cat to a dog"?`,
+      };
   }
   const checked = checkReferences(wire, scene, opts.lastIds, warnings);
   if ('question' in checked) {
@@ -172,10 +223,17 @@ export async function planEdit(scene: Scene, instruction: string, opts: PlanEdit
     const r = editOffline(scene, instruction, { lastIds: opts.lastIds, limits });
     return { ...r, warnings: [...warnings, ...r.warnings] };
   };
-  if (!instruction.trim()) return { edit: { kind: 'clarify', question: 'What should I change?' }, source: 'offline', warnings: [], targets: [] };
+  if (!instruction.trim())
+    return {
+      edit: { kind: 'clarify', question: 'What should I change?' },
+      source: 'offline',
+      warnings: [],
+      targets: [],
+    };
   if (opts.offline) return offline([]);
   if (!opts.llm) {
-    if (opts.llmOnly) throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
+    if (opts.llmOnly)
+      throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
     const note = 'no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor';
     log.debug(note);
     return offline([note]);

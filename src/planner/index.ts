@@ -5,5 +5,16 @@ export { planOffline, type PlanOptions, type PlanResult } from './offline.ts';
 export { editOffline, rewriteCaption, applyAttributes, type EditOptions, type EditResult } from './offline-edit.ts';
 export { resolveReference, describePosition, parseReference, type Resolution, type ResolveOptions } from './resolve.ts';
 export { renderLayout, PALETTE, type LayoutImageOptions } from './layout-image.ts';
-export { LlmClient, LlmError, llmFromConfig, extractJson, RESPONSE_MODES, type LlmSettings, type ResponseMode, type LlmFailure, type StructuredRequest, type StructuredResult } from './llm.ts';
+export {
+  LlmClient,
+  LlmError,
+  llmFromConfig,
+  extractJson,
+  RESPONSE_MODES,
+  type LlmSettings,
+  type ResponseMode,
+  type LlmFailure,
+  type StructuredRequest,
+  type StructuredResult,
+} from './llm.ts';
 export { WirePlan, WireEdit, ASPECTS } from './wire.ts';

@@ -8,7 +8,24 @@ import type { Scene } from '../scene/schema.ts';
 import { deriveSoftGrid } from '../scene/to-rag.ts';
 
 /** Distinct, high-contrast colours (Trubetskoy's list), in order of distinctness. */
-export const PALETTE = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#42d4f4', '#f032e6', '#bfef45', '#469990', '#9a6324', '#800000', '#808000', '#000075', '#fabed4', '#dcbeff', '#aaffc3'];
+export const PALETTE = [
+  '#e6194b',
+  '#3cb44b',
+  '#4363d8',
+  '#f58231',
+  '#911eb4',
+  '#42d4f4',
+  '#f032e6',
+  '#bfef45',
+  '#469990',
+  '#9a6324',
+  '#800000',
+  '#808000',
+  '#000075',
+  '#fabed4',
+  '#dcbeff',
+  '#aaffc3',
+];
 
 export interface LayoutImageOptions {
   /** A PNG/JPEG/WebP (path or bytes) to draw the boxes over; otherwise a blank canvas. */
@@ -25,7 +42,12 @@ const FONT = 'DejaVu Sans, Noto Sans, Liberation Sans, Arial, sans-serif';
 
 function escapeXml(s: string): string {
   // XML 1.0 forbids most control characters; drop them.
-  return [...s].filter((c) => { const n = c.charCodeAt(0); return n >= 0x20 && n !== 0x7f || n === 0x09 || n === 0x0a || n === 0x0d; }).join('')
+  return [...s]
+    .filter((c) => {
+      const n = c.charCodeAt(0);
+      return (n >= 0x20 && n !== 0x7f) || n === 0x09 || n === 0x0a || n === 0x0d;
+    })
+    .join('')
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
@@ -60,15 +82,23 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
   if (!opts.image) {
     // A light grid every eighth of the picture gives a sense of position and scale.
     for (let i = 1; i < 8; i++) {
-      const x = Math.round((i * width) / 8), y = Math.round((i * height) / 8);
-      parts.push(`<line x1="${x}" y1="0" x2="${x}" y2="${height}" stroke="#dddddd" stroke-width="1"/>`, `<line x1="0" y1="${y}" x2="${width}" y2="${y}" stroke="#dddddd" stroke-width="1"/>`);
+      const x = Math.round((i * width) / 8),
+        y = Math.round((i * height) / 8);
+      parts.push(
+        `<line x1="${x}" y1="0" x2="${x}" y2="${height}" stroke="#dddddd" stroke-width="1"/>`,
+        `<line x1="0" y1="${y}" x2="${width}" y2="${y}" stroke="#dddddd" stroke-width="1"/>`,
+      );
     }
   }
   if (opts.showCells) {
     for (const c of deriveSoftGrid(scene).cells) {
-      const x = (c.rect.c0 * 16 * width) / scene.width, y = (c.rect.r0 * 16 * height) / scene.height;
-      const w = ((c.rect.c1 - c.rect.c0) * 16 * width) / scene.width, h = ((c.rect.r1 - c.rect.r0) * 16 * height) / scene.height;
-      parts.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="#555555" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+      const x = (c.rect.c0 * 16 * width) / scene.width,
+        y = (c.rect.r0 * 16 * height) / scene.height;
+      const w = ((c.rect.c1 - c.rect.c0) * 16 * width) / scene.width,
+        h = ((c.rect.r1 - c.rect.r0) * 16 * height) / scene.height;
+      parts.push(
+        `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="none" stroke="#555555" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+      );
     }
   }
   const labels: string[] = [];
@@ -77,8 +107,13 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
   const glyph = font * 0.63;
   scene.regions.forEach((r, i) => {
     const colour = PALETTE[i % PALETTE.length]!;
-    const x = r.box.x * width, y = r.box.y * height, w = r.box.w * width, h = r.box.h * height;
-    parts.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="${colour}" fill-opacity="${opts.image ? 0.12 : 0.2}" stroke="${colour}" stroke-width="${stroke}"/>`);
+    const x = r.box.x * width,
+      y = r.box.y * height,
+      w = r.box.w * width,
+      h = r.box.h * height;
+    parts.push(
+      `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${w.toFixed(1)}" height="${h.toFixed(1)}" fill="${colour}" fill-opacity="${opts.image ? 0.12 : 0.2}" stroke="${colour}" stroke-width="${stroke}"/>`,
+    );
     // The tag stays inside its box (neighbouring tags never cover each other); the legend has the full label.
     const number = `${i + 1}`;
     const short = r.label.replace(/^(a|an|the)\s+/i, '');
@@ -102,7 +137,8 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
     legend.push(`<rect x="0" y="${height}" width="${width}" height="${legendH}" fill="#ffffff"/>`);
     scene.regions.forEach((r, i) => {
       const colour = PALETTE[i % PALETTE.length]!;
-      const cx = (i % columns) * colW + pad, cy = height + pad + Math.floor(i / columns) * rowH;
+      const cx = (i % columns) * colW + pad,
+        cy = height + pad + Math.floor(i / columns) * rowH;
       const sw = font * 0.9;
       legend.push(
         `<rect x="${cx.toFixed(1)}" y="${(cy + (rowH - sw) / 2).toFixed(1)}" width="${sw.toFixed(1)}" height="${sw.toFixed(1)}" fill="${colour}"/>`,
@@ -114,9 +150,14 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}">${parts.join('')}${labels.join('')}${legend.join('')}</svg>`;
   const picture = opts.image
     ? await sharp(opts.image).resize(width, height, { fit: 'fill' }).png().toBuffer()
-    : await sharp({ create: { width, height, channels: 3, background: '#f7f7f7' } }).png().toBuffer();
+    : await sharp({ create: { width, height, channels: 3, background: '#f7f7f7' } })
+        .png()
+        .toBuffer();
   return sharp({ create: { width, height: total, channels: 3, background: '#ffffff' } })
-    .composite([{ input: picture, top: 0, left: 0 }, { input: Buffer.from(svg), top: 0, left: 0 }])
+    .composite([
+      { input: picture, top: 0, left: 0 },
+      { input: Buffer.from(svg), top: 0, left: 0 },
+    ])
     .png()
     .toBuffer();
 }

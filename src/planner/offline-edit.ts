@@ -6,7 +6,15 @@
  */
 import { applyEdit } from '../scene/edit.ts';
 import { normalizeScene } from '../scene/normalize.ts';
-import { LIMITS, type Box, type Edit, type NewRegion, type Region, type RegionUpdate, type Scene } from '../scene/schema.ts';
+import {
+  LIMITS,
+  type Box,
+  type Edit,
+  type NewRegion,
+  type Region,
+  type RegionUpdate,
+  type Scene,
+} from '../scene/schema.ts';
 import { DEFAULT_SCENE_LIMITS, type SceneLimits } from '../scene/validate.ts';
 import { ADJECTIVES, COLOURS, SIZE_WORDS, SMALL_THINGS, singularize, stripArticle, withArticle } from './lexicon.ts';
 import { clip } from './offline.ts';
@@ -28,7 +36,8 @@ export interface EditOptions {
   limits?: SceneLimits;
 }
 
-const EXAMPLES = '"change the left cat to a dog", "make the car red", "remove the tree", "add a ball on the right", "move the dog to the left", "change the background to a beach"';
+const EXAMPLES =
+  '"change the left cat to a dog", "make the car red", "remove the tree", "add a ball on the right", "move the dog to the left", "change the background to a beach"';
 
 function clarify(question: string): Edit {
   return { kind: 'clarify', question: clip(question, 500) };
@@ -39,7 +48,10 @@ function normalise(instruction: string): string {
     .trim()
     .replace(/[.!?]+$/, '')
     .replace(/\s+/g, ' ')
-    .replace(/^(?:(?:please|pls|ok|okay|now|and|then|also|hey|could you|can you|would you|i want you to|i'd like you to|i want to|i would like to|let's|lets)\s*,?\s+)+/i, '')
+    .replace(
+      /^(?:(?:please|pls|ok|okay|now|and|then|also|hey|could you|can you|would you|i want you to|i'd like you to|i want to|i would like to|let's|lets)\s*,?\s+)+/i,
+      '',
+    )
     .replace(/\s+please$/i, '')
     .trim();
 }
@@ -50,11 +62,16 @@ const BACKGROUND_TARGETS = /^(?:the )?(?:background|backdrop|setting|scenery|loc
 /** Turns a resolver answer into ids, or a question. */
 function idsOf(res: Resolution, phrase: string): { ids: string[] } | { question: string } {
   switch (res.kind) {
-    case 'unique': return { ids: [res.id] };
-    case 'many': return { ids: res.ids };
-    case 'ambiguous': return { question: res.question };
-    case 'none': return { question: res.question };
-    case 'unparsed': return { question: `I'm not sure what "${phrase}" refers to. Name the object, for example "the left cat".` };
+    case 'unique':
+      return { ids: [res.id] };
+    case 'many':
+      return { ids: res.ids };
+    case 'ambiguous':
+      return { question: res.question };
+    case 'none':
+      return { question: res.question };
+    case 'unparsed':
+      return { question: `I'm not sure what "${phrase}" refers to. Name the object, for example "the left cat".` };
   }
 }
 
@@ -70,7 +87,12 @@ function resolveAll(scene: Scene, phrase: string, opts: EditOptions): { ids: str
 }
 
 function isAttributeOnly(words: string[]): boolean {
-  return words.length > 0 && words.every((w) => COLOURS.has(w) || ADJECTIVES.has(w) || SIZE_WORDS[w] !== undefined || w === 'and' || w === 'more');
+  return (
+    words.length > 0 &&
+    words.every(
+      (w) => COLOURS.has(w) || ADJECTIVES.has(w) || SIZE_WORDS[w] !== undefined || w === 'and' || w === 'more',
+    )
+  );
 }
 
 /** "a blue car" + ["red"] → "a red car"; colours replace colours, other adjectives go in front. */
@@ -96,7 +118,10 @@ function replaceThing(r: Region, newThing: string): RegionUpdate {
 
 function findPhrase(caption: string, label: string): { start: number; end: number; bare: boolean } | undefined {
   const lower = caption.toLowerCase();
-  for (const [form, bare] of [[label.toLowerCase(), false], [stripArticle(label).toLowerCase(), true]] as const) {
+  for (const [form, bare] of [
+    [label.toLowerCase(), false],
+    [stripArticle(label).toLowerCase(), true],
+  ] as const) {
     if (!form) continue;
     const re = new RegExp(`(^|[^\\p{L}])(${form.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')})(?![\\p{L}])`, 'u');
     const m = re.exec(lower);
@@ -120,9 +145,13 @@ export function rewriteCaption(caption: string, from: string, to?: string): stri
   } else {
     let { start, end } = hit;
     // Its position words go with it: "a black cat on the right".
-    const where = /^\s+(?:on|at|in|to)\s+the\s+(?:(?:top|bottom|upper|lower)\s+)?(?:left|right|top|bottom|middle|center|centre|corner|background|foreground)(?:\s+(?:side|corner))?(?![\p{L}])/iu.exec(caption.slice(end));
+    const where =
+      /^\s+(?:on|at|in|to)\s+the\s+(?:(?:top|bottom|upper|lower)\s+)?(?:left|right|top|bottom|middle|center|centre|corner|background|foreground)(?:\s+(?:side|corner))?(?![\p{L}])/iu.exec(
+        caption.slice(end),
+      );
     if (where) end += where[0].length;
-    const before = caption.slice(0, start), after = caption.slice(end);
+    const before = caption.slice(0, start),
+      after = caption.slice(end);
     const m1 = /(\s+(?:and|with)\s+|,\s*)$/i.exec(before);
     const m2 = /^(\s+and\s+|,\s*)/i.exec(after);
     if (m1) start -= m1[0].length;
@@ -136,7 +165,10 @@ export function rewriteCaption(caption: string, from: string, to?: string): stri
 /** The noun a label is about: "a glass of lemonade" → glass, "a cat wearing a hat" → cat, "a red car" → car. */
 function headOf(label: string): string {
   const w = stripArticle(label).toLowerCase().split(/\s+/);
-  const stop = w.findIndex((x, i) => i > 0 && ['of', 'with', 'wearing', 'holding', 'on', 'in', 'at', 'sitting', 'standing', 'next'].includes(x));
+  const stop = w.findIndex(
+    (x, i) =>
+      i > 0 && ['of', 'with', 'wearing', 'holding', 'on', 'in', 'at', 'sitting', 'standing', 'next'].includes(x),
+  );
   return singularize(stop > 0 ? w[stop - 1]! : w[w.length - 1]!);
 }
 
@@ -144,13 +176,17 @@ function headOf(label: string): string {
 function parseWhere(scene: Scene, text: string, opts: EditOptions): Where | { question: string } | undefined {
   const t = text.trim().toLowerCase();
   if (!t) return { kind: 'anywhere' };
-  let m = /^(?:in|at|to|on|into|towards?)?\s*(?:the\s+)?(top|upper|bottom|lower)?\s*(left|right)?\s*(corner|side|edge|half)?$/.exec(t);
+  let m =
+    /^(?:in|at|to|on|into|towards?)?\s*(?:the\s+)?(top|upper|bottom|lower)?\s*(left|right)?\s*(corner|side|edge|half)?$/.exec(
+      t,
+    );
   if (m && (m[1] || m[2])) {
     const v = m[1] ? (/top|upper/.test(m[1]) ? 'top' : 'bottom') : undefined;
     const h = m[2] as 'left' | 'right' | undefined;
     return { kind: 'spot', h, v, corner: m[3] === 'corner' };
   }
-  if (/^(?:in|at|to|into)?\s*(?:the\s+)?(?:middle|center|centre)$/.test(t)) return { kind: 'spot', h: 'center', v: 'middle' };
+  if (/^(?:in|at|to|into)?\s*(?:the\s+)?(?:middle|center|centre)$/.test(t))
+    return { kind: 'spot', h: 'center', v: 'middle' };
   if (/^(?:on\s+)?top$/.test(t) || /^(?:in\s+)?the\s+sky$/.test(t)) return { kind: 'spot', v: 'top' };
   if (/^(?:in\s+)?the\s+corner$/.test(t)) return { kind: 'spot', h: 'right', v: 'bottom', corner: true };
   m = /^between\s+(.+)$/.exec(t);
@@ -177,26 +213,47 @@ function parseWhere(scene: Scene, text: string, opts: EditOptions): Where | { qu
     if (a && b) return { kind: 'between', a: a.box, b: b.box };
     return { question: `Between which two things? For example "between the cat and the dog".` };
   }
-  m = /^(next to|beside|near|by|left of|to the left of|on the left of|right of|to the right of|on the right of|above|over|below|under|beneath|underneath|on top of|on|in front of|behind)\s+(.+)$/.exec(t);
+  m =
+    /^(next to|beside|near|by|left of|to the left of|on the left of|right of|to the right of|on the right of|above|over|below|under|beneath|underneath|on top of|on|in front of|behind)\s+(.+)$/.exec(
+      t,
+    );
   if (m) {
     const r = idsOf(resolveReference(scene, m[2]!, opts), m[2]!);
     if ('question' in r) return r;
     const of = scene.regions.find((x) => x.id === r.ids[0])!;
     const rel = m[1]!;
-    const side = /left/.test(rel) ? 'left' : /right/.test(rel) ? 'right' : /above|over/.test(rel) ? 'above' : /below|under|beneath|in front/.test(rel) ? 'below' : /^on/.test(rel) ? 'on' : /behind/.test(rel) ? 'above' : undefined;
+    const side = /left/.test(rel)
+      ? 'left'
+      : /right/.test(rel)
+        ? 'right'
+        : /above|over/.test(rel)
+          ? 'above'
+          : /below|under|beneath|in front/.test(rel)
+            ? 'below'
+            : /^on/.test(rel)
+              ? 'on'
+              : /behind/.test(rel)
+                ? 'above'
+                : undefined;
     return { kind: 'near', of: of.box, side };
   }
   return undefined;
 }
 
-const WHERE_SPLIT = /\s+(?=(?:on the (?:left|right|top|bottom)|on top|at the (?:top|bottom|left|right)|in the (?:top|bottom|upper|lower|middle|center|centre|corner|sky)|to the (?:left|right)|between|next to|beside|near|by the|above|below|under|beneath|underneath|behind|in front of|on top of|on the|left of|right of|in the top|in the bottom)\b)/i;
+const WHERE_SPLIT =
+  /\s+(?=(?:on the (?:left|right|top|bottom)|on top|at the (?:top|bottom|left|right)|in the (?:top|bottom|upper|lower|middle|center|centre|corner|sky)|to the (?:left|right)|between|next to|beside|near|by the|above|below|under|beneath|underneath|behind|in front of|on top of|on the|left of|right of|in the top|in the bottom)\b)/i;
 
 function splitThingWhere(text: string): { thing: string; where: string } {
   const parts = text.split(WHERE_SPLIT);
   return { thing: parts[0]!.trim(), where: parts.slice(1).join(' ').trim() };
 }
 
-function newRegions(scene: Scene, thing: string, where: Where, limits: SceneLimits): NewRegion[] | { question: string } {
+function newRegions(
+  scene: Scene,
+  thing: string,
+  where: Where,
+  limits: SceneLimits,
+): NewRegion[] | { question: string } {
   const d = describe(thing, { maxCount: limits.maxRegions });
   const entities = d.entities.length ? d.entities : [];
   if (!entities.length) return { question: `What should I add? For example "add a red ball on the right".` };
@@ -205,13 +262,21 @@ function newRegions(scene: Scene, thing: string, where: Where, limits: SceneLimi
   for (const e of entities) {
     const n = e.group ? 1 : e.count;
     for (let i = 0; i < n; i++) {
-      if (working.regions.length >= limits.maxRegions) return { question: `The picture already has ${limits.maxRegions} regions, the most I can place. Remove or merge something first.` };
+      if (working.regions.length >= limits.maxRegions)
+        return {
+          question: `The picture already has ${limits.maxRegions} regions, the most I can place. Remove or merge something first.`,
+        };
       const size = defaultSize(scene, SMALL_THINGS.has(e.head) ? 0.7 : 1);
       const box = placeBox(working, where, size);
       const label = clip(e.label, LIMITS.labelMax);
-      const style = scene.regions[0]?.prompt.includes(', ') ? scene.regions[0].prompt.slice(scene.regions[0].prompt.lastIndexOf(', ')) : '';
+      const style = scene.regions[0]?.prompt.includes(', ')
+        ? scene.regions[0].prompt.slice(scene.regions[0].prompt.lastIndexOf(', '))
+        : '';
       out.push({ label, prompt: clip(`${label}${style}`, LIMITS.promptMax), box });
-      working = { ...working, regions: [...working.regions, { id: `new${working.regions.length}`, label, prompt: label, box }] };
+      working = {
+        ...working,
+        regions: [...working.regions, { id: `new${working.regions.length}`, label, prompt: label, box }],
+      };
     }
   }
   return out;
@@ -235,7 +300,8 @@ function snap(scene: Scene, box: Box, limits: SceneLimits): Box {
   return normalizeScene({ ...scene, regions: [{ id: 'x', label: 'x', prompt: 'x', box }] }, limits).regions[0]!.box;
 }
 
-const EDIT_VERBS = /^(?:make|change|turn|transform|convert|replace|swap|switch|remove|delete|erase|get rid of|take away|add|insert|include|put|place|move|shift|paint|colou?r|dye|give|set)\b/i;
+const EDIT_VERBS =
+  /^(?:make|change|turn|transform|convert|replace|swap|switch|remove|delete|erase|get rid of|take away|add|insert|include|put|place|move|shift|paint|colou?r|dye|give|set)\b/i;
 /** Verbs that give a thing new attributes: "paint the cat black" is "make the cat black". */
 const ATTRIBUTE_VERB = /^(?:make|paint|colou?r|dye|turn|change)\b/i;
 const SHOULD_BE = /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+/i;
@@ -246,7 +312,9 @@ const SHOULD_BE = /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+/i;
  * with an edit verb, or — after make/paint/turn — names another thing: "and the ball blue" borrows the verb).
  */
 export function splitInstruction(text: string): string[] {
-  const parts = text.split(/\s*(?:[;,]\s*(?:and\s+|then\s+)?(?:also\s+)?|\s+(?:and\s+then|and\s+also|and|then|also|plus)\s+)/i).filter(Boolean);
+  const parts = text
+    .split(/\s*(?:[;,]\s*(?:and\s+|then\s+)?(?:also\s+)?|\s+(?:and\s+then|and\s+also|and|then|also|plus)\s+)/i)
+    .filter(Boolean);
   if (parts.length < 2) return [text];
   const out: string[] = [];
   for (const part of parts) {
@@ -256,7 +324,8 @@ export function splitInstruction(text: string): string[] {
       continue;
     }
     if (EDIT_VERBS.test(part)) out.push(part);
-    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && ATTRIBUTE_VERB.test(out[0]!)) out.push(`${/^(\S+)/.exec(out[0]!)![1]} ${part}`);
+    else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && ATTRIBUTE_VERB.test(out[0]!))
+      out.push(`${/^(\S+)/.exec(out[0]!)![1]} ${part}`);
     else if (/^(?:the|its|their|that|this|both)\b/i.test(part) && SHOULD_BE.test(out[0]!)) out.push(`make ${part}`);
     else out[out.length - 1] = `${prev}${/^(?:and|then)\b/.test(part) ? ' ' : ' and '}${part}`;
   }
@@ -269,7 +338,9 @@ export function splitInstruction(text: string): string[] {
  * reuse the id of a region an earlier clause removed).
  */
 function combined(scene: Scene, final: Scene, origin: Map<string, string | null>): Extract<Edit, { kind: 'change' }> {
-  const after = new Map(final.regions.filter((r) => origin.get(r.id) != null).map((r) => [origin.get(r.id)!, r] as const));
+  const after = new Map(
+    final.regions.filter((r) => origin.get(r.id) != null).map((r) => [origin.get(r.id)!, r] as const),
+  );
   const same = (a: Box, b: Box) => a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
   const update: RegionUpdate[] = [];
   for (const r of scene.regions) {
@@ -281,10 +352,15 @@ function combined(scene: Scene, final: Scene, origin: Map<string, string | null>
     if (!same(n.box, r.box)) u.box = n.box;
     if (Object.keys(u).length > 1) update.push(u);
   }
-  const add = final.regions.filter((r) => origin.get(r.id) == null).map(({ label, prompt, box }) => ({ label, prompt, box }));
+  const add = final.regions
+    .filter((r) => origin.get(r.id) == null)
+    .map(({ label, prompt, box }) => ({ label, prompt, box }));
   const remove = scene.regions.filter((r) => !after.has(r.id)).map((r) => r.id);
   return {
-    kind: 'change', update, add, remove,
+    kind: 'change',
+    update,
+    add,
+    remove,
     ...(final.prompt !== scene.prompt ? { prompt: final.prompt } : {}),
     ...(final.background !== scene.background ? { background: final.background } : {}),
     ...(final.exclude.join('\u0000') !== scene.exclude.join('\u0000') ? { exclude: final.exclude } : {}),
@@ -294,7 +370,12 @@ function combined(scene: Scene, final: Scene, origin: Map<string, string | null>
 export function editOffline(scene: Scene, instruction: string, opts: EditOptions = {}): EditResult {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
   const text = normalise(instruction);
-  const result = (edit: Edit, targets: string[] = []): EditResult => ({ edit, source: 'offline', warnings: [], targets });
+  const result = (edit: Edit, targets: string[] = []): EditResult => ({
+    edit,
+    source: 'offline',
+    warnings: [],
+    targets,
+  });
   if (!text) return result(clarify(`What should I change? For example ${EXAMPLES}.`));
 
   const clauses = splitInstruction(text);
@@ -328,37 +409,84 @@ export function editOffline(scene: Scene, instruction: string, opts: EditOptions
 
 function editSingle(scene: Scene, text: string, opts: EditOptions, limits: SceneLimits): EditResult {
   const instruction = text;
-  const result = (edit: Edit, targets: string[] = []): EditResult => ({ edit, source: 'offline', warnings: [], targets });
+  const result = (edit: Edit, targets: string[] = []): EditResult => ({
+    edit,
+    source: 'offline',
+    warnings: [],
+    targets,
+  });
 
   // Start over
-  let m = /^(?:start over|start again|restart|from scratch|new (?:picture|image|scene)|forget (?:it|that|this|everything)|scrap (?:it|that|this))\b[\s:,.-]*(?:with|of|showing|:)?\s*(.*)$/i.exec(text)
-    ?? /^(?:instead,?\s+)?(?:draw|paint|make|show)\s+(?:me\s+)?(.+?)\s+instead$/i.exec(text);
+  let m =
+    /^(?:start over|start again|restart|from scratch|new (?:picture|image|scene)|forget (?:it|that|this|everything)|scrap (?:it|that|this))\b[\s:,.-]*(?:with|of|showing|:)?\s*(.*)$/i.exec(
+      text,
+    ) ?? /^(?:instead,?\s+)?(?:draw|paint|make|show)\s+(?:me\s+)?(.+?)\s+instead$/i.exec(text);
   if (m) {
     const description = m[1]!.trim();
-    return result(description ? { kind: 'start_over', description: clip(description, 2000) } : clarify('What should the new picture show?'));
+    return result(
+      description
+        ? { kind: 'start_over', description: clip(description, 2000) }
+        : clarify('What should the new picture show?'),
+    );
   }
 
   // Remove
-  m = /^(?:remove|delete|erase|get rid of|take away|take out|drop|eliminate|lose|no more|hide)\s+(.+?)(?:\s+from\s+(?:the\s+)?(?:picture|image|scene|photo))?$/i.exec(text);
+  m =
+    /^(?:remove|delete|erase|get rid of|take away|take out|drop|eliminate|lose|no more|hide)\s+(.+?)(?:\s+from\s+(?:the\s+)?(?:picture|image|scene|photo))?$/i.exec(
+      text,
+    );
   if (m) {
     const r = resolveAll(scene, m[1]!, opts);
     if ('question' in r) return result(clarify(r.question));
-    const caption = scene.regions.filter((x) => r.ids.includes(x.id)).reduce((c, x) => rewriteCaption(c, x.label), scene.prompt);
-    return result(change({ remove: r.ids, ...(caption !== scene.prompt && caption ? { prompt: caption } : {}) }), r.ids);
+    const caption = scene.regions
+      .filter((x) => r.ids.includes(x.id))
+      .reduce((c, x) => rewriteCaption(c, x.label), scene.prompt);
+    return result(
+      change({ remove: r.ids, ...(caption !== scene.prompt && caption ? { prompt: caption } : {}) }),
+      r.ids,
+    );
   }
 
   // Background and style
-  m = /^(?:change|set|make|turn|switch|replace)\s+(the (?:background|backdrop|setting|scenery|location|sky|weather))\s+(?:to|into|with|in)?\s*(.+)$/i.exec(text);
+  m =
+    /^(?:change|set|make|turn|switch|replace)\s+(the (?:background|backdrop|setting|scenery|location|sky|weather))\s+(?:to|into|with|in)?\s*(.+)$/i.exec(
+      text,
+    );
   if (m && (!/sky/i.test(m[1]!) || resolveReference(scene, m[1]!).kind === 'none')) {
     const value = m[2]!.trim();
-    return result(change({ background: clip(/sky|weather/i.test(m[1]!) ? `${scene.background ? `${scene.background}, ` : ''}${m[1]!.replace(/^the\s+/i, '')} ${value}`.trim() : value, LIMITS.promptMax) }));
+    return result(
+      change({
+        background: clip(
+          /sky|weather/i.test(m[1]!)
+            ? `${scene.background ? `${scene.background}, ` : ''}${m[1]!.replace(/^the\s+/i, '')} ${value}`.trim()
+            : value,
+          LIMITS.promptMax,
+        ),
+      }),
+    );
   }
-  m = /^(?:put|set|place|move)\s+(?:it|them|everything|the scene|the picture)\s+(on|in|at|under|inside)\s+(.+)$/i.exec(text);
-  if (m) return result(change({ background: clip(m[2]!, LIMITS.promptMax), prompt: clip(`${scene.prompt.replace(/\s*,?\s*(on|in|at) [^,]+$/i, '')} ${m[1]} ${m[2]}`, LIMITS.promptMax * 2) }));
-  m = /^(?:make it|turn it into|render it as|redo it as|do it as|make the (?:picture|image|whole thing) (?:look )?(?:like )?)\s*(?:an?\s+)?(.+?)$/i.exec(text) ?? /^(?:in|as)\s+(?:an?\s+)?(.+?\s+style)$/i.exec(text);
+  m = /^(?:put|set|place|move)\s+(?:it|them|everything|the scene|the picture)\s+(on|in|at|under|inside)\s+(.+)$/i.exec(
+    text,
+  );
+  if (m)
+    return result(
+      change({
+        background: clip(m[2]!, LIMITS.promptMax),
+        prompt: clip(`${scene.prompt.replace(/\s*,?\s*(on|in|at) [^,]+$/i, '')} ${m[1]} ${m[2]}`, LIMITS.promptMax * 2),
+      }),
+    );
+  m =
+    /^(?:make it|turn it into|render it as|redo it as|do it as|make the (?:picture|image|whole thing) (?:look )?(?:like )?)\s*(?:an?\s+)?(.+?)$/i.exec(
+      text,
+    ) ?? /^(?:in|as)\s+(?:an?\s+)?(.+?\s+style)$/i.exec(text);
   if (m) {
     const style = m[1]!.trim();
-    return result(change({ prompt: clip(`${scene.prompt}, ${style}`, LIMITS.promptMax * 2), background: clip(scene.background ? `${scene.background}, ${style}` : style, LIMITS.promptMax) }));
+    return result(
+      change({
+        prompt: clip(`${scene.prompt}, ${style}`, LIMITS.promptMax * 2),
+        background: clip(scene.background ? `${scene.background}, ${style}` : style, LIMITS.promptMax),
+      }),
+    );
   }
 
   // Add
@@ -366,7 +494,12 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
   if (m && !/^(?:the|this|that|it)\b/i.test(m[1]!)) {
     const { thing, where } = splitThingWhere(m[1]!);
     const w = parseWhere(scene, where, opts);
-    if (!w) return result(clarify(`Where should ${withArticle(stripArticle(thing))} go? For example "on the left", "next to the dog" or "between them".`));
+    if (!w)
+      return result(
+        clarify(
+          `Where should ${withArticle(stripArticle(thing))} go? For example "on the left", "next to the dog" or "between them".`,
+        ),
+      );
     if ('question' in w) return result(clarify(w.question));
     const add = newRegions(scene, thing, w, limits);
     if ('question' in add) return result(clarify(add.question));
@@ -375,13 +508,19 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
   }
 
   // Move
-  m = /^(?:move|put|place|shift|push|drag|bring)\s+(.+?)\s+(?:to|on|onto|into|in|towards?|over|next|beside|between|above|below|under|behind|in front)\b\s*(.*)$/i.exec(text);
+  m =
+    /^(?:move|put|place|shift|push|drag|bring)\s+(.+?)\s+(?:to|on|onto|into|in|towards?|over|next|beside|between|above|below|under|behind|in front)\b\s*(.*)$/i.exec(
+      text,
+    );
   if (m) {
     const r = resolveAll(scene, m[1]!, opts);
     if ('question' in r) return result(clarify(r.question));
     const prepWord = text.slice(m.index + text.toLowerCase().indexOf(m[1]!.toLowerCase()) + m[1]!.length).trim();
     const w = parseWhere(scene, prepWord, { ...opts, lastIds: r.ids });
-    if (!w) return result(clarify(`Where should it go? For example "to the left", "to the top right corner" or "next to the dog".`));
+    if (!w)
+      return result(
+        clarify(`Where should it go? For example "to the left", "to the top right corner" or "next to the dog".`),
+      );
     if ('question' in w) return result(clarify(w.question));
     const moving = scene.regions.filter((x) => r.ids.includes(x.id));
     const update: RegionUpdate[] = [];
@@ -402,7 +541,9 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
   if (m && !target) [target, value] = [m[1]!, m[2]!];
   if (!target) {
     // "make the car red", "make the cat a dog", "make the dog bigger", "the cat should be black"
-    m = /^(?:make|paint|colou?r|dye|turn)\s+(.+)$/i.exec(text) ?? /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+(.+)$/i.exec(text);
+    m =
+      /^(?:make|paint|colou?r|dye|turn)\s+(.+)$/i.exec(text) ??
+      /^(.+?)\s+(?:should be|must be|needs to be|has to be)\s+(.+)$/i.exec(text);
     if (m) {
       const words = (m[2] ? `${m[1]} ${m[2]}` : m[1]!).split(/\s+/);
       const splitAt = m[2] ? m[1]!.split(/\s+/).length : -1;
@@ -430,14 +571,23 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
   if (target && value) {
     if (STYLE_TARGETS.test(target.trim())) {
       const v = value.trim();
-      return result(change({ prompt: clip(`${scene.prompt}, ${v}`, LIMITS.promptMax * 2), background: clip(scene.background ? `${scene.background}, ${v}` : v, LIMITS.promptMax) }));
+      return result(
+        change({
+          prompt: clip(`${scene.prompt}, ${v}`, LIMITS.promptMax * 2),
+          background: clip(scene.background ? `${scene.background}, ${v}` : v, LIMITS.promptMax),
+        }),
+      );
     }
     if (BACKGROUND_TARGETS.test(target.trim()) && resolveReference(scene, target).kind === 'none') {
       return result(change({ background: clip(value, LIMITS.promptMax) }));
     }
     const r = resolveAll(scene, target, opts);
     if ('question' in r) return result(clarify(r.question));
-    const valueWords = value.toLowerCase().replace(/[^\p{L}\s-]/gu, ' ').split(/\s+/).filter(Boolean);
+    const valueWords = value
+      .toLowerCase()
+      .replace(/[^\p{L}\s-]/gu, ' ')
+      .split(/\s+/)
+      .filter(Boolean);
     const regions = scene.regions.filter((x) => r.ids.includes(x.id));
     if (isAttributeOnly(valueWords)) {
       const sizes = valueWords.filter((w) => SIZE_WORDS[w] !== undefined && !COLOURS.has(w));
@@ -456,9 +606,12 @@ function editSingle(scene: Scene, text: string, opts: EditOptions, limits: Scene
     }
     // "turn the cats into lions": one lion per cat, so the label is singular.
     const parsed = describe(value, { maxCount: limits.maxRegions }).entities;
-    const thing = parsed.length === 1 && !parsed[0]!.group ? parsed[0]!.label : value.replace(/^(?:an?|the|some)\s+/i, '');
+    const thing =
+      parsed.length === 1 && !parsed[0]!.group ? parsed[0]!.label : value.replace(/^(?:an?|the|some)\s+/i, '');
     const update = regions.map((reg) => replaceThing(reg, thing));
     return result(change({ update, ...captionFor(scene, update) }), r.ids);
   }
-  return result(clarify(`I couldn't work out what to change in "${clip(instruction, 80)}". Try for example ${EXAMPLES}.`));
+  return result(
+    clarify(`I couldn't work out what to change in "${clip(instruction, 80)}". Try for example ${EXAMPLES}.`),
+  );
 }

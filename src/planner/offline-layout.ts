@@ -55,8 +55,10 @@ function levels(d: Description): number[] {
   }
   const vertical = new Set(below.flat());
   for (const r of d.relations) {
-    if ((r.kind === 'next' || r.kind === 'between') && !vertical.has(r.a) && !d.entities[r.a]!.anchorV) level[r.a] = level[r.b]!;
-    if (r.kind === 'left' && !vertical.has(r.a) && !vertical.has(r.b)) level[r.a] = level[r.b] = Math.max(level[r.a]!, level[r.b]!);
+    if ((r.kind === 'next' || r.kind === 'between') && !vertical.has(r.a) && !d.entities[r.a]!.anchorV)
+      level[r.a] = level[r.b]!;
+    if (r.kind === 'left' && !vertical.has(r.a) && !vertical.has(r.b))
+      level[r.a] = level[r.b] = Math.max(level[r.a]!, level[r.b]!);
   }
   // Top/bottom anchors outrank relations: a tier in front of the level.
   const tier = (e: Entity) => (e.anchorV === 'top' ? -1 : e.anchorV === 'bottom' ? 1 : 0);
@@ -96,9 +98,10 @@ function orderRow(items: Item[], d: Description): Item[] {
     }
   }
   if (d.order === 'x') {
-    for (let i = 0; i < items.length; i++) for (let j = 0; j < items.length; j++) {
-      if (items[i]!.entity.index < items[j]!.entity.index) add(i, j);
-    }
+    for (let i = 0; i < items.length; i++)
+      for (let j = 0; j < items.length; j++) {
+        if (items[i]!.entity.index < items[j]!.entity.index) add(i, j);
+      }
   }
   const rank = (it: Item) => (it.entity.anchorH === 'left' ? 0 : it.entity.anchorH === 'right' ? 2 : 1);
   items.forEach((it, i) => {
@@ -131,7 +134,8 @@ const COMPRESS_CONTACT = 0.35;
 
 function sizeWordFactor(e: Entity): number {
   let f = 1;
-  for (const w of e.label.toLowerCase().split(/\s+/)) if (SIZE_WORDS[w] !== undefined && !/er$/.test(w)) f *= SIZE_WORDS[w]!;
+  for (const w of e.label.toLowerCase().split(/\s+/))
+    if (SIZE_WORDS[w] !== undefined && !/er$/.test(w)) f *= SIZE_WORDS[w]!;
   return f;
 }
 
@@ -167,7 +171,13 @@ function contacts(d: Description): { parent: (number | undefined)[]; kind: (Cont
   const hasChildren = new Set(parent.filter((p) => p !== undefined));
   for (const r of d.relations) {
     if (r.kind !== 'between' && r.kind !== 'next' && r.kind !== 'left') continue;
-    const pairs: [number, number][] = r.kind === 'left' ? [[r.a, r.b], [r.b, r.a]] : [[r.a, r.b]];
+    const pairs: [number, number][] =
+      r.kind === 'left'
+        ? [
+            [r.a, r.b],
+            [r.b, r.a],
+          ]
+        : [[r.a, r.b]];
     if (r.kind === 'between' && r.c !== undefined) pairs.push([r.a, r.c]);
     for (const [x, y] of pairs) {
       if (parent[x] !== undefined || hasChildren.has(x) || parent[y] === undefined || kind[y] === 'held') continue;
@@ -189,7 +199,8 @@ function lifted(d: Description, parent: (number | undefined)[]): Relation[] {
   const out: Relation[] = [];
   for (const r of d.relations) {
     if (CONTACT.has(r.kind)) continue;
-    const a = root(r.a), b = root(r.b);
+    const a = root(r.a),
+      b = root(r.b);
     if (a === b) continue;
     if (r.kind === 'between') {
       const c = r.c !== undefined ? root(r.c) : undefined;
@@ -213,7 +224,8 @@ interface Px {
 export function layoutDescription(d: Description, width: number, height: number): PlacedInstance[] {
   if (!d.entities.length) return [];
   const { parent, kind } = contacts(d);
-  const children = (p: number, k?: Contact) => d.entities.filter((e) => parent[e.index] === p && (k === undefined || kind[e.index] === k));
+  const children = (p: number, k?: Contact) =>
+    d.entities.filter((e) => parent[e.index] === p && (k === undefined || kind[e.index] === k));
   const free = d.entities.filter((e) => parent[e.index] === undefined);
   const freeSet = new Set(free.map((e) => e.index));
   const dl: Description = { ...d, relations: lifted(d, parent) };
@@ -223,20 +235,32 @@ export function layoutDescription(d: Description, width: number, height: number)
   const rows: Item[][] = used.map(() => []);
   for (const e of free) {
     const n = e.group ? 1 : e.count;
-    for (let i = 0; i < n; i++) rows[used.indexOf(rowOf[e.index]!)]!.push({ entity: e, instance: i, weight: e.group ? 2 : 1 });
+    for (let i = 0; i < n; i++)
+      rows[used.indexOf(rowOf[e.index]!)]!.push({ entity: e, instance: i, weight: e.group ? 2 : 1 });
   }
   const slotOf = new Map<string, Box>();
   rows.forEach((row, r) => {
     let band: { y: number; h: number };
     if (rowCount === 1) {
-      const v = row.every((it) => it.entity.anchorV === 'top') ? 'top' : row.every((it) => it.entity.anchorV === 'bottom') ? 'bottom' : 'middle';
+      const v = row.every((it) => it.entity.anchorV === 'top')
+        ? 'top'
+        : row.every((it) => it.entity.anchorV === 'bottom')
+          ? 'bottom'
+          : 'middle';
       band = v === 'top' ? { y: 0.02, h: 0.5 } : v === 'bottom' ? { y: 0.48, h: 0.5 } : { y: 0.04, h: 0.92 };
     } else band = { y: r / rowCount, h: 1 / rowCount };
     const ordered = orderRow(row, dl);
     let spanX = { x: 0, w: 1 };
     if (ordered.length === 1) {
       const h = ordered[0]!.entity.anchorH;
-      spanX = h === 'left' ? { x: 0.02, w: 0.5 } : h === 'right' ? { x: 0.48, w: 0.5 } : h === 'center' ? { x: 0.2, w: 0.6 } : { x: 0.04, w: 0.92 };
+      spanX =
+        h === 'left'
+          ? { x: 0.02, w: 0.5 }
+          : h === 'right'
+            ? { x: 0.48, w: 0.5 }
+            : h === 'center'
+              ? { x: 0.2, w: 0.6 }
+              : { x: 0.04, w: 0.92 };
     }
     const total = ordered.reduce((s, it) => s + it.weight, 0);
     let x = spanX.x;
@@ -254,7 +278,14 @@ export function layoutDescription(d: Description, width: number, height: number)
   };
   for (const r of dl.relations) {
     if (r.kind !== 'above' || rowOf[r.a] === rowOf[r.b]) continue;
-    const [mover, anchor] = alone(r.a) && !alone(r.b) ? [r.a, r.b] : alone(r.b) && !alone(r.a) ? [r.b, r.a] : alone(r.a) ? [r.a, r.b] : [-1, -1];
+    const [mover, anchor] =
+      alone(r.a) && !alone(r.b)
+        ? [r.a, r.b]
+        : alone(r.b) && !alone(r.a)
+          ? [r.b, r.a]
+          : alone(r.a)
+            ? [r.a, r.b]
+            : [-1, -1];
     if (mover < 0) continue;
     const target = spanOf(anchor);
     const slot = slotOf.get(`${mover}:0`)!;
@@ -279,14 +310,21 @@ export function layoutDescription(d: Description, width: number, height: number)
   });
   const inner = (e: Entity, slot: Box): Px => {
     const r = reserve(e);
-    const w = slot.w * width * MARGIN * (1 - r.side), h = slot.h * height * MARGIN * (1 - r.top - r.bottom);
-    return { x: slot.x * width + (slot.w * width - w) / 2, y: slot.y * height + slot.h * height * ((1 - MARGIN) / 2 + MARGIN * r.top), w, h };
+    const w = slot.w * width * MARGIN * (1 - r.side),
+      h = slot.h * height * MARGIN * (1 - r.top - r.bottom);
+    return {
+      x: slot.x * width + (slot.w * width - w) / 2,
+      y: slot.y * height + slot.h * height * ((1 - MARGIN) / 2 + MARGIN * r.top),
+      w,
+      h,
+    };
   };
   let scale = Infinity;
   for (const [key, slot] of slotOf) {
     const e = d.entities[Number(key.split(':')[0])]!;
     if (e.group) continue;
-    const room = inner(e, slot), p = dims.get(e.index)!;
+    const room = inner(e, slot),
+      p = dims.get(e.index)!;
     scale = Math.min(scale, room.w / p.w, room.h / p.h);
   }
   const px = new Map<string, Px>();
@@ -330,8 +368,10 @@ export function layoutDescription(d: Description, width: number, height: number)
     for (let i = 0; i < n; i++) {
       const b = px.get(`${e.index}:${i}`);
       if (!b) continue;
-      const w = Math.min(b.w, width), h = Math.min(b.h, height);
-      const x = clamp(b.x, 0, width - w), y = clamp(b.y, 0, height - h);
+      const w = Math.min(b.w, width),
+        h = Math.min(b.h, height);
+      const x = clamp(b.x, 0, width - w),
+        y = clamp(b.y, 0, height - h);
       placed.push({ entity: e.index, instance: i, box: { x: x / width, y: y / height, w: w / width, h: h / height } });
     }
   }
@@ -356,7 +396,9 @@ function unionOf(e: Entity, px: Map<string, Px>): Px[] {
 function placeAgainst(p: Entity, k: Contact, kids: Entity[], px: Map<string, Px>, d: Description, width: number): void {
   const targets = unionOf(p, px);
   if (!targets.length) return;
-  const items: Item[] = kids.flatMap((e) => Array.from({ length: e.group ? 1 : e.count }, (_, instance) => ({ entity: e, instance, weight: 1 })));
+  const items: Item[] = kids.flatMap((e) =>
+    Array.from({ length: e.group ? 1 : e.count }, (_, instance) => ({ entity: e, instance, weight: 1 })),
+  );
   const ordered = orderRow(items, d);
   const perTarget: Item[][] = targets.map(() => []);
   ordered.forEach((it, i) => perTarget[targets.length === 1 ? 0 : i % targets.length]!.push(it));
@@ -380,7 +422,14 @@ function placeAgainst(p: Entity, k: Contact, kids: Entity[], px: Map<string, Px>
       behind: { w: 1.6, h: 1.6, across: 1.6 },
       held: { w: 0.6, h: 0.55, across: 1.2 },
     }[k];
-    const ground = { on: P.y + 0.4 * P.h, under: P.y + P.h, inside: P.y + (P.h > 1.3 * P.w ? 0.55 : 0.92) * P.h, front: 0, behind: P.y + 0.55 * P.h, held: 0 }[k];
+    const ground = {
+      on: P.y + 0.4 * P.h,
+      under: P.y + P.h,
+      inside: P.y + (P.h > 1.3 * P.w ? 0.55 : 0.92) * P.h,
+      front: 0,
+      behind: P.y + 0.55 * P.h,
+      held: 0,
+    }[k];
     const totalW = sizes.reduce((s, z) => s + z.w, 0) * 1.08;
     let f = Math.min(1, (P.w * limit.across) / totalW, width / totalW);
     for (const z of sizes) f = Math.min(f, (P.w * limit.w) / z.w, (P.h * limit.h) / z.h);
@@ -392,12 +441,14 @@ function placeAgainst(p: Entity, k: Contact, kids: Entity[], px: Map<string, Px>
     }
     if (k === 'on' || k === 'behind') for (const z of sizes) f = Math.min(f, (ground * 0.98) / z.h);
     if (k === 'inside') for (const z of sizes) f = Math.min(f, ((ground - P.y) * 0.95) / z.h);
-    const ws = sizes.map((z) => z.w * f), hs = sizes.map((z) => z.h * f);
+    const ws = sizes.map((z) => z.w * f),
+      hs = sizes.map((z) => z.h * f);
     const span = ws.reduce((s, w) => s + w, 0) * 1.08;
     const cx = P.x + P.w / 2;
     let x = cx - span / 2 + ws[0]! * 0.04;
     group.forEach((it, i) => {
-      const w = ws[i]!, h = hs[i]!;
+      const w = ws[i]!,
+        h = hs[i]!;
       let box: Px;
       if (k === 'held') {
         // At the holder's hand: its side, half-way down, overlapping its edge.

@@ -5,8 +5,22 @@
  */
 import { knownSize } from './sizes.ts';
 import {
-  ADJECTIVES, ATTACHMENTS, COLOURS, GROUP_WORDS, NEUTRAL_PICTURE_WORDS, NUMBER_WORDS, PARTICIPLES, PLACES, SKY_WORDS, STYLE_PHRASES,
-  STYLE_WORDS, TIME_WORDS, isPluralNoun, singularize, withArticle, stripArticle,
+  ADJECTIVES,
+  ATTACHMENTS,
+  COLOURS,
+  GROUP_WORDS,
+  NEUTRAL_PICTURE_WORDS,
+  NUMBER_WORDS,
+  PARTICIPLES,
+  PLACES,
+  SKY_WORDS,
+  STYLE_PHRASES,
+  STYLE_WORDS,
+  TIME_WORDS,
+  isPluralNoun,
+  singularize,
+  withArticle,
+  stripArticle,
 } from './lexicon.ts';
 
 export type AnchorH = 'left' | 'center' | 'right';
@@ -64,19 +78,132 @@ function countWord(w: string | undefined): number | undefined {
   return n !== undefined && !['few', 'several', 'couple', 'dozen', 'both'].includes(w) ? n : undefined;
 }
 
-const PICTURE_NOUNS = new Set(['image', 'picture', 'photo', 'photograph', 'frame', 'canvas', 'scene', 'painting', 'drawing', 'shot', 'composition', 'view']);
+const PICTURE_NOUNS = new Set([
+  'image',
+  'picture',
+  'photo',
+  'photograph',
+  'frame',
+  'canvas',
+  'scene',
+  'painting',
+  'drawing',
+  'shot',
+  'composition',
+  'view',
+]);
 /** Words that only say an object is somewhere ("a chair located to the right of…"): dropped. */
-const PLACED_WORDS = new Set(['located', 'positioned', 'placed', 'situated', 'seen', 'shown', 'depicted', 'visible', 'found']);
+const PLACED_WORDS = new Set([
+  'located',
+  'positioned',
+  'placed',
+  'situated',
+  'seen',
+  'shown',
+  'depicted',
+  'visible',
+  'found',
+]);
 const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
 const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
-const SKIP = new Set(['there', 'is', 'are', 'was', 'were', 'has', 'have', 'who', 'which', 'that', 'it', 'its', 'of', 'each', 'other', 'very', 'really', 'just', 'both', 'here', 'well']);
-const DETERMINERS = new Set(['a', 'an', 'the', 'one', 'some', 'this', 'that', 'these', 'those', 'his', 'her', 'their', 'my', 'your', 'our', 'its', 'another', 'any']);
-const RELATION_START = new Set([
-  'on', 'in', 'at', 'to', 'next', 'beside', 'besides', 'near', 'by', 'between', 'above', 'over', 'below', 'under',
-  'beneath', 'underneath', 'behind', 'atop', 'inside', 'outside', 'across', 'along', 'around', 'against', 'into',
-  'onto', 'from', 'within', 'alongside', 'close', 'during', 'among', 'amid', 'upon', 'through', 'facing', 'opposite',
+const SKIP = new Set([
+  'there',
+  'is',
+  'are',
+  'was',
+  'were',
+  'has',
+  'have',
+  'who',
+  'which',
+  'that',
+  'it',
+  'its',
+  'of',
+  'each',
+  'other',
+  'very',
+  'really',
+  'just',
+  'both',
+  'here',
+  'well',
 ]);
-const NP_BOUNDARY = new Set([...SEPARATORS, ...RELATION_START, 'with', 'or', 'but', 'without', 'is', 'are', 'who', 'which', 'that', 'where', 'left', 'right']);
+const DETERMINERS = new Set([
+  'a',
+  'an',
+  'the',
+  'one',
+  'some',
+  'this',
+  'that',
+  'these',
+  'those',
+  'his',
+  'her',
+  'their',
+  'my',
+  'your',
+  'our',
+  'its',
+  'another',
+  'any',
+]);
+const RELATION_START = new Set([
+  'on',
+  'in',
+  'at',
+  'to',
+  'next',
+  'beside',
+  'besides',
+  'near',
+  'by',
+  'between',
+  'above',
+  'over',
+  'below',
+  'under',
+  'beneath',
+  'underneath',
+  'behind',
+  'atop',
+  'inside',
+  'outside',
+  'across',
+  'along',
+  'around',
+  'against',
+  'into',
+  'onto',
+  'from',
+  'within',
+  'alongside',
+  'close',
+  'during',
+  'among',
+  'amid',
+  'upon',
+  'through',
+  'facing',
+  'opposite',
+]);
+const NP_BOUNDARY = new Set([
+  ...SEPARATORS,
+  ...RELATION_START,
+  'with',
+  'or',
+  'but',
+  'without',
+  'is',
+  'are',
+  'who',
+  'which',
+  'that',
+  'where',
+  'left',
+  'right',
+]);
 
 function tokenize(text: string): string[] {
   return text
@@ -95,18 +222,101 @@ export function latinShare(text: string): number {
   return letters.filter((c) => /\p{Script=Latin}/u.test(c)).length / letters.length;
 }
 
-const ENGLISH_WORDS = new Set(['the', 'a', 'an', 'and', 'with', 'of', 'on', 'in', 'at', 'to', 'is', 'are', 'its', 'their', 'by', 'from', 'under', 'over', 'next']);
+const ENGLISH_WORDS = new Set([
+  'the',
+  'a',
+  'an',
+  'and',
+  'with',
+  'of',
+  'on',
+  'in',
+  'at',
+  'to',
+  'is',
+  'are',
+  'its',
+  'their',
+  'by',
+  'from',
+  'under',
+  'over',
+  'next',
+]);
 const FOREIGN_WORDS = new Set([
-  'el', 'la', 'los', 'las', 'un', 'una', 'unos', 'con', 'y', 'del', 'sobre', 'en', 'de', 'le', 'les', 'des', 'et', 'avec',
-  'une', 'du', 'au', 'aux', 'sur', 'der', 'die', 'das', 'und', 'mit', 'ein', 'eine', 'einem', 'einer', 'auf', 'im', 'il',
-  'lo', 'gli', 'di', 'che', 'e', 'per', 'nel', 'della', 'o', 'os', 'um', 'uma', 'com', 'na', 'het', 'een',
-  'met', 'op', 'och', 'ett', 'med', 'på', 'og', 'af', 'się', 'z', 'w', 'na', 'i',
+  'el',
+  'la',
+  'los',
+  'las',
+  'un',
+  'una',
+  'unos',
+  'con',
+  'y',
+  'del',
+  'sobre',
+  'en',
+  'de',
+  'le',
+  'les',
+  'des',
+  'et',
+  'avec',
+  'une',
+  'du',
+  'au',
+  'aux',
+  'sur',
+  'der',
+  'die',
+  'das',
+  'und',
+  'mit',
+  'ein',
+  'eine',
+  'einem',
+  'einer',
+  'auf',
+  'im',
+  'il',
+  'lo',
+  'gli',
+  'di',
+  'che',
+  'e',
+  'per',
+  'nel',
+  'della',
+  'o',
+  'os',
+  'um',
+  'uma',
+  'com',
+  'na',
+  'het',
+  'een',
+  'met',
+  'op',
+  'och',
+  'ett',
+  'med',
+  'på',
+  'og',
+  'af',
+  'się',
+  'z',
+  'w',
+  'na',
+  'i',
 ]);
 
 /** English by script and by function words (a Spanish caption is Latin script but not English). */
 export function looksEnglish(text: string): boolean {
   if (latinShare(text) < 0.6) return false;
-  const w = text.toLowerCase().split(/[^\p{L}]+/u).filter(Boolean);
+  const w = text
+    .toLowerCase()
+    .split(/[^\p{L}]+/u)
+    .filter(Boolean);
   const en = w.filter((x) => ENGLISH_WORDS.has(x)).length;
   const foreign = w.filter((x) => FOREIGN_WORDS.has(x) && !ENGLISH_WORDS.has(x)).length;
   return !(foreign >= 2 && foreign > en);
@@ -115,9 +325,57 @@ export function looksEnglish(text: string): boolean {
 // ---------------------------------------------------------------------------------------------------------
 // Negation and style, found on the text before the grammar runs.
 
-const NEGATION = /\b(?:(?:but|and)\s+)?(?:with\s+no|without(?:\s+any)?|with\s+zero|no\s+more|no|not\s+any|not(?=\s+(?:a|an)\b)|minus|except(?:\s+for)?|excluding|but\s+not|free\s+of|devoid\s+of)\s+/gi;
-const NEG_STOP = new Set(['on', 'in', 'at', 'with', 'near', 'next', 'under', 'above', 'below', 'behind', 'beside', 'between', 'to', 'from', 'by', 'during', 'while', 'who', 'that', 'which', 'but', 'inside', 'around', 'over']);
-const NEG_ITEM_START_STOP = new Set(['a', 'an', 'the', 'one', 'two', 'three', 'four', 'five', 'some', 'several', 'many', 'just', 'only', 'simply', 'but', 'with', 'there', 'instead', 'except', 'it', 'this']);
+const NEGATION =
+  /\b(?:(?:but|and)\s+)?(?:with\s+no|without(?:\s+any)?|with\s+zero|no\s+more|no|not\s+any|not(?=\s+(?:a|an)\b)|minus|except(?:\s+for)?|excluding|but\s+not|free\s+of|devoid\s+of)\s+/gi;
+const NEG_STOP = new Set([
+  'on',
+  'in',
+  'at',
+  'with',
+  'near',
+  'next',
+  'under',
+  'above',
+  'below',
+  'behind',
+  'beside',
+  'between',
+  'to',
+  'from',
+  'by',
+  'during',
+  'while',
+  'who',
+  'that',
+  'which',
+  'but',
+  'inside',
+  'around',
+  'over',
+]);
+const NEG_ITEM_START_STOP = new Set([
+  'a',
+  'an',
+  'the',
+  'one',
+  'two',
+  'three',
+  'four',
+  'five',
+  'some',
+  'several',
+  'many',
+  'just',
+  'only',
+  'simply',
+  'but',
+  'with',
+  'there',
+  'instead',
+  'except',
+  'it',
+  'this',
+]);
 
 interface Span {
   start: number;
@@ -140,7 +398,7 @@ function findNegations(text: string): { items: string[]; spans: Span[] } {
       const w = re.exec(text);
       if (!w) break;
       const word = w[1]!.toLowerCase();
-      if (NEG_STOP.has(word) || word === ',' && !/^\s*[\p{L}]/u.test(text.slice(re.lastIndex))) break;
+      if (NEG_STOP.has(word) || (word === ',' && !/^\s*[\p{L}]/u.test(text.slice(re.lastIndex)))) break;
       if (word === 'or' || word === 'nor' || word === ',' || word === 'and') {
         // "without dogs or cats" continues the list; "without dogs and a cat on a sofa" starts a new clause.
         const ahead = /^\s*([\p{L}]+)/u.exec(text.slice(re.lastIndex));
@@ -180,8 +438,14 @@ function removeSpans(text: string, spans: Span[]): string {
 }
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const STYLE_NOUN_RE = [...STYLE_PHRASES, ...NEUTRAL_PICTURE_WORDS].sort((a, b) => b.length - a.length).map(escapeRe).join('|');
-const PREFIX_STYLE = new RegExp(`^(?:(?:an?|the)\\s+)?((?:[\\w'-]+\\s+){0,2}?)(${STYLE_NOUN_RE})\\s+(?:of|showing|depicting|featuring)\\s+`, 'i');
+const STYLE_NOUN_RE = [...STYLE_PHRASES, ...NEUTRAL_PICTURE_WORDS]
+  .sort((a, b) => b.length - a.length)
+  .map(escapeRe)
+  .join('|');
+const PREFIX_STYLE = new RegExp(
+  `^(?:(?:an?|the)\\s+)?((?:[\\w'-]+\\s+){0,2}?)(${STYLE_NOUN_RE})\\s+(?:of|showing|depicting|featuring)\\s+`,
+  'i',
+);
 const STYLE_WORD_RE = new RegExp(`\\b(?:${STYLE_WORDS.map(escapeRe).join('|')})\\b`, 'i');
 
 function findStyle(text: string): { style?: string; body: string } {
@@ -200,13 +464,20 @@ function findStyle(text: string): { style?: string; body: string } {
     style = [style, `in the style of ${suffixOf[1]!.trim()}`].filter(Boolean).join(', ');
     body = body.slice(0, suffixOf.index);
   } else {
-    const inStyle = /,?\s+(?:in|as)\s+(?:an?\s+|the\s+)?([\w' -]+?)\s+style$/i.exec(body) ?? /,?\s+in\s+(pixel art|watercolou?r|oil|anime|cartoon|3d|pencil|charcoal|ink)$/i.exec(body);
+    const inStyle =
+      /,?\s+(?:in|as)\s+(?:an?\s+|the\s+)?([\w' -]+?)\s+style$/i.exec(body) ??
+      /,?\s+in\s+(pixel art|watercolou?r|oil|anime|cartoon|3d|pencil|charcoal|ink)$/i.exec(body);
     if (inStyle) {
       style = [style, `${inStyle[1]!.trim()} style`].filter(Boolean).join(', ');
       body = body.slice(0, inStyle.index);
     } else {
       const tail = /,\s*([^,]+)$/.exec(body);
-      if (tail && tail[1]!.trim().split(/\s+/).length <= 5 && STYLE_WORD_RE.test(tail[1]!) && !/\b(a|an|the|on|in|with)\b/i.test(tail[1]!)) {
+      if (
+        tail &&
+        tail[1]!.trim().split(/\s+/).length <= 5 &&
+        STYLE_WORD_RE.test(tail[1]!) &&
+        !/\b(a|an|the|on|in|with)\b/i.test(tail[1]!)
+      ) {
         style = [style, tail[1]!.trim()].filter(Boolean).join(', ');
         body = body.slice(0, tail.index);
       }
@@ -247,7 +518,10 @@ class Reader {
   /** Objects named since the last relation: "a cup and a bowl on a table" puts both on the table. */
   private unplaced: Entity[] = [];
 
-  constructor(private readonly t: string[], private readonly maxCount: number) {}
+  constructor(
+    private readonly t: string[],
+    private readonly maxCount: number,
+  ) {}
 
   private peek(k = 0): string | undefined {
     return this.t[this.pos + k];
@@ -283,7 +557,11 @@ class Reader {
         this.order ??= 'x';
         continue;
       }
-      if (this.accept('on', 'top', 'of', 'each', 'other') || this.accept('stacked') || this.accept('one', 'above', 'the', 'other')) {
+      if (
+        this.accept('on', 'top', 'of', 'each', 'other') ||
+        this.accept('stacked') ||
+        this.accept('one', 'above', 'the', 'other')
+      ) {
         this.order = 'y';
         continue;
       }
@@ -318,7 +596,10 @@ class Reader {
         continue;
       }
       // "…, the cow on the left": a definite noun phrase naming an object already there is that object.
-      const known = np.definite && !np.counted && !np.group ? [...this.entities].reverse().find((e) => e.head === np.head) : undefined;
+      const known =
+        np.definite && !np.counted && !np.group
+          ? [...this.entities].reverse().find((e) => e.head === np.head)
+          : undefined;
       if (known) this.resume(known);
       else this.introduce(np);
       clauseStart = false;
@@ -410,8 +691,20 @@ class Reader {
         const save = this.pos;
         this.take();
         const np = this.nounPhrase(true);
-        if (np && !np.group && ATTACHMENTS.has(np.head) && np.count <= 2 && !PLACES.has(e.head) && !NEUTRAL_PICTURE_WORDS.has(e.head)) {
-          const words = np.count > 1 || isPluralNoun(np.words[np.words.length - 1]!) ? [...np.prefix, ...np.words] : np.prefix.length ? [...np.prefix, ...np.words] : np.words;
+        if (
+          np &&
+          !np.group &&
+          ATTACHMENTS.has(np.head) &&
+          np.count <= 2 &&
+          !PLACES.has(e.head) &&
+          !NEUTRAL_PICTURE_WORDS.has(e.head)
+        ) {
+          const words =
+            np.count > 1 || isPluralNoun(np.words[np.words.length - 1]!)
+              ? [...np.prefix, ...np.words]
+              : np.prefix.length
+                ? [...np.prefix, ...np.words]
+                : np.words;
           if (!e.group) e.label = `${e.label} with ${words.join(' ')}`;
           continue;
         }
@@ -430,15 +723,34 @@ class Reader {
     const start = this.pos;
     const w = this.peek();
     let k: number;
-    if ((w === 'that' || w === 'which' || w === 'who') && (this.peek(1) === 'is' || this.peek(1) === 'are' || this.peek(1) === 'looks' || this.peek(1) === 'look')) k = 2;
-    else if (w === 'colored' || w === 'coloured' || w === 'painted' || w === 'in' || w === 'is' || w === 'are' || w === 'looks') k = 1;
+    if (
+      (w === 'that' || w === 'which' || w === 'who') &&
+      (this.peek(1) === 'is' || this.peek(1) === 'are' || this.peek(1) === 'looks' || this.peek(1) === 'look')
+    )
+      k = 2;
+    else if (
+      w === 'colored' ||
+      w === 'coloured' ||
+      w === 'painted' ||
+      w === 'in' ||
+      w === 'is' ||
+      w === 'are' ||
+      w === 'looks'
+    )
+      k = 1;
     else return false;
     const adjs: string[] = [];
     let i = k;
     while (this.peek(i) !== undefined) {
       const x = this.peek(i)!;
       if (ADJECTIVES.has(x) || COLOURS.has(x)) adjs.push(x);
-      else if (!(x === 'and' && adjs.length && this.peek(i + 1) && (ADJECTIVES.has(this.peek(i + 1)!) || COLOURS.has(this.peek(i + 1)!)))) break;
+      else if (!(
+        x === 'and' &&
+        adjs.length &&
+        this.peek(i + 1) &&
+        (ADJECTIVES.has(this.peek(i + 1)!) || COLOURS.has(this.peek(i + 1)!))
+      ))
+        break;
       else adjs.push(x);
       i++;
     }
@@ -463,7 +775,16 @@ class Reader {
     if (!w0) return undefined;
     if (!noPronoun && (w0 === 'it' || w0 === 'them' || (w0 === 'each' && this.peek(1) === 'other'))) {
       this.take(w0 === 'each' ? 2 : 1);
-      return { prefix: [], words: [], head: '', count: 0, counted: false, group: false, definite: true, pronoun: w0 === 'it' ? 'it' : 'them' };
+      return {
+        prefix: [],
+        words: [],
+        head: '',
+        count: 0,
+        counted: false,
+        group: false,
+        definite: true,
+        pronoun: w0 === 'it' ? 'it' : 'them',
+      };
     }
     if (w0 === 'a' || w0 === 'an') {
       this.take();
@@ -479,7 +800,12 @@ class Reader {
           this.take();
         } else group = true;
       } else count = 1;
-    } else if (w0 === 'the' || w0 === 'this' || w0 === 'that' || ['his', 'her', 'their', 'my', 'your', 'our', 'its'].includes(w0)) {
+    } else if (
+      w0 === 'the' ||
+      w0 === 'this' ||
+      w0 === 'that' ||
+      ['his', 'her', 'their', 'my', 'your', 'our', 'its'].includes(w0)
+    ) {
       this.take();
       definite = true;
       const n = this.peek() && NUMBER_WORDS[this.peek()!];
@@ -521,22 +847,45 @@ class Reader {
         continue;
       }
       // "a black and white cat": two adjectives joined by "and" before one noun.
-      if (w === 'and' && words.length && words.every((x) => ADJECTIVES.has(x) || COLOURS.has(x)) && this.peek(1) && (ADJECTIVES.has(this.peek(1)!) || COLOURS.has(this.peek(1)!)) && this.peek(2) && !NP_BOUNDARY.has(this.peek(2)!)) {
+      if (
+        w === 'and' &&
+        words.length &&
+        words.every((x) => ADJECTIVES.has(x) || COLOURS.has(x)) &&
+        this.peek(1) &&
+        (ADJECTIVES.has(this.peek(1)!) || COLOURS.has(this.peek(1)!)) &&
+        this.peek(2) &&
+        !NP_BOUNDARY.has(this.peek(2)!)
+      ) {
         words.push(w);
         this.take();
         continue;
       }
-      if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right') ) break;
+      if (NP_BOUNDARY.has(w) && !(w === 'left' || w === 'right')) break;
       if (w === 'held' && this.peek(1) === 'by') break;
       if (words.length && (w === 'there' || PLACED_WORDS.has(w))) break;
       if ((w === 'left' || w === 'right') && (this.peek(1) === 'of' || this.peek(1) === 'side' || words.length)) break;
       if (SEPARATORS.has(w) || w === ',') break;
       const prev = words[words.length - 1];
-      if (words.length && (PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 5)) && !(prev && ADJECTIVES.has(prev) && this.peek(1) && !NP_BOUNDARY.has(this.peek(1)!))) break;
+      if (
+        words.length &&
+        (PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 5)) &&
+        !(prev && ADJECTIVES.has(prev) && this.peek(1) && !NP_BOUNDARY.has(this.peek(1)!))
+      )
+        break;
       if (words.length && /ly$/.test(w) && w.length > 4) break;
       if (NUMBER_WORDS[w] !== undefined && words.length) break;
       // "a cat sleeps on a mat": after a singular determiner, a plural-looking word that follows a noun is a verb.
-      if (words.length && (count === 1 || (definite && count === undefined && !knownSize(singularize(w)))) && isPluralNoun(w) && prev && prev !== 'of' && !DETERMINERS.has(prev) && !ADJECTIVES.has(prev) && !ATTACHMENTS.has(w)) break;
+      if (
+        words.length &&
+        (count === 1 || (definite && count === undefined && !knownSize(singularize(w)))) &&
+        isPluralNoun(w) &&
+        prev &&
+        prev !== 'of' &&
+        !DETERMINERS.has(prev) &&
+        !ADJECTIVES.has(prev) &&
+        !ATTACHMENTS.has(w)
+      )
+        break;
       words.push(w);
       this.take();
     }
@@ -555,7 +904,16 @@ class Reader {
     const head = singularize(rawHead);
     if (group) {
       const phrase = [...prefix, ...words].join(' ');
-      return { prefix, words, head, count: 1, counted: false, group: true, definite, groupPhrase: /^(a|an)\s/.test(phrase) ? withArticle(phrase) : phrase };
+      return {
+        prefix,
+        words,
+        head,
+        count: 1,
+        counted: false,
+        group: true,
+        definite,
+        groupPhrase: /^(a|an)\s/.test(phrase) ? withArticle(phrase) : phrase,
+      };
     }
     const shownWords = [...words];
     shownWords[headIndex] = head;
@@ -645,7 +1003,10 @@ class Reader {
   private relation(): boolean {
     const start = this.pos;
     // "on the left (side) (of X)", "to the right of X", "at the left", "on its left"
-    if ((this.accept('on') || this.accept('to') || this.accept('at')) && (this.accept('the') || this.accept('its') || this.accept('their') || true)) {
+    if (
+      (this.accept('on') || this.accept('to') || this.accept('at')) &&
+      (this.accept('the') || this.accept('its') || this.accept('their') || true)
+    ) {
       const h = this.side();
       if (h) {
         this.accept('side');
@@ -656,7 +1017,9 @@ class Reader {
             this.anchor(h);
             return true;
           }
-          const ok = this.relationTo((s, o) => (h === 'left' ? { kind: 'left', a: s, b: o } : { kind: 'left', a: o, b: s }));
+          const ok = this.relationTo((s, o) =>
+            h === 'left' ? { kind: 'left', a: s, b: o } : { kind: 'left', a: o, b: s },
+          );
           if (ok) return true;
         }
         this.anchor(h);
@@ -716,7 +1079,17 @@ class Reader {
       this.anchor(undefined, 'top');
       return true;
     }
-    if (this.accept('next', 'to') || this.accept('beside') || this.accept('besides') || this.accept('alongside') || this.accept('close', 'to') || this.accept('near') || this.accept('by') || this.accept('facing') || this.accept('opposite')) {
+    if (
+      this.accept('next', 'to') ||
+      this.accept('beside') ||
+      this.accept('besides') ||
+      this.accept('alongside') ||
+      this.accept('close', 'to') ||
+      this.accept('near') ||
+      this.accept('by') ||
+      this.accept('facing') ||
+      this.accept('opposite')
+    ) {
       return this.relationTo((s, o) => ({ kind: 'next', a: s, b: o }));
     }
     if (this.accept('between') || this.accept('among') || this.accept('amid')) {
@@ -740,9 +1113,26 @@ class Reader {
     }
     if (this.accept('above') || this.accept('over')) return this.relationTo((s, o) => ({ kind: 'above', a: s, b: o }));
     if (this.accept('below')) return this.relationTo((s, o) => ({ kind: 'above', a: o, b: s }));
-    if (this.accept('under') || this.accept('beneath') || this.accept('underneath')) return this.relationTo((s, o) => ({ kind: 'under', a: s, b: o }));
+    if (this.accept('under') || this.accept('beneath') || this.accept('underneath'))
+      return this.relationTo((s, o) => ({ kind: 'under', a: s, b: o }));
     if (this.accept('behind')) return this.relationTo((s, o) => ({ kind: 'behind', a: s, b: o }));
-    for (const prep of ['on', 'in', 'at', 'inside', 'into', 'onto', 'within', 'across', 'along', 'around', 'against', 'through', 'during', 'from', 'outside']) {
+    for (const prep of [
+      'on',
+      'in',
+      'at',
+      'inside',
+      'into',
+      'onto',
+      'within',
+      'across',
+      'along',
+      'around',
+      'against',
+      'through',
+      'during',
+      'from',
+      'outside',
+    ]) {
       if (this.accept(prep)) return this.placeOn(prep);
     }
     return false;
@@ -758,11 +1148,20 @@ class Reader {
     if (!np) return true;
     if (np.pronoun) {
       const s = this.subject();
-      const kind = ['in', 'inside', 'into', 'within'].includes(prep) ? 'inside' : ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep) ? 'on' : 'next';
-      for (const o of this.refer(np, false)) if (s && o.index !== s.index) this.relations.push({ kind, a: s.index, b: o.index });
+      const kind = ['in', 'inside', 'into', 'within'].includes(prep)
+        ? 'inside'
+        : ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep)
+          ? 'on'
+          : 'next';
+      for (const o of this.refer(np, false))
+        if (s && o.index !== s.index) this.relations.push({ kind, a: s.index, b: o.index });
       return true;
     }
-    const contact: 'on' | 'inside' | 'next' = ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep) ? 'on' : ['in', 'inside', 'into', 'within'].includes(prep) ? 'inside' : 'next';
+    const contact: 'on' | 'inside' | 'next' = ['on', 'onto', 'upon', 'atop', 'on top of'].includes(prep)
+      ? 'on'
+      : ['in', 'inside', 'into', 'within'].includes(prep)
+        ? 'inside'
+        : 'next';
     const existing = [...this.entities].reverse().find((e) => e.head === np.head);
     const s = this.subject();
     if (existing && s && existing.index !== s.index) {
@@ -774,20 +1173,40 @@ class Reader {
       return true;
     }
     if (SKY_WORDS.has(np.head)) this.anchor(undefined, 'top');
-    const thing = prep === 'on top of' || (contact !== 'next' && !np.group && knownSize(np.head) !== undefined && !PLACES.has(np.head) && !PLACES.has(np.words.join(' ')));
+    const thing =
+      prep === 'on top of' ||
+      (contact !== 'next' &&
+        !np.group &&
+        knownSize(np.head) !== undefined &&
+        !PLACES.has(np.head) &&
+        !PLACES.has(np.words.join(' ')));
     if (thing) {
       const e = this.refer(np, true)[0];
       const kind = contact === 'next' ? 'on' : contact;
       if (e && s && e.index !== s.index) {
         // Everything listed with the subject and not placed otherwise rests there too.
-        const listed = this.unplaced.filter((x) => x !== s && x.index !== e.index && !x.anchorH && !x.anchorV && !this.relations.some((r) => r.a === x.index || r.b === x.index));
+        const listed = this.unplaced.filter(
+          (x) =>
+            x !== s &&
+            x.index !== e.index &&
+            !x.anchorH &&
+            !x.anchorV &&
+            !this.relations.some((r) => r.a === x.index || r.b === x.index),
+        );
         for (const x of [...listed, s]) this.relations.push({ kind, a: x.index, b: e.index });
       } else if (e && !s) this.pendingRelations.push((a) => this.relations.push({ kind, a, b: e.index }));
       this.unplaced = [];
       return true;
     }
-    const phrase = np.definite ? `the ${np.words.join(' ')}` : np.words.length === 1 && TIME_WORDS.has(np.words[0]!) ? np.words[0]! : withArticle(np.words.join(' '));
-    this.settings.push({ prep: prep === 'on top of' ? 'on' : prep, np: np.group ? np.groupPhrase ?? phrase : phrase });
+    const phrase = np.definite
+      ? `the ${np.words.join(' ')}`
+      : np.words.length === 1 && TIME_WORDS.has(np.words[0]!)
+        ? np.words[0]!
+        : withArticle(np.words.join(' '));
+    this.settings.push({
+      prep: prep === 'on top of' ? 'on' : prep,
+      np: np.group ? (np.groupPhrase ?? phrase) : phrase,
+    });
     return true;
   }
 }
@@ -798,7 +1217,10 @@ export interface ReadOptions {
 }
 
 export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Description {
-  const cleaned = text.replace(/\s+/g, ' ').trim().replace(/[.!]+$/, '');
+  const cleaned = text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/[.!]+$/, '');
   const english = looksEnglish(cleaned);
   const neg = findNegations(cleaned);
   const caption = removeSpans(cleaned, neg.spans) || cleaned;
@@ -810,7 +1232,11 @@ export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Des
   const excludedHeads = new Set(exclude.map((x) => singularize(x.split(/\s+/).pop() ?? x)));
   const settings = [...reader.settings];
   // A place named like an object ("a park", "a lake with a boat") is the background, not a box.
-  const places = new Set(reader.entities.filter((e) => !e.group && e.count === 1 && (PLACES.has(e.head) || PLACES.has(stripArticle(e.label)))).map((e) => e.index));
+  const places = new Set(
+    reader.entities
+      .filter((e) => !e.group && e.count === 1 && (PLACES.has(e.head) || PLACES.has(stripArticle(e.label))))
+      .map((e) => e.index),
+  );
   for (const e of reader.entities) if (places.has(e.index)) settings.unshift({ prep: '', np: e.label });
   for (const r of reader.relations) {
     const subject = reader.entities[r.a];
@@ -821,15 +1247,25 @@ export function describe(text: string, opts: ReadOptions = { maxCount: 8 }): Des
   const keep = reader.entities.filter((e) => !excludedHeads.has(e.head) && !places.has(e.index));
   // The background never repeats a boxed object: the image model would paint it twice.
   const boxedHeads = new Set(keep.map((e) => e.head));
-  const settingHead = (np: string) => singularize(np.split(/\s+/).filter((w) => w !== 'of').pop() ?? np);
-  for (let i = settings.length - 1; i >= 0; i--) if (boxedHeads.has(settingHead(settings[i]!.np))) settings.splice(i, 1);
+  const settingHead = (np: string) =>
+    singularize(
+      np
+        .split(/\s+/)
+        .filter((w) => w !== 'of')
+        .pop() ?? np,
+    );
+  for (let i = settings.length - 1; i >= 0; i--)
+    if (boxedHeads.has(settingHead(settings[i]!.np))) settings.splice(i, 1);
   const remap = new Map(keep.map((e, i) => [e.index, i] as const));
   const entities = keep.map((e, i) => ({ ...e, index: i }));
   const relations = reader.relations
     .filter((r) => remap.has(r.a) && remap.has(r.b) && (r.kind !== 'between' || r.c === undefined || remap.has(r.c)))
     .map((r): Relation => {
-      const a = remap.get(r.a)!, b = remap.get(r.b)!;
-      return r.kind === 'between' ? { ...r, a, b, ...(r.c !== undefined ? { c: remap.get(r.c)! } : {}) } : { ...r, a, b };
+      const a = remap.get(r.a)!,
+        b = remap.get(r.b)!;
+      return r.kind === 'between'
+        ? { ...r, a, b, ...(r.c !== undefined ? { c: remap.get(r.c)! } : {}) }
+        : { ...r, a, b };
     });
   return { entities, relations, style, settings, exclude, caption, order: reader.order, english };
 }

@@ -38,11 +38,15 @@ function capRegions(d: Description, maxRegions: number, warnings: string[]): voi
     if (!biggest) break;
     biggest.group = true;
     biggest.label = `${biggest.count} ${stripArticle(biggest.label).replace(/^(\S+)/, (w) => w)}`;
-    warnings.push(`drew the ${biggest.count} × "${biggest.head}" as one group box to stay within ${maxRegions} regions`);
+    warnings.push(
+      `drew the ${biggest.count} × "${biggest.head}" as one group box to stay within ${maxRegions} regions`,
+    );
   }
   while (total() > maxRegions) {
     const dropped = d.entities.pop()!;
-    d.relations = d.relations.filter((r) => r.a !== dropped.index && r.b !== dropped.index && (r.kind !== 'between' || r.c !== dropped.index));
+    d.relations = d.relations.filter(
+      (r) => r.a !== dropped.index && r.b !== dropped.index && (r.kind !== 'between' || r.c !== dropped.index),
+    );
     warnings.push(`left out "${dropped.label}": at most ${maxRegions} regions`);
   }
 }
@@ -51,7 +55,9 @@ function settingText(d: Description): { background: string; where: string } {
   const parts = d.settings.map((s, i) => (i === 0 || !s.prep ? s.np : `${s.prep} ${s.np}`));
   const background = parts.join(' ').trim();
   const first = d.settings[0];
-  const where = first ? [first.prep || 'in', first.np, ...d.settings.slice(1).map((s) => `${s.prep} ${s.np}`.trim())].join(' ').trim() : '';
+  const where = first
+    ? [first.prep || 'in', first.np, ...d.settings.slice(1).map((s) => `${s.prep} ${s.np}`.trim())].join(' ').trim()
+    : '';
   return { background, where };
 }
 
@@ -61,9 +67,11 @@ export function planOffline(text: string, opts: PlanOptions = {}): PlanResult {
   const height = opts.height ?? 1024;
   const warnings: string[] = [];
   const input = text.trim();
-  if (!/[\p{L}\p{N}]/u.test(input)) throw new Error('the scene description is empty: describe what the picture should show');
+  if (!/[\p{L}\p{N}]/u.test(input))
+    throw new Error('the scene description is empty: describe what the picture should show');
   const d = describe(input, { maxCount: limits.maxRegions });
-  if (!d.english) warnings.push('the offline planner reads English only: the text is used as one caption without boxes');
+  if (!d.english)
+    warnings.push('the offline planner reads English only: the text is used as one caption without boxes');
   capRegions(d, limits.maxRegions, warnings);
   const { background, where } = settingText(d);
   const style = d.style ? stripArticle(d.style) : '';
@@ -71,15 +79,24 @@ export function planOffline(text: string, opts: PlanOptions = {}): PlanResult {
   const regions: Region[] = placed.map((p, i) => {
     const e = d.entities[p.entity]!;
     const label = clip(e.label, LIMITS.labelMax);
-    const prompt = [label + (e.action ? ` ${e.action}` : '') + (where ? ` ${where}` : ''), style].filter(Boolean).join(', ');
+    const prompt = [label + (e.action ? ` ${e.action}` : '') + (where ? ` ${where}` : ''), style]
+      .filter(Boolean)
+      .join(', ');
     return { id: `r${i + 1}`, label, prompt: clip(prompt, LIMITS.promptMax), box: p.box };
   });
-  const scene = normalizeScene({
-    width, height,
-    prompt: clip(capitalize(d.caption), LIMITS.promptMax * 2),
-    background: clip([background || (d.english ? 'a realistic scene' : ''), style].filter(Boolean).join(', '), LIMITS.promptMax),
-    exclude: d.exclude.slice(0, LIMITS.excludeMax).map((x) => clip(x, LIMITS.labelMax)),
-    regions,
-  }, limits);
+  const scene = normalizeScene(
+    {
+      width,
+      height,
+      prompt: clip(capitalize(d.caption), LIMITS.promptMax * 2),
+      background: clip(
+        [background || (d.english ? 'a realistic scene' : ''), style].filter(Boolean).join(', '),
+        LIMITS.promptMax,
+      ),
+      exclude: d.exclude.slice(0, LIMITS.excludeMax).map((x) => clip(x, LIMITS.labelMax)),
+      regions,
+    },
+    limits,
+  );
   return { scene: validateScene(scene, limits), source: 'offline', warnings };
 }

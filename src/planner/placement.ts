@@ -38,20 +38,31 @@ function target(where: Where, size: { w: number; h: number }): { x: number; y: n
       const c = { x: where.of.x + where.of.w / 2, y: where.of.y + where.of.h / 2 };
       const gap = 0.03;
       switch (where.side) {
-        case 'left': return { x: where.of.x - gap - size.w / 2, y: c.y };
-        case 'right': return { x: where.of.x + where.of.w + gap + size.w / 2, y: c.y };
-        case 'above': return { x: c.x, y: where.of.y - gap - size.h / 2 };
-        case 'below': return { x: c.x, y: where.of.y + where.of.h + gap + size.h / 2 };
-        case 'on': return { x: c.x, y: where.of.y + size.h * 0.35 };
+        case 'left':
+          return { x: where.of.x - gap - size.w / 2, y: c.y };
+        case 'right':
+          return { x: where.of.x + where.of.w + gap + size.w / 2, y: c.y };
+        case 'above':
+          return { x: c.x, y: where.of.y - gap - size.h / 2 };
+        case 'below':
+          return { x: c.x, y: where.of.y + where.of.h + gap + size.h / 2 };
+        case 'on':
+          return { x: c.x, y: where.of.y + size.h * 0.35 };
         default: {
           // "next to": whichever side has more room.
-          const right = 1 - (where.of.x + where.of.w), left = where.of.x;
-          return right >= left ? { x: where.of.x + where.of.w + gap + size.w / 2, y: c.y } : { x: where.of.x - gap - size.w / 2, y: c.y };
+          const right = 1 - (where.of.x + where.of.w),
+            left = where.of.x;
+          return right >= left
+            ? { x: where.of.x + where.of.w + gap + size.w / 2, y: c.y }
+            : { x: where.of.x - gap - size.w / 2, y: c.y };
         }
       }
     }
     case 'between':
-      return { x: (where.a.x + where.a.w / 2 + where.b.x + where.b.w / 2) / 2, y: (where.a.y + where.a.h / 2 + where.b.y + where.b.h / 2) / 2 };
+      return {
+        x: (where.a.x + where.a.w / 2 + where.b.x + where.b.w / 2) / 2,
+        y: (where.a.y + where.a.h / 2 + where.b.y + where.b.h / 2) / 2,
+      };
   }
 }
 
@@ -71,14 +82,21 @@ export function placeBox(scene: Scene, where: Where, size: { w: number; h: numbe
   }
   const t = target(where, size);
   const allowOverlap = where.kind === 'near' && where.side === 'on';
-  let best: Box | undefined, bestScore = Infinity;
+  let best: Box | undefined,
+    bestScore = Infinity;
   const step = 1 / 64;
   for (let y = 0; y + size.h <= 1 + 1e-9; y += step) {
     for (let x = 0; x + size.w <= 1 + 1e-9; x += step) {
       const b = { x, y, w: size.w, h: size.h };
-      const ov = others.reduce((s, o) => s + (allowOverlap && where.kind === 'near' && o === where.of ? 0 : overlap(b, o)), 0) / (size.w * size.h);
-      const cx = x + size.w / 2, cy = y + size.h / 2;
-      const dist = t ? Math.hypot(cx - t.x, cy - t.y) : -Math.min(1, ...others.map((o) => Math.hypot(cx - (o.x + o.w / 2), cy - (o.y + o.h / 2)))) * 0.5 + Math.hypot(cx - 0.5, cy - 0.5) * 0.1;
+      const ov =
+        others.reduce((s, o) => s + (allowOverlap && where.kind === 'near' && o === where.of ? 0 : overlap(b, o)), 0) /
+        (size.w * size.h);
+      const cx = x + size.w / 2,
+        cy = y + size.h / 2;
+      const dist = t
+        ? Math.hypot(cx - t.x, cy - t.y)
+        : -Math.min(1, ...others.map((o) => Math.hypot(cx - (o.x + o.w / 2), cy - (o.y + o.h / 2)))) * 0.5 +
+          Math.hypot(cx - 0.5, cy - 0.5) * 0.1;
       const score = ov * 4 + dist;
       if (score < bestScore) [best, bestScore] = [b, score];
     }
@@ -88,7 +106,9 @@ export function placeBox(scene: Scene, where: Where, size: { w: number; h: numbe
 
 /** A box grown or shrunk around its centre, kept inside the image. */
 export function scaleBox(b: Box, factor: number): Box {
-  const w = clamp(b.w * factor, 0.05, 1), h = clamp(b.h * factor, 0.05, 1);
-  const cx = b.x + b.w / 2, cy = b.y + b.h / 2;
+  const w = clamp(b.w * factor, 0.05, 1),
+    h = clamp(b.h * factor, 0.05, 1);
+  const cx = b.x + b.w / 2,
+    cy = b.y + b.h / 2;
   return { x: clamp(cx - w / 2, 0, 1 - w), y: clamp(cy - h / 2, 0, 1 - h), w, h };
 }

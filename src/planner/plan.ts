@@ -35,7 +35,10 @@ export interface PlanSceneOptions {
 const EPS = 0.01;
 
 function words(text: string): string[] {
-  return text.toLowerCase().split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  return text
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean);
 }
 
 /** Does the text name the thing? Compared by its last word, singular or plural ("no dogs" ↔ "a dog"). */
@@ -57,22 +60,31 @@ function iou(a: Box, b: Box): number {
 export function planProblems(plan: WirePlan, text: string, maxRegions: number): string[] {
   const out: string[] = [];
   if (!plan.prompt.trim()) out.push('prompt is empty: write a one-sentence caption of the whole picture');
-  if (plan.regions.length > maxRegions) out.push(`the layout has ${plan.regions.length} regions; at most ${maxRegions} are allowed: merge or drop some (a crowd can be one box)`);
+  if (plan.regions.length > maxRegions)
+    out.push(
+      `the layout has ${plan.regions.length} regions; at most ${maxRegions} are allowed: merge or drop some (a crowd can be one box)`,
+    );
   const pixels = plan.regions.some((r) => [r.box.x, r.box.y, r.box.w, r.box.h].some((v) => v > 1.5));
   plan.regions.slice(0, maxRegions * 2).forEach((r, i) => {
     const who = `regions[${i}] ("${clip(r.label, 40)}")`;
     if (!r.label.trim()) out.push(`regions[${i}] has an empty label`);
-    else if (r.label.length > LIMITS.labelMax) out.push(`${who}: the label is ${r.label.length} characters; keep it under ${LIMITS.labelMax}`);
-    if (r.prompt.length > LIMITS.promptMax) out.push(`${who}: the prompt is ${r.prompt.length} characters; keep it under ${LIMITS.promptMax}`);
+    else if (r.label.length > LIMITS.labelMax)
+      out.push(`${who}: the label is ${r.label.length} characters; keep it under ${LIMITS.labelMax}`);
+    if (r.prompt.length > LIMITS.promptMax)
+      out.push(`${who}: the prompt is ${r.prompt.length} characters; keep it under ${LIMITS.promptMax}`);
     const { x, y, w, h } = r.box;
-    if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0) out.push(`${who}: the box needs a positive width and height`);
+    if (![x, y, w, h].every(Number.isFinite) || w <= 0 || h <= 0)
+      out.push(`${who}: the box needs a positive width and height`);
     else if (x < -EPS || y < -EPS || x + w > 1 + EPS || y + h > 1 + EPS) {
-      out.push(`${who}: the box {x: ${x}, y: ${y}, w: ${w}, h: ${h}} is outside the image: use fractions between 0 and 1 with x + w ≤ 1 and y + h ≤ 1${pixels ? ' (these look like pixels)' : ''}`);
+      out.push(
+        `${who}: the box {x: ${x}, y: ${y}, w: ${w}, h: ${h}} is outside the image: use fractions between 0 and 1 with x + w ≤ 1 and y + h ≤ 1${pixels ? ' (these look like pixels)' : ''}`,
+      );
     }
   });
   for (let i = 0; i < plan.regions.length && i < 32; i++) {
     for (let j = i + 1; j < plan.regions.length && j < 32; j++) {
-      if (iou(plan.regions[i]!.box, plan.regions[j]!.box) > 0.85) out.push(`regions[${i}] and regions[${j}] have almost the same box: give each object its own place`);
+      if (iou(plan.regions[i]!.box, plan.regions[j]!.box) > 0.85)
+        out.push(`regions[${i}] and regions[${j}] have almost the same box: give each object its own place`);
     }
   }
   // LMD's rule: the background never repeats a boxed object (the image model would paint it twice).
@@ -82,15 +94,24 @@ export function planProblems(plan: WirePlan, text: string, maxRegions: number): 
     const last = words(head).pop();
     if (last && !repeated.has(singularize(last)) && mentions(plan.background, head)) {
       repeated.add(singularize(last));
-      out.push(`the background names "${last}", which has its own box (regions[${i}] "${clip(r.label, 40)}"): describe the setting without boxed objects`);
+      out.push(
+        `the background names "${last}", which has its own box (regions[${i}] "${clip(r.label, 40)}"): describe the setting without boxed objects`,
+      );
     }
   });
   for (const x of plan.exclude) {
     const where = [
-      ...plan.regions.flatMap((r, i) => [mentions(r.label, x) ? `regions[${i}].label` : '', mentions(r.prompt, x) ? `regions[${i}].prompt` : '']),
-      mentions(plan.background, x) ? 'background' : '', mentions(plan.prompt, x) ? 'prompt' : '',
+      ...plan.regions.flatMap((r, i) => [
+        mentions(r.label, x) ? `regions[${i}].label` : '',
+        mentions(r.prompt, x) ? `regions[${i}].prompt` : '',
+      ]),
+      mentions(plan.background, x) ? 'background' : '',
+      mentions(plan.prompt, x) ? 'prompt' : '',
     ].filter(Boolean);
-    if (where.length) out.push(`"${x}" is excluded but appears in ${where.join(', ')}: leave excluded things out of every box and text`);
+    if (where.length)
+      out.push(
+        `"${x}" is excluded but appears in ${where.join(', ')}: leave excluded things out of every box and text`,
+      );
   }
   const written = [plan.prompt, plan.background, ...plan.regions.map((r) => `${r.label} ${r.prompt}`)].join(' ');
   if (!looksEnglish(written)) out.push('write the caption, background, labels and prompts in English');
@@ -100,7 +121,10 @@ export function planProblems(plan: WirePlan, text: string, maxRegions: number): 
     for (const e of d.entities) {
       if (!e.counted || e.group || e.count > maxRegions) continue;
       const n = plan.regions.filter((r) => words(r.label).map(singularize).includes(e.head)).length;
-      if (n !== e.count && n > 0) out.push(`the description asks for ${e.count} × "${e.head}" but ${n} box${n === 1 ? '' : 'es'} name it: one box per object`);
+      if (n !== e.count && n > 0)
+        out.push(
+          `the description asks for ${e.count} × "${e.head}" but ${n} box${n === 1 ? '' : 'es'} name it: one box per object`,
+        );
     }
   }
   return out;
@@ -108,18 +132,29 @@ export function planProblems(plan: WirePlan, text: string, maxRegions: number): 
 
 /** Safe repairs of what the repair turn left: boxes moved and scaled into the image, texts clipped. */
 function coerce(plan: WirePlan, maxRegions: number, warnings: string[]): WirePlan {
-  if (plan.regions.length > maxRegions) throw new LlmError(`the LLM planned ${plan.regions.length} regions even after a repair; at most ${maxRegions} are allowed`, 'invalid');
+  if (plan.regions.length > maxRegions)
+    throw new LlmError(
+      `the LLM planned ${plan.regions.length} regions even after a repair; at most ${maxRegions} are allowed`,
+      'invalid',
+    );
   let regions = plan.regions.filter((r) => {
-    const ok = [r.box.x, r.box.y, r.box.w, r.box.h].every(Number.isFinite) && r.box.w > 0 && r.box.h > 0 && r.label.trim();
+    const ok =
+      [r.box.x, r.box.y, r.box.w, r.box.h].every(Number.isFinite) && r.box.w > 0 && r.box.h > 0 && r.label.trim();
     if (!ok) warnings.push(`dropped region "${clip(r.label, 40)}": its box or label is unusable`);
     return ok;
   });
   // Like LMD's box fitting: shift everything right/down when it starts outside, scale it in when it ends outside.
-  const minX = Math.min(0, ...regions.map((r) => r.box.x)), minY = Math.min(0, ...regions.map((r) => r.box.y));
+  const minX = Math.min(0, ...regions.map((r) => r.box.x)),
+    minY = Math.min(0, ...regions.map((r) => r.box.y));
   regions = regions.map((r) => ({ ...r, box: { ...r.box, x: r.box.x - minX, y: r.box.y - minY } }));
-  const maxX = Math.max(1, ...regions.map((r) => r.box.x + r.box.w)), maxY = Math.max(1, ...regions.map((r) => r.box.y + r.box.h));
-  if (maxX > 1 || maxY > 1 || minX < 0 || minY < 0) warnings.push('the LLM placed boxes outside the image; they were scaled into it');
-  regions = regions.map((r) => ({ ...r, box: { x: r.box.x / maxX, y: r.box.y / maxY, w: r.box.w / maxX, h: r.box.h / maxY } }));
+  const maxX = Math.max(1, ...regions.map((r) => r.box.x + r.box.w)),
+    maxY = Math.max(1, ...regions.map((r) => r.box.y + r.box.h));
+  if (maxX > 1 || maxY > 1 || minX < 0 || minY < 0)
+    warnings.push('the LLM placed boxes outside the image; they were scaled into it');
+  regions = regions.map((r) => ({
+    ...r,
+    box: { x: r.box.x / maxX, y: r.box.y / maxY, w: r.box.w / maxX, h: r.box.h / maxY },
+  }));
   // Excluded things never get a box.
   const kept = regions.filter((r) => !plan.exclude.some((x) => mentions(r.label, x)));
   if (kept.length < regions.length) warnings.push('dropped boxes of excluded things');
@@ -133,19 +168,32 @@ function toScene(plan: WirePlan, size: { width: number; height: number }, limits
     prompt: clip(r.prompt.trim() || r.label, LIMITS.promptMax),
     box: r.box,
   }));
-  const exclude = [...new Set(plan.exclude.map((x) => clip(x, LIMITS.labelMax)).filter(Boolean))].slice(0, LIMITS.excludeMax);
-  return normalizeScene({
-    width: size.width, height: size.height,
-    prompt: clip(plan.prompt.trim() || regions.map((r) => r.label).join(', ') || 'a picture', LIMITS.promptMax * 2),
-    background: clip(plan.background, LIMITS.promptMax),
-    exclude,
-    regions,
-  }, limits);
+  const exclude = [...new Set(plan.exclude.map((x) => clip(x, LIMITS.labelMax)).filter(Boolean))].slice(
+    0,
+    LIMITS.excludeMax,
+  );
+  return normalizeScene(
+    {
+      width: size.width,
+      height: size.height,
+      prompt: clip(plan.prompt.trim() || regions.map((r) => r.label).join(', ') || 'a picture', LIMITS.promptMax * 2),
+      background: clip(plan.background, LIMITS.promptMax),
+      exclude,
+      regions,
+    },
+    limits,
+  );
 }
 
-async function planWithLlm(llm: LlmClient, text: string, opts: PlanSceneOptions, limits: SceneLimits): Promise<PlanResult> {
+async function planWithLlm(
+  llm: LlmClient,
+  text: string,
+  opts: PlanSceneOptions,
+  limits: SceneLimits,
+): Promise<PlanResult> {
   const side = opts.defaultSize ?? 1024;
-  const fixed = opts.width !== undefined && opts.height !== undefined ? { width: opts.width, height: opts.height } : undefined;
+  const fixed =
+    opts.width !== undefined && opts.height !== undefined ? { width: opts.width, height: opts.height } : undefined;
   const shown = fixed ?? { width: side, height: side };
   const result = await llm.structured({
     name: 'scene_layout',
@@ -174,7 +222,8 @@ async function planWithLlm(llm: LlmClient, text: string, opts: PlanSceneOptions,
 
 export async function planScene(text: string, opts: PlanSceneOptions = {}): Promise<PlanResult> {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
-  if (!/[\p{L}\p{N}]/u.test(text)) throw new Error('the scene description is empty: describe what the picture should show');
+  if (!/[\p{L}\p{N}]/u.test(text))
+    throw new Error('the scene description is empty: describe what the picture should show');
   const offline = (warnings: string[]): PlanResult => {
     const side = opts.defaultSize ?? 1024;
     const r = planOffline(text, { width: opts.width ?? side, height: opts.height ?? side, limits });
@@ -182,7 +231,8 @@ export async function planScene(text: string, opts: PlanSceneOptions = {}): Prom
   };
   if (opts.offline) return offline([]);
   if (!opts.llm) {
-    if (opts.llmOnly) throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
+    if (opts.llmOnly)
+      throw new LlmError('no LLM is configured: set OPENAI_API_KEY and/or OPENAI_BASE_URL', 'unreachable');
     const note = 'no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline planner';
     log.debug(note);
     return offline([note]);

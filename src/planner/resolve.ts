@@ -29,28 +29,120 @@ interface Reference {
   pronoun: boolean;
 }
 
-const DETERMINERS = new Set(['the', 'that', 'this', 'those', 'these', 'a', 'an', 'my', 'your', 'our', 'his', 'her', 'its', 'their']);
-const PREPS = new Set(['on', 'at', 'in', 'to', 'of', 'from', 'side', 'hand', 'most', 'part', 'half', 'corner', 'edge', 'image', 'picture', 'scene', 'photo', 'is', 'that', 'which', 'who', 'there', 'in', 'sitting', 'standing', 'placed', 'located']);
+const DETERMINERS = new Set([
+  'the',
+  'that',
+  'this',
+  'those',
+  'these',
+  'a',
+  'an',
+  'my',
+  'your',
+  'our',
+  'his',
+  'her',
+  'its',
+  'their',
+]);
+const PREPS = new Set([
+  'on',
+  'at',
+  'in',
+  'to',
+  'of',
+  'from',
+  'side',
+  'hand',
+  'most',
+  'part',
+  'half',
+  'corner',
+  'edge',
+  'image',
+  'picture',
+  'scene',
+  'photo',
+  'is',
+  'that',
+  'which',
+  'who',
+  'there',
+  'in',
+  'sitting',
+  'standing',
+  'placed',
+  'located',
+]);
 const ALL_WORDS = new Set(['all', 'both', 'every', 'each', 'them']);
-const ANY_NOUNS = new Set(['one', 'ones', 'thing', 'things', 'object', 'objects', 'item', 'items', 'region', 'box', 'it', 'guy']);
+const ANY_NOUNS = new Set([
+  'one',
+  'ones',
+  'thing',
+  'things',
+  'object',
+  'objects',
+  'item',
+  'items',
+  'region',
+  'box',
+  'it',
+  'guy',
+]);
 const PRONOUNS = new Set(['it', 'them', 'him', 'her', 'they']);
 const DIRS: Record<string, Dir> = {
-  left: 'left', leftmost: 'left', 'left-hand': 'left', 'left-most': 'left', west: 'left',
-  right: 'right', rightmost: 'right', 'right-hand': 'right', 'right-most': 'right', east: 'right',
-  top: 'top', upper: 'top', topmost: 'top', uppermost: 'top', higher: 'top', highest: 'top', above: 'top', up: 'top',
-  bottom: 'bottom', lower: 'bottom', lowest: 'bottom', bottommost: 'bottom', below: 'bottom', down: 'bottom',
-  middle: 'middle', center: 'middle', centre: 'middle', central: 'middle', mid: 'middle',
+  left: 'left',
+  leftmost: 'left',
+  'left-hand': 'left',
+  'left-most': 'left',
+  west: 'left',
+  right: 'right',
+  rightmost: 'right',
+  'right-hand': 'right',
+  'right-most': 'right',
+  east: 'right',
+  top: 'top',
+  upper: 'top',
+  topmost: 'top',
+  uppermost: 'top',
+  higher: 'top',
+  highest: 'top',
+  above: 'top',
+  up: 'top',
+  bottom: 'bottom',
+  lower: 'bottom',
+  lowest: 'bottom',
+  bottommost: 'bottom',
+  below: 'bottom',
+  down: 'bottom',
+  middle: 'middle',
+  center: 'middle',
+  centre: 'middle',
+  central: 'middle',
+  mid: 'middle',
 };
 const BIG = new Set(['bigger', 'biggest', 'larger', 'largest', 'big', 'large', 'huge', 'giant', 'taller', 'tallest']);
 const SMALL = new Set(['smaller', 'smallest', 'little', 'small', 'tiny', 'shorter', 'shortest', 'littler', 'littlest']);
 const SYNONYMS: Record<string, string[]> = {
-  cat: ['kitty', 'kitten', 'kittie'], dog: ['puppy', 'pup', 'doggo', 'doggy', 'hound'], car: ['automobile', 'vehicle'],
+  cat: ['kitty', 'kitten', 'kittie'],
+  dog: ['puppy', 'pup', 'doggo', 'doggy', 'hound'],
+  car: ['automobile', 'vehicle'],
   mug: ['cup'],
-  bike: ['bicycle'], bicycle: ['bike'], sofa: ['couch'], couch: ['sofa'], rabbit: ['bunny'], bunny: ['rabbit'],
+  bike: ['bicycle'],
+  bicycle: ['bike'],
+  sofa: ['couch'],
+  couch: ['sofa'],
+  rabbit: ['bunny'],
+  bunny: ['rabbit'],
 };
 
 function words(text: string): string[] {
-  return text.toLowerCase().replace(/['’]s\b/g, '').replace(/[^\p{L}\p{N}\s-]/gu, ' ').split(/\s+/).filter(Boolean);
+  return text
+    .toLowerCase()
+    .replace(/['’]s\b/g, '')
+    .replace(/[^\p{L}\p{N}\s-]/gu, ' ')
+    .split(/\s+/)
+    .filter(Boolean);
 }
 
 export function parseReference(phrase: string): Reference {
@@ -115,7 +207,8 @@ export function parseReference(phrase: string): Reference {
   }
   ref.attributes = rest.filter((x) => COLOURS.has(x) || ADJECTIVES.has(x) || x.length > 2);
   // "the top one", "on top": a superlative picks one even if "ones" sounded plural.
-  if (ref.ordinal !== undefined || ref.size || (ref.dirs.length && !ALL_WORDS.has(w[0] ?? ''))) ref.plural = ref.plural && ALL_WORDS.has(w[0] ?? '');
+  if (ref.ordinal !== undefined || ref.size || (ref.dirs.length && !ALL_WORDS.has(w[0] ?? '')))
+    ref.plural = ref.plural && ALL_WORDS.has(w[0] ?? '');
   return ref;
 }
 
@@ -126,7 +219,21 @@ function regionWords(r: Region): { label: string[]; prompt: string[] } {
 /** One-way: "the person" may be any of these, but "the man" is not "the woman". */
 const HYPONYMS: Record<string, string[]> = {
   person: ['man', 'woman', 'girl', 'boy', 'child', 'kid', 'lady', 'guy', 'human', 'people', 'person'],
-  animal: ['cat', 'dog', 'bird', 'horse', 'cow', 'sheep', 'rabbit', 'fox', 'bear', 'lion', 'tiger', 'elephant', 'mouse'],
+  animal: [
+    'cat',
+    'dog',
+    'bird',
+    'horse',
+    'cow',
+    'sheep',
+    'rabbit',
+    'fox',
+    'bear',
+    'lion',
+    'tiger',
+    'elephant',
+    'mouse',
+  ],
   vehicle: ['car', 'bus', 'truck', 'bike', 'bicycle', 'motorcycle', 'train', 'boat'],
 };
 
@@ -176,12 +283,15 @@ function nameCandidates(regions: Region[]): string[] {
 }
 
 function ordinalWord(n: number): string {
-  return ['first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth', 'tenth'][n - 1] ?? `${n}th`;
+  return (
+    ['first', 'second', 'third', 'fourth', 'fifth', 'sixth', 'seventh', 'eighth', 'ninth', 'tenth'][n - 1] ?? `${n}th`
+  );
 }
 
 function question(noun: string | undefined, regions: Region[]): string {
   const names = nameCandidates(regions);
-  const list = names.length <= 2 ? names.join(' or ') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
+  const list =
+    names.length <= 2 ? names.join(' or ') : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
   return `Which ${noun ?? 'one'} do you mean: ${list}?`;
 }
 
@@ -194,10 +304,14 @@ function best(regions: Region[], score: (r: Region) => number, margin: number): 
 function dirScore(d: Dir, b: Box, group: Region[]): number {
   const c = centre(b);
   switch (d) {
-    case 'left': return c.x;
-    case 'right': return 1 - c.x;
-    case 'top': return c.y;
-    case 'bottom': return 1 - c.y;
+    case 'left':
+      return c.x;
+    case 'right':
+      return 1 - c.x;
+    case 'top':
+      return c.y;
+    case 'bottom':
+      return 1 - c.y;
     case 'middle': {
       const mx = group.reduce((s, r) => s + centre(r.box).x, 0) / group.length;
       const my = group.reduce((s, r) => s + centre(r.box).y, 0) / group.length;
@@ -247,7 +361,11 @@ export function resolveReference(scene: Scene, phrase: string, opts: ResolveOpti
   }
   if (!candidates.length) {
     const noun = ref.noun ?? 'one';
-    return { kind: 'none', noun, question: `I can't find ${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun} in this picture. ${scene.regions.length ? `It has ${[...new Set(scene.regions.map((r) => r.label))].join(', ')}.` : 'It has no separate objects.'} Which one do you mean?` };
+    return {
+      kind: 'none',
+      noun,
+      question: `I can't find ${/^[aeiou]/.test(noun) ? 'an' : 'a'} ${noun} in this picture. ${scene.regions.length ? `It has ${[...new Set(scene.regions.map((r) => r.label))].join(', ')}.` : 'It has no separate objects.'} Which one do you mean?`,
+    };
   }
   if (ref.attributes.length) {
     const withAttrs = candidates.filter((r) => {
@@ -261,10 +379,17 @@ export function resolveReference(scene: Scene, phrase: string, opts: ResolveOpti
   if (candidates.length === 1) return { kind: 'unique', id: candidates[0]!.id };
   let pool = candidates;
   if (ref.ordinal !== undefined) {
-    const sorted = axisSort(pool, ref.from ?? (ref.dirs.length === 1 && ref.dirs[0] !== 'middle' ? ref.dirs[0] : undefined));
+    const sorted = axisSort(
+      pool,
+      ref.from ?? (ref.dirs.length === 1 && ref.dirs[0] !== 'middle' ? ref.dirs[0] : undefined),
+    );
     const k = ref.ordinal < 0 ? sorted.length - 1 : ref.ordinal - 1;
     if (k >= sorted.length) {
-      return { kind: 'ambiguous', ids: pool.map((r) => r.id), question: `There ${pool.length === 1 ? 'is' : 'are'} only ${pool.length}. ${question(ref.noun, pool)}` };
+      return {
+        kind: 'ambiguous',
+        ids: pool.map((r) => r.id),
+        question: `There ${pool.length === 1 ? 'is' : 'are'} only ${pool.length}. ${question(ref.noun, pool)}`,
+      };
     }
     pool = [sorted[k]!];
   } else if (ref.dirs.length) {
@@ -274,9 +399,13 @@ export function resolveReference(scene: Scene, phrase: string, opts: ResolveOpti
   if (pool.length > 1 && ref.size) {
     const area = (r: Region) => r.box.w * r.box.h;
     const sorted = [...pool].sort((a, b) => (ref.size === 'big' ? area(b) - area(a) : area(a) - area(b)));
-    const first = area(sorted[0]!), second = area(sorted[1]!);
+    const first = area(sorted[0]!),
+      second = area(sorted[1]!);
     const ratio = Math.max(first, second) / Math.max(1e-9, Math.min(first, second));
-    pool = ratio >= 1.15 ? [sorted[0]!] : sorted.filter((r) => Math.max(area(r), first) / Math.max(1e-9, Math.min(area(r), first)) < 1.15);
+    pool =
+      ratio >= 1.15
+        ? [sorted[0]!]
+        : sorted.filter((r) => Math.max(area(r), first) / Math.max(1e-9, Math.min(area(r), first)) < 1.15);
   }
   if (pool.length === 1) return { kind: 'unique', id: pool[0]!.id };
   return { kind: 'ambiguous', ids: pool.map((r) => r.id), question: question(ref.noun, pool) };

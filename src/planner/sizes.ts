@@ -65,7 +65,9 @@ export interface SizePrior {
 }
 
 const PRIORS: ReadonlyMap<string, SizePrior> = new Map(
-  [...TABLE.matchAll(/([a-z-]+)\s+([\d.]+)x([\d.]+)/g)].map((m) => [m[1]!, { w: Number(m[2]), h: Number(m[3]) }] as const),
+  [...TABLE.matchAll(/([a-z-]+)\s+([\d.]+)x([\d.]+)/g)].map(
+    (m) => [m[1]!, { w: Number(m[2]), h: Number(m[3]) }] as const,
+  ),
 );
 
 /** Nouns that name a kind of person: they take a person's size when the table does not know the word. */

@@ -31,16 +31,20 @@ export type WirePlan = z.infer<typeof WirePlan>;
 
 export const WireEdit = z.object({
   kind: z.enum(['change', 'start_over', 'clarify']),
-  references: z.array(z.object({
-    text: z.string().describe('a phrase of the instruction that points at existing regions, as written'),
-    ids: z.array(z.string()).describe('the region ids it means'),
-  })),
-  update: z.array(z.object({
-    id: z.string(),
-    label: z.string().nullable(),
-    prompt: z.string().nullable(),
-    box: WireBox.nullable(),
-  })),
+  references: z.array(
+    z.object({
+      text: z.string().describe('a phrase of the instruction that points at existing regions, as written'),
+      ids: z.array(z.string()).describe('the region ids it means'),
+    }),
+  ),
+  update: z.array(
+    z.object({
+      id: z.string(),
+      label: z.string().nullable(),
+      prompt: z.string().nullable(),
+      box: WireBox.nullable(),
+    }),
+  ),
   add: z.array(WireRegion),
   remove: z.array(z.string()),
   prompt: z.string().nullable(),

@@ -16,7 +16,12 @@ export function isBlobRef(v: unknown): v is string {
 }
 
 /** Stores files under `<base>:<name>` and returns name → `redis:<key>`. */
-export async function putFiles(redis: Redis, base: string, files: Record<string, string>, ttlSeconds: number): Promise<Record<string, string>> {
+export async function putFiles(
+  redis: Redis,
+  base: string,
+  files: Record<string, string>,
+  ttlSeconds: number,
+): Promise<Record<string, string>> {
   const refs: Record<string, string> = {};
   const tx = redis.multi();
   for (const [name, file] of Object.entries(files)) {
@@ -42,7 +47,11 @@ function writeAtomic(file: string, data: Uint8Array): void {
 }
 
 /** Fetches every `redis:` reference into `dir/<name>`; throws BlobMissingError naming the ones that expired. */
-export async function getFiles(redis: Redis, refs: Record<string, string>, dir: string): Promise<Record<string, string>> {
+export async function getFiles(
+  redis: Redis,
+  refs: Record<string, string>,
+  dir: string,
+): Promise<Record<string, string>> {
   const entries = Object.entries(refs);
   const values = entries.length ? await redis.mgetBuffer(...entries.map(([, ref]) => ref.slice(BLOB_REF.length))) : [];
   const missing = entries.filter((_, i) => values[i] === null).map(([name]) => name);

@@ -1,5 +1,13 @@
 import type { Db } from '../store/db.ts';
-import { DiscordTargetSchema, JobResultSchema, PaintRequestSchema, type DiscordTarget, type Job, type JobProgress, type JobStatus } from './schema.ts';
+import {
+  DiscordTargetSchema,
+  JobResultSchema,
+  PaintRequestSchema,
+  type DiscordTarget,
+  type Job,
+  type JobProgress,
+  type JobStatus,
+} from './schema.ts';
 
 // The bot's durable record of its jobs. The embedded queue keeps its whole state here (table `jobs`); the
 // BullMQ adapter keeps the bot's view of the jobs it put into Redis (table `redis_jobs`, plus the model).
@@ -81,7 +89,6 @@ export function fromRow(r: JobRow): Job {
   };
 }
 
-
 /** Reads and bot-side writes that are the same for both job tables. */
 export class JobTable {
   constructor(
@@ -94,21 +101,29 @@ export class JobTable {
   }
 
   setTarget(id: string, patch: Partial<DiscordTarget>): void {
-    this.db.transaction(() => {
-      const r = this.row(id);
-      if (!r) return;
-      const target = DiscordTargetSchema.parse({ ...JSON.parse(r.target_json), ...patch });
-      this.db.prepare(`UPDATE ${this.name} SET target_json = ? WHERE id = ?`).run(JSON.stringify(target), id);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const r = this.row(id);
+        if (!r) return;
+        const target = DiscordTargetSchema.parse({ ...JSON.parse(r.target_json), ...patch });
+        this.db.prepare(`UPDATE ${this.name} SET target_json = ? WHERE id = ?`).run(JSON.stringify(target), id);
+      })
+      .immediate();
   }
 
   activeFor(userId: string): Job[] {
-    const rows = this.db.prepare(`SELECT * FROM ${this.name} WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY order_seq`).all(userId) as JobRow[];
+    const rows = this.db
+      .prepare(`SELECT * FROM ${this.name} WHERE user_id = ? AND status IN ('queued', 'running') ORDER BY order_seq`)
+      .all(userId) as JobRow[];
     return rows.map(fromRow);
   }
 
   undelivered(): Job[] {
-    const rows = this.db.prepare(`SELECT * FROM ${this.name} WHERE status IN ('done', 'failed', 'cancelled') AND delivered_at IS NULL ORDER BY seq`).all() as JobRow[];
+    const rows = this.db
+      .prepare(
+        `SELECT * FROM ${this.name} WHERE status IN ('done', 'failed', 'cancelled') AND delivered_at IS NULL ORDER BY seq`,
+      )
+      .all() as JobRow[];
     return rows.map(fromRow);
   }
 

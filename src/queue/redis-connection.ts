@@ -25,7 +25,10 @@ export class ConnectionWatch {
   error(err: unknown): void {
     if (this.down) return;
     this.down = true;
-    log.warn({ err, redis: this.where }, 'Redis is unreachable; reconnecting with back-off (jobs wait in Redis, nothing is lost)');
+    log.warn(
+      { err, redis: this.where },
+      'Redis is unreachable; reconnecting with back-off (jobs wait in Redis, nothing is lost)',
+    );
   }
 
   ready(): void {
@@ -47,7 +50,12 @@ export function retryStrategy(times: number): number {
 }
 
 /** Connection options for every client (ours and the ones BullMQ opens). */
-export function connectionOptions(url: string): { url: string; maxRetriesPerRequest: null; enableReadyCheck: boolean; retryStrategy: (times: number) => number } {
+export function connectionOptions(url: string): {
+  url: string;
+  maxRetriesPerRequest: null;
+  enableReadyCheck: boolean;
+  retryStrategy: (times: number) => number;
+} {
   return { url, maxRetriesPerRequest: null, enableReadyCheck: true, retryStrategy };
 }
 
@@ -68,7 +76,9 @@ export async function checkEvictionPolicy(client: Redis, url: string): Promise<v
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error('no answer within 10 s')), 10_000).unref()),
     ]);
   } catch (e) {
-    throw new UserError(`cannot reach Redis at ${redisWhere(url)} (REDIS_URL): ${(e as Error).message}. Start Redis or fix REDIS_URL, or unset REDIS_URL to use the embedded SQLite queue`);
+    throw new UserError(
+      `cannot reach Redis at ${redisWhere(url)} (REDIS_URL): ${(e as Error).message}. Start Redis or fix REDIS_URL, or unset REDIS_URL to use the embedded SQLite queue`,
+    );
   }
   const policy = /^maxmemory_policy:(\S+)/m.exec(info)?.[1];
   if (policy && policy !== 'noeviction') {

@@ -10,7 +10,15 @@ import { childLogger } from '../log/logger.ts';
 import { migrate, type Db, type Migration } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
 import { BLOB_REF, BlobMissingError, deleteRefs, getFiles, isBlobRef, putFiles } from './blobs.ts';
-import type { CancelOutcome, FinishOutcome, JobQueue, ModelStats, QueueStats, RecoveredJob, ServedModel } from './queue.ts';
+import type {
+  CancelOutcome,
+  FinishOutcome,
+  JobQueue,
+  ModelStats,
+  QueueStats,
+  RecoveredJob,
+  ServedModel,
+} from './queue.ts';
 import { checkEvictionPolicy, connect, connectionOptions, ConnectionWatch, redisWhere } from './redis-connection.ts';
 import { fromRow, JOB_COLUMNS, JobTable, type JobRow } from './job-table.ts';
 import {
@@ -191,7 +199,9 @@ export class RedisQueue implements JobQueue {
   private queueFor(model: string): Queue {
     let q = this.queues.get(model);
     if (!q) {
-      q = this.watch.watch(new Queue(queueName(model), { connection: connectionOptions(this.o.url), prefix: this.prefix }));
+      q = this.watch.watch(
+        new Queue(queueName(model), { connection: connectionOptions(this.o.url), prefix: this.prefix }),
+      );
       this.queues.set(model, q);
     }
     return q;
@@ -259,14 +269,20 @@ export class RedisQueue implements JobQueue {
   }
 
   private openModels(): string[] {
-    return (this.db.prepare(`SELECT DISTINCT model FROM redis_jobs WHERE status IN ('queued', 'running')`).all() as { model: string }[]).map((r) => r.model);
+    return (
+      this.db.prepare(`SELECT DISTINCT model FROM redis_jobs WHERE status IN ('queued', 'running')`).all() as {
+        model: string;
+      }[]
+    ).map((r) => r.model);
   }
 
   /** Updates the bot's row and tells listeners. `fields` are column → value. */
   private update(id: string, fields: Record<string, unknown>): Job | undefined {
     const cols = Object.keys(fields);
     const r = this.db
-      .prepare(`UPDATE redis_jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now_, seq = ${NEXT_SEQ} WHERE id = @id_ RETURNING *`)
+      .prepare(
+        `UPDATE redis_jobs SET ${cols.map((c) => `${c} = @${c}`).join(', ')}, updated_at = @now_, seq = ${NEXT_SEQ} WHERE id = @id_ RETURNING *`,
+      )
       .get({ ...fields, now_: Date.now(), id_: id }) as Row | undefined;
     if (!r) return undefined;
     const job = fromRow(r);
@@ -274,9 +290,19 @@ export class RedisQueue implements JobQueue {
     return job;
   }
 
-  private finishLocal(id: string, status: JobStatus, fields: { result?: JobResult; error?: string | null; finishedAt?: number; ran?: BullJob }): Job | undefined {
+  private finishLocal(
+    id: string,
+    status: JobStatus,
+    fields: { result?: JobResult; error?: string | null; finishedAt?: number; ran?: BullJob },
+  ): Job | undefined {
     // A quick job can start and finish between two looks: its run is recorded from the finished job.
-    const ran = fields.ran ? { attempts: fields.ran.attemptsStarted, worker_id: fields.ran.processedBy ?? null, started_at: fields.ran.processedOn ?? null } : {};
+    const ran = fields.ran
+      ? {
+          attempts: fields.ran.attemptsStarted,
+          worker_id: fields.ran.processedBy ?? null,
+          started_at: fields.ran.processedOn ?? null,
+        }
+      : {};
     return this.update(id, {
       ...ran,
       status,
@@ -290,15 +316,21 @@ export class RedisQueue implements JobQueue {
   /** Follows a model's queue events: each one makes the bot re-read that job. */
   private follow(model: string): void {
     if (this.events.has(model) || this.closed) return;
-    const ev = this.watch.watch(new QueueEvents(queueName(model), { connection: connectionOptions(this.o.url), prefix: this.prefix }));
+    const ev = this.watch.watch(
+      new QueueEvents(queueName(model), { connection: connectionOptions(this.o.url), prefix: this.prefix }),
+    );
     const look = ({ jobId }: { jobId: string }) => void this.refresh(jobId);
-    for (const name of ['active', 'progress', 'completed', 'failed', 'stalled', 'waiting', 'removed'] as const) ev.on(name, look);
+    for (const name of ['active', 'progress', 'completed', 'failed', 'stalled', 'waiting', 'removed'] as const)
+      ev.on(name, look);
     this.events.set(model, ev);
   }
 
   private async reconcile(): Promise<void> {
     if (this.closed) return;
-    const ids = this.db.prepare(`SELECT id, model FROM redis_jobs WHERE status IN ('queued', 'running')`).all() as { id: string; model: string }[];
+    const ids = this.db.prepare(`SELECT id, model FROM redis_jobs WHERE status IN ('queued', 'running')`).all() as {
+      id: string;
+      model: string;
+    }[];
     for (const { id, model } of ids) {
       this.follow(model);
       await this.refresh(id);
@@ -328,7 +360,9 @@ export class RedisQueue implements JobQueue {
     if (!bull || state === 'unknown') {
       // Just added: the row is written before the job reaches Redis.
       if (Date.now() - row.created_at < 10_000) return;
-      this.finishLocal(id, 'failed', { error: 'the job disappeared from Redis (was Redis restarted without its append-only file, or flushed?)' });
+      this.finishLocal(id, 'failed', {
+        error: 'the job disappeared from Redis (was Redis restarted without its append-only file, or flushed?)',
+      });
       await this.dropBlobs(id);
       return;
     }
@@ -336,16 +370,26 @@ export class RedisQueue implements JobQueue {
     if (state === 'failed') return this.failed(row, bull);
     if (state === 'active') {
       const p = bull.progress as { step?: number; total?: number; preview?: boolean } | number | undefined;
-      const progress: JobProgress | null = typeof p === 'object' && p && typeof p.step === 'number' && typeof p.total === 'number' ? { step: p.step, total: p.total } : null;
+      const progress: JobProgress | null =
+        typeof p === 'object' && p && typeof p.step === 'number' && typeof p.total === 'number'
+          ? { step: p.step, total: p.total }
+          : null;
       const before = row.progress_json ? (JSON.parse(row.progress_json) as JobProgress) : null;
-      if (progress && typeof p === 'object' && p.preview) progress.previewPath = (await this.preview(row, progress, before)) ?? before?.previewPath;
-      const changed = row.status !== 'running' || row.attempts !== bull.attemptsStarted || JSON.stringify(progress) !== JSON.stringify(before);
+      if (progress && typeof p === 'object' && p.preview)
+        progress.previewPath = (await this.preview(row, progress, before)) ?? before?.previewPath;
+      const changed =
+        row.status !== 'running' ||
+        row.attempts !== bull.attemptsStarted ||
+        JSON.stringify(progress) !== JSON.stringify(before);
       // Started again without the bot seeing it wait in between (another worker took it at once): say why.
       const rerun = row.attempts > 0 && bull.attemptsStarted > row.attempts && !row.note;
       if (changed) {
         this.update(id, {
-          status: 'running', attempts: bull.attemptsStarted, worker_id: bull.processedBy ?? null,
-          started_at: bull.processedOn ?? Date.now(), progress_json: progress ? JSON.stringify(progress) : null,
+          status: 'running',
+          attempts: bull.attemptsStarted,
+          worker_id: bull.processedBy ?? null,
+          started_at: bull.processedOn ?? Date.now(),
+          progress_json: progress ? JSON.stringify(progress) : null,
           ...(rerun ? { note: bull.data.note ?? `${STOPPED}; it was put back in the queue` } : {}),
         });
       }
@@ -354,7 +398,12 @@ export class RedisQueue implements JobQueue {
     // Waiting again after it ran: its worker gave it back or died.
     if (row.status === 'running') {
       // (Its run count is taken when it starts again: these fields may already be newer than the state.)
-      this.update(id, { status: 'queued', worker_id: null, progress_json: null, note: bull.data.note ?? `${STOPPED}; it was put back in the queue` });
+      this.update(id, {
+        status: 'queued',
+        worker_id: null,
+        progress_json: null,
+        note: bull.data.note ?? `${STOPPED}; it was put back in the queue`,
+      });
     }
   }
 
@@ -370,7 +419,8 @@ export class RedisQueue implements JobQueue {
   }
 
   private artifactDir(generationId: string): string {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(generationId)) throw new Error(`generation id "${generationId}" is not safe as a folder name`);
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(generationId))
+      throw new Error(`generation id "${generationId}" is not safe as a folder name`);
     if (!this.o.dataDir) throw new Error('the bot side of the Redis queue needs DATA_DIR');
     const dir = path.join(this.o.dataDir, 'artifacts', generationId);
     mkdirSync(dir, { recursive: true });
@@ -386,14 +436,26 @@ export class RedisQueue implements JobQueue {
       this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt, ran: bull });
     } else if (!rv.success || !rv.data.files['image.png']) {
       log.error({ jobId: row.id, returnvalue: bull.returnvalue }, 'unreadable result');
-      this.finishLocal(row.id, 'failed', { error: 'the worker reported a result without an image (an incompatible worker version?)', finishedAt, ran: bull });
+      this.finishLocal(row.id, 'failed', {
+        error: 'the worker reported a result without an image (an incompatible worker version?)',
+        finishedAt,
+        ran: bull,
+      });
     } else {
       try {
         const files = await getFiles(this.redis, rv.data.files, this.artifactDir(row.generation_id));
-        this.finishLocal(row.id, 'done', { result: { imagePath: files['image.png']!, artifacts: files, model: rv.data.model, paintMs: rv.data.paintMs }, finishedAt, ran: bull });
+        this.finishLocal(row.id, 'done', {
+          result: { imagePath: files['image.png']!, artifacts: files, model: rv.data.model, paintMs: rv.data.paintMs },
+          finishedAt,
+          ran: bull,
+        });
       } catch (e) {
         if (!(e instanceof BlobMissingError)) throw e;
-        this.finishLocal(row.id, 'failed', { error: `the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`, finishedAt, ran: bull });
+        this.finishLocal(row.id, 'failed', {
+          error: `the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`,
+          finishedAt,
+          ran: bull,
+        });
       }
     }
     await deleteRefs(this.redis, refs);
@@ -407,7 +469,11 @@ export class RedisQueue implements JobQueue {
     if (row.cancel_requested === 1 || reason === CANCELLED) {
       this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt, ran: bull });
     } else if (/stalled more than allowable limit/.test(reason)) {
-      this.finishLocal(row.id, 'failed', { error: `${STOPPED} again (it was started ${bull.attemptsStarted} times), so it was stopped for good`, finishedAt, ran: bull });
+      this.finishLocal(row.id, 'failed', {
+        error: `${STOPPED} again (it was started ${bull.attemptsStarted} times), so it was stopped for good`,
+        finishedAt,
+        ran: bull,
+      });
     } else {
       this.finishLocal(row.id, 'failed', { error: reason, finishedAt, ran: bull });
     }
@@ -434,15 +500,28 @@ export class RedisQueue implements JobQueue {
            VALUES (@id, ${NEXT_SEQ}, ${NEXT_SEQ}, @model, @generationId, @userId, @status, @request, @target, @maxAttempts, @error, @now, @finished, @now) RETURNING *`,
         )
         .get({
-          id, model, generationId: job.request.generationId, userId: job.userId, status, request: JSON.stringify(job.request),
-          target: JSON.stringify(job.target), maxAttempts: job.maxAttempts, error, now, finished: status === 'queued' ? null : now,
+          id,
+          model,
+          generationId: job.request.generationId,
+          userId: job.userId,
+          status,
+          request: JSON.stringify(job.request),
+          target: JSON.stringify(job.target),
+          maxAttempts: job.maxAttempts,
+          error,
+          now,
+          finished: status === 'queued' ? null : now,
         }) as Row;
 
     const live = await this.liveWorkers();
     if (!live.get(model)?.length) {
       // Said at once rather than left waiting for a worker nobody started.
       const others = [...live.entries()].map(([m, w]) => `${m} (${w.length} worker${w.length === 1 ? '' : 's'})`);
-      const why = `no worker is painting ${model} right now` + (others.length ? `; choose a model that has one: ${others.join(', ')}` : '; the bot’s operator has to start a worker for it');
+      const why =
+        `no worker is painting ${model} right now` +
+        (others.length
+          ? `; choose a model that has one: ${others.join(', ')}`
+          : '; the bot’s operator has to start a worker for it');
       const r = insert('failed', why);
       const failed = fromRow(r);
       this.notify(failed);
@@ -451,9 +530,19 @@ export class RedisQueue implements JobQueue {
     const { request, refs } = await this.pack(id, job.request);
     if (refs.length) {
       const list = this.key('blobs', id);
-      await this.redis.multi().sadd(list, ...refs.map((r) => r.slice(BLOB_REF.length))).expire(list, this.ttl).exec();
+      await this.redis
+        .multi()
+        .sadd(list, ...refs.map((r) => r.slice(BLOB_REF.length)))
+        .expire(list, this.ttl)
+        .exec();
     }
-    const ahead = (this.db.prepare(`SELECT count(*) AS n FROM redis_jobs WHERE user_id = ? AND model = ? AND status IN ('queued', 'running')`).get(job.userId, model) as { n: number }).n;
+    const ahead = (
+      this.db
+        .prepare(
+          `SELECT count(*) AS n FROM redis_jobs WHERE user_id = ? AND model = ? AND status IN ('queued', 'running')`,
+        )
+        .get(job.userId, model) as { n: number }
+    ).n;
     const r = insert('queued', null);
     try {
       this.follow(model);
@@ -461,7 +550,13 @@ export class RedisQueue implements JobQueue {
       // The bot removes a finished job once it has its result; the age limit only bounds what a bot that
       // never comes back leaves behind (its files expire with the same TTL).
       const keep = { age: this.ttl };
-      await this.queueFor(model).add('paint', data, { jobId: id, priority: 1 + ahead, attempts: 1, removeOnComplete: keep, removeOnFail: keep });
+      await this.queueFor(model).add('paint', data, {
+        jobId: id,
+        priority: 1 + ahead,
+        attempts: 1,
+        removeOnComplete: keep,
+        removeOnFail: keep,
+      });
     } catch (e) {
       this.db.prepare('DELETE FROM redis_jobs WHERE id = ?').run(id);
       await deleteRefs(this.redis, refs).catch(() => undefined);
@@ -477,7 +572,12 @@ export class RedisQueue implements JobQueue {
     const out: PaintRequest = structuredClone(request);
     const refs: string[] = [];
     if (out.parent) {
-      out.parent.artifacts = await putFiles(this.redis, this.key('blob', id, 'in', 'parent'), out.parent.artifacts, this.ttl);
+      out.parent.artifacts = await putFiles(
+        this.redis,
+        this.key('blob', id, 'in', 'parent'),
+        out.parent.artifacts,
+        this.ttl,
+      );
       refs.push(...Object.values(out.parent.artifacts));
     }
     const rag = out.params.rag as Record<string, unknown> | undefined;
@@ -565,7 +665,12 @@ export class RedisQueue implements JobQueue {
     const per: ModelStats[] = [];
     for (const model of [...models].sort()) {
       const c = await this.queueFor(model).getJobCounts('wait', 'prioritized', 'active');
-      per.push({ model, workers: live.get(model)?.length ?? 0, queued: (c.wait ?? 0) + (c.prioritized ?? 0), running: c.active ?? 0 });
+      per.push({
+        model,
+        workers: live.get(model)?.length ?? 0,
+        queued: (c.wait ?? 0) + (c.prioritized ?? 0),
+        running: c.active ?? 0,
+      });
     }
     return {
       queued: per.reduce((n, m) => n + m.queued, 0),
@@ -618,7 +723,8 @@ export class RedisQueue implements JobQueue {
     const s: Served = { model: model.id, version: model.version };
     this.served.set(workerId, s);
     const every = this.o.heartbeatMs ?? 5000;
-    const beat = () => this.redis.zadd(this.key('workers'), Date.now() + 3 * every, `${s.model}\t${workerId}`).catch(() => undefined);
+    const beat = () =>
+      this.redis.zadd(this.key('workers'), Date.now() + 3 * every, `${s.model}\t${workerId}`).catch(() => undefined);
     await beat();
     s.beat = setInterval(() => void beat(), every);
     s.beat.unref();
@@ -645,9 +751,15 @@ export class RedisQueue implements JobQueue {
       s.lockMs = lockMs;
       s.worker = this.watch.watch(
         new Worker(queueName(s.model), null, {
-          connection: connectionOptions(this.o.url), prefix: this.prefix, name: workerId, autorun: false,
-          lockDuration: lockMs, stalledInterval: this.o.stalledIntervalMs ?? lockMs, maxStalledCount: 1,
-          skipLockRenewal: true, drainDelay: 1,
+          connection: connectionOptions(this.o.url),
+          prefix: this.prefix,
+          name: workerId,
+          autorun: false,
+          lockDuration: lockMs,
+          stalledInterval: this.o.stalledIntervalMs ?? lockMs,
+          maxStalledCount: 1,
+          skipLockRenewal: true,
+          drainDelay: 1,
         }),
       );
       void s.worker.startStalledCheckTimer();
@@ -673,8 +785,13 @@ export class RedisQueue implements JobQueue {
       };
       const parsed = JobDataSchema.safeParse(bull.data);
       if (!parsed.success) {
-        const what = parsed.error.issues.slice(0, 3).map((x) => `${x.path.join('.') || 'data'}: ${x.message}`).join('; ');
-        await refuse(`the job's data in Redis is not a scenewright paint request (${what}); it was written by hand or by an incompatible version`);
+        const what = parsed.error.issues
+          .slice(0, 3)
+          .map((x) => `${x.path.join('.') || 'data'}: ${x.message}`)
+          .join('; ');
+        await refuse(
+          `the job's data in Redis is not a scenewright paint request (${what}); it was written by hand or by an incompatible version`,
+        );
         continue;
       }
       const data = parsed.data;
@@ -694,10 +811,26 @@ export class RedisQueue implements JobQueue {
         continue;
       }
       const view: Job = {
-        id: bull.id!, generationId: request.generationId, userId: data.userId, status: 'running', request,
-        target: { userId: data.userId, guildId: null, channelId: 'remote' }, attempts: bull.attemptsStarted, maxAttempts: data.maxAttempts,
-        workerId, leaseExpiresAt: Date.now() + leaseMs, cancelRequested: false, progress: null, result: null, error: null, note: data.note ?? null,
-        createdAt: bull.timestamp, startedAt: Date.now(), finishedAt: null, deliveredAt: null, seq: 0,
+        id: bull.id!,
+        generationId: request.generationId,
+        userId: data.userId,
+        status: 'running',
+        request,
+        target: { userId: data.userId, guildId: null, channelId: 'remote' },
+        attempts: bull.attemptsStarted,
+        maxAttempts: data.maxAttempts,
+        workerId,
+        leaseExpiresAt: Date.now() + leaseMs,
+        cancelRequested: false,
+        progress: null,
+        result: null,
+        error: null,
+        note: data.note ?? null,
+        createdAt: bull.timestamp,
+        startedAt: Date.now(),
+        finishedAt: null,
+        deliveredAt: null,
+        seq: 0,
       };
       this.active.set(view.id, { bull, token, workerId, data, view, scratch });
       return view;
@@ -710,7 +843,10 @@ export class RedisQueue implements JobQueue {
     const out: PaintRequest = structuredClone(request);
     if (out.parent) {
       const refs = Object.fromEntries(Object.entries(out.parent.artifacts).filter(([, v]) => isBlobRef(v)));
-      out.parent.artifacts = { ...out.parent.artifacts, ...(await getFiles(this.redis, refs, path.join(dir, 'parent'))) };
+      out.parent.artifacts = {
+        ...out.parent.artifacts,
+        ...(await getFiles(this.redis, refs, path.join(dir, 'parent'))),
+      };
     }
     const rag = out.params.rag as Record<string, unknown> | undefined;
     if (rag && isBlobRef(rag.Repainting_mask)) {
@@ -735,7 +871,11 @@ export class RedisQueue implements JobQueue {
     return { held, cancelRequested: await this.cancelRequested(id) };
   }
 
-  async progress(id: string, workerId: string, progress: JobProgress): Promise<{ held: boolean; cancelRequested: boolean }> {
+  async progress(
+    id: string,
+    workerId: string,
+    progress: JobProgress,
+  ): Promise<{ held: boolean; cancelRequested: boolean }> {
     const a = this.mine(id, workerId);
     if (!a) return { held: false, cancelRequested: false };
     let preview = false;
@@ -769,7 +909,10 @@ export class RedisQueue implements JobQueue {
       }
       return await finish();
     } catch (e) {
-      log.warn({ err: e, jobId: a.view.id }, 'could not record the verdict (the lock was lost: another worker has the job)');
+      log.warn(
+        { err: e, jobId: a.view.id },
+        'could not record the verdict (the lock was lost: another worker has the job)',
+      );
       return 'lost';
     }
   }
@@ -779,7 +922,12 @@ export class RedisQueue implements JobQueue {
     if (!a) return 'lost';
     try {
       return await this.settle(a, async () => {
-        const files = await putFiles(this.redis, this.key('blob', id, 'out', a.token.split(':').at(-1)!), result.artifacts, this.ttl);
+        const files = await putFiles(
+          this.redis,
+          this.key('blob', id, 'out', a.token.split(':').at(-1)!),
+          result.artifacts,
+          this.ttl,
+        );
         try {
           await a.bull.moveToCompleted({ files, model: result.model, paintMs: result.paintMs }, a.token, false);
         } catch (e) {
@@ -815,7 +963,11 @@ export class RedisQueue implements JobQueue {
         await a.bull.moveToFailed(new Error(CANCELLED), a.token, false);
         outcome = 'cancelled';
       } else if (a.bull.attemptsStarted >= a.data.maxAttempts) {
-        await a.bull.moveToFailed(new Error(`${reason} again (it was started ${a.bull.attemptsStarted} times), so it was stopped for good`), a.token, false);
+        await a.bull.moveToFailed(
+          new Error(`${reason} again (it was started ${a.bull.attemptsStarted} times), so it was stopped for good`),
+          a.token,
+          false,
+        );
         outcome = 'failed';
       } else {
         await a.bull.updateData({ ...a.data, note: `${reason}; it was put back in the queue` });

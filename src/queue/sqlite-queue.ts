@@ -5,7 +5,16 @@ import { newId } from '../store/ids.ts';
 import { childLogger } from '../log/logger.ts';
 import type { CancelOutcome, FinishOutcome, JobQueue, QueueStats, RecoveredJob } from './queue.ts';
 import { fromRow, JOB_COLUMNS, JobTable, type JobRow } from './job-table.ts';
-import { JobResultSchema, NewJobSchema, type DiscordTarget, type Job, type JobProgress, type JobResult, type JobStatus, type NewJob } from './schema.ts';
+import {
+  JobResultSchema,
+  NewJobSchema,
+  type DiscordTarget,
+  type Job,
+  type JobProgress,
+  type JobResult,
+  type JobStatus,
+  type NewJob,
+} from './schema.ts';
 
 export { fromRow, type JobRow } from './job-table.ts';
 
@@ -114,23 +123,25 @@ export class SqliteQueue implements JobQueue {
     const job = NewJobSchema.parse(input);
     const id = newId('j');
     const now = Date.now();
-    const position = this.db.transaction(() => {
-      this.db
-        .prepare(
-          `INSERT INTO jobs (id, seq, order_seq, generation_id, user_id, status, request_json, target_json, max_attempts, created_at, updated_at)
+    const position = this.db
+      .transaction(() => {
+        this.db
+          .prepare(
+            `INSERT INTO jobs (id, seq, order_seq, generation_id, user_id, status, request_json, target_json, max_attempts, created_at, updated_at)
            VALUES (@id, ${NEXT_SEQ}, ${NEXT_SEQ}, @generationId, @userId, 'queued', @request, @target, @maxAttempts, @now, @now)`,
-        )
-        .run({
-          id,
-          generationId: job.request.generationId,
-          userId: job.userId,
-          request: JSON.stringify(job.request),
-          target: JSON.stringify(job.target),
-          maxAttempts: job.maxAttempts,
-          now,
-        });
-      return this.positionOf(id) ?? 1;
-    }).immediate();
+          )
+          .run({
+            id,
+            generationId: job.request.generationId,
+            userId: job.userId,
+            request: JSON.stringify(job.request),
+            target: JSON.stringify(job.target),
+            maxAttempts: job.maxAttempts,
+            now,
+          });
+        return this.positionOf(id) ?? 1;
+      })
+      .immediate();
     this.changed();
     return { job: fromRow(this.row(id)!), position };
   }
@@ -159,12 +170,18 @@ export class SqliteQueue implements JobQueue {
   async renew(id: string, workerId: string, leaseMs: number): Promise<{ held: boolean; cancelRequested: boolean }> {
     // A lease renewal is not a change anyone watches for: no seq bump.
     const r = this.db
-      .prepare(`UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND worker_id = ? AND status = 'running' RETURNING cancel_requested`)
+      .prepare(
+        `UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND worker_id = ? AND status = 'running' RETURNING cancel_requested`,
+      )
       .get(Date.now() + leaseMs, id, workerId) as { cancel_requested: number } | undefined;
     return { held: r !== undefined, cancelRequested: r?.cancel_requested === 1 };
   }
 
-  async progress(id: string, workerId: string, progress: JobProgress): Promise<{ held: boolean; cancelRequested: boolean }> {
+  async progress(
+    id: string,
+    workerId: string,
+    progress: JobProgress,
+  ): Promise<{ held: boolean; cancelRequested: boolean }> {
     const r = this.db
       .prepare(
         `UPDATE jobs SET progress_json = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ? AND worker_id = ? AND status = 'running' RETURNING cancel_requested`,
@@ -174,27 +191,34 @@ export class SqliteQueue implements JobQueue {
     return { held: r !== undefined, cancelRequested: r?.cancel_requested === 1 };
   }
 
-  private finish(id: string, workerId: string, status: JobStatus, fields: { result?: JobResult; error?: string }): FinishOutcome {
-    const outcome = this.db.transaction((): FinishOutcome => {
-      const r = this.row(id);
-      if (!r || r.status !== 'running' || r.worker_id !== workerId) return 'lost';
-      // A cancel that arrived while the job ran wins over its result: the user asked for nothing.
-      const final: JobStatus = r.cancel_requested === 1 ? 'cancelled' : status;
-      const now = Date.now();
-      this.db
-        .prepare(
-          `UPDATE jobs SET status = @status, result_json = @result, error = @error, finished_at = @now, updated_at = @now,
+  private finish(
+    id: string,
+    workerId: string,
+    status: JobStatus,
+    fields: { result?: JobResult; error?: string },
+  ): FinishOutcome {
+    const outcome = this.db
+      .transaction((): FinishOutcome => {
+        const r = this.row(id);
+        if (!r || r.status !== 'running' || r.worker_id !== workerId) return 'lost';
+        // A cancel that arrived while the job ran wins over its result: the user asked for nothing.
+        const final: JobStatus = r.cancel_requested === 1 ? 'cancelled' : status;
+        const now = Date.now();
+        this.db
+          .prepare(
+            `UPDATE jobs SET status = @status, result_json = @result, error = @error, finished_at = @now, updated_at = @now,
              lease_expires_at = NULL, seq = ${NEXT_SEQ} WHERE id = @id`,
-        )
-        .run({
-          id,
-          status: final,
-          result: final === 'done' && fields.result ? JSON.stringify(JobResultSchema.parse(fields.result)) : null,
-          error: final === 'cancelled' ? (r.error ?? 'cancelled') : (fields.error ?? null),
-          now,
-        });
-      return final as FinishOutcome;
-    }).immediate();
+          )
+          .run({
+            id,
+            status: final,
+            result: final === 'done' && fields.result ? JSON.stringify(JobResultSchema.parse(fields.result)) : null,
+            error: final === 'cancelled' ? (r.error ?? 'cancelled') : (fields.error ?? null),
+            now,
+          });
+        return final as FinishOutcome;
+      })
+      .immediate();
     this.changed();
     return outcome;
   }
@@ -214,7 +238,9 @@ export class SqliteQueue implements JobQueue {
     if (r.cancel_requested === 1) {
       outcome = 'cancelled';
       this.db
-        .prepare(`UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL, seq = ${NEXT_SEQ} WHERE id = ?`)
+        .prepare(
+          `UPDATE jobs SET status = 'cancelled', finished_at = ?, updated_at = ?, lease_expires_at = NULL, seq = ${NEXT_SEQ} WHERE id = ?`,
+        )
         .run(now, now, r.id);
     } else if (r.attempts < r.max_attempts) {
       outcome = 'requeued';
@@ -235,27 +261,32 @@ export class SqliteQueue implements JobQueue {
   }
 
   async abandon(id: string, workerId: string, reason: string): Promise<RecoveredJob | undefined> {
-    const out = this.db.transaction(() => {
-      const r = this.row(id);
-      if (!r || r.status !== 'running' || r.worker_id !== workerId) return undefined;
-      return this.recover(r, reason);
-    }).immediate();
+    const out = this.db
+      .transaction(() => {
+        const r = this.row(id);
+        if (!r || r.status !== 'running' || r.worker_id !== workerId) return undefined;
+        return this.recover(r, reason);
+      })
+      .immediate();
     if (out) this.changed();
     return out;
   }
 
   async recoverStalled(): Promise<RecoveredJob[]> {
     const now = Date.now();
-    const out = this.db.transaction(() => {
-      const running = this.db.prepare(`SELECT * FROM jobs WHERE status = 'running'`).all() as JobRow[];
-      const recovered: RecoveredJob[] = [];
-      for (const r of running) {
-        const expired = r.lease_expires_at === null || r.lease_expires_at < now;
-        const dead = r.worker_id !== null && workerIsDeadHere(r.worker_id);
-        if (expired || dead) recovered.push(this.recover(r, 'the worker painting it stopped (crashed, was killed or restarted)'));
-      }
-      return recovered;
-    }).immediate();
+    const out = this.db
+      .transaction(() => {
+        const running = this.db.prepare(`SELECT * FROM jobs WHERE status = 'running'`).all() as JobRow[];
+        const recovered: RecoveredJob[] = [];
+        for (const r of running) {
+          const expired = r.lease_expires_at === null || r.lease_expires_at < now;
+          const dead = r.worker_id !== null && workerIsDeadHere(r.worker_id);
+          if (expired || dead)
+            recovered.push(this.recover(r, 'the worker painting it stopped (crashed, was killed or restarted)'));
+        }
+        return recovered;
+      })
+      .immediate();
     if (out.length) {
       log.warn({ jobs: out.map((o) => ({ id: o.job.id, outcome: o.outcome })) }, 'recovered jobs of stopped workers');
       this.changed();
@@ -264,35 +295,42 @@ export class SqliteQueue implements JobQueue {
   }
 
   async cancel(id: string, reason: string): Promise<CancelOutcome> {
-    const outcome = this.db.transaction((): CancelOutcome => {
-      const r = this.row(id);
-      if (!r) return 'unknown';
-      const now = Date.now();
-      if (r.status === 'queued') {
-        this.db
-          .prepare(`UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ?`)
-          .run(reason, now, now, id);
-        return 'cancelled';
-      }
-      if (r.status === 'running') {
-        if (r.cancel_requested === 1) return 'cancelling';
-        this.db
-          .prepare(`UPDATE jobs SET cancel_requested = 1, error = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ?`)
-          .run(reason, now, id);
-        return 'cancelling';
-      }
-      return 'finished';
-    }).immediate();
+    const outcome = this.db
+      .transaction((): CancelOutcome => {
+        const r = this.row(id);
+        if (!r) return 'unknown';
+        const now = Date.now();
+        if (r.status === 'queued') {
+          this.db
+            .prepare(
+              `UPDATE jobs SET status = 'cancelled', error = ?, finished_at = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ?`,
+            )
+            .run(reason, now, now, id);
+          return 'cancelled';
+        }
+        if (r.status === 'running') {
+          if (r.cancel_requested === 1) return 'cancelling';
+          this.db
+            .prepare(`UPDATE jobs SET cancel_requested = 1, error = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ?`)
+            .run(reason, now, id);
+          return 'cancelling';
+        }
+        return 'finished';
+      })
+      .immediate();
     this.changed();
     return outcome;
   }
 
   private positionOf(id: string): number | undefined {
-    const r = this.db.prepare('SELECT status, order_seq FROM jobs WHERE id = ?').get(id) as { status: JobStatus; order_seq: number } | undefined;
+    const r = this.db.prepare('SELECT status, order_seq FROM jobs WHERE id = ?').get(id) as
+      { status: JobStatus; order_seq: number } | undefined;
     if (!r) return undefined;
     if (r.status === 'running') return 0;
     if (r.status !== 'queued') return undefined;
-    const ahead = this.db.prepare(`SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND order_seq < ?`).get(r.order_seq) as { n: number };
+    const ahead = this.db
+      .prepare(`SELECT count(*) AS n FROM jobs WHERE status = 'queued' AND order_seq < ?`)
+      .get(r.order_seq) as { n: number };
     return ahead.n + 1;
   }
 
@@ -309,13 +347,17 @@ export class SqliteQueue implements JobQueue {
   }
 
   async stats(): Promise<QueueStats> {
-    const counts = this.db.prepare(`SELECT status, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY status`).all() as {
+    const counts = this.db
+      .prepare(`SELECT status, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY status`)
+      .all() as {
       status: JobStatus;
       n: number;
     }[];
     const since = Date.now() - 10 * 60_000;
     const workers = this.db
-      .prepare(`SELECT DISTINCT worker_id FROM jobs WHERE worker_id IS NOT NULL AND (status = 'running' OR updated_at > ?)`)
+      .prepare(
+        `SELECT DISTINCT worker_id FROM jobs WHERE worker_id IS NOT NULL AND (status = 'running' OR updated_at > ?)`,
+      )
       .all(since) as { worker_id: string }[];
     return {
       queued: counts.find((c) => c.status === 'queued')?.n ?? 0,
@@ -327,11 +369,17 @@ export class SqliteQueue implements JobQueue {
   async failWaiting(message: string): Promise<Job[]> {
     const now = Date.now();
     // Row by row: the sequence subquery is evaluated once per statement, and every change needs its own number.
-    const rows = this.db.transaction(() => {
-      const ids = this.db.prepare(`SELECT id FROM jobs WHERE status = 'queued' ORDER BY order_seq`).all() as { id: string }[];
-      const update = this.db.prepare(`UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ? RETURNING *`);
-      return ids.map(({ id }) => update.get(message, now, now, id) as JobRow);
-    }).immediate();
+    const rows = this.db
+      .transaction(() => {
+        const ids = this.db.prepare(`SELECT id FROM jobs WHERE status = 'queued' ORDER BY order_seq`).all() as {
+          id: string;
+        }[];
+        const update = this.db.prepare(
+          `UPDATE jobs SET status = 'failed', error = ?, finished_at = ?, updated_at = ?, seq = ${NEXT_SEQ} WHERE id = ? RETURNING *`,
+        );
+        return ids.map(({ id }) => update.get(message, now, now, id) as JobRow);
+      })
+      .immediate();
     if (rows.length) this.changed();
     return rows.map(fromRow);
   }

@@ -63,7 +63,10 @@ export function hbProblems(p: HbLists & { width: number; height: number }): stri
   const n = p.HB_prompt_list.length;
   const lists = ['HB_m_offset_list', 'HB_n_offset_list', 'HB_m_scale_list', 'HB_n_scale_list'] as const;
   for (const name of lists) {
-    if (p[name].length !== n) out.push(`${name} has ${p[name].length} entries but HB_prompt_list has ${n}: give one value per hard-binding prompt`);
+    if (p[name].length !== n)
+      out.push(
+        `${name} has ${p[name].length} entries but HB_prompt_list has ${n}: give one value per hard-binding prompt`,
+      );
   }
   if (out.length) return out;
   const rows = p.height / TOKEN;
@@ -71,20 +74,39 @@ export function hbProblems(p: HbLists & { width: number; height: number }): stri
   hbBoxes(p).forEach((b, k) => {
     const who = `hard-binding box ${k} ("${short(p.HB_prompt_list[k]!)}")`;
     const before = out.length;
-    for (const [name, v] of [['HB_m_offset_list', b.mOffset], ['HB_n_offset_list', b.nOffset]] as const) {
-      if (v < 0 || v > 1) out.push(`${who}: ${name}[${k}] = ${v} is outside [0, 1] (offsets are fractions of the image, 0 = left/top edge)`);
+    for (const [name, v] of [
+      ['HB_m_offset_list', b.mOffset],
+      ['HB_n_offset_list', b.nOffset],
+    ] as const) {
+      if (v < 0 || v > 1)
+        out.push(
+          `${who}: ${name}[${k}] = ${v} is outside [0, 1] (offsets are fractions of the image, 0 = left/top edge)`,
+        );
     }
-    for (const [name, v] of [['HB_m_scale_list', b.mScale], ['HB_n_scale_list', b.nScale]] as const) {
-      if (v <= 0 || v > 1) out.push(`${who}: ${name}[${k}] = ${v} must be in (0, 1] (a fraction of the image ${name.startsWith('HB_m') ? 'width' : 'height'})`);
+    for (const [name, v] of [
+      ['HB_m_scale_list', b.mScale],
+      ['HB_n_scale_list', b.nScale],
+    ] as const) {
+      if (v <= 0 || v > 1)
+        out.push(
+          `${who}: ${name}[${k}] = ${v} must be in (0, 1] (a fraction of the image ${name.startsWith('HB_m') ? 'width' : 'height'})`,
+        );
     }
-    if (b.mOffset + b.mScale > 1 + EPS) out.push(`${who} extends past the right edge (m_offset + m_scale = ${round(b.mOffset + b.mScale)} > 1)`);
-    if (b.nOffset + b.nScale > 1 + EPS) out.push(`${who} extends past the bottom edge (n_offset + n_scale = ${round(b.nOffset + b.nScale)} > 1)`);
+    if (b.mOffset + b.mScale > 1 + EPS)
+      out.push(`${who} extends past the right edge (m_offset + m_scale = ${round(b.mOffset + b.mScale)} > 1)`);
+    if (b.nOffset + b.nScale > 1 + EPS)
+      out.push(`${who} extends past the bottom edge (n_offset + n_scale = ${round(b.nOffset + b.nScale)} > 1)`);
     if (out.length > before) return;
     const t = hbBoxToTokens(b, p.width, p.height);
     if (t.c1 - t.c0 < 1 || t.r1 - t.r0 < 1) {
-      out.push(`${who} covers no whole token at ${p.width}×${p.height} (${t.r1 - t.r0}×${t.c1 - t.c0} tokens of 16 px): make it at least ${round(TOKEN / p.width)} wide and ${round(TOKEN / p.height)} high`);
+      out.push(
+        `${who} covers no whole token at ${p.width}×${p.height} (${t.r1 - t.r0}×${t.c1 - t.c0} tokens of 16 px): make it at least ${round(TOKEN / p.width)} wide and ${round(TOKEN / p.height)} high`,
+      );
     }
-    if (t.c1 > cols || t.r1 > rows) out.push(`${who} ends outside the ${rows}×${cols} token grid (rows [${t.r0},${t.r1}) cols [${t.c0},${t.c1})): shrink it`);
+    if (t.c1 > cols || t.r1 > rows)
+      out.push(
+        `${who} ends outside the ${rows}×${cols} token grid (rows [${t.r0},${t.r1}) cols [${t.c0},${t.c1})): shrink it`,
+      );
   });
   return out;
 }
@@ -107,6 +129,7 @@ export function tokensToFraction(tokens: number, size: number): number {
   let f = Math.round((tokens / n) * 1e6) / 1e6;
   // Step up one millionth at a time: at most a few steps, and never past the next token (n < 10⁶).
   for (let i = 0; i < 4 && Math.floor((f * size) / TOKEN) < tokens; i++) f = Math.round(f * 1e6 + 1) / 1e6;
-  if (Math.floor((f * size) / TOKEN) !== tokens || f > 1) throw new Error(`no fraction maps to ${tokens} tokens at size ${size}`);
+  if (Math.floor((f * size) / TOKEN) !== tokens || f > 1)
+    throw new Error(`no fraction maps to ${tokens} tokens at size ${size}`);
   return f;
 }

@@ -45,7 +45,9 @@ function luma(r: number, g: number, b: number): number {
 }
 
 /** Reads any image sharp understands into a 0/1 "black" bitmap (1 = luma ≤ 128). */
-export async function readBlackPixels(source: string | Uint8Array): Promise<{ black: Uint8Array; width: number; height: number }> {
+export async function readBlackPixels(
+  source: string | Uint8Array,
+): Promise<{ black: Uint8Array; width: number; height: number }> {
   let raw: { data: Buffer; info: OutputInfo };
   try {
     raw = await sharp(source).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
@@ -115,7 +117,13 @@ export async function maskToTokens(source: string | Uint8Array, width: number, h
 }
 
 /** The pure part of maskToTokens, on a 0/1 black bitmap of maskWidth × maskHeight. */
-export function blackToTokens(black: Uint8Array, maskWidth: number, maskHeight: number, width: number, height: number): TokenMask {
+export function blackToTokens(
+  black: Uint8Array,
+  maskWidth: number,
+  maskHeight: number,
+  width: number,
+  height: number,
+): TokenMask {
   let blackPixels = 0;
   for (const v of black) blackPixels += v;
   let grown = dilateCross(black, maskWidth, maskHeight);
@@ -125,7 +133,11 @@ export function blackToTokens(black: Uint8Array, maskWidth: number, maskHeight: 
   const rows = height / 16;
   const cols = width / 16;
   const tokens = new Uint8Array(rows * cols);
-  let n0 = Infinity, n1 = -1, m0 = Infinity, m1 = -1, repaintTokens = 0;
+  let n0 = Infinity,
+    n1 = -1,
+    m0 = Infinity,
+    m1 = -1,
+    repaintTokens = 0;
   for (let r = 0; r < rows; r++) {
     const py = Math.min(16 * r + 8, height - 1);
     for (let c = 0; c < cols; c++) {
@@ -134,8 +146,10 @@ export function blackToTokens(black: Uint8Array, maskWidth: number, maskHeight: 
       tokens[r * cols + c] = v;
       if (v) {
         repaintTokens++;
-        n0 = Math.min(n0, r); n1 = Math.max(n1, r);
-        m0 = Math.min(m0, c); m1 = Math.max(m1, c);
+        n0 = Math.min(n0, r);
+        n1 = Math.max(n1, r);
+        m0 = Math.min(m0, c);
+        m1 = Math.max(m1, c);
       }
     }
   }
@@ -144,7 +158,8 @@ export function blackToTokens(black: Uint8Array, maskWidth: number, maskHeight: 
   if (!repaintTokens) return { rows, cols, tokens, bbox: null, crop: new Uint8Array(0), counts, source };
   const bbox = { n0, bh: n1 - n0 + 1, m0, bw: m1 - m0 + 1 };
   const crop = new Uint8Array(bbox.bh * bbox.bw);
-  for (let r = 0; r < bbox.bh; r++) for (let c = 0; c < bbox.bw; c++) crop[r * bbox.bw + c] = tokens[(n0 + r) * cols + m0 + c]!;
+  for (let r = 0; r < bbox.bh; r++)
+    for (let c = 0; c < bbox.bw; c++) crop[r * bbox.bw + c] = tokens[(n0 + r) * cols + m0 + c]!;
   return { rows, cols, tokens, bbox, crop, counts, source };
 }
 
@@ -166,5 +181,7 @@ export async function rectsToMaskPng(rects: PixelRect[], width: number, height: 
     const y1 = Math.min(height, Math.ceil(r.y + r.h));
     for (let y = y0; y < y1; y++) px.fill(0, y * width + x0, y * width + Math.max(x0, x1));
   }
-  return sharp(px, { raw: { width, height, channels: 1 } }).png().toBuffer();
+  return sharp(px, { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
 }

@@ -8,12 +8,24 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { hbProblems, hbTokenBoxes, type TokenRect } from './boxes.ts';
-import { cellMaps, parseSplitRatio, RESERVED_SR_WORDS, splitBreaks, splitRatioCells, type CellMaps, type ParsedSplitRatio, type SplitGrid } from './split-ratio.ts';
+import {
+  cellMaps,
+  parseSplitRatio,
+  RESERVED_SR_WORDS,
+  splitBreaks,
+  splitRatioCells,
+  type CellMaps,
+  type ParsedSplitRatio,
+  type SplitGrid,
+} from './split-ratio.ts';
 
 const fraction = z.number().finite();
 
 /** A mask is a PNG path (relative to the params file when loaded from one) or the PNG bytes. */
-const MaskSource = z.union([z.string().min(1), z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a PNG path or the PNG bytes')]);
+const MaskSource = z.union([
+  z.string().min(1),
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a PNG path or the PNG bytes'),
+]);
 
 export const RagParamsSchema = z.strictObject({
   /** Index inside an official gallery file; carried, never used. */
@@ -51,14 +63,25 @@ export type RagParams = z.infer<typeof RagParamsSchema>;
 
 /** The repainting fields; all present or none. */
 export const REPAINT_KEYS = [
-  'Repainting_mask', 'Repainting_prompt', 'Repainting_SR_prompt', 'Repainting_HB_prompt',
-  'Repainting_HB_replace', 'Repainting_seed',
+  'Repainting_mask',
+  'Repainting_prompt',
+  'Repainting_SR_prompt',
+  'Repainting_HB_prompt',
+  'Repainting_HB_replace',
+  'Repainting_seed',
 ] as const;
 
 export class RagParamsError extends Error {
-  constructor(readonly problems: string[], where?: string) {
+  constructor(
+    readonly problems: string[],
+    where?: string,
+  ) {
     const head = where ? `${where}: ` : '';
-    super(problems.length === 1 ? `${head}${problems[0]}` : `${head}the RAG parameters have ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+    super(
+      problems.length === 1
+        ? `${head}${problems[0]}`
+        : `${head}the RAG parameters have ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`,
+    );
     this.name = 'RagParamsError';
   }
 }
@@ -66,17 +89,20 @@ export class RagParamsError extends Error {
 const KNOWN_KEYS = Object.keys(RagParamsSchema.shape);
 
 function distance(a: string, b: string): number {
-  const m = a.length, n = b.length;
+  const m = a.length,
+    n = b.length;
   const d = Array.from({ length: m + 1 }, (_, i) => [i, ...new Array<number>(n).fill(0)]);
   for (let j = 1; j <= n; j++) d[0]![j] = j;
-  for (let i = 1; i <= m; i++) for (let j = 1; j <= n; j++) {
-    d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  }
+  for (let i = 1; i <= m; i++)
+    for (let j = 1; j <= n; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
   return d[m]![n]!;
 }
 
 function suggest(key: string): string {
-  let best = '', bestD = Infinity;
+  let best = '',
+    bestD = Infinity;
   for (const k of KNOWN_KEYS) {
     const d = distance(key.toLowerCase(), k.toLowerCase());
     if (d < bestD) [best, bestD] = [k, d];
@@ -88,7 +114,8 @@ function zodProblems(error: z.ZodError): string[] {
   const out: string[] = [];
   for (const issue of error.issues) {
     if (issue.code === 'unrecognized_keys') {
-      for (const k of issue.keys) out.push(`unknown parameter "${k}"${suggest(k)}; the official names are listed in RAG-SPEC.md §5.1`);
+      for (const k of issue.keys)
+        out.push(`unknown parameter "${k}"${suggest(k)}; the official names are listed in RAG-SPEC.md §5.1`);
       continue;
     }
     const where = issue.path.length ? issue.path.map(String).join('.') : 'parameters';
@@ -104,8 +131,14 @@ export function isRepaint(p: RagParams): boolean {
 /** Every problem upstream would crash on or silently mishandle, as sentences that say what to change. */
 export function ragParamsProblems(p: RagParams): string[] {
   const out: string[] = [];
-  for (const [name, v] of [['width', p.width], ['height', p.height]] as const) {
-    if (v % 16 !== 0) out.push(`${name} ${v} is not a multiple of 16 (FLUX works on 16-px tokens): use ${Math.max(16, Math.round(v / 16) * 16)}`);
+  for (const [name, v] of [
+    ['width', p.width],
+    ['height', p.height],
+  ] as const) {
+    if (v % 16 !== 0)
+      out.push(
+        `${name} ${v} is not a multiple of 16 (FLUX works on 16-px tokens): use ${Math.max(16, Math.round(v / 16) * 16)}`,
+      );
   }
   if (out.length) return out;
   if (p.HB_replace >= 0 || p.HB_prompt_list.length) out.push(...hbProblems(p));
@@ -116,11 +149,20 @@ export function ragParamsProblems(p: RagParams): string[] {
     if (p.Repainting_SR_prompt !== undefined) {
       const a = splitBreaks(p.SR_prompt).length;
       const b = splitBreaks(p.Repainting_SR_prompt).length;
-      if (a !== b) out.push(`Repainting_SR_prompt has ${b} BREAK segments but SR_prompt has ${a}: the repaint reuses the same cells, so give one segment per cell`);
+      if (a !== b)
+        out.push(
+          `Repainting_SR_prompt has ${b} BREAK segments but SR_prompt has ${a}: the repaint reuses the same cells, so give one segment per cell`,
+        );
       out.push(...reservedWordProblems(p.Repainting_SR_prompt, 'Repainting_SR_prompt'));
     }
-    if (p.Repainting_HB_replace !== undefined && p.num_inference_steps !== undefined && p.Repainting_HB_replace >= p.num_inference_steps) {
-      out.push(`Repainting_HB_replace (${p.Repainting_HB_replace}) must be smaller than num_inference_steps (${p.num_inference_steps}), or the repaint never starts`);
+    if (
+      p.Repainting_HB_replace !== undefined &&
+      p.num_inference_steps !== undefined &&
+      p.Repainting_HB_replace >= p.num_inference_steps
+    ) {
+      out.push(
+        `Repainting_HB_replace (${p.Repainting_HB_replace}) must be smaller than num_inference_steps (${p.num_inference_steps}), or the repaint never starts`,
+      );
     }
   }
   return out;
@@ -129,23 +171,31 @@ export function ragParamsProblems(p: RagParams): string[] {
 function reservedWordProblems(text: string, name: string): string[] {
   const upper = text.toUpperCase();
   const found = RESERVED_SR_WORDS.filter((w) => upper.includes(w));
-  return found.length ? [`${name} contains ${found.join(', ')}, which upstream's parser treats as grid keywords: reword it`] : [];
+  return found.length
+    ? [`${name} contains ${found.join(', ')}, which upstream's parser treats as grid keywords: reword it`]
+    : [];
 }
 
 function srProblems(ratio: string, srPrompt: string, name: string, width: number, height: number): string[] {
   const out: string[] = [];
   const parsed = parseSplitRatio(ratio);
-  for (const w of parsed.warnings) out.push(`SR_hw_split_ratio "${ratio}": ${w}; write plain decimal numbers such as 0.33 instead`);
+  for (const w of parsed.warnings)
+    out.push(`SR_hw_split_ratio "${ratio}": ${w}; write plain decimal numbers such as 0.33 instead`);
   for (const row of [...parsed.rows.map((r) => r), ...parsed.rows.flatMap((r) => r.cols)]) {
     if (!Number.isFinite(row.start) || !Number.isFinite(row.end) || row.end < row.start) {
       out.push(`SR_hw_split_ratio "${ratio}" has a zero, negative or non-finite weight: every weight must be positive`);
       break;
     }
   }
-  if (parsed.cellCount < 2) out.push(`SR_hw_split_ratio "${ratio}" makes a single cell; soft refinement needs at least 2 (upstream crashes): use "1,1" with two identical prompts and SR_delta 0 to switch it off`);
+  if (parsed.cellCount < 2)
+    out.push(
+      `SR_hw_split_ratio "${ratio}" makes a single cell; soft refinement needs at least 2 (upstream crashes): use "1,1" with two identical prompts and SR_delta 0 to switch it off`,
+    );
   const segments = splitBreaks(srPrompt).length;
   if (segments !== parsed.cellCount) {
-    out.push(`${name} has ${segments} BREAK-separated segment${segments === 1 ? '' : 's'} but SR_hw_split_ratio "${ratio}" makes ${parsed.cellCount} cells: give exactly one segment per cell, in row-major order`);
+    out.push(
+      `${name} has ${segments} BREAK-separated segment${segments === 1 ? '' : 's'} but SR_hw_split_ratio "${ratio}" makes ${parsed.cellCount} cells: give exactly one segment per cell, in row-major order`,
+    );
   }
   out.push(...reservedWordProblems(srPrompt, name));
   if (!out.length) {
@@ -220,7 +270,11 @@ export function loadRagParamsFile(file: string): RagParams[] {
  * galleries name `data/Repainting_mask/mask_N.png`, a path inside the upstream repository).
  */
 export function resolveMaskPath(mask: string, baseDir: string): string {
-  const tried = [path.resolve(baseDir, mask), path.join(baseDir, path.basename(mask)), path.join(baseDir, 'masks', path.basename(mask))];
+  const tried = [
+    path.resolve(baseDir, mask),
+    path.join(baseDir, path.basename(mask)),
+    path.join(baseDir, 'masks', path.basename(mask)),
+  ];
   for (const p of tried) if (existsSync(p)) return p;
   throw new RagParamsError([`Repainting_mask "${mask}" not found; tried ${tried.join(', ')}`]);
 }

@@ -175,14 +175,28 @@ export function splitRatioCells(parsed: ParsedSplitRatio, width: number, height:
       const cols = pySlice(pyInt(latentW * cell.start) + addin, pyInt(latentW * cell.end), latentW);
       const h = rows.end - rows.start;
       const w = cols.end - cols.start;
-      if (h === 0 || w === 0) problems.push(`cell ${index} (row ${r + 1}, column ${c + 1}) covers no tokens at ${width}×${height}: give it a larger share`);
+      if (h === 0 || w === 0)
+        problems.push(
+          `cell ${index} (row ${r + 1}, column ${c + 1}) covers no tokens at ${width}×${height}: give it a larger share`,
+        );
       if (rowHeight === undefined) rowHeight = h;
-      else if (h !== rowHeight) problems.push(`row ${r + 1}: the rounding correction gives its cells different heights (${rowHeight} and ${h} tokens), which upstream cannot concatenate`);
-      cells.push({ index, row: r, col: c, rows, cols, at: { rows: { start: atRow, end: atRow + h }, cols: { start: atCol, end: atCol + w } } });
+      else if (h !== rowHeight)
+        problems.push(
+          `row ${r + 1}: the rounding correction gives its cells different heights (${rowHeight} and ${h} tokens), which upstream cannot concatenate`,
+        );
+      cells.push({
+        index,
+        row: r,
+        col: c,
+        rows,
+        cols,
+        at: { rows: { start: atRow, end: atRow + h }, cols: { start: atCol, end: atCol + w } },
+      });
       atCol += w;
       index++;
     });
-    if (atCol !== gridCols) problems.push(`row ${r + 1}: its cells cover ${atCol} token columns instead of ${gridCols}`);
+    if (atCol !== gridCols)
+      problems.push(`row ${r + 1}: its cells cover ${atCol} token columns instead of ${gridCols}`);
     atRow += rowHeight ?? 0;
   });
   if (atRow !== gridRows) problems.push(`the rows cover ${atRow} token rows instead of ${gridRows}`);
@@ -192,7 +206,11 @@ export function splitRatioCells(parsed: ParsedSplitRatio, width: number, height:
 /** True when every crop sits where it lands in the composite (no rounding shift): the clean map κ applies. */
 export function isAligned(grid: SplitGrid): boolean {
   return grid.cells.every(
-    (c) => c.rows.start === c.at.rows.start && c.rows.end === c.at.rows.end && c.cols.start === c.at.cols.start && c.cols.end === c.at.cols.end,
+    (c) =>
+      c.rows.start === c.at.rows.start &&
+      c.rows.end === c.at.rows.end &&
+      c.cols.start === c.at.cols.start &&
+      c.cols.end === c.at.cols.end,
   );
 }
 
@@ -208,7 +226,8 @@ export interface CellMaps {
  * grid is not a clean tiling (see `problems`), because upstream itself would fail there.
  */
 export function cellMaps(grid: SplitGrid): CellMaps {
-  if (grid.problems.length) throw new Error(`the split ratio does not tile the token grid:\n- ${grid.problems.join('\n- ')}`);
+  if (grid.problems.length)
+    throw new Error(`the split ratio does not tile the token grid:\n- ${grid.problems.join('\n- ')}`);
   const n = grid.gridRows * grid.gridCols;
   const cell = new Int32Array(n).fill(-1);
   const source = new Int32Array(n).fill(-1);

@@ -11,7 +11,9 @@ export interface AppliedEdit {
 }
 
 function sameBox(a: Box, b: Box): boolean {
-  return Math.abs(a.x - b.x) < 1e-9 && Math.abs(a.y - b.y) < 1e-9 && Math.abs(a.w - b.w) < 1e-9 && Math.abs(a.h - b.h) < 1e-9;
+  return (
+    Math.abs(a.x - b.x) < 1e-9 && Math.abs(a.y - b.y) < 1e-9 && Math.abs(a.w - b.w) < 1e-9 && Math.abs(a.h - b.h) < 1e-9
+  );
 }
 
 /** Picks the smallest unused id of the form r<N>, so ids stay short and stable across edits. */
@@ -29,8 +31,10 @@ export function nextRegionId(taken: Iterable<string>): string {
 export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>): AppliedEdit {
   const problems: string[] = [];
   const byId = new Map(scene.regions.map((r) => [r.id, r] as const));
-  for (const u of edit.update) if (!byId.has(u.id)) problems.push(`the edit changes region "${u.id}", which is not in the layout`);
-  for (const id of edit.remove) if (!byId.has(id)) problems.push(`the edit removes region "${id}", which is not in the layout`);
+  for (const u of edit.update)
+    if (!byId.has(u.id)) problems.push(`the edit changes region "${u.id}", which is not in the layout`);
+  for (const id of edit.remove)
+    if (!byId.has(id)) problems.push(`the edit removes region "${id}", which is not in the layout`);
   if (problems.length) throw new SceneError(problems);
 
   const repaint: AppliedEdit['repaint'] = [];
@@ -47,10 +51,16 @@ export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>)
       regions.push(r);
       continue;
     }
-    const next: Region = { ...r, label: u.label ?? r.label, prompt: u.prompt ?? (u.label ?? r.prompt), box: u.box ?? r.box };
+    const next: Region = {
+      ...r,
+      label: u.label ?? r.label,
+      prompt: u.prompt ?? u.label ?? r.prompt,
+      box: u.box ?? r.box,
+    };
     const boxMoved = u.box !== undefined && !sameBox(u.box, r.box);
     moved ||= boxMoved;
-    if (next.label !== r.label || next.prompt !== r.prompt || boxMoved) repaint.push({ id: r.id, oldBox: r.box, newBox: next.box });
+    if (next.label !== r.label || next.prompt !== r.prompt || boxMoved)
+      repaint.push({ id: r.id, oldBox: r.box, newBox: next.box });
     regions.push(next);
   }
   for (const a of edit.add) {
@@ -68,8 +78,15 @@ export function applyEdit(scene: Scene, edit: Extract<Edit, { kind: 'change' }>)
   // A new caption that comes with in-place region changes is the repaint's caption (RAG's Repainting_prompt:
   // "a dog and a black cat" after the tabby cat became a dog); on its own it restyles the whole picture.
   const captionOnly = next.prompt !== scene.prompt && repaint.length === 0;
-  const global = captionOnly || next.background !== scene.background || next.exclude.join('\u0000') !== scene.exclude.join('\u0000');
+  const global =
+    captionOnly || next.background !== scene.background || next.exclude.join('\u0000') !== scene.exclude.join('\u0000');
   const regenerate = global || moved;
-  const reason = moved ? 'a region moved' : global ? 'the whole picture changed' : repaint.length ? 'regions changed in place' : 'nothing changed';
+  const reason = moved
+    ? 'a region moved'
+    : global
+      ? 'the whole picture changed'
+      : repaint.length
+        ? 'regions changed in place'
+        : 'nothing changed';
   return { scene: next, repaint, regenerate, reason };
 }

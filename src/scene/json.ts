@@ -9,7 +9,12 @@ export function sceneToJSON(scene: Scene): string {
     prompt: scene.prompt,
     background: scene.background,
     exclude: scene.exclude,
-    regions: scene.regions.map((r) => ({ id: r.id, label: r.label, prompt: r.prompt, box: { x: r.box.x, y: r.box.y, w: r.box.w, h: r.box.h } })),
+    regions: scene.regions.map((r) => ({
+      id: r.id,
+      label: r.label,
+      prompt: r.prompt,
+      box: { x: r.box.x, y: r.box.y, w: r.box.w, h: r.box.h },
+    })),
   });
 }
 

@@ -45,11 +45,16 @@ export function normalizeScene(scene: Scene, limits: Pick<SceneLimits, 'minSize'
 }
 
 /** Image size for an aspect ratio such as "16:9" near a pixel budget of side×side, on the token grid. */
-export function sizeForAspect(aspect: string, side: number, limits: Pick<SceneLimits, 'minSize' | 'maxSize'>): { width: number; height: number } {
+export function sizeForAspect(
+  aspect: string,
+  side: number,
+  limits: Pick<SceneLimits, 'minSize' | 'maxSize'>,
+): { width: number; height: number } {
   const m = /^\s*(\d+(?:\.\d+)?)\s*[:x×/]\s*(\d+(?:\.\d+)?)\s*$/.exec(aspect);
   if (!m) throw new Error(`aspect "${aspect}" is not of the form W:H (for example 16:9)`);
   const ratio = Number(m[1]) / Number(m[2]);
-  if (!(ratio > 0) || ratio > 4 || ratio < 0.25) throw new Error(`aspect ${aspect} is too extreme: use a ratio between 1:4 and 4:1`);
+  if (!(ratio > 0) || ratio > 4 || ratio < 0.25)
+    throw new Error(`aspect ${aspect} is too extreme: use a ratio between 1:4 and 4:1`);
   const area = side * side;
   return { width: snapSize(Math.sqrt(area * ratio), limits), height: snapSize(Math.sqrt(area / ratio), limits) };
 }

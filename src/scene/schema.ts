@@ -23,7 +23,12 @@ export const BoxSchema = z.object({
 export type Box = z.infer<typeof BoxSchema>;
 
 export const RegionSchema = z.object({
-  id: z.string().trim().min(1, 'a region id cannot be empty').max(LIMITS.idMax).regex(/^[A-Za-z0-9_-]+$/, 'a region id may only use letters, digits, _ and -'),
+  id: z
+    .string()
+    .trim()
+    .min(1, 'a region id cannot be empty')
+    .max(LIMITS.idMax)
+    .regex(/^[A-Za-z0-9_-]+$/, 'a region id may only use letters, digits, _ and -'),
   label: z.string().trim().min(1, 'a region needs a label (what is in the box)').max(LIMITS.labelMax),
   prompt: z.string().trim().min(1, 'a region needs a prompt (a detailed description of the box)').max(LIMITS.promptMax),
   box: BoxSchema,
@@ -34,7 +39,11 @@ export const SceneSchema = z.object({
   version: z.literal(SCENE_SCHEMA_VERSION).optional(),
   width: z.number().int().positive(),
   height: z.number().int().positive(),
-  prompt: z.string().trim().min(1, 'the scene needs a global prompt').max(LIMITS.promptMax * 2),
+  prompt: z
+    .string()
+    .trim()
+    .min(1, 'the scene needs a global prompt')
+    .max(LIMITS.promptMax * 2),
   background: z.string().trim().max(LIMITS.promptMax).default(''),
   exclude: z.array(z.string().trim().min(1).max(LIMITS.labelMax)).max(LIMITS.excludeMax).default([]),
   regions: z.array(RegionSchema),
@@ -63,7 +72,12 @@ export const EditSchema = z.discriminatedUnion('kind', [
     update: z.array(RegionUpdateSchema).default([]),
     add: z.array(NewRegionSchema).default([]),
     remove: z.array(RegionSchema.shape.id).default([]),
-    prompt: z.string().trim().min(1).max(LIMITS.promptMax * 2).optional(),
+    prompt: z
+      .string()
+      .trim()
+      .min(1)
+      .max(LIMITS.promptMax * 2)
+      .optional(),
     background: z.string().trim().max(LIMITS.promptMax).optional(),
     exclude: z.array(z.string().trim().min(1).max(LIMITS.labelMax)).max(LIMITS.excludeMax).optional(),
   }),

@@ -19,7 +19,13 @@ import { z } from 'zod';
 import { tokensToFraction } from '../rag/boxes.ts';
 import { rectsToMaskPng, type PixelRect } from '../rag/mask.ts';
 import { validateRagParams, type RagParams } from '../rag/params.ts';
-import { formatSplitRatio, parseSplitRatio, RESERVED_SR_WORDS, splitRatioCells, type SplitGrid } from '../rag/split-ratio.ts';
+import {
+  formatSplitRatio,
+  parseSplitRatio,
+  RESERVED_SR_WORDS,
+  splitRatioCells,
+  type SplitGrid,
+} from '../rag/split-ratio.ts';
 import type { AppliedEdit } from './edit.ts';
 import { sceneToJSON } from './json.ts';
 import { snapBox } from './normalize.ts';
@@ -39,8 +45,12 @@ const ModelManifestSchema = z.object({
   guidanceEmbeds: z.boolean(),
   maxSequenceLength: z.number().int().positive(),
   scheduler: z.object({
-    shift: z.number(), useDynamicShifting: z.boolean(), baseShift: z.number(), maxShift: z.number(),
-    baseImageSeqLen: z.number().int(), maxImageSeqLen: z.number().int(),
+    shift: z.number(),
+    useDynamicShifting: z.boolean(),
+    baseShift: z.number(),
+    maxShift: z.number(),
+    baseImageSeqLen: z.number().int(),
+    maxImageSeqLen: z.number().int(),
   }),
   defaults: z.object({
     num_inference_steps: z.number().int().positive(),
@@ -60,10 +70,14 @@ const manifests = new Map<string, ModelManifest>();
 export function loadModelManifest(id: string): ModelManifest {
   const hit = manifests.get(id);
   if (hit) return hit;
-  if (!(MODEL_IDS as readonly string[]).includes(id)) throw new Error(`unknown model "${id}": use one of ${MODEL_IDS.join(', ')}`);
+  if (!(MODEL_IDS as readonly string[]).includes(id))
+    throw new Error(`unknown model "${id}": use one of ${MODEL_IDS.join(', ')}`);
   const url = new URL(`../../models/${id}.json`, import.meta.url);
   const parsed = ModelManifestSchema.safeParse(JSON.parse(readFileSync(url, 'utf8')));
-  if (!parsed.success) throw new Error(`models/${id}.json is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new Error(
+      `models/${id}.json is malformed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   manifests.set(id, parsed.data);
   return parsed.data;
 }
@@ -119,7 +133,8 @@ function clusterSpans(spans: Span[]): number[][] {
   const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
   for (let i = 0; i < spans.length; i++) {
     for (let j = i + 1; j < spans.length; j++) {
-      const a = spans[i]!, b = spans[j]!;
+      const a = spans[i]!,
+        b = spans[j]!;
       const ov = Math.min(a.hi, b.hi) - Math.max(a.lo, b.lo);
       if (ov > 0 && ov >= 0.5 * Math.min(a.hi - a.lo, b.hi - b.lo)) parent[find(i)] = find(j);
     }
@@ -129,9 +144,13 @@ function clusterSpans(spans: Span[]): number[][] {
     const root = find(i);
     groups.set(root, [...(groups.get(root) ?? []), i]);
   });
-  const span = (g: number[]): Span => ({ lo: Math.min(...g.map((i) => spans[i]!.lo)), hi: Math.max(...g.map((i) => spans[i]!.hi)) });
+  const span = (g: number[]): Span => ({
+    lo: Math.min(...g.map((i) => spans[i]!.lo)),
+    hi: Math.max(...g.map((i) => spans[i]!.hi)),
+  });
   return [...groups.values()].sort((a, b) => {
-    const sa = span(a), sb = span(b);
+    const sa = span(a),
+      sb = span(b);
     return sa.lo + sa.hi - (sb.lo + sb.hi) || sa.lo - sb.lo;
   });
 }
@@ -143,12 +162,14 @@ function clusterSpans(spans: Span[]): number[][] {
  */
 function bestCut(spans: Span[], before: number[], after: number[], from: number, to: number): number {
   const mid = (from + to) / 2;
-  let best = Math.round(mid), bestLoss = Infinity;
+  let best = Math.round(mid),
+    bestLoss = Infinity;
   for (let c = from; c <= Math.max(from, to); c++) {
     let loss = 0;
     for (const i of before) loss = Math.max(loss, Math.max(0, spans[i]!.hi - c) / (spans[i]!.hi - spans[i]!.lo));
     for (const i of after) loss = Math.max(loss, Math.max(0, c - spans[i]!.lo) / (spans[i]!.hi - spans[i]!.lo));
-    if (loss < bestLoss - 1e-12 || (Math.abs(loss - bestLoss) <= 1e-12 && Math.abs(c - mid) < Math.abs(best - mid))) [best, bestLoss] = [c, loss];
+    if (loss < bestLoss - 1e-12 || (Math.abs(loss - bestLoss) <= 1e-12 && Math.abs(c - mid) < Math.abs(best - mid)))
+      [best, bestLoss] = [c, loss];
   }
   return best;
 }
@@ -165,7 +186,11 @@ interface Band {
  * least `minGap` becomes a background band. Every band keeps at least one token.
  */
 function partition(spans: Span[], clusters: number[][], length: number, minGap: number): Band[] {
-  const ext = clusters.map((g) => ({ lo: Math.min(...g.map((i) => spans[i]!.lo)), hi: Math.max(...g.map((i) => spans[i]!.hi)), g }));
+  const ext = clusters.map((g) => ({
+    lo: Math.min(...g.map((i) => spans[i]!.lo)),
+    hi: Math.max(...g.map((i) => spans[i]!.hi)),
+    g,
+  }));
   const bands: Band[] = [];
   if (!ext.length) return [{ lo: 0, hi: length, members: [] }];
   let start = 0;
@@ -183,7 +208,13 @@ function partition(spans: Span[], clusters: number[][], length: number, minGap: 
         bands.push({ lo: prev.hi, hi: e.lo, members: [] });
         start = e.lo;
       } else {
-        const cut = bestCut(spans, prev.g, e.g, Math.max(last.lo + 1, Math.min(prev.hi, e.lo)), Math.max(prev.hi, e.lo));
+        const cut = bestCut(
+          spans,
+          prev.g,
+          e.g,
+          Math.max(last.lo + 1, Math.min(prev.hi, e.lo)),
+          Math.max(prev.hi, e.lo),
+        );
         last.hi = cut;
         start = cut;
       }
@@ -257,30 +288,49 @@ function intendedRows(scene: Scene): { height: number; widths: number[] }[] {
   if (cellCount >= 2) return out;
   // One cell would crash upstream: cut at the widest margin around the regions, or in half.
   const union = rects.length
-    ? { r0: Math.min(...rects.map((r) => r.r0)), r1: Math.max(...rects.map((r) => r.r1)), c0: Math.min(...rects.map((r) => r.c0)), c1: Math.max(...rects.map((r) => r.c1)) }
+    ? {
+        r0: Math.min(...rects.map((r) => r.r0)),
+        r1: Math.max(...rects.map((r) => r.r1)),
+        c0: Math.min(...rects.map((r) => r.c0)),
+        c1: Math.max(...rects.map((r) => r.c1)),
+      }
     : { r0: 0, r1: rows, c0: 0, c1: cols };
   const margins = [
-    { side: 'left', size: union.c0 }, { side: 'right', size: cols - union.c1 },
-    { side: 'top', size: union.r0 }, { side: 'bottom', size: rows - union.r1 },
+    { side: 'left', size: union.c0 },
+    { side: 'right', size: cols - union.c1 },
+    { side: 'top', size: union.r0 },
+    { side: 'bottom', size: rows - union.r1 },
   ].sort((a, b) => b.size - a.size);
   const m = margins[0]!;
   if (m.size >= 1) {
     if (m.side === 'left') return [{ height: rows, widths: [union.c0, cols - union.c0] }];
     if (m.side === 'right') return [{ height: rows, widths: [union.c1, cols - union.c1] }];
-    if (m.side === 'top') return [{ height: union.r0, widths: [cols] }, { height: rows - union.r0, widths: [cols] }];
-    return [{ height: union.r1, widths: [cols] }, { height: rows - union.r1, widths: [cols] }];
+    if (m.side === 'top')
+      return [
+        { height: union.r0, widths: [cols] },
+        { height: rows - union.r0, widths: [cols] },
+      ];
+    return [
+      { height: union.r1, widths: [cols] },
+      { height: rows - union.r1, widths: [cols] },
+    ];
   }
   if (cols >= rows) return [{ height: rows, widths: [Math.floor(cols / 2), cols - Math.floor(cols / 2)] }];
-  return [{ height: Math.floor(rows / 2), widths: [cols] }, { height: rows - Math.floor(rows / 2), widths: [cols] }];
+  return [
+    { height: Math.floor(rows / 2), widths: [cols] },
+    { height: rows - Math.floor(rows / 2), widths: [cols] },
+  ];
 }
 
 function sameSpans(grid: SplitGrid, rows: { height: number; widths: number[] }[]): boolean {
-  let k = 0, r0 = 0;
+  let k = 0,
+    r0 = 0;
   for (const row of rows) {
     let c0 = 0;
     for (const w of row.widths) {
       const c = grid.cells[k++];
-      if (!c || c.rows.start !== r0 || c.rows.end !== r0 + row.height || c.cols.start !== c0 || c.cols.end !== c0 + w) return false;
+      if (!c || c.rows.start !== r0 || c.rows.end !== r0 + row.height || c.cols.start !== c0 || c.cols.end !== c0 + w)
+        return false;
       if (c.at.rows.start !== c.rows.start || c.at.cols.start !== c.cols.start) return false;
       c0 += w;
     }
@@ -293,7 +343,11 @@ function sameSpans(grid: SplitGrid, rows: { height: number; widths: number[] }[]
  * The ratio string for these token rows. Token counts usually normalise to exactly the intended boundaries;
  * when double rounding lands an end just under 1 (upstream then shifts a crop), scaled weights are tried.
  */
-function writeRatio(rows: { height: number; widths: number[] }[], width: number, height: number): { ratio: string; grid: SplitGrid } {
+function writeRatio(
+  rows: { height: number; widths: number[] }[],
+  width: number,
+  height: number,
+): { ratio: string; grid: SplitGrid } {
   let fallback: { ratio: string; grid: SplitGrid } | undefined;
   for (let k = 1; k <= 12; k++) {
     const ratio = formatSplitRatio(rows.map((r) => ({ height: r.height * k, widths: r.widths.map((w) => w * k) })));
@@ -313,7 +367,8 @@ function assignRegions(scene: Scene, cellRects: TokenRect[]): string[][] {
   for (const r of scene.regions) {
     const rect = boxToTokens(r.box, scene.width, scene.height);
     const a = area(rect);
-    let best = 0, bestOv = -1;
+    let best = 0,
+      bestOv = -1;
     const chosen = new Set<number>();
     cellRects.forEach((c, i) => {
       const ov = intersection(rect, c);
@@ -333,13 +388,23 @@ function cellPrompt(scene: Scene, ids: string[]): string {
 }
 
 function gridFrom(scene: Scene, grid: SplitGrid, ratio: string): SoftGrid {
-  const rects = grid.cells.map((c) => ({ r0: c.at.rows.start, r1: c.at.rows.end, c0: c.at.cols.start, c1: c.at.cols.end }));
+  const rects = grid.cells.map((c) => ({
+    r0: c.at.rows.start,
+    r1: c.at.rows.end,
+    c0: c.at.cols.start,
+    c1: c.at.cols.end,
+  }));
   const members = assignRegions(scene, rects);
   return {
     ratio,
     gridRows: grid.gridRows,
     gridCols: grid.gridCols,
-    cells: rects.map((rect, index) => ({ index, rect, regionIds: members[index]!, prompt: cellPrompt(scene, members[index]!) })),
+    cells: rects.map((rect, index) => ({
+      index,
+      rect,
+      regionIds: members[index]!,
+      prompt: cellPrompt(scene, members[index]!),
+    })),
   };
 }
 
@@ -353,7 +418,8 @@ export function deriveSoftGrid(scene: Scene): SoftGrid {
 /** The cells of an existing split ratio filled with another scene's regions (a repaint keeps the grid). */
 export function fillSoftGrid(scene: Scene, ratio: string): SoftGrid {
   const grid = splitRatioCells(parseSplitRatio(ratio), scene.width, scene.height);
-  if (grid.problems.length) throw new Error(`split ratio "${ratio}" does not fit ${scene.width}×${scene.height}: ${grid.problems.join('; ')}`);
+  if (grid.problems.length)
+    throw new Error(`split ratio "${ratio}" does not fit ${scene.width}×${scene.height}: ${grid.problems.join('; ')}`);
   return gridFrom(scene, grid, ratio);
 }
 
@@ -451,15 +517,24 @@ function pixelRect(box: Box, width: number, height: number): PixelRect {
  * background or exclusion list (`applied.regenerate`) becomes a new generation of the edited scene with the
  * original seed, steps and guidance.
  */
-export async function editToRepaintParams(original: RagParams, applied: AppliedEdit, opts: RepaintOptions = {}): Promise<RepaintPlan> {
+export async function editToRepaintParams(
+  original: RagParams,
+  applied: AppliedEdit,
+  opts: RepaintOptions = {},
+): Promise<RepaintPlan> {
   const model = manifestOf(opts.model);
   const scene = applied.scene;
   if (scene.width !== original.width || scene.height !== original.height) {
-    throw new Error(`the edited scene is ${scene.width}×${scene.height} but the original was painted at ${original.width}×${original.height}`);
+    throw new Error(
+      `the edited scene is ${scene.width}×${scene.height} but the original was painted at ${original.width}×${original.height}`,
+    );
   }
   if (applied.regenerate) {
     const params = sceneToRagParams(scene, {
-      model, seed: original.seed, steps: original.num_inference_steps, guidance: original.guidance_scale,
+      model,
+      seed: original.seed,
+      steps: original.num_inference_steps,
+      guidance: original.guidance_scale,
     });
     return { mode: 'regenerate', params, reason: applied.reason };
   }
@@ -469,7 +544,13 @@ export async function editToRepaintParams(original: RagParams, applied: AppliedE
 }
 
 /** One repaint of `changes` (their old and new boxes form the mask) over `scene` (what the picture holds after it). */
-async function repaintPass(original: RagParams, scene: Scene, changes: AppliedEdit['repaint'], model: ModelManifest, repaintSeed?: number): Promise<Extract<RepaintPlan, { mode: 'repaint' }>> {
+async function repaintPass(
+  original: RagParams,
+  scene: Scene,
+  changes: AppliedEdit['repaint'],
+  model: ModelManifest,
+  repaintSeed?: number,
+): Promise<Extract<RepaintPlan, { mode: 'repaint' }>> {
   const rects: PixelRect[] = [];
   for (const r of changes) {
     if (r.oldBox) rects.push(pixelRect(r.oldBox, scene.width, scene.height));
@@ -489,11 +570,23 @@ async function repaintPass(original: RagParams, scene: Scene, changes: AppliedEd
     Repainting_SR_prompt: grid.cells.map((c) => c.prompt).join(' BREAK '),
     Repainting_HB_prompt: hbPrompt,
     // The repaint branch starts at step R: it must start before the last step of a short (few-step) run.
-    Repainting_HB_replace: Math.max(0, Math.min(model.defaults.Repainting_HB_replace, (original.num_inference_steps ?? model.defaults.num_inference_steps) - 1)),
+    Repainting_HB_replace: Math.max(
+      0,
+      Math.min(
+        model.defaults.Repainting_HB_replace,
+        (original.num_inference_steps ?? model.defaults.num_inference_steps) - 1,
+      ),
+    ),
     Repainting_seed: repaintSeed ?? seedFromText(`${original.seed}:${regionIds.join(',')}:${hbPrompt}`),
     Repainting_single: model.defaults.Repainting_single,
   };
-  return { mode: 'repaint', params: validateRagParams(params, 'repaint parameters derived from the edit'), mask, maskRects: rects, regionIds };
+  return {
+    mode: 'repaint',
+    params: validateRagParams(params, 'repaint parameters derived from the edit'),
+    mask,
+    maskRects: rects,
+    regionIds,
+  };
 }
 
 /**
@@ -505,13 +598,21 @@ async function repaintPass(original: RagParams, scene: Scene, changes: AppliedEd
  * `parentScene` is the scene the original parameters were painted from. A single change is one pass, the same
  * as editToRepaintParams.
  */
-export async function editToRepaintPasses(original: RagParams, parentScene: Scene, applied: AppliedEdit, opts: RepaintOptions = {}): Promise<Extract<RepaintPlan, { mode: 'repaint' }>[]> {
+export async function editToRepaintPasses(
+  original: RagParams,
+  parentScene: Scene,
+  applied: AppliedEdit,
+  opts: RepaintOptions = {},
+): Promise<Extract<RepaintPlan, { mode: 'repaint' }>[]> {
   const model = manifestOf(opts.model);
   const final = applied.scene;
-  if (applied.regenerate) throw new Error(`this edit cannot be repainted (${applied.reason}): paint the edited layout as a new generation`);
+  if (applied.regenerate)
+    throw new Error(`this edit cannot be repainted (${applied.reason}): paint the edited layout as a new generation`);
   if (!applied.repaint.length) return [];
   if (final.width !== original.width || final.height !== original.height) {
-    throw new Error(`the edited scene is ${final.width}×${final.height} but the original was painted at ${original.width}×${original.height}`);
+    throw new Error(
+      `the edited scene is ${final.width}×${final.height} but the original was painted at ${original.width}×${original.height}`,
+    );
   }
   const finalById = new Map(final.regions.map((r) => [r.id, r] as const));
   let regions = parentScene.regions;

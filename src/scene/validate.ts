@@ -11,7 +11,11 @@ export const DEFAULT_SCENE_LIMITS: SceneLimits = { maxRegions: 8, minSize: 256, 
 /** A scene that cannot be painted, with every reason in words a user can act on. */
 export class SceneError extends Error {
   constructor(readonly problems: string[]) {
-    super(problems.length === 1 ? problems[0]! : `The layout has ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`);
+    super(
+      problems.length === 1
+        ? problems[0]!
+        : `The layout has ${problems.length} problems:\n${problems.map((p) => `- ${p}`).join('\n')}`,
+    );
     this.name = 'SceneError';
   }
 }
@@ -25,9 +29,16 @@ function describe(r: Pick<Region, 'id' | 'label'>): string {
 
 export function sizeProblems(width: number, height: number, limits: SceneLimits): string[] {
   const out: string[] = [];
-  for (const [name, v] of [['width', width], ['height', height]] as const) {
-    if (!Number.isInteger(v) || v % TOKEN_PX !== 0) out.push(`${name} ${v} is not a multiple of ${TOKEN_PX}: use ${Math.max(TOKEN_PX, Math.round(v / TOKEN_PX) * TOKEN_PX)}`);
-    if (v < limits.minSize || v > limits.maxSize) out.push(`${name} ${v} is outside the allowed range ${limits.minSize}–${limits.maxSize}`);
+  for (const [name, v] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (!Number.isInteger(v) || v % TOKEN_PX !== 0)
+      out.push(
+        `${name} ${v} is not a multiple of ${TOKEN_PX}: use ${Math.max(TOKEN_PX, Math.round(v / TOKEN_PX) * TOKEN_PX)}`,
+      );
+    if (v < limits.minSize || v > limits.maxSize)
+      out.push(`${name} ${v} is outside the allowed range ${limits.minSize}–${limits.maxSize}`);
   }
   return out;
 }
@@ -40,7 +51,9 @@ export function boxProblems(box: Box, width: number, height: number, who: string
   if (x + w > 1 + EPS) out.push(`${who} extends past the right edge (x + w = ${round(x + w)} > 1)`);
   if (y + h > 1 + EPS) out.push(`${who} extends past the bottom edge (y + h = ${round(y + h)} > 1)`);
   if (w * width < TOKEN_PX - EPS || h * height < TOKEN_PX - EPS) {
-    out.push(`${who} is smaller than one ${TOKEN_PX}-px token at ${width}×${height} (${round(w * width)}×${round(h * height)} px): make it larger`);
+    out.push(
+      `${who} is smaller than one ${TOKEN_PX}-px token at ${width}×${height} (${round(w * width)}×${round(h * height)} px): make it larger`,
+    );
   }
   return out;
 }
@@ -61,7 +74,9 @@ export function validateScene(input: unknown, limits: SceneLimits = DEFAULT_SCEN
   const scene = parsed.data;
   const problems = [...sizeProblems(scene.width, scene.height, limits)];
   if (scene.regions.length > limits.maxRegions) {
-    problems.push(`the layout has ${scene.regions.length} regions; at most ${limits.maxRegions} are allowed: merge or drop some`);
+    problems.push(
+      `the layout has ${scene.regions.length} regions; at most ${limits.maxRegions} are allowed: merge or drop some`,
+    );
   }
   const seen = new Set<string>();
   for (const r of scene.regions) {

@@ -16,14 +16,19 @@ export function openDatabase(dataDir: string): Db {
   try {
     mkdirSync(dataDir, { recursive: true });
   } catch (e) {
-    throw new Error(`cannot create the data folder ${dataDir} (${(e as Error).message}): set DATA_DIR to a writable folder`, { cause: e });
+    throw new Error(
+      `cannot create the data folder ${dataDir} (${(e as Error).message}): set DATA_DIR to a writable folder`,
+      { cause: e },
+    );
   }
   const file = path.join(dataDir, DB_FILE);
   let db: Db;
   try {
     db = new Database(file);
   } catch (e) {
-    throw new Error(`cannot open the database ${file} (${(e as Error).message}): check DATA_DIR and its permissions`, { cause: e });
+    throw new Error(`cannot open the database ${file} (${(e as Error).message}): check DATA_DIR and its permissions`, {
+      cause: e,
+    });
   }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -45,13 +50,18 @@ export interface Migration {
  * than silently misread.
  */
 export function migrate(db: Db, component: string, migrations: readonly Migration[]): void {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL, updated_at INTEGER NOT NULL)`);
+  db.exec(
+    `CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL, updated_at INTEGER NOT NULL)`,
+  );
   const known = Math.max(0, ...migrations.map((m) => m.version));
   const apply = db.transaction(() => {
-    const row = db.prepare('SELECT version FROM schema_versions WHERE component = ?').get(component) as { version: number } | undefined;
+    const row = db.prepare('SELECT version FROM schema_versions WHERE component = ?').get(component) as
+      { version: number } | undefined;
     const current = row?.version ?? 0;
     if (current > known) {
-      throw new Error(`the database's ${component} schema is version ${current}, newer than this program knows (${known}): update scenewright or use another DATA_DIR`);
+      throw new Error(
+        `the database's ${component} schema is version ${current}, newer than this program knows (${known}): update scenewright or use another DATA_DIR`,
+      );
     }
     for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
       if (m.version <= current) continue;
@@ -66,6 +76,7 @@ export function migrate(db: Db, component: string, migrations: readonly Migratio
 }
 
 export function schemaVersion(db: Db, component: string): number {
-  const row = db.prepare('SELECT version FROM schema_versions WHERE component = ?').get(component) as { version: number } | undefined;
+  const row = db.prepare('SELECT version FROM schema_versions WHERE component = ?').get(component) as
+    { version: number } | undefined;
   return row?.version ?? 0;
 }

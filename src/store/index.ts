@@ -2,7 +2,14 @@ import { openDatabase } from './db.ts';
 import { Store } from './store.ts';
 
 export * from './schema.ts';
-export { Store, StoreError, type NewGeneration, type GenerationUpdate, type UsageCount, type PendingInteraction } from './store.ts';
+export {
+  Store,
+  StoreError,
+  type NewGeneration,
+  type GenerationUpdate,
+  type UsageCount,
+  type PendingInteraction,
+} from './store.ts';
 export { openDatabase, migrate, DB_FILE, type Db, type Migration } from './db.ts';
 export { newId } from './ids.ts';
 

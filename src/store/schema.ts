@@ -16,7 +16,11 @@ export type RepaintRegion = z.infer<typeof RepaintRegionSchema>;
  */
 export const GenerationParamsSchema = z.object({
   scene: SceneSchema,
-  seed: z.number().int().min(0).max(2 ** 32 - 1),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1),
   steps: z.number().int().min(1).max(1000),
   model: z.string().min(1).max(64),
   rag: z.unknown().optional(),
@@ -87,8 +91,16 @@ export interface MessageLink {
 /** Per-user defaults that /settings changes; every field optional (unset = the server default). */
 export const UserSettingsSchema = z.object({
   steps: z.number().int().min(1).max(1000).optional(),
-  aspect: z.string().regex(/^\d{1,2}:\d{1,2}$/).optional(),
+  aspect: z
+    .string()
+    .regex(/^\d{1,2}:\d{1,2}$/)
+    .optional(),
   model: z.string().min(1).max(64).optional(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
 });
 export type UserSettings = z.infer<typeof UserSettingsSchema>;

@@ -132,13 +132,25 @@ interface MessageRow {
 
 function linkFromRow(r: MessageRow): MessageLink {
   const context = r.context_json ? (JSON.parse(r.context_json) as { history?: unknown }) : {};
-  const history = Array.isArray(context.history) ? context.history.filter((h): h is string => typeof h === 'string') : [];
-  return { messageId: r.message_id, channelId: r.channel_id, generationId: r.generation_id, role: r.role, createdAt: r.created_at, history };
+  const history = Array.isArray(context.history)
+    ? context.history.filter((h): h is string => typeof h === 'string')
+    : [];
+  return {
+    messageId: r.message_id,
+    channelId: r.channel_id,
+    generationId: r.generation_id,
+    role: r.role,
+    createdAt: r.created_at,
+    history,
+  };
 }
 
 function fromRow(row: GenerationRow): Generation {
   const params = GenerationParamsSchema.safeParse(JSON.parse(row.params_json));
-  if (!params.success) throw new StoreError(`generation ${row.id} has unreadable parameters: ${params.error.issues[0]?.message ?? 'invalid'}`);
+  if (!params.success)
+    throw new StoreError(
+      `generation ${row.id} has unreadable parameters: ${params.error.issues[0]?.message ?? 'invalid'}`,
+    );
   return {
     id: row.id,
     parentId: row.parent_id,
@@ -291,7 +303,9 @@ export class Store {
 
   /** The most recent time this user started a generation (for the cooldown), or undefined. */
   lastRequestAt(userId: string): number | undefined {
-    const row = this.db.prepare('SELECT max(created_at) AS t FROM generations WHERE user_id = ?').get(userId) as { t: number | null };
+    const row = this.db.prepare('SELECT max(created_at) AS t FROM generations WHERE user_id = ?').get(userId) as {
+      t: number | null;
+    };
     return row.t ?? undefined;
   }
 
@@ -304,7 +318,8 @@ export class Store {
 
   /** Writes a file next to the generation and records it by name. Names are plain file names. */
   writeArtifact(generationId: string, name: string, data: Uint8Array): string {
-    if (!/^[A-Za-z0-9._-]{1,80}$/.test(name) || name.startsWith('.')) throw new StoreError(`artifact name "${name}" is not a plain file name`);
+    if (!/^[A-Za-z0-9._-]{1,80}$/.test(name) || name.startsWith('.'))
+      throw new StoreError(`artifact name "${name}" is not a plain file name`);
     const file = path.join(this.artifactFolder(generationId), name);
     writeFileSync(file, data);
     this.updateGeneration(generationId, { artifacts: { [name]: file } });
@@ -332,7 +347,9 @@ export class Store {
   }
 
   messagesFor(generationId: string): MessageLink[] {
-    const rows = this.db.prepare('SELECT * FROM messages WHERE generation_id = ? ORDER BY created_at, rowid').all(generationId) as MessageRow[];
+    const rows = this.db
+      .prepare('SELECT * FROM messages WHERE generation_id = ? ORDER BY created_at, rowid')
+      .all(generationId) as MessageRow[];
     return rows.map(linkFromRow);
   }
 
@@ -343,7 +360,9 @@ export class Store {
   /** An interaction the bot started answering; removed when the answer is done (or failed visibly). */
   addPending(p: Omit<PendingInteraction, 'createdAt'>): void {
     this.db
-      .prepare('INSERT OR REPLACE INTO pending_interactions (token, interaction_id, channel_id, user_id, created_at) VALUES (?, ?, ?, ?, ?)')
+      .prepare(
+        'INSERT OR REPLACE INTO pending_interactions (token, interaction_id, channel_id, user_id, created_at) VALUES (?, ?, ?, ?, ?)',
+      )
       .run(p.token, p.interactionId, p.channelId, p.userId, Date.now());
   }
 
@@ -353,17 +372,30 @@ export class Store {
 
   /** Every interaction a previous process left unanswered, removed from the table as they are returned. */
   takePending(): PendingInteraction[] {
-    return this.db.transaction(() => {
-      const rows = this.db.prepare('SELECT * FROM pending_interactions ORDER BY created_at').all() as {
-        token: string; interaction_id: string; channel_id: string; user_id: string; created_at: number;
-      }[];
-      this.db.prepare('DELETE FROM pending_interactions').run();
-      return rows.map((r) => ({ token: r.token, interactionId: r.interaction_id, channelId: r.channel_id, userId: r.user_id, createdAt: r.created_at }));
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const rows = this.db.prepare('SELECT * FROM pending_interactions ORDER BY created_at').all() as {
+          token: string;
+          interaction_id: string;
+          channel_id: string;
+          user_id: string;
+          created_at: number;
+        }[];
+        this.db.prepare('DELETE FROM pending_interactions').run();
+        return rows.map((r) => ({
+          token: r.token,
+          interactionId: r.interaction_id,
+          channelId: r.channel_id,
+          userId: r.user_id,
+          createdAt: r.created_at,
+        }));
+      })
+      .immediate();
   }
 
   getUserSettings(userId: string): UserSettings {
-    const row = this.db.prepare('SELECT settings_json FROM user_settings WHERE user_id = ?').get(userId) as { settings_json: string } | undefined;
+    const row = this.db.prepare('SELECT settings_json FROM user_settings WHERE user_id = ?').get(userId) as
+      { settings_json: string } | undefined;
     if (!row) return {};
     const parsed = UserSettingsSchema.safeParse(JSON.parse(row.settings_json));
     // Settings written by an older version that no longer validate fall back to the defaults.

@@ -8,7 +8,9 @@ import type { Painter, PainterModule } from './painter.ts';
 const log = childLogger('worker-child');
 
 if (!process.send) {
-  process.stderr.write('src/worker/child.ts is started by the worker host over IPC; run `scenewright worker` instead\n');
+  process.stderr.write(
+    'src/worker/child.ts is started by the worker host over IPC; run `scenewright worker` instead\n',
+  );
   process.exit(2);
 }
 
@@ -23,8 +25,11 @@ let current: { jobId: string; abort: AbortController } | undefined;
 async function init(painterModule: string, options: Parameters<PainterModule['createPainter']>[0]): Promise<void> {
   try {
     const mod = (await import(pathToFileURL(painterModule).href)) as Partial<PainterModule>;
-    if (typeof mod.createPainter !== 'function') throw new Error(`${painterModule} does not export createPainter(options)`);
-    painter = await mod.createPainter(options, { onLoading: (info) => send({ type: 'loading', info: { id: info.id, version: info.version } }) });
+    if (typeof mod.createPainter !== 'function')
+      throw new Error(`${painterModule} does not export createPainter(options)`);
+    painter = await mod.createPainter(options, {
+      onLoading: (info) => send({ type: 'loading', info: { id: info.id, version: info.version } }),
+    });
     send({ type: 'ready', info: { id: painter.info.id, version: painter.info.version } });
   } catch (e) {
     send({ type: 'init-error', message: (e as Error).message ?? String(e) });
@@ -45,7 +50,14 @@ async function run(jobId: string, request: Parameters<Painter['paint']>[0]): Pro
       },
     });
     if (abort.signal.aborted) send({ type: 'error', jobId, message: 'cancelled', cancelled: true });
-    else send({ type: 'result', jobId, png: out.png, artifacts: out.artifacts ?? {}, paintMs: Math.round(performance.now() - started) });
+    else
+      send({
+        type: 'result',
+        jobId,
+        png: out.png,
+        artifacts: out.artifacts ?? {},
+        paintMs: Math.round(performance.now() - started),
+      });
   } catch (e) {
     log.warn({ err: e, jobId }, 'paint failed');
     send({ type: 'error', jobId, message: (e as Error).message ?? String(e), cancelled: abort.signal.aborted });

@@ -146,7 +146,16 @@ export class WorkerHost {
     this.unsubscribe?.();
     const running = this.running;
     if (running) {
-      await Promise.race([new Promise<void>((r) => { const prev = running.done; running.done = () => { prev(); r(); }; }), sleep(graceMs)]);
+      await Promise.race([
+        new Promise<void>((r) => {
+          const prev = running.done;
+          running.done = () => {
+            prev();
+            r();
+          };
+        }),
+        sleep(graceMs),
+      ]);
     }
     const child = this.child;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -162,7 +171,11 @@ export class WorkerHost {
 
   private sendTo(child: ChildProcess, m: HostMessage): void {
     // The child can die between the check and the write; its exit handler deals with the job.
-    if (child.connected) child.send(m, (err) => err && log.debug({ err, type: m.type }, 'painter process gone before a message reached it'));
+    if (child.connected)
+      child.send(
+        m,
+        (err) => err && log.debug({ err, type: m.type }, 'painter process gone before a message reached it'),
+      );
   }
 
   private spawn(): Promise<PainterInfo> {
@@ -174,7 +187,11 @@ export class WorkerHost {
     this.child = child;
     this.childReady = new Promise<PainterInfo>((resolve, reject) => {
       const timer = setTimeout(() => {
-        reject(new PainterLoadError(`the painter did not finish loading within ${Math.round(this.o.initTimeoutMs / 1000)} s`));
+        reject(
+          new PainterLoadError(
+            `the painter did not finish loading within ${Math.round(this.o.initTimeoutMs / 1000)} s`,
+          ),
+        );
         child.kill('SIGKILL');
       }, this.o.initTimeoutMs);
       const onMessage = (raw: unknown) => {
@@ -184,7 +201,9 @@ export class WorkerHost {
           // A distributed queue fails jobs of models nobody serves: announce the model now, so that jobs sent
           // while it loads wait for it (this host claims nothing before 'ready').
           log.info({ model: m.data.info.id }, 'painter warming up: loading the model; jobs for it wait in the queue');
-          void this.o.queue.serve?.(this.workerId, m.data.info).catch((err: unknown) => log.warn({ err }, 'could not announce the model while it loads'));
+          void this.o.queue
+            .serve?.(this.workerId, m.data.info)
+            .catch((err: unknown) => log.warn({ err }, 'could not announce the model while it loads'));
         } else if (m.data.type === 'ready') {
           clearTimeout(timer);
           this.painterInfo = m.data.info;
@@ -299,13 +318,19 @@ export class WorkerHost {
     );
   }
 
-  private async onResult(r: Running, png: Uint8Array, artifacts: Record<string, Uint8Array>, paintMs: number): Promise<void> {
+  private async onResult(
+    r: Running,
+    png: Uint8Array,
+    artifacts: Record<string, Uint8Array>,
+    paintMs: number,
+  ): Promise<void> {
     try {
       if (r.lost) return;
       const dir = this.artifactDir(r.job);
       const files: Record<string, string> = {};
       for (const [name, data] of Object.entries(artifacts)) {
-        if (!SAFE_NAME.test(name) || name === 'image.png') throw new Error(`the painter returned an artifact named "${name}", which is not a plain file name`);
+        if (!SAFE_NAME.test(name) || name === 'image.png')
+          throw new Error(`the painter returned an artifact named "${name}", which is not a plain file name`);
         files[name] = path.join(dir, name);
         writeAtomic(files[name], data);
       }
@@ -324,7 +349,8 @@ export class WorkerHost {
 
   private async onError(r: Running, message: string, cancelled: boolean): Promise<void> {
     try {
-      if (!r.lost) await this.o.queue.fail(r.job.id, this.workerId, cancelled ? 'cancelled' : `painting failed: ${message}`);
+      if (!r.lost)
+        await this.o.queue.fail(r.job.id, this.workerId, cancelled ? 'cancelled' : `painting failed: ${message}`);
     } finally {
       this.endRun(r);
     }
@@ -369,7 +395,10 @@ export class WorkerHost {
     const child = this.child!;
     const r: Running = { job, lastProgressAt: 0, cancelSent: false, lost: false, timers: [], done: () => {} };
     this.running = r;
-    log.info({ jobId: job.id, generationId: job.generationId, kind: job.request.kind, attempt: job.attempts }, 'painting');
+    log.info(
+      { jobId: job.id, generationId: job.generationId, kind: job.request.kind, attempt: job.attempts },
+      'painting',
+    );
     const renewEvery = Math.max(50, Math.floor(this.o.leaseMs / 3));
     const renew = setInterval(() => {
       void this.o.queue.renew(job.id, this.workerId, this.o.leaseMs).then((s) => this.react(r, s));

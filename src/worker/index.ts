@@ -21,13 +21,24 @@ export function createWorkerHost(
   if (!modelDir) return undefined;
   const painterModule = overrides.painterModule ?? ENGINE_PAINTER_MODULE;
   if (!overrides.painterModule && !enginePainterAvailable()) {
-    throw new UserError(`MODEL_DIR is set, but this build has no image engine yet (${ENGINE_PAINTER_MODULE} is missing): unset MODEL_DIR to run in layout-only mode`);
+    throw new UserError(
+      `MODEL_DIR is set, but this build has no image engine yet (${ENGINE_PAINTER_MODULE} is missing): unset MODEL_DIR to run in layout-only mode`,
+    );
   }
   return new WorkerHost({
     queue,
     dataDir: config.dataDir,
     painterModule,
-    painterOptions: { modelDir, executionProvider: config.model.executionProvider, threads: config.model.threads, extra: { memoryCheck: config.model.memoryCheck, weights: config.model.weights, weightsCacheDir: config.model.weightsCacheDir } },
+    painterOptions: {
+      modelDir,
+      executionProvider: config.model.executionProvider,
+      threads: config.model.threads,
+      extra: {
+        memoryCheck: config.model.memoryCheck,
+        weights: config.model.weights,
+        weightsCacheDir: config.model.weightsCacheDir,
+      },
+    },
     ...overrides,
   });
 }

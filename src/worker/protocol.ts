@@ -28,7 +28,13 @@ export const ChildMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('loading'), info: z.object({ id: z.string(), version: z.string() }) }),
   z.object({ type: z.literal('ready'), info: z.object({ id: z.string(), version: z.string() }) }),
   z.object({ type: z.literal('init-error'), message: z.string() }),
-  z.object({ type: z.literal('progress'), jobId: z.string(), step: z.number().int(), total: z.number().int(), preview: bytes.optional() }),
+  z.object({
+    type: z.literal('progress'),
+    jobId: z.string(),
+    step: z.number().int(),
+    total: z.number().int(),
+    preview: bytes.optional(),
+  }),
   z.object({
     type: z.literal('result'),
     jobId: z.string(),

@@ -61,7 +61,12 @@ describe('access and limits', () => {
     expect(message.content).toMatch(/@everyone/);
     const sent = h.fake.requestsTo('PATCH', /\/messages\/@original$/).at(-1)!;
     expect((sent.body as { allowed_mentions?: unknown }).allowed_mentions).toEqual({ parse: [], replied_user: false });
-    const reply = h.fake.userMessage(h.users.alice, h.channel.id, `make the cat orange @everyone <@${h.users.bob.id}>`, { replyTo: message.id });
+    const reply = h.fake.userMessage(
+      h.users.alice,
+      h.channel.id,
+      `make the cat orange @everyone <@${h.users.bob.id}>`,
+      { replyTo: message.id },
+    );
     const answer = await h.replyTo(reply.id);
     expect(h.fake.lastAllowedMentions.get(answer.id)).toEqual({ parse: [], replied_user: false });
   });
@@ -70,7 +75,11 @@ describe('access and limits', () => {
 describe('/layout, /settings', () => {
   it('/layout takes regions in the short text syntax', async () => {
     h = await Harness.start();
-    const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { regions: 'a black cat @ left; a white dog: a fluffy white dog @ 55 20 40 70', background: 'a sunny garden', aspect: '16:9' });
+    const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+      regions: 'a black cat @ left; a white dog: a fluffy white dog @ 55 20 40 70',
+      background: 'a sunny garden',
+      aspect: '16:9',
+    });
     const message = await h.answered(ix);
     expect(message.attachments).toHaveLength(1);
     const g = h.bot.store.generationForMessage(message.id)!;
@@ -83,15 +92,29 @@ describe('/layout, /settings', () => {
 
   it('/layout takes a Scene JSON attachment, and explains what is wrong with a bad one', async () => {
     h = await Harness.start();
-    const scene = { width: 512, height: 512, prompt: 'a red ball and a blue cube', background: 'a white table', exclude: [], regions: [
-      { id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.1, y: 0.4, w: 0.3, h: 0.3 } },
-      { id: 'r2', label: 'a blue cube', prompt: 'a matte blue cube', box: { x: 0.6, y: 0.4, w: 0.3, h: 0.3 } },
-    ] };
-    const ok = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { file: { filename: 'scene.json', data: Buffer.from(JSON.stringify(scene)) } });
+    const scene = {
+      width: 512,
+      height: 512,
+      prompt: 'a red ball and a blue cube',
+      background: 'a white table',
+      exclude: [],
+      regions: [
+        { id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.1, y: 0.4, w: 0.3, h: 0.3 } },
+        { id: 'r2', label: 'a blue cube', prompt: 'a matte blue cube', box: { x: 0.6, y: 0.4, w: 0.3, h: 0.3 } },
+      ],
+    };
+    const ok = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+      file: { filename: 'scene.json', data: Buffer.from(JSON.stringify(scene)) },
+    });
     const message = await h.answered(ok);
-    expect(h.bot.store.generationForMessage(message.id)!.params.scene.regions.map((r) => r.label)).toEqual(['a red ball', 'a blue cube']);
+    expect(h.bot.store.generationForMessage(message.id)!.params.scene.regions.map((r) => r.label)).toEqual([
+      'a red ball',
+      'a blue cube',
+    ]);
 
-    const bad = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { file: { filename: 'scene.json', data: Buffer.from('{"width": 512}') } });
+    const bad = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+      file: { filename: 'scene.json', data: Buffer.from('{"width": 512}') },
+    });
     expect((await h.answered(bad)).content).toMatch(/scene.json is not a usable Scene/);
     const typo = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { regions: 'a cat @ 10 10' });
     const answer = await h.answered(typo);

@@ -25,24 +25,43 @@ describe('command line', () => {
     const alice = fake.join(guildId, 'alice');
     dataDir = mkdtempSync(path.join(tmpdir(), 'sw-cli-'));
     const env = {
-      ...process.env, LOG_LEVEL: 'silent', DISCORD_TOKEN: fake.token, DISCORD_APPLICATION_ID: fake.applicationId, DISCORD_API_URL: fake.restUrl,
-      DISCORD_DEV_GUILD_ID: guildId, DATA_DIR: dataDir, MODEL_DIR: '', OPENAI_API_KEY: '', OPENAI_BASE_URL: '',
+      ...process.env,
+      LOG_LEVEL: 'silent',
+      DISCORD_TOKEN: fake.token,
+      DISCORD_APPLICATION_ID: fake.applicationId,
+      DISCORD_API_URL: fake.restUrl,
+      DISCORD_DEV_GUILD_ID: guildId,
+      DATA_DIR: dataDir,
+      MODEL_DIR: '',
+      OPENAI_API_KEY: '',
+      OPENAI_BASE_URL: '',
     };
-    const deployed = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'commands/deploy.ts'], { cwd: repoRoot, env });
+    const deployed = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'commands/deploy.ts'], {
+      cwd: repoRoot,
+      env,
+    });
     expect(deployed.stdout).toMatch(/registered \/imagine, \/layout, \/queue, \/settings in guild \d+/);
     expect(fake.commands.get(guildId)!.map((c) => c.name)).toEqual(['imagine', 'layout', 'queue', 'settings']);
 
-    const bot = spawn(process.execPath, ['bin/scenewright.js', 'start'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const bot = spawn(process.execPath, ['bin/scenewright.js', 'start'], {
+      cwd: repoRoot,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     bot.stderr.on('data', (d) => (stderr += String(d)));
     const exited = new Promise<number | null>((r) => bot.on('exit', (code) => r(code)));
     try {
       await fake.waitFor(() => fake!.connected, 'the bot to connect', 30_000);
       const ix = fake.slashCommand(alice, channel.id, 'imagine', { prompt: 'a green frog on a lily pad' });
-      const answer = await fake.waitFor(() => {
-        const m = ix.originalMessageId ? fake!.messages.get(ix.originalMessageId) : undefined;
-        return m?.attachments.length ? m : undefined;
-      }, 'the layout', 30_000);
+      const answer = await fake.waitFor(
+        () => {
+          const m = ix.originalMessageId ? fake!.messages.get(ix.originalMessageId) : undefined;
+          return m?.attachments.length ? m : undefined;
+        },
+        'the layout',
+        30_000,
+      );
       expect(ix.ackMs).toBeLessThan(3000);
       expect(answer.content).toMatch(/No image model is configured/);
     } finally {
@@ -53,7 +72,10 @@ describe('command line', () => {
 
   it('deploy-commands without credentials says what to set', async () => {
     const env = { ...process.env, DISCORD_TOKEN: '', DISCORD_APPLICATION_ID: '' };
-    const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'commands/deploy.ts'], { cwd: repoRoot, env });
+    const run = promisify(execFile)(process.execPath, ['--import', 'tsx', 'commands/deploy.ts'], {
+      cwd: repoRoot,
+      env,
+    });
     await expect(run).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/DISCORD_TOKEN is not set/) });
   });
 

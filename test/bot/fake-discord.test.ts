@@ -1,5 +1,17 @@
 // The fake Discord itself, driven by the real discord.js client: if these fail, bot tests mean nothing.
-import { AttachmentBuilder, ActionRowBuilder, ButtonBuilder, ButtonStyle, Client, Events, GatewayIntentBits, MessageFlags, Routes, SlashCommandBuilder, type Message } from 'discord.js';
+import {
+  AttachmentBuilder,
+  ActionRowBuilder,
+  ButtonBuilder,
+  ButtonStyle,
+  Client,
+  Events,
+  GatewayIntentBits,
+  MessageFlags,
+  Routes,
+  SlashCommandBuilder,
+  type Message,
+} from 'discord.js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeDiscord } from '../support/fake-discord/index.ts';
 
@@ -14,7 +26,9 @@ afterEach(async () => {
   await fake.close();
 });
 
-async function connect(intents = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent]): Promise<Client> {
+async function connect(
+  intents = [GatewayIntentBits.Guilds, GatewayIntentBits.GuildMessages, GatewayIntentBits.MessageContent],
+): Promise<Client> {
   client = new Client({ intents, rest: { api: fake.restUrl } });
   const ready = new Promise<void>((r) => client.once(Events.ClientReady, () => r()));
   await client.login(fake.token);
@@ -43,7 +57,13 @@ describe('fake Discord with the real discord.js client', () => {
     const alice = fake.join(guildId, 'alice');
     await connect();
     await client.rest.put(Routes.applicationGuildCommands(fake.applicationId, guildId), {
-      body: [new SlashCommandBuilder().setName('imagine').setDescription('d').addStringOption((o) => o.setName('prompt').setDescription('p').setRequired(true)).toJSON()],
+      body: [
+        new SlashCommandBuilder()
+          .setName('imagine')
+          .setDescription('d')
+          .addStringOption((o) => o.setName('prompt').setDescription('p').setRequired(true))
+          .toJSON(),
+      ],
     });
     let edited: Message | undefined;
     client.on(Events.InteractionCreate, async (ix) => {
@@ -53,7 +73,11 @@ describe('fake Discord with the real discord.js client', () => {
       edited = await ix.editReply({
         content: `painting ${ix.options.getString('prompt')}`,
         files: [new AttachmentBuilder(Buffer.from('png-bytes'), { name: 'out.png' })],
-        components: [new ActionRowBuilder<ButtonBuilder>().addComponents(new ButtonBuilder().setCustomId('reroll:g1').setLabel('Reroll').setStyle(ButtonStyle.Primary))],
+        components: [
+          new ActionRowBuilder<ButtonBuilder>().addComponents(
+            new ButtonBuilder().setCustomId('reroll:g1').setLabel('Reroll').setStyle(ButtonStyle.Primary),
+          ),
+        ],
       });
     });
     const seen: Message[] = [];
@@ -68,7 +92,9 @@ describe('fake Discord with the real discord.js client', () => {
     expect(original.content).toBe('painting a cat');
     expect(original.attachments).toHaveLength(1);
     expect(fake.attachmentBytes(original.attachments[0]!).toString()).toBe('png-bytes');
-    expect(fake.requestsTo('PATCH', /\/webhooks\/\d+\/[^/]+\/messages\/@original$/)[0]!.files[0]!.filename).toBe('out.png');
+    expect(fake.requestsTo('PATCH', /\/webhooks\/\d+\/[^/]+\/messages\/@original$/)[0]!.files[0]!.filename).toBe(
+      'out.png',
+    );
 
     fake.userMessage(alice, channel.id, 'make it blue', { replyTo: original.id });
     fake.userMessage(alice, channel.id, '', { replyTo: original.id, forward: true });
@@ -79,7 +105,9 @@ describe('fake Discord with the real discord.js client', () => {
     const ref = await reply!.fetchReference();
     expect(ref.id).toBe(original.id);
 
-    const clicked = new Promise<string>((r) => client.on(Events.InteractionCreate, (i) => void (i.isButton() && i.deferUpdate().then(() => r(i.customId)))));
+    const clicked = new Promise<string>((r) =>
+      client.on(Events.InteractionCreate, (i) => void (i.isButton() && i.deferUpdate().then(() => r(i.customId)))),
+    );
     fake.clickButton(alice, original.id, 'reroll:g1');
     expect(await clicked).toBe('reroll:g1');
   });
@@ -106,7 +134,9 @@ describe('fake Discord with the real discord.js client', () => {
     const channel = fake.addChannel(guildId, 'art');
     const alice = fake.join(guildId, 'alice');
     await connect();
-    await client.rest.put(Routes.applicationGuildCommands(fake.applicationId, guildId), { body: [{ name: 'ping', description: 'p', type: 1 }] });
+    await client.rest.put(Routes.applicationGuildCommands(fake.applicationId, guildId), {
+      body: [{ name: 'ping', description: 'p', type: 1 }],
+    });
     const errors: string[] = [];
     client.on(Events.InteractionCreate, async (ix) => {
       if (!ix.isChatInputCommand()) return;
@@ -135,12 +165,22 @@ describe('fake Discord with the real discord.js client', () => {
     const userMsg = fake.userMessage(alice, channel.id, 'hi');
     const ch = await client.channels.fetch(channel.id);
     if (!ch?.isSendable()) throw new Error('not sendable');
-    const sent = await ch.send({ content: 'answer', reply: { messageReference: userMsg.id }, allowedMentions: { parse: [] }, files: [new AttachmentBuilder(Buffer.from('a'), { name: 'a.png' })] });
+    const sent = await ch.send({
+      content: 'answer',
+      reply: { messageReference: userMsg.id },
+      allowedMentions: { parse: [] },
+      files: [new AttachmentBuilder(Buffer.from('a'), { name: 'a.png' })],
+    });
     expect(fake.messages.get(sent.id)!.message_reference).toMatchObject({ message_id: userMsg.id, type: 0 });
     expect(fake.lastAllowedMentions.get(sent.id)).toEqual({ parse: [] });
-    const edited = await sent.edit({ content: 'answer 2', files: [new AttachmentBuilder(Buffer.from('b'), { name: 'b.png' })] });
+    const edited = await sent.edit({
+      content: 'answer 2',
+      files: [new AttachmentBuilder(Buffer.from('b'), { name: 'b.png' })],
+    });
     expect(edited.attachments.map((a) => a.name)).toEqual(['b.png']);
-    await expect(ch.send({ content: 'x', reply: { messageReference: '123456789012345678' } })).rejects.toThrow(/Invalid Form Body|Unknown message/);
+    await expect(ch.send({ content: 'x', reply: { messageReference: '123456789012345678' } })).rejects.toThrow(
+      /Invalid Form Body|Unknown message/,
+    );
     const theirs = await ch.messages.fetch(userMsg.id);
     await expect(theirs.edit('hijack')).rejects.toThrow();
   });

@@ -13,7 +13,15 @@ import { loadConfig, type Config } from '../../src/config/config.ts';
 import { startBot, type BotHandle, type StartOptions } from '../../src/bot/app.ts';
 import { deployCommands } from '../../commands/deploy.ts';
 import { fixture } from '../support/fixtures.ts';
-import { FakeDiscord, Permission, type ApiChannel, type ApiMessage, type ApiUser, type FakeDiscordOptions, type FakeInteraction } from '../support/fake-discord/index.ts';
+import {
+  FakeDiscord,
+  Permission,
+  type ApiChannel,
+  type ApiMessage,
+  type ApiUser,
+  type FakeDiscordOptions,
+  type FakeInteraction,
+} from '../support/fake-discord/index.ts';
 
 export const TINY_MODEL = fixture('tiny-flux-schnell');
 /** The engine's painter exists (its pipeline entry has landed) and the tiny checkpoint is there. */
@@ -60,7 +68,11 @@ export class Harness {
     this.channel = fake.addChannel(guildId, 'art');
     this.nsfwChannel = fake.addChannel(guildId, 'after-dark', { nsfw: true });
     const modRole = fake.addRole(guildId, 'moderator', Permission.ManageMessages);
-    this.users = { alice: fake.join(guildId, 'alice'), bob: fake.join(guildId, 'bob'), mod: fake.join(guildId, 'mod', [modRole]) };
+    this.users = {
+      alice: fake.join(guildId, 'alice'),
+      bob: fake.join(guildId, 'bob'),
+      mod: fake.join(guildId, 'mod', [modRole]),
+    };
   }
 
   static async start(o: HarnessOptions = {}): Promise<Harness> {
@@ -92,8 +104,20 @@ export class Harness {
     this.bot = await startBot(this.config, {
       embeddedWorker: this.o.embeddedWorker ?? true,
       workerOptions: {
-        leaseMs: 3000, pollMs: 30, progressEveryMs: 50, respawnMs: 50,
-        ...(model.dir && this.o.painterExtra ? { painterOptions: { modelDir: model.dir, executionProvider: model.executionProvider, threads: model.threads, extra: this.o.painterExtra } } : {}),
+        leaseMs: 3000,
+        pollMs: 30,
+        progressEveryMs: 50,
+        respawnMs: 50,
+        ...(model.dir && this.o.painterExtra
+          ? {
+              painterOptions: {
+                modelDir: model.dir,
+                executionProvider: model.executionProvider,
+                threads: model.threads,
+                extra: this.o.painterExtra,
+              },
+            }
+          : {}),
         ...this.o.workerOptions,
       },
       intents: this.o.intents,
@@ -123,7 +147,12 @@ export class Harness {
   }
 
   /** Runs /imagine and waits until the bot's answer shows a layout (or an error). */
-  async imagine(user: ApiUser, prompt: string, options: Record<string, string | number> = {}, channel = this.channel): Promise<{ ix: FakeInteraction; message: ApiMessage }> {
+  async imagine(
+    user: ApiUser,
+    prompt: string,
+    options: Record<string, string | number> = {},
+    channel = this.channel,
+  ): Promise<{ ix: FakeInteraction; message: ApiMessage }> {
     const ix = this.fake.slashCommand(user, channel.id, 'imagine', { prompt, ...options });
     const message = await this.answered(ix);
     return { ix, message };
@@ -141,28 +170,46 @@ export class Harness {
 
   /** Waits for the bot's first real answer to an interaction (not the "thinking…" placeholder). */
   async answered(ix: FakeInteraction, timeoutMs = 15_000): Promise<ApiMessage> {
-    return this.linked(await this.fake.waitFor(() => {
-      const eph = ix.ephemeral.at(-1);
-      if (eph && eph.content) return eph;
-      const m = ix.originalMessageId ? this.fake.messages.get(ix.originalMessageId) : undefined;
-      return m && (m.content || m.attachments.length) ? m : undefined;
-    }, `an answer to interaction ${ix.id}`, timeoutMs));
+    return this.linked(
+      await this.fake.waitFor(
+        () => {
+          const eph = ix.ephemeral.at(-1);
+          if (eph && eph.content) return eph;
+          const m = ix.originalMessageId ? this.fake.messages.get(ix.originalMessageId) : undefined;
+          return m && (m.content || m.attachments.length) ? m : undefined;
+        },
+        `an answer to interaction ${ix.id}`,
+        timeoutMs,
+      ),
+    );
   }
 
   /** Waits until the message with this id shows a finished image (or an error/cancel). */
   async finished(messageId: string, timeoutMs = 30_000): Promise<ApiMessage> {
-    return this.fake.waitFor(() => {
-      const m = this.fake.messages.get(messageId);
-      return m && /^(✅|⚠️|🚫)/.test(m.content) ? m : undefined;
-    }, `message ${messageId} to finish`, timeoutMs);
+    return this.fake.waitFor(
+      () => {
+        const m = this.fake.messages.get(messageId);
+        return m && /^(✅|⚠️|🚫)/.test(m.content) ? m : undefined;
+      },
+      `message ${messageId} to finish`,
+      timeoutMs,
+    );
   }
 
   /** The bot's reply to a user's message. */
   async replyTo(messageId: string, timeoutMs = 15_000): Promise<ApiMessage> {
-    return this.linked(await this.fake.waitFor(() => this.fake.repliesTo(messageId).find((m) => m.author.id === this.fake.bot.id), `a reply to ${messageId}`, timeoutMs));
+    return this.linked(
+      await this.fake.waitFor(
+        () => this.fake.repliesTo(messageId).find((m) => m.author.id === this.fake.bot.id),
+        `a reply to ${messageId}`,
+        timeoutMs,
+      ),
+    );
   }
 
   buttons(m: ApiMessage): string[] {
-    return (m.components as { components: { custom_id?: string }[] }[]).flatMap((r) => r.components.map((c) => c.custom_id ?? ''));
+    return (m.components as { components: { custom_id?: string }[] }[]).flatMap((r) =>
+      r.components.map((c) => c.custom_id ?? ''),
+    );
   }
 }

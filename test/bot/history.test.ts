@@ -31,7 +31,9 @@ async function press(user: 'alice' | 'bob', m: ApiMessage, customId: string): Pr
 describe('History and Undo on the tiny checkpoint', () => {
   it('History of a third version shows three thumbnails; continuing from the first makes the next reply edit it; only the author may press it; it works after a restart', async () => {
     h = await start();
-    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps: 1 });
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+      steps: 1,
+    });
     const v1 = await h.finished(message.id, 120_000);
     const v2 = await reply(v1, 'make the cat orange');
     const v3 = await reply(v2, 'make the dog brown');
@@ -53,9 +55,20 @@ describe('History and Undo on the tiny checkpoint', () => {
     expect(meta.width).toBe(12 + 3 * (160 + 12));
     // Each tile is the version's image scaled down: its mean colour matches the image's.
     // (stats() reads its input, not the pipeline: cut the tile out first.)
-    const tiles = await Promise.all([0, 1, 2].map(async (i) => sharp(await sharp(picture).extract({ left: 12 + i * 172, top: 12, width: 160, height: 160 }).png().toBuffer()).stats()));
+    const tiles = await Promise.all(
+      [0, 1, 2].map(async (i) =>
+        sharp(
+          await sharp(picture)
+            .extract({ left: 12 + i * 172, top: 12, width: 160, height: 160 })
+            .png()
+            .toBuffer(),
+        ).stats(),
+      ),
+    );
     const images = await Promise.all([g1, g2, g3].map((g) => sharp(g!.artifacts['image.png']!).stats()));
-    for (let i = 0; i < 3; i++) for (let c = 0; c < 3; c++) expect(Math.abs(tiles[i]!.channels[c]!.mean - images[i]!.channels[c]!.mean)).toBeLessThan(12);
+    for (let i = 0; i < 3; i++)
+      for (let c = 0; c < 3; c++)
+        expect(Math.abs(tiles[i]!.channels[c]!.mean - images[i]!.channels[c]!.mean)).toBeLessThan(12);
 
     const back = await press('alice', shown, `continue:${g1!.id}`);
     expect(back.content).toMatch(/Back to v1/);
@@ -69,7 +82,9 @@ describe('History and Undo on the tiny checkpoint', () => {
 
   it('Undo after a repaint brings the parent back without painting, and the next reply edits the parent; a region the undo removed gets the clarifying question', async () => {
     h = await start();
-    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps: 1 });
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+      steps: 1,
+    });
     const v1 = await h.finished(message.id, 120_000);
     const v2 = await reply(v1, 'add a red ball between them');
     const [g1, g2] = [v1, v2].map(generationOf);
@@ -82,8 +97,12 @@ describe('History and Undo on the tiny checkpoint', () => {
     expect(undone.content).toMatch(/Undid/);
     expect(undone.attachments).toHaveLength(1);
     // The parent's own pixels, and nothing new was painted.
-    expect(await sharp(h.fake.attachmentBytes(undone.attachments[0]!)).raw().toBuffer()).toEqual(await sharp(g1!.artifacts['image.png']!).raw().toBuffer());
-    expect((h.bot.store.db.prepare('SELECT count(*) AS n FROM generations').get() as { n: number }).n).toBe(jobsBefore.n);
+    expect(await sharp(h.fake.attachmentBytes(undone.attachments[0]!)).raw().toBuffer()).toEqual(
+      await sharp(g1!.artifacts['image.png']!).raw().toBuffer(),
+    );
+    expect((h.bot.store.db.prepare('SELECT count(*) AS n FROM generations').get() as { n: number }).n).toBe(
+      jobsBefore.n,
+    );
     expect(h.bot.store.messageLink(undone.id)).toMatchObject({ generationId: g1!.id, role: 'result' });
 
     // The ball is gone in this version: asking to change it is answered with a question, not a wrong edit.

@@ -62,12 +62,20 @@ describe('layout-only mode (no MODEL_DIR)', () => {
     expect(question.content).toMatch(/^❓ .*(black|white)/s);
     expect(question.attachments).toHaveLength(0);
     await h.fake.waitFor(() => h.bot.store.messageLink(question.id), 'the question to be linked');
-    expect(h.bot.store.messageLink(question.id)).toMatchObject({ role: 'question', generationId: g.id, history: ['make the cat orange', expect.any(String)] });
-    const answer = h.fake.userMessage(h.users.alice, h.channel.id, 'make the black cat orange', { replyTo: question.id });
+    expect(h.bot.store.messageLink(question.id)).toMatchObject({
+      role: 'question',
+      generationId: g.id,
+      history: ['make the cat orange', expect.any(String)],
+    });
+    const answer = h.fake.userMessage(h.users.alice, h.channel.id, 'make the black cat orange', {
+      replyTo: question.id,
+    });
     const changed = await h.replyTo(answer.id);
     const g2 = h.bot.store.generationForMessage(changed.id)!;
     expect(g2.parentId).toBe(g.id);
-    expect(g2.params.scene.regions.map((r) => r.label).join(' ')).toMatch(/orange cat.*white cat|white cat.*orange cat/);
+    expect(g2.params.scene.regions.map((r) => r.label).join(' ')).toMatch(
+      /orange cat.*white cat|white cat.*orange cat/,
+    );
   });
 
   it('ignores forwards of its messages and replies to messages that are not its images', async () => {
@@ -148,7 +156,10 @@ describe('layout-only mode (no MODEL_DIR)', () => {
     const { message } = await h.imagine(h.users.alice, 'a red kite in a blue sky');
     const plain = h.fake.userMessage(h.users.alice, h.channel.id, 'make the kite green', { replyTo: message.id });
     expect((await h.replyTo(plain.id)).content).toMatch(/Message Content intent is off.*Edit/s);
-    const mention = h.fake.userMessage(h.users.alice, h.channel.id, 'make the kite green', { replyTo: message.id, mentionBot: true });
+    const mention = h.fake.userMessage(h.users.alice, h.channel.id, 'make the kite green', {
+      replyTo: message.id,
+      mentionBot: true,
+    });
     const answer = await h.replyTo(mention.id);
     expect(answer.attachments).toHaveLength(1);
     expect(JSON.stringify(h.bot.store.generationForMessage(answer.id)!.params.scene)).toMatch(/green/);
@@ -167,13 +178,19 @@ describe('layout-only mode (no MODEL_DIR)', () => {
     h.fake.once('callback', (ix) => h.fake.expireToken(ix.token));
     const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'imagine', { prompt: 'a calm lake at dawn' });
     const fallback = await h.fake.waitFor(
-      () => h.fake.channelMessages(h.channel.id).find((m) => m.author.id === h.fake.bot.id && m.id !== ix.originalMessageId && m.attachments.length === 1),
+      () =>
+        h.fake
+          .channelMessages(h.channel.id)
+          .find((m) => m.author.id === h.fake.bot.id && m.id !== ix.originalMessageId && m.attachments.length === 1),
       'the layout as a channel message',
     );
     expect(fallback.content).toMatch(new RegExp(`^<@${h.users.alice.id}> .*Layout for`, 's'));
     expect(h.fake.lastAllowedMentions.get(fallback.id)).toEqual({ parse: [], users: [h.users.alice.id] });
     // Buttons on the fallback message work like on any other.
-    const g = await h.fake.waitFor(() => h.bot.store.generationForMessage(fallback.id), 'the fallback message to be linked');
+    const g = await h.fake.waitFor(
+      () => h.bot.store.generationForMessage(fallback.id),
+      'the fallback message to be linked',
+    );
     expect(h.buttons(fallback)).toContain(`edit:${g.id}`);
     // The bot's own token survived the 401 (webhook calls do not send it): it still answers.
     const { message } = await h.imagine(h.users.alice, 'a calm lake at dawn');

@@ -24,7 +24,18 @@ const plan = {
     { label: 'a white cat', prompt: 'a white cat sitting', box: { x: 0.55, y: 0.35, w: 0.4, h: 0.5 } },
   ],
 };
-const noEdit = { kind: 'change', references: [], update: [], add: [], remove: [], prompt: null, background: null, exclude: null, description: null, question: null };
+const noEdit = {
+  kind: 'change',
+  references: [],
+  update: [],
+  add: [],
+  remove: [],
+  prompt: null,
+  background: null,
+  exclude: null,
+  description: null,
+  question: null,
+};
 
 function lastUser(req: FakeRequest): string {
   const messages = (req.body?.messages ?? []) as { role: string; content: string }[];
@@ -37,14 +48,19 @@ function isEditRequest(req: FakeRequest): boolean {
 
 async function start(respond: (req: FakeRequest) => FakeResponse, env: Record<string, string> = {}): Promise<Harness> {
   llm = await startFakeOpenAI({ respond });
-  h = await Harness.start({ env: { OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: 'test-key', OPENAI_MODEL: 'fake-model', ...env } });
+  h = await Harness.start({
+    env: { OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: 'test-key', OPENAI_MODEL: 'fake-model', ...env },
+  });
   return h;
 }
 
 describe('bot with an LLM planner', () => {
   it('plans through the LLM (any language in, English prompts out) and records which planner made the layout', async () => {
     await start(() => ({ json: plan }));
-    const { message } = await h!.imagine(h!.users.alice, 'deux chats sur un canapé, le noir à gauche, le blanc à droite');
+    const { message } = await h!.imagine(
+      h!.users.alice,
+      'deux chats sur un canapé, le noir à gauche, le blanc à droite',
+    );
     expect(message.attachments).toHaveLength(1);
     const g = h!.bot.store.generationForMessage(message.id)!;
     expect(g.planner).toBe('llm:fake-model');
@@ -55,8 +71,21 @@ describe('bot with an LLM planner', () => {
   it('a clarifying question from the editor is asked; the answer is sent with the history', async () => {
     await start((req) => {
       if (!isEditRequest(req)) return { json: plan };
-      if (/<instruction>\s*make the cat orange\s*<\/instruction>/.test(lastUser(req))) return { json: { ...noEdit, kind: 'clarify', question: 'Which cat: the black one on the left or the white one on the right?' } };
-      return { json: { ...noEdit, references: [{ text: 'the left one', ids: ['r1'] }], update: [{ id: 'r1', label: 'an orange cat', prompt: 'an orange cat sitting', box: null }] } };
+      if (/<instruction>\s*make the cat orange\s*<\/instruction>/.test(lastUser(req)))
+        return {
+          json: {
+            ...noEdit,
+            kind: 'clarify',
+            question: 'Which cat: the black one on the left or the white one on the right?',
+          },
+        };
+      return {
+        json: {
+          ...noEdit,
+          references: [{ text: 'the left one', ids: ['r1'] }],
+          update: [{ id: 'r1', label: 'an orange cat', prompt: 'an orange cat sitting', box: null }],
+        },
+      };
     });
     const { message } = await h!.imagine(h!.users.alice, 'two cats on a sofa');
     const first = h!.fake.userMessage(h!.users.alice, h!.channel.id, 'make the cat orange', { replyTo: message.id });

@@ -32,11 +32,15 @@ function area(boxes: Box[], width: number, height: number): Uint8Array {
 describe('several regions changed in one reply', () => {
   it('repaints each changed region with its own prompt, one after the other, and keeps every pixel outside both masks', async () => {
     h = await Harness.start({ painter: 'engine', env: { MIN_SIZE: '128', DEFAULT_SIZE: '128' } });
-    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps: 2 });
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+      steps: 2,
+    });
     const first = await h.finished(message.id, 120_000);
     const g1 = h.bot.store.generationForMessage(first.id)!;
 
-    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the cat orange and the dog blue', { replyTo: first.id });
+    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the cat orange and the dog blue', {
+      replyTo: first.id,
+    });
     const answer = await h.replyTo(reply.id);
     expect(answer.content).toMatch(/Repainting .*orange cat.*blue dog/);
     const done = await h.finished(answer.id, 120_000);
@@ -47,7 +51,12 @@ describe('several regions changed in one reply', () => {
     expect(g2.params.repaint!.regions.map((r) => r.id)).toEqual(['r1', 'r2']);
 
     // The passes the painter ran: one per region, each bound to its own label only.
-    const passes = await editToRepaintPasses(g1.params.rag as RagParams, g1.params.scene, { scene: g2.params.scene, repaint: g2.params.repaint!.regions, regenerate: false, reason: '' });
+    const passes = await editToRepaintPasses(g1.params.rag as RagParams, g1.params.scene, {
+      scene: g2.params.scene,
+      repaint: g2.params.repaint!.regions,
+      regenerate: false,
+      reason: '',
+    });
     expect(passes.map((p) => p.params.Repainting_HB_prompt)).toEqual(['an orange cat', 'a blue dog']);
     expect(passes[0]!.params.Repainting_SR_prompt).not.toMatch(/blue dog/);
     expect(passes[0]!.params.Repainting_SR_prompt).toMatch(/white dog/);
@@ -59,10 +68,16 @@ describe('several regions changed in one reply', () => {
     const { width, height } = g1.params.scene;
     const [before, after] = [await rgb(g1.artifacts['image.png']!), await rgb(g2.artifacts['image.png']!)];
     const boxOf = (id: string) => g1.params.scene.regions.find((r) => r.id === id)!.box;
-    const cat = area([boxOf('r1')], width, height), dog = area([boxOf('r2')], width, height);
-    let outside = 0, changedInCat = 0, changedInDog = 0;
+    const cat = area([boxOf('r1')], width, height),
+      dog = area([boxOf('r2')], width, height);
+    let outside = 0,
+      changedInCat = 0,
+      changedInDog = 0;
     for (let p = 0; p < width * height; p++) {
-      const same = before[p * 3] === after[p * 3] && before[p * 3 + 1] === after[p * 3 + 1] && before[p * 3 + 2] === after[p * 3 + 2];
+      const same =
+        before[p * 3] === after[p * 3] &&
+        before[p * 3 + 1] === after[p * 3 + 1] &&
+        before[p * 3 + 2] === after[p * 3 + 2];
       if (!cat[p] && !dog[p]) {
         outside++;
         expect(same, `pixel ${p % width},${Math.floor(p / width)} outside both masks changed`).toBe(true);

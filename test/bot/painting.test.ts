@@ -28,7 +28,9 @@ const QUICK = { MIN_SIZE: '128', DEFAULT_SIZE: '128' };
 
 const steps = 2;
 
-async function imageOf(message: ApiMessage): Promise<{ format?: string; width?: number; height?: number; bytes: Buffer }> {
+async function imageOf(
+  message: ApiMessage,
+): Promise<{ format?: string; width?: number; height?: number; bytes: Buffer }> {
   if (!h) throw new Error('no harness');
   const att = message.attachments[0];
   if (!att) throw new Error(`message has no attachment: ${message.content}`);
@@ -42,12 +44,17 @@ describe('painting with the engine on the tiny checkpoint', () => {
 
   it('/imagine: deferred within 3 s, layout and queue position, progress, then the image with its four buttons', async () => {
     h = await start();
-    const { ix, message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps, seed: 7 });
+    const { ix, message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+      steps,
+      seed: 7,
+    });
     expect(ix.ackType).toBe(5);
     expect(ix.ackMs).toBeLessThan(3000);
     // The first answer (later edits replace it quickly): the layout and the place in the queue.
     const first = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`))[0]!;
-    expect((first.body as { content: string }).content).toMatch(/Layout for[\s\S]*Queued: (next in the queue|position \d+)/);
+    expect((first.body as { content: string }).content).toMatch(
+      /Layout for[\s\S]*Queued: (next in the queue|position \d+)/,
+    );
     expect(first.files[0]!.filename).toMatch(/^layout-.*\.png$/);
     const done = await h.finished(message.id, 120_000);
     expect(done.content).toMatch(/^✅/);
@@ -56,7 +63,13 @@ describe('painting with the engine on the tiny checkpoint', () => {
     expect(img.format).toBe('png');
     expect([img.width, img.height]).toEqual([512, 512]);
     const g = h.bot.store.generationForMessage(done.id)!;
-    expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `history:${g.id}`, `delete:${g.id}`]);
+    expect(h.buttons(done)).toEqual([
+      `reroll:${g.id}`,
+      `layout:${g.id}`,
+      `edit:${g.id}`,
+      `history:${g.id}`,
+      `delete:${g.id}`,
+    ]);
     expect(g).toMatchObject({ status: 'done', kind: 'generate' });
     expect(g.modelId).toBe(h.bot.painting.info!.id);
     expect(g.params.rag).toMatchObject({ seed: 7, num_inference_steps: steps, width: 512, height: 512 });
@@ -69,7 +82,9 @@ describe('painting with the engine on the tiny checkpoint', () => {
 
   it('a reply repaints the named region and answers with a new message replying to the user; a reply to that result works too', async () => {
     h = await start();
-    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', { steps });
+    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+      steps,
+    });
     const first = await h.finished(message.id, 120_000);
     const g1 = h.bot.store.generationForMessage(first.id)!;
 
@@ -135,7 +150,8 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     const edits = h.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`));
     const progress = edits.filter((r) => /step \d+\/36/.test((r.body as { content?: string }).content ?? ''));
     expect(progress.length).toBeGreaterThanOrEqual(2);
-    for (let i = 1; i < progress.length; i++) expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
+    for (let i = 1; i < progress.length; i++)
+      expect(progress[i]!.at - progress[i - 1]!.at).toBeGreaterThanOrEqual(2400);
     expect(progress.some((r) => r.files.some((f) => f.filename === 'preview.webp'))).toBe(true);
   });
 
@@ -160,7 +176,10 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     const g = h.bot.store.generationForMessage(message.id)!;
     await waitForJob(g.jobId!, (j) => (j.progress?.step ?? 0) >= 2);
     process.kill(h.bot.host!.childPid!, 'SIGKILL');
-    await h.fake.waitFor(() => /put back in the queue/.test(h!.fake.messages.get(message.id)!.content), 'the user to be told');
+    await h.fake.waitFor(
+      () => /put back in the queue/.test(h!.fake.messages.get(message.id)!.content),
+      'the user to be told',
+    );
     const done = await h.finished(message.id);
     expect(done.content).toMatch(/^✅/);
     expect((await h.bot.queue.get(g.jobId!))!.attempts).toBe(2);
@@ -183,12 +202,23 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     h = await Harness.start({ painter: 'engine', env: { DEFAULT_SIZE: '256' } });
     const { ix, message } = await h.imagine(h.users.alice, 'a hot air balloon over hills', { steps: 4 });
     h.fake.expireToken(ix.token);
-    const result = await h.fake.waitFor(() => h!.fake.repliesTo(message.id).find((m) => m.author.id === h!.fake.bot.id && m.attachments.length === 1), 'a channel message with the image');
+    const result = await h.fake.waitFor(
+      () => h!.fake.repliesTo(message.id).find((m) => m.author.id === h!.fake.bot.id && m.attachments.length === 1),
+      'a channel message with the image',
+    );
     expect(result.content).toMatch(/^✅/);
     const g = h.bot.store.generationForMessage(message.id)!;
     await h.fake.waitFor(() => h!.bot.store.messageLink(result.id), 'the new message to be linked');
-    expect(h.buttons(result)).toEqual([`reroll:${g.id}`, `layout:${g.id}`, `edit:${g.id}`, `history:${g.id}`, `delete:${g.id}`]);
-    expect(h.fake.requestsTo('POST', new RegExp(`/channels/${h.channel.id}/messages$`)).length).toBeGreaterThanOrEqual(1);
+    expect(h.buttons(result)).toEqual([
+      `reroll:${g.id}`,
+      `layout:${g.id}`,
+      `edit:${g.id}`,
+      `history:${g.id}`,
+      `delete:${g.id}`,
+    ]);
+    expect(h.fake.requestsTo('POST', new RegExp(`/channels/${h.channel.id}/messages$`)).length).toBeGreaterThanOrEqual(
+      1,
+    );
     // A reply to the fallback message works like one to the original.
     const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the balloon red', { replyTo: result.id });
     expect((await h.finished((await h.replyTo(reply.id)).id)).content).toMatch(/^✅ Repainted/);
@@ -204,7 +234,13 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     const db = openDatabase(h.dataDir);
     const queue = new SqliteQueue(db, { pollMs: 30 });
     const { model } = h.config;
-    const worker = new WorkerHost({ queue, dataDir: h.dataDir, painterModule: ENGINE_PAINTER_MODULE, painterOptions: { modelDir: model.dir!, executionProvider: model.executionProvider, threads: model.threads }, pollMs: 30 });
+    const worker = new WorkerHost({
+      queue,
+      dataDir: h.dataDir,
+      painterModule: ENGINE_PAINTER_MODULE,
+      painterOptions: { modelDir: model.dir!, executionProvider: model.executionProvider, threads: model.threads },
+      pollMs: 30,
+    });
     try {
       await worker.start();
       const done = await h.finished(message.id);
@@ -222,11 +258,15 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     h = await Harness.start({ painter: 'engine', env: QUICK });
     const users = Array.from({ length: 20 }, (_, i) => h!.fake.join(h!.guildId, `user${i}`));
     h.bot.host!.pause();
-    const ixs = users.map((u, i) => h!.fake.slashCommand(u, h!.channel.id, 'imagine', { prompt: `a lantern number ${i + 1} on a table`, steps: 1 }));
+    const ixs = users.map((u, i) =>
+      h!.fake.slashCommand(u, h!.channel.id, 'imagine', { prompt: `a lantern number ${i + 1} on a table`, steps: 1 }),
+    );
     const first = await Promise.all(ixs.map((ix) => h!.answered(ix, 30_000)));
     for (const ix of ixs) expect(ix.ackMs).toBeLessThan(3000);
     // Positions follow the order in which the jobs entered the queue: 1..20, each once.
-    const jobs = await Promise.all(first.map(async (m) => (await h!.bot.queue.get(h!.bot.store.generationForMessage(m.id)!.jobId!))!));
+    const jobs = await Promise.all(
+      first.map(async (m) => (await h!.bot.queue.get(h!.bot.store.generationForMessage(m.id)!.jobId!))!),
+    );
     const shown = first.map((m) => {
       const p = /Queued: (next in the queue|position (\d+))/.exec(m.content);
       return p ? (p[2] ? Number(p[2]) : 1) : NaN;
@@ -271,18 +311,22 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     h = await Harness.start({ painter: 'engine', modelDir: broken.dir });
     expect(h.bot.painting.mode).toBe('failed');
     const { message } = await h.imagine(h.users.alice, 'a snowman');
-    expect(message.content).toMatch(/image model failed to load \(transformer\/ folder is missing \(model_index\.json lists it\)\)/);
+    expect(message.content).toMatch(
+      /image model failed to load \(transformer\/ folder is missing \(model_index\.json lists it\)\)/,
+    );
     expect(message.attachments).toHaveLength(1);
   });
 
-  it('a checkpoint that breaks only when a prompt is encoded fails at start-up, not in a user\'s job', async () => {
+  it("a checkpoint that breaks only when a prompt is encoded fails at start-up, not in a user's job", async () => {
     // Configs and shapes are fine; the T5 tokenizer file is cut short. The worker's warm-up encodes a prompt, so
     // the painter is refused before any job reaches it.
     broken = brokenCheckpoint('broken-tokenizer');
     h = await Harness.start({ painter: 'engine', modelDir: broken.dir, env: QUICK });
     expect(h.bot.painting.mode).toBe('failed');
     const { message } = await h.imagine(h.users.alice, 'a volcano at night', { steps: 1 });
-    expect(message.content).toMatch(/image model failed to load \(cannot read \S*tokenizer_2\/tokenizer\.json: Unexpected end of JSON input/);
+    expect(message.content).toMatch(
+      /image model failed to load \(cannot read \S*tokenizer_2\/tokenizer\.json: Unexpected end of JSON input/,
+    );
   });
 
   it('a painting that fails ends in a visible message with what to do next', async () => {
@@ -293,7 +337,9 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
     const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { regions, steps: 1 });
     const message = await h.answered(ix);
     const done = await h.finished(message.id);
-    expect(done.content).toMatch(/^⚠️ I could not paint .*: painting failed: this layout needs 18 regional streams \(hard-binding boxes \+ repaint pre-pass\); the engine takes at most 17\. Use fewer regions.*Try again/s);
+    expect(done.content).toMatch(
+      /^⚠️ I could not paint .*: painting failed: this layout needs 18 regional streams \(hard-binding boxes \+ repaint pre-pass\); the engine takes at most 17\. Use fewer regions.*Try again/s,
+    );
     const g = h.bot.store.generationForMessage(done.id)!;
     expect(h.buttons(done)).toEqual([`reroll:${g.id}`, `delete:${g.id}`]);
     expect(g.status).toBe('failed');
@@ -312,7 +358,11 @@ describe('painting: queue, worker and Discord failure modes (engine on the tiny 
   });
 });
 
-async function waitForJob(id: string, pred: (j: NonNullable<Awaited<ReturnType<Harness['bot']['queue']['get']>>>) => boolean, timeoutMs = 20_000) {
+async function waitForJob(
+  id: string,
+  pred: (j: NonNullable<Awaited<ReturnType<Harness['bot']['queue']['get']>>>) => boolean,
+  timeoutMs = 20_000,
+) {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const j = await h!.bot.queue.get(id);

@@ -8,7 +8,10 @@ import { quote } from '../../src/bot/text.ts';
 
 describe('/layout text syntax', () => {
   it('reads labels, descriptions, percent boxes and named areas', () => {
-    const regions = parseLayoutText('a black cat: a sleepy black cat @ 5 40 40 50%; a white dog @ right\n  a moon @ top-right', 8);
+    const regions = parseLayoutText(
+      'a black cat: a sleepy black cat @ 5 40 40 50%; a white dog @ right\n  a moon @ top-right',
+      8,
+    );
     expect(regions).toEqual([
       { id: 'r1', label: 'a black cat', prompt: 'a sleepy black cat', box: { x: 0.05, y: 0.4, w: 0.4, h: 0.5 } },
       { id: 'r2', label: 'a white dog', prompt: 'a white dog', box: { x: 0.53, y: 0.1, w: 0.44, h: 0.8 } },
@@ -28,7 +31,11 @@ describe('/layout text syntax', () => {
 
 describe('attachments', () => {
   it('keeps a PNG under the limit and turns a larger one into WebP under the limit', async () => {
-    const noisy = await sharp(Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 2654435761) % 251)), { raw: { width: 256, height: 256, channels: 3 } }).png().toBuffer();
+    const noisy = await sharp(Buffer.from(Array.from({ length: 256 * 256 * 3 }, (_, i) => (i * 2654435761) % 251)), {
+      raw: { width: 256, height: 256, channels: 3 },
+    })
+      .png()
+      .toBuffer();
     const small = await fitAttachment(noisy, noisy.length + 1, 'x');
     expect(small.name).toBe('x.png');
     const limit = Math.floor(noisy.length / 4);
@@ -41,10 +48,21 @@ describe('attachments', () => {
 
 describe('buttons', () => {
   it('carry verb:<generation id> within Discord limits and parse back', () => {
-    const ids = resultButtons('g0123456789abcdefghjk', { canPaint: true })[0]!.components.map((c) => (c as { custom_id: string }).custom_id);
-    expect(ids).toEqual(['reroll:g0123456789abcdefghjk', 'layout:g0123456789abcdefghjk', 'edit:g0123456789abcdefghjk', 'history:g0123456789abcdefghjk', 'delete:g0123456789abcdefghjk']);
+    const ids = resultButtons('g0123456789abcdefghjk', { canPaint: true })[0]!.components.map(
+      (c) => (c as { custom_id: string }).custom_id,
+    );
+    expect(ids).toEqual([
+      'reroll:g0123456789abcdefghjk',
+      'layout:g0123456789abcdefghjk',
+      'edit:g0123456789abcdefghjk',
+      'history:g0123456789abcdefghjk',
+      'delete:g0123456789abcdefghjk',
+    ]);
     for (const id of ids) expect(id.length).toBeLessThanOrEqual(100);
-    expect(parseCustomId('edit:g0123456789abcdefghjk')).toEqual({ verb: 'edit', generationId: 'g0123456789abcdefghjk' });
+    expect(parseCustomId('edit:g0123456789abcdefghjk')).toEqual({
+      verb: 'edit',
+      generationId: 'g0123456789abcdefghjk',
+    });
     expect(parseCustomId('edit:../../etc')).toBeUndefined();
     expect(parseCustomId('launch:g1')).toBeUndefined();
     expect(resultButtons('g1', { canPaint: false })[0]!.components).toHaveLength(4);

@@ -40,7 +40,8 @@ afterAll(async () => {
 });
 afterEach(async () => {
   // Leave the workers idle for the next scenario: whatever this one left running is cancelled.
-  const open = (h?.bot.store.db.prepare(`SELECT id FROM redis_jobs WHERE status IN ('queued', 'running')`).all() ?? []) as { id: string }[];
+  const open = (h?.bot.store.db.prepare(`SELECT id FROM redis_jobs WHERE status IN ('queued', 'running')`).all() ??
+    []) as { id: string }[];
   for (const { id } of open) await h!.bot.queue.cancel(id, 'test over');
   await h?.close();
   h = undefined;
@@ -49,8 +50,18 @@ afterEach(async () => {
 /** The bot on Redis; small images so the scenarios are about the queue, not the picture. */
 async function start(env: Record<string, string> = {}, fake = {}): Promise<Harness> {
   h = await Harness.start({
-    painter: 'engine', embeddedWorker: false, fake,
-    env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', USER_MAX_CONCURRENT_JOBS: '10', WORKER_LEASE_SECONDS: '2', MAX_STEPS: '100', ...env },
+    painter: 'engine',
+    embeddedWorker: false,
+    fake,
+    env: {
+      REDIS_URL: redis.url,
+      MIN_SIZE: '128',
+      DEFAULT_SIZE: '128',
+      USER_MAX_CONCURRENT_JOBS: '10',
+      WORKER_LEASE_SECONDS: '2',
+      MAX_STEPS: '100',
+      ...env,
+    },
   });
   await liveWorkers(SCHNELL, schnell.length);
   return h;
@@ -66,7 +77,8 @@ function finals(): Map<string, number> {
   const out = new Map<string, number>();
   for (const r of h!.fake.requests) {
     const body = r.body as { content?: string } | undefined;
-    if ((r.method === 'PATCH' || r.method === 'POST') && r.status < 300 && body?.content?.startsWith('✅')) out.set(r.path, (out.get(r.path) ?? 0) + 1);
+    if ((r.method === 'PATCH' || r.method === 'POST') && r.status < 300 && body?.content?.startsWith('✅'))
+      out.set(r.path, (out.get(r.path) ?? 0) + 1);
   }
   return out;
 }
@@ -85,18 +97,28 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
   it('30 jobs from 10 users, repaints among them, on three workers: each done and delivered exactly once; repaints keep their parent outside the mask', async () => {
     await start();
     const users: ApiUser[] = Array.from({ length: 10 }, (_, i) => h!.fake.join(h!.guildId, `painter${i}`));
-    const firsts = await Promise.all(users.flatMap((u, i) => [0, 1].map((k) => h!.imagine(u, 'a black cat on the left and a white dog on the right', { steps: 2, seed: i * 10 + k }))));
+    const firsts = await Promise.all(
+      users.flatMap((u, i) =>
+        [0, 1].map((k) =>
+          h!.imagine(u, 'a black cat on the left and a white dog on the right', { steps: 2, seed: i * 10 + k }),
+        ),
+      ),
+    );
     const done = await Promise.all(firsts.map(({ message }) => h!.finished(message.id, 120_000)));
     expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
-    const repaints = await Promise.all(users.map(async (u, i) => {
-      const reply = h!.fake.userMessage(u, h!.channel.id, 'make the cat orange', { replyTo: done[i * 2]!.id });
-      const answer = await h!.replyTo(reply.id);
-      return h!.finished(answer.id, 120_000);
-    }));
+    const repaints = await Promise.all(
+      users.map(async (u, i) => {
+        const reply = h!.fake.userMessage(u, h!.channel.id, 'make the cat orange', { replyTo: done[i * 2]!.id });
+        const answer = await h!.replyTo(reply.id);
+        return h!.finished(answer.id, 120_000);
+      }),
+    );
     expect(repaints.every((m) => m.content.startsWith('✅ Repainted'))).toBe(true);
 
     // Marked delivered right after the final edit returns.
-    const jobs = await Promise.all([...done, ...repaints].map(async (m) => waitJob((await jobOf(m)).id, (j) => j.deliveredAt !== null)));
+    const jobs = await Promise.all(
+      [...done, ...repaints].map(async (m) => waitJob((await jobOf(m)).id, (j) => j.deliveredAt !== null)),
+    );
     expect(jobs).toHaveLength(30);
     // Each ran once, on a schnell worker; the dev worker never took one; the work was spread.
     expect(jobs.map((j) => `${j.status}:${j.attempts}`)).toEqual(jobs.map(() => 'done:1'));
@@ -126,26 +148,40 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     client.disconnect();
   });
 
-  it("six jobs on three workers in one rate-limited channel: progress and place edits give way, each image arrives within one rate-limit window of finishing", async () => {
+  it('six jobs on three workers in one rate-limited channel: progress and place edits give way, each image arrives within one rate-limit window of finishing', async () => {
     const windowMs = 5000;
     await start({ DEFAULT_SIZE: '512' }, { rateLimit: { writes: 5, windowMs } });
     const users = Array.from({ length: 6 }, (_, i) => h!.fake.join(h!.guildId, `busy${i}`));
     // Step counts spread the finishes over a few seconds, as real jobs do (six images finishing in the same instant
     // would need six writes in a window that allows five).
-    const started = await Promise.all(users.map((u, i) => h!.imagine(u, `a green tree number ${i}`, { steps: 8 + 8 * i, seed: i }, h!.channel)));
+    const started = await Promise.all(
+      users.map((u, i) => h!.imagine(u, `a green tree number ${i}`, { steps: 8 + 8 * i, seed: i }, h!.channel)),
+    );
     const done = await Promise.all(started.map(({ message }) => h!.finished(message.id, 120_000)));
     expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
-    const writes = h!.fake.requests.filter((r) => r.method !== 'GET' && /\/(webhooks\/\d+\/[^/]+\/messages|channels\/\d+\/messages)/.test(r.path));
+    const writes = h!.fake.requests.filter(
+      (r) => r.method !== 'GET' && /\/(webhooks\/\d+\/[^/]+\/messages|channels\/\d+\/messages)/.test(r.path),
+    );
     // Discord's limit was reached (the fake answered 429 the way Discord does) ...
     const limited = writes.filter((r) => r.status === 429);
     expect(limited.length).toBeGreaterThan(0);
     expect(limited[0]!.response).toMatchObject({ retry_after: expect.any(Number), global: false });
     for (const { message } of started) {
       const job = await jobOf(message);
-      const final = writes.find((r) => r.status < 300 && (r.body as { content?: string })?.content?.startsWith('✅') && r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token));
+      const final = writes.find(
+        (r) =>
+          r.status < 300 &&
+          (r.body as { content?: string })?.content?.startsWith('✅') &&
+          r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token),
+      );
       // ... yet every finished image went out within one window of the job finishing, ahead of any progress.
       expect(final!.at - job.finishedAt!).toBeLessThan(windowMs + 1500);
-      const waits = writes.filter((r) => r.status < 300 && r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token) && (r.body as { content?: string })?.content?.startsWith('⏳ Waiting'));
+      const waits = writes.filter(
+        (r) =>
+          r.status < 300 &&
+          r.path.includes(started.find((s) => s.message.id === message.id)!.ix.token) &&
+          (r.body as { content?: string })?.content?.startsWith('⏳ Waiting'),
+      );
       for (let i = 1; i < waits.length; i++) expect(waits[i]!.at - waits[i - 1]!.at).toBeGreaterThanOrEqual(5000 - 50);
     }
   });
@@ -156,7 +192,11 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     // Three long jobs keep the three schnell workers busy; the fourth and fifth wait.
     // (In another channel: this one's write budget is for the waiting jobs' messages.)
     // Long enough that none ends by itself before the test cancels one (the painter is warm: steps are fast).
-    const long = await Promise.all([0, 1, 2].map((i) => h!.imagine(h!.fake.join(h!.guildId, `long${i}`), 'a castle on a hill', { steps: 100, seed: i }, h!.nsfwChannel)));
+    const long = await Promise.all(
+      [0, 1, 2].map((i) =>
+        h!.imagine(h!.fake.join(h!.guildId, `long${i}`), 'a castle on a hill', { steps: 100, seed: i }, h!.nsfwChannel),
+      ),
+    );
     for (const { message } of long) {
       const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
       await waitJob(g.jobId!, (j) => j.status === 'running');
@@ -172,7 +212,11 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const hare = [...h!.fake.messages.values()].find((m) => m.content.includes('a hare'))!;
     const first = h!.bot.store.generationForMessage(long[0]!.message.id)!;
     await h!.bot.queue.cancel(first.jobId!, 'test over');
-    await h!.fake.waitFor(() => /^⏳ Waiting to paint “a hare”: next in the queue/.test(h!.fake.messages.get(hare.id)?.content ?? ''), 'the new place on the hare message', 20_000);
+    await h!.fake.waitFor(
+      () => /^⏳ Waiting to paint “a hare”: next in the queue/.test(h!.fake.messages.get(hare.id)?.content ?? ''),
+      'the new place on the hare message',
+      20_000,
+    );
   });
 
   it('a worker process SIGKILLed mid-job: the job finishes on another worker and is delivered once', async () => {
@@ -200,11 +244,19 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     const g = await h!.fake.waitFor(() => h!.bot.store.generationForMessage(message.id), 'the generation');
     await waitJob(g.jobId!, (j) => j.status === 'running' && (j.progress?.step ?? 0) >= 2);
     // Progress and a preview from the remote worker reach the message, no more often than the throttle.
-    const shownPainting = await h!.fake.waitFor(() => {
-      const m = h!.fake.messages.get(message.id);
-      return m && /step \d+\/100/.test(m.content) && m.attachments.some((a) => a.filename.includes('preview')) ? m : undefined;
-    }, 'progress with a preview', 15_000);
-    const edits = h!.fake.requests.filter((r) => r.method === 'PATCH' && /step \d+\/100/.test((r.body as { content?: string })?.content ?? ''));
+    const shownPainting = await h!.fake.waitFor(
+      () => {
+        const m = h!.fake.messages.get(message.id);
+        return m && /step \d+\/100/.test(m.content) && m.attachments.some((a) => a.filename.includes('preview'))
+          ? m
+          : undefined;
+      },
+      'progress with a preview',
+      15_000,
+    );
+    const edits = h!.fake.requests.filter(
+      (r) => r.method === 'PATCH' && /step \d+\/100/.test((r.body as { content?: string })?.content ?? ''),
+    );
     for (let i = 1; i < edits.length; i++) expect(edits[i]!.at - edits[i - 1]!.at).toBeGreaterThanOrEqual(200 - 20);
     const clicked = Date.now();
     h!.fake.clickButton(h!.users.alice, shownPainting.id, `delete:${g.id}`);
@@ -218,8 +270,14 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
 
   it('Redis killed and restarted on its AOF mid-run: no job lost, each delivered once', async () => {
     await start();
-    const started = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => h!.imagine(h!.users.bob, `a blue boat number ${i}`, { steps: 2, seed: i })));
-    const lines = (w: WorkerProcess, re: RegExp) => w.output.join('').split('\n').filter((l) => re.test(l)).length;
+    const started = await Promise.all(
+      [0, 1, 2, 3, 4, 5].map((i) => h!.imagine(h!.users.bob, `a blue boat number ${i}`, { steps: 2, seed: i })),
+    );
+    const lines = (w: WorkerProcess, re: RegExp) =>
+      w.output
+        .join('')
+        .split('\n')
+        .filter((l) => re.test(l)).length;
     const before = schnell.map((w) => lines(w, /Redis is unreachable/));
     await redis.kill();
     await new Promise((r) => setTimeout(r, 800));
@@ -228,13 +286,19 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     expect(done.every((m) => m.content.startsWith('✅'))).toBe(true);
     expect([...finals().values()].filter((n) => n === 1)).toHaveLength(6);
     // Each worker said so once (however many of its connections noticed), and once that it is back.
-    await h!.fake.waitFor(() => schnell.every((w) => lines(w, /Redis is reachable again/) >= 1), 'the workers to log the reconnect');
+    await h!.fake.waitFor(
+      () => schnell.every((w) => lines(w, /Redis is reachable again/) >= 1),
+      'the workers to log the reconnect',
+    );
     expect(schnell.map((w, i) => lines(w, /Redis is unreachable/) - before[i]!)).toEqual(schnell.map(() => 1));
     expect(schnell.map((w) => lines(w, /worker loop error/))).toEqual(schnell.map(() => 0));
   });
 
   it("npm start with REDIS_URL: the bot's own painter is one more worker of the cluster", async () => {
-    h = await Harness.start({ painter: 'engine', env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', WORKER_LEASE_SECONDS: '2' } });
+    h = await Harness.start({
+      painter: 'engine',
+      env: { REDIS_URL: redis.url, MIN_SIZE: '128', DEFAULT_SIZE: '128', WORKER_LEASE_SECONDS: '2' },
+    });
     await liveWorkers(SCHNELL, schnell.length + 1);
     expect(h.bot.host!.info!.id).toBe(SCHNELL);
     const { message } = await h.imagine(h.users.alice, 'a white swan', { steps: 2 });
@@ -245,11 +309,14 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     await start();
     await stopWorker(dev);
     const end = Date.now() + 10_000;
-    while ((await h!.bot.queue.stats()).models?.find((m) => m.model === 'flux.1-dev')?.workers && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    while ((await h!.bot.queue.stats()).models?.find((m) => m.model === 'flux.1-dev')?.workers && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
     const t0 = Date.now();
     const { message } = await h!.imagine(h!.users.alice, 'a night sky', { model: 'flux.1-dev', steps: 2 });
     const done = await h!.finished(message.id, 10_000);
-    expect(done.content).toMatch(/^⚠️ I could not paint “a night sky”: no worker is painting flux\.1-dev right now; choose a model that has one: flux\.1-schnell \(3 workers\)/);
+    expect(done.content).toMatch(
+      /^⚠️ I could not paint “a night sky”: no worker is painting flux\.1-dev right now; choose a model that has one: flux\.1-schnell \(3 workers\)/,
+    );
     expect(Date.now() - t0).toBeLessThan(5000);
   });
 
@@ -262,7 +329,8 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
     h!.fake.disconnectAll();
     const raw = new Queue(queueName(SCHNELL), { connection: { url: redis.url }, prefix: 'sw' });
     const end = Date.now() + 60_000;
-    while ((await raw.getJobState(g.jobId!)) !== 'completed' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    while ((await raw.getJobState(g.jobId!)) !== 'completed' && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
     expect(await raw.getJobState(g.jobId!)).toBe('completed');
     await raw.close();
     await h!.startBot();

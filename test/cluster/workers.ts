@@ -11,7 +11,12 @@ export interface WorkerProcess {
   output: string[];
 }
 
-export function startWorker(redisUrl: string, modelDir: string, model: string, env: Record<string, string> = {}): WorkerProcess {
+export function startWorker(
+  redisUrl: string,
+  modelDir: string,
+  model: string,
+  env: Record<string, string> = {},
+): WorkerProcess {
   const proc = spawn(process.execPath, ['bin/scenewright.js', 'worker'], {
     cwd: repoRoot,
     env: {

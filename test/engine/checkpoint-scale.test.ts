@@ -46,11 +46,17 @@ function fluxDevBfl(): [string, string, number[]][] {
   const D = 3072;
   const mlp = 4 * D;
   const out: [string, string, number[]][] = [];
-  const lin = (name: string, o: number, i: number) => out.push([`${name}.weight`, 'F8_E4M3', [o, i]], [`${name}.bias`, 'BF16', [o]]);
-  const norms = (p: string) => out.push([`${p}.query_norm.scale`, 'BF16', [128]], [`${p}.key_norm.scale`, 'BF16', [128]]);
+  const lin = (name: string, o: number, i: number) =>
+    out.push([`${name}.weight`, 'F8_E4M3', [o, i]], [`${name}.bias`, 'BF16', [o]]);
+  const norms = (p: string) =>
+    out.push([`${p}.query_norm.scale`, 'BF16', [128]], [`${p}.key_norm.scale`, 'BF16', [128]]);
   lin('img_in', D, 64);
   lin('txt_in', D, 4096);
-  for (const [p, inp] of [['time_in', 256], ['vector_in', 768], ['guidance_in', 256]] as const) {
+  for (const [p, inp] of [
+    ['time_in', 256],
+    ['vector_in', 768],
+    ['guidance_in', 256],
+  ] as const) {
     lin(`${p}.in_layer`, D, inp);
     lin(`${p}.out_layer`, D, D);
   }
@@ -81,8 +87,14 @@ function ldmName(name: string, shape: number[], levels: number): [string, number
   let n = name
     .replace(/^encoder\.down_blocks\.(\d+)\.resnets\.(\d+)\./, 'encoder.down.$1.block.$2.')
     .replace(/^encoder\.down_blocks\.(\d+)\.downsamplers\.0\./, 'encoder.down.$1.downsample.')
-    .replace(/^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\./, (_, i: string, j: string) => `decoder.up.${levels - 1 - Number(i)}.block.${j}.`)
-    .replace(/^decoder\.up_blocks\.(\d+)\.upsamplers\.0\./, (_, i: string) => `decoder.up.${levels - 1 - Number(i)}.upsample.`)
+    .replace(
+      /^decoder\.up_blocks\.(\d+)\.resnets\.(\d+)\./,
+      (_, i: string, j: string) => `decoder.up.${levels - 1 - Number(i)}.block.${j}.`,
+    )
+    .replace(
+      /^decoder\.up_blocks\.(\d+)\.upsamplers\.0\./,
+      (_, i: string) => `decoder.up.${levels - 1 - Number(i)}.upsample.`,
+    )
     .replace(/\.mid_block\.resnets\.(\d)\./, (_, k: string) => `.mid.block_${Number(k) + 1}.`)
     .replace('.conv_shortcut.', '.nin_shortcut.')
     .replace('.conv_norm_out.', '.norm_out.');
@@ -107,15 +119,30 @@ describe('single files at FLUX.1 sizes', () => {
     const w = ck.transformerWeights();
     const ms = performance.now() - t0;
     expect(ck.transformerConfig).toEqual({
-      inChannels: 64, outChannels: 64, numLayers: 19, numSingleLayers: 38, heads: 24, headDim: 128, inner: 3072, mlp: 12288,
-      jointAttentionDim: 4096, pooledProjectionDim: 768, guidanceEmbeds: true, axesDimsRope: [16, 56, 56], ropeTheta: 10000,
+      inChannels: 64,
+      outChannels: 64,
+      numLayers: 19,
+      numSingleLayers: 38,
+      heads: 24,
+      headDim: 128,
+      inner: 3072,
+      mlp: 12288,
+      jointAttentionDim: 4096,
+      pooledProjectionDim: 768,
+      guidanceEmbeds: true,
+      axesDimsRope: [16, 56, 56],
+      ropeTheta: 10000,
     });
     // Splitting the fused tensors adds 8 names per double block (qkv → q, k, v twice) and 6 per single block.
     expect(w.names()).toHaveLength(tensors.length + 19 * 8 + 38 * 6);
     // A slice of a fused tensor is a byte range of the file: single block 37's MLP rows follow its q, k, v rows.
     const f = new SafetensorsFile(path.join(dir, 'flux1-dev-fp8.safetensors'));
     const l1 = f.source('single_blocks.37.linear1.weight').external!;
-    expect(w.source('single_transformer_blocks.37.proj_mlp.weight').external).toEqual({ file: l1.file, offset: l1.offset + 3 * 3072 * 3072, length: 12288 * 3072 });
+    expect(w.source('single_transformer_blocks.37.proj_mlp.weight').external).toEqual({
+      file: l1.file,
+      offset: l1.offset + 3 * 3072 * 3072,
+      length: 12288 * 3072,
+    });
     // Headers only: mapping FLUX.1-dev takes well under a second.
     expect(ms).toBeLessThan(2000);
   });
@@ -124,24 +151,74 @@ describe('single files at FLUX.1 sizes', () => {
     const dir = path.join(tmp, 'comfy');
     mkdirSync(dir);
     writeHeaderOnly(path.join(dir, 'flux1-dev-fp8.safetensors'), fluxDevBfl());
-    const vaeCfg = { block_out_channels: [128, 256, 512, 512], layers_per_block: 2, latent_channels: 16, use_quant_conv: false, use_post_quant_conv: false };
-    writeHeaderOnly(path.join(dir, 'ae.safetensors'), [...autoencoderKLShapes(vaeCfg, 'FLUX.1 vae').shapes].map(([n, s]) => {
-      const [name, shape] = ldmName(n, s, 4);
-      return [name, 'BF16', shape] as [string, string, number[]];
-    }));
+    const vaeCfg = {
+      block_out_channels: [128, 256, 512, 512],
+      layers_per_block: 2,
+      latent_channels: 16,
+      use_quant_conv: false,
+      use_post_quant_conv: false,
+    };
+    writeHeaderOnly(
+      path.join(dir, 'ae.safetensors'),
+      [...autoencoderKLShapes(vaeCfg, 'FLUX.1 vae').shapes].map(([n, s]) => {
+        const [name, shape] = ldmName(n, s, 4);
+        return [name, 'BF16', shape] as [string, string, number[]];
+      }),
+    );
     // FLUX.1's text_encoder/config.json and text_encoder_2/config.json (sizes), as in the black-forest-labs repositories.
-    const clipCfg = { vocab_size: 49408, hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, max_position_embeddings: 77 };
-    const t5Cfg = { vocab_size: 32128, d_model: 4096, d_kv: 64, num_heads: 64, d_ff: 10240, num_layers: 24, relative_attention_num_buckets: 32, is_gated_act: true };
-    const header = (spec: Map<string, number[]>, dtype: (n: string, s: number[]) => string) => [...spec].map(([n, s]) => [n, dtype(n, s), s] as [string, string, number[]]);
-    writeHeaderOnly(path.join(dir, 'clip_l.safetensors'), header(clipTextShapes(clipCfg, 'clip').shapes, () => 'F16'));
-    writeHeaderOnly(path.join(dir, 't5xxl_fp8_e4m3fn.safetensors'), header(t5EncoderShapes(t5Cfg, 't5').shapes, (n, s) => (s.length === 2 && n !== 'shared.weight' && !n.includes('relative_attention_bias') ? 'F8_E4M3' : 'F32')));
+    const clipCfg = {
+      vocab_size: 49408,
+      hidden_size: 768,
+      intermediate_size: 3072,
+      num_hidden_layers: 12,
+      num_attention_heads: 12,
+      max_position_embeddings: 77,
+    };
+    const t5Cfg = {
+      vocab_size: 32128,
+      d_model: 4096,
+      d_kv: 64,
+      num_heads: 64,
+      d_ff: 10240,
+      num_layers: 24,
+      relative_attention_num_buckets: 32,
+      is_gated_act: true,
+    };
+    const header = (spec: Map<string, number[]>, dtype: (n: string, s: number[]) => string) =>
+      [...spec].map(([n, s]) => [n, dtype(n, s), s] as [string, string, number[]]);
+    writeHeaderOnly(
+      path.join(dir, 'clip_l.safetensors'),
+      header(clipTextShapes(clipCfg, 'clip').shapes, () => 'F16'),
+    );
+    writeHeaderOnly(
+      path.join(dir, 't5xxl_fp8_e4m3fn.safetensors'),
+      header(t5EncoderShapes(t5Cfg, 't5').shapes, (n, s) =>
+        s.length === 2 && n !== 'shared.weight' && !n.includes('relative_attention_bias') ? 'F8_E4M3' : 'F32',
+      ),
+    );
     const ck = loadCheckpoint(dir);
     const vae = ck.component('vae');
-    expect(vae.config).toMatchObject({ ...vaeCfg, norm_num_groups: 32, scaling_factor: 0.3611, shift_factor: 0.1159, in_channels: 3, out_channels: 3, mid_block_add_attention: true });
+    expect(vae.config).toMatchObject({
+      ...vaeCfg,
+      norm_num_groups: 32,
+      scaling_factor: 0.3611,
+      shift_factor: 0.1159,
+      in_channels: 3,
+      out_channels: 3,
+      mid_block_add_attention: true,
+    });
     expect(vae.weights.info('decoder.up_blocks.0.resnets.2.conv2.weight').shape).toEqual([512, 512, 3, 3]);
     expect(vae.weights.info('decoder.up_blocks.3.resnets.0.conv_shortcut.weight').shape).toEqual([128, 256, 1, 1]);
-    expect(ck.component('text_encoder').config).toMatchObject({ ...clipCfg, hidden_act: 'quick_gelu', eos_token_id: 2 });
-    expect(ck.component('text_encoder_2').config).toMatchObject({ ...t5Cfg, feed_forward_proj: 'gated-gelu', relative_attention_max_distance: 128 });
+    expect(ck.component('text_encoder').config).toMatchObject({
+      ...clipCfg,
+      hidden_act: 'quick_gelu',
+      eos_token_id: 2,
+    });
+    expect(ck.component('text_encoder_2').config).toMatchObject({
+      ...t5Cfg,
+      feed_forward_proj: 'gated-gelu',
+      relative_attention_max_distance: 128,
+    });
     expect(ck.form?.('text_encoder_2').storage).toBe('F8_E4M3 ×168, F32 ×51');
   });
 

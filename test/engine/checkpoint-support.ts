@@ -12,8 +12,13 @@ export function case1(): TransformerInputs {
   const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
   const f = (n: string) => gold.readFloat32(`case1_${n}`);
   return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
+    hidden_states: f('hidden_states'),
+    encoder_hidden_states: f('encoder_hidden_states'),
+    pooled_projections: f('pooled_projections'),
+    timestep: f('timestep'),
+    guidance: f('guidance'),
+    img_ids: f('img_ids'),
+    txt_ids: f('txt_ids'),
   };
 }
 

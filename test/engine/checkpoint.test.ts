@@ -1,4 +1,14 @@
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -47,12 +57,18 @@ describe('loading FLUX checkpoints', () => {
     const ref = loadCheckpoint(fixture('tiny-flux-dev')).transformerWeights();
     expect(w.names().sort()).toEqual(ref.names().sort());
     // Split rows of fused qkv / linear1, and the swapped final modulation, must equal diffusers' tensors.
-    for (const n of ['transformer_blocks.1.attn.add_v_proj.weight', 'single_transformer_blocks.0.proj_mlp.bias', 'norm_out.linear.weight']) {
+    for (const n of [
+      'transformer_blocks.1.attn.add_v_proj.weight',
+      'single_transformer_blocks.0.proj_mlp.bias',
+      'norm_out.linear.weight',
+    ]) {
       expect(w.readFloat32(n), n).toEqual(ref.readFloat32(n));
     }
     // ae.safetensors beside it is the VAE; there is no text encoder in that folder.
     expect(bfl.component('vae').weights.names()).toHaveLength(176);
-    expect(() => bfl.component('text_encoder')).toThrow(/has no CLIP text encoder: no text_encoder\/ folder, and none of its 2 weights files \(ae\.safetensors, flux\.safetensors\) holds one/);
+    expect(() => bfl.component('text_encoder')).toThrow(
+      /has no CLIP text encoder: no text_encoder\/ folder, and none of its 2 weights files \(ae\.safetensors, flux\.safetensors\) holds one/,
+    );
   });
 
   it('reads a Hugging Face cache snapshot (symlinks into blobs/) through real paths, with the same output', async () => {
@@ -62,7 +78,11 @@ describe('loading FLUX checkpoints', () => {
     mkdirSync(path.join(repo, 'refs'));
     writeFileSync(path.join(repo, 'refs', 'main'), 'abc123\n');
     let n = 0;
-    for (const rel of ['model_index.json', 'transformer/config.json', 'transformer/diffusion_pytorch_model.safetensors']) {
+    for (const rel of [
+      'model_index.json',
+      'transformer/config.json',
+      'transformer/diffusion_pytorch_model.safetensors',
+    ]) {
       const blob = path.join(repo, 'blobs', `blob${n++}`);
       copyFileSync(fixture('tiny-flux-dev', rel), blob);
       mkdirSync(path.dirname(path.join(snap, rel)), { recursive: true });
@@ -72,7 +92,9 @@ describe('loading FLUX checkpoints', () => {
     const ck = loadCheckpoint(repo);
     const g = buildTransformerGraph(ck.transformerConfig, ck.transformerWeights());
     expect(g.externalDataFolder()).toBe(realpathSync(path.join(repo, 'blobs')));
-    const locations = decodeModel(g.toBytes()).graph.initializer.flatMap((t) => t.external_data ?? []).filter((e) => e.key === 'location');
+    const locations = decodeModel(g.toBytes())
+      .graph.initializer.flatMap((t) => t.external_data ?? [])
+      .filter((e) => e.key === 'location');
     expect(new Set(locations.map((e) => e.value))).toEqual(new Set(['blob2']));
     expect(await sample(snap)).toEqual(await sample(fixture('tiny-flux-dev')));
   });
@@ -93,7 +115,9 @@ describe('loading FLUX checkpoints', () => {
     expect(await sample(dir)).toEqual(await sample(fixture('tiny-flux-dev')));
     // …and a missing shard is named.
     rmSync(path.join(dir, 'transformer', 'diffusion_pytorch_model-00002-of-00002.safetensors'));
-    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(/lists shard diffusion_pytorch_model-00002-of-00002\.safetensors .* but transformer\/diffusion_pytorch_model-00002-of-00002\.safetensors is missing/);
+    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(
+      /lists shard diffusion_pytorch_model-00002-of-00002\.safetensors .* but transformer\/diffusion_pytorch_model-00002-of-00002\.safetensors is missing/,
+    );
   });
 });
 
@@ -112,7 +136,11 @@ describe('bad checkpoints give errors that name the file and the tensor', () => 
     const src = new SafetensorsFile(file);
     const tensors = Object.fromEntries(src.names().map((k) => [k, src.read(k)]));
     const q = tensors['transformer_blocks.0.attn.to_q.weight']!;
-    tensors['transformer_blocks.0.attn.to_q.weight'] = { ...q, shape: [32, 16], data: (q.data as Uint16Array).subarray(0, 512) };
+    tensors['transformer_blocks.0.attn.to_q.weight'] = {
+      ...q,
+      shape: [32, 16],
+      data: (q.data as Uint16Array).subarray(0, 512),
+    };
     writeSafetensors(file, tensors);
     expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(
       'transformer/diffusion_pytorch_model.safetensors: tensor transformer_blocks.0.attn.to_q.weight has shape [32,16], transformer/config.json implies [32,32]',
@@ -122,20 +150,26 @@ describe('bad checkpoints give errors that name the file and the tensor', () => 
   it('a schnell config on dev weights (guidance embedder present but not configured)', () => {
     const dir = copyModel('tiny-flux-dev');
     editJson(path.join(dir, 'transformer', 'config.json'), (j) => (j.guidance_embeds = false));
-    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(/tensors time_text_embed\.guidance_embedder\.[\w.]+, .* are not implied by transformer\/config\.json/);
+    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(
+      /tensors time_text_embed\.guidance_embedder\.[\w.]+, .* are not implied by transformer\/config\.json/,
+    );
   });
 
   it('a VAE config that disagrees with its weights', () => {
     const dir = copyModel('tiny-flux-dev', ['model_index.json', 'transformer', 'vae']);
     editJson(path.join(dir, 'vae', 'config.json'), (j) => (j.latent_channels = 4));
-    expect(() => loadCheckpoint(dir).component('vae')).toThrow(/^vae\/diffusion_pytorch_model\.safetensors: tensor encoder\.conv_out\.weight has shape \[32,64,3,3\], vae\/config\.json implies \[8,64,3,3\]/);
+    expect(() => loadCheckpoint(dir).component('vae')).toThrow(
+      /^vae\/diffusion_pytorch_model\.safetensors: tensor encoder\.conv_out\.weight has shape \[32,64,3,3\], vae\/config\.json implies \[8,64,3,3\]/,
+    );
   });
 
   it('a truncated weights file in the checkpoint', () => {
     const dir = copyModel('tiny-flux-dev');
     const file = path.join(dir, 'transformer', 'diffusion_pytorch_model.safetensors');
     writeFileSync(file, readFileSync(file).subarray(0, 64));
-    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(/^transformer\/diffusion_pytorch_model\.safetensors: safetensors header length \d+ runs past the end of the 64-byte file/);
+    expect(() => loadCheckpoint(dir).transformerWeights()).toThrow(
+      /^transformer\/diffusion_pytorch_model\.safetensors: safetensors header length \d+ runs past the end of the 64-byte file/,
+    );
   });
 
   it('missing or unknown architecture', () => {
@@ -155,6 +189,8 @@ describe('bad checkpoints give errors that name the file and the tensor', () => 
   it('a BFL file whose RoPE axes cannot be known', () => {
     const dir = mkdtempSync(path.join(tmp, 'bfl-'));
     copyFileSync(fixture('tiny-flux-dev-bfl', 'flux.safetensors'), path.join(dir, 'flux.safetensors'));
-    expect(() => loadCheckpoint(dir)).toThrow(/head size 16 is not FLUX\.1's 128, so the RoPE axes are unknown; put a params\.json/);
+    expect(() => loadCheckpoint(dir)).toThrow(
+      /head size 16 is not FLUX\.1's 128, so the RoPE axes are unknown; put a params\.json/,
+    );
   });
 });

@@ -14,8 +14,14 @@ import { fixture } from '../support/fixtures.ts';
  * Tolerances as in clip-text.test.ts (1e-5) and t5-encoder.test.ts (1e-4, ill-conditioned softmax over 512
  * unmasked tokens; measured there).
  */
-interface Entry { key: string; encoder: 'clip' | 't5'; prompt: string; tensors: [string, string] }
-const lookup = (JSON.parse(fs.readFileSync(fixture('golden', 'rag.json'), 'utf8')) as { embedding_lookup: Entry[] }).embedding_lookup;
+interface Entry {
+  key: string;
+  encoder: 'clip' | 't5';
+  prompt: string;
+  tensors: [string, string];
+}
+const lookup = (JSON.parse(fs.readFileSync(fixture('golden', 'rag.json'), 'utf8')) as { embedding_lookup: Entry[] })
+  .embedding_lookup;
 const golden = readSafetensors(fixture('golden', 'rag_embeddings.safetensors')).tensors;
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 const ck = loadCheckpoint(fixture('tiny-flux-dev'));
@@ -46,7 +52,10 @@ describe('RAG golden conditioning: tokenizer + encoder reproduce every encoded s
     clipEntries.forEach((e, i) => expect(batch[i], e.key).toEqual(ids(e.tensors[0])));
     const out = await enc.encode(batch);
     clipEntries.forEach((e, i) => {
-      expect(maxAbsDiff(out.pooled.subarray(i * 16, (i + 1) * 16), golden[e.tensors[1]]!.data as Float32Array), e.key).toBeLessThan(1e-5);
+      expect(
+        maxAbsDiff(out.pooled.subarray(i * 16, (i + 1) * 16), golden[e.tensors[1]]!.data as Float32Array),
+        e.key,
+      ).toBeLessThan(1e-5);
     });
     await enc.release();
   });
@@ -58,7 +67,10 @@ describe('RAG golden conditioning: tokenizer + encoder reproduce every encoded s
     const out = await t5.encode(batch, 512);
     const n = 512 * 32;
     t5Entries.forEach((e, i) => {
-      expect(maxAbsDiff(out.lastHiddenState.subarray(i * n, (i + 1) * n), golden[e.tensors[1]]!.data as Float32Array), e.key).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(out.lastHiddenState.subarray(i * n, (i + 1) * n), golden[e.tensors[1]]!.data as Float32Array),
+        e.key,
+      ).toBeLessThan(1e-4);
     });
   });
 });

@@ -43,7 +43,10 @@ describe('CLIP text encoder graph vs transformers CLIPTextModel (golden clip_tex
 
   it('every intermediate hidden state matches, with both attention implementations', async () => {
     for (const impl of ['mha', 'explicit'] as const) {
-      const { session } = await createSession(buildClipTextGraph(component, { hiddenStates: true, attention: impl }), cpu);
+      const { session } = await createSession(
+        buildClipTextGraph(component, { hiddenStates: true, attention: impl }),
+        cpu,
+      );
       const ids = golden.input_ids!;
       const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });
       for (const k of ['hidden_states_0', 'hidden_states_1', 'hidden_states_2', 'last_hidden_state', 'pooler_output']) {
@@ -55,7 +58,9 @@ describe('CLIP text encoder graph vs transformers CLIPTextModel (golden clip_tex
 
   it('tokenizer → encoder end to end: the golden prompt gives the golden embedding', async () => {
     const tok = loadClipTokenizer(fixture('tiny-flux-dev', 'tokenizer'));
-    const prompts = JSON.parse(fs.readFileSync(fixture('tokenizers', 'golden-ids.json'), 'utf8')) as { prompts: { key: string; text: string }[] };
+    const prompts = JSON.parse(fs.readFileSync(fixture('tokenizers', 'golden-ids.json'), 'utf8')) as {
+      prompts: { key: string; text: string }[];
+    };
     const text = prompts.prompts.find((p) => p.key === 'break_segment_1')!.text;
     const out = await encoder.encode([tok.inputIds(text)]);
     expect(maxAbsDiff(out.pooled, f32('pooler_output').subarray(16, 32))).toBeLessThan(TOL);
@@ -69,7 +74,12 @@ describe('CLIP text encoder graph vs transformers CLIPTextModel (golden clip_tex
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-clip-'));
     try {
       const out = path.join(dir, 'out.safetensors');
-      await runDebug('clip', { model: fixture('tiny-flux-dev'), inputs: fixture('golden', 'clip_text.safetensors'), out }, cpu, () => {});
+      await runDebug(
+        'clip',
+        { model: fixture('tiny-flux-dev'), inputs: fixture('golden', 'clip_text.safetensors'), out },
+        cpu,
+        () => {},
+      );
       const t = readSafetensors(out).tensors;
       expect(t.last_hidden_state!.shape).toEqual([3, 77, 16]);
       expect(maxAbsDiff(t.last_hidden_state!.data as Float32Array, f32('last_hidden_state'))).toBeLessThan(TOL);

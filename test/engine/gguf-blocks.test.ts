@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { f16BitsToF32, f32ToF16Bits } from '../../src/engine/weights/dtype.ts';
-import { decodeRows, ggmlTypeByName, QUANTIZED_FORMATS, type QuantizedFormat } from '../../src/engine/weights/gguf/blocks.ts';
+import {
+  decodeRows,
+  ggmlTypeByName,
+  QUANTIZED_FORMATS,
+  type QuantizedFormat,
+} from '../../src/engine/weights/gguf/blocks.ts';
 import { toNBits } from '../../src/engine/weights/gguf/to-nbits.ts';
 import { encodeRows } from '../../src/engine/weights/gguf/writer.ts';
 import { blocksOf, randFloats } from './gguf-fixtures.ts';
@@ -159,7 +164,8 @@ const REF: Record<QuantizedFormat, (x: Uint8Array, nb: number) => number[]> = {
           let dl = fr(dAll * (scales[is++]! - 32));
           for (let l = 0; l < 16; ++l) y.push(fr(dl * (((x[q + l]! >> shift) & 3) - (x[hm + l]! & m ? 0 : 4))));
           dl = fr(dAll * (scales[is++]! - 32));
-          for (let l = 0; l < 16; ++l) y.push(fr(dl * (((x[q + l + 16]! >> shift) & 3) - (x[hm + l + 16]! & m ? 0 : 4))));
+          for (let l = 0; l < 16; ++l)
+            y.push(fr(dl * (((x[q + l + 16]! >> shift) & 3) - (x[hm + l + 16]! & m ? 0 : 4))));
           shift += 2;
           m <<= 1;
         }
@@ -211,14 +217,17 @@ const REF: Record<QuantizedFormat, (x: Uint8Array, nb: number) => number[]> = {
 const bitsOf = (a: ArrayLike<number>) => new Uint32Array(Float32Array.from(a).buffer);
 
 describe('GGUF block decoding (ggml dequantize_row_*)', () => {
-  it.each(QUANTIZED_FORMATS)('%s matches ggml\'s loops bit for bit on blocks with edge scales and extreme codes', (format) => {
-    const { bytes, nb } = blocksOf(format, format.length * 7919 + format.charCodeAt(1));
-    const be = ggmlTypeByName(format)!.blockElems;
-    const got = decodeRows(format, bytes, nb, be);
-    expect(bitsOf(got)).toEqual(bitsOf(REF[format](bytes, nb)));
-  });
+  it.each(QUANTIZED_FORMATS)(
+    "%s matches ggml's loops bit for bit on blocks with edge scales and extreme codes",
+    (format) => {
+      const { bytes, nb } = blocksOf(format, format.length * 7919 + format.charCodeAt(1));
+      const be = ggmlTypeByName(format)!.blockElems;
+      const got = decodeRows(format, bytes, nb, be);
+      expect(bitsOf(got)).toEqual(bitsOf(REF[format](bytes, nb)));
+    },
+  );
 
-  it.each(QUANTIZED_FORMATS)('%s: an all-zero block decodes to zeros (signed as ggml\'s products)', (format) => {
+  it.each(QUANTIZED_FORMATS)("%s: an all-zero block decodes to zeros (signed as ggml's products)", (format) => {
     const t = ggmlTypeByName(format)!;
     const zero = new Uint8Array(2 * t.bytesPerBlock);
     const got = decodeRows(format, zero, 2, t.blockElems);
@@ -226,45 +235,60 @@ describe('GGUF block decoding (ggml dequantize_row_*)', () => {
     expect(bitsOf(got)).toEqual(bitsOf(REF[format](zero, 2)));
   });
 
-  it('decodes hand-made Q8_0 / Q4_0 / Q4_1 blocks to the formula\'s values', () => {
+  it("decodes hand-made Q8_0 / Q4_0 / Q4_1 blocks to the formula's values", () => {
     // Q8_0: d = 65504 (fp16 max), codes −128..127 step 8 ⇒ y = q·65504 exactly.
     const q8 = new Uint8Array(34);
-    q8[0] = 0xff; q8[1] = 0x7b;
+    q8[0] = 0xff;
+    q8[1] = 0x7b;
     for (let j = 0; j < 32; j++) q8[2 + j] = (-128 + 8 * j) & 0xff;
-    expect(Array.from(decodeRows('Q8_0', q8, 1, 32))).toEqual(Array.from({ length: 32 }, (_, j) => (-128 + 8 * j) * 65504));
+    expect(Array.from(decodeRows('Q8_0', q8, 1, 32))).toEqual(
+      Array.from({ length: 32 }, (_, j) => (-128 + 8 * j) * 65504),
+    );
     // all-zero Q8_0 block: zeros
     expect(Array.from(decodeRows('Q8_0', new Uint8Array(34), 1, 32))).toEqual(new Array(32).fill(0));
     // Q4_0: d = 1; byte j = j | (15 − j) << 4 ⇒ y[j] = j − 8, y[j + 16] = 7 − j
     const q4 = new Uint8Array(18);
     q4[1] = 0x3c;
     for (let j = 0; j < 16; j++) q4[2 + j] = j | ((15 - j) << 4);
-    expect(Array.from(decodeRows('Q4_0', q4, 1, 32))).toEqual([...Array.from({ length: 16 }, (_, j) => j - 8), ...Array.from({ length: 16 }, (_, j) => 7 - j)]);
+    expect(Array.from(decodeRows('Q4_0', q4, 1, 32))).toEqual([
+      ...Array.from({ length: 16 }, (_, j) => j - 8),
+      ...Array.from({ length: 16 }, (_, j) => 7 - j),
+    ]);
     // negative zero d: y = q·(−0) — −0 for positive codes, +0 for negative ones (sign kept, as ggml's float product)
-    q4[0] = 0x00; q4[1] = 0x80;
+    q4[0] = 0x00;
+    q4[1] = 0x80;
     const z = decodeRows('Q4_0', q4, 1, 32);
     expect(Object.is(z[0], 0)).toBe(true); // code −8
     expect(Object.is(z[15], -0)).toBe(true); // code 7
     // subnormal d = 2^-24: y = (q − 8)·2^-24
-    q4[0] = 0x01; q4[1] = 0x00;
+    q4[0] = 0x01;
+    q4[1] = 0x00;
     expect(decodeRows('Q4_0', q4, 1, 32)[0]).toBe(-8 * 2 ** -24);
     // Q4_1: d = 0.5, m = −2: y = q·0.5 − 2
     const q41 = new Uint8Array(20);
-    q41[1] = 0x38; q41[3] = 0xc0;
+    q41[1] = 0x38;
+    q41[3] = 0xc0;
     for (let j = 0; j < 16; j++) q41[4 + j] = j | (j << 4);
-    expect(Array.from(decodeRows('Q4_1', q41, 1, 32).subarray(0, 16))).toEqual(Array.from({ length: 16 }, (_, j) => j * 0.5 - 2));
+    expect(Array.from(decodeRows('Q4_1', q41, 1, 32).subarray(0, 16))).toEqual(
+      Array.from({ length: 16 }, (_, j) => j * 0.5 - 2),
+    );
   });
 
   it('decodes hand-made K-quant blocks: Q6_K extreme codes and int8 scales, Q4_K 6-bit scales of 63', () => {
     // Q6_K: every raw code 63 (q = 31) in the first 128 values and 0 (q = −32) after; scales ±127 / −128; d = 1
     const b = new Uint8Array(210);
-    b.fill(0xff, 0, 64); b.fill(0xff, 128, 160);
+    b.fill(0xff, 0, 64);
+    b.fill(0xff, 128, 160);
     for (let j = 0; j < 16; j++) b[192 + j] = (j % 2 ? -128 : 127) & 0xff;
-    b[208] = 0x00; b[209] = 0x3c;
+    b[208] = 0x00;
+    b[209] = 0x3c;
     const y = decodeRows('Q6_K', b, 1, 256);
-    for (let e = 0; e < 256; e++) expect(y[e]).toBe((e >> 4) % 2 ? -128 * (e < 128 ? 31 : -32) : 127 * (e < 128 ? 31 : -32));
+    for (let e = 0; e < 256; e++)
+      expect(y[e]).toBe((e >> 4) % 2 ? -128 * (e < 128 ? 31 : -32) : 127 * (e < 128 ? 31 : -32));
     // Q4_K: all six-bit scales and mins 63 (bytes 0xff), d = 1, dmin = 0.5, codes 0x0f/0xf0 alternate by byte
     const k = new Uint8Array(144);
-    k[1] = 0x3c; k[3] = 0x38;
+    k[1] = 0x3c;
+    k[3] = 0x38;
     k.fill(0xff, 4, 16);
     for (let i = 0; i < 128; i++) k[16 + i] = i % 2 ? 0xf0 : 0x0f;
     const y4 = decodeRows('Q4_K', k, 1, 256);
@@ -279,12 +303,19 @@ describe('GGUF block decoding (ggml dequantize_row_*)', () => {
   it('decodes the float types', () => {
     const v = Float32Array.from([1, -2.5, 65504, 1e-8]);
     expect(Array.from(decodeRows('F32', encodeRows('F32', v, 1, 4), 1, 4))).toEqual(Array.from(v));
-    expect(Array.from(decodeRows('F16', encodeRows('F16', v, 2, 2), 2, 2))).toEqual([1, -2.5, 65504, h(f32ToF16Bits(1e-8))]);
-    expect(Array.from(decodeRows('BF16', encodeRows('BF16', Float32Array.from([1, -2.5, 3]), 1, 3), 1, 3))).toEqual([1, -2.5, 3]);
+    expect(Array.from(decodeRows('F16', encodeRows('F16', v, 2, 2), 2, 2))).toEqual([
+      1,
+      -2.5,
+      65504,
+      h(f32ToF16Bits(1e-8)),
+    ]);
+    expect(Array.from(decodeRows('BF16', encodeRows('BF16', Float32Array.from([1, -2.5, 3]), 1, 3), 1, 3))).toEqual([
+      1, -2.5, 3,
+    ]);
   });
 });
 
-describe('GGUF block encoding (the writer) round-trips within the format\'s error', () => {
+describe("GGUF block encoding (the writer) round-trips within the format's error", () => {
   const rows = 4;
   const cols = 512;
   const x = randFloats(rows * cols, 11, 2);
@@ -293,43 +324,54 @@ describe('GGUF block encoding (the writer) round-trips within the format\'s erro
   x.fill(0, 256, 288);
   x.fill(0, 1024, 1280);
 
-  it.each(['Q8_0', 'Q4_0', 'Q5_0'] as const)('%s (ggml reference rule): |x − x̂| ≤ |d|/2 (|d| where the top code clips) + the fp16 rounding of d', (format) => {
-    const levels = { Q8_0: 127, Q4_0: 8, Q5_0: 16 }[format];
-    const bytes = encodeRows(format, x, rows, cols);
-    const y = decodeRows(format, bytes, rows, cols);
-    const bb = ggmlTypeByName(format)!.bytesPerBlock;
-    for (let k = 0; k < (rows * cols) / 32; k++) {
-      const blk = x.subarray(k * 32, k * 32 + 32);
-      const amax = Math.max(...Array.from(blk, Math.abs));
-      const d = amax / levels; // the unrounded scale the reference rule computes
-      const d16 = Math.abs(h(u16(bytes, k * bb)));
-      for (let j = 0; j < 32; j++) {
-        const e = Math.abs(blk[j]! - y[k * 32 + j]!);
-        // Q4_0/Q5_0 map the value of largest magnitude to −levels: its opposite extreme (+levels) clips to levels − 1.
-        const clipped = format !== 'Q8_0' && Math.abs(blk[j]! / d) > levels - 0.5 && Math.sign(blk[j]!) !== Math.sign(blk.find((v) => Math.abs(v) === amax)!);
-        expect(e).toBeLessThanOrEqual((clipped ? d : d / 2) + levels * Math.abs(d - d16) + 2 ** -20 * amax);
+  it.each(['Q8_0', 'Q4_0', 'Q5_0'] as const)(
+    '%s (ggml reference rule): |x − x̂| ≤ |d|/2 (|d| where the top code clips) + the fp16 rounding of d',
+    (format) => {
+      const levels = { Q8_0: 127, Q4_0: 8, Q5_0: 16 }[format];
+      const bytes = encodeRows(format, x, rows, cols);
+      const y = decodeRows(format, bytes, rows, cols);
+      const bb = ggmlTypeByName(format)!.bytesPerBlock;
+      for (let k = 0; k < (rows * cols) / 32; k++) {
+        const blk = x.subarray(k * 32, k * 32 + 32);
+        const amax = Math.max(...Array.from(blk, Math.abs));
+        const d = amax / levels; // the unrounded scale the reference rule computes
+        const d16 = Math.abs(h(u16(bytes, k * bb)));
+        for (let j = 0; j < 32; j++) {
+          const e = Math.abs(blk[j]! - y[k * 32 + j]!);
+          // Q4_0/Q5_0 map the value of largest magnitude to −levels: its opposite extreme (+levels) clips to levels − 1.
+          const clipped =
+            format !== 'Q8_0' &&
+            Math.abs(blk[j]! / d) > levels - 0.5 &&
+            Math.sign(blk[j]!) !== Math.sign(blk.find((v) => Math.abs(v) === amax)!);
+          expect(e).toBeLessThanOrEqual((clipped ? d : d / 2) + levels * Math.abs(d - d16) + 2 ** -20 * amax);
+        }
       }
-    }
-  });
+    },
+  );
 
-  it.each(['Q4_1', 'Q5_1'] as const)('%s (ggml reference rule): |x − x̂| ≤ d/2 + the fp16 rounding of d and min', (format) => {
-    const levels = format === 'Q4_1' ? 15 : 31;
-    const bytes = encodeRows(format, x, rows, cols);
-    const y = decodeRows(format, bytes, rows, cols);
-    const bb = ggmlTypeByName(format)!.bytesPerBlock;
-    for (let k = 0; k < (rows * cols) / 32; k++) {
-      const blk = Array.from(x.subarray(k * 32, k * 32 + 32));
-      const [min, max] = [Math.min(...blk), Math.max(...blk)];
-      const d = (max - min) / levels;
-      const d16 = h(u16(bytes, k * bb));
-      const m16 = h(u16(bytes, k * bb + 2));
-      for (let j = 0; j < 32; j++) {
-        expect(Math.abs(blk[j]! - y[k * 32 + j]!)).toBeLessThanOrEqual(d / 2 + levels * Math.abs(d - d16) + Math.abs(min - m16) + 2 ** -20 * (Math.abs(min) + Math.abs(max)));
+  it.each(['Q4_1', 'Q5_1'] as const)(
+    '%s (ggml reference rule): |x − x̂| ≤ d/2 + the fp16 rounding of d and min',
+    (format) => {
+      const levels = format === 'Q4_1' ? 15 : 31;
+      const bytes = encodeRows(format, x, rows, cols);
+      const y = decodeRows(format, bytes, rows, cols);
+      const bb = ggmlTypeByName(format)!.bytesPerBlock;
+      for (let k = 0; k < (rows * cols) / 32; k++) {
+        const blk = Array.from(x.subarray(k * 32, k * 32 + 32));
+        const [min, max] = [Math.min(...blk), Math.max(...blk)];
+        const d = (max - min) / levels;
+        const d16 = h(u16(bytes, k * bb));
+        const m16 = h(u16(bytes, k * bb + 2));
+        for (let j = 0; j < 32; j++) {
+          expect(Math.abs(blk[j]! - y[k * 32 + j]!)).toBeLessThanOrEqual(
+            d / 2 + levels * Math.abs(d - d16) + Math.abs(min - m16) + 2 ** -20 * (Math.abs(min) + Math.abs(max)),
+          );
+        }
       }
-    }
-  });
+    },
+  );
 
-  it('Q8_0 bytes equal ggml\'s quantize_row_q8_0_ref for a hand-computed block (roundf: halves away from zero)', () => {
+  it("Q8_0 bytes equal ggml's quantize_row_q8_0_ref for a hand-computed block (roundf: halves away from zero)", () => {
     // amax 127 ⇒ d = 1, id = 1: codes are roundf(x)
     const v = Float32Array.from({ length: 32 }, (_, j) => [127, -2.5, 2.5, -0.5, 0.5, 1.49][j % 6]!);
     const b = encodeRows('Q8_0', v, 1, 32);
@@ -337,13 +379,16 @@ describe('GGUF block encoding (the writer) round-trips within the format\'s erro
     expect(Array.from(b.subarray(2, 8), i8)).toEqual([127, -3, 3, -1, 1, 1]);
   });
 
-  it.each(['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_K'] as const)('%s (own encoder): |x − x̂| ≤ scale/2 of each sub-block', (format) => {
-    const bytes = encodeRows(format, x, rows, cols);
-    const y = decodeRows(format, bytes, rows, cols);
-    const q = toNBits(format, bytes, rows, cols); // per-sub-block float32 scales, as decoded
-    for (let i = 0; i < x.length; i++) {
-      const s = Math.abs(q.scales[Math.floor(i / q.block)]!);
-      expect(Math.abs(x[i]! - y[i]!)).toBeLessThanOrEqual(s / 2 + 2 ** -20 * 40);
-    }
-  });
+  it.each(['Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_K'] as const)(
+    '%s (own encoder): |x − x̂| ≤ scale/2 of each sub-block',
+    (format) => {
+      const bytes = encodeRows(format, x, rows, cols);
+      const y = decodeRows(format, bytes, rows, cols);
+      const q = toNBits(format, bytes, rows, cols); // per-sub-block float32 scales, as decoded
+      for (let i = 0; i < x.length; i++) {
+        const s = Math.abs(q.scales[Math.floor(i / q.block)]!);
+        expect(Math.abs(x[i]! - y[i]!)).toBeLessThanOrEqual(s / 2 + 2 ** -20 * 40);
+      }
+    },
+  );
 });

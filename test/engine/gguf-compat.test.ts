@@ -51,7 +51,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const f32 = (b64: string) => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
 const x = Float32Array.from({ length: 64 }, (_, i) => (((i * 7) % 64) - 31.5) / 8);
 
-describe('GGUF written by llama.cpp\'s gguf-py', () => {
+describe("GGUF written by llama.cpp's gguf-py", () => {
   const p = path.join(tmp, 'gguf-py.gguf');
   writeFileSync(p, Buffer.from(FILE, 'base64'));
   const f = new GgufFile(p, 'gguf-py.gguf');
@@ -67,16 +67,19 @@ describe('GGUF written by llama.cpp\'s gguf-py', () => {
     expect(Array.from(f.readFloat32('norm'))).toEqual([1, -2, 0.5, 3]);
   });
 
-  it.each(['Q8_0', 'Q4_0', 'Q5_1'] as const)('%s: our decoding and our MatMulNBits repack equal gguf-py\'s dequantize bit for bit', (format) => {
-    const want = f32(DEQUANT[format]);
-    const bytes = f.readBytes(`w.${format}`);
-    expect(new Uint32Array(decodeRows(format, bytes, 2, 32).buffer)).toEqual(new Uint32Array(want.buffer));
-    // Q5_1 is affine: the repack's single rounding may differ from d·q + m in the last bit
-    const viaNBits = dequantizeNBits(toNBits(format, bytes, 2, 32));
-    for (let i = 0; i < 64; i++) expect(Math.abs(viaNBits[i]! - want[i]!)).toBeLessThanOrEqual(2 ** -22 * 8); // |d·q| + |m| ≤ 8 here
-  });
+  it.each(['Q8_0', 'Q4_0', 'Q5_1'] as const)(
+    "%s: our decoding and our MatMulNBits repack equal gguf-py's dequantize bit for bit",
+    (format) => {
+      const want = f32(DEQUANT[format]);
+      const bytes = f.readBytes(`w.${format}`);
+      expect(new Uint32Array(decodeRows(format, bytes, 2, 32).buffer)).toEqual(new Uint32Array(want.buffer));
+      // Q5_1 is affine: the repack's single rounding may differ from d·q + m in the last bit
+      const viaNBits = dequantizeNBits(toNBits(format, bytes, 2, 32));
+      for (let i = 0; i < 64; i++) expect(Math.abs(viaNBits[i]! - want[i]!)).toBeLessThanOrEqual(2 ** -22 * 8); // |d·q| + |m| ≤ 8 here
+    },
+  );
 
-  it.each(['Q8_0', 'Q4_0', 'Q5_1'] as const)('%s: our encoder writes the bytes gguf-py\'s quantize wrote', (format) => {
+  it.each(['Q8_0', 'Q4_0', 'Q5_1'] as const)("%s: our encoder writes the bytes gguf-py's quantize wrote", (format) => {
     expect(Buffer.from(encodeRows(format, x, 2, 32))).toEqual(Buffer.from(f.readBytes(`w.${format}`)));
   });
 });

@@ -17,9 +17,21 @@ const hex = (a: Uint32Array): string[] => Array.from(a, (x) => x.toString(16).pa
 describe('Philox4x32-10', () => {
   // Known-answer vectors of the Random123 distribution (kat_vectors, philox4x32 with 10 rounds).
   it.each([
-    [[0, 0, 0, 0], [0, 0], ['6627e8d5', 'e169c58d', 'bc57ac4c', '9b00dbd8']],
-    [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], ['408f276d', '41c83b0e', 'a20bc7c6', '6d5451fd']],
-    [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], ['d16cfe09', '94fdcceb', '5001e420', '24126ea1']],
+    [
+      [0, 0, 0, 0],
+      [0, 0],
+      ['6627e8d5', 'e169c58d', 'bc57ac4c', '9b00dbd8'],
+    ],
+    [
+      [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff],
+      [0xffffffff, 0xffffffff],
+      ['408f276d', '41c83b0e', 'a20bc7c6', '6d5451fd'],
+    ],
+    [
+      [0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344],
+      [0xa4093822, 0x299f31d0],
+      ['d16cfe09', '94fdcceb', '5001e420', '24126ea1'],
+    ],
   ])('counter %j key %j', (counter, key, expected) => {
     expect(hex(philox4x32(counter, key))).toEqual(expected);
   });
@@ -28,11 +40,13 @@ describe('Philox4x32-10', () => {
 describe('seeded Gaussian noise (the contract in src/engine/noise.ts)', () => {
   it('pins the first values: these numbers ARE the contract; a change here changes every seeded image', () => {
     expect(Array.from(gaussian(0, [6]))).toEqual([
-      -0.12151797860860825, -1.3500326871871948, -0.08187420666217804, -0.222709059715271, 1.7764242887496948, 2.173520803451538,
+      -0.12151797860860825, -1.3500326871871948, -0.08187420666217804, -0.222709059715271, 1.7764242887496948,
+      2.173520803451538,
     ]);
     const latent = gaussian(42, [1, 16, 128, 128]);
     expect(Array.from(latent.subarray(0, 6))).toEqual([
-      0.8864974975585938, 0.4393560588359833, -0.15660962462425232, -0.013718678615987301, -0.49410051107406616, -0.37216687202453613,
+      0.8864974975585938, 0.4393560588359833, -0.15660962462425232, -0.013718678615987301, -0.49410051107406616,
+      -0.37216687202453613,
     ]);
     expect(latent[262143]).toBe(0.8126586079597473);
     expect(Array.from(gaussian(2n ** 64n - 1n, [5]))).toEqual([
@@ -57,7 +71,9 @@ describe('seeded Gaussian noise (the contract in src/engine/noise.ts)', () => {
     const all = gaussian(1234, [8]);
     expect(Array.from(first)).toEqual(Array.from(all.subarray(0, 3)));
     expect(Array.from(second)).toEqual(Array.from(all.subarray(4, 8)));
-    expect(Array.from(second)).toEqual([0.4874565005302429, -1.5942409038543701, -0.7821327447891235, 0.26259008049964905]);
+    expect(Array.from(second)).toEqual([
+      0.4874565005302429, -1.5942409038543701, -0.7821327447891235, 0.26259008049964905,
+    ]);
   });
 
   it('equals Box–Muller computed with Math.log/cos/sin to float32 rounding (own series are accurate)', () => {
@@ -70,7 +86,11 @@ describe('seeded Gaussian noise (the contract in src/engine/noise.ts)', () => {
       const u1 = (words[0]! * 2 ** 20 + (words[1]! >>> 12) + 0.5) / 2 ** 52;
       const u2 = (words[2]! * 2 ** 20 + (words[3]! >>> 12)) / 2 ** 52;
       const r = Math.sqrt(-2 * Math.log(u1));
-      worst = Math.max(worst, Math.abs(values[2 * j]! - r * Math.cos(2 * Math.PI * u2)), Math.abs(values[2 * j + 1]! - r * Math.sin(2 * Math.PI * u2)));
+      worst = Math.max(
+        worst,
+        Math.abs(values[2 * j]! - r * Math.cos(2 * Math.PI * u2)),
+        Math.abs(values[2 * j + 1]! - r * Math.sin(2 * Math.PI * u2)),
+      );
     }
     // float32 rounding of |z| < 8 is at most 2^-21 ≈ 4.8e-7.
     expect(worst).toBeLessThan(5e-7);

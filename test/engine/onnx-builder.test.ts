@@ -3,8 +3,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  attention, decodeModel, DEFAULT_OPSET, geluTanh, Graph, IR_VERSION, layerNorm, linear, rmsNorm, ropeInterleaved, silu,
-  type DType, type TensorSource,
+  attention,
+  decodeModel,
+  DEFAULT_OPSET,
+  geluTanh,
+  Graph,
+  IR_VERSION,
+  layerNorm,
+  linear,
+  rmsNorm,
+  ropeInterleaved,
+  silu,
+  type DType,
+  type TensorSource,
 } from '../../src/engine/onnx/index.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
 import { float32ToBf16Array, bf16ToFloat32Array } from '../../src/engine/weights/dtype.ts';
@@ -55,25 +66,31 @@ describe('ONNX graph builder', () => {
     expect(m.graph.output[0]!.name).toBe('y');
   });
 
-  it.each(['fused', 'transpose'] as const)('casts bf16 weights inside the graph and matches a JS linear + SiLU (%s)', async (impl) => {
-    const [N, I, O] = [3, 8, 5];
-    const xs = rand(N * I, 1);
-    const wBits = float32ToBf16Array(rand(O * I, 2));
-    const w = bf16ToFloat32Array(wBits);
-    const b = rand(O, 3);
-    const g = new Graph('linear', { linear: impl });
-    const x = g.input('x', 'float32', [N, I]);
-    const y = silu(linear(x, g.weight('w', inline(wBits, [O, I], 'bfloat16')), g.weight('b', inline(b, [O], 'float32'))));
-    g.output(y, 'y');
-    const out = await run(g, { x: new ort.Tensor('float32', xs, [N, I]) });
-    const ref = new Float32Array(N * O);
-    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) {
-      let acc = b[o]!;
-      for (let i = 0; i < I; i++) acc += xs[n * I + i]! * w[o * I + i]!;
-      ref[n * O + o] = acc / (1 + Math.exp(-acc));
-    }
-    expect(maxDiff(out.y!, ref)).toBeLessThan(1e-5);
-  });
+  it.each(['fused', 'transpose'] as const)(
+    'casts bf16 weights inside the graph and matches a JS linear + SiLU (%s)',
+    async (impl) => {
+      const [N, I, O] = [3, 8, 5];
+      const xs = rand(N * I, 1);
+      const wBits = float32ToBf16Array(rand(O * I, 2));
+      const w = bf16ToFloat32Array(wBits);
+      const b = rand(O, 3);
+      const g = new Graph('linear', { linear: impl });
+      const x = g.input('x', 'float32', [N, I]);
+      const y = silu(
+        linear(x, g.weight('w', inline(wBits, [O, I], 'bfloat16')), g.weight('b', inline(b, [O], 'float32'))),
+      );
+      g.output(y, 'y');
+      const out = await run(g, { x: new ort.Tensor('float32', xs, [N, I]) });
+      const ref = new Float32Array(N * O);
+      for (let n = 0; n < N; n++)
+        for (let o = 0; o < O; o++) {
+          let acc = b[o]!;
+          for (let i = 0; i < I; i++) acc += xs[n * I + i]! * w[o * I + i]!;
+          ref[n * O + o] = acc / (1 + Math.exp(-acc));
+        }
+      expect(maxDiff(out.y!, ref)).toBeLessThan(1e-5);
+    },
+  );
 
   it('reads initializers from external data at arbitrary offsets in a file', async () => {
     const w = rand(12, 4);
@@ -86,7 +103,11 @@ describe('ONNX graph builder', () => {
     g.output(linear(x, wv), 'y');
     expect(g.externalDataFolder()).toBe(tmp);
     const loc = decodeModel(g.toBytes()).graph.initializer.find((t) => t.name === 'w')!.external_data;
-    expect(loc).toEqual([{ key: 'location', value: 'weights.bin' }, { key: 'offset', value: '13' }, { key: 'length', value: '48' }]);
+    expect(loc).toEqual([
+      { key: 'location', value: 'weights.bin' },
+      { key: 'offset', value: '13' },
+      { key: 'length', value: '48' },
+    ]);
     const out = await run(g, { x: new ort.Tensor('float32', Float32Array.from([1, 0, 0, 0]), [1, 4]) });
     expect(Array.from(out.y!)).toEqual([w[0], w[4], w[8]]);
   });
@@ -108,7 +129,10 @@ describe('ONNX graph builder', () => {
     const s = g.constant(sinv, [2, 1, D], 'float32');
     g.output(ropeInterleaved(x4, c, s, D), 'rope');
     const out = await run(g, { x: new ort.Tensor('float32', xs, [2, D]) });
-    const ln: number[] = [], rms: number[] = [], gelu: number[] = [], rope: number[] = [];
+    const ln: number[] = [],
+      rms: number[] = [],
+      gelu: number[] = [],
+      rope: number[] = [];
     for (let r = 0; r < 2; r++) {
       const row = Array.from(xs.subarray(r * D, r * D + D));
       const mean = row.reduce((a, b) => a + b, 0) / D;
@@ -130,26 +154,29 @@ describe('ONNX graph builder', () => {
 
   it('attention (fused MultiHeadAttention and explicit) matches softmax(QKᵀ/√d + bias)V', async () => {
     const [S, T, H, Dh] = [3, 4, 2, 4];
-    const q = rand(S * H * Dh, 9), k = rand(T * H * Dh, 10), v = rand(T * H * Dh, 11);
+    const q = rand(S * H * Dh, 9),
+      k = rand(T * H * Dh, 10),
+      v = rand(T * H * Dh, 11);
     // Mask query 0 off key 3 in every head: the shape RAG's regional masks will have.
     const bias = new Float32Array(S * T);
     bias[3] = -Infinity;
     const ref = new Float32Array(S * H * Dh);
-    for (let h = 0; h < H; h++) for (let i = 0; i < S; i++) {
-      const sc = Array.from({ length: T }, (_, j) => {
-        let d = 0;
-        for (let e = 0; e < Dh; e++) d += q[i * H * Dh + h * Dh + e]! * k[j * H * Dh + h * Dh + e]!;
-        return d / Math.sqrt(Dh) + bias[i * T + j]!;
-      });
-      const mx = Math.max(...sc);
-      const ex = sc.map((z) => Math.exp(z - mx));
-      const sum = ex.reduce((a, b) => a + b, 0);
-      for (let e = 0; e < Dh; e++) {
-        let acc = 0;
-        for (let j = 0; j < T; j++) acc += (ex[j]! / sum) * v[j * H * Dh + h * Dh + e]!;
-        ref[i * H * Dh + h * Dh + e] = acc;
+    for (let h = 0; h < H; h++)
+      for (let i = 0; i < S; i++) {
+        const sc = Array.from({ length: T }, (_, j) => {
+          let d = 0;
+          for (let e = 0; e < Dh; e++) d += q[i * H * Dh + h * Dh + e]! * k[j * H * Dh + h * Dh + e]!;
+          return d / Math.sqrt(Dh) + bias[i * T + j]!;
+        });
+        const mx = Math.max(...sc);
+        const ex = sc.map((z) => Math.exp(z - mx));
+        const sum = ex.reduce((a, b) => a + b, 0);
+        for (let e = 0; e < Dh; e++) {
+          let acc = 0;
+          for (let j = 0; j < T; j++) acc += (ex[j]! / sum) * v[j * H * Dh + h * Dh + e]!;
+          ref[i * H * Dh + h * Dh + e] = acc;
+        }
       }
-    }
     for (const impl of ['mha', 'explicit'] as const) {
       const g = new Graph(`attn-${impl}`);
       const qi = g.input('q', 'float32', [1, S, H * Dh]);
@@ -158,8 +185,10 @@ describe('ONNX graph builder', () => {
       const bi = g.input('bias', 'float32', [1, 1, S, T]);
       g.output(attention(qi, ki, vi, { heads: H, headDim: Dh, bias: bi, impl }), 'o');
       const out = await run(g, {
-        q: new ort.Tensor('float32', q, [1, S, H * Dh]), k: new ort.Tensor('float32', k, [1, T, H * Dh]),
-        v: new ort.Tensor('float32', v, [1, T, H * Dh]), bias: new ort.Tensor('float32', bias, [1, 1, S, T]),
+        q: new ort.Tensor('float32', q, [1, S, H * Dh]),
+        k: new ort.Tensor('float32', k, [1, T, H * Dh]),
+        v: new ort.Tensor('float32', v, [1, T, H * Dh]),
+        bias: new ort.Tensor('float32', bias, [1, 1, S, T]),
       });
       expect(maxDiff(out.o!, ref), impl).toBeLessThan(1e-6);
     }

@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { add, cast, clampHalf, concat, forLoop, gather, Graph, ifElse, linear, shapeOf, sliceDynamic } from '../../src/engine/onnx/index.ts';
+import {
+  add,
+  cast,
+  clampHalf,
+  concat,
+  forLoop,
+  gather,
+  Graph,
+  ifElse,
+  linear,
+  shapeOf,
+  sliceDynamic,
+} from '../../src/engine/onnx/index.ts';
 import { decodeModel } from '../../src/engine/onnx/proto.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
 
@@ -20,7 +32,11 @@ function segmentGraph(): Graph {
     const seg = linear(sliceDynamic(acc!, a, b, 0), g.weight('w', w));
     return [concat([sliceDynamic(acc!, g.ints([0]), a, 0), seg, sliceDynamic(acc!, b, g.ints([1 << 30]), 0)], 0)];
   });
-  const [z] = ifElse(flag, () => [linear(y!, g.weight('w', w))], () => [y!]);
+  const [z] = ifElse(
+    flag,
+    () => [linear(y!, g.weight('w', w))],
+    () => [y!],
+  );
   g.output(z!, 'z', 'float32');
   return g;
 }
@@ -33,7 +49,12 @@ describe('control flow in built graphs (If, Loop)', () => {
     const loop = m.graph.node.find((n) => n.op_type === 'Loop')!;
     const body = loop.attribute!.find((a) => a.name === 'body')!.g!;
     expect(body.node.some((n) => n.op_type === 'Cast')).toBe(false);
-    expect(m.graph.node.find((n) => n.op_type === 'If')!.attribute!.map((a) => a.name).sort()).toEqual(['else_branch', 'then_branch']);
+    expect(
+      m.graph.node
+        .find((n) => n.op_type === 'If')!
+        .attribute!.map((a) => a.name)
+        .sort(),
+    ).toEqual(['else_branch', 'then_branch']);
   });
 
   it('runs with any number of segments, zero included, and either branch', async () => {

@@ -16,7 +16,10 @@ describe('ORT session creation', () => {
   it('passes threads and the external data folder as session options', () => {
     // 0 = every core the process may use, not ORT's own default (which used one core of two here).
     expect(sessionOptions({ executionProvider: 'cpu', threads: 0 })).toMatchObject({
-      executionProviders: ['cpu'], graphOptimizationLevel: 'all', logSeverityLevel: 3, intraOpNumThreads: os.availableParallelism(),
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+      intraOpNumThreads: os.availableParallelism(),
     });
     expect(sessionOptions({ executionProvider: 'cpu', threads: 3 }, '/w')).toMatchObject({
       intraOpNumThreads: 3,
@@ -30,10 +33,15 @@ describe('ORT session creation', () => {
     expect(err).toBeInstanceOf(ProviderError);
     const msg = (err as Error).message;
     expect(msg).toMatch(/execution provider "cuda" could not be loaded: /);
-    expect(msg).toMatch(/onnxruntime-node 1\.29\.0 is installed; it needs the CUDA provider of ONNX Runtime 1\.29\.0 in .*bin\/napi-v6\/linux\/x64\/ \(found: (missing|ONNX Runtime 1\.29\.0)\)/);
+    expect(msg).toMatch(
+      /onnxruntime-node 1\.29\.0 is installed; it needs the CUDA provider of ONNX Runtime 1\.29\.0 in .*bin\/napi-v6\/linux\/x64\/ \(found: (missing|ONNX Runtime 1\.29\.0)\)/,
+    );
     const status = cudaProviderStatus();
-    if (status.found === 'missing') expect(msg).toContain('Run `npm run setup:cuda` to install com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9');
-    expect(msg).toMatch(/Missing on this host's library path: .*libcuda\.so\.1 \(the NVIDIA driver\).*libcudnn\.so\.9 \(cuDNN 9\)/);
+    if (status.found === 'missing')
+      expect(msg).toContain('Run `npm run setup:cuda` to install com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9');
+    expect(msg).toMatch(
+      /Missing on this host's library path: .*libcuda\.so\.1 \(the NVIDIA driver\).*libcudnn\.so\.9 \(cuDNN 9\)/,
+    );
     expect(msg).toContain('Or set EXECUTION_PROVIDER=cpu.');
   });
 
@@ -46,7 +54,10 @@ describe('ORT session creation', () => {
       expect(s).toMatchObject({ ortNodeVersion: '1.29.0', expected: '1.29.0', found: '1.30.0', ready: false });
       expect(describeCudaStatus(s)).toMatch(/\(found: ONNX Runtime 1\.30\.0\)\.\nRun `npm run setup:cuda` to install/);
       fs.rmSync(path.join(dir, CUDA_MARKER));
-      fs.writeFileSync(path.join(dir, 'libonnxruntime_providers_cuda.so'), Buffer.from('junk 1.3.9 1.28.1 more', 'latin1'));
+      fs.writeFileSync(
+        path.join(dir, 'libonnxruntime_providers_cuda.so'),
+        Buffer.from('junk 1.3.9 1.28.1 more', 'latin1'),
+      );
       expect(cudaProviderStatus(dir).found).toBe('1.28.1');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,12 @@ import { fixture } from '../support/fixtures.ts';
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-painter-'));
 let painter: Painter;
 beforeAll(async () => {
-  painter = await createPainter({ modelDir: fixture('tiny-flux-dev'), executionProvider: 'cpu', threads: 2, extra: { previewEvery: 2 } });
+  painter = await createPainter({
+    modelDir: fixture('tiny-flux-dev'),
+    executionProvider: 'cpu',
+    threads: 2,
+    extra: { previewEvery: 2 },
+  });
 });
 afterAll(async () => {
   await painter.close?.();
@@ -25,10 +30,19 @@ afterAll(async () => {
 });
 
 const scene: Scene = {
-  width: 128, height: 128, prompt: 'a red apple and a glass of lemonade on a wooden table', background: 'a wooden table', exclude: [],
+  width: 128,
+  height: 128,
+  prompt: 'a red apple and a glass of lemonade on a wooden table',
+  background: 'a wooden table',
+  exclude: [],
   regions: [
     { id: 'r1', label: 'a red apple', prompt: 'a shiny red apple', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
-    { id: 'r2', label: 'a glass of lemonade', prompt: 'a tall glass of lemonade', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
+    {
+      id: 'r2',
+      label: 'a glass of lemonade',
+      prompt: 'a tall glass of lemonade',
+      box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 },
+    },
   ],
 };
 
@@ -89,12 +103,32 @@ describe('engine painter (src/engine/painter.ts) on tiny-flux-dev', () => {
     expect(Buffer.from(again.out.png).equals(Buffer.from(out.png))).toBe(true);
   });
 
-  it('repaint of a first generation (regions from the edit, mask derived here): pixels outside the dilated mask are the parent\'s', async () => {
-    const applied = applyEdit(scene, { kind: 'change', update: [{ id: 'r2', label: 'a blue cup', prompt: 'a blue ceramic cup' }], add: [], remove: [] });
-    const params: GenerationParams = { scene: applied.scene, seed: 42, steps: 4, model: 'flux.1-dev', repaint: { instruction: 'make the lemonade a blue cup', regions: applied.repaint } };
-    const { out, progress } = await paint({ kind: 'repaint', generationId: 'g2', params, parent: { generationId: 'g1', params: genParams, artifacts: gen.files } });
+  it("repaint of a first generation (regions from the edit, mask derived here): pixels outside the dilated mask are the parent's", async () => {
+    const applied = applyEdit(scene, {
+      kind: 'change',
+      update: [{ id: 'r2', label: 'a blue cup', prompt: 'a blue ceramic cup' }],
+      add: [],
+      remove: [],
+    });
+    const params: GenerationParams = {
+      scene: applied.scene,
+      seed: 42,
+      steps: 4,
+      model: 'flux.1-dev',
+      repaint: { instruction: 'make the lemonade a blue cup', regions: applied.repaint },
+    };
+    const { out, progress } = await paint({
+      kind: 'repaint',
+      generationId: 'g2',
+      params,
+      parent: { generationId: 'g1', params: genParams, artifacts: gen.files },
+    });
     expect(progress.at(-1)).toMatchObject({ step: 4, total: 4 });
-    const plan = await editToRepaintParams(sceneToRagParams(scene, { model: 'flux.1-dev', seed: 42, steps: 4 }), applied, { model: 'flux.1-dev' });
+    const plan = await editToRepaintParams(
+      sceneToRagParams(scene, { model: 'flux.1-dev', seed: 42, steps: 4 }),
+      applied,
+      { model: 'flux.1-dev' },
+    );
     if (plan.mode !== 'repaint') throw new Error('expected a repaint');
     const area = await repaintPixels(plan.mask, 128, 128);
     const d = await outsideInside(out.png, gen.out.png, area);
@@ -105,10 +139,30 @@ describe('engine painter (src/engine/painter.ts) on tiny-flux-dev', () => {
   });
 
   it('repaint of a repaint (stored trajectory, at most two passes per step): outside its mask it is its parent', async () => {
-    const applied = applyEdit(rep.params.scene, { kind: 'change', update: [{ id: 'r1', label: 'a green pear', prompt: 'a ripe green pear' }], add: [], remove: [] });
-    const params: GenerationParams = { scene: applied.scene, seed: 42, steps: 4, model: 'flux.1-dev', repaint: { instruction: 'make the apple a pear', regions: applied.repaint } };
-    const { out } = await paint({ kind: 'repaint', generationId: 'g3', params, parent: { generationId: 'g2', params: rep.params, artifacts: rep.files } });
-    const plan = await editToRepaintParams(sceneToRagParams(rep.params.scene, { model: 'flux.1-dev', seed: 42, steps: 4 }), applied, { model: 'flux.1-dev' });
+    const applied = applyEdit(rep.params.scene, {
+      kind: 'change',
+      update: [{ id: 'r1', label: 'a green pear', prompt: 'a ripe green pear' }],
+      add: [],
+      remove: [],
+    });
+    const params: GenerationParams = {
+      scene: applied.scene,
+      seed: 42,
+      steps: 4,
+      model: 'flux.1-dev',
+      repaint: { instruction: 'make the apple a pear', regions: applied.repaint },
+    };
+    const { out } = await paint({
+      kind: 'repaint',
+      generationId: 'g3',
+      params,
+      parent: { generationId: 'g2', params: rep.params, artifacts: rep.files },
+    });
+    const plan = await editToRepaintParams(
+      sceneToRagParams(rep.params.scene, { model: 'flux.1-dev', seed: 42, steps: 4 }),
+      applied,
+      { model: 'flux.1-dev' },
+    );
     if (plan.mode !== 'repaint') throw new Error('expected a repaint');
     const d = await outsideInside(out.png, rep.out.png, await repaintPixels(plan.mask, 128, 128));
     expect(d.outside).toBe(0);
@@ -116,18 +170,32 @@ describe('engine painter (src/engine/painter.ts) on tiny-flux-dev', () => {
   });
 
   it('refuses a repaint without its parent, and an edit that repaint cannot express, with what to do', async () => {
-    const params: GenerationParams = { ...genParams, repaint: { instruction: 'x', regions: [{ id: 'r1', oldBox: scene.regions[0]!.box }] } };
+    const params: GenerationParams = {
+      ...genParams,
+      repaint: { instruction: 'x', regions: [{ id: 'r1', oldBox: scene.regions[0]!.box }] },
+    };
     await expect(paint({ kind: 'repaint', generationId: 'g4', params })).rejects.toThrow(/needs its parent generation/);
-    await expect(paint({ kind: 'repaint', generationId: 'g5', params: { ...genParams, repaint: { instruction: 'x', regions: [] } }, parent: { generationId: 'g1', params: genParams, artifacts: gen.files } }))
-      .rejects.toThrow(/needs the regions that changed/);
+    await expect(
+      paint({
+        kind: 'repaint',
+        generationId: 'g5',
+        params: { ...genParams, repaint: { instruction: 'x', regions: [] } },
+        parent: { generationId: 'g1', params: genParams, artifacts: gen.files },
+      }),
+    ).rejects.toThrow(/needs the regions that changed/);
   });
 
   it('cancellation: an aborted signal stops the job', async () => {
     const ac = new AbortController();
-    const p = painter.paint({ kind: 'generate', generationId: 'g6', params: genParams }, {
-      onProgress: (step) => { if (step === 1) ac.abort(); },
-      signal: ac.signal,
-    });
+    const p = painter.paint(
+      { kind: 'generate', generationId: 'g6', params: genParams },
+      {
+        onProgress: (step) => {
+          if (step === 1) ac.abort();
+        },
+        signal: ac.signal,
+      },
+    );
     await expect(p).rejects.toThrow(/cancelled/);
   });
 });

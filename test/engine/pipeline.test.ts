@@ -35,20 +35,35 @@ afterAll(() => engine.close());
 
 const goldenNoise = {
   global: () => g('latents_init_unpacked'),
-  box: () => { throw new Error('no boxes'); },
-  repaint: () => { throw new Error('no repaint'); },
+  box: () => {
+    throw new Error('no boxes');
+  },
+  repaint: () => {
+    throw new Error('no repaint');
+  },
 };
-const plan = (prompt = '') => plainPlan(prompt, { width: 128, height: 128, steps: 4, guidance: 3.5, seed: 7, textLength: 512 });
+const plan = (prompt = '') =>
+  plainPlan(prompt, { width: 128, height: 128, steps: 4, guidance: 3.5, seed: 7, textLength: 512 });
 
 describe('plain text-to-image pipeline vs diffusers FluxPipeline (golden pipeline_dev, tiny-flux-dev, 128², 4 steps)', () => {
   it('same conditioning and noise: every step, the final latents and the decoded image', async () => {
-    const cond = new TableConditioning(512, new Map([['', g('prompt_embeds')]]), new Map([['', g('pooled_prompt_embeds')]]));
+    const cond = new TableConditioning(
+      512,
+      new Map([['', g('prompt_embeds')]]),
+      new Map([['', g('pooled_prompt_embeds')]]),
+    );
     const res = await engine.paint(plan(), { conditioning: cond, noise: goldenNoise, record: true });
     expect(Array.from(res.schedule.sigmas)).toEqual(Array.from(g('sigmas')));
     const per = 64 * 64;
     for (let i = 0; i < 4; i++) {
-      expect(maxAbsDiff(res.record!.velocity[i]!, g('noise_pred_per_step').subarray(i * per, (i + 1) * per)), `velocity ${i}`).toBeLessThan(TOL);
-      expect(maxAbsDiff(res.trajectory[i + 1]!, g('latents_per_step').subarray(i * per, (i + 1) * per)), `latents ${i}`).toBeLessThan(TOL);
+      expect(
+        maxAbsDiff(res.record!.velocity[i]!, g('noise_pred_per_step').subarray(i * per, (i + 1) * per)),
+        `velocity ${i}`,
+      ).toBeLessThan(TOL);
+      expect(
+        maxAbsDiff(res.trajectory[i + 1]!, g('latents_per_step').subarray(i * per, (i + 1) * per)),
+        `latents ${i}`,
+      ).toBeLessThan(TOL);
     }
     expect(maxAbsDiff(res.latents, g('final_latents'))).toBeLessThan(TOL);
     expect(res.image.shape).toEqual([1, 3, 128, 128]);
@@ -114,17 +129,27 @@ describe('plain text-to-image pipeline vs diffusers FluxPipeline (golden pipelin
     const latent = gaussian(3, [1, C, 16, 16]);
     // A synthetic "decoder": every 8×8 block is truth · (latent pixel, 1).
     const image = new Float32Array(3 * 128 * 128);
-    for (let ch = 0; ch < 3; ch++) for (let y = 0; y < 128; y++) for (let x = 0; x < 128; x++) {
-      let v = truth[ch * (C + 1) + C]!;
-      for (let c = 0; c < C; c++) v += truth[ch * (C + 1) + c]! * latent[(c * 16 + (y >> 3)) * 16 + (x >> 3)]!;
-      image[(ch * 128 + y) * 128 + x] = v;
-    }
+    for (let ch = 0; ch < 3; ch++)
+      for (let y = 0; y < 128; y++)
+        for (let x = 0; x < 128; x++) {
+          let v = truth[ch * (C + 1) + C]!;
+          for (let c = 0; c < C; c++) v += truth[ch * (C + 1) + c]! * latent[(c * 16 + (y >> 3)) * 16 + (x >> 3)]!;
+          image[(ch * 128 + y) * 128 + x] = v;
+        }
     const fit = LatentPreview.fit(latent, C, 16, 16, { data: image, shape: [1, 3, 128, 128] });
     const worst = truth.reduce((m, t, i) => Math.max(m, Math.abs(t - fit.map[i]!)), 0);
     expect(worst).toBeLessThan(1e-4);
     // Applied to packed latents it reproduces the block values.
     const rgb = fit.rgb(packLatents(latent, 1, C, 16, 16), 8, 8);
-    expect(maxAbsDiff(rgb, Float32Array.from({ length: 3 * 256 }, (_, i) => image[(Math.floor(i / 256) * 128 + (Math.floor((i % 256) / 16) << 3)) * 128 + ((i % 16) << 3)]!))).toBeLessThan(1e-4);
+    expect(
+      maxAbsDiff(
+        rgb,
+        Float32Array.from(
+          { length: 3 * 256 },
+          (_, i) => image[(Math.floor(i / 256) * 128 + (Math.floor((i % 256) / 16) << 3)) * 128 + ((i % 16) << 3)]!,
+        ),
+      ),
+    ).toBeLessThan(1e-4);
     // The engine's own map is fitted to the checkpoint's VAE and gives finite previews.
     const mine = await engine.preview();
     expect(mine.map.every(Number.isFinite)).toBe(true);
@@ -133,17 +158,21 @@ describe('plain text-to-image pipeline vs diffusers FluxPipeline (golden pipelin
   it('cancellation: an aborted signal stops the loop at the next step', async () => {
     const ac = new AbortController();
     const steps: number[] = [];
-    await expect(engine.run(plan('a lighthouse at dusk'), {
-      signal: ac.signal,
-      onStep: (e) => {
-        steps.push(e.step);
-        if (e.step === 2) ac.abort();
-      },
-    })).rejects.toBeInstanceOf(CancelledError);
+    await expect(
+      engine.run(plan('a lighthouse at dusk'), {
+        signal: ac.signal,
+        onStep: (e) => {
+          steps.push(e.step);
+          if (e.step === 2) ac.abort();
+        },
+      }),
+    ).rejects.toBeInstanceOf(CancelledError);
     expect(steps).toEqual([1, 2]);
   });
 
   it('rejects sizes off the 16-px grid with a clear message', () => {
-    expect(() => plainPlan('x', { width: 120, height: 128, steps: 4, guidance: 3.5, seed: 0, textLength: 512 })).toThrow(/width 120 must be a positive multiple of 16/);
+    expect(() =>
+      plainPlan('x', { width: 120, height: 128, steps: 4, guidance: 3.5, seed: 0, textLength: 512 }),
+    ).toThrow(/width 120 must be a positive multiple of 16/);
   });
 });

@@ -33,7 +33,9 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
       const w = ck.transformerWeights();
       const s = w.summary;
       // Every linear weight of the tiny transformer has K a multiple of 16: all are quantized, norms and biases are not.
-      expect(s.counts.quantize).toBe(w.names().filter((n) => n.endsWith('.weight') && w.info(n).shape.length === 2).length);
+      expect(s.counts.quantize).toBe(
+        w.names().filter((n) => n.endsWith('.weight') && w.info(n).shape.length === 2).length,
+      );
       expect(w.source('transformer_blocks.0.attn.to_q.weight').nbits?.bits).toBe(form === 'int8' ? 8 : 4);
       expect(w.source('transformer_blocks.0.attn.norm_q.weight').nbits).toBeUndefined();
 
@@ -52,7 +54,13 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
   }
 
   it('int8 text encoders (WEIGHTS=t5:int8,clip:int8): MatMulNBits linears, embeddings as stored, outputs near bf16', async () => {
-    const q = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, weights: { text_encoder: 'int8', text_encoder_2: 'int8' }, weightsCacheDir: cacheDir, memoryCheck: false });
+    const q = Engine.open({
+      modelDir: fixture('tiny-flux-dev'),
+      runtime: cpu,
+      weights: { text_encoder: 'int8', text_encoder_2: 'int8' },
+      weightsCacheDir: cacheDir,
+      memoryCheck: false,
+    });
     const b = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: cpu, memoryCheck: false });
     try {
       const clip = q.checkpoint.component('text_encoder').weights;
@@ -73,7 +81,8 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
   });
 
   it('CPU sessions prepack MatMulNBits graphs (packed once, not widened per call) and keep prepacking off for dense ones', () => {
-    const session = (q: boolean) => (sessionOptions(cpu, undefined, q).extra as { session: Record<string, string> }).session;
+    const session = (q: boolean) =>
+      (sessionOptions(cpu, undefined, q).extra as { session: Record<string, string> }).session;
     expect(session(true).disable_prepacking).toBe('0');
     expect(session(false).disable_prepacking).toBe('1');
   });
@@ -106,7 +115,12 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
       expect(readdirSync(fixture('tiny-flux-dev', 'transformer')).sort()).toEqual(before);
 
       // A second load reads the same file.
-      const second = new PreparedWeights(raw.transformerWeights(), { component: 'transformer', form: 'int4', cacheDir: dir, isLinear: (n, s) => s.length === 2 && n.endsWith('.weight') });
+      const second = new PreparedWeights(raw.transformerWeights(), {
+        component: 'transformer',
+        form: 'int4',
+        cacheDir: dir,
+        isLinear: (n, s) => s.length === 2 && n.endsWith('.weight'),
+      });
       expect(second.source(name).nbits!.packed.external!.file).toBe(first.source(name).nbits!.packed.external!.file);
 
       // A damaged cache (one byte flipped) fails its hash and is rebuilt with the right bytes.
@@ -127,19 +141,31 @@ describe('quantized weights (MatMulNBits) on tiny-flux-dev', () => {
     try {
       // A path below a plain file cannot be created, whoever runs the test (root ignores permission bits).
       writeFileSync(path.join(dir, 'file'), 'x');
-      const w = new PreparedCheckpoint(raw, { ...AS_STORED, transformer: 'int8' }, path.join(dir, 'file', 'cache')).transformerWeights();
-      expect(() => w.source('proj_out.weight')).toThrow(/cannot write prepared weights to .*\(ENOTDIR\); set WEIGHTS_CACHE_DIR to a writable folder with room for about \d/);
+      const w = new PreparedCheckpoint(
+        raw,
+        { ...AS_STORED, transformer: 'int8' },
+        path.join(dir, 'file', 'cache'),
+      ).transformerWeights();
+      expect(() => w.source('proj_out.weight')).toThrow(
+        /cannot write prepared weights to .*\(ENOTDIR\); set WEIGHTS_CACHE_DIR to a writable folder with room for about \d/,
+      );
       expect(readdirSync(dir)).toEqual(['file']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it('resident size: int4 < int8 < float32-folded bf16, and kept tensors still point into the user\'s file', () => {
-    const sizes = (['int4', 'int8', 'auto'] as const).map((form) => new PreparedCheckpoint(raw, { ...AS_STORED, transformer: form }, cacheDir).transformerWeights().summary.residentBytes(4));
+  it("resident size: int4 < int8 < float32-folded bf16, and kept tensors still point into the user's file", () => {
+    const sizes = (['int4', 'int8', 'auto'] as const).map((form) =>
+      new PreparedCheckpoint(raw, { ...AS_STORED, transformer: form }, cacheDir)
+        .transformerWeights()
+        .summary.residentBytes(4),
+    );
     expect(sizes[0]!).toBeLessThan(sizes[1]!);
     expect(sizes[1]!).toBeLessThan(sizes[2]!);
-    const kept = new PreparedCheckpoint(raw, { ...AS_STORED, transformer: 'int4' }, cacheDir).transformerWeights().source('proj_out.bias');
+    const kept = new PreparedCheckpoint(raw, { ...AS_STORED, transformer: 'int4' }, cacheDir)
+      .transformerWeights()
+      .source('proj_out.bias');
     expect(kept.external!.file).toContain('tiny-flux-dev');
     expect(existsSync(kept.external!.file)).toBe(true);
   });

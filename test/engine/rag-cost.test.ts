@@ -11,8 +11,16 @@ const cfg = ck.transformerConfig;
 
 /** FLUX.1-dev's transformer config (RAG-SPEC §1.4). */
 const DEV: FluxTransformerConfig = {
-  ...cfg, numLayers: 19, numSingleLayers: 38, heads: 24, headDim: 128, inner: 3072, mlp: 12288,
-  jointAttentionDim: 4096, pooledProjectionDim: 768, axesDimsRope: [16, 56, 56],
+  ...cfg,
+  numLayers: 19,
+  numSingleLayers: 38,
+  heads: 24,
+  headDim: 128,
+  inner: 3072,
+  mlp: 12288,
+  jointAttentionDim: 4096,
+  pooledProjectionDim: 768,
+  axesDimsRope: [16, 56, 56],
 };
 
 describe('step FLOP counts and the benchmark hook', () => {
@@ -47,7 +55,10 @@ describe('step FLOP counts and the benchmark hook', () => {
     expect(plain / 1e12).toBeLessThan(80);
     // δ = 0 has no SR streams: exactly plain.
     expect(stepFlops(DEV, { ...PLAIN_SIGNATURE, cells: 0 }, g).total).toBe(plain);
-    for (const [S, spec, specUpstream] of [[2, 1.87, 2.68], [4, 2.09, 4.37]] as const) {
+    for (const [S, spec, specUpstream] of [
+      [2, 1.87, 2.68],
+      [4, 2.09, 4.37],
+    ] as const) {
       const sig = { ...PLAIN_SIGNATURE, cells: S };
       expect(Math.abs(stepFlops(DEV, sig, g).total / plain / spec - 1)).toBeLessThan(0.02);
       expect(Math.abs(upstreamStepFlops(DEV, sig, g) / plain / specUpstream - 1)).toBeLessThan(0.02);
@@ -68,8 +79,13 @@ describe('step FLOP counts and the benchmark hook', () => {
     expect(r.runsMs).toHaveLength(2);
     expect(r.stepMs).toBeGreaterThan(0);
     expect(r.createMs).toBeGreaterThan(0);
-    expect(r.layout.boxes).toEqual([{ r0: 1, r1: 6, c0: 0, c1: 4 }, { r0: 1, r1: 6, c0: 4, c1: 8 }]);
-    expect(r.flops.total).toBe(stepFlops(cfg, sig, { tokens: 64, textLength: 512, boxTokens: [20, 20], prepassTokens: 16 }).total);
+    expect(r.layout.boxes).toEqual([
+      { r0: 1, r1: 6, c0: 0, c1: 4 },
+      { r0: 1, r1: 6, c0: 4, c1: 8 },
+    ]);
+    expect(r.flops.total).toBe(
+      stepFlops(cfg, sig, { tokens: 64, textLength: 512, boxTokens: [20, 20], prepassTokens: 16 }).total,
+    );
     expect(r.upstreamFlops).toBeGreaterThan(r.flops.total);
   });
 });

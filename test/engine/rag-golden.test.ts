@@ -15,7 +15,12 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-rag-golden-'));
 
 function cli(...args: string[]) {
   const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent' };
-  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], {
+    cwd: tmp,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 /*
@@ -35,13 +40,21 @@ function cli(...args: string[]) {
 const TOL = 2e-4;
 const G = fixture('golden');
 const meta = JSON.parse(readFileSync(`${G}/rag.json`, 'utf8')) as {
-  runs: Record<string, { call_kwargs: Record<string, unknown>; scheduler_step_calls: { i: number; t: number; shape: number[] }[]; repainting_offsets: { Repainting_HB_m_offset: number; Repainting_HB_n_offset: number } | null }>;
+  runs: Record<
+    string,
+    {
+      call_kwargs: Record<string, unknown>;
+      scheduler_step_calls: { i: number; t: number; shape: number[] }[];
+      repainting_offsets: { Repainting_HB_m_offset: number; Repainting_HB_n_offset: number } | null;
+    }
+  >;
   embedding_lookup: { key: string; encoder: 't5' | 'clip'; prompt: string }[];
 };
 const emb = readSafetensors(`${G}/rag_embeddings.safetensors`).tensors;
 const t5 = new Map<string, Float32Array>();
 const clip = new Map<string, Float32Array>();
-for (const e of meta.embedding_lookup) (e.encoder === 't5' ? t5 : clip).set(e.prompt, emb[`${e.key}_embeds`]!.data as Float32Array);
+for (const e of meta.embedding_lookup)
+  (e.encoder === 't5' ? t5 : clip).set(e.prompt, emb[`${e.key}_embeds`]!.data as Float32Array);
 const conditioning = new TableConditioning(512, t5, clip);
 
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
@@ -70,14 +83,18 @@ const f = (t: Record<string, HostTensor>, name: string) => t[name]!.data as Floa
 describe('RAG vs the official pipeline (goldens rag_hb_sr, rag_repaint)', () => {
   it('hard binding + soft refinement: every scheduler step (boxes, then main), the latents and the image', async () => {
     const { golden, plan } = await setup('rag_hb_sr');
-    expect(plan.boxes.map((b) => b.rect)).toEqual([{ r0: 0, r1: 8, c0: 0, c1: 4 }, { r0: 2, r1: 6, c0: 4, c1: 8 }]);
+    expect(plan.boxes.map((b) => b.rect)).toEqual([
+      { r0: 0, r1: 8, c0: 0, c1: 4 },
+      { r0: 2, r1: 6, c0: 4, c1: 8 },
+    ]);
     expect(plan.sr?.delta).toBe(0.5);
     const res = await engine.paint(plan, { conditioning, noise: explicitNoise(golden, 2), record: true });
     const rec = res.record!;
     // Upstream's scheduler.step calls in order: for each HB step, box 1 then box 2; then the 4 main steps.
     const calls = meta.runs.rag_hb_sr!.scheduler_step_calls;
     const ours: { v: Float32Array; x: Float32Array }[] = [];
-    for (let i = 0; i < 2; i++) for (let k = 0; k < 2; k++) ours.push({ v: rec.boxVelocity[i]![k]!, x: rec.boxLatents[i]![k]! });
+    for (let i = 0; i < 2; i++)
+      for (let k = 0; k < 2; k++) ours.push({ v: rec.boxVelocity[i]![k]!, x: rec.boxLatents[i]![k]! });
     for (let i = 0; i < 4; i++) ours.push({ v: rec.velocity[i]!, x: rec.main[i]! });
     expect(ours.length).toBe(calls.length);
     ours.forEach((o, n) => {
@@ -88,7 +105,11 @@ describe('RAG vs the official pipeline (goldens rag_hb_sr, rag_repaint)', () => 
     // The main loop's first input is the global noise with the box noises pasted in (bit-exact upstream too).
     expect(rec.main[0]).toEqual(f(golden, 'step_04_sample'));
     const per = 64 * 64;
-    for (let i = 0; i < 4; i++) expect(maxAbsDiff(res.trajectory[i + 1]!, f(golden, 'latents_per_step').subarray(i * per, (i + 1) * per)), `latents ${i}`).toBeLessThan(TOL);
+    for (let i = 0; i < 4; i++)
+      expect(
+        maxAbsDiff(res.trajectory[i + 1]!, f(golden, 'latents_per_step').subarray(i * per, (i + 1) * per)),
+        `latents ${i}`,
+      ).toBeLessThan(TOL);
     expect(maxAbsDiff(res.latents, f(golden, 'final_latents'))).toBeLessThan(TOL);
     expect(maxAbsDiff(res.image.data, f(golden, 'image'))).toBeLessThan(TOL);
   });
@@ -97,13 +118,17 @@ describe('RAG vs the official pipeline (goldens rag_hb_sr, rag_repaint)', () => 
     const { golden, plan } = await setup('rag_repaint');
     const rp = plan.repaint!;
     const offsets = meta.runs.rag_repaint!.repainting_offsets!;
-    expect([rp.mask.bbox.m0, rp.mask.bbox.n0]).toEqual([offsets.Repainting_HB_m_offset, offsets.Repainting_HB_n_offset]);
+    expect([rp.mask.bbox.m0, rp.mask.bbox.n0]).toEqual([
+      offsets.Repainting_HB_m_offset,
+      offsets.Repainting_HB_n_offset,
+    ]);
     expect(Array.from(rp.mask.crop)).toEqual(Array.from(f(golden, 'repainting_region'), (v) => (v ? 1 : 0)));
     const res = await engine.paint(plan, { conditioning, noise: explicitNoise(golden, 2), record: true });
     const rec = res.record!;
     // Call order upstream: HB boxes (2 steps × 2), repaint pre-pass (R = 2 steps), then main / repaint alternating from R.
     const ours: { v: Float32Array; x: Float32Array }[] = [];
-    for (let i = 0; i < 2; i++) for (let k = 0; k < 2; k++) ours.push({ v: rec.boxVelocity[i]![k]!, x: rec.boxLatents[i]![k]! });
+    for (let i = 0; i < 2; i++)
+      for (let k = 0; k < 2; k++) ours.push({ v: rec.boxVelocity[i]![k]!, x: rec.boxLatents[i]![k]! });
     for (let i = 0; i < 2; i++) ours.push({ v: rec.prepassVelocity[i]!, x: rec.prepass[i]! });
     for (let i = 0; i < 4; i++) {
       ours.push({ v: rec.velocity[i]!, x: rec.main[i]! });
@@ -134,17 +159,35 @@ describe('RAG vs the official pipeline (goldens rag_hb_sr, rag_repaint)', () => 
     const before = { ...engine.steps.sessions[0]?.runsBy };
     await engine.run(plan, { conditioning, noise: explicitNoise(golden, 2) });
     expect(engine.steps.sessions).toHaveLength(1);
-    const used = Object.entries(engine.steps.sessions[0]!.runsBy).map(([k, n]) => [k, n - (before[k] ?? 0)]).filter(([, n]) => n);
+    const used = Object.entries(engine.steps.sessions[0]!.runsBy)
+      .map(([k, n]) => [k, n - (before[k] ?? 0)])
+      .filter(([, n]) => n);
     // Steps 0–1: main + 2 boxes + SR + pre-pass; steps 2–3: main + SR + repaint pass.
     expect(Object.fromEntries(used)).toEqual({ 'k2-s2-pp': 2, 'k0-s2-rp0': 2 });
   });
   it('CLI debug rag: the official repaint golden from its params and noise draws, text through our own encoders', () => {
-    const params = { ...meta.runs.rag_repaint!.call_kwargs, Repainting_mask: fixture('golden', 'rag_repaint_mask.png') };
+    const params = {
+      ...meta.runs.rag_repaint!.call_kwargs,
+      Repainting_mask: fixture('golden', 'rag_repaint_mask.png'),
+    };
     writeFileSync(path.join(tmp, 'params.json'), JSON.stringify(params));
     const out = path.join(tmp, 'rag.safetensors');
-    const r = cli('debug', 'rag', '--model', fixture('tiny-flux-dev'), '--params', 'params.json', '--inputs', fixture('golden', 'rag_repaint.safetensors'), '--out', out);
+    const r = cli(
+      'debug',
+      'rag',
+      '--model',
+      fixture('tiny-flux-dev'),
+      '--params',
+      'params.json',
+      '--inputs',
+      fixture('golden', 'rag_repaint.safetensors'),
+      '--out',
+      out,
+    );
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/step graph \(one for every layout\): \d+ nodes, session created in \d+ ms, runs k2-s2-pp ×2, k0-s2-rp0 ×2/);
+    expect(r.stderr).toMatch(
+      /step graph \(one for every layout\): \d+ nodes, session created in \d+ ms, runs k2-s2-pp ×2, k0-s2-rp0 ×2/,
+    );
     const t = readSafetensors(out).tensors;
     const gold = readSafetensors(fixture('golden', 'rag_repaint.safetensors')).tensors;
     // TOL as above; the encoders add ≤ 1e-4 on T5 (measured end to end: 3.6e-5).

@@ -35,7 +35,11 @@ afterAll(() => rmSync(cacheDir, { recursive: true, force: true }));
 const ggufDir = path.join(cacheDir, 'gguf-q4_0');
 const MODELS: { label: string; dir: () => string; weights?: Partial<WeightForms> }[] = [
   { label: 'bf16 as stored', dir: () => fixture('tiny-flux-dev') },
-  { label: 'int4 transformer, int8 T5', dir: () => fixture('tiny-flux-dev'), weights: { transformer: 'int4', text_encoder_2: 'int8' } },
+  {
+    label: 'int4 transformer, int8 T5',
+    dir: () => fixture('tiny-flux-dev'),
+    weights: { transformer: 'int4', text_encoder_2: 'int8' },
+  },
   {
     label: 'GGUF Q4_0 files',
     dir: () => {
@@ -79,121 +83,152 @@ const base: RagParams = {
   guidance_scale: 3.5,
 };
 
-for (const model of MODELS) describe(`RAG invariants (RAG-SPEC §10.7) on tiny-flux-dev (${model.label}), 128², 4 steps`, () => {
-  const engine = Engine.open({ modelDir: model.dir(), runtime: cpu, weights: model.weights, weightsCacheDir: cacheDir });
-  afterAll(() => engine.close());
-
-  it('1. during HB steps the box velocities are the regional ones (overlapping boxes: the later box wins), and the regional stream is plain FLUX', async () => {
-    const plan = await engine.plan(base);
-    // Boxes overlap on rows 2–5, columns 3–4.
-    expect(plan.boxes.map((b) => b.rect)).toEqual([{ r0: 0, r1: 8, c0: 0, c1: 5 }, { r0: 2, r1: 6, c0: 3, c1: 8 }]);
-    const res = await engine.run(plan, { record: true });
-    const rec = res.record!;
-    const [b0, b1] = plan.boxes.map((b) => boxIndex(b.rect, 8)) as [BigInt64Array, BigInt64Array];
-    const inB1 = new Set(Array.from(b1, Number));
-    for (let i = 0; i < 2; i++) {
-      expect(maxAbsDiff(rows(rec.velocity[i]!, b1), rec.boxVelocity[i]![1]!), `step ${i} box 1`).toBeLessThan(KERNEL);
-      const only0 = b0.filter((t) => !inB1.has(Number(t)));
-      const regional0 = new Float32Array(only0.length * 64);
-      let n = 0;
-      b0.forEach((t, j) => {
-        if (!inB1.has(Number(t))) regional0.set(rec.boxVelocity[i]![0]!.subarray(j * 64, (j + 1) * 64), 64 * n++);
-      });
-      expect(maxAbsDiff(rows(rec.velocity[i]!, only0), regional0), `step ${i} box 0 outside box 1`).toBeLessThan(KERNEL);
-    }
-    // After the HB steps the boxes are free: step 2 differs from the regional prediction.
-    expect(rec.boxVelocity[2]).toEqual([]);
-    // Hence at i = HB_replace the latent paste is a no-op up to float noise.
-    expect(maxAbsDiff(rows(rec.main[2]!, b1), rows(res.trajectory[2]!, b1))).toBe(0);
-
-    // The regional stream is a plain FLUX forward of the box on its own prompt and local ids, on the global schedule.
-    const tr = await openTransformer(engine.checkpoint, cpu);
-    const cond = engine.conditioning();
-    const rect = plan.boxes[1]!.rect;
-    const ref = await tr.run({
-      hidden_states: rec.boxLatents[1]![1]!,
-      encoder_hidden_states: await cond.t5('a glass of lemonade'),
-      pooled_projections: await cond.clip('a glass of lemonade'),
-      timestep: Float32Array.of(modelTimestep(res.schedule.timesteps[1]!)),
-      guidance: Float32Array.of(3.5),
-      img_ids: latentImageIds(rect.r1 - rect.r0, rect.c1 - rect.c0),
-      txt_ids: textIds(512),
+for (const model of MODELS)
+  describe(`RAG invariants (RAG-SPEC §10.7) on tiny-flux-dev (${model.label}), 128², 4 steps`, () => {
+    const engine = Engine.open({
+      modelDir: model.dir(),
+      runtime: cpu,
+      weights: model.weights,
+      weightsCacheDir: cacheDir,
     });
-    await tr.release();
-    expect(maxAbsDiff(ref.sample!.data as Float32Array, rec.boxVelocity[1]![1]!)).toBeLessThan(KERNEL);
-  });
+    afterAll(() => engine.close());
 
-  it('2. SR_delta = 0 gives exactly the output with soft refinement disabled (SR streams computed and blended with δ = 0)', async () => {
-    const params = { ...base, SR_delta: 0 };
-    const off = await engine.plan(params);
-    expect(off.sr).toBeUndefined();
-    const on = await engine.plan({ ...params, SR_delta: 0.5 });
-    // Force the SR graph with δ = 0: the cell streams run, then contribute 0·C.
-    const forced: RunPlan = { ...off, sr: { ...on.sr!, delta: 0 } };
-    const a = await engine.run(off, { record: true });
-    const b = await engine.run(forced, { record: true });
-    for (let i = 0; i < 4; i++) expect(maxAbsDiff(a.record!.velocity[i]!, b.record!.velocity[i]!), `step ${i}`).toBe(0);
-    expect(maxAbsDiff(a.latents, b.latents)).toBe(0);
-    // And δ ≠ 0 does change the picture.
-    const c = await engine.run(on, {});
-    expect(maxAbsDiff(a.latents, c.latents)).toBeGreaterThan(1e-2);
-  });
-
-  it('3. HB_replace = −1 and SR_delta = 0 give plain FLUX (diffusers FluxPipeline golden, same prompt embedding and noise)', async () => {
-    const golden = readSafetensors(fixture('golden', 'pipeline_dev.safetensors')).tensors;
-    const g = (n: string) => golden[n]!.data as Float32Array;
-    const params: RagParams = { ...base, HB_replace: -1, SR_delta: 0 };
-    const plan = await engine.plan(params);
-    const t5 = new Map([[base.prompt, g('prompt_embeds')]]);
-    const clip = new Map([[base.prompt, g('pooled_prompt_embeds')]]);
-    const noise = { global: () => g('latents_init_unpacked'), box: () => new Float32Array(0), repaint: () => new Float32Array(0) };
-    const res = await engine.run(plan, { conditioning: new TableConditioning(512, t5, clip), noise });
-    // Same tolerance and reasons as test/engine/pipeline.test.ts (the golden is of the bf16 weights).
-    if (model.label === 'bf16 as stored') expect(maxAbsDiff(res.latents, g('final_latents'))).toBeLessThan(1e-4);
-    const plain = await engine.run(plainPlan(base.prompt, { width: 128, height: 128, steps: 4, guidance: 3.5, seed: 0, textLength: 512 }), {
-      conditioning: new TableConditioning(512, t5, clip), noise,
-    });
-    expect(maxAbsDiff(res.latents, plain.latents)).toBe(0);
-  });
-
-  for (const single of [0, 1] as const) {
-    it(`4. repaint (Repainting_single ${single}): outside the mask the repaint velocity is the original's and Z equals x at every step ≥ R; the original equals a run without repaint`, async () => {
-      const mask = await rectsToMaskPng([{ x: 80, y: 48, w: 32, h: 32 }], 128, 128);
-      const params: RagParams = {
-        ...base,
-        Repainting_mask: mask,
-        Repainting_prompt: 'a red apple and a blue cup on a wooden table',
-        Repainting_SR_prompt: 'a shiny red apple on the left BREAK a blue ceramic cup on the right',
-        Repainting_HB_prompt: 'a blue cup',
-        Repainting_HB_replace: 1,
-        Repainting_seed: 100,
-        Repainting_single: single,
-      };
-      const plan = await engine.plan(params);
-      const inside = plan.repaint!.mask.tokens;
-      const outside = BigInt64Array.from(Array.from(inside.keys()).filter((t) => !inside[t]), BigInt);
-      const insideIdx = BigInt64Array.from(Array.from(inside.keys()).filter((t) => inside[t]), BigInt);
-      expect(outside.length).toBeGreaterThan(40);
-      expect(insideIdx.length).toBeGreaterThan(4);
+    it('1. during HB steps the box velocities are the regional ones (overlapping boxes: the later box wins), and the regional stream is plain FLUX', async () => {
+      const plan = await engine.plan(base);
+      // Boxes overlap on rows 2–5, columns 3–4.
+      expect(plan.boxes.map((b) => b.rect)).toEqual([
+        { r0: 0, r1: 8, c0: 0, c1: 5 },
+        { r0: 2, r1: 6, c0: 3, c1: 8 },
+      ]);
       const res = await engine.run(plan, { record: true });
       const rec = res.record!;
-      for (let i = 1; i < 4; i++) {
-        expect(maxAbsDiff(rows(rec.repaintVelocity[i]!, outside), rows(rec.velocity[i]!, outside)), `velocity step ${i}`).toBeLessThan(KERNEL);
-        expect(rows(rec.repaint[i]!, outside)).toEqual(rows(rec.main[i]!, outside));
-        // Inside the mask the repaint pass paints something else.
-        expect(maxAbsDiff(rows(rec.repaintVelocity[i]!, insideIdx), rows(rec.velocity[i]!, insideIdx))).toBeGreaterThan(1e-2);
+      const [b0, b1] = plan.boxes.map((b) => boxIndex(b.rect, 8)) as [BigInt64Array, BigInt64Array];
+      const inB1 = new Set(Array.from(b1, Number));
+      for (let i = 0; i < 2; i++) {
+        expect(maxAbsDiff(rows(rec.velocity[i]!, b1), rec.boxVelocity[i]![1]!), `step ${i} box 1`).toBeLessThan(KERNEL);
+        const only0 = b0.filter((t) => !inB1.has(Number(t)));
+        const regional0 = new Float32Array(only0.length * 64);
+        let n = 0;
+        b0.forEach((t, j) => {
+          if (!inB1.has(Number(t))) regional0.set(rec.boxVelocity[i]![0]!.subarray(j * 64, (j + 1) * 64), 64 * n++);
+        });
+        expect(maxAbsDiff(rows(rec.velocity[i]!, only0), regional0), `step ${i} box 0 outside box 1`).toBeLessThan(
+          KERNEL,
+        );
       }
-      expect(rows(res.repaintLatents!, outside)).toEqual(rows(res.latents, outside));
-      const alone = await engine.run(await engine.plan(base), {});
-      expect(maxAbsDiff(res.latents, alone.latents)).toBeLessThan(KERNEL);
-    });
-  }
+      // After the HB steps the boxes are free: step 2 differs from the regional prediction.
+      expect(rec.boxVelocity[2]).toEqual([]);
+      // Hence at i = HB_replace the latent paste is a no-op up to float noise.
+      expect(maxAbsDiff(rows(rec.main[2]!, b1), rows(res.trajectory[2]!, b1))).toBe(0);
 
-  it('5. regional passes use local ids from 0 and the global sigma schedule (mu from the global token count)', async () => {
-    const plan = await engine.plan(base);
-    const res = await engine.run(plan, { record: true, noise: seededNoise(11) });
-    // mu for 64 global tokens, not for the 40- or 20-token boxes.
-    expect(res.schedule.mu).toBeCloseTo(64 * (0.65 / 3840) + (0.5 - (0.65 / 3840) * 256), 12);
-    expect(res.record!.boxLatents[0]!.map((l) => l.length / 64)).toEqual([40, 20]);
+      // The regional stream is a plain FLUX forward of the box on its own prompt and local ids, on the global schedule.
+      const tr = await openTransformer(engine.checkpoint, cpu);
+      const cond = engine.conditioning();
+      const rect = plan.boxes[1]!.rect;
+      const ref = await tr.run({
+        hidden_states: rec.boxLatents[1]![1]!,
+        encoder_hidden_states: await cond.t5('a glass of lemonade'),
+        pooled_projections: await cond.clip('a glass of lemonade'),
+        timestep: Float32Array.of(modelTimestep(res.schedule.timesteps[1]!)),
+        guidance: Float32Array.of(3.5),
+        img_ids: latentImageIds(rect.r1 - rect.r0, rect.c1 - rect.c0),
+        txt_ids: textIds(512),
+      });
+      await tr.release();
+      expect(maxAbsDiff(ref.sample!.data as Float32Array, rec.boxVelocity[1]![1]!)).toBeLessThan(KERNEL);
+    });
+
+    it('2. SR_delta = 0 gives exactly the output with soft refinement disabled (SR streams computed and blended with δ = 0)', async () => {
+      const params = { ...base, SR_delta: 0 };
+      const off = await engine.plan(params);
+      expect(off.sr).toBeUndefined();
+      const on = await engine.plan({ ...params, SR_delta: 0.5 });
+      // Force the SR graph with δ = 0: the cell streams run, then contribute 0·C.
+      const forced: RunPlan = { ...off, sr: { ...on.sr!, delta: 0 } };
+      const a = await engine.run(off, { record: true });
+      const b = await engine.run(forced, { record: true });
+      for (let i = 0; i < 4; i++)
+        expect(maxAbsDiff(a.record!.velocity[i]!, b.record!.velocity[i]!), `step ${i}`).toBe(0);
+      expect(maxAbsDiff(a.latents, b.latents)).toBe(0);
+      // And δ ≠ 0 does change the picture.
+      const c = await engine.run(on, {});
+      expect(maxAbsDiff(a.latents, c.latents)).toBeGreaterThan(1e-2);
+    });
+
+    it('3. HB_replace = −1 and SR_delta = 0 give plain FLUX (diffusers FluxPipeline golden, same prompt embedding and noise)', async () => {
+      const golden = readSafetensors(fixture('golden', 'pipeline_dev.safetensors')).tensors;
+      const g = (n: string) => golden[n]!.data as Float32Array;
+      const params: RagParams = { ...base, HB_replace: -1, SR_delta: 0 };
+      const plan = await engine.plan(params);
+      const t5 = new Map([[base.prompt, g('prompt_embeds')]]);
+      const clip = new Map([[base.prompt, g('pooled_prompt_embeds')]]);
+      const noise = {
+        global: () => g('latents_init_unpacked'),
+        box: () => new Float32Array(0),
+        repaint: () => new Float32Array(0),
+      };
+      const res = await engine.run(plan, { conditioning: new TableConditioning(512, t5, clip), noise });
+      // Same tolerance and reasons as test/engine/pipeline.test.ts (the golden is of the bf16 weights).
+      if (model.label === 'bf16 as stored') expect(maxAbsDiff(res.latents, g('final_latents'))).toBeLessThan(1e-4);
+      const plain = await engine.run(
+        plainPlan(base.prompt, { width: 128, height: 128, steps: 4, guidance: 3.5, seed: 0, textLength: 512 }),
+        {
+          conditioning: new TableConditioning(512, t5, clip),
+          noise,
+        },
+      );
+      expect(maxAbsDiff(res.latents, plain.latents)).toBe(0);
+    });
+
+    for (const single of [0, 1] as const) {
+      it(`4. repaint (Repainting_single ${single}): outside the mask the repaint velocity is the original's and Z equals x at every step ≥ R; the original equals a run without repaint`, async () => {
+        const mask = await rectsToMaskPng([{ x: 80, y: 48, w: 32, h: 32 }], 128, 128);
+        const params: RagParams = {
+          ...base,
+          Repainting_mask: mask,
+          Repainting_prompt: 'a red apple and a blue cup on a wooden table',
+          Repainting_SR_prompt: 'a shiny red apple on the left BREAK a blue ceramic cup on the right',
+          Repainting_HB_prompt: 'a blue cup',
+          Repainting_HB_replace: 1,
+          Repainting_seed: 100,
+          Repainting_single: single,
+        };
+        const plan = await engine.plan(params);
+        const inside = plan.repaint!.mask.tokens;
+        const outside = BigInt64Array.from(
+          Array.from(inside.keys()).filter((t) => !inside[t]),
+          BigInt,
+        );
+        const insideIdx = BigInt64Array.from(
+          Array.from(inside.keys()).filter((t) => inside[t]),
+          BigInt,
+        );
+        expect(outside.length).toBeGreaterThan(40);
+        expect(insideIdx.length).toBeGreaterThan(4);
+        const res = await engine.run(plan, { record: true });
+        const rec = res.record!;
+        for (let i = 1; i < 4; i++) {
+          expect(
+            maxAbsDiff(rows(rec.repaintVelocity[i]!, outside), rows(rec.velocity[i]!, outside)),
+            `velocity step ${i}`,
+          ).toBeLessThan(KERNEL);
+          expect(rows(rec.repaint[i]!, outside)).toEqual(rows(rec.main[i]!, outside));
+          // Inside the mask the repaint pass paints something else.
+          expect(
+            maxAbsDiff(rows(rec.repaintVelocity[i]!, insideIdx), rows(rec.velocity[i]!, insideIdx)),
+          ).toBeGreaterThan(1e-2);
+        }
+        expect(rows(res.repaintLatents!, outside)).toEqual(rows(res.latents, outside));
+        const alone = await engine.run(await engine.plan(base), {});
+        expect(maxAbsDiff(res.latents, alone.latents)).toBeLessThan(KERNEL);
+      });
+    }
+
+    it('5. regional passes use local ids from 0 and the global sigma schedule (mu from the global token count)', async () => {
+      const plan = await engine.plan(base);
+      const res = await engine.run(plan, { record: true, noise: seededNoise(11) });
+      // mu for 64 global tokens, not for the 40- or 20-token boxes.
+      expect(res.schedule.mu).toBeCloseTo(64 * (0.65 / 3840) + (0.5 - (0.65 / 3840) * 256), 12);
+      expect(res.record!.boxLatents[0]!.map((l) => l.length / 64)).toEqual([40, 20]);
+    });
   });
-});

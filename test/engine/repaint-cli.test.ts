@@ -16,7 +16,12 @@ function cli(...args: string[]) {
 
 function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
   const env = { ...process.env, EXECUTION_PROVIDER: 'cpu', ORT_THREADS: '2', LOG_LEVEL: 'silent', ...extraEnv };
-  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), ...args], {
+    cwd: tmp,
+    env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 /** Largest channel difference outside the dilated mask of `dir`'s mask.png, and pixels changed inside. */
@@ -36,21 +41,68 @@ async function diff(a: string, b: string, maskDir: string) {
 describe('scenewright generate --scene / repaint --from', () => {
   it('generate --scene, then an edit of it and an edit of the edit: only the edited regions change', async () => {
     const scene = {
-      width: 128, height: 128, prompt: 'a red apple and a glass of lemonade on a wooden table', background: 'a wooden table', exclude: [],
+      width: 128,
+      height: 128,
+      prompt: 'a red apple and a glass of lemonade on a wooden table',
+      background: 'a wooden table',
+      exclude: [],
       regions: [
         { id: 'r1', label: 'a red apple', prompt: 'a shiny red apple', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
-        { id: 'r2', label: 'a glass of lemonade', prompt: 'a tall glass of lemonade', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
+        {
+          id: 'r2',
+          label: 'a glass of lemonade',
+          prompt: 'a tall glass of lemonade',
+          box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 },
+        },
       ],
     };
     writeFileSync(path.join(tmp, 'scene.json'), JSON.stringify(scene));
     const m = fixture('tiny-flux-dev');
-    const g1 = cli('generate', '--model', m, '--scene', 'scene.json', '--steps', '4', '--seed', '3', '--out', 'g1.png', '--save-generation', 'g1');
+    const g1 = cli(
+      'generate',
+      '--model',
+      m,
+      '--scene',
+      'scene.json',
+      '--steps',
+      '4',
+      '--seed',
+      '3',
+      '--out',
+      'g1.png',
+      '--save-generation',
+      'g1',
+    );
     expect(g1.status, g1.stderr).toBe(0);
-    const g2 = cli('repaint', '--model', m, '--from', 'g1', '--edit', 'change the lemonade to a blue cup', '--out', 'g2.png', '--save-generation', 'g2');
+    const g2 = cli(
+      'repaint',
+      '--model',
+      m,
+      '--from',
+      'g1',
+      '--edit',
+      'change the lemonade to a blue cup',
+      '--out',
+      'g2.png',
+      '--save-generation',
+      'g2',
+    );
     expect(g2.status, g2.stderr).toBe(0);
     expect(g2.stderr).toMatch(/repainting r2: "a blue cup"/);
     expect(g2.stderr).toMatch(/re-ran the parent from its noise \(exact\)/);
-    const g3 = cli('repaint', '--model', m, '--from', 'g2', '--edit', 'make the apple green', '--out', 'g3.png', '--save-generation', 'g3');
+    const g3 = cli(
+      'repaint',
+      '--model',
+      m,
+      '--from',
+      'g2',
+      '--edit',
+      'make the apple green',
+      '--out',
+      'g3.png',
+      '--save-generation',
+      'g3',
+    );
     expect(g3.status, g3.stderr).toBe(0);
     expect(g3.stderr).toMatch(/replayed the parent's stored trajectory/);
     const d2 = await diff(path.join(tmp, 'g2.png'), path.join(tmp, 'g1.png'), path.join(tmp, 'g2'));
@@ -65,7 +117,11 @@ describe('scenewright generate --scene / repaint --from', () => {
 
   it('repaint --from <generation id> repaints a generation the bot stored in DATA_DIR, as from its folder', async () => {
     const scene = {
-      width: 128, height: 128, prompt: 'a cat and a dog', background: 'a garden', exclude: [],
+      width: 128,
+      height: 128,
+      prompt: 'a cat and a dog',
+      background: 'a garden',
+      exclude: [],
       regions: [
         { id: 'r1', label: 'a cat', prompt: 'a grey cat', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
         { id: 'r2', label: 'a dog', prompt: 'a brown dog', box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 } },
@@ -73,17 +129,49 @@ describe('scenewright generate --scene / repaint --from', () => {
     };
     writeFileSync(path.join(tmp, 'pets.json'), JSON.stringify(scene));
     const m = fixture('tiny-flux-dev');
-    const g = cli('generate', '--model', m, '--scene', 'pets.json', '--steps', '2', '--seed', '5', '--out', 'pets.png', '--save-generation', 'pets');
+    const g = cli(
+      'generate',
+      '--model',
+      m,
+      '--scene',
+      'pets.json',
+      '--steps',
+      '2',
+      '--seed',
+      '5',
+      '--out',
+      'pets.png',
+      '--save-generation',
+      'pets',
+    );
     expect(g.status, g.stderr).toBe(0);
     // What the bot keeps for a finished generation: its parameters and its artifacts under DATA_DIR.
     const dataDir = path.join(tmp, 'data');
     const store = openStore(dataDir);
-    const gen = store.createGeneration({ kind: 'generate', status: 'done', userId: 'u1', channelId: 'c1', requestText: 'a cat and a dog', params: { scene, seed: 5, steps: 2, model: 'flux.1-dev' } });
-    for (const name of ['image.png', 'trajectory.safetensors']) store.writeArtifact(gen.id, name, readFileSync(path.join(tmp, 'pets', name)));
+    const gen = store.createGeneration({
+      kind: 'generate',
+      status: 'done',
+      userId: 'u1',
+      channelId: 'c1',
+      requestText: 'a cat and a dog',
+      params: { scene, seed: 5, steps: 2, model: 'flux.1-dev' },
+    });
+    for (const name of ['image.png', 'trajectory.safetensors'])
+      store.writeArtifact(gen.id, name, readFileSync(path.join(tmp, 'pets', name)));
     store.db.close();
 
     const edit = ['--edit', 'change the cat to a rabbit'];
-    const byId = cliWith({ DATA_DIR: dataDir }, 'repaint', '--model', m, '--from', gen.id, ...edit, '--out', 'by-id.png');
+    const byId = cliWith(
+      { DATA_DIR: dataDir },
+      'repaint',
+      '--model',
+      m,
+      '--from',
+      gen.id,
+      ...edit,
+      '--out',
+      'by-id.png',
+    );
     expect(byId.status, byId.stderr).toBe(0);
     expect(byId.stderr).toMatch(/re-ran the parent from its noise \(exact\)/);
     const byDir = cli('repaint', '--model', m, '--from', 'pets', ...edit, '--out', 'by-dir.png');
@@ -91,7 +179,17 @@ describe('scenewright generate --scene / repaint --from', () => {
     const [a, b] = [await readRgb8(path.join(tmp, 'by-id.png')), await readRgb8(path.join(tmp, 'by-dir.png'))];
     expect(Buffer.compare(Buffer.from(a.data), Buffer.from(b.data))).toBe(0);
 
-    const unknown = cliWith({ DATA_DIR: dataDir }, 'repaint', '--model', m, '--from', 'g0000000000000000000x', ...edit, '--out', 'x.png');
+    const unknown = cliWith(
+      { DATA_DIR: dataDir },
+      'repaint',
+      '--model',
+      m,
+      '--from',
+      'g0000000000000000000x',
+      ...edit,
+      '--out',
+      'x.png',
+    );
     expect(unknown.status).toBe(2);
     expect(unknown.stderr).toMatch(/no generation with that id/);
   });

@@ -6,7 +6,13 @@ import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { readRgb8, repaintPixels, type Rgb8 } from '../../src/engine/pipeline/image.ts';
 import { generateJob, repaintJob, type JobOutput } from '../../src/engine/pipeline/jobs.ts';
 import { TableConditioning } from '../../src/engine/pipeline/conditioning.ts';
-import { checkReplay, encodeTrajectory, readTrajectory, replayPlan, TRAJECTORY_ARTIFACT } from '../../src/engine/pipeline/trajectory.ts';
+import {
+  checkReplay,
+  encodeTrajectory,
+  readTrajectory,
+  replayPlan,
+  TRAJECTORY_ARTIFACT,
+} from '../../src/engine/pipeline/trajectory.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 import type { RagParams } from '../../src/rag/params.ts';
 import { fixture } from '../support/fixtures.ts';
@@ -85,10 +91,15 @@ describe('repaint jobs and edits of edits', () => {
     parentFiles = store('parent', parent);
     const t = readTrajectory(parentFiles.trajectory);
     expect([t.width, t.height, t.steps, t.latents.length, t.kind]).toEqual([128, 128, 4, 5, 'generate']);
-    expect(t.conditioning).toMatchObject({ prompt: base.prompt, srDelta: 0.5, srSegments: base.SR_prompt.split('BREAK') });
+    expect(t.conditioning).toMatchObject({
+      prompt: base.prompt,
+      srDelta: 0.5,
+      srSegments: base.SR_prompt.split('BREAK'),
+    });
     // float16 storage: relative error ≤ 2^-11 of each value.
     parent.result.trajectory.forEach((x, i) => {
-      for (let j = 0; j < x.length; j++) expect(Math.abs(t.latents[i]![j]! - x[j]!)).toBeLessThanOrEqual(Math.abs(x[j]!) * 2 ** -11 + 1e-7);
+      for (let j = 0; j < x.length; j++)
+        expect(Math.abs(t.latents[i]![j]! - x[j]!)).toBeLessThanOrEqual(Math.abs(x[j]!) * 2 ** -11 + 1e-7);
     });
     expect(t.latents[4]!.length).toBe(64 * 64);
   });
@@ -107,16 +118,24 @@ describe('repaint jobs and edits of edits', () => {
     // The dilated area is the black box grown by 10 px (cross-shaped), inside the image.
     expect(area.reduce((a, b) => a + b, 0)).toBeGreaterThan(32 * 32);
     firstFiles = store('first', first);
-    expect(readTrajectory(firstFiles.trajectory)).toMatchObject({ kind: 'repaint', conditioning: { prompt: 'a red apple and a blue cup on a wooden table' } });
+    expect(readTrajectory(firstFiles.trajectory)).toMatchObject({
+      kind: 'repaint',
+      conditioning: { prompt: 'a red apple and a blue cup on a wooden table' },
+    });
   });
 
   it('repainting a repaint replays its stored trajectory: one run per step, at most two passes, no lineage', async () => {
-    const second: RagParams = { ...firstParams, ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)) };
+    const second: RagParams = {
+      ...firstParams,
+      ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)),
+    };
     const before = { ...engine.steps.sessions[0]?.runsBy };
     const out = await repaintJob(engine, second, { params: firstParams, ...firstFiles });
     expect(out.mode).toBe('repaint-stored');
     expect(engine.steps.sessions).toHaveLength(1);
-    const used = Object.entries(engine.steps.sessions[0]!.runsBy).map(([k, n]) => [k, n - (before[k] ?? 0)] as const).filter(([, n]) => n);
+    const used = Object.entries(engine.steps.sessions[0]!.runsBy)
+      .map(([k, n]) => [k, n - (before[k] ?? 0)] as const)
+      .filter(([, n]) => n);
     expect(used.reduce((n, [, r]) => n + r, 0)).toBe(4);
     // Before R only the pre-pass (as a plain stream); from R on the parent pass + the repaint pass (+ SR).
     expect(used.map(([k]) => k).sort()).toEqual(['k0-s0', 'k0-s2-rp0']);
@@ -138,7 +157,11 @@ describe('repaint jobs and edits of edits', () => {
   });
 
   it('stored mode vs exact mode on the same first-generation parent (no hard binding): only float16 rounding apart', async () => {
-    const params: RagParams = { ...base, HB_replace: -1, ...(await repaintFields({ x: 80, y: 48, w: 32, h: 32 }, 'a blue cup', 100)) };
+    const params: RagParams = {
+      ...base,
+      HB_replace: -1,
+      ...(await repaintFields({ x: 80, y: 48, w: 32, h: 32 }, 'a blue cup', 100)),
+    };
     const plain = await generateJob(engine, { ...base, HB_replace: -1 });
     const exact = await repaintJob(engine, params, { params: { ...base, HB_replace: -1 } });
     const files = store('plain', plain);
@@ -155,34 +178,71 @@ describe('repaint jobs and edits of edits', () => {
 
   it('a repaint parent without its trajectory is refused with what to do', async () => {
     const second: RagParams = { ...firstParams, ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a pear', 7)) };
-    await expect(repaintJob(engine, second, { params: firstParams, image: firstFiles.image })).rejects.toThrow(/trajectory\.safetensors is missing: repaint its original instead/);
+    await expect(repaintJob(engine, second, { params: firstParams, image: firstFiles.image })).rejects.toThrow(
+      /trajectory\.safetensors is missing: repaint its original instead/,
+    );
     await expect(repaintJob(engine, base, { params: base })).rejects.toThrow(/needs the Repainting_\* parameters/);
   });
 
   it('trajectory files: round trip and clear errors', () => {
     const lat = [new Float32Array(64 * 64).fill(1.5), new Float32Array(64 * 64).fill(-2)];
-    const bytes = encodeTrajectory({ width: 128, height: 128, steps: 1, latents: lat, conditioning: { prompt: 'p', srDelta: 0, guidance: 3.5, textLength: 512 }, kind: 'generate', model: 'flux.1-dev' });
+    const bytes = encodeTrajectory({
+      width: 128,
+      height: 128,
+      steps: 1,
+      latents: lat,
+      conditioning: { prompt: 'p', srDelta: 0, guidance: 3.5, textLength: 512 },
+      kind: 'generate',
+      model: 'flux.1-dev',
+    });
     const file = path.join(tmp, 't.safetensors');
     writeFileSync(file, bytes);
     const t = readTrajectory(file);
     expect(t.latents[1]![0]).toBe(-2);
-    expect(() => encodeTrajectory({ width: 128, height: 128, steps: 2, latents: lat, conditioning: t.conditioning, kind: 'generate', model: '' })).toThrow(/expected 3 latents/);
+    expect(() =>
+      encodeTrajectory({
+        width: 128,
+        height: 128,
+        steps: 2,
+        latents: lat,
+        conditioning: t.conditioning,
+        kind: 'generate',
+        model: '',
+      }),
+    ).toThrow(/expected 3 latents/);
     expect(() => readTrajectory(path.join(tmp, 'none.safetensors'))).toThrow(/missing/);
   });
 
   it('a replay refuses a parent painted with another split ratio, δ, guidance, text length or model, naming each', async () => {
-    const second: RagParams = { ...firstParams, ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)) };
+    const second: RagParams = {
+      ...firstParams,
+      ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)),
+    };
     const files = { params: firstParams, ...firstFiles };
-    await expect(repaintJob(engine, { ...second, SR_delta: 0.75 }, files)).rejects.toThrow(/was painted with SR δ 0\.5 \(this repaint: 0\.75\)\. A repaint of a repaint replays the parent as it was painted/);
-    await expect(repaintJob(engine, { ...second, SR_hw_split_ratio: '1,1' }, files)).rejects.toThrow(/SR split ratio "0\.5,0\.5" \(this repaint: "1,1"\)/);
-    await expect(repaintJob(engine, { ...second, guidance_scale: 5 }, files)).rejects.toThrow(/guidance 3\.5 \(this repaint: 5\)/);
-    await expect(repaintJob(engine, { ...second, max_sequence_length: 256 }, files)).rejects.toThrow(/T5 text length 512 \(this repaint: 256\)/);
+    await expect(repaintJob(engine, { ...second, SR_delta: 0.75 }, files)).rejects.toThrow(
+      /was painted with SR δ 0\.5 \(this repaint: 0\.75\)\. A repaint of a repaint replays the parent as it was painted/,
+    );
+    await expect(repaintJob(engine, { ...second, SR_hw_split_ratio: '1,1' }, files)).rejects.toThrow(
+      /SR split ratio "0\.5,0\.5" \(this repaint: "1,1"\)/,
+    );
+    await expect(repaintJob(engine, { ...second, guidance_scale: 5 }, files)).rejects.toThrow(
+      /guidance 3\.5 \(this repaint: 5\)/,
+    );
+    await expect(repaintJob(engine, { ...second, max_sequence_length: 256 }, files)).rejects.toThrow(
+      /T5 text length 512 \(this repaint: 256\)/,
+    );
     const t = readTrajectory(firstFiles.trajectory);
     const plan = await engine.plan(second);
-    expect(() => checkReplay(t, 'p.safetensors', { ...plan, model: 'flux.1-schnell' })).toThrow(/model flux\.1-dev \(this engine: flux\.1-schnell\)/);
+    expect(() => checkReplay(t, 'p.safetensors', { ...plan, model: 'flux.1-schnell' })).toThrow(
+      /model flux\.1-dev \(this engine: flux\.1-schnell\)/,
+    );
     // Several differences are all named; whitespace in a ratio is not one.
-    expect(() => checkReplay(t, 'p.safetensors', { ...plan, steps: 8, guidance: 1, model: engine.modelId })).toThrow(/painted with 4 steps \(this repaint: 8\), guidance 3\.5 \(this repaint: 1\)\./);
-    expect(() => checkReplay(t, 'p.safetensors', { ...plan, sr: { ratio: '0.5, 0.5', delta: 0.5 }, model: engine.modelId })).not.toThrow();
+    expect(() => checkReplay(t, 'p.safetensors', { ...plan, steps: 8, guidance: 1, model: engine.modelId })).toThrow(
+      /painted with 4 steps \(this repaint: 8\), guidance 3\.5 \(this repaint: 1\)\./,
+    );
+    expect(() =>
+      checkReplay(t, 'p.safetensors', { ...plan, sr: { ratio: '0.5, 0.5', delta: 0.5 }, model: engine.modelId }),
+    ).not.toThrow();
   });
 
   it('repaint and repaint-HB prompts take the global prompt_2 as their T5 text, as upstream encodes them', async () => {
@@ -193,8 +253,18 @@ describe('repaint jobs and edits of edits', () => {
     // repaint pre-pass), the HB prompts and the SR segments. Asking T5 for Repainting_prompt or Repainting_HB_prompt
     // would fail ("no T5 embedding given for …").
     const enc = engine.conditioning();
-    const t5Texts = [params.prompt_2!, ...params.HB_prompt_list, ...params.SR_prompt.split('BREAK'), ...params.Repainting_SR_prompt!.split('BREAK')];
-    const clipTexts = [params.prompt, ...params.HB_prompt_list, params.Repainting_prompt!, params.Repainting_HB_prompt!];
+    const t5Texts = [
+      params.prompt_2!,
+      ...params.HB_prompt_list,
+      ...params.SR_prompt.split('BREAK'),
+      ...params.Repainting_SR_prompt!.split('BREAK'),
+    ];
+    const clipTexts = [
+      params.prompt,
+      ...params.HB_prompt_list,
+      params.Repainting_prompt!,
+      params.Repainting_HB_prompt!,
+    ];
     const table = new TableConditioning(
       enc.textLength,
       new Map(await Promise.all(t5Texts.map(async (t) => [t, await enc.t5(t)] as const))),
@@ -226,14 +296,26 @@ describe('repaint jobs and edits of edits', () => {
     const firstPlan = await engine.plan(firstParams);
     const firstRun = await engine.run(firstPlan, { record: true });
     const t1 = readTrajectory(firstFiles.trajectory);
-    const second: RagParams = { ...firstParams, ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)) };
-    const stored = await engine.run(replayPlan(await engine.plan(second), t1, 'first', engine.modelId), { stored: t1.latents, record: true });
+    const second: RagParams = {
+      ...firstParams,
+      ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)),
+    };
+    const stored = await engine.run(replayPlan(await engine.plan(second), t1, 'first', engine.modelId), {
+      stored: t1.latents,
+      record: true,
+    });
 
     const plainParams: RagParams = { ...base, HB_replace: -1 };
     const plainRun = await engine.run(await engine.plan(plainParams), { record: true });
     const tPlain = readTrajectory(store('plain-parent', await generateJob(engine, plainParams)).trajectory);
-    const plainSecond: RagParams = { ...plainParams, ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)) };
-    const storedPlain = await engine.run(replayPlan(await engine.plan(plainSecond), tPlain, 'plain', engine.modelId), { stored: tPlain.latents, record: true });
+    const plainSecond: RagParams = {
+      ...plainParams,
+      ...(await repaintFields({ x: 0, y: 0, w: 48, h: 48 }, 'a green pear', 7)),
+    };
+    const storedPlain = await engine.run(replayPlan(await engine.plan(plainSecond), tPlain, 'plain', engine.modelId), {
+      stored: tPlain.latents,
+      record: true,
+    });
 
     const inside1 = firstPlan.repaint!.mask.tokens;
     const forced: number[] = [];
@@ -245,7 +327,9 @@ describe('repaint jobs and edits of edits', () => {
       unforced.push(rel(storedPlain.record!.velocity[i]!, plainRun.record!.velocity[i]!));
     }
     const fmt = (v: number[]) => v.map((x) => x.toExponential(2)).join(', ');
-    console.info(`stored vs exact parent-pass velocity, relative RMS per step ≥ R: forced parent ${fmt(forced)} (outside its mask ${fmt(forcedOutside)}); unforced parent ${fmt(unforced)}`);
+    console.info(
+      `stored vs exact parent-pass velocity, relative RMS per step ≥ R: forced parent ${fmt(forced)} (outside its mask ${fmt(forcedOutside)}); unforced parent ${fmt(unforced)}`,
+    );
     for (let k = 0; k < 3; k++) {
       // float16 latents alone: ≈ 1e-3 of the velocity.
       expect(unforced[k]!).toBeLessThan(5e-3);

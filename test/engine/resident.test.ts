@@ -67,7 +67,11 @@ describe('one resident transformer serves every layout', () => {
     expect(engine.steps.sessions).toHaveLength(1);
     const created = session!.createMs;
     const jobs: RagParams[] = [
-      layout(1, 2), layout(2, 2), layout(3, 3), layout(5, 4), layout(8, 8),
+      layout(1, 2),
+      layout(2, 2),
+      layout(3, 3),
+      layout(5, 4),
+      layout(8, 8),
       layout(2, 2, { delta: 0 }),
       { ...layout(1, 2, { delta: 0 }), HB_replace: -1 },
       layout(3, 4, { width: 192, height: 128 }),
@@ -80,7 +84,22 @@ describe('one resident transformer serves every layout', () => {
     expect(engine.steps.sessions).toHaveLength(1);
     expect(engine.steps.sessions[0]).toBe(session);
     expect(session!.createMs).toBe(created);
-    expect(Object.keys(session!.runsBy).sort()).toEqual(['k0-s0', 'k0-s2', 'k0-s3', 'k0-s4', 'k0-s8', 'k1-s2', 'k2-s0', 'k2-s2', 'k3-s3', 'k3-s4', 'k5-s4', 'k8-s8'].sort());
+    expect(Object.keys(session!.runsBy).sort()).toEqual(
+      [
+        'k0-s0',
+        'k0-s2',
+        'k0-s3',
+        'k0-s4',
+        'k0-s8',
+        'k1-s2',
+        'k2-s0',
+        'k2-s2',
+        'k3-s3',
+        'k3-s4',
+        'k5-s4',
+        'k8-s8',
+      ].sort(),
+    );
   });
 
   it('repaints (with and without Repainting_single, with the pre-pass) and a repaint of a repaint reuse the same session', async () => {
@@ -100,10 +119,16 @@ describe('one resident transformer serves every layout', () => {
     const second = await repaintJob(engine, await repaint(0, 7), { params: first, ...store('parent', parent, first) });
     const alt = await repaintJob(engine, await repaint(1, 8), { params: first, ...store('parent', parent, first) });
     expect(alt.mode).toBe('repaint-exact');
-    const third = await repaintJob(engine, { ...(await repaint(0, 9)), Repainting_prompt: 'a row of 2 things, the first one red' }, { params: await repaint(0, 7), ...store('second', second, await repaint(0, 7)), kind: 'repaint' });
+    const third = await repaintJob(
+      engine,
+      { ...(await repaint(0, 9)), Repainting_prompt: 'a row of 2 things, the first one red' },
+      { params: await repaint(0, 7), ...store('second', second, await repaint(0, 7)), kind: 'repaint' },
+    );
     expect(third.mode).toBe('repaint-stored');
     expect(engine.steps.sessions).toEqual([session]);
-    expect(Object.keys(session!.runsBy)).toEqual(expect.arrayContaining(['k2-s2-pp', 'k0-s2-rp0', 'k0-s2-rp1', 'k0-s0']));
+    expect(Object.keys(session!.runsBy)).toEqual(
+      expect.arrayContaining(['k2-s2-pp', 'k0-s2-rp0', 'k0-s2-rp1', 'k0-s0']),
+    );
   });
 
   it('a layout beyond what the step graph takes is refused before any step runs', async () => {
@@ -121,13 +146,19 @@ describe('regional streams without a Loop (the form for providers that lack it)'
     const cpu = { executionProvider: 'cpu' as const, threads: 2 };
     const loop = StepRunner.forCheckpoint(ck, cpu);
     const unrolled = StepRunner.forCheckpoint(ck, cpu, { regionalLoop: 'unrolled', maxRegions: 3 });
-    const { feeds } = benchFeeds(ck, { boxes: 2, cells: 2, repaint: false, repaintSingle: false, prepass: true }, { width: 128, height: 128 });
+    const { feeds } = benchFeeds(
+      ck,
+      { boxes: 2, cells: 2, repaint: false, repaintSingle: false, prepass: true },
+      { width: 128, height: 128 },
+    );
     const [a, b] = [await loop.run(feeds), await unrolled.run(feeds)];
     expect(b.velocity).toEqual(a.velocity);
     expect(b.boxes).toEqual(a.boxes);
     expect(b.prepass).toEqual(a.prepass);
     expect(unrolled.limits.regions).toBe(3);
-    expect(() => unrolled.checkLimits({ boxes: 3, cells: 0, repaint: true, repaintSingle: false, prepass: true }, 64)).toThrow(/4 regional streams .* at most 3/);
+    expect(() =>
+      unrolled.checkLimits({ boxes: 3, cells: 0, repaint: true, repaintSingle: false, prepass: true }, 64),
+    ).toThrow(/4 regional streams .* at most 3/);
     await loop.release();
     await unrolled.release();
   });
@@ -135,10 +166,16 @@ describe('regional streams without a Loop (the form for providers that lack it)'
 
 describe('a model too big for the device', () => {
   it('fails at warm-up, before loading, naming the need, the free bytes and the options', async () => {
-    const small = Engine.open({ modelDir: fixture('tiny-flux-dev'), runtime: { executionProvider: 'cpu', threads: 1 }, memoryCheck: 1e6 });
+    const small = Engine.open({
+      modelDir: fixture('tiny-flux-dev'),
+      runtime: { executionProvider: 'cpu', threads: 1 },
+      memoryCheck: 1e6,
+    });
     const err = await small.warmUp().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
-    expect((err as Error).message).toMatch(/needs about \d+\.\d GiB \(transformer in float32 .*, T5 in float32 .*\) but the memory budget has 0\.0 GiB free\. Options: smaller weights: WEIGHTS=int8/);
+    expect((err as Error).message).toMatch(
+      /needs about \d+\.\d GiB \(transformer in float32 .*, T5 in float32 .*\) but the memory budget has 0\.0 GiB free\. Options: smaller weights: WEIGHTS=int8/,
+    );
     expect(small.steps.sessions).toHaveLength(0);
     await small.close();
   });

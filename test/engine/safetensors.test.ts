@@ -2,9 +2,22 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { float32ToBf16Array, float32ToF16Array, bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/engine/weights/dtype.ts';
+import {
+  float32ToBf16Array,
+  float32ToF16Array,
+  bf16BitsToF32,
+  f16BitsToF32,
+  f32ToBf16Bits,
+  f32ToF16Bits,
+} from '../../src/engine/weights/dtype.ts';
 import { openSafetensorsWeights } from '../../src/engine/weights/named-weights.ts';
-import { encodeSafetensors, readSafetensors, SafetensorsFile, WeightsError, writeSafetensors } from '../../src/engine/weights/safetensors.ts';
+import {
+  encodeSafetensors,
+  readSafetensors,
+  SafetensorsFile,
+  WeightsError,
+  writeSafetensors,
+} from '../../src/engine/weights/safetensors.ts';
 import { concatRows, sliceRows, sourceToFloat32 } from '../../src/engine/weights/tensor-source.ts';
 import { fixture } from '../support/fixtures.ts';
 
@@ -25,12 +38,16 @@ describe('safetensors reader and writer', () => {
   it('round-trips F32, F16, BF16 and I64 tensors with metadata; header padded to 8 bytes', () => {
     const vals = [0, 1, -2.5, 3.140625, 65504, 1e-3];
     const p = file('rt.safetensors');
-    writeSafetensors(p, {
-      a: { dtype: 'float32', shape: [2, 3], data: Float32Array.from(vals) },
-      h: { dtype: 'float16', shape: [6], data: float32ToF16Array(vals) },
-      b: { dtype: 'bfloat16', shape: [3, 2], data: float32ToBf16Array(vals) },
-      ids: { dtype: 'int64', shape: [2], data: BigInt64Array.from([7n, -1n]) },
-    }, { format: 'pt' });
+    writeSafetensors(
+      p,
+      {
+        a: { dtype: 'float32', shape: [2, 3], data: Float32Array.from(vals) },
+        h: { dtype: 'float16', shape: [6], data: float32ToF16Array(vals) },
+        b: { dtype: 'bfloat16', shape: [3, 2], data: float32ToBf16Array(vals) },
+        ids: { dtype: 'int64', shape: [2], data: BigInt64Array.from([7n, -1n]) },
+      },
+      { format: 'pt' },
+    );
     const headerLen = Number(readFileSync(p).readBigUInt64LE(0));
     expect(headerLen % 8).toBe(0);
     const f = new SafetensorsFile(p);
@@ -50,7 +67,14 @@ describe('safetensors reader and writer', () => {
 
   it('uses data_offsets rather than header order', () => {
     const data = Buffer.from(Float32Array.from([1, 2, 3, 4]).buffer);
-    const p = rawFile('order.safetensors', { second: { dtype: 'F32', shape: [2], data_offsets: [8, 16] }, first: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }, data);
+    const p = rawFile(
+      'order.safetensors',
+      {
+        second: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+        first: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+      },
+      data,
+    );
     const f = new SafetensorsFile(p);
     expect(Array.from(f.readFloat32('first'))).toEqual([1, 2]);
     expect(Array.from(f.readFloat32('second'))).toEqual([3, 4]);
@@ -66,7 +90,9 @@ describe('safetensors reader and writer', () => {
 
   it('slices and concatenates rows without reading data', () => {
     const p = file('rows.safetensors');
-    writeSafetensors(p, { m: { dtype: 'bfloat16', shape: [4, 2], data: float32ToBf16Array([1, 2, 3, 4, 5, 6, 7, 8]) } });
+    writeSafetensors(p, {
+      m: { dtype: 'bfloat16', shape: [4, 2], data: float32ToBf16Array([1, 2, 3, 4, 5, 6, 7, 8]) },
+    });
     const src = new SafetensorsFile(p).source('m');
     const mid = sliceRows(src, 1, 2);
     expect(mid.shape).toEqual([2, 2]);
@@ -79,27 +105,39 @@ describe('safetensors reader and writer', () => {
 describe('safetensors errors name the file and the problem', () => {
   it('a file shorter than the 8-byte length prefix', () => {
     writeFileSync(file('tiny.safetensors'), Buffer.from([1, 2, 3]));
-    expect(() => new SafetensorsFile(file('tiny.safetensors'), 'transformer/x.safetensors')).toThrow(/transformer\/x\.safetensors: truncated safetensors file \(3 bytes/);
+    expect(() => new SafetensorsFile(file('tiny.safetensors'), 'transformer/x.safetensors')).toThrow(
+      /transformer\/x\.safetensors: truncated safetensors file \(3 bytes/,
+    );
   });
 
   it('a truncated header (length beyond the end of the file)', () => {
     const real = readFileSync(fixture('tiny-flux-dev', 'transformer', 'diffusion_pytorch_model.safetensors'));
     writeFileSync(file('cut.safetensors'), real.subarray(0, 200));
     expect(() => new SafetensorsFile(file('cut.safetensors'), 'cut.safetensors')).toThrow(WeightsError);
-    expect(() => new SafetensorsFile(file('cut.safetensors'), 'cut.safetensors')).toThrow(/cut\.safetensors: safetensors header length \d+ runs past the end of the 200-byte file/);
+    expect(() => new SafetensorsFile(file('cut.safetensors'), 'cut.safetensors')).toThrow(
+      /cut\.safetensors: safetensors header length \d+ runs past the end of the 200-byte file/,
+    );
   });
 
   it('truncated tensor data names the tensor', () => {
     const real = readFileSync(fixture('tiny-flux-dev', 'transformer', 'diffusion_pytorch_model.safetensors'));
     writeFileSync(file('short.safetensors'), real.subarray(0, real.length - 100));
-    expect(() => new SafetensorsFile(file('short.safetensors'))).toThrow(/tensor x_embedder\.weight ends at byte \d+ but the file has only/);
+    expect(() => new SafetensorsFile(file('short.safetensors'))).toThrow(
+      /tensor x_embedder\.weight ends at byte \d+ but the file has only/,
+    );
   });
 
   it('an unknown dtype, a shape that disagrees with the offsets, and a header that is not JSON', () => {
-    const p1 = rawFile('f8.safetensors', { w: { dtype: 'F8_E5M2', shape: [4], data_offsets: [0, 4] } }, Buffer.alloc(4));
+    const p1 = rawFile(
+      'f8.safetensors',
+      { w: { dtype: 'F8_E5M2', shape: [4], data_offsets: [0, 4] } },
+      Buffer.alloc(4),
+    );
     expect(() => new SafetensorsFile(p1)).toThrow(/tensor w has dtype F8_E5M2, which scenewright cannot read.*e4m3fn/);
     const p2 = rawFile('span.safetensors', { w: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, Buffer.alloc(8));
-    expect(() => new SafetensorsFile(p2)).toThrow(/tensor w: data_offsets span 8 bytes but shape \[3\] of F32 needs 12/);
+    expect(() => new SafetensorsFile(p2)).toThrow(
+      /tensor w: data_offsets span 8 bytes but shape \[3\] of F32 needs 12/,
+    );
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(4n);
     writeFileSync(file('json.safetensors'), Buffer.concat([len, Buffer.from('{no}')]));
@@ -107,7 +145,9 @@ describe('safetensors errors name the file and the problem', () => {
   });
 
   it('encodes only consistent tensors', () => {
-    expect(() => encodeSafetensors({ x: { dtype: 'float32', shape: [3], data: new Float32Array(2) } })).toThrow(/8 bytes of data for shape \[3\]/);
+    expect(() => encodeSafetensors({ x: { dtype: 'float32', shape: [3], data: new Float32Array(2) } })).toThrow(
+      /8 bytes of data for shape \[3\]/,
+    );
   });
 });
 
@@ -150,6 +190,8 @@ describe('sharded weights', () => {
 
   it('no weights at all', () => {
     const dir = mkdtempSync(path.join(tmp, 'empty-'));
-    expect(() => openSafetensorsWeights(dir, 'model', 'text_encoder')).toThrow(/text_encoder\/: neither model\.safetensors nor model\.safetensors\.index\.json found/);
+    expect(() => openSafetensorsWeights(dir, 'model', 'text_encoder')).toThrow(
+      /text_encoder\/: neither model\.safetensors nor model\.safetensors\.index\.json found/,
+    );
   });
 });

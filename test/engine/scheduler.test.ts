@@ -29,7 +29,9 @@ const configs: Record<'dev' | 'schnell', SchedulerConfig> = {
 // tolerance the spec asks for; timesteps are σ·1000, hence 1e-3 for them.
 function expectClose(actual: ArrayLike<number>, expected: number[], tol: number): void {
   expect(actual.length).toBe(expected.length);
-  expected.forEach((e, i) => expect(Math.abs(actual[i]! - e), `index ${i}: ${actual[i]} vs ${e}`).toBeLessThanOrEqual(tol));
+  expected.forEach((e, i) =>
+    expect(Math.abs(actual[i]! - e), `index ${i}: ${actual[i]} vs ${e}`).toBeLessThanOrEqual(tol),
+  );
 }
 
 describe('FlowMatch Euler schedule vs fixtures/golden/scheduler.json', () => {
@@ -55,7 +57,12 @@ describe('RAG-SPEC §10.1 vectors (FLUX.1-dev config)', () => {
   const dev = configs.dev;
   it('calculate_shift, including extrapolation past 4096 tokens', () => {
     const expected: [number, number][] = [
-      [1024, 0.63], [3072, 0.9766666666666666], [4032, 1.1391666666666667], [4096, 1.15], [4608, 1.2366666666666666], [16384, 3.2299999999999995],
+      [1024, 0.63],
+      [3072, 0.9766666666666666],
+      [4032, 1.1391666666666667],
+      [4096, 1.15],
+      [4608, 1.2366666666666666],
+      [16384, 3.2299999999999995],
     ];
     for (const [seq, mu] of expected) expect(calculateShift(seq, dev)).toBeCloseTo(mu, 12);
   });
@@ -63,14 +70,34 @@ describe('RAG-SPEC §10.1 vectors (FLUX.1-dev config)', () => {
   it.each([
     [4096, 4, [1.0, 0.90453076, 0.75951093, 0.51284409, 0.0]],
     [4096, 8, [1.0, 0.95672375, 0.90453076, 0.84034878, 0.75951093, 0.65456682, 0.51284409, 0.31090105, 0.0]],
-    [4096, 20, [1.0, 0.98360807, 0.96601385, 0.94707996, 0.92664737, 0.90453076, 0.88051307, 0.85433817, 0.82570165, 0.79423928,
-      0.75951093, 0.72098029, 0.67798674, 0.62970716, 0.57510293, 0.51284409, 0.44119975, 0.35787457, 0.25975841, 0.14252935, 0.0]],
-    [4096, 28, [1.0, 0.98840863, 0.97622246, 0.96339446, 0.94987255, 0.93559891, 0.92050898, 0.90453076, 0.88758337, 0.86957592,
-      0.85040569, 0.82995635, 0.80809546, 0.7846716, 0.75951093, 0.73241287, 0.70314473, 0.67143488, 0.6369645, 0.59935677,
-      0.55816281, 0.51284409, 0.46274841, 0.40707842, 0.34484893, 0.27482799, 0.19545458, 0.10472089, 0.0]],
+    [
+      4096,
+      20,
+      [
+        1.0, 0.98360807, 0.96601385, 0.94707996, 0.92664737, 0.90453076, 0.88051307, 0.85433817, 0.82570165, 0.79423928,
+        0.75951093, 0.72098029, 0.67798674, 0.62970716, 0.57510293, 0.51284409, 0.44119975, 0.35787457, 0.25975841,
+        0.14252935, 0.0,
+      ],
+    ],
+    [
+      4096,
+      28,
+      [
+        1.0, 0.98840863, 0.97622246, 0.96339446, 0.94987255, 0.93559891, 0.92050898, 0.90453076, 0.88758337, 0.86957592,
+        0.85040569, 0.82995635, 0.80809546, 0.7846716, 0.75951093, 0.73241287, 0.70314473, 0.67143488, 0.6369645,
+        0.59935677, 0.55816281, 0.51284409, 0.46274841, 0.40707842, 0.34484893, 0.27482799, 0.19545458, 0.10472089, 0.0,
+      ],
+    ],
     [4608, 4, [1.0, 0.91175699, 0.77498329, 0.53445888, 0.0]],
-    [4608, 20, [1.0, 0.9849484, 0.96874708, 0.95125908, 0.93232477, 0.91175699, 0.8893348, 0.86479563, 0.83782482, 0.80804199,
-      0.77498329, 0.73807669, 0.69660896, 0.64967877, 0.59613073, 0.53445888, 0.4626627, 0.37802622, 0.27676651, 0.15345287, 0.0]],
+    [
+      4608,
+      20,
+      [
+        1.0, 0.9849484, 0.96874708, 0.95125908, 0.93232477, 0.91175699, 0.8893348, 0.86479563, 0.83782482, 0.80804199,
+        0.77498329, 0.73807669, 0.69660896, 0.64967877, 0.59613073, 0.53445888, 0.4626627, 0.37802622, 0.27676651,
+        0.15345287, 0.0,
+      ],
+    ],
   ])('seq %i, %i steps', (seq, steps, sigmas) => {
     const s = flowMatchSchedule(dev, steps, seq);
     expectClose(s.sigmas, sigmas, 1e-6);
@@ -81,12 +108,17 @@ describe('RAG-SPEC §10.1 vectors (FLUX.1-dev config)', () => {
   });
 
   it('schnell, 4 steps: plain linspace whatever the size', () => {
-    for (const seq of [64, 4096, 16384]) expectClose(flowMatchSchedule(configs.schnell, 4, seq).sigmas, [1.0, 0.75, 0.5, 0.25, 0.0], 1e-7);
+    for (const seq of [64, 4096, 16384])
+      expectClose(flowMatchSchedule(configs.schnell, 4, seq).sigmas, [1.0, 0.75, 0.5, 0.25, 0.0], 1e-7);
   });
 
   it('a static shift other than 1 bends the schedule (shift·σ / (1 + (shift−1)·σ))', () => {
     const s = flowMatchSchedule({ ...configs.schnell, shift: 3 }, 4, 64);
-    expectClose(s.sigmas, [1, (3 * 0.75) / (1 + 2 * 0.75), (3 * 0.5) / (1 + 2 * 0.5), (3 * 0.25) / (1 + 2 * 0.25), 0], 1e-7);
+    expectClose(
+      s.sigmas,
+      [1, (3 * 0.75) / (1 + 2 * 0.75), (3 * 0.5) / (1 + 2 * 0.5), (3 * 0.25) / (1 + 2 * 0.25), 0],
+      1e-7,
+    );
   });
 });
 
@@ -127,12 +159,21 @@ describe('Euler step', () => {
 
 describe('scheduler config', () => {
   it('reads FLUX.1-dev and schnell configs', () => {
-    expect(configs.dev).toMatchObject({ useDynamicShifting: true, shift: 3, baseShift: 0.5, maxShift: 1.15, baseImageSeqLen: 256, maxImageSeqLen: 4096 });
+    expect(configs.dev).toMatchObject({
+      useDynamicShifting: true,
+      shift: 3,
+      baseShift: 0.5,
+      maxShift: 1.15,
+      baseImageSeqLen: 256,
+      maxImageSeqLen: 4096,
+    });
     expect(configs.schnell).toMatchObject({ useDynamicShifting: false, shift: 1 });
   });
 
   it('rejects another scheduler class and bad values with a message naming the file', () => {
-    expect(() => parseSchedulerConfig({ _class_name: 'DDIMScheduler' }, 'x.json')).toThrow(/x\.json: scheduler "DDIMScheduler" is not supported/);
+    expect(() => parseSchedulerConfig({ _class_name: 'DDIMScheduler' }, 'x.json')).toThrow(
+      /x\.json: scheduler "DDIMScheduler" is not supported/,
+    );
     expect(() => parseSchedulerConfig({ shift: 'big' }, 'x.json')).toThrow(/"shift" must be a number/);
     expect(() => loadSchedulerConfig('/nonexistent-model')).toThrow(/scheduler_config\.json is missing/);
     expect(() => flowMatchSchedule(configs.dev, 0, 16)).toThrow(/steps must be/);

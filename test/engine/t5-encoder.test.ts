@@ -4,7 +4,12 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { runDebug } from '../../src/engine/debug/run.ts';
-import { buildT5EncoderGraph, clampT5Half, relativePositionBuckets, t5ComputeType } from '../../src/engine/graphs/t5.ts';
+import {
+  buildT5EncoderGraph,
+  clampT5Half,
+  relativePositionBuckets,
+  t5ComputeType,
+} from '../../src/engine/graphs/t5.ts';
 import { cast, Graph, ONNX_DTYPE } from '../../src/engine/onnx/index.ts';
 import { T5TextEncoder } from '../../src/engine/graphs/t5-encoder.ts';
 import { createSession, ort } from '../../src/engine/runtime/session.ts';
@@ -61,7 +66,10 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
   });
 
   it('hidden states after the embedding, block 0 and the final norm match (explicit attention)', async () => {
-    const { session } = await createSession(buildT5EncoderGraph(component, { length: 512, hiddenStates: true, attention: 'explicit' }), cpu);
+    const { session } = await createSession(
+      buildT5EncoderGraph(component, { length: 512, hiddenStates: true, attention: 'explicit' }),
+      cpu,
+    );
     const ids = golden.input_ids!;
     const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });
     expect(diffs(out.hidden_states_0!.data as Float32Array, f32('hidden_states_0')).max).toBe(0);
@@ -88,11 +96,17 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
   });
 
   it('compute type by provider: fp32 on CPU, bf16 on CUDA, fp16 on WebGPU; fp32 embeddings at the JS boundary', () => {
-    expect(['cpu', 'cuda', 'webgpu'].map((ep) => t5ComputeType(ep as 'cpu'))).toEqual(['float32', 'bfloat16', 'float16']);
+    expect(['cpu', 'cuda', 'webgpu'].map((ep) => t5ComputeType(ep as 'cpu'))).toEqual([
+      'float32',
+      'bfloat16',
+      'float16',
+    ]);
     // bf16 (CUDA): the checkpoint's bf16 weights are used as they are (no Cast), I/O stays int64 ids → fp32 states.
     const m = buildT5EncoderGraph(component, { length: 256, computeType: 'bfloat16' }).toModel().graph;
     expect(m.input.map((i) => i.type.tensor_type!.elem_type)).toEqual([ONNX_DTYPE.int64]);
-    expect(m.output.map((o) => [o.name, o.type.tensor_type!.elem_type])).toEqual([['last_hidden_state', ONNX_DTYPE.float32]]);
+    expect(m.output.map((o) => [o.name, o.type.tensor_type!.elem_type])).toEqual([
+      ['last_hidden_state', ONNX_DTYPE.float32],
+    ]);
     const weights = m.initializer.filter((t) => t.name.startsWith('encoder.') || t.name === 'shared.weight');
     expect(weights.length).toBeGreaterThan(10);
     expect(weights.every((t) => t.data_type === ONNX_DTYPE.bfloat16)).toBe(true);
@@ -106,7 +120,10 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
     const g = new Graph('clamp', { computeType: 'float16' });
     g.output(cast(clampT5Half(cast(g.input('x', 'float32', [3]), 'float16')), 'float32'), 'y', 'float32', [3]);
     const { session: clamp } = await createSession(g, cpu);
-    const y = async (v: number[]) => Array.from((await clamp.run({ x: new ort.Tensor('float32', Float32Array.from(v), [3]) })).y!.data as Float32Array);
+    const y = async (v: number[]) =>
+      Array.from(
+        (await clamp.run({ x: new ort.Tensor('float32', Float32Array.from(v), [3]) })).y!.data as Float32Array,
+      );
     // An inf (70000 overflows half) clamps everything to ±(65504 − 1000) (64512 in half); finite values pass.
     expect(await y([1, 70000, -3])).toEqual([1, 64512, -3]);
     expect(await y([1, -70000, 60000])).toEqual([1, -64512, 60000]);
@@ -116,7 +133,12 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
     const graph = buildT5EncoderGraph(component, { length: 256, computeType: 'float16' });
     // `wo` in float32 makes the residual stream float32 from block 0's feed-forward on, as in transformers: only block
     // 0's attention output is still float16 and clamped.
-    expect(graph.toModel().graph.node.filter((n) => n.op_type === 'Clip').map((n) => (n.name ?? '').split('/')[0])).toEqual(['block.0']);
+    expect(
+      graph
+        .toModel()
+        .graph.node.filter((n) => n.op_type === 'Clip')
+        .map((n) => (n.name ?? '').split('/')[0]),
+    ).toEqual(['block.0']);
     const { session } = await createSession(graph, cpu);
     const ids = golden.input_ids_256!;
     const out = await session.run({ input_ids: new ort.Tensor('int64', ids.data as BigInt64Array, ids.shape) });
@@ -139,7 +161,9 @@ describe('T5 v1.1 encoder graph vs transformers T5EncoderModel (golden t5_encode
       expect(t.last_hidden_state!.shape).toEqual([3, 256, 32]);
       expect(diffs(t.last_hidden_state!.data as Float32Array, f32('last_hidden_state_256')).max).toBeLessThan(TOL);
       writeSafetensors(inputs, { input_ids: { dtype: 'int64', shape: [1, 100], data: new BigInt64Array(100) } });
-      await expect(runDebug('t5', { model: fixture('tiny-flux-schnell'), inputs, out }, cpu, () => {})).rejects.toThrow(/expected \[B, 512 or 256\]/);
+      await expect(runDebug('t5', { model: fixture('tiny-flux-schnell'), inputs, out }, cpu, () => {})).rejects.toThrow(
+        /expected \[B, 512 or 256\]/,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -33,16 +33,26 @@ const WEIGHT_FILES = [
 
 function header(file: string): Record<string, { dtype: string; shape: number[] }> {
   const f = new SafetensorsFile(file);
-  return Object.fromEntries(f.names().sort().map((n) => [n, { dtype: f.info(n).dtype, shape: f.info(n).shape }]));
+  return Object.fromEntries(
+    f
+      .names()
+      .sort()
+      .map((n) => [n, { dtype: f.info(n).dtype, shape: f.info(n).shape }]),
+  );
 }
 
 describe('make-tiny-model', () => {
   const dev = path.join(tmp, 'dev');
   const made = makeTinyModel({ out: dev, preset: 'tiny', variant: 'dev', seed: 0, tokenizers });
 
-  it('writes the diffusers layout with the fixture checkpoint\'s exact key names, shapes and bf16 dtype', () => {
+  it("writes the diffusers layout with the fixture checkpoint's exact key names, shapes and bf16 dtype", () => {
     for (const f of WEIGHT_FILES) expect(header(path.join(dev, f)), f).toEqual(header(fixture('tiny-flux-dev', f)));
-    for (const f of ['model_index.json', 'transformer/config.json', 'vae/config.json', 'scheduler/scheduler_config.json']) {
+    for (const f of [
+      'model_index.json',
+      'transformer/config.json',
+      'vae/config.json',
+      'scheduler/scheduler_config.json',
+    ]) {
       const ours = JSON.parse(fs.readFileSync(path.join(dev, f), 'utf8')) as Record<string, unknown>;
       const theirs = JSON.parse(fs.readFileSync(fixture('tiny-flux-dev', f), 'utf8')) as Record<string, unknown>;
       expect(ours, f).toMatchObject(theirs);
@@ -78,7 +88,9 @@ describe('make-tiny-model', () => {
     expect((await t5.encode([t5ids], 512)).lastHiddenState.every(Number.isFinite)).toBe(true);
     await t5.release();
     const vae = new VaeCodec(ck.component('vae'), cpu);
-    expect((await vae.decode({ data: gaussian(4, [1, 16, 8, 8]), shape: [1, 16, 8, 8] })).data.every(Number.isFinite)).toBe(true);
+    expect(
+      (await vae.decode({ data: gaussian(4, [1, 16, 8, 8]), shape: [1, 16, 8, 8] })).data.every(Number.isFinite),
+    ).toBe(true);
     await vae.release();
   });
 
@@ -120,12 +132,19 @@ describe('make-tiny-model', () => {
   });
 
   it('accepts a FLUX checkpoint folder as the tokenizer source; explains what is missing otherwise', () => {
-    expect(resolveTokenizerSources(dev)).toEqual({ clip: path.join(dev, 'tokenizer'), t5: path.join(dev, 'tokenizer_2') });
+    expect(resolveTokenizerSources(dev)).toEqual({
+      clip: path.join(dev, 'tokenizer'),
+      t5: path.join(dev, 'tokenizer_2'),
+    });
     const empty = fs.mkdtempSync(path.join(tmp, 'empty-'));
-    expect(() => resolveTokenizerSources(empty)).toThrow(/holds neither tokenizer\/ \+ tokenizer_2\/.*--tokenizers <dir>/s);
+    expect(() => resolveTokenizerSources(empty)).toThrow(
+      /holds neither tokenizer\/ \+ tokenizer_2\/.*--tokenizers <dir>/s,
+    );
     fs.mkdirSync(path.join(empty, 'tokenizer'));
     expect(() => resolveTokenizerSources(empty)).toThrow(/tokenizer files missing: .*tokenizer\/vocab\.json/);
-    expect(() => makeTinyModel({ out: dev, preset: 'tiny', variant: 'dev', seed: 0, tokenizers })).toThrow(/is not empty; .*--force/);
+    expect(() => makeTinyModel({ out: dev, preset: 'tiny', variant: 'dev', seed: 0, tokenizers })).toThrow(
+      /is not empty; .*--force/,
+    );
   });
 });
 
@@ -150,20 +169,40 @@ describe('make-tiny-model writer', () => {
     makeTinyModel({ out: one, preset: 'tiny', variant: 'schnell', seed: 3, tokenizers });
     const lines: string[] = [];
     // Odd-sized tensors cut into 1000-value pieces, handed out to 2 threads in whatever order they finish.
-    const r = await writeTinyModel({ out: pool, preset: 'tiny', variant: 'schnell', seed: 3, tokenizers, workers: 2, pieceValues: 1000, progress: (m) => lines.push(m) });
-    for (const f of WEIGHT_FILES) expect(fs.readFileSync(path.join(pool, f)).equals(fs.readFileSync(path.join(one, f))), f).toBe(true);
+    const r = await writeTinyModel({
+      out: pool,
+      preset: 'tiny',
+      variant: 'schnell',
+      seed: 3,
+      tokenizers,
+      workers: 2,
+      pieceValues: 1000,
+      progress: (m) => lines.push(m),
+    });
+    for (const f of WEIGHT_FILES)
+      expect(fs.readFileSync(path.join(pool, f)).equals(fs.readFileSync(path.join(one, f))), f).toBe(true);
     expect(r.components.map((c) => c.folder)).toEqual(['transformer', 'text_encoder', 'text_encoder_2', 'vae']);
     expect(lines.filter((l) => / tensors, .* M parameters/.test(l))).toHaveLength(4);
   });
 
-  it('wide preset: FLUX.1\'s real width and head geometry with 1 double + 2 single blocks, small encoders that fit it', () => {
-    const count = (shapes: Map<string, number[]>) => [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
+  it("wide preset: FLUX.1's real width and head geometry with 1 double + 2 single blocks, small encoders that fit it", () => {
+    const count = (shapes: Map<string, number[]>) =>
+      [...shapes.values()].reduce((a, s) => a + s.reduce((x, y) => x * y, 1), 0);
     for (const variant of ['dev', 'schnell'] as const) {
       const c = presetConfigs('wide', variant);
       const cfg = fluxConfigFromDiffusers(c.transformer, 'transformer/config.json');
       expect(cfg).toMatchObject({
-        heads: 24, headDim: 128, inner: 3072, mlp: 12288, axesDimsRope: [16, 56, 56], jointAttentionDim: 4096,
-        pooledProjectionDim: 768, numLayers: 1, numSingleLayers: 2, inChannels: 64, guidanceEmbeds: variant === 'dev',
+        heads: 24,
+        headDim: 128,
+        inner: 3072,
+        mlp: 12288,
+        axesDimsRope: [16, 56, 56],
+        jointAttentionDim: 4096,
+        pooledProjectionDim: 768,
+        numLayers: 1,
+        numSingleLayers: 2,
+        inChannels: 64,
+        guidanceEmbeds: variant === 'dev',
       });
       const shapes = fluxTransformerShapes(cfg).shapes;
       expect(shapes.get('single_transformer_blocks.1.proj_out.weight')).toEqual([3072, 3072 + 12288]);
@@ -176,7 +215,9 @@ describe('make-tiny-model writer', () => {
       expect(c.textEncoder).toMatchObject({ hidden_size: 768, num_hidden_layers: 1 });
       expect(count(t5EncoderShapes(c.textEncoder2, 't5').shapes)).toBe(148_385_920);
       expect(count(clipTextShapes(c.textEncoder, 'clip').shapes)).toBe(45_093_888);
-      expect(count(autoencoderKLShapes(c.vae, 'vae').shapes)).toBe(count(autoencoderKLShapes(presetConfigs('tiny', variant).vae, 'vae').shapes));
+      expect(count(autoencoderKLShapes(c.vae, 'vae').shapes)).toBe(
+        count(autoencoderKLShapes(presetConfigs('tiny', variant).vae, 'vae').shapes),
+      );
     }
   });
 });

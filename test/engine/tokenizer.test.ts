@@ -14,7 +14,9 @@ interface GoldenPrompt {
   clip: { input_ids_77: number[]; bpe_ids_no_special: number[]; pieces: string[]; truncated: boolean };
   t5: { sp_ids_no_eos: number[]; input_ids_512: number[]; input_ids_256: number[] };
 }
-const golden = JSON.parse(fs.readFileSync(fixture('tokenizers', 'golden-ids.json'), 'utf8')) as { prompts: GoldenPrompt[] };
+const golden = JSON.parse(fs.readFileSync(fixture('tokenizers', 'golden-ids.json'), 'utf8')) as {
+  prompts: GoldenPrompt[];
+};
 const clipDir = fixture('tokenizers', 'clip-vit-large-patch14');
 const t5Dir = fixture('tokenizers', 't5-v1_1-xxl');
 
@@ -27,14 +29,17 @@ describe('CLIP tokenizer (vocab.json + merges.txt)', () => {
 
   // The reference is openai's SimpleTokenizer framed as FLUX does (fixtures/README.md §2), all 29 prompts,
   // including html entities, CJK, emoji, and the 93-token prompt that must be cut to 77 with EOS last.
-  it.each(golden.prompts.map((p) => [p.key, p] as const))('%s: ids, pieces and 77-framing match the reference', (_key, p) => {
-    expect(clip.pieces(p.text).slice(0, 90)).toEqual(p.clip.pieces);
-    expect(clip.encode(p.text)).toEqual(p.clip.bpe_ids_no_special);
-    const ids = clip.inputIds(p.text);
-    expect(ids).toEqual(p.clip.input_ids_77);
-    expect(ids).toHaveLength(77);
-    if (p.clip.truncated) expect(ids[76]).toBe(49407);
-  });
+  it.each(golden.prompts.map((p) => [p.key, p] as const))(
+    '%s: ids, pieces and 77-framing match the reference',
+    (_key, p) => {
+      expect(clip.pieces(p.text).slice(0, 90)).toEqual(p.clip.pieces);
+      expect(clip.encode(p.text)).toEqual(p.clip.bpe_ids_no_special);
+      const ids = clip.inputIds(p.text);
+      expect(ids).toEqual(p.clip.input_ids_77);
+      expect(ids).toHaveLength(77);
+      if (p.clip.truncated) expect(ids[76]).toBe(49407);
+    },
+  );
 
   it('the tiny checkpoint ships the same tokenizer', () => {
     const tiny = loadClipTokenizer(fixture('tiny-flux-dev', 'tokenizer'));
@@ -70,7 +75,7 @@ describe('html unescape (Python html.unescape rules, as openai CLIP applies them
   // Expected strings printed by CPython 3.11's html.unescape.
   it.each([
     ['salt &amp; pepper &lt;3', 'salt & pepper <3'],
-    ['&ampx &notit; &notin; &#39;&#x27;&#X41;', '&x \u00acit; \u2209 \'\'A'],
+    ['&ampx &notit; &notin; &#39;&#x27;&#X41;', "&x \u00acit; \u2209 ''A"],
     ['&#128; &#0; &#xD800; &#1114112; &#1; &#65535;', '\u20ac \ufffd \ufffd \ufffd  '],
     ['&amp;lt;', '&lt;'],
     ['&unknown; & &#; &;', '&unknown; & &#; &;'],
@@ -101,7 +106,9 @@ describe('T5 tokenizer (tokenizer.json + sentencepiece charsmap)', () => {
   });
 
   it('reproduces the published T5 ids', () => {
-    expect(t5.encode('translate English to German: The house is wonderful.')).toEqual([13959, 1566, 12, 2968, 10, 37, 629, 19, 1627, 5]);
+    expect(t5.encode('translate English to German: The house is wonderful.')).toEqual([
+      13959, 1566, 12, 2968, 10, 37, 629, 19, 1627, 5,
+    ]);
     expect(t5.encode('Hello world')).toEqual([8774, 296]);
   });
 

@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
-import { openTransformer, type TransformerInputs, type TransformerSession } from '../../src/engine/graphs/flux-transformer-session.ts';
+import {
+  openTransformer,
+  type TransformerInputs,
+  type TransformerSession,
+} from '../../src/engine/graphs/flux-transformer-session.ts';
 import { SafetensorsFile } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 
@@ -24,8 +28,13 @@ const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 function inputs(c: string, withGuidance: boolean): TransformerInputs {
   const f = (n: string) => gold.readFloat32(`${c}_${n}`);
   return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: withGuidance ? f('guidance') : undefined, img_ids: f('img_ids'), txt_ids: f('txt_ids'),
+    hidden_states: f('hidden_states'),
+    encoder_hidden_states: f('encoder_hidden_states'),
+    pooled_projections: f('pooled_projections'),
+    timestep: f('timestep'),
+    guidance: withGuidance ? f('guidance') : undefined,
+    img_ids: f('img_ids'),
+    txt_ids: f('txt_ids'),
   };
 }
 
@@ -54,13 +63,23 @@ describe('FLUX transformer graph vs diffusers goldens (CPU, float32)', () => {
     expect(sample.dims).toEqual([1, 16, 64]);
     expect(maxAbsDiff(sample.data as Float32Array, gold.readFloat32('case1_out_diffusers'))).toBeLessThan(DEV_TOL);
     // Intermediates pin a failure to its block: RoPE is computed exactly as diffusers does (float64 → float32).
-    expect(maxAbsDiff(out.dbg_rope_cos!.data as Float32Array, gold.readFloat32('case1_dbg_rope_cos'))).toBeLessThan(1e-7);
-    expect(maxAbsDiff(out.dbg_rope_sin!.data as Float32Array, gold.readFloat32('case1_dbg_rope_sin'))).toBeLessThan(1e-7);
-    expect(maxAbsDiff(out.dbg_x_embedder!.data as Float32Array, gold.readFloat32('case1_dbg_x_embedder'))).toBeLessThan(2e-6);
-    expect(maxAbsDiff(out.dbg_context_embedder!.data as Float32Array, gold.readFloat32('case1_dbg_context_embedder'))).toBeLessThan(2e-6);
+    expect(maxAbsDiff(out.dbg_rope_cos!.data as Float32Array, gold.readFloat32('case1_dbg_rope_cos'))).toBeLessThan(
+      1e-7,
+    );
+    expect(maxAbsDiff(out.dbg_rope_sin!.data as Float32Array, gold.readFloat32('case1_dbg_rope_sin'))).toBeLessThan(
+      1e-7,
+    );
+    expect(maxAbsDiff(out.dbg_x_embedder!.data as Float32Array, gold.readFloat32('case1_dbg_x_embedder'))).toBeLessThan(
+      2e-6,
+    );
+    expect(
+      maxAbsDiff(out.dbg_context_embedder!.data as Float32Array, gold.readFloat32('case1_dbg_context_embedder')),
+    ).toBeLessThan(2e-6);
     expect(maxAbsDiff(out.dbg_temb!.data as Float32Array, gold.readFloat32('case1_dbg_temb'))).toBeLessThan(5e-5);
     for (const n of ['double0_txt', 'double0_img', 'double1_txt', 'double1_img', 'single0', 'single1', 'norm_out']) {
-      expect(maxAbsDiff(out[`dbg_${n}`]!.data as Float32Array, gold.readFloat32(`case1_dbg_${n}`)), n).toBeLessThan(2e-4);
+      expect(maxAbsDiff(out[`dbg_${n}`]!.data as Float32Array, gold.readFloat32(`case1_dbg_${n}`)), n).toBeLessThan(
+        2e-4,
+      );
     }
   });
 

@@ -14,7 +14,10 @@ import { fixture } from '../support/fixtures.ts';
 const TOL = 1e-5;
 const cpu = { executionProvider: 'cpu' as const, threads: 2 };
 const golden = readSafetensors(fixture('golden', 'vae.safetensors')).tensors;
-const t = (name: string): Nchw => ({ data: golden[name]!.data as Float32Array, shape: golden[name]!.shape as Nchw['shape'] });
+const t = (name: string): Nchw => ({
+  data: golden[name]!.data as Float32Array,
+  shape: golden[name]!.shape as Nchw['shape'],
+});
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   expect(a.length).toBe(b.length);
@@ -57,7 +60,9 @@ describe('VAE graphs vs diffusers AutoencoderKL and BFL AutoEncoder (golden vae.
   });
 
   it('rejects a latent with the wrong channel count', async () => {
-    await expect(vae.decode({ data: new Float32Array(4 * 8 * 8), shape: [1, 4, 8, 8] })).rejects.toThrow(/expected \[B, 16, H, W\]/);
+    await expect(vae.decode({ data: new Float32Array(4 * 8 * 8), shape: [1, 4, 8, 8] })).rejects.toThrow(
+      /expected \[B, 16, H, W\]/,
+    );
   });
 
   it('debug vae-decode (input `latent`) and vae-encode (output `latent`) on the golden file', async () => {
@@ -65,9 +70,21 @@ describe('VAE graphs vs diffusers AutoencoderKL and BFL AutoEncoder (golden vae.
     try {
       const out = path.join(dir, 'out.safetensors');
       const model = fixture('tiny-flux-dev');
-      await runDebug('vae-decode', { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'decode_', out }, cpu, () => {});
-      expect(maxAbsDiff(readSafetensors(out).tensors.image!.data as Float32Array, t('decode_out_diffusers').data)).toBeLessThan(TOL);
-      await runDebug('vae-encode', { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'encode_', out, intermediates: true }, cpu, () => {});
+      await runDebug(
+        'vae-decode',
+        { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'decode_', out },
+        cpu,
+        () => {},
+      );
+      expect(
+        maxAbsDiff(readSafetensors(out).tensors.image!.data as Float32Array, t('decode_out_diffusers').data),
+      ).toBeLessThan(TOL);
+      await runDebug(
+        'vae-encode',
+        { model, inputs: fixture('golden', 'vae.safetensors'), prefix: 'encode_', out, intermediates: true },
+        cpu,
+        () => {},
+      );
       const enc = readSafetensors(out).tensors;
       expect(Object.keys(enc).sort()).toEqual(['latent', 'logvar', 'mean']);
       expect(maxAbsDiff(enc.latent!.data as Float32Array, t('encode_out_bfl').data)).toBeLessThan(TOL);

@@ -69,14 +69,19 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
     });
   }
 
-  it('fp8: each DequantizeLinear waits for its block\'s input (so ORT widens one block at a time, not every weight at once)', () => {
+  it("fp8: each DequantizeLinear waits for its block's input (so ORT widens one block at a time, not every weight at once)", () => {
     const ck = new PreparedCheckpoint(loadCheckpoint(dirs.get('fp8')!), AS_STORED, cacheDir);
     const model = buildTransformerGraph(ck.transformerConfig, ck.transformerWeights()).toModel();
     const inits = new Set(model.graph.initializer.map((i) => i.name));
     const byOutput = new Map(model.graph.node.map((n) => [n.output[0]!, n]));
     // The blocks' weights (the embedders before the first block are small and needed first anyway).
     const dq = model.graph.node.filter((n) => n.op_type === 'DequantizeLinear' && n.name!.includes('blocks.'));
-    expect(dq.length).toBe(ck.transformerWeights().names().filter((n) => n.includes('blocks.') && ck.transformerWeights().info(n).dtype === 'float8e4m3fn').length);
+    expect(dq.length).toBe(
+      ck
+        .transformerWeights()
+        .names()
+        .filter((n) => n.includes('blocks.') && ck.transformerWeights().info(n).dtype === 'float8e4m3fn').length,
+    );
     for (const n of dq) {
       expect(inits.has(n.input[1]!), `${n.name}: scale is a constant`).toBe(false);
       // scale = stored scale · 1, the 1 computed from Size(block input).
@@ -92,7 +97,7 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
     }
   });
 
-  it('int4: the folder\'s scenewright.json makes int4 the default, and its own prepared weights are used (nothing written to the cache)', async () => {
+  it("int4: the folder's scenewright.json makes int4 the default, and its own prepared weights are used (nothing written to the cache)", async () => {
     const dir = dirs.get('int4')!;
     expect(readdirSync(path.join(dir, 'scenewright-prepared')).filter((f) => f.endsWith('.bin'))).toHaveLength(2);
     const own = path.join(root, 'int4-cache');
@@ -104,7 +109,13 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
       expect(src.nbits!.packed.external!.file.startsWith(path.join(dir, 'scenewright-prepared'))).toBe(true);
       expect(engine.version).toMatch(/\(transformer int4, text_encoder_2 int4\)$/);
       // WEIGHTS wins over the folder's default.
-      const over = Engine.open({ modelDir: dir, runtime: cpu, weightsCacheDir: own, memoryCheck: false, weights: { transformer: 'int8' } });
+      const over = Engine.open({
+        modelDir: dir,
+        runtime: cpu,
+        weightsCacheDir: own,
+        memoryCheck: false,
+        weights: { transformer: 'int8' },
+      });
       expect(over.checkpoint.forms.transformer).toBe('int8');
       expect(existsSync(own)).toBe(false);
     } finally {
@@ -140,7 +151,18 @@ describe('weight forms written by make-tiny-model, loaded as they are', () => {
   });
 
   it('make-tiny-model --weights: an unknown form is refused with the list', () => {
-    const r = spawnSync(process.execPath, [path.join(repoRoot, 'bin', 'scenewright.js'), 'make-tiny-model', '--out', path.join(root, 'x'), '--weights', 'q3'], { encoding: 'utf8' });
+    const r = spawnSync(
+      process.execPath,
+      [
+        path.join(repoRoot, 'bin', 'scenewright.js'),
+        'make-tiny-model',
+        '--out',
+        path.join(root, 'x'),
+        '--weights',
+        'q3',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/--weights must be bf16, int8, int4, fp8, gguf-q4_0, gguf-q8_0 \(got "q3"\)/);
   });

@@ -29,7 +29,10 @@ describe('configuration', () => {
 
   it('lists every problem at once, each with a way to fix it', () => {
     const problems = problemsOf(() =>
-      loadConfig({ EXECUTION_PROVIDER: 'tpu', MAX_REGIONS: 'many', MIN_SIZE: '1000', MAX_SIZE: '520' }, ['discord', 'model']),
+      loadConfig({ EXECUTION_PROVIDER: 'tpu', MAX_REGIONS: 'many', MIN_SIZE: '1000', MAX_SIZE: '520' }, [
+        'discord',
+        'model',
+      ]),
     );
     expect(problems.some((p) => p.startsWith('DISCORD_TOKEN is not set') && p.includes('developer'))).toBe(true);
     expect(problems.some((p) => p.startsWith('MODEL_DIR is not set') && p.includes('README'))).toBe(true);
@@ -41,7 +44,9 @@ describe('configuration', () => {
   it('checks sizes against the token grid and each other', () => {
     const problems = problemsOf(() => loadConfig({ MIN_SIZE: '1040', MAX_SIZE: '1000', DEFAULT_SIZE: '1000' }));
     expect(problems.some((p) => p.includes('MIN_SIZE (1040) is larger than MAX_SIZE (1000)'))).toBe(true);
-    expect(problems.some((p) => p.includes('MAX_SIZE (1000) must be a multiple of 16') && p.includes('try 1008'))).toBe(true);
+    expect(problems.some((p) => p.includes('MAX_SIZE (1000) must be a multiple of 16') && p.includes('try 1008'))).toBe(
+      true,
+    );
   });
 
   it('parses lists, booleans and URLs', () => {
@@ -62,10 +67,24 @@ describe('configuration', () => {
 
   it('WEIGHTS: one form for the transformer and T5, or per component; a bad value says what works', () => {
     expect(loadConfig({}).model.weights).toEqual({ transformer: 'auto', text_encoder_2: 'auto', text_encoder: 'auto' });
-    expect(loadConfig({ WEIGHTS: 'int4' }).model.weights).toEqual({ transformer: 'int4', text_encoder_2: 'int4', text_encoder: 'auto' });
-    expect(loadConfig({ WEIGHTS: 'transformer:int4, t5=int8' }).model.weights).toEqual({ transformer: 'int4', text_encoder_2: 'int8', text_encoder: 'auto' });
-    expect(problemsOf(() => loadConfig({ WEIGHTS: 'int3' }))).toEqual([expect.stringMatching(/^WEIGHTS is invalid \(got "int3"\): "int3" is not a weights form \(use auto, bf16, int8, int4\); e\.g\. WEIGHTS=int8/)]);
-    expect(problemsOf(() => loadConfig({ WEIGHTS: 'unet:int8' }))).toEqual([expect.stringMatching(/"unet" is not a component \(use transformer, t5 or clip\)/)]);
+    expect(loadConfig({ WEIGHTS: 'int4' }).model.weights).toEqual({
+      transformer: 'int4',
+      text_encoder_2: 'int4',
+      text_encoder: 'auto',
+    });
+    expect(loadConfig({ WEIGHTS: 'transformer:int4, t5=int8' }).model.weights).toEqual({
+      transformer: 'int4',
+      text_encoder_2: 'int8',
+      text_encoder: 'auto',
+    });
+    expect(problemsOf(() => loadConfig({ WEIGHTS: 'int3' }))).toEqual([
+      expect.stringMatching(
+        /^WEIGHTS is invalid \(got "int3"\): "int3" is not a weights form \(use auto, bf16, int8, int4\); e\.g\. WEIGHTS=int8/,
+      ),
+    ]);
+    expect(problemsOf(() => loadConfig({ WEIGHTS: 'unet:int8' }))).toEqual([
+      expect.stringMatching(/"unet" is not a component \(use transformer, t5 or clip\)/),
+    ]);
     expect(loadConfig({ WEIGHTS_CACHE_DIR: 'cache-here' }).model.weightsCacheDir).toBe(path.resolve('cache-here'));
     expect(loadConfig({ XDG_CACHE_HOME: '/x/cache' }).model.weightsCacheDir).toBe('/x/cache/scenewright/weights');
   });

@@ -21,8 +21,15 @@ describe('structured logger', () => {
       log.info({ config: { apiKey: 'sk-test-0123456789abcdef', token: 'MTIz.discord.token' }, headers: { authorization: 'Bot abc' } }, 'starting');
       log.warn('request failed for key sk-test-0123456789abcdef');
     `);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines[0]).toMatchObject({ level: 'info', msg: 'starting', config: { apiKey: '[redacted]', token: '[redacted]' } });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines[0]).toMatchObject({
+      level: 'info',
+      msg: 'starting',
+      config: { apiKey: '[redacted]', token: '[redacted]' },
+    });
     expect(lines[1]).toMatchObject({ level: 'warn', msg: 'request failed for key [redacted]' });
     expect(out).not.toContain('sk-test-0123456789abcdef');
     expect(out).not.toContain('MTIz.discord.token');

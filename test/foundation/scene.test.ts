@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
-  applyEdit, normalizeScene, parseSceneJSON, sceneToJSON, SceneError, sizeForAspect, snapBox, validateScene, type Scene,
+  applyEdit,
+  normalizeScene,
+  parseSceneJSON,
+  sceneToJSON,
+  SceneError,
+  sizeForAspect,
+  snapBox,
+  validateScene,
+  type Scene,
 } from '../../src/scene/index.ts';
 
 const base: Scene = {
@@ -53,14 +61,18 @@ describe('Scene validation', () => {
     const r = base.regions[0]!;
     expect(problems({ ...base, regions: [r, r] })).toContain('two regions share the id "r1": ids must be unique');
     expect(problems(base, { maxRegions: 1, minSize: 256, maxSize: 1536 })[0]).toMatch(/2 regions; at most 1/);
-    expect(problems({ ...base, regions: [{ ...r, label: '  ' }] })[0]).toMatch(/regions\.0\.label: a region needs a label/);
+    expect(problems({ ...base, regions: [{ ...r, label: '  ' }] })[0]).toMatch(
+      /regions\.0\.label: a region needs a label/,
+    );
     const sizes = problems({ ...base, width: 1000, height: 4096 });
     expect(sizes).toContain('width 1000 is not a multiple of 16: use 1008');
     expect(sizes).toContain('height 4096 is outside the allowed range 256–1536');
   });
 
   it('rejects text that is far too long and non-JSON files', () => {
-    expect(problems({ ...base, regions: [{ ...base.regions[0]!, prompt: 'x'.repeat(601) }] })[0]).toMatch(/regions\.0\.prompt/);
+    expect(problems({ ...base, regions: [{ ...base.regions[0]!, prompt: 'x'.repeat(601) }] })[0]).toMatch(
+      /regions\.0\.prompt/,
+    );
     expect(() => parseSceneJSON('{"width": 512,')).toThrow(/not valid JSON/);
   });
 });
@@ -102,16 +114,30 @@ describe('applying an edit', () => {
   });
 
   it('adds with a fresh id, removes, and treats a move or a new caption as a new generation', () => {
-    const added = applyEdit(base, { kind: 'change', update: [], add: [{ label: 'a ball', prompt: 'a red ball', box: { x: 0.4, y: 0.8, w: 0.2, h: 0.15 } }], remove: ['r2'] });
+    const added = applyEdit(base, {
+      kind: 'change',
+      update: [],
+      add: [{ label: 'a ball', prompt: 'a red ball', box: { x: 0.4, y: 0.8, w: 0.2, h: 0.15 } }],
+      remove: ['r2'],
+    });
     expect(added.scene.regions.map((x) => x.id)).toEqual(['r1', 'r3']);
     expect(added.repaint.map((x) => x.id)).toEqual(['r2', 'r3']);
     expect(added.regenerate).toBe(false);
-    const moved = applyEdit(base, { kind: 'change', update: [{ id: 'r2', box: { x: 0.5, y: 0.1, w: 0.3, h: 0.3 } }], add: [], remove: [] });
+    const moved = applyEdit(base, {
+      kind: 'change',
+      update: [{ id: 'r2', box: { x: 0.5, y: 0.1, w: 0.3, h: 0.3 } }],
+      add: [],
+      remove: [],
+    });
     expect(moved.regenerate).toBe(true);
-    expect(applyEdit(base, { kind: 'change', update: [], add: [], remove: [], prompt: 'two cats, oil painting' }).regenerate).toBe(true);
+    expect(
+      applyEdit(base, { kind: 'change', update: [], add: [], remove: [], prompt: 'two cats, oil painting' }).regenerate,
+    ).toBe(true);
   });
 
   it('refuses edits that name regions the scene does not have', () => {
-    expect(() => applyEdit(base, { kind: 'change', update: [{ id: 'r9', label: 'x' }], add: [], remove: [] })).toThrow(/"r9", which is not in the layout/);
+    expect(() => applyEdit(base, { kind: 'change', update: [{ id: 'r9', label: 'x' }], add: [], remove: [] })).toThrow(
+      /"r9", which is not in the layout/,
+    );
   });
 });

@@ -4,10 +4,19 @@ import { PALETTE, renderLayout } from '../../src/planner/layout-image.ts';
 import type { Scene } from '../../src/scene/schema.ts';
 
 const scene: Scene = {
-  width: 1024, height: 1024, prompt: 'p', background: 'b', exclude: [],
+  width: 1024,
+  height: 1024,
+  prompt: 'p',
+  background: 'b',
+  exclude: [],
   regions: [
     { id: 'r1', label: 'a tabby cat', prompt: 'x', box: { x: 0.0625, y: 0.25, w: 0.375, h: 0.5 } },
-    { id: 'r2', label: 'a <b>"black" & \'odd\'</b> cat\u0007', prompt: 'x', box: { x: 0.5625, y: 0.25, w: 0.375, h: 0.5 } },
+    {
+      id: 'r2',
+      label: 'a <b>"black" & \'odd\'</b> cat\u0007',
+      prompt: 'x',
+      box: { x: 0.5625, y: 0.25, w: 0.375, h: 0.5 },
+    },
   ],
 };
 
@@ -45,16 +54,20 @@ describe('layout pictures', () => {
       const png = await renderLayout({ ...scene, regions: [{ ...scene.regions[0]!, label }] });
       const { info, at } = await pixels(png);
       let n = 0;
-      for (let y = 512; y < info.height; y++) for (let x = 30; x < info.width; x++) if (at(x, y).every((v) => v < 90)) n++;
+      for (let y = 512; y < info.height; y++)
+        for (let x = 30; x < info.width; x++) if (at(x, y).every((v) => v < 90)) n++;
       return n;
     };
     // Without a usable font every character becomes the same box, so both strings would get the same ink.
-    const thin = await ink('iiiiiiiiiiii'), wide = await ink('WWWWWWWWWWWW');
+    const thin = await ink('iiiiiiiiiiii'),
+      wide = await ink('WWWWWWWWWWWW');
     expect(wide).toBeGreaterThan(thin * 1.8);
   });
 
   it('over an image: the picture shows through outside the boxes; size follows the scene', async () => {
-    const image = await sharp({ create: { width: 1344, height: 768, channels: 3, background: '#336699' } }).png().toBuffer();
+    const image = await sharp({ create: { width: 1344, height: 768, channels: 3, background: '#336699' } })
+      .png()
+      .toBuffer();
     const wide: Scene = { ...scene, width: 1344, height: 768 };
     const png = await renderLayout(wide, { image, legend: false });
     const { info, at } = await pixels(png);
@@ -63,7 +76,15 @@ describe('layout pictures', () => {
   });
 
   it('many regions, tiny boxes, soft-refinement cells and no regions all render', async () => {
-    const many: Scene = { ...scene, regions: Array.from({ length: 16 }, (_, i) => ({ id: `r${i + 1}`, label: `thing number ${i + 1} with a long label`, prompt: 'x', box: { x: (i % 4) / 4, y: Math.floor(i / 4) / 4, w: 1 / 64, h: 1 / 64 } })) };
+    const many: Scene = {
+      ...scene,
+      regions: Array.from({ length: 16 }, (_, i) => ({
+        id: `r${i + 1}`,
+        label: `thing number ${i + 1} with a long label`,
+        prompt: 'x',
+        box: { x: (i % 4) / 4, y: Math.floor(i / 4) / 4, w: 1 / 64, h: 1 / 64 },
+      })),
+    };
     expect((await pixels(await renderLayout(many, { showCells: true, width: 400 }))).info.width).toBe(400);
     const none = await renderLayout({ ...scene, regions: [] });
     expect((await pixels(none)).info.height).toBe(512);

@@ -27,21 +27,30 @@ function pairs(seed: number, count: number): [string, string][] {
   const next = rng(seed);
   const out: [string, string][] = [];
   while (out.length < count) {
-    const a = NOUNS[Math.floor(next() * NOUNS.length)]!, b = NOUNS[Math.floor(next() * NOUNS.length)]!;
+    const a = NOUNS[Math.floor(next() * NOUNS.length)]!,
+      b = NOUNS[Math.floor(next() * NOUNS.length)]!;
     if (a !== b) out.push([a, b]);
   }
   return out;
 }
 
-const px = (b: Box, s: { width: number; height: number }) => ({ x: b.x * s.width, y: b.y * s.height, w: b.w * s.width, h: b.h * s.height });
+const px = (b: Box, s: { width: number; height: number }) => ({
+  x: b.x * s.width,
+  y: b.y * s.height,
+  w: b.w * s.width,
+  h: b.h * s.height,
+});
 const cy = (b: Box) => b.y + b.h / 2;
 const bottom = (b: Box) => b.y + b.h;
-const overlap = (a: Box, b: Box) => Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x) > 1e-9 && Math.min(bottom(a), bottom(b)) - Math.max(a.y, b.y) > 1e-9;
+const overlap = (a: Box, b: Box) =>
+  Math.min(a.x + a.w, b.x + b.w) - Math.max(a.x, b.x) > 1e-9 &&
+  Math.min(bottom(a), bottom(b)) - Math.max(a.y, b.y) > 1e-9;
 const EPS = 1e-9;
 
 function boxes(text: string, a: string, b: string, shape: { width: number; height: number }): { A: Box; B: Box } {
   const regions = planOffline(text, shape).scene.regions;
-  const A = regionOf(regions, a), B = regionOf(regions, b);
+  const A = regionOf(regions, a),
+    B = regionOf(regions, b);
   expect(A, `${text}: no box for ${a} (${regions.map((r) => r.label).join(', ')})`).toBeDefined();
   expect(B, `${text}: no box for ${b} (${regions.map((r) => r.label).join(', ')})`).toBeDefined();
   return { A: A!.box, B: B!.box };
@@ -55,8 +64,10 @@ describe('offline layout: size priors', () => {
   it.each(SHAPES)('a smaller thing gets a smaller box, at %o', (shape) => {
     for (const [a, b] of pairs(1 + shape.width, 150)) {
       const { A, B } = boxes(`a ${a} and a ${b}`, a, b, shape);
-      const ma = magnitude(sizeOf(a)), mb = magnitude(sizeOf(b));
-      const pa = px(A, shape), pb = px(B, shape);
+      const ma = magnitude(sizeOf(a)),
+        mb = magnitude(sizeOf(b));
+      const pa = px(A, shape),
+        pb = px(B, shape);
       // Clear differences only: the token grid rounds boxes by up to 16 px.
       if (ma < mb * 0.7) expect(pa.w * pa.h, `a ${a} should be smaller than a ${b}`).toBeLessThan(pb.w * pb.h);
       if (mb < ma * 0.7) expect(pb.w * pb.h, `a ${b} should be smaller than a ${a}`).toBeLessThan(pa.w * pa.h);
@@ -95,41 +106,65 @@ describe('offline layout: size priors', () => {
 
 describe('offline layout: contact relations hold on the boxes for random pairs', () => {
   const cases: [string, (a: string, b: string) => string, (A: Box, B: Box) => void][] = [
-    ['on', (a, b) => `a ${a} on a ${b}`, (A, B) => {
-      // Resting on B's top surface: above its centre, overlapping it, within its width.
-      expect(cy(A)).toBeLessThan(cy(B));
-      expect(overlap(A, B)).toBe(true);
-      expect(bottom(A)).toBeGreaterThan(B.y - EPS);
-      expect(bottom(A)).toBeLessThan(cy(B) + EPS);
-      expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
-      expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
-    }],
-    ['under', (a, b) => `a ${a} under a ${b}`, (A, B) => {
-      expect(cy(A)).toBeGreaterThan(cy(B));
-      expect(overlap(A, B)).toBe(true);
-      expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
-      expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
-    }],
-    ['inside', (a, b) => `a ${a} inside a ${b}`, (A, B) => {
-      expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
-      expect(A.y).toBeGreaterThanOrEqual(B.y - EPS);
-      expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
-      expect(bottom(A)).toBeLessThanOrEqual(bottom(B) + EPS);
-      expect(A.w * A.h).toBeLessThan(B.w * B.h);
-    }],
-    ['in front of', (a, b) => `a ${a} in front of a ${b}`, (A, B) => {
-      // Nearer the viewer: it stands lower in the picture and covers part of B.
-      expect(bottom(A)).toBeGreaterThan(bottom(B));
-      expect(overlap(A, B)).toBe(true);
-    }],
-    ['behind', (a, b) => `a ${a} behind a ${b}`, (A, B) => {
-      expect(bottom(A)).toBeLessThan(bottom(B));
-      expect(overlap(A, B)).toBe(true);
-    }],
-    ['held by', (a, b) => `a ${a} held by a ${b}`, (A, B) => {
-      expect(overlap(A, B)).toBe(true);
-      expect(A.w * A.h).toBeLessThan(B.w * B.h);
-    }],
+    [
+      'on',
+      (a, b) => `a ${a} on a ${b}`,
+      (A, B) => {
+        // Resting on B's top surface: above its centre, overlapping it, within its width.
+        expect(cy(A)).toBeLessThan(cy(B));
+        expect(overlap(A, B)).toBe(true);
+        expect(bottom(A)).toBeGreaterThan(B.y - EPS);
+        expect(bottom(A)).toBeLessThan(cy(B) + EPS);
+        expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
+        expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
+      },
+    ],
+    [
+      'under',
+      (a, b) => `a ${a} under a ${b}`,
+      (A, B) => {
+        expect(cy(A)).toBeGreaterThan(cy(B));
+        expect(overlap(A, B)).toBe(true);
+        expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
+        expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
+      },
+    ],
+    [
+      'inside',
+      (a, b) => `a ${a} inside a ${b}`,
+      (A, B) => {
+        expect(A.x).toBeGreaterThanOrEqual(B.x - EPS);
+        expect(A.y).toBeGreaterThanOrEqual(B.y - EPS);
+        expect(A.x + A.w).toBeLessThanOrEqual(B.x + B.w + EPS);
+        expect(bottom(A)).toBeLessThanOrEqual(bottom(B) + EPS);
+        expect(A.w * A.h).toBeLessThan(B.w * B.h);
+      },
+    ],
+    [
+      'in front of',
+      (a, b) => `a ${a} in front of a ${b}`,
+      (A, B) => {
+        // Nearer the viewer: it stands lower in the picture and covers part of B.
+        expect(bottom(A)).toBeGreaterThan(bottom(B));
+        expect(overlap(A, B)).toBe(true);
+      },
+    ],
+    [
+      'behind',
+      (a, b) => `a ${a} behind a ${b}`,
+      (A, B) => {
+        expect(bottom(A)).toBeLessThan(bottom(B));
+        expect(overlap(A, B)).toBe(true);
+      },
+    ],
+    [
+      'held by',
+      (a, b) => `a ${a} held by a ${b}`,
+      (A, B) => {
+        expect(overlap(A, B)).toBe(true);
+        expect(A.w * A.h).toBeLessThan(B.w * B.h);
+      },
+    ],
   ];
   it.each(cases)('%s', (name, sentence, holds) => {
     let n = 0;
@@ -140,7 +175,10 @@ describe('offline layout: contact relations hold on the boxes for random pairs',
         try {
           holds(A, B);
         } catch (e) {
-          throw new Error(`${text} at ${shape.width}×${shape.height}: ${(e as Error).message}\nA=${JSON.stringify(A)} B=${JSON.stringify(B)}`, { cause: e });
+          throw new Error(
+            `${text} at ${shape.width}×${shape.height}: ${(e as Error).message}\nA=${JSON.stringify(A)} B=${JSON.stringify(B)}`,
+            { cause: e },
+          );
         }
         n++;
       }

@@ -17,7 +17,10 @@ function applied(instruction: string, s: Scene = scene) {
 
 describe('offline editor', () => {
   it('the plan it edits', () => {
-    expect(scene.regions.map((r) => [r.id, r.label])).toEqual([['r1', 'a tabby cat'], ['r2', 'a black cat']]);
+    expect(scene.regions.map((r) => [r.id, r.label])).toEqual([
+      ['r1', 'a tabby cat'],
+      ['r2', 'a black cat'],
+    ]);
   });
   it.each([
     ['change the left cat to a dog', 'r1', 'a dog'],
@@ -69,18 +72,27 @@ describe('offline editor', () => {
     expect(moved.scene.regions[0]!.box.y).toBe(0);
   });
   it('background and style are global changes', () => {
-    expect(editOffline(scene, 'change the background to a beach').edit).toMatchObject({ kind: 'change', background: 'a beach' });
+    expect(editOffline(scene, 'change the background to a beach').edit).toMatchObject({
+      kind: 'change',
+      background: 'a beach',
+    });
     const night = editOffline(scene, 'make it night').edit;
     expect(night).toMatchObject({ kind: 'change' });
     if (night.kind === 'change') expect(night.prompt).toMatch(/, night$/);
   });
   it('start over', () => {
-    expect(editOffline(scene, 'start over: a castle at night').edit).toEqual({ kind: 'start_over', description: 'a castle at night' });
+    expect(editOffline(scene, 'start over: a castle at night').edit).toEqual({
+      kind: 'start_over',
+      description: 'a castle at night',
+    });
     expect(editOffline(scene, 'draw a horse instead').edit).toEqual({ kind: 'start_over', description: 'a horse' });
     expect(editOffline(scene, 'start over').edit.kind).toBe('clarify');
   });
   it('ambiguous, missing and unreadable references ask instead of guessing', () => {
-    expect(editOffline(scene, 'remove the cat').edit).toEqual({ kind: 'clarify', question: 'Which cat do you mean: the tabby cat or the black cat?' });
+    expect(editOffline(scene, 'remove the cat').edit).toEqual({
+      kind: 'clarify',
+      question: 'Which cat do you mean: the tabby cat or the black cat?',
+    });
     expect(editOffline(scene, 'make the cat a dog').edit.kind).toBe('clarify');
     const horse = editOffline(scene, 'change the horse to a cow').edit;
     expect(horse.kind).toBe('clarify');
@@ -97,32 +109,53 @@ describe('offline editor', () => {
     expect(second.edit).toMatchObject({ kind: 'change', remove: ['r2'] });
   });
   it('the caption follows the change, so the repaint prompt names what is there now', () => {
-    expect(applied('change the left cat to a dog').scene.prompt).toBe('A dog on the left and a black cat on the right in a living room, oil painting');
+    expect(applied('change the left cat to a dog').scene.prompt).toBe(
+      'A dog on the left and a black cat on the right in a living room, oil painting',
+    );
     expect(applied('remove the black cat').scene.prompt).toBe('A tabby cat on the left in a living room, oil painting');
-    expect(applied('add a red ball').scene.prompt).toBe('A tabby cat on the left and a black cat on the right in a living room, oil painting, with a red ball');
+    expect(applied('add a red ball').scene.prompt).toBe(
+      'A tabby cat on the left and a black cat on the right in a living room, oil painting, with a red ball',
+    );
     expect(rewriteCaption('Two cats and a blue car', 'a blue car', 'a red car')).toBe('Two cats and a red car');
     expect(rewriteCaption('Three cats on a sofa', 'a cat', 'a dog')).toBe('Three cats on a sofa');
     expect(rewriteCaption('A cat with a red ball', 'a red ball')).toBe('A cat');
   });
   it('several changes in one instruction: each region gets its own new label and prompt', () => {
     const a = applied('make the tabby cat orange and the black cat white');
-    expect(a.scene.regions.map((r) => [r.id, r.label])).toEqual([['r1', 'an orange cat'], ['r2', 'a white cat']]);
+    expect(a.scene.regions.map((r) => [r.id, r.label])).toEqual([
+      ['r1', 'an orange cat'],
+      ['r2', 'a white cat'],
+    ]);
     expect(a.repaint.map((r) => r.id)).toEqual(['r1', 'r2']);
     expect(a.regenerate).toBe(false);
     const b = applied('change the left cat to a fox and the right cat to a wolf');
     expect(b.scene.regions.map((r) => r.label)).toEqual(['a fox', 'a wolf']);
     const c = applied('remove the tabby cat, then add a plant on the left');
-    expect(c.scene.regions.map((r) => [r.id, r.label])).toEqual([['r2', 'a black cat'], ['r3', 'a plant']]);
-    expect(splitInstruction('add a red ball between the cat and the dog')).toEqual(['add a red ball between the cat and the dog']);
+    expect(c.scene.regions.map((r) => [r.id, r.label])).toEqual([
+      ['r2', 'a black cat'],
+      ['r3', 'a plant'],
+    ]);
+    expect(splitInstruction('add a red ball between the cat and the dog')).toEqual([
+      'add a red ball between the cat and the dog',
+    ]);
     expect(splitInstruction('make the cat black and white')).toEqual(['make the cat black and white']);
-    for (const text of ['paint the tabby cat orange and the black cat white', 'the tabby cat should be orange and the black cat white', 'make the tabby cat orange and also the black cat white']) {
-      expect(applied(text).scene.regions.map((r) => r.label), text).toEqual(['an orange cat', 'a white cat']);
+    for (const text of [
+      'paint the tabby cat orange and the black cat white',
+      'the tabby cat should be orange and the black cat white',
+      'make the tabby cat orange and also the black cat white',
+    ]) {
+      expect(
+        applied(text).scene.regions.map((r) => r.label),
+        text,
+      ).toEqual(['an orange cat', 'a white cat']);
     }
   });
   it('a thing that is not in the picture gets a question that names it', () => {
     const { edit } = editOffline(scene, 'make the ball blue');
     expect(edit).toMatchObject({ kind: 'clarify' });
-    expect((edit as { question: string }).question).toMatch(/can't find a ball in this picture\. It has a tabby cat, a black cat/);
+    expect((edit as { question: string }).question).toMatch(
+      /can't find a ball in this picture\. It has a tabby cat, a black cat/,
+    );
     expect(editOffline(scene, 'make the tabby cat orange and the ball blue').edit.kind).toBe('clarify');
   });
 });

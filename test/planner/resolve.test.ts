@@ -4,7 +4,11 @@ import type { Scene } from '../../src/scene/schema.ts';
 
 const box = (x: number, y: number, w = 0.2, h = 0.3) => ({ x, y, w, h });
 const scene: Scene = {
-  width: 1024, height: 1024, prompt: 'a room', background: 'a room', exclude: [],
+  width: 1024,
+  height: 1024,
+  prompt: 'a room',
+  background: 'a room',
+  exclude: [],
   regions: [
     { id: 'r1', label: 'a tabby cat', prompt: 'a tabby cat', box: box(0.05, 0.5) },
     { id: 'r2', label: 'a black cat', prompt: 'a black cat', box: box(0.7, 0.5) },
@@ -18,16 +22,31 @@ const scene: Scene = {
 
 describe('resolver: unambiguous references', () => {
   it.each([
-    ['the left cat', 'r1'], ['the cat on the right', 'r2'], ['the rightmost cat', 'r2'], ['the black cat', 'r2'],
-    ['the kitten on the left', 'r1'], ['the second mug from the right', 'r4'], ['the second mug from the left', 'r4'],
-    ['the first mug', 'r3'], ['the last mug', 'r5'], ['the middle mug', 'r4'], ['the bigger dog', 'r6'],
-    ['the smallest dog', 'r7'], ['the top left one', 'r3'], ['the red one', 'r3'], ['The Blue Mug', 'r4'],
-    ['the dog at the bottom right', 'r7'], ["the black cat's", 'r2'],
+    ['the left cat', 'r1'],
+    ['the cat on the right', 'r2'],
+    ['the rightmost cat', 'r2'],
+    ['the black cat', 'r2'],
+    ['the kitten on the left', 'r1'],
+    ['the second mug from the right', 'r4'],
+    ['the second mug from the left', 'r4'],
+    ['the first mug', 'r3'],
+    ['the last mug', 'r5'],
+    ['the middle mug', 'r4'],
+    ['the bigger dog', 'r6'],
+    ['the smallest dog', 'r7'],
+    ['the top left one', 'r3'],
+    ['the red one', 'r3'],
+    ['The Blue Mug', 'r4'],
+    ['the dog at the bottom right', 'r7'],
+    ["the black cat's", 'r2'],
   ])('%s → %s', (phrase, id) => {
     expect(resolveReference(scene, phrase)).toEqual({ kind: 'unique', id });
   });
   it('the one on top, when one thing is highest', () => {
-    const s: Scene = { ...scene, regions: [scene.regions[0]!, { ...scene.regions[2]!, box: box(0.4, 0.05, 0.1, 0.1) }, scene.regions[5]!] };
+    const s: Scene = {
+      ...scene,
+      regions: [scene.regions[0]!, { ...scene.regions[2]!, box: box(0.4, 0.05, 0.1, 0.1) }, scene.regions[5]!],
+    };
     expect(resolveReference(s, 'the one on top')).toEqual({ kind: 'unique', id: 'r3' });
   });
   it('plurals and "both" name every match', () => {
@@ -51,10 +70,17 @@ describe('resolver: ambiguous and missing references ask', () => {
   it('identical labels are told apart by position', () => {
     const r = resolveReference(scene, 'the dog');
     expect(r.kind).toBe('ambiguous');
-    if (r.kind === 'ambiguous') expect(r.question).toMatch(/Which dog do you mean: the one at the bottom or the one at the bottom right\?/);
+    if (r.kind === 'ambiguous')
+      expect(r.question).toMatch(/Which dog do you mean: the one at the bottom or the one at the bottom right\?/);
   });
   it('a qualifier that does not separate them', () => {
-    const twins: Scene = { ...scene, regions: [{ id: 'a', label: 'a cat', prompt: 'a cat', box: box(0.1, 0.1) }, { id: 'b', label: 'a cat', prompt: 'a cat', box: box(0.11, 0.6) }] };
+    const twins: Scene = {
+      ...scene,
+      regions: [
+        { id: 'a', label: 'a cat', prompt: 'a cat', box: box(0.1, 0.1) },
+        { id: 'b', label: 'a cat', prompt: 'a cat', box: box(0.11, 0.6) },
+      ],
+    };
     expect(resolveReference(twins, 'the left cat').kind).toBe('ambiguous');
     expect(resolveReference(twins, 'the bigger cat').kind).toBe('ambiguous');
     expect(resolveReference(twins, 'the top cat')).toEqual({ kind: 'unique', id: 'a' });
@@ -67,7 +93,8 @@ describe('resolver: ambiguous and missing references ask', () => {
   it('nothing of that kind', () => {
     const r = resolveReference(scene, 'the horse');
     expect(r).toMatchObject({ kind: 'none', noun: 'horse' });
-    if (r.kind === 'none') expect(r.question).toMatch(/I can't find a horse in this picture\. It has a tabby cat, a black cat/);
+    if (r.kind === 'none')
+      expect(r.question).toMatch(/I can't find a horse in this picture\. It has a tabby cat, a black cat/);
   });
   it('describes positions in words', () => {
     expect(describePosition(box(0.05, 0.05))).toBe('at the top left');

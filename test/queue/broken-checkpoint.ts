@@ -1,6 +1,17 @@
 // Real but broken FLUX checkpoints, made from the tiny fixture in a temporary folder: the engine's own
 // failures (a missing component, weights cut short) are what the tests show reaching the user.
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, symlinkSync, writeFileSync, copyFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fixture } from '../support/fixtures.ts';
@@ -32,7 +43,9 @@ function headerOf(file: string): Buffer {
  * - `truncated-transformer`: the transformer's safetensors cut off right after its header, so its
  *   configuration and shapes read fine and the weights are missing when the first job builds a session.
  */
-export function brokenCheckpoint(kind: 'no-transformer' | 'truncated-transformer' | 'broken-tokenizer'): BrokenCheckpoint {
+export function brokenCheckpoint(
+  kind: 'no-transformer' | 'truncated-transformer' | 'broken-tokenizer',
+): BrokenCheckpoint {
   const dir = mkdtempSync(path.join(tmpdir(), `sw-broken-${kind}-`));
   for (const entry of readdirSync(TINY_SCHNELL)) {
     if (entry === 'transformer' && kind !== 'broken-tokenizer') continue;
@@ -44,7 +57,10 @@ export function brokenCheckpoint(kind: 'no-transformer' | 'truncated-transformer
     const dst = path.join(dir, 'transformer');
     mkdirSync(dst);
     copyFileSync(path.join(src, 'config.json'), path.join(dst, 'config.json'));
-    writeFileSync(path.join(dst, 'diffusion_pytorch_model.safetensors'), headerOf(path.join(src, 'diffusion_pytorch_model.safetensors')));
+    writeFileSync(
+      path.join(dst, 'diffusion_pytorch_model.safetensors'),
+      headerOf(path.join(src, 'diffusion_pytorch_model.safetensors')),
+    );
   }
   if (kind === 'broken-tokenizer') {
     const src = path.join(TINY_SCHNELL, 'tokenizer_2');

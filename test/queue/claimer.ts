@@ -17,6 +17,11 @@ while (idle < 20) {
   }
   idle = 0;
   got.push(job.id);
-  await queue.complete(job.id, me, { imagePath: '/x.png', artifacts: {}, model: { id: 'm', version: '1' }, paintMs: 0 });
+  await queue.complete(job.id, me, {
+    imagePath: '/x.png',
+    artifacts: {},
+    model: { id: 'm', version: '1' },
+    paintMs: 0,
+  });
 }
 process.stdout.write(JSON.stringify(got));

@@ -9,17 +9,32 @@ import { openDatabase, type Db } from '../../src/store/db.ts';
 import { SqliteQueue, openQueue, makeWorkerId, type Job, type NewJob } from '../../src/queue/index.ts';
 
 const scene = {
-  width: 256, height: 256, prompt: 'a red ball', background: '', exclude: [],
+  width: 256,
+  height: 256,
+  prompt: 'a red ball',
+  background: '',
+  exclude: [],
   regions: [{ id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.25, y: 0.25, w: 0.5, h: 0.5 } }],
 };
 function newJob(user: string, n = 0): NewJob {
   return {
     userId: user,
     request: { kind: 'generate', generationId: `g${n}`, params: { scene, seed: n, steps: 2, model: 'schnell' } },
-    target: { userId: user, guildId: 'g', channelId: 'c', interactionToken: 'tok', tokenExpiresAt: Date.now() + 60_000 },
+    target: {
+      userId: user,
+      guildId: 'g',
+      channelId: 'c',
+      interactionToken: 'tok',
+      tokenExpiresAt: Date.now() + 60_000,
+    },
   };
 }
-const result = { imagePath: '/tmp/x.png', artifacts: { 'image.png': '/tmp/x.png' }, model: { id: 'flux', version: '1' }, paintMs: 10 };
+const result = {
+  imagePath: '/tmp/x.png',
+  artifacts: { 'image.png': '/tmp/x.png' },
+  model: { id: 'flux', version: '1' },
+  paintMs: 10,
+};
 
 /** A worker id that claims to be a process on this machine that has already exited. */
 function deadWorkerId(): string {
@@ -65,7 +80,9 @@ describe('embedded SQLite queue', () => {
   });
 
   it('validates jobs on the way in', async () => {
-    await expect(queue.enqueue({ ...newJob('u'), request: { ...newJob('u').request, kind: 'paint' as 'generate' } })).rejects.toThrow();
+    await expect(
+      queue.enqueue({ ...newJob('u'), request: { ...newJob('u').request, kind: 'paint' as 'generate' } }),
+    ).rejects.toThrow();
   });
 
   it('cancels a waiting job at once and a running job through its worker', async () => {

@@ -16,7 +16,11 @@ import { TINY_SCHNELL } from './broken-checkpoint.ts';
 const GATED = path.join(import.meta.dirname, 'gated-painter.ts');
 
 const scene = {
-  width: 256, height: 256, prompt: 'a red ball', background: '', exclude: [],
+  width: 256,
+  height: 256,
+  prompt: 'a red ball',
+  background: '',
+  exclude: [],
   regions: [{ id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.25, y: 0.25, w: 0.5, h: 0.5 } }],
 };
 const MODEL = 'flux.1-schnell';
@@ -43,7 +47,13 @@ afterAll(async () => {
 beforeEach(async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'sw-rq-'));
   db = openDatabase(dir);
-  bot = await RedisQueue.open({ url: redis.url, db, dataDir: dir, prefix: `t${Math.random().toString(36).slice(2, 8)}`, reconcileMs: 100 });
+  bot = await RedisQueue.open({
+    url: redis.url,
+    db,
+    dataDir: dir,
+    prefix: `t${Math.random().toString(36).slice(2, 8)}`,
+    reconcileMs: 100,
+  });
 });
 afterEach(async () => {
   await Promise.all(workers.map((w) => w.close()));
@@ -55,7 +65,12 @@ afterEach(async () => {
 
 /** A worker-side queue (no database, as on a GPU machine) that announced `model`. */
 async function worker(id: string, model = MODEL): Promise<RedisQueue> {
-  const w = await RedisQueue.open({ url: redis.url, prefix: (bot as unknown as { prefix: string }).prefix, heartbeatMs: 200, stalledIntervalMs: 300 });
+  const w = await RedisQueue.open({
+    url: redis.url,
+    prefix: (bot as unknown as { prefix: string }).prefix,
+    heartbeatMs: 200,
+    stalledIntervalMs: 300,
+  });
   await w.serve(id, { id: model, version: 'test' });
   workers.push(w);
   return w;
@@ -127,10 +142,12 @@ describe('BullMQ queue on a real redis-server', () => {
     expect(await dev.claim('dev', 5000)).toBeUndefined();
     expect((await schnell.claim('schnell', 5000))!.id).toBe(job.id);
     const stats = await bot.stats();
-    expect(stats.models).toEqual(expect.arrayContaining([
-      expect.objectContaining({ model: 'flux.1-dev', workers: 1, queued: 0 }),
-      expect.objectContaining({ model: MODEL, workers: 1, running: 1 }),
-    ]));
+    expect(stats.models).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ model: 'flux.1-dev', workers: 1, queued: 0 }),
+        expect.objectContaining({ model: MODEL, workers: 1, running: 1 }),
+      ]),
+    );
   });
 
   it('a worker still loading its model has announced it: a job sent meanwhile waits, and is painted once the model is loaded', async () => {
@@ -138,12 +155,17 @@ describe('BullMQ queue on a real redis-server', () => {
     const wq = await RedisQueue.open({ url: redis.url, prefix: prefix(), heartbeatMs: 200, stalledIntervalMs: 300 });
     workers.push(wq);
     const host = new WorkerHost({
-      queue: wq, dataDir: wq.workDir ?? dir, painterModule: GATED, leaseMs: 5000, pollMs: 30, progressEveryMs: 0,
+      queue: wq,
+      dataDir: wq.workDir ?? dir,
+      painterModule: GATED,
+      leaseMs: 5000,
+      pollMs: 30,
+      progressEveryMs: 0,
       painterOptions: { modelDir: TINY_SCHNELL, executionProvider: 'cpu', threads: 1, extra: { gate } },
     });
     const started = host.start();
     try {
-      for (let t = Date.now(); !(await bot.stats()).models?.some((m) => m.model === MODEL && m.workers === 1); ) {
+      for (let t = Date.now(); !(await bot.stats()).models?.some((m) => m.model === MODEL && m.workers === 1);) {
         if (Date.now() - t > 30_000) throw new Error('the loading worker never announced its model');
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -166,7 +188,9 @@ describe('BullMQ queue on a real redis-server', () => {
     await worker('s');
     const { job } = await bot.enqueue(newJob('u1', 1, 'flux.1-dev'));
     expect(job.status).toBe('failed');
-    expect(job.error).toMatch(/no worker is painting flux\.1-dev right now; choose a model that has one: flux\.1-schnell \(1 worker\)/);
+    expect(job.error).toMatch(
+      /no worker is painting flux\.1-dev right now; choose a model that has one: flux\.1-schnell \(1 worker\)/,
+    );
   });
 
   it("is fair per user: one user's ten jobs do not hold back another user's first", async () => {
@@ -218,14 +242,18 @@ describe('BullMQ queue on a real redis-server', () => {
     await until(job.id, (j) => j.status === 'queued' && j.attempts === 2, 10_000);
     expect(await claimWithin(w1, 'w1', 400, 1500)).toBeUndefined();
     const failed = await until(job.id, (j) => j.status === 'failed', 10_000);
-    expect(failed.error).toMatch(/worker painting it stopped .* again \(it was started 2 times\), so it was stopped for good/);
+    expect(failed.error).toMatch(
+      /worker painting it stopped .* again \(it was started 2 times\), so it was stopped for good/,
+    );
   });
 
   it('a painter crash given back by the host is re-queued once, then failed', async () => {
     const w = await worker('w');
     const { job } = await bot.enqueue(newJob('u', 1));
     await w.claim('w', 5000);
-    expect((await w.abandon(job.id, 'w', 'the painting process was killed (SIGKILL) while painting'))!.outcome).toBe('requeued');
+    expect((await w.abandon(job.id, 'w', 'the painting process was killed (SIGKILL) while painting'))!.outcome).toBe(
+      'requeued',
+    );
     const back = await until(job.id, (j) => j.status === 'queued' && j.note !== null);
     expect(back.note).toMatch(/killed \(SIGKILL\) while painting; it was put back in the queue/);
     await w.claim('w', 5000);
@@ -242,7 +270,9 @@ describe('BullMQ queue on a real redis-server', () => {
     expect(got!.id).toBe(job.id);
     const failed = (await raw.getJob(bad.id!))!;
     expect(await failed.getState()).toBe('failed');
-    expect(failed.failedReason).toMatch(/the job's data in Redis is not a scenewright paint request \(v: .*\); it was written by hand or by an incompatible version/);
+    expect(failed.failedReason).toMatch(
+      /the job's data in Redis is not a scenewright paint request \(v: .*\); it was written by hand or by an incompatible version/,
+    );
     await raw.close();
   });
 
@@ -250,12 +280,20 @@ describe('BullMQ queue on a real redis-server', () => {
     const w = await worker('w');
     const parentDir = path.join(dir, 'artifacts', 'g0');
     mkdirSync(parentDir, { recursive: true });
-    const parent = { 'image.png': path.join(parentDir, 'image.png'), 'trajectory.bin': path.join(parentDir, 'trajectory.bin') };
+    const parent = {
+      'image.png': path.join(parentDir, 'image.png'),
+      'trajectory.bin': path.join(parentDir, 'trajectory.bin'),
+    };
     writeFileSync(parent['image.png'], 'parent png');
     writeFileSync(parent['trajectory.bin'], Buffer.alloc(4096, 7));
     const repaint = (n: number): NewJob => ({
       ...newJob('u', n),
-      request: { kind: 'repaint', generationId: `g${n}`, params: { scene, seed: 0, steps: 2, model: MODEL }, parent: { generationId: 'g0', params: { scene, seed: 0, steps: 2, model: MODEL }, artifacts: parent } },
+      request: {
+        kind: 'repaint',
+        generationId: `g${n}`,
+        params: { scene, seed: 0, steps: 2, model: MODEL },
+        parent: { generationId: 'g0', params: { scene, seed: 0, steps: 2, model: MODEL }, artifacts: parent },
+      },
     });
     const ok = await bot.enqueue(repaint(1));
     const got = (await w.claim('w', 5000))!;
@@ -311,7 +349,9 @@ describe('BullMQ queue on a real redis-server', () => {
   it('refuses a Redis that evicts keys, saying what to set', async () => {
     const lru = await RedisServer.start({ maxmemoryPolicy: 'allkeys-lru' });
     try {
-      await expect(openQueue(db, { redisUrl: lru.url })).rejects.toThrow(/maxmemory-policy allkeys-lru.*BullMQ needs "maxmemory-policy noeviction"/s);
+      await expect(openQueue(db, { redisUrl: lru.url })).rejects.toThrow(
+        /maxmemory-policy allkeys-lru.*BullMQ needs "maxmemory-policy noeviction"/s,
+      );
     } finally {
       await lru.stop();
     }

@@ -18,13 +18,28 @@ afterEach(async () => {
 it('a job sent while the painter warms up waits, says so on Discord, and is painted once the model is loaded', async () => {
   dir = mkdtempSync(path.join(tmpdir(), 'sw-gate-'));
   const gate = path.join(dir, 'open');
-  h = await Harness.start({ painter: 'engine', painterModule: GATED, painterExtra: { gate }, awaitPainter: false, env: { MIN_SIZE: '128', DEFAULT_SIZE: '128' } });
+  h = await Harness.start({
+    painter: 'engine',
+    painterModule: GATED,
+    painterExtra: { gate },
+    awaitPainter: false,
+    env: { MIN_SIZE: '128', DEFAULT_SIZE: '128' },
+  });
   expect(h.bot.painting.mode).toBe('loading');
   const { message } = await h.imagine(h.users.alice, 'a red kite', { steps: 2 });
-  const warming = await h.fake.waitFor(() => {
-    const m = h!.fake.messages.get(message.id);
-    return m && /⏳ Waiting to paint “a red kite”: next in the queue[\s\S]*the painter is warming up \(loading the model\)/.test(m.content) ? m : undefined;
-  }, 'the warming-up note', 10_000);
+  const warming = await h.fake.waitFor(
+    () => {
+      const m = h!.fake.messages.get(message.id);
+      return m &&
+        /⏳ Waiting to paint “a red kite”: next in the queue[\s\S]*the painter is warming up \(loading the model\)/.test(
+          m.content,
+        )
+        ? m
+        : undefined;
+    },
+    'the warming-up note',
+    10_000,
+  );
   expect(h.buttons(warming).some((b) => b.startsWith('delete:'))).toBe(true);
   const g = h.bot.store.generationForMessage(message.id)!;
   expect((await h.bot.queue.get(g.jobId!))!.status).toBe('queued');

@@ -13,14 +13,22 @@ import { brokenCheckpoint, TINY_SCHNELL, type BrokenCheckpoint } from './broken-
 // The host runs the engine's painter on the tiny FLUX checkpoint. Step time grows with the image size: a
 // 512² step takes a few hundred ms on two cores, long enough to cancel or kill a job between steps.
 const scene = {
-  width: 256, height: 128, prompt: 'a red ball', background: '', exclude: [],
+  width: 256,
+  height: 128,
+  prompt: 'a red ball',
+  background: '',
+  exclude: [],
   regions: [{ id: 'r1', label: 'a red ball', prompt: 'a shiny red ball', box: { x: 0.25, y: 0.25, w: 0.5, h: 0.5 } }],
 };
 function newJob(n: number, steps = 4, size?: number, more: Record<string, unknown> = {}): NewJob {
   const s = size ? { ...scene, width: size, height: size } : scene;
   return {
     userId: `u${n}`,
-    request: { kind: 'generate', generationId: `gen${n}`, params: { scene: s, seed: n, steps, model: 'schnell', ...more } },
+    request: {
+      kind: 'generate',
+      generationId: `gen${n}`,
+      params: { scene: s, seed: n, steps, model: 'schnell', ...more },
+    },
     target: { userId: `u${n}`, guildId: 'g', channelId: 'c' },
   };
 }
@@ -31,11 +39,21 @@ let queue: SqliteQueue;
 let host: WorkerHost | undefined;
 let broken: BrokenCheckpoint | undefined;
 
-function makeHost(more: Partial<ConstructorParameters<typeof WorkerHost>[0]> = {}, modelDir = TINY_SCHNELL): WorkerHost {
+function makeHost(
+  more: Partial<ConstructorParameters<typeof WorkerHost>[0]> = {},
+  modelDir = TINY_SCHNELL,
+): WorkerHost {
   host = new WorkerHost({
-    queue, dataDir: dir, painterModule: ENGINE_PAINTER_MODULE,
+    queue,
+    dataDir: dir,
+    painterModule: ENGINE_PAINTER_MODULE,
     painterOptions: { modelDir, executionProvider: 'cpu', threads: 0 },
-    leaseMs: 2000, pollMs: 30, progressEveryMs: 0, cancelGraceMs: 500, respawnMs: 50, ...more,
+    leaseMs: 2000,
+    pollMs: 30,
+    progressEveryMs: 0,
+    cancelGraceMs: 500,
+    respawnMs: 50,
+    ...more,
   });
   return host;
 }
@@ -89,7 +107,9 @@ describe('worker host (painter in a child process)', () => {
 
   it('reports a painter that cannot load, with its reason', async () => {
     broken = brokenCheckpoint('no-transformer');
-    const failure = await makeHost({}, broken.dir).start().catch((e: unknown) => e);
+    const failure = await makeHost({}, broken.dir)
+      .start()
+      .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(PainterLoadError);
     expect((failure as Error).message).toMatch(/transformer\/ folder is missing \(model_index\.json lists it\)/);
   });
@@ -99,7 +119,9 @@ describe('worker host (painter in a child process)', () => {
     // RAG parameters the engine rejects (a name RAG does not have, none of the required ones).
     const a = await queue.enqueue(newJob(1, 2, undefined, { rag: { HB_prompts: ['a ball'] } }));
     const b = await queue.enqueue(newJob(2, 2));
-    expect((await until(a.job.id, (j) => j.status === 'failed')).error).toMatch(/painting failed: the job's RAG parameters: .*unknown parameter "HB_prompts"/s);
+    expect((await until(a.job.id, (j) => j.status === 'failed')).error).toMatch(
+      /painting failed: the job's RAG parameters: .*unknown parameter "HB_prompts"/s,
+    );
     await until(b.job.id, (j) => j.status === 'done');
   });
 
@@ -136,12 +158,15 @@ describe('worker host (painter in a child process)', () => {
       }
     });
     try {
-      expect((await until(a.job.id, (j) => j.status !== 'running' && j.status !== 'queued', 60_000)).status).toBe('cancelled');
+      expect((await until(a.job.id, (j) => j.status !== 'running' && j.status !== 'queued', 60_000)).status).toBe(
+        'cancelled',
+      );
     } finally {
       stop();
     }
     const end = Date.now() + 15_000;
-    while ((h.childPid === pid || h.childPid === undefined || !h.info) && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    while ((h.childPid === pid || h.childPid === undefined || !h.info) && Date.now() < end)
+      await new Promise((r) => setTimeout(r, 50));
     expect(h.childPid).not.toBe(pid);
     expect(existsSync(path.join(dir, 'artifacts', 'gen1', 'image.png'))).toBe(false);
   });

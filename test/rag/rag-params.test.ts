@@ -3,7 +3,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hbBoxToTokens, hbTokenBoxes, tokensToFraction } from '../../src/rag/boxes.ts';
 import { blackToTokens, dilateCross, maskToTokens, rectsToMaskPng } from '../../src/rag/mask.ts';
-import { loadRagParamsFile, ragLayout, RagParamsError, resolveMaskPath, validateRagParams, type RagParams } from '../../src/rag/params.ts';
+import {
+  loadRagParamsFile,
+  ragLayout,
+  RagParamsError,
+  resolveMaskPath,
+  validateRagParams,
+  type RagParams,
+} from '../../src/rag/params.ts';
 import { cellMaps, formatSplitRatio, isAligned, parseSplitRatio, splitRatioCells } from '../../src/rag/split-ratio.ts';
 import { fixture } from '../support/fixtures.ts';
 import { MASK6_CROP, MASK_CASES, OFFICIAL_MAPS, REDUX_MAPS, SPLIT_CASES, type Rect } from './vectors.ts';
@@ -16,7 +23,18 @@ function cellRects(ratio: string, width: number, height: number): Rect[] {
   return grid.cells.map((c) => [c.rows.start, c.rows.end, c.cols.start, c.cols.end]);
 }
 
-function boxRects(p: Pick<RagParams, 'HB_prompt_list' | 'HB_m_offset_list' | 'HB_n_offset_list' | 'HB_m_scale_list' | 'HB_n_scale_list' | 'width' | 'height'>): Rect[] {
+function boxRects(
+  p: Pick<
+    RagParams,
+    | 'HB_prompt_list'
+    | 'HB_m_offset_list'
+    | 'HB_n_offset_list'
+    | 'HB_m_scale_list'
+    | 'HB_n_scale_list'
+    | 'width'
+    | 'height'
+  >,
+): Rect[] {
   return hbTokenBoxes(p).map((b) => [b.r0, b.r1, b.c0, b.c1]);
 }
 
@@ -76,15 +94,36 @@ describe('§10.4 box and cell maps of every official example', () => {
   }
   for (const v of REDUX_MAPS) {
     it(`Redux idx ${v.idx}`, () => {
-      const p = { HB_prompt_list: v.m.map(() => 'x'), HB_m_offset_list: v.m, HB_n_offset_list: v.n, HB_m_scale_list: v.ms, HB_n_scale_list: v.ns, width: 1024, height: 1024 };
+      const p = {
+        HB_prompt_list: v.m.map(() => 'x'),
+        HB_m_offset_list: v.m,
+        HB_n_offset_list: v.n,
+        HB_m_scale_list: v.ms,
+        HB_n_scale_list: v.ns,
+        width: 1024,
+        height: 1024,
+      };
       expect(boxRects(p)).toEqual(v.boxes);
       expect(cellRects(v.ratio, 1024, 1024)).toEqual(v.cells);
     });
   }
   it('spot checks: balloon/dog and the 768×1536 column splits', () => {
-    expect(hbBoxToTokens({ mOffset: 0.1, nOffset: 0.55, mScale: 0.8, nScale: 0.4 }, 1024, 1024)).toEqual({ r0: 35, r1: 60, c0: 6, c1: 57 });
-    expect(cellRects('0.33, 0.34, 0.33', 1536, 768)).toEqual([[0, 48, 0, 31], [0, 48, 31, 64], [0, 48, 64, 96]]);
-    expect(cellRects('0.34, 0.33, 0.33', 1536, 768)).toEqual([[0, 48, 0, 32], [0, 48, 32, 64], [0, 48, 64, 96]]);
+    expect(hbBoxToTokens({ mOffset: 0.1, nOffset: 0.55, mScale: 0.8, nScale: 0.4 }, 1024, 1024)).toEqual({
+      r0: 35,
+      r1: 60,
+      c0: 6,
+      c1: 57,
+    });
+    expect(cellRects('0.33, 0.34, 0.33', 1536, 768)).toEqual([
+      [0, 48, 0, 31],
+      [0, 48, 31, 64],
+      [0, 48, 64, 96],
+    ]);
+    expect(cellRects('0.34, 0.33, 0.33', 1536, 768)).toEqual([
+      [0, 48, 0, 32],
+      [0, 48, 32, 64],
+      [0, 48, 64, 96],
+    ]);
   });
 });
 
@@ -99,7 +138,12 @@ describe('§10.5 split-ratio parser', () => {
     expect(p.rows[0]!.cols[2]!.end).toBe(1.0000000000000002);
   });
   it('"0.1,0.2,0.3,0.4" at 768×1536', () => {
-    expect(cellRects('0.1,0.2,0.3,0.4', 1536, 768).map((r) => [r[2], r[3]])).toEqual([[0, 9], [9, 28], [28, 57], [57, 96]]);
+    expect(cellRects('0.1,0.2,0.3,0.4', 1536, 768).map((r) => [r[2], r[3]])).toEqual([
+      [0, 9],
+      [9, 28],
+      [28, 57],
+      [57, 96],
+    ]);
   });
   it('"1" is one cell: refused with a way out', () => {
     expect(parseSplitRatio('1').cellCount).toBe(1);
@@ -110,7 +154,9 @@ describe('§10.5 split-ratio parser', () => {
     const p = parseSplitRatio('1/3');
     expect(p.warnings).toEqual(["'1/3' is not a number, converted to 1"]);
     expect(p.cellCount).toBe(1);
-    expect(problemsOf({ ...base, SR_hw_split_ratio: '1/3,1', SR_prompt: 'a BREAK b' }).join('\n')).toMatch(/not a number/);
+    expect(problemsOf({ ...base, SR_hw_split_ratio: '1/3,1', SR_prompt: 'a BREAK b' }).join('\n')).toMatch(
+      /not a number/,
+    );
   });
   it('whitespace and Python float spellings parse like float()', () => {
     expect(parseSplitRatio(' 1e0 , .5 ,1_0 ').warnings).toEqual([]);
@@ -138,12 +184,26 @@ describe('§10.5 split-ratio parser', () => {
     // With several cells in that last row only its last cell moves: cells of different heights, torch.cat fails.
     const broken = splitRatioCells(parseSplitRatio('0.1,1,1;0.2,1,1;0.3,1,1'), 1024, 1024);
     expect(broken.problems.join('\n')).toMatch(/different heights/);
-    expect(problemsOf({ ...base, SR_hw_split_ratio: '0.1,1,1;0.2,1,1;0.3,1,1', SR_prompt: 'a BREAK b BREAK c BREAK d BREAK e BREAK f' }).join('\n')).toMatch(/different heights/);
+    expect(
+      problemsOf({
+        ...base,
+        SR_hw_split_ratio: '0.1,1,1;0.2,1,1;0.3,1,1',
+        SR_prompt: 'a BREAK b BREAK c BREAK d BREAK e BREAK f',
+      }).join('\n'),
+    ).toMatch(/different heights/);
   });
   it('formatSplitRatio writes token counts that parse back to the same boundaries', () => {
-    const text = formatSplitRatio([{ height: 21, widths: [32, 16, 16] }, { height: 43, widths: [64] }]);
+    const text = formatSplitRatio([
+      { height: 21, widths: [32, 16, 16] },
+      { height: 43, widths: [64] },
+    ]);
     expect(text).toBe('21,32,16,16;43');
-    expect(cellRects(text, 1024, 1024)).toEqual([[0, 21, 0, 32], [0, 21, 32, 48], [0, 21, 48, 64], [21, 64, 0, 64]]);
+    expect(cellRects(text, 1024, 1024)).toEqual([
+      [0, 21, 0, 32],
+      [0, 21, 32, 48],
+      [0, 21, 48, 64],
+      [21, 64, 0, 64],
+    ]);
     expect(formatSplitRatio([{ height: 64, widths: [21, 43] }])).toBe('21,43');
   });
   it('cellMaps is the clean map κ for the official grids', () => {
@@ -172,10 +232,14 @@ describe('validation of what upstream does not check', () => {
     expect(problems[0]).toMatch(/covers no whole token at 1024×1024/);
   });
   it('lists of different lengths', () => {
-    expect(problemsOf({ ...base, HB_n_scale_list: [0.4] })[0]).toMatch(/HB_n_scale_list has 1 entries but HB_prompt_list has 2/);
+    expect(problemsOf({ ...base, HB_n_scale_list: [0.4] })[0]).toMatch(
+      /HB_n_scale_list has 1 entries but HB_prompt_list has 2/,
+    );
   });
   it('cell / prompt count mismatch', () => {
-    expect(problemsOf({ ...base, SR_prompt: 'a dog BREAK a balloon BREAK sky' })[0]).toMatch(/3 BREAK-separated segments but .* makes 2 cells/);
+    expect(problemsOf({ ...base, SR_prompt: 'a dog BREAK a balloon BREAK sky' })[0]).toMatch(
+      /3 BREAK-separated segments but .* makes 2 cells/,
+    );
   });
   it('sizes not multiples of 16', () => {
     expect(problemsOf({ ...base, width: 1000 })[0]).toMatch(/width 1000 is not a multiple of 16 .*use 1008/);
@@ -191,11 +255,23 @@ describe('validation of what upstream does not check', () => {
   });
   it('a repaint needs all its fields and one segment per cell', () => {
     const problems = problemsOf({ ...base, Repainting_prompt: 'x', Repainting_SR_prompt: 'a' });
-    expect(problems.join('\n')).toMatch(/missing: Repainting_mask, Repainting_HB_prompt, Repainting_HB_replace, Repainting_seed/);
+    expect(problems.join('\n')).toMatch(
+      /missing: Repainting_mask, Repainting_HB_prompt, Repainting_HB_replace, Repainting_seed/,
+    );
     expect(problems.join('\n')).toMatch(/Repainting_SR_prompt has 1 BREAK segments but SR_prompt has 2/);
   });
   it('HB_replace −1 with empty lists is plain FLUX with SR', () => {
-    expect(problemsOf({ ...base, HB_replace: -1, HB_prompt_list: [], HB_m_offset_list: [], HB_n_offset_list: [], HB_m_scale_list: [], HB_n_scale_list: [] })).toEqual([]);
+    expect(
+      problemsOf({
+        ...base,
+        HB_replace: -1,
+        HB_prompt_list: [],
+        HB_m_offset_list: [],
+        HB_n_offset_list: [],
+        HB_m_scale_list: [],
+        HB_n_scale_list: [],
+      }),
+    ).toEqual([]);
   });
 });
 
@@ -218,11 +294,17 @@ describe('tokensToFraction', () => {
 function readF32(file: string, key: string): { shape: number[]; data: Float32Array } {
   const buf = readFileSync(file);
   const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
   const t = header[key]!;
   const start = 8 + n + t.data_offsets[0];
   const bytes = buf.subarray(start, 8 + n + t.data_offsets[1]);
-  return { shape: t.shape, data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
+  return {
+    shape: t.shape,
+    data: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)),
+  };
 }
 
 describe('§10.6 masks → token masks', () => {
@@ -233,7 +315,8 @@ describe('§10.6 masks → token masks', () => {
       expect(t.bbox).toEqual({ n0: m.n0, bh: m.bh, m0: m.m0, bw: m.bw });
       if (m.file === 'mask_6.png') {
         const rows: string[] = [];
-        for (let r = 0; r < t.bbox!.bh; r++) rows.push([...t.crop.subarray(r * t.bbox!.bw, (r + 1) * t.bbox!.bw)].map((v) => (v ? '#' : '.')).join(''));
+        for (let r = 0; r < t.bbox!.bh; r++)
+          rows.push([...t.crop.subarray(r * t.bbox!.bw, (r + 1) * t.bbox!.bw)].map((v) => (v ? '#' : '.')).join(''));
         expect(rows).toEqual(MASK6_CROP);
       }
     });
@@ -241,17 +324,25 @@ describe('§10.6 masks → token masks', () => {
   it('the golden 128×128 mask gives the golden repainting region and offsets', async () => {
     const t = await maskToTokens(fixture('golden', 'rag_repaint_mask.png'), 128, 128);
     const golden = readF32(fixture('golden', 'rag_repaint.safetensors'), 'repainting_region');
-    const offsets = (JSON.parse(readFileSync(fixture('golden', 'rag.json'), 'utf8')) as { runs: { rag_repaint: { repainting_offsets: { Repainting_HB_m_offset: number; Repainting_HB_n_offset: number } } } }).runs.rag_repaint.repainting_offsets;
+    const offsets = (
+      JSON.parse(readFileSync(fixture('golden', 'rag.json'), 'utf8')) as {
+        runs: {
+          rag_repaint: { repainting_offsets: { Repainting_HB_m_offset: number; Repainting_HB_n_offset: number } };
+        };
+      }
+    ).runs.rag_repaint.repainting_offsets;
     expect(t.bbox).toMatchObject({ m0: offsets.Repainting_HB_m_offset, n0: offsets.Repainting_HB_n_offset });
     expect(golden.shape).toEqual([1, t.bbox!.bh, t.bbox!.bw]);
     expect([...t.crop]).toEqual([...golden.data]);
   });
   it('dilation is a city-block ball of radius 10 clipped to the image', () => {
-    const w = 41, h = 30;
+    const w = 41,
+      h = 30;
     const black = new Uint8Array(w * h);
     black[5 * w + 20] = 1;
     const grown = dilateCross(black, w, h);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) expect(grown[y * w + x]).toBe(Math.abs(x - 20) + Math.abs(y - 5) <= 10 ? 1 : 0);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) expect(grown[y * w + x]).toBe(Math.abs(x - 20) + Math.abs(y - 5) <= 10 ? 1 : 0);
   });
   it('a mask of another size is resized (nearest) and a mask with nothing black has no box', () => {
     const black = new Uint8Array(64 * 64);

@@ -30,9 +30,25 @@ describe('store', () => {
   it('uses WAL and keeps generations with full parameters across a reopen', () => {
     const store = openStore(dir);
     expect(store.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    const g = store.createGeneration({ kind: 'generate', status: 'queued', userId: 'u1', guildId: 'g1', channelId: 'c1', requestText: 'a cat and a dog', params, planner: 'offline', timings: { plan: 12 } });
+    const g = store.createGeneration({
+      kind: 'generate',
+      status: 'queued',
+      userId: 'u1',
+      guildId: 'g1',
+      channelId: 'c1',
+      requestText: 'a cat and a dog',
+      params,
+      planner: 'offline',
+      timings: { plan: 12 },
+    });
     expect(g.id).toMatch(/^g[0-9a-z]{20}$/);
-    store.updateGeneration(g.id, { status: 'done', modelId: 'flux.1-schnell', modelVersion: 'tiny-1', timings: { paint: 900 }, finishedAt: 5 });
+    store.updateGeneration(g.id, {
+      status: 'done',
+      modelId: 'flux.1-schnell',
+      modelVersion: 'tiny-1',
+      timings: { paint: 900 },
+      finishedAt: 5,
+    });
     store.db.close();
 
     const again = openStore(dir);
@@ -49,21 +65,60 @@ describe('store', () => {
   it('refuses parameters that do not describe a paintable generation', () => {
     const store = openStore(dir);
     expect(() =>
-      store.createGeneration({ kind: 'generate', status: 'queued', userId: 'u', channelId: 'c', requestText: 'x', params: { ...params, seed: -1 } }),
+      store.createGeneration({
+        kind: 'generate',
+        status: 'queued',
+        userId: 'u',
+        channelId: 'c',
+        requestText: 'x',
+        params: { ...params, seed: -1 },
+      }),
     ).toThrow();
     store.db.close();
   });
 
   it('maps Discord messages to generations and follows lineage', () => {
     const store = openStore(dir);
-    const a = store.createGeneration({ kind: 'generate', status: 'done', userId: 'u', channelId: 'c', requestText: 'first', params });
-    const b = store.createGeneration({ kind: 'repaint', status: 'done', userId: 'u', channelId: 'c', requestText: 'make the cat black', parentId: a.id, params: { ...params, repaint: { instruction: 'make the cat black', regions: [{ id: 'r1', oldBox: scene.regions[0]!.box, newBox: scene.regions[0]!.box }] } } });
-    const c = store.createGeneration({ kind: 'repaint', status: 'done', userId: 'u', channelId: 'c', requestText: 'and the dog white', parentId: b.id, params });
+    const a = store.createGeneration({
+      kind: 'generate',
+      status: 'done',
+      userId: 'u',
+      channelId: 'c',
+      requestText: 'first',
+      params,
+    });
+    const b = store.createGeneration({
+      kind: 'repaint',
+      status: 'done',
+      userId: 'u',
+      channelId: 'c',
+      requestText: 'make the cat black',
+      parentId: a.id,
+      params: {
+        ...params,
+        repaint: {
+          instruction: 'make the cat black',
+          regions: [{ id: 'r1', oldBox: scene.regions[0]!.box, newBox: scene.regions[0]!.box }],
+        },
+      },
+    });
+    const c = store.createGeneration({
+      kind: 'repaint',
+      status: 'done',
+      userId: 'u',
+      channelId: 'c',
+      requestText: 'and the dog white',
+      parentId: b.id,
+      params,
+    });
     store.linkMessage('1001', 'c', a.id, 'result');
     store.linkMessage('1002', 'c', b.id, 'result');
     store.linkMessage('1003', 'c', b.id, 'question', ['make it blue', 'Which one: the left cat or the right cat?']);
     expect(store.generationForMessage('1002')!.id).toBe(b.id);
-    expect(store.messageLink('1003')).toMatchObject({ role: 'question', history: ['make it blue', 'Which one: the left cat or the right cat?'] });
+    expect(store.messageLink('1003')).toMatchObject({
+      role: 'question',
+      history: ['make it blue', 'Which one: the left cat or the right cat?'],
+    });
     expect(store.messageLink('1002')!.history).toEqual([]);
     expect(store.generationForMessage('9999')).toBeUndefined();
     expect(store.messagesFor(b.id).map((m) => m.messageId)).toEqual(['1002', '1003']);
@@ -75,7 +130,14 @@ describe('store', () => {
 
   it('writes artifacts next to the generation and records them by name', () => {
     const store = openStore(dir);
-    const g = store.createGeneration({ kind: 'layout', status: 'layout', userId: 'u', channelId: 'c', requestText: 'x', params });
+    const g = store.createGeneration({
+      kind: 'layout',
+      status: 'layout',
+      userId: 'u',
+      channelId: 'c',
+      requestText: 'x',
+      params,
+    });
     const file = store.writeArtifact(g.id, 'layout.png', new Uint8Array([1, 2, 3]));
     expect(file.startsWith(path.join(dir, 'artifacts', g.id))).toBe(true);
     expect([...readFileSync(file)]).toEqual([1, 2, 3]);
@@ -133,7 +195,9 @@ describe('store', () => {
     expect(schemaVersion(db, 'store')).toBe(3);
     db.prepare(`UPDATE schema_versions SET version = 99 WHERE component = 'store'`).run();
     expect(() => new Store(db, dir)).toThrow(/newer than this program knows/);
-    expect(() => migrate(db, 'other', [{ version: 1, description: 'x', sql: 'CREATE TABLE other_t (a INTEGER)' }])).not.toThrow();
+    expect(() =>
+      migrate(db, 'other', [{ version: 1, description: 'x', sql: 'CREATE TABLE other_t (a INTEGER)' }]),
+    ).not.toThrow();
     db.close();
   });
 });

@@ -41,7 +41,12 @@ export type FakeResponse =
   | (Common & { json: unknown })
   | (Common & { content: string })
   | (Common & { refusal: string })
-  | { status: number; error?: { message: string; type?: string; code?: string | null; param?: string | null }; delayMs?: number; headers?: Record<string, string> }
+  | {
+      status: number;
+      error?: { message: string; type?: string; code?: string | null; param?: string | null };
+      delayMs?: number;
+      headers?: Record<string, string>;
+    }
   | { status: number; body: string; headers?: Record<string, string>; delayMs?: number }
   | { hang: true };
 
@@ -63,12 +68,14 @@ function completion(spec: Common & { content: string | null; refusal?: string | 
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
     model: spec.model ?? (req.body?.model as string | undefined) ?? 'fake-model',
-    choices: [{
-      index: 0,
-      message: { role: 'assistant', content: spec.content, refusal: spec.refusal ?? null },
-      logprobs: null,
-      finish_reason: spec.finishReason ?? 'stop',
-    }],
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: spec.content, refusal: spec.refusal ?? null },
+        logprobs: null,
+        finish_reason: spec.finishReason ?? 'stop',
+      },
+    ],
     usage: { ...usage, total_tokens: usage.total_tokens ?? usage.prompt_tokens + usage.completion_tokens },
   };
 }
@@ -94,23 +101,56 @@ export async function startFakeOpenAI(opts: FakeOpenAIOptions): Promise<FakeOpen
         } catch {
           body = undefined;
         }
-        const request: FakeRequest = { index: requests.length, method: req.method ?? '', path: req.url ?? '', headers: req.headers, body, rawBody };
+        const request: FakeRequest = {
+          index: requests.length,
+          method: req.method ?? '',
+          path: req.url ?? '',
+          headers: req.headers,
+          body,
+          rawBody,
+        };
         requests.push(request);
         if (request.method !== 'POST' || !request.path.endsWith('/chat/completions')) {
-          send(res, 404, JSON.stringify({ error: { message: `no route ${request.method} ${request.path}`, type: 'invalid_request_error', code: null } }));
+          send(
+            res,
+            404,
+            JSON.stringify({
+              error: {
+                message: `no route ${request.method} ${request.path}`,
+                type: 'invalid_request_error',
+                code: null,
+              },
+            }),
+          );
           return;
         }
         let spec: FakeResponse;
         try {
           spec = await opts.respond(request);
         } catch (e) {
-          send(res, 500, JSON.stringify({ error: { message: `fake respond() threw: ${(e as Error).message}`, type: 'server_error', code: null } }));
+          send(
+            res,
+            500,
+            JSON.stringify({
+              error: { message: `fake respond() threw: ${(e as Error).message}`, type: 'server_error', code: null },
+            }),
+          );
           return;
         }
         if ('hang' in spec) return;
         const answer = () => {
           if ('status' in spec) {
-            const text = 'body' in spec ? spec.body : JSON.stringify({ error: { type: 'invalid_request_error', code: null, param: null, ...(spec.error ?? { message: `HTTP ${spec.status}` }) } });
+            const text =
+              'body' in spec
+                ? spec.body
+                : JSON.stringify({
+                    error: {
+                      type: 'invalid_request_error',
+                      code: null,
+                      param: null,
+                      ...(spec.error ?? { message: `HTTP ${spec.status}` }),
+                    },
+                  });
             send(res, spec.status, text, spec.headers);
             return;
           }

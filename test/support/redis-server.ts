@@ -34,7 +34,8 @@ export class RedisServer {
   ) {}
 
   static async start(o: RedisServerOptions = {}): Promise<RedisServer> {
-    if (!redisServerInstalled()) throw new Error('redis-server is not installed: `apt-get install redis-server` (.ci/run does this)');
+    if (!redisServerInstalled())
+      throw new Error('redis-server is not installed: `apt-get install redis-server` (.ci/run does this)');
     const dir = mkdtempSync(path.join(tmpdir(), 'sw-redis-'));
     const server = new RedisServer(await freePort(), dir, o);
     await server.launch();
@@ -48,17 +49,37 @@ export class RedisServer {
   /** Starts the server (again) on the same port and folder; it replays its AOF. */
   async launch(): Promise<void> {
     const args = [
-      '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
-      '--maxmemory-policy', this.o.maxmemoryPolicy ?? 'noeviction',
-      '--protected-mode', 'no', '--daemonize', 'no', '--loglevel', 'warning',
+      '--port',
+      String(this.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      this.dir,
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      this.o.maxmemoryPolicy ?? 'noeviction',
+      '--protected-mode',
+      'no',
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
     ];
     const proc = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
     this.proc = proc;
     const end = Date.now() + 10_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`redis-server exited at start (code ${proc.exitCode})`);
-      const client = new Redis(this.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis(this.port, '127.0.0.1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();

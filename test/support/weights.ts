@@ -16,8 +16,13 @@ export function caseInputs(c = 'case1'): TransformerInputs {
   const gold = new SafetensorsFile(fixture('golden', 'transformer.safetensors'));
   const f = (n: string) => gold.readFloat32(`${c}_${n}`);
   return {
-    hidden_states: f('hidden_states'), encoder_hidden_states: f('encoder_hidden_states'), pooled_projections: f('pooled_projections'),
-    timestep: f('timestep'), guidance: f('guidance'), img_ids: f('img_ids'), txt_ids: f('txt_ids'),
+    hidden_states: f('hidden_states'),
+    encoder_hidden_states: f('encoder_hidden_states'),
+    pooled_projections: f('pooled_projections'),
+    timestep: f('timestep'),
+    guidance: f('guidance'),
+    img_ids: f('img_ids'),
+    txt_ids: f('txt_ids'),
   };
 }
 
@@ -38,12 +43,28 @@ export function decodedInJs(w: NamedWeights): NamedWeights {
     const v = sourceToFloat32(s);
     return { dtype: 'float32', shape: s.shape, data: new Uint8Array(v.buffer, v.byteOffset, v.byteLength) };
   };
-  return { label: `${w.label} (decoded in JS)`, names: () => w.names(), has: (n) => w.has(n), info: (n) => w.info(n), source: src, readFloat32: (n) => w.readFloat32(n) };
+  return {
+    label: `${w.label} (decoded in JS)`,
+    names: () => w.names(),
+    has: (n) => w.has(n),
+    info: (n) => w.info(n),
+    source: src,
+    readFloat32: (n) => w.readFloat32(n),
+  };
 }
 
 /** `ck` with other transformer weights. */
 export function withTransformer(ck: FluxCheckpoint, w: NamedWeights): FluxCheckpoint {
-  return { source: ck.source, layout: ck.layout, variant: ck.variant, transformerConfig: ck.transformerConfig, transformerWeights: () => w, component: (n) => ck.component(n), assetFolder: (n) => ck.assetFolder(n), schedulerConfig: () => ck.schedulerConfig() };
+  return {
+    source: ck.source,
+    layout: ck.layout,
+    variant: ck.variant,
+    transformerConfig: ck.transformerConfig,
+    transformerWeights: () => w,
+    component: (n) => ck.component(n),
+    assetFolder: (n) => ck.assetFolder(n),
+    schedulerConfig: () => ck.schedulerConfig(),
+  };
 }
 
 /** One transformer forward on CPU (float32 graph). */

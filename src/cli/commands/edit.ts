@@ -19,13 +19,21 @@ export const command: CliCommand = {
   summary: 'apply an instruction ("change the left cat to a dog") to a scene; LLM or offline rules',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      scene: { type: 'string' }, offline: { type: 'boolean' }, json: { type: 'boolean' }, 'llm-only': { type: 'boolean' },
-      history: { type: 'string', multiple: true },
-    }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        scene: { type: 'string' },
+        offline: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'llm-only': { type: 'boolean' },
+        history: { type: 'string', multiple: true },
+      },
+      usage,
+    );
     if (!values.scene) throw new UserError(`--scene <scene.json> is required\n\nusage: ${usage}`, 2);
     const instruction = positionals.join(' ').trim();
-    if (!instruction) throw new UserError(`give an instruction, for example "change the left cat to a dog"\n\nusage: ${usage}`, 2);
+    if (!instruction)
+      throw new UserError(`give an instruction, for example "change the left cat to a dog"\n\nusage: ${usage}`, 2);
     if (values.offline && values['llm-only']) throw new UserError('--offline and --llm-only contradict each other', 2);
     const config = loadConfig(readEnvironment());
     const opts = planningSetup(config, values);
@@ -36,10 +44,17 @@ export const command: CliCommand = {
       throw new UserError(`cannot read the scene file ${values.scene}: ${(e as Error).message}`);
     }
     const scene = parseSceneJSON(text, opts.limits);
-    if (!values.offline && !opts.llm) note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor');
+    if (!values.offline && !opts.llm)
+      note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor');
     let result;
     try {
-      result = await planEdit(scene, instruction, { llm: opts.llm, offline: opts.offline, llmOnly: opts.llmOnly, limits: opts.limits, history: values.history ?? [] });
+      result = await planEdit(scene, instruction, {
+        llm: opts.llm,
+        offline: opts.offline,
+        llmOnly: opts.llmOnly,
+        limits: opts.limits,
+        history: values.history ?? [],
+      });
     } catch (e) {
       throw new UserError((e as Error).message);
     }
@@ -50,21 +65,38 @@ export const command: CliCommand = {
     if (edit.kind === 'change') {
       const applied = applyEdit(scene, edit);
       out = applied.scene;
-      extra = { kind: 'change', edit, repaint: applied.repaint.map((r) => r.id), regenerate: applied.regenerate, reason: applied.reason };
+      extra = {
+        kind: 'change',
+        edit,
+        repaint: applied.repaint.map((r) => r.id),
+        regenerate: applied.regenerate,
+        reason: applied.reason,
+      };
     } else if (edit.kind === 'start_over') {
       const planned = await planScene(edit.description, { ...opts, width: scene.width, height: scene.height });
       for (const w of planned.warnings) if (!/no LLM configured/.test(w)) note(w);
       out = planned.scene;
       extra = { kind: 'start_over', edit, repaint: [], regenerate: true, reason: 'a new picture' };
     } else {
-      extra = { kind: 'clarify', edit, question: edit.question, repaint: [], regenerate: false, reason: 'the instruction needs a clarification' };
+      extra = {
+        kind: 'clarify',
+        edit,
+        question: edit.question,
+        repaint: [],
+        regenerate: false,
+        reason: 'the instruction needs a clarification',
+      };
     }
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ ...(JSON.parse(sceneToJSON(out)) as object), ...extra, source: result.source })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ ...(JSON.parse(sceneToJSON(out)) as object), ...extra, source: result.source })}\n`,
+      );
     } else if (edit.kind === 'clarify') {
       process.stdout.write(`question: ${edit.question}\n`);
     } else {
-      process.stdout.write(`${edit.kind === 'start_over' ? 'start over' : `changed: ${(extra.repaint as string[]).join(', ') || '(global)'}${extra.regenerate ? ' (new generation)' : ' (repaint)'}`}\n${describeScene(out)}\n`);
+      process.stdout.write(
+        `${edit.kind === 'start_over' ? 'start over' : `changed: ${(extra.repaint as string[]).join(', ') || '(global)'}${extra.regenerate ? ' (new generation)' : ' (repaint)'}`}\n${describeScene(out)}\n`,
+      );
     }
     return 0;
   },

@@ -14,7 +14,7 @@ const usage =
   '       [--seed N] [--steps N] [--width W --height H] [--guidance G] [--noise <file.safetensors>] --out <image.png|.webp>\n' +
   '       [--latents-out <file.safetensors>] [--save-generation <dir>]\n' +
   '       --prompt: plain FLUX; --scene: RAG from a Scene (regions → hard binding + soft refinement; --width/--height\n' +
-  '       override the scene\'s size, the boxes being fractions);\n' +
+  "       override the scene's size, the boxes being fractions);\n" +
   '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
   '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
   '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
@@ -77,10 +77,20 @@ export async function openEngine(model: string | undefined): Promise<Engine> {
   const dir = model ?? config.model.dir;
   if (!dir) throw new UserError('which model? Give --model <FLUX checkpoint folder> or set MODEL_DIR', 2);
   const { Engine } = await import('../../engine/pipeline/engine.ts');
-  const engine = Engine.open({ modelDir: dir, runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads }, memoryCheck: config.model.memoryCheck, weights: config.model.weights, weightsCacheDir: config.model.weightsCacheDir });
+  const engine = Engine.open({
+    modelDir: dir,
+    runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads },
+    memoryCheck: config.model.memoryCheck,
+    weights: config.model.weights,
+    weightsCacheDir: config.model.weightsCacheDir,
+  });
   // Everything is loaded once, before the job, and reported apart from its steps.
   try {
-    await engine.warmUp((s) => process.stderr.write(`loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`));
+    await engine.warmUp((s) =>
+      process.stderr.write(
+        `loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`,
+      ),
+    );
   } catch (e) {
     await engine.close();
     throw e;
@@ -96,7 +106,10 @@ export async function noiseFile(file: string | undefined, boxCount: number): Pro
 }
 
 /** Writes the image, and the latents / generation folder when asked. */
-export async function writeOutputs(out: JobOutput, o: { out: string; latentsOut?: string; saveDir?: string; engine: Engine; rag?: RagParams; scene?: Scene }): Promise<void> {
+export async function writeOutputs(
+  out: JobOutput,
+  o: { out: string; latentsOut?: string; saveDir?: string; engine: Engine; rag?: RagParams; scene?: Scene },
+): Promise<void> {
   writeFileSync(o.out, out.image);
   if (o.latentsOut) {
     const { writeSafetensors } = await import('../../engine/weights/safetensors.ts');
@@ -105,13 +118,24 @@ export async function writeOutputs(out: JobOutput, o: { out: string; latentsOut?
     const tensors: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {
       final_latents: { dtype: 'float32', shape: [1, tokens, C], data: out.result.latents },
     };
-    if (out.result.repaintLatents) tensors.final_repainting_latents = { dtype: 'float32', shape: [1, tokens, C], data: out.result.repaintLatents };
+    if (out.result.repaintLatents)
+      tensors.final_repainting_latents = { dtype: 'float32', shape: [1, tokens, C], data: out.result.repaintLatents };
     writeSafetensors(o.latentsOut, tensors, { producer: 'scenewright generate' });
   }
   if (o.saveDir) {
-    if (!o.rag) throw new UserError('--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)', 2);
+    if (!o.rag)
+      throw new UserError(
+        '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
+        2,
+      );
     const { saveGeneration } = await import('../../engine/pipeline/generation-files.ts');
-    saveGeneration(o.saveDir, { out, rag: o.rag, ...(o.scene ? { scene: o.scene } : {}), model: o.engine.modelId, version: o.engine.version });
+    saveGeneration(o.saveDir, {
+      out,
+      rag: o.rag,
+      ...(o.scene ? { scene: o.scene } : {}),
+      model: o.engine.modelId,
+      version: o.engine.version,
+    });
   }
 }
 
@@ -119,28 +143,38 @@ export const command: CliCommand = {
   summary: 'paint an image: a plain prompt, a Scene (RAG) or official RAG parameters',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...GENERATE_FLAGS,
-      scene: { type: 'string' },
-      prompt: { type: 'string' },
-      'rag-params': { type: 'string' },
-      entry: { type: 'string' },
-      width: { type: 'string' },
-      height: { type: 'string' },
-      guidance: { type: 'string' },
-    }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        ...GENERATE_FLAGS,
+        scene: { type: 'string' },
+        prompt: { type: 'string' },
+        'rag-params': { type: 'string' },
+        entry: { type: 'string' },
+        width: { type: 'string' },
+        height: { type: 'string' },
+        guidance: { type: 'string' },
+      },
+      usage,
+    );
     if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(' ')}\n\nusage: ${usage}`, 2);
     const sources = [values.scene, values.prompt, values['rag-params']].filter((v) => v !== undefined);
-    if (sources.length !== 1) throw new UserError(`give exactly one of --scene, --prompt, --rag-params\n\nusage: ${usage}`, 2);
+    if (sources.length !== 1)
+      throw new UserError(`give exactly one of --scene, --prompt, --rag-params\n\nusage: ${usage}`, 2);
     if (!values.out) throw new UserError(`--out <image.png> is required\n\nusage: ${usage}`, 2);
     const seed = intOption(values.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
     const steps = intOption(values.steps, 'steps', 1, 1000);
     const width = intOption(values.width, 'width', 16, 8192);
     const height = intOption(values.height, 'height', 16, 8192);
     const guidance = values.guidance === undefined ? undefined : Number(values.guidance);
-    if (guidance !== undefined && !Number.isFinite(guidance)) throw new UserError(`--guidance must be a number (got "${values.guidance}")`, 2);
-    for (const [name, v] of [['width', width], ['height', height]] as const) {
-      if (v !== undefined && v % 16 !== 0) throw new UserError(`--${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`, 2);
+    if (guidance !== undefined && !Number.isFinite(guidance))
+      throw new UserError(`--guidance must be a number (got "${values.guidance}")`, 2);
+    for (const [name, v] of [
+      ['width', width],
+      ['height', height],
+    ] as const) {
+      if (v !== undefined && v % 16 !== 0)
+        throw new UserError(`--${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`, 2);
     }
     const { formatOf } = await import('../../engine/pipeline/image.ts');
     const { generateJob, generatePlanJob } = await import('../../engine/pipeline/jobs.ts');
@@ -155,14 +189,30 @@ export const command: CliCommand = {
         const { seedFromText } = await import('../../scene/to-rag.ts');
         const d = engine.defaults;
         const plan = plainPlan(values.prompt, {
-          width: width ?? 1024, height: height ?? 1024, steps: steps ?? d.steps, guidance: guidance ?? d.guidance,
-          seed: seed ?? seedFromText(values.prompt), textLength: d.textLength,
+          width: width ?? 1024,
+          height: height ?? 1024,
+          steps: steps ?? d.steps,
+          guidance: guidance ?? d.guidance,
+          seed: seed ?? seedFromText(values.prompt),
+          textLength: d.textLength,
         });
-        process.stderr.write(`${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`);
+        process.stderr.write(
+          `${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`,
+        );
         const timer = jobTimer('generate');
-        const out = await generatePlanJob(engine, plan, { onProgress: timer.onProgress, previewEvery: 0, noise: await noiseFile(values.noise, 0), format: formatOf(values.out) });
+        const out = await generatePlanJob(engine, plan, {
+          onProgress: timer.onProgress,
+          previewEvery: 0,
+          noise: await noiseFile(values.noise, 0),
+          format: formatOf(values.out),
+        });
         process.stderr.write(timer.summary(out.result));
-        await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine });
+        await writeOutputs(out, {
+          out: values.out,
+          latentsOut: values['latents-out'],
+          saveDir: values['save-generation'],
+          engine,
+        });
         process.stderr.write(`wrote ${values.out}\n`);
         return 0;
       }
@@ -173,8 +223,14 @@ export const command: CliCommand = {
         const limits = { maxRegions: 32, minSize: 16, maxSize: 8192 };
         scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), limits);
         // Boxes are fractions of the image, so --width/--height repaint the same layout at another size.
-        if (width !== undefined || height !== undefined) scene = validateScene({ ...scene, width: width ?? scene.width, height: height ?? scene.height }, limits);
-        rag = sceneToRagParams(scene, { model: engine.modelId, ...(seed !== undefined ? { seed } : {}), ...(steps !== undefined ? { steps } : {}), ...(guidance !== undefined ? { guidance } : {}) });
+        if (width !== undefined || height !== undefined)
+          scene = validateScene({ ...scene, width: width ?? scene.width, height: height ?? scene.height }, limits);
+        rag = sceneToRagParams(scene, {
+          model: engine.modelId,
+          ...(seed !== undefined ? { seed } : {}),
+          ...(steps !== undefined ? { steps } : {}),
+          ...(guidance !== undefined ? { guidance } : {}),
+        });
       } else {
         const file = values['rag-params']!;
         const { loadRagParamsFile } = await import('../../rag/params.ts');
@@ -194,7 +250,9 @@ export const command: CliCommand = {
           rag.Repainting_mask = path.resolve(maskSource(rag.Repainting_mask, baseDir) as string);
         }
       }
-      process.stderr.write(`${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}\n`);
+      process.stderr.write(
+        `${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}\n`,
+      );
       const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
       const timer = jobTimer('generate');
       const { onProgress } = timer;
@@ -203,13 +261,33 @@ export const command: CliCommand = {
       if (isRepaint(rag)) {
         // Official repaint parameters: the original is re-run from its noise (exact mode), its image is the parent.
         const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
-        const parent = Object.fromEntries(Object.entries(rag).filter(([k]) => !k.startsWith('Repainting_'))) as RagParams;
-        out = await repaintJob(engine, rag, { params: parent }, { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) });
+        const parent = Object.fromEntries(
+          Object.entries(rag).filter(([k]) => !k.startsWith('Repainting_')),
+        ) as RagParams;
+        out = await repaintJob(
+          engine,
+          rag,
+          { params: parent },
+          { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) },
+        );
       } else {
-        out = await generateJob(engine, rag, { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) });
+        out = await generateJob(engine, rag, {
+          onProgress,
+          previewEvery: 0,
+          noise,
+          baseDir,
+          format: formatOf(values.out),
+        });
       }
       process.stderr.write(timer.summary(out.result));
-      await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine, rag, ...(scene ? { scene } : {}) });
+      await writeOutputs(out, {
+        out: values.out,
+        latentsOut: values['latents-out'],
+        saveDir: values['save-generation'],
+        engine,
+        rag,
+        ...(scene ? { scene } : {}),
+      });
       process.stderr.write(`wrote ${values.out}\n`);
       return 0;
     } finally {

@@ -7,21 +7,33 @@ import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 
 const usage =
   'scenewright layout --scene <scene.json> --out <file.png> [--image <picture>] [--width N] [--cells] [--no-legend]\n' +
-  '       Draws every region\'s box and label in its own colour (512 px wide by default) over a blank canvas or\n' +
+  "       Draws every region's box and label in its own colour (512 px wide by default) over a blank canvas or\n" +
   '       over --image; --cells adds the soft-refinement cells as dashed lines.';
 
 export const command: CliCommand = {
-  summary: 'draw a scene\'s boxes and labels as a PNG (over a blank canvas or an image)',
+  summary: "draw a scene's boxes and labels as a PNG (over a blank canvas or an image)",
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      scene: { type: 'string' }, out: { type: 'string' }, image: { type: 'string' }, width: { type: 'string' },
-      cells: { type: 'boolean' }, 'no-legend': { type: 'boolean' },
-    }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        scene: { type: 'string' },
+        out: { type: 'string' },
+        image: { type: 'string' },
+        width: { type: 'string' },
+        cells: { type: 'boolean' },
+        'no-legend': { type: 'boolean' },
+      },
+      usage,
+    );
     if (positionals.length) throw new UserError(`unexpected argument "${positionals[0]}"\n\nusage: ${usage}`, 2);
     if (!values.scene || !values.out) throw new UserError(`--scene and --out are required\n\nusage: ${usage}`, 2);
     const config = loadConfig(readEnvironment());
-    const limits = { maxRegions: config.limits.maxRegions, minSize: config.limits.minSize, maxSize: config.limits.maxSize };
+    const limits = {
+      maxRegions: config.limits.maxRegions,
+      minSize: config.limits.minSize,
+      maxSize: config.limits.maxSize,
+    };
     let text: string;
     try {
       text = readFileSync(values.scene, 'utf8');
@@ -39,7 +51,12 @@ export const command: CliCommand = {
     }
     let png: Buffer;
     try {
-      png = await renderLayout(scene, { image, width: intOption(values.width, 'width', 64, 4096), showCells: values.cells, legend: !values['no-legend'] });
+      png = await renderLayout(scene, {
+        image,
+        width: intOption(values.width, 'width', 64, 4096),
+        showCells: values.cells,
+        legend: !values['no-legend'],
+      });
     } catch (e) {
       throw new UserError(`cannot draw the layout: ${(e as Error).message}`);
     }

@@ -17,13 +17,25 @@ const usage =
   '       batch goes on (blank lines are skipped).';
 
 /** Shared by plan and edit: the LLM (unless offline), the scene limits and the requested size. */
-export function planningSetup(config: Config, values: { offline?: boolean; 'llm-only'?: boolean; width?: string; height?: string; aspect?: string }): PlanSceneOptions {
-  const limits = { maxRegions: config.limits.maxRegions, minSize: config.limits.minSize, maxSize: config.limits.maxSize };
+export function planningSetup(
+  config: Config,
+  values: { offline?: boolean; 'llm-only'?: boolean; width?: string; height?: string; aspect?: string },
+): PlanSceneOptions {
+  const limits = {
+    maxRegions: config.limits.maxRegions,
+    minSize: config.limits.minSize,
+    maxSize: config.limits.maxSize,
+  };
   const width = intOption(values.width, 'width', limits.minSize, limits.maxSize);
   const height = intOption(values.height, 'height', limits.minSize, limits.maxSize);
-  if ((width === undefined) !== (height === undefined)) throw new UserError('give both --width and --height, or neither', 2);
+  if ((width === undefined) !== (height === undefined))
+    throw new UserError('give both --width and --height, or neither', 2);
   let size = width !== undefined && height !== undefined ? { width, height } : undefined;
-  if (size && (size.width % 16 || size.height % 16)) throw new UserError(`--width and --height must be multiples of 16 (FLUX works on 16-px tokens): try ${Math.round(size.width / 16) * 16}×${Math.round(size.height / 16) * 16}`, 2);
+  if (size && (size.width % 16 || size.height % 16))
+    throw new UserError(
+      `--width and --height must be multiples of 16 (FLUX works on 16-px tokens): try ${Math.round(size.width / 16) * 16}×${Math.round(size.height / 16) * 16}`,
+      2,
+    );
   if (values.aspect) {
     if (size) throw new UserError('give --aspect or --width/--height, not both', 2);
     try {
@@ -33,7 +45,14 @@ export function planningSetup(config: Config, values: { offline?: boolean; 'llm-
     }
   }
   const llm: LlmClient | undefined = values.offline ? undefined : llmFromConfig(config.llm);
-  return { llm, offline: values.offline, llmOnly: values['llm-only'], limits, defaultSize: config.limits.defaultSize, ...size };
+  return {
+    llm,
+    offline: values.offline,
+    llmOnly: values['llm-only'],
+    limits,
+    defaultSize: config.limits.defaultSize,
+    ...size,
+  };
 }
 
 export function note(message: string): void {
@@ -48,7 +67,10 @@ export function describeScene(scene: Scene): string {
     `background: ${scene.background || '(none)'}`,
     `exclude:    ${scene.exclude.length ? scene.exclude.join(', ') : '(nothing)'}`,
     `regions:    ${scene.regions.length}`,
-    ...scene.regions.map((r) => `  ${r.id.padEnd(4)} ${r.label}\n       box x=${pct(r.box.x)} y=${pct(r.box.y)} w=${pct(r.box.w)} h=${pct(r.box.h)}\n       ${r.prompt}`),
+    ...scene.regions.map(
+      (r) =>
+        `  ${r.id.padEnd(4)} ${r.label}\n       box x=${pct(r.box.x)} y=${pct(r.box.y)} w=${pct(r.box.w)} h=${pct(r.box.h)}\n       ${r.prompt}`,
+    ),
   ];
   return lines.join('\n');
 }
@@ -60,7 +82,10 @@ async function runBatch(file: string, opts: PlanSceneOptions, json: boolean): Pr
   } catch (e) {
     throw new UserError(`cannot read the batch file ${file}: ${(e as Error).message}`);
   }
-  const lines = text.split(/\r?\n/).map((l, i) => ({ line: i + 1, text: l.trim() })).filter((l) => l.text);
+  const lines = text
+    .split(/\r?\n/)
+    .map((l, i) => ({ line: i + 1, text: l.trim() }))
+    .filter((l) => l.text);
   // LLM calls overlap a little; answers are printed in input order as soon as each is next in line.
   const parallel = opts.llm ? 4 : 1;
   const results: (string | undefined)[] = new Array(lines.length);
@@ -93,14 +118,24 @@ export const command: CliCommand = {
   summary: 'plan a scene (regions, boxes, prompts) from a description; LLM or offline rules',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      offline: { type: 'boolean' }, json: { type: 'boolean' }, batch: { type: 'string' }, 'llm-only': { type: 'boolean' },
-      width: { type: 'string' }, height: { type: 'string' }, aspect: { type: 'string' },
-    }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        offline: { type: 'boolean' },
+        json: { type: 'boolean' },
+        batch: { type: 'string' },
+        'llm-only': { type: 'boolean' },
+        width: { type: 'string' },
+        height: { type: 'string' },
+        aspect: { type: 'string' },
+      },
+      usage,
+    );
     if (values.offline && values['llm-only']) throw new UserError('--offline and --llm-only contradict each other', 2);
     const config = loadConfig(readEnvironment());
     const opts = planningSetup(config, values);
-    if (!values.offline && !opts.llm) note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline planner');
+    if (!values.offline && !opts.llm)
+      note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline planner');
     if (values.batch !== undefined) {
       if (positionals.length) throw new UserError('give either --batch <file> or a scene text, not both', 2);
       return runBatch(values.batch, opts, values.json ?? false);
@@ -115,7 +150,10 @@ export const command: CliCommand = {
     }
     for (const w of result.warnings) if (!/no LLM configured/.test(w)) note(w);
     if (values.json) process.stdout.write(`${sceneToJSON(result.scene)}\n`);
-    else process.stdout.write(`planned by: ${result.source === 'llm' ? `the LLM (${config.llm.model})` : 'the offline planner'}\n${describeScene(result.scene)}\n`);
+    else
+      process.stdout.write(
+        `planned by: ${result.source === 'llm' ? `the LLM (${config.llm.model})` : 'the offline planner'}\n${describeScene(result.scene)}\n`,
+      );
     return 0;
   },
 };

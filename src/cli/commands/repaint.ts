@@ -29,13 +29,21 @@ interface Source {
 async function storedSource(id: string, modelId: ModelId): Promise<Source> {
   const { loadConfig, readEnvironment } = await import('../../config/config.ts');
   const { dataDir } = loadConfig(readEnvironment());
-  if (!existsSync(dataDir)) throw new UserError(`--from ${id}: no such file, and DATA_DIR (${dataDir}) holds no store to look the generation up in`, 2);
+  if (!existsSync(dataDir))
+    throw new UserError(
+      `--from ${id}: no such file, and DATA_DIR (${dataDir}) holds no store to look the generation up in`,
+      2,
+    );
   const { openStore } = await import('../../store/index.ts');
   const store = openStore(dataDir);
   try {
     const g = store.getGeneration(id);
     if (!g) throw new UserError(`--from ${id}: no such file, and no generation with that id in ${dataDir}`, 2);
-    if (g.status !== 'done' || !g.artifacts['image.png']) throw new UserError(`generation ${id} has no finished image (status ${g.status}): only painted images can be repainted`, 1);
+    if (g.status !== 'done' || !g.artifacts['image.png'])
+      throw new UserError(
+        `generation ${id} has no finished image (status ${g.status}): only painted images can be repainted`,
+        1,
+      );
     const { ragParamsOf } = await import('../../engine/painter.ts');
     const { TRAJECTORY_ARTIFACT } = await import('../../engine/pipeline/trajectory.ts');
     const rag = ragParamsOf({ modelId }, g.params);
@@ -43,7 +51,11 @@ async function storedSource(id: string, modelId: ModelId): Promise<Source> {
     return {
       rag,
       scene: g.params.scene,
-      parent: { image: g.artifacts['image.png'], ...(trajectory ? { trajectory } : {}), kind: g.kind === 'repaint' ? 'repaint' : 'generate' },
+      parent: {
+        image: g.artifacts['image.png'],
+        ...(trajectory ? { trajectory } : {}),
+        kind: g.kind === 'repaint' ? 'repaint' : 'generate',
+      },
       baseDir: path.dirname(g.artifacts['image.png']),
     };
   } finally {
@@ -57,9 +69,18 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
   if (!existsSync(from)) throw new UserError(`--from ${from} does not exist`, 2);
   if (statSync(from).isDirectory()) {
     const { isGenerationDir, loadGeneration } = await import('../../engine/pipeline/generation-files.ts');
-    if (!isGenerationDir(from)) throw new UserError(`${from} is not a saved generation (no generation.json): write one with --save-generation`, 2);
+    if (!isGenerationDir(from))
+      throw new UserError(
+        `${from} is not a saved generation (no generation.json): write one with --save-generation`,
+        2,
+      );
     const g = loadGeneration(from);
-    return { rag: g.rag, ...(g.scene ? { scene: g.scene } : {}), parent: { image: g.image, trajectory: g.trajectory, kind: g.kind }, baseDir: from };
+    return {
+      rag: g.rag,
+      ...(g.scene ? { scene: g.scene } : {}),
+      parent: { image: g.image, trajectory: g.trajectory, kind: g.kind },
+      baseDir: from,
+    };
   }
   let data: Record<string, unknown>;
   try {
@@ -71,11 +92,18 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
   if (data.scene !== undefined) {
     const { GenerationParamsSchema } = await import('../../store/schema.ts');
     const parsed = GenerationParamsSchema.safeParse(data);
-    if (!parsed.success) throw new UserError(`${from}: not generation parameters {scene, seed, steps, model}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 2);
+    if (!parsed.success)
+      throw new UserError(
+        `${from}: not generation parameters {scene, seed, steps, model}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        2,
+      );
     const p = parsed.data;
     const { validateRagParams } = await import('../../rag/params.ts');
     const { sceneToRagParams } = await import('../../scene/to-rag.ts');
-    const rag = p.rag !== undefined ? validateRagParams(p.rag, from) : sceneToRagParams(p.scene, { model: modelId, seed: p.seed, steps: p.steps });
+    const rag =
+      p.rag !== undefined
+        ? validateRagParams(p.rag, from)
+        : sceneToRagParams(p.scene, { model: modelId, seed: p.seed, steps: p.steps });
     return { rag, scene: p.scene, parent: { kind: p.repaint ? 'repaint' : 'generate' }, baseDir };
   }
   const { loadRagParamsFile } = await import('../../rag/params.ts');
@@ -85,12 +113,20 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
 /** The Edit that turns `old` into `next` (regions matched by id). */
 function sceneEdit(old: Scene, next: Scene): Extract<Edit, { kind: 'change' }> {
   const before = new Map(old.regions.map((r) => [r.id, r] as const));
-  const sameBox = (a: Scene['regions'][number]['box'], b: typeof a) => a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
-  const update = next.regions.filter((r) => before.has(r.id)).flatMap((r) => {
-    const o = before.get(r.id)!;
-    const u = { id: r.id, ...(r.label !== o.label ? { label: r.label } : {}), ...(r.prompt !== o.prompt ? { prompt: r.prompt } : {}), ...(sameBox(r.box, o.box) ? {} : { box: r.box }) };
-    return Object.keys(u).length > 1 ? [u] : [];
-  });
+  const sameBox = (a: Scene['regions'][number]['box'], b: typeof a) =>
+    a.x === b.x && a.y === b.y && a.w === b.w && a.h === b.h;
+  const update = next.regions
+    .filter((r) => before.has(r.id))
+    .flatMap((r) => {
+      const o = before.get(r.id)!;
+      const u = {
+        id: r.id,
+        ...(r.label !== o.label ? { label: r.label } : {}),
+        ...(r.prompt !== o.prompt ? { prompt: r.prompt } : {}),
+        ...(sameBox(r.box, o.box) ? {} : { box: r.box }),
+      };
+      return Object.keys(u).length > 1 ? [u] : [];
+    });
   const ids = new Set(next.regions.map((r) => r.id));
   return {
     kind: 'change',
@@ -107,16 +143,21 @@ export const command: CliCommand = {
   summary: 'repaint part of a generation (and repaints of repaints): only what the edit changes is painted again',
   usage,
   async run(argv) {
-    const { values, positionals } = parseCommandArgs(argv, {
-      ...GENERATE_FLAGS,
-      from: { type: 'string' },
-      edit: { type: 'string' },
-      scene: { type: 'string' },
-    }, usage);
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      {
+        ...GENERATE_FLAGS,
+        from: { type: 'string' },
+        edit: { type: 'string' },
+        scene: { type: 'string' },
+      },
+      usage,
+    );
     if (positionals.length) throw new UserError(`unexpected arguments: ${positionals.join(' ')}\n\nusage: ${usage}`, 2);
     if (!values.from) throw new UserError(`--from is required\n\nusage: ${usage}`, 2);
     if (!values.out) throw new UserError(`--out <image.png> is required\n\nusage: ${usage}`, 2);
-    if (values.edit !== undefined && values.scene !== undefined) throw new UserError('give --edit or --scene, not both', 2);
+    if (values.edit !== undefined && values.scene !== undefined)
+      throw new UserError('give --edit or --scene, not both', 2);
     const repaintSeed = intOption(values.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
     const engine = await openEngine(values.model);
     try {
@@ -125,11 +166,19 @@ export const command: CliCommand = {
       let rag: RagParams;
       let scene: Scene | undefined;
       if (values.edit === undefined && values.scene === undefined) {
-        if (!isRepaint(src.rag)) throw new UserError(`what should change? Give --edit "<instruction>" or --scene <edited scene.json> (${values.from} holds no Repainting_* fields)`, 2);
+        if (!isRepaint(src.rag))
+          throw new UserError(
+            `what should change? Give --edit "<instruction>" or --scene <edited scene.json> (${values.from} holds no Repainting_* fields)`,
+            2,
+          );
         rag = src.rag;
         src.parent.kind ??= 'generate';
       } else {
-        if (!src.scene) throw new UserError(`${values.from} has no Scene to edit (official RAG parameters): add the Repainting_* fields to it instead`, 2);
+        if (!src.scene)
+          throw new UserError(
+            `${values.from} has no Scene to edit (official RAG parameters): add the Repainting_* fields to it instead`,
+            2,
+          );
         const { applyEdit } = await import('../../scene/edit.ts');
         const { editToRepaintParams } = await import('../../scene/to-rag.ts');
         let edit: Extract<Edit, { kind: 'change' }>;
@@ -137,17 +186,28 @@ export const command: CliCommand = {
           const { editOffline } = await import('../../planner/offline-edit.ts');
           const r = editOffline(src.scene, values.edit);
           if (r.edit.kind === 'clarify') throw new UserError(`the edit is ambiguous: ${r.edit.question}`, 1);
-          if (r.edit.kind === 'start_over') throw new UserError('that asks for a new picture, not a repaint: run `generate` with a new prompt', 1);
+          if (r.edit.kind === 'start_over')
+            throw new UserError('that asks for a new picture, not a repaint: run `generate` with a new prompt', 1);
           edit = r.edit;
         } else {
           const { parseSceneJSON } = await import('../../scene/json.ts');
-          edit = sceneEdit(src.scene, parseSceneJSON(readFileSync(values.scene!, 'utf8'), { maxRegions: 32, minSize: 16, maxSize: 8192 }));
+          edit = sceneEdit(
+            src.scene,
+            parseSceneJSON(readFileSync(values.scene!, 'utf8'), { maxRegions: 32, minSize: 16, maxSize: 8192 }),
+          );
         }
         const applied = applyEdit(src.scene, edit);
         // The parent's own parameters without its repaint fields, as the bot hands them to editToRepaintParams.
-        const plan = await editToRepaintParams(src.rag, applied, { model: engine.modelId, ...(repaintSeed !== undefined ? { repaintSeed } : {}) });
+        const plan = await editToRepaintParams(src.rag, applied, {
+          model: engine.modelId,
+          ...(repaintSeed !== undefined ? { repaintSeed } : {}),
+        });
         if (plan.mode === 'unchanged') throw new UserError(`nothing to repaint: ${plan.reason}`, 1);
-        if (plan.mode === 'regenerate') throw new UserError(`this edit cannot be repainted (${plan.reason}): save the edited scene and run \`generate --scene\``, 1);
+        if (plan.mode === 'regenerate')
+          throw new UserError(
+            `this edit cannot be repainted (${plan.reason}): save the edited scene and run \`generate --scene\``,
+            1,
+          );
         rag = plan.params;
         scene = applied.scene;
         process.stderr.write(`repainting ${plan.regionIds.join(', ')}: "${rag.Repainting_HB_prompt}"\n`);
@@ -156,16 +216,34 @@ export const command: CliCommand = {
       const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
       const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
       const timer = jobTimer('repaint');
-      const out = await repaintJob(engine, rag, { params: src.rag, ...src.parent }, {
-        onProgress: timer.onProgress, previewEvery: 0, baseDir: src.baseDir, format: formatOf(values.out), ...(noise ? { noise } : {}),
-      });
+      const out = await repaintJob(
+        engine,
+        rag,
+        { params: src.rag, ...src.parent },
+        {
+          onProgress: timer.onProgress,
+          previewEvery: 0,
+          baseDir: src.baseDir,
+          format: formatOf(values.out),
+          ...(noise ? { noise } : {}),
+        },
+      );
       process.stderr.write(timer.summary(out.result));
-      process.stderr.write(`${out.mode === 'repaint-stored' ? 'replayed the parent\'s stored trajectory' : 're-ran the parent from its noise (exact)'}\n`);
+      process.stderr.write(
+        `${out.mode === 'repaint-stored' ? "replayed the parent's stored trajectory" : 're-ran the parent from its noise (exact)'}\n`,
+      );
       if (typeof rag.Repainting_mask === 'string') {
         const { maskSource } = await import('../../engine/pipeline/plan.ts');
         rag = { ...rag, Repainting_mask: path.resolve(maskSource(rag.Repainting_mask, src.baseDir) as string) };
       }
-      await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], saveDir: values['save-generation'], engine, rag, ...(scene ? { scene } : {}) });
+      await writeOutputs(out, {
+        out: values.out,
+        latentsOut: values['latents-out'],
+        saveDir: values['save-generation'],
+        engine,
+        rag,
+        ...(scene ? { scene } : {}),
+      });
       process.stderr.write(`wrote ${values.out}\n`);
       return 0;
     } finally {

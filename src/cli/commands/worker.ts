@@ -6,7 +6,8 @@ import { parseCommandArgs, type CliCommand } from '../command.ts';
 const usage = 'scenewright worker';
 
 export const command: CliCommand = {
-  summary: 'run a painting worker: on BullMQ in Redis when REDIS_URL is set (any machine, no shared disk), else on the embedded queue in DATA_DIR (for a bot started with `scenewright bot`)',
+  summary:
+    'run a painting worker: on BullMQ in Redis when REDIS_URL is set (any machine, no shared disk), else on the embedded queue in DATA_DIR (for a bot started with `scenewright bot`)',
   usage,
   async run(argv) {
     parseCommandArgs(argv, {}, usage);
@@ -19,7 +20,11 @@ export const command: CliCommand = {
     if (config.redisUrl) {
       // Everything a job needs comes through Redis: no SQLite file, no DATA_DIR on this machine.
       const { RedisQueue } = await import('../../queue/redis-queue.ts');
-      queue = await RedisQueue.open({ url: config.redisUrl, blobTtlSeconds: config.queue.blobTtlSeconds, stalledIntervalMs: config.queue.leaseMs });
+      queue = await RedisQueue.open({
+        url: config.redisUrl,
+        blobTtlSeconds: config.queue.blobTtlSeconds,
+        stalledIntervalMs: config.queue.leaseMs,
+      });
     } else {
       const { openDatabase } = await import('../../store/db.ts');
       const { openQueue } = await import('../../queue/index.ts');
@@ -27,7 +32,10 @@ export const command: CliCommand = {
       queue = await openQueue(db);
       closeDb = () => db.close();
     }
-    const host = createWorkerHost(config, queue, { leaseMs: config.queue.leaseMs, ...(queue.workDir ? { dataDir: queue.workDir } : {}) })!;
+    const host = createWorkerHost(config, queue, {
+      leaseMs: config.queue.leaseMs,
+      ...(queue.workDir ? { dataDir: queue.workDir } : {}),
+    })!;
     log.info({ modelDir: config.model.dir }, 'the painter is warming up (loading the model can take minutes)');
     let info;
     try {
@@ -37,7 +45,10 @@ export const command: CliCommand = {
       closeDb();
       throw new UserError(`the model in ${config.model.dir} could not be loaded: ${(e as Error).message}`);
     }
-    log.info({ model: info, workerId: host.workerId, queue: config.redisUrl ? 'redis' : config.dataDir }, 'worker ready; waiting for jobs');
+    log.info(
+      { model: info, workerId: host.workerId, queue: config.redisUrl ? 'redis' : config.dataDir },
+      'worker ready; waiting for jobs',
+    );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once('SIGINT', stop);

@@ -14,7 +14,11 @@ import type { Json } from './types.ts';
 
 /** True if the file holds BFL/LDM autoencoder keys. */
 export function isBflVae(file: TensorFile): boolean {
-  return file.has('decoder.conv_in.weight') && file.has('encoder.conv_in.weight') && file.names().some((n) => n.startsWith('decoder.up.'));
+  return (
+    file.has('decoder.conv_in.weight') &&
+    file.has('encoder.conv_in.weight') &&
+    file.names().some((n) => n.startsWith('decoder.up.'))
+  );
 }
 
 function indices(file: TensorFile, prefix: string): number {
@@ -23,12 +27,17 @@ function indices(file: TensorFile, prefix: string): number {
     const m = n.startsWith(prefix) ? /^(\d+)\./.exec(n.slice(prefix.length)) : null;
     if (m) ids.add(Number(m[1]));
   }
-  for (let i = 0; i < ids.size; i++) if (!ids.has(i)) throw new CheckpointError(`${file.label}: ${prefix}${i}.* is missing (incomplete autoencoder file)`);
+  for (let i = 0; i < ids.size; i++)
+    if (!ids.has(i))
+      throw new CheckpointError(`${file.label}: ${prefix}${i}.* is missing (incomplete autoencoder file)`);
   return ids.size;
 }
 
 function shape(file: TensorFile, name: string): number[] {
-  if (!file.has(name)) throw new CheckpointError(`${file.label}: tensor ${name} is missing (not a complete FLUX.1 autoencoder file such as ae.safetensors)`);
+  if (!file.has(name))
+    throw new CheckpointError(
+      `${file.label}: tensor ${name} is missing (not a complete FLUX.1 autoencoder file such as ae.safetensors)`,
+    );
   return file.info(name).shape;
 }
 
@@ -47,7 +56,9 @@ export function bflVaeConfig(file: TensorFile, params?: Json): Json {
   const scale = typeof ae?.scale_factor === 'number' ? ae.scale_factor : undefined;
   const shift = typeof ae?.shift_factor === 'number' ? ae.shift_factor : undefined;
   if ((scale === undefined || shift === undefined) && latent !== 16) {
-    throw new CheckpointError(`${file.label}: a ${latent}-channel autoencoder is not FLUX.1's (16 channels), so its latent scaling is unknown; use FLUX.1's ae.safetensors`);
+    throw new CheckpointError(
+      `${file.label}: a ${latent}-channel autoencoder is not FLUX.1's (16 channels), so its latent scaling is unknown; use FLUX.1's ae.safetensors`,
+    );
   }
   return {
     _class_name: 'AutoencoderKL',
@@ -69,12 +80,22 @@ export function bflVaeConfig(file: TensorFile, params?: Json): Json {
   };
 }
 
-const RESNET = { norm1: 'norm1', conv1: 'conv1', norm2: 'norm2', conv2: 'conv2', nin_shortcut: 'conv_shortcut' } as Record<string, string>;
+const RESNET = {
+  norm1: 'norm1',
+  conv1: 'conv1',
+  norm2: 'norm2',
+  conv2: 'conv2',
+  nin_shortcut: 'conv_shortcut',
+} as Record<string, string>;
 const ATTN = { norm: 'group_norm', q: 'to_q', k: 'to_k', v: 'to_v', proj_out: 'to_out.0' } as Record<string, string>;
 
 /** The diffusers name of one BFL autoencoder key, or undefined if the key is not part of an AutoencoderKL. */
 export function diffusersVaeName(key: string, levels: number): string | undefined {
-  if (/^(encoder|decoder)\.(conv_in|conv_out)\.(weight|bias)$/.test(key) || /^(post_quant_conv|quant_conv)\.(weight|bias)$/.test(key)) return key;
+  if (
+    /^(encoder|decoder)\.(conv_in|conv_out)\.(weight|bias)$/.test(key) ||
+    /^(post_quant_conv|quant_conv)\.(weight|bias)$/.test(key)
+  )
+    return key;
   let m: RegExpExecArray | null;
   if ((m = /^(encoder|decoder)\.norm_out\.(weight|bias)$/.exec(key))) return `${m[1]}.conv_norm_out.${m[2]}`;
   if ((m = /^(encoder|decoder)\.mid\.block_([12])\.(\w+)\.(weight|bias)$/.exec(key))) {
@@ -89,12 +110,14 @@ export function diffusersVaeName(key: string, levels: number): string | undefine
     const p = RESNET[m[3]!];
     return p && `encoder.down_blocks.${m[1]}.resnets.${m[2]}.${p}.${m[4]}`;
   }
-  if ((m = /^encoder\.down\.(\d+)\.downsample\.conv\.(weight|bias)$/.exec(key))) return `encoder.down_blocks.${m[1]}.downsamplers.0.conv.${m[2]}`;
+  if ((m = /^encoder\.down\.(\d+)\.downsample\.conv\.(weight|bias)$/.exec(key)))
+    return `encoder.down_blocks.${m[1]}.downsamplers.0.conv.${m[2]}`;
   if ((m = /^decoder\.up\.(\d+)\.block\.(\d+)\.(\w+)\.(weight|bias)$/.exec(key))) {
     const p = RESNET[m[3]!];
     return p && `decoder.up_blocks.${levels - 1 - Number(m[1])}.resnets.${m[2]}.${p}.${m[4]}`;
   }
-  if ((m = /^decoder\.up\.(\d+)\.upsample\.conv\.(weight|bias)$/.exec(key))) return `decoder.up_blocks.${levels - 1 - Number(m[1])}.upsamplers.0.conv.${m[2]}`;
+  if ((m = /^decoder\.up\.(\d+)\.upsample\.conv\.(weight|bias)$/.exec(key)))
+    return `decoder.up_blocks.${levels - 1 - Number(m[1])}.upsamplers.0.conv.${m[2]}`;
   return undefined;
 }
 
@@ -113,14 +136,19 @@ export function mapBflVae(file: TensorFile): MappedWeights {
     // The attention projections are 1×1 convolutions in BFL's file and linears in diffusers: same bytes, row-major.
     if (name.includes('.attentions.0.to_') && name.endsWith('.weight')) {
       const [o, i, kh, kw] = src.shape;
-      if (src.shape.length !== 4 || kh !== 1 || kw !== 1) throw new CheckpointError(`${file.label}: tensor ${key} has shape [${src.shape.join(',')}], expected a 1×1 convolution [C,C,1,1]`);
+      if (src.shape.length !== 4 || kh !== 1 || kw !== 1)
+        throw new CheckpointError(
+          `${file.label}: tensor ${key} has shape [${src.shape.join(',')}], expected a 1×1 convolution [C,C,1,1]`,
+        );
       src = { ...src, shape: [o!, i!] };
     }
     out.set(name, { src, file: file.label });
   }
   if (unknown.length > 0) {
     const more = unknown.length > 3 ? ` and ${unknown.length - 3} more` : '';
-    throw new CheckpointError(`${file.label}: tensors ${unknown.slice(0, 3).join(', ')}${more} are not part of a FLUX.1 autoencoder (an encoder/decoder AutoencoderKL in BFL's ae.safetensors naming)`);
+    throw new CheckpointError(
+      `${file.label}: tensors ${unknown.slice(0, 3).join(', ')}${more} are not part of a FLUX.1 autoencoder (an encoder/decoder AutoencoderKL in BFL's ae.safetensors naming)`,
+    );
   }
   return new MappedWeights(file.label, out);
 }

@@ -14,7 +14,10 @@ import { validateRope, type FluxTransformerConfig } from './flux-config.ts';
 
 /** Named weights whose sources are computed (slices / concatenations of tensors in other files). */
 export class MappedWeights implements NamedWeights {
-  constructor(readonly label: string, private readonly entries: Map<string, { src: TensorSource; file: string }>) {}
+  constructor(
+    readonly label: string,
+    private readonly entries: Map<string, { src: TensorSource; file: string }>,
+  ) {}
   names(): string[] {
     return [...this.entries.keys()];
   }
@@ -55,7 +58,8 @@ export function countBlocks(file: TensorFile, prefix: string): number {
 /** FluxTransformerConfig from tensor shapes; RoPE axes (not visible in weights) from params.json or FLUX.1's (16,56,56). */
 export function bflConfig(file: TensorFile, params: Record<string, unknown> | undefined): FluxTransformerConfig {
   const dim = (name: string, i: number) => {
-    if (!file.has(name)) throw new CheckpointError(`${file.label}: tensor ${name} is missing (not a complete FLUX.1 transformer file)`);
+    if (!file.has(name))
+      throw new CheckpointError(`${file.label}: tensor ${name} is missing (not a complete FLUX.1 transformer file)`);
     return file.info(name).shape[i]!;
   };
   const inner = dim('img_in.weight', 0);
@@ -63,7 +67,10 @@ export function bflConfig(file: TensorFile, params: Record<string, unknown> | un
   const flux = (params?.flux ?? params) as Record<string, unknown> | undefined;
   let axes = flux?.axes_dim as number[] | undefined;
   if (!axes) {
-    if (headDim !== 128) throw new CheckpointError(`${file.label}: head size ${headDim} is not FLUX.1's 128, so the RoPE axes are unknown; put a params.json with {"flux": {"axes_dim": [...]}} beside it`);
+    if (headDim !== 128)
+      throw new CheckpointError(
+        `${file.label}: head size ${headDim} is not FLUX.1's 128, so the RoPE axes are unknown; put a params.json with {"flux": {"axes_dim": [...]}} beside it`,
+      );
     axes = [16, 56, 56];
   }
   const cfg: FluxTransformerConfig = {
@@ -81,7 +88,8 @@ export function bflConfig(file: TensorFile, params: Record<string, unknown> | un
     axesDimsRope: axes,
     ropeTheta: typeof flux?.theta === 'number' ? flux.theta : 10000,
   };
-  if (!Number.isInteger(cfg.heads)) throw new CheckpointError(`${file.label}: hidden size ${inner} is not a multiple of the head size ${headDim}`);
+  if (!Number.isInteger(cfg.heads))
+    throw new CheckpointError(`${file.label}: hidden size ${inner} is not a multiple of the head size ${headDim}`);
   validateRope(cfg, file.label);
   return cfg;
 }
@@ -96,18 +104,25 @@ export function mapBflTransformer(file: TensorFile, cfg: FluxTransformerConfig):
     fn('bias');
   };
   const direct: [string, string][] = [
-    ['img_in', 'x_embedder'], ['txt_in', 'context_embedder'],
-    ['time_in.in_layer', 'time_text_embed.timestep_embedder.linear_1'], ['time_in.out_layer', 'time_text_embed.timestep_embedder.linear_2'],
-    ['vector_in.in_layer', 'time_text_embed.text_embedder.linear_1'], ['vector_in.out_layer', 'time_text_embed.text_embedder.linear_2'],
+    ['img_in', 'x_embedder'],
+    ['txt_in', 'context_embedder'],
+    ['time_in.in_layer', 'time_text_embed.timestep_embedder.linear_1'],
+    ['time_in.out_layer', 'time_text_embed.timestep_embedder.linear_2'],
+    ['vector_in.in_layer', 'time_text_embed.text_embedder.linear_1'],
+    ['vector_in.out_layer', 'time_text_embed.text_embedder.linear_2'],
     ['final_layer.linear', 'proj_out'],
   ];
   if (cfg.guidanceEmbeds) {
-    direct.push(['guidance_in.in_layer', 'time_text_embed.guidance_embedder.linear_1'], ['guidance_in.out_layer', 'time_text_embed.guidance_embedder.linear_2']);
+    direct.push(
+      ['guidance_in.in_layer', 'time_text_embed.guidance_embedder.linear_1'],
+      ['guidance_in.out_layer', 'time_text_embed.guidance_embedder.linear_2'],
+    );
   }
   const used = new Set<string>();
   const src = (name: string) => {
     used.add(name);
-    if (!file.has(name)) throw new CheckpointError(`${file.label}: tensor ${name} is missing (incomplete FLUX.1 transformer file)`);
+    if (!file.has(name))
+      throw new CheckpointError(`${file.label}: tensor ${name} is missing (incomplete FLUX.1 transformer file)`);
     return file.source(name);
   };
   for (const [b, d] of direct) both((s) => put(`${d}.${s}`, src(`${b}.${s}`)));
@@ -120,16 +135,23 @@ export function mapBflTransformer(file: TensorFile, cfg: FluxTransformerConfig):
     const b = `double_blocks.${i}`;
     const t = `transformer_blocks.${i}`;
     const pairs: [string, string][] = [
-      ['img_mod.lin', 'norm1.linear'], ['txt_mod.lin', 'norm1_context.linear'],
-      ['img_attn.proj', 'attn.to_out.0'], ['txt_attn.proj', 'attn.to_add_out'],
-      ['img_mlp.0', 'ff.net.0.proj'], ['img_mlp.2', 'ff.net.2'], ['txt_mlp.0', 'ff_context.net.0.proj'], ['txt_mlp.2', 'ff_context.net.2'],
+      ['img_mod.lin', 'norm1.linear'],
+      ['txt_mod.lin', 'norm1_context.linear'],
+      ['img_attn.proj', 'attn.to_out.0'],
+      ['txt_attn.proj', 'attn.to_add_out'],
+      ['img_mlp.0', 'ff.net.0.proj'],
+      ['img_mlp.2', 'ff.net.2'],
+      ['txt_mlp.0', 'ff_context.net.0.proj'],
+      ['txt_mlp.2', 'ff_context.net.2'],
     ];
     for (const [x, y] of pairs) both((s) => put(`${t}.${y}.${s}`, src(`${b}.${x}.${s}`)));
     both((s) => {
       const img = src(`${b}.img_attn.qkv.${s}`);
       const txt = src(`${b}.txt_attn.qkv.${s}`);
       ['to_q', 'to_k', 'to_v'].forEach((p, k) => put(`${t}.attn.${p}.${s}`, sliceRows(img, k * D, D)));
-      ['add_q_proj', 'add_k_proj', 'add_v_proj'].forEach((p, k) => put(`${t}.attn.${p}.${s}`, sliceRows(txt, k * D, D)));
+      ['add_q_proj', 'add_k_proj', 'add_v_proj'].forEach((p, k) =>
+        put(`${t}.attn.${p}.${s}`, sliceRows(txt, k * D, D)),
+      );
     });
     put(`${t}.attn.norm_q.weight`, src(`${b}.img_attn.norm.query_norm.scale`));
     put(`${t}.attn.norm_k.weight`, src(`${b}.img_attn.norm.key_norm.scale`));
@@ -151,7 +173,9 @@ export function mapBflTransformer(file: TensorFile, cfg: FluxTransformerConfig):
   }
   const unknown = file.names().filter((n) => !used.has(n));
   if (unknown.length > 0) {
-    throw new CheckpointError(`${file.label}: tensors ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ` and ${unknown.length - 3} more` : ''} are not part of a FLUX.1 transformer (a LoRA, or a different architecture?)`);
+    throw new CheckpointError(
+      `${file.label}: tensors ${unknown.slice(0, 3).join(', ')}${unknown.length > 3 ? ` and ${unknown.length - 3} more` : ''} are not part of a FLUX.1 transformer (a LoRA, or a different architecture?)`,
+    );
   }
   return new MappedWeights(file.label, out);
 }

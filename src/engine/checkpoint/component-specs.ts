@@ -11,13 +11,15 @@ type Json = Record<string, unknown>;
 
 function num(cfg: Json, key: string, file: string, fallback?: number): number {
   const v = cfg[key] ?? fallback;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new CheckpointError(`${file}: "${key}" must be a whole number (got ${JSON.stringify(cfg[key])})`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0)
+    throw new CheckpointError(`${file}: "${key}" must be a whole number (got ${JSON.stringify(cfg[key])})`);
   return v;
 }
 
 function nums(cfg: Json, key: string, file: string): number[] {
   const v = cfg[key];
-  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x > 0)) throw new CheckpointError(`${file}: "${key}" must be a list of whole numbers (got ${JSON.stringify(v)})`);
+  if (!Array.isArray(v) || !v.every((x) => Number.isInteger(x) && x > 0))
+    throw new CheckpointError(`${file}: "${key}" must be a list of whole numbers (got ${JSON.stringify(v)})`);
   return v as number[];
 }
 
@@ -73,7 +75,11 @@ export function t5EncoderShapes(cfg: Json, file: string): ShapeSpec {
     const l = `encoder.block.${i}.layer`;
     for (const p of ['q', 'k', 'v']) b.lin(`${l}.0.SelfAttention.${p}`, inner, d, false);
     b.lin(`${l}.0.SelfAttention.o`, d, inner, false);
-    if (i === 0) b.set(`${l}.0.SelfAttention.relative_attention_bias.weight`, [num(cfg, 'relative_attention_num_buckets', file), num(cfg, 'num_heads', file)]);
+    if (i === 0)
+      b.set(`${l}.0.SelfAttention.relative_attention_bias.weight`, [
+        num(cfg, 'relative_attention_num_buckets', file),
+        num(cfg, 'num_heads', file),
+      ]);
     b.set(`${l}.0.layer_norm.weight`, [d]);
     if (gated) {
       b.lin(`${l}.1.DenseReluDense.wi_0`, ff, d, false);

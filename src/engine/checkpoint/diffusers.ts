@@ -25,7 +25,9 @@ export function readJson(file: string, label: string): Json {
 export function checkPipeline(index: Json): void {
   const cls = String(index._class_name);
   if (!PIPELINES.has(cls)) {
-    throw new CheckpointError(`model_index.json: pipeline class ${cls} is not supported (scenewright runs FluxPipeline checkpoints: FLUX.1-dev, FLUX.1-schnell)`);
+    throw new CheckpointError(
+      `model_index.json: pipeline class ${cls} is not supported (scenewright runs FluxPipeline checkpoints: FLUX.1-dev, FLUX.1-schnell)`,
+    );
   }
 }
 
@@ -33,10 +35,14 @@ export function checkPipeline(index: Json): void {
 export function checkDeclared(index: Json, name: string, supported: string[]): string {
   const entry = index[name];
   if (!Array.isArray(entry) || typeof entry[1] !== 'string') {
-    throw new CheckpointError(`model_index.json has no "${name}" component (expected e.g. ["diffusers", "${supported[0]}"])`);
+    throw new CheckpointError(
+      `model_index.json has no "${name}" component (expected e.g. ["diffusers", "${supported[0]}"])`,
+    );
   }
   if (!supported.includes(entry[1])) {
-    throw new CheckpointError(`model_index.json: ${name} is a ${entry[1]}, which scenewright cannot run (supported: ${supported.join(', ')})`);
+    throw new CheckpointError(
+      `model_index.json: ${name} is a ${entry[1]}, which scenewright cannot run (supported: ${supported.join(', ')})`,
+    );
   }
   return entry[1];
 }

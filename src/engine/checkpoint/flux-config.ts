@@ -48,7 +48,10 @@ export function fluxConfigFromDiffusers(raw: unknown, file: string): FluxTransfo
     throw new CheckpointError(`${file}: not a FluxTransformer2DModel config (${issues})`);
   }
   const c = parsed.data;
-  if (c.patch_size !== 1) throw new CheckpointError(`${file}: patch_size ${c.patch_size} is not supported (FLUX.1 uses 1; latents are packed 2×2 outside the transformer)`);
+  if (c.patch_size !== 1)
+    throw new CheckpointError(
+      `${file}: patch_size ${c.patch_size} is not supported (FLUX.1 uses 1; latents are packed 2×2 outside the transformer)`,
+    );
   const cfg: FluxTransformerConfig = {
     inChannels: c.in_channels,
     outChannels: c.out_channels ?? c.in_channels,
@@ -71,7 +74,9 @@ export function fluxConfigFromDiffusers(raw: unknown, file: string): FluxTransfo
 export function validateRope(cfg: FluxTransformerConfig, file: string): void {
   const sum = cfg.axesDimsRope.reduce((a, b) => a + b, 0);
   if (sum !== cfg.headDim || cfg.axesDimsRope.some((d) => d % 2 !== 0)) {
-    throw new CheckpointError(`${file}: axes_dims_rope [${cfg.axesDimsRope.join(',')}] must be even and sum to attention_head_dim ${cfg.headDim}`);
+    throw new CheckpointError(
+      `${file}: axes_dims_rope [${cfg.axesDimsRope.join(',')}] must be even and sum to attention_head_dim ${cfg.headDim}`,
+    );
   }
 }
 
@@ -97,7 +102,8 @@ export function fluxTransformerShapes(c: FluxTransformerConfig): ShapeSpec {
     const b = `transformer_blocks.${i}`;
     lin(`${b}.norm1.linear`, 6 * D, D);
     lin(`${b}.norm1_context.linear`, 6 * D, D);
-    for (const p of ['to_q', 'to_k', 'to_v', 'add_q_proj', 'add_k_proj', 'add_v_proj', 'to_out.0', 'to_add_out']) lin(`${b}.attn.${p}`, D, D);
+    for (const p of ['to_q', 'to_k', 'to_v', 'add_q_proj', 'add_k_proj', 'add_v_proj', 'to_out.0', 'to_add_out'])
+      lin(`${b}.attn.${p}`, D, D);
     for (const n of ['norm_q', 'norm_k', 'norm_added_q', 'norm_added_k']) s.set(`${b}.attn.${n}.weight`, [c.headDim]);
     for (const ff of ['ff', 'ff_context']) {
       lin(`${b}.${ff}.net.0.proj`, c.mlp, D);

@@ -19,12 +19,16 @@ import type { FluxCheckpoint } from './types.ts';
 export function loadCheckpoint(source: string): FluxCheckpoint {
   if (!existsSync(source)) throw new CheckpointError(`model folder ${source} does not exist`);
   if (statSync(source).isFile()) {
-    if (!WEIGHT_FILE.test(source)) throw new CheckpointError(`${source}: expected a FLUX folder or a .safetensors / .gguf file`);
+    if (!WEIGHT_FILE.test(source))
+      throw new CheckpointError(`${source}: expected a FLUX folder or a .safetensors / .gguf file`);
     const file = path.resolve(source);
     return new ModelSet(path.dirname(file), source, file);
   }
   const dir = resolveHfCacheRepo(source);
-  if (!existsSync(path.join(dir, 'model_index.json')) && !readdirSync(dir).some((f) => WEIGHT_FILE.test(f) || f === 'transformer')) {
+  if (
+    !existsSync(path.join(dir, 'model_index.json')) &&
+    !readdirSync(dir).some((f) => WEIGHT_FILE.test(f) || f === 'transformer')
+  ) {
     throw new CheckpointError(
       `${source} is not a FLUX.1 checkpoint: no model_index.json (diffusers layout), no transformer/ folder and no weights file. ` +
         'Point MODEL_DIR / --model at the downloaded FLUX.1-dev or FLUX.1-schnell folder, or at a folder of FLUX.1 single files (README "Model files people have").',
@@ -61,7 +65,9 @@ function resolveHfCacheRepo(dir: string): string {
   }
   const all = readdirSync(snaps);
   if (all.length === 1) return path.join(snaps, all[0]!);
-  throw new CheckpointError(`${dir} is a Hugging Face cache folder with ${all.length} snapshots and no usable refs/main; point at one of ${snaps}/<hash>`);
+  throw new CheckpointError(
+    `${dir} is a Hugging Face cache folder with ${all.length} snapshots and no usable refs/main; point at one of ${snaps}/<hash>`,
+  );
 }
 
 export { CheckpointError } from './errors.ts';

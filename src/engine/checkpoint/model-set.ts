@@ -33,25 +33,36 @@ import type { AssetFolder, Component, ComponentForm, ComponentName, FluxCheckpoi
 const log = childLogger('checkpoint');
 
 /** Per component: the class we run, the diffusers weights stem, the shape spec from a config. */
-const COMPONENTS: Record<ComponentName, { className: string; stem: string; spec: (cfg: Json, file: string) => ShapeSpec }> = {
+const COMPONENTS: Record<
+  ComponentName,
+  { className: string; stem: string; spec: (cfg: Json, file: string) => ShapeSpec }
+> = {
   text_encoder: { className: 'CLIPTextModel', stem: 'model', spec: clipTextShapes },
   text_encoder_2: { className: 'T5EncoderModel', stem: 'model', spec: t5EncoderShapes },
   vae: { className: 'AutoencoderKL', stem: 'diffusion_pytorch_model', spec: autoencoderKLShapes },
 };
-const STEMS: Record<Role, string> = { transformer: 'diffusion_pytorch_model', ...Object.fromEntries(Object.entries(COMPONENTS).map(([k, v]) => [k, v.stem])) } as Record<Role, string>;
+const STEMS: Record<Role, string> = {
+  transformer: 'diffusion_pytorch_model',
+  ...Object.fromEntries(Object.entries(COMPONENTS).map(([k, v]) => [k, v.stem])),
+} as Record<Role, string>;
 
 /** FLUX.1's scheduler_config.json (the same in both repositories except the shift). */
 function fluxScheduler(variant: 'dev' | 'schnell'): Json {
   return {
-    _class_name: 'FlowMatchEulerDiscreteScheduler', num_train_timesteps: 1000, base_image_seq_len: 256, max_image_seq_len: 4096,
-    base_shift: 0.5, max_shift: 1.15, shift: variant === 'dev' ? 3.0 : 1.0, use_dynamic_shifting: variant === 'dev',
+    _class_name: 'FlowMatchEulerDiscreteScheduler',
+    num_train_timesteps: 1000,
+    base_image_seq_len: 256,
+    max_image_seq_len: 4096,
+    base_shift: 0.5,
+    max_shift: 1.15,
+    shift: variant === 'dev' ? 3.0 : 1.0,
+    use_dynamic_shifting: variant === 'dev',
   };
 }
 
 /** Where one part's weights are. */
 type Located =
-  | { role: Role; kind: 'diffusers'; folder: string }
-  | { role: Role; kind: 'part'; part: Part; folder?: string };
+  { role: Role; kind: 'diffusers'; folder: string } | { role: Role; kind: 'part'; part: Part; folder?: string };
 
 export class ModelSet implements FluxCheckpoint {
   readonly layout: 'diffusers' | 'single-files';
@@ -71,7 +82,11 @@ export class ModelSet implements FluxCheckpoint {
    * `dir`: the folder; `source`: what the user gave (for messages); `pinned`: a weights file the user named, whose
    * parts win over other files in the folder.
    */
-  constructor(readonly dir: string, readonly source: string = dir, private readonly pinned?: string) {
+  constructor(
+    readonly dir: string,
+    readonly source: string = dir,
+    private readonly pinned?: string,
+  ) {
     const indexFile = path.join(dir, 'model_index.json');
     if (existsSync(indexFile)) {
       this.index = readJson(indexFile, 'model_index.json');
@@ -81,9 +96,13 @@ export class ModelSet implements FluxCheckpoint {
     this.layout = this.index ? 'diffusers' : 'single-files';
     const loc = this.locate('transformer');
     const configPath = this.configPath(loc);
-    const fromJson = configPath && fluxConfigFromDiffusers(readJson(configPath, 'transformer/config.json'), 'transformer/config.json');
+    const fromJson =
+      configPath && fluxConfigFromDiffusers(readJson(configPath, 'transformer/config.json'), 'transformer/config.json');
     if (loc.kind === 'diffusers' || loc.part.keys === 'diffusers') {
-      if (!fromJson) throw new CheckpointError(`${this.label(loc)}: a transformer in diffusers key names needs its config.json; put both in a transformer/ folder`);
+      if (!fromJson)
+        throw new CheckpointError(
+          `${this.label(loc)}: a transformer in diffusers key names needs its config.json; put both in a transformer/ folder`,
+        );
       this.transformerConfig = fromJson;
       this.transformerConfigFile = 'transformer/config.json';
     } else {
@@ -101,11 +120,14 @@ export class ModelSet implements FluxCheckpoint {
 
   private topLevel(): { parts: Part[]; files: string[] } {
     if (!this.top) {
-      const files = readdirSync(this.dir).filter((f) => WEIGHT_FILE.test(f) && statSync(path.join(this.dir, f)).isFile()).sort();
+      const files = readdirSync(this.dir)
+        .filter((f) => WEIGHT_FILE.test(f) && statSync(path.join(this.dir, f)).isFile())
+        .sort();
       const parts: Part[] = [];
       for (const f of files) {
         const found = partsOf(openTensorFile(path.join(this.dir, f), f));
-        if (found.length === 0) log.debug({ file: f }, 'not a FLUX.1 part (no transformer, text encoder or VAE tensors); ignored');
+        if (found.length === 0)
+          log.debug({ file: f }, 'not a FLUX.1 part (no transformer, text encoder or VAE tensors); ignored');
         parts.push(...found);
       }
       this.top = { parts, files };
@@ -129,21 +151,36 @@ export class ModelSet implements FluxCheckpoint {
     const folder = path.join(this.dir, role);
     if (existsSync(folder) && statSync(folder).isDirectory()) {
       const stem = STEMS[role];
-      const all = readdirSync(folder).filter((f) => WEIGHT_FILE.test(f)).sort();
+      const all = readdirSync(folder)
+        .filter((f) => WEIGHT_FILE.test(f))
+        .sort();
       // diffusers' own file and its shards all start with the stem; anything else is a second candidate.
       const files = all.filter((f) => !f.startsWith(`${stem}.`) && !f.startsWith(`${stem}-`));
       const own = all.length > files.length || existsSync(path.join(folder, `${stem}.safetensors.index.json`));
       if (own) {
-        if (files.length > 0) throw new CheckpointError(`${role}/ holds both ${stem}.safetensors (diffusers) and ${files.join(', ')}, so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`);
+        if (files.length > 0)
+          throw new CheckpointError(
+            `${role}/ holds both ${stem}.safetensors (diffusers) and ${files.join(', ')}, so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`,
+          );
         return { role, kind: 'diffusers', folder };
       }
       // A folder with only a config.json gives the config of the part found by rule 2 (e.g. a CLIP of unusual size).
-      if (files.length === 0 && existsSync(path.join(folder, 'config.json'))) return { ...this.findInFolder(role), folder };
-      if (files.length === 0) throw new CheckpointError(`${role}/ holds neither ${stem}.safetensors (diffusers) nor a single weights file (.safetensors, .sft, .gguf); download the ${ROLE_NAMES[role]} into it`);
-      if (files.length > 1) throw new CheckpointError(`${role}/ holds ${files.length} weights files (${files.join(', ')}), so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`);
+      if (files.length === 0 && existsSync(path.join(folder, 'config.json')))
+        return { ...this.findInFolder(role), folder };
+      if (files.length === 0)
+        throw new CheckpointError(
+          `${role}/ holds neither ${stem}.safetensors (diffusers) nor a single weights file (.safetensors, .sft, .gguf); download the ${ROLE_NAMES[role]} into it`,
+        );
+      if (files.length > 1)
+        throw new CheckpointError(
+          `${role}/ holds ${files.length} weights files (${files.join(', ')}), so which one is the ${ROLE_NAMES[role]} is ambiguous; keep only one there`,
+        );
       const label = `${role}/${files[0]}`;
       const part = partsOf(openTensorFile(path.join(folder, files[0]!), label)).find((p) => p.role === role);
-      if (!part) throw new CheckpointError(`${label} is not a ${ROLE_NAMES[role]} (its tensor names are not those of any FLUX.1 part in a supported naming); put the right file there`);
+      if (!part)
+        throw new CheckpointError(
+          `${label} is not a ${ROLE_NAMES[role]} (its tensor names are not those of any FLUX.1 part in a supported naming); put the right file there`,
+        );
       return { role, kind: 'part', part, folder };
     }
     return this.findInFolder(role);
@@ -154,10 +191,13 @@ export class ModelSet implements FluxCheckpoint {
     const top = this.topLevel();
     const all = top.parts.filter((p) => p.role === role);
     if (all.length > 1) {
-      throw new CheckpointError(`${this.source}: both ${all[0]!.file.label} and ${all[1]!.file.label} hold a ${ROLE_NAMES[role]}, so which one to use is ambiguous; move one of them out of the folder${role === 'transformer' ? ' (or point MODEL_DIR / --model at the file to use)' : ''}`);
+      throw new CheckpointError(
+        `${this.source}: both ${all[0]!.file.label} and ${all[1]!.file.label} hold a ${ROLE_NAMES[role]}, so which one to use is ambiguous; move one of them out of the folder${role === 'transformer' ? ' (or point MODEL_DIR / --model at the file to use)' : ''}`,
+      );
     }
     if (all.length === 1) return { role, kind: 'part', part: all[0]! };
-    if (this.index && !existsSync(path.join(this.dir, role))) throw new CheckpointError(`${role}/ folder is missing (model_index.json lists it)`);
+    if (this.index && !existsSync(path.join(this.dir, role)))
+      throw new CheckpointError(`${role}/ folder is missing (model_index.json lists it)`);
     throw new CheckpointError(
       `${this.source} has no ${ROLE_NAMES[role]}: no ${role}/ folder, and none of its ${top.files.length} weights files (${top.files.slice(0, 4).join(', ') || 'none'}) holds one. ` +
         'Put the file beside the others (see README "Model files people have"), or point MODEL_DIR at the downloaded FLUX.1-dev or FLUX.1-schnell folder.',
@@ -186,8 +226,12 @@ export class ModelSet implements FluxCheckpoint {
   transformerWeights(): NamedWeights {
     if (!this.transformer) {
       const loc = this.locate('transformer');
-      const w = loc.kind === 'diffusers' ? openSafetensorsWeights(loc.folder, STEMS.transformer, 'transformer')
-        : loc.part.keys === 'bfl' ? mapBflTransformer(loc.part.file, this.fileConfig!) : identity(loc.part);
+      const w =
+        loc.kind === 'diffusers'
+          ? openSafetensorsWeights(loc.folder, STEMS.transformer, 'transformer')
+          : loc.part.keys === 'bfl'
+            ? mapBflTransformer(loc.part.file, this.fileConfig!)
+            : identity(loc.part);
       checkShapes(w, fluxTransformerShapes(this.transformerConfig), this.transformerConfigFile);
       this.transformer = w;
     }
@@ -201,7 +245,8 @@ export class ModelSet implements FluxCheckpoint {
     const className = this.index ? checkDeclared(this.index, name, [def.className]) : def.className;
     const loc = this.locate(name);
     const { config, configFile } = this.componentConfig(name, loc);
-    const weights = loc.kind === 'diffusers' ? openSafetensorsWeights(loc.folder, def.stem, name) : partWeights(name, loc.part);
+    const weights =
+      loc.kind === 'diffusers' ? openSafetensorsWeights(loc.folder, def.stem, name) : partWeights(name, loc.part);
     checkShapes(weights, def.spec(config, configFile), configFile);
     this.checkAgreement(name, config, this.label(loc));
     const c: Component = { name, className, config, configFile, weights };
@@ -212,10 +257,22 @@ export class ModelSet implements FluxCheckpoint {
   /** `<part>/config.json` if there is one (diffusers folders always have it), else derived from the file's shapes. */
   private componentConfig(name: ComponentName, loc: Located): { config: Json; configFile: string } {
     const configPath = this.configPath(loc);
-    if (configPath || loc.kind === 'diffusers') return { config: readJson(configPath ?? path.join(loc.folder!, 'config.json'), `${name}/config.json`), configFile: `${name}/config.json` };
+    if (configPath || loc.kind === 'diffusers')
+      return {
+        config: readJson(configPath ?? path.join(loc.folder!, 'config.json'), `${name}/config.json`),
+        configFile: `${name}/config.json`,
+      };
     const f = loc.part.file;
-    if (loc.part.keys === 'diffusers') throw new CheckpointError(`${f.label}: a ${ROLE_NAMES[name]} in diffusers key names needs its config.json; put both in a ${name}/ folder`);
-    const config = name === 'text_encoder' ? clipConfigFromShapes(f) : name === 'text_encoder_2' ? t5ConfigFromShapes(f) : bflVaeConfig(f, this.params(loc));
+    if (loc.part.keys === 'diffusers')
+      throw new CheckpointError(
+        `${f.label}: a ${ROLE_NAMES[name]} in diffusers key names needs its config.json; put both in a ${name}/ folder`,
+      );
+    const config =
+      name === 'text_encoder'
+        ? clipConfigFromShapes(f)
+        : name === 'text_encoder_2'
+          ? t5ConfigFromShapes(f)
+          : bflVaeConfig(f, this.params(loc));
     return { config, configFile: `${f.label} (config from its tensor shapes)` };
   }
 
@@ -223,10 +280,26 @@ export class ModelSet implements FluxCheckpoint {
   private checkAgreement(name: ComponentName, config: Json, file: string): void {
     const t = this.transformerConfig;
     const tr = this.label(this.locate('transformer'));
-    const [have, want, what, tensor] = name === 'text_encoder' ? [config.hidden_size, t.pooledProjectionDim, 'CLIP hidden size', 'its pooled-text input (vector_in / time_text_embed.text_embedder)']
-      : name === 'text_encoder_2' ? [config.d_model, t.jointAttentionDim, 'T5 width d_model', 'its text input (txt_in / context_embedder)']
-        : [4 * Number(config.latent_channels), t.inChannels, '4 × latent channels (2×2 packed)', 'its image input (img_in / x_embedder)'];
-    if (have !== want) throw new CheckpointError(`${file}: ${what} is ${String(have)}, but the transformer ${tr} takes ${want} at ${tensor}: the files are from different models; use the ${ROLE_NAMES[name]} that belongs to this transformer`);
+    const [have, want, what, tensor] =
+      name === 'text_encoder'
+        ? [
+            config.hidden_size,
+            t.pooledProjectionDim,
+            'CLIP hidden size',
+            'its pooled-text input (vector_in / time_text_embed.text_embedder)',
+          ]
+        : name === 'text_encoder_2'
+          ? [config.d_model, t.jointAttentionDim, 'T5 width d_model', 'its text input (txt_in / context_embedder)']
+          : [
+              4 * Number(config.latent_channels),
+              t.inChannels,
+              '4 × latent channels (2×2 packed)',
+              'its image input (img_in / x_embedder)',
+            ];
+    if (have !== want)
+      throw new CheckpointError(
+        `${file}: ${what} is ${String(have)}, but the transformer ${tr} takes ${want} at ${tensor}: the files are from different models; use the ${ROLE_NAMES[name]} that belongs to this transformer`,
+      );
   }
 
   assetFolder(name: AssetFolder): string {
@@ -243,7 +316,10 @@ export class ModelSet implements FluxCheckpoint {
   schedulerConfig(): Json {
     const file = path.join(this.dir, 'scheduler', 'scheduler_config.json');
     if (existsSync(file) || this.index) return readJson(file, 'scheduler/scheduler_config.json');
-    log.info({ variant: this.variant }, `no scheduler/ folder: using FLUX.1-${this.variant}'s published scheduler settings`);
+    log.info(
+      { variant: this.variant },
+      `no scheduler/ folder: using FLUX.1-${this.variant}'s published scheduler settings`,
+    );
     return fluxScheduler(this.variant);
   }
 

@@ -24,7 +24,10 @@ export interface Part {
 
 /** What each role is in messages. */
 export const ROLE_NAMES: Record<Role, string> = {
-  transformer: 'FLUX.1 transformer', text_encoder: 'CLIP text encoder', text_encoder_2: 'T5 encoder', vae: 'autoencoder (VAE)',
+  transformer: 'FLUX.1 transformer',
+  text_encoder: 'CLIP text encoder',
+  text_encoder_2: 'T5 encoder',
+  vae: 'autoencoder (VAE)',
 };
 
 /**
@@ -43,9 +46,11 @@ const COMFY_UNUSED = /^text_encoders\.\w+\.logit_scale$/;
 
 function single(file: TensorFile): Part | undefined {
   if (isBflTransformer(file)) return { role: 'transformer', file, keys: 'bfl' };
-  if (file.has('x_embedder.weight') && file.has('transformer_blocks.0.attn.to_q.weight')) return { role: 'transformer', file, keys: 'diffusers' };
+  if (file.has('x_embedder.weight') && file.has('transformer_blocks.0.attn.to_q.weight'))
+    return { role: 'transformer', file, keys: 'diffusers' };
   if (isBflVae(file)) return { role: 'vae', file, keys: 'bfl' };
-  if (file.has('decoder.conv_in.weight') && file.names().some((n) => n.startsWith('decoder.up_blocks.'))) return { role: 'vae', file, keys: 'diffusers' };
+  if (file.has('decoder.conv_in.weight') && file.names().some((n) => n.startsWith('decoder.up_blocks.')))
+    return { role: 'vae', file, keys: 'diffusers' };
   if (isClipText(file)) return { role: 'text_encoder', file, keys: 'transformers' };
   if (isT5Encoder(file)) return { role: 'text_encoder_2', file, keys: 'transformers' };
   return undefined;
@@ -66,14 +71,22 @@ export function partsOf(file: TensorFile): Part[] {
   for (const [role, prefix] of prefixes) {
     const view = new PrefixView(file, prefix);
     const p = single(view);
-    if (!p || p.role !== role) throw new CheckpointError(`${file.label}: the tensors under ${prefix} are not a ${ROLE_NAMES[role]} in the key names ComfyUI saves (is this a FLUX.1 checkpoint?)`);
-    if (parts.some((q) => q.role === role)) throw new CheckpointError(`${file.label}: holds two ${ROLE_NAMES[role]}s (${parts.find((q) => q.role === role)!.prefix}* and ${prefix}*)`);
+    if (!p || p.role !== role)
+      throw new CheckpointError(
+        `${file.label}: the tensors under ${prefix} are not a ${ROLE_NAMES[role]} in the key names ComfyUI saves (is this a FLUX.1 checkpoint?)`,
+      );
+    if (parts.some((q) => q.role === role))
+      throw new CheckpointError(
+        `${file.label}: holds two ${ROLE_NAMES[role]}s (${parts.find((q) => q.role === role)!.prefix}* and ${prefix}*)`,
+      );
     parts.push({ ...p, prefix });
   }
   const outside = names.filter((n) => !prefixes.some(([, p]) => n.startsWith(p)) && !COMFY_UNUSED.test(n));
   if (outside.length > 0) {
     const more = outside.length > 3 ? ` and ${outside.length - 3} more` : '';
-    throw new CheckpointError(`${file.label}: tensors ${outside.slice(0, 3).join(', ')}${more} belong to no part of a FLUX.1 all-in-one checkpoint (another architecture?)`);
+    throw new CheckpointError(
+      `${file.label}: tensors ${outside.slice(0, 3).join(', ')}${more} belong to no part of a FLUX.1 all-in-one checkpoint (another architecture?)`,
+    );
   }
   return parts;
 }

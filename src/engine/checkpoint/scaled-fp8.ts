@@ -33,7 +33,10 @@ export class ScaledFp8File implements TensorFile {
   private readonly scales = new Map<string, number>();
   private readonly visible: string[];
 
-  private constructor(private readonly inner: TensorFile, readonly scaledMarker: boolean) {
+  private constructor(
+    private readonly inner: TensorFile,
+    readonly scaledMarker: boolean,
+  ) {
     this.label = inner.label;
     this.realPath = inner.realPath;
     const hidden = new Set<string>();
@@ -43,7 +46,10 @@ export class ScaledFp8File implements TensorFile {
         const dtype = inner.info(name).dtype;
         // ComfyUI stores the marker in the fp8 dtype it used; an F32 marker is its legacy spelling of e4m3fn.
         if (dtype !== 'float8e4m3fn' && dtype !== 'float32') {
-          throw this.unknown(name, `the scaled_fp8 marker is ${dtype}, which names no fp8 format the engine reads (only e4m3fn)`);
+          throw this.unknown(
+            name,
+            `the scaled_fp8 marker is ${dtype}, which names no fp8 format the engine reads (only e4m3fn)`,
+          );
         }
         hidden.add(name);
       } else if (name.endsWith('.scale_weight')) {
@@ -57,13 +63,22 @@ export class ScaledFp8File implements TensorFile {
         throw this.unknown(name, 'it is not a ComfyUI scale_weight / scale_input');
       }
     }
-    if (inputs > 0) log.debug({ file: this.label, tensors: inputs }, 'scale_input tensors ignored: they scale fp8 activations, and the engine computes in bf16/fp32 (weight-only fp8)');
+    if (inputs > 0)
+      log.debug(
+        { file: this.label, tensors: inputs },
+        'scale_input tensors ignored: they scale fp8 activations, and the engine computes in bf16/fp32 (weight-only fp8)',
+      );
     this.visible = inner.names().filter((n) => !hidden.has(n));
   }
 
   /** `file` itself when it holds no scale tensors, else the folded view. Throws on scales it does not understand. */
   static wrap(file: TensorFile): TensorFile {
-    return file.names().some(isScaleTensor) ? new ScaledFp8File(file, file.names().some((n) => MARKER.test(n))) : file;
+    return file.names().some(isScaleTensor)
+      ? new ScaledFp8File(
+          file,
+          file.names().some((n) => MARKER.test(n)),
+        )
+      : file;
   }
 
   /** Number of weights that carry a scale_weight. */
@@ -89,8 +104,10 @@ export class ScaledFp8File implements TensorFile {
   private scalar(name: string): number {
     const { dtype, shape } = this.inner.info(name);
     const count = shape.reduce((a, b) => a * b, 1);
-    if (count !== 1 || shape.length > 1) throw this.unknown(name, `shape [${shape.join(',')}]: only one scale per tensor (a scalar) is supported`);
-    if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16') throw this.unknown(name, `a ${dtype} scale`);
+    if (count !== 1 || shape.length > 1)
+      throw this.unknown(name, `shape [${shape.join(',')}]: only one scale per tensor (a scalar) is supported`);
+    if (dtype !== 'float32' && dtype !== 'float16' && dtype !== 'bfloat16')
+      throw this.unknown(name, `a ${dtype} scale`);
     const v = sourceToFloat32(this.inner.source(name))[0]!;
     if (!Number.isFinite(v) || v === 0) throw this.unknown(name, `the scale is ${v}`);
     return v;

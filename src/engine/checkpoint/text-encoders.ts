@@ -31,7 +31,8 @@ function blocks(file: TensorFile, prefix: string): number {
 }
 
 function dims(file: TensorFile, name: string): number[] {
-  if (!file.has(name)) throw new CheckpointError(`${file.label}: tensor ${name} is missing (incomplete text encoder file)`);
+  if (!file.has(name))
+    throw new CheckpointError(`${file.label}: tensor ${name} is missing (incomplete text encoder file)`);
   return file.info(name).shape;
 }
 
@@ -42,16 +43,24 @@ const CLIP_HEAD = 64;
 export function clipConfigFromShapes(file: TensorFile): Json {
   const [vocab, hidden] = dims(file, 'text_model.embeddings.token_embedding.weight') as [number, number];
   if (hidden % CLIP_HEAD !== 0) {
-    throw new CheckpointError(`${file.label}: hidden size ${hidden} is not a multiple of CLIP-L's head size ${CLIP_HEAD}, so the head count is unknown; put the file in a text_encoder/ folder with its config.json`);
+    throw new CheckpointError(
+      `${file.label}: hidden size ${hidden} is not a multiple of CLIP-L's head size ${CLIP_HEAD}, so the head count is unknown; put the file in a text_encoder/ folder with its config.json`,
+    );
   }
   return {
-    architectures: ['CLIPTextModel'], model_type: 'clip_text_model',
-    vocab_size: vocab, hidden_size: hidden,
+    architectures: ['CLIPTextModel'],
+    model_type: 'clip_text_model',
+    vocab_size: vocab,
+    hidden_size: hidden,
     intermediate_size: dims(file, 'text_model.encoder.layers.0.mlp.fc1.weight')[0],
     num_hidden_layers: blocks(file, 'text_model.encoder.layers.'),
     num_attention_heads: hidden / CLIP_HEAD,
     max_position_embeddings: dims(file, 'text_model.embeddings.position_embedding.weight')[0],
-    hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, bos_token_id: 0, eos_token_id: 2, pad_token_id: 1,
+    hidden_act: 'quick_gelu',
+    layer_norm_eps: 1e-5,
+    bos_token_id: 0,
+    eos_token_id: 2,
+    pad_token_id: 1,
   };
 }
 
@@ -59,16 +68,26 @@ export function clipConfigFromShapes(file: TensorFile): Json {
 export function t5ConfigFromShapes(file: TensorFile): Json {
   const emb = file.has('shared.weight') ? 'shared.weight' : 'encoder.embed_tokens.weight';
   const [vocab, dModel] = dims(file, emb) as [number, number];
-  const [buckets, heads] = dims(file, 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight') as [number, number];
+  const [buckets, heads] = dims(file, 'encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight') as [
+    number,
+    number,
+  ];
   const inner = dims(file, 'encoder.block.0.layer.0.SelfAttention.q.weight')[0]!;
   const gated = file.has('encoder.block.0.layer.1.DenseReluDense.wi_0.weight');
   return {
-    architectures: ['T5EncoderModel'], model_type: 't5',
-    vocab_size: vocab, d_model: dModel, num_heads: heads, d_kv: inner / heads,
+    architectures: ['T5EncoderModel'],
+    model_type: 't5',
+    vocab_size: vocab,
+    d_model: dModel,
+    num_heads: heads,
+    d_kv: inner / heads,
     d_ff: dims(file, `encoder.block.0.layer.1.DenseReluDense.${gated ? 'wi_0' : 'wi'}.weight`)[0],
     num_layers: blocks(file, 'encoder.block.'),
-    relative_attention_num_buckets: buckets, relative_attention_max_distance: 128,
-    feed_forward_proj: gated ? 'gated-gelu' : 'relu', is_gated_act: gated, dense_act_fn: gated ? 'gelu_new' : 'relu',
+    relative_attention_num_buckets: buckets,
+    relative_attention_max_distance: 128,
+    feed_forward_proj: gated ? 'gated-gelu' : 'relu',
+    is_gated_act: gated,
+    dense_act_fn: gated ? 'gelu_new' : 'relu',
     layer_norm_epsilon: 1e-6,
   };
 }

@@ -6,15 +6,23 @@ import { requireInput } from './io.ts';
 import type { DebugComponent } from './registry.ts';
 
 /** Token ids from a debug input of any integer-valued dtype, as int64, with their shape checked. */
-export function idsInput(inputs: Record<string, HostTensor>, component: string, lengths: number[]): { ids: BigInt64Array; batch: number; length: number } {
+export function idsInput(
+  inputs: Record<string, HostTensor>,
+  component: string,
+  lengths: number[],
+): { ids: BigInt64Array; batch: number; length: number } {
   const t = requireInput(inputs, 'input_ids', component);
   const [batch, length] = t.shape;
   if (t.shape.length !== 2 || batch === undefined || length === undefined || !lengths.includes(length)) {
-    throw new UserError(`debug ${component}: input_ids has shape [${t.shape.join(',')}], expected [B, ${lengths.join(' or ')}]`, 2);
+    throw new UserError(
+      `debug ${component}: input_ids has shape [${t.shape.join(',')}], expected [B, ${lengths.join(' or ')}]`,
+      2,
+    );
   }
   let ids: BigInt64Array;
   if (t.data instanceof BigInt64Array) ids = t.data;
-  else if (t.dtype === 'float16' || t.dtype === 'bfloat16') throw new UserError(`debug ${component}: input_ids must be an integer or float32 tensor (got ${t.dtype})`, 2);
+  else if (t.dtype === 'float16' || t.dtype === 'bfloat16')
+    throw new UserError(`debug ${component}: input_ids must be an integer or float32 tensor (got ${t.dtype})`, 2);
   else ids = BigInt64Array.from(t.data as ArrayLike<number>, (x) => BigInt(Math.round(x)));
   return { ids, batch, length };
 }

@@ -11,7 +11,8 @@ import type { DebugComponent } from './registry.ts';
  * tokenizers and encoders.
  */
 export const component: DebugComponent = {
-  summary: 'RAG (official parameter names): --params <params.json> --inputs <noise_draw_0..n.safetensors> → final_latents, image [, final_repainting_latents, repainting_image]',
+  summary:
+    'RAG (official parameter names): --params <params.json> --inputs <noise_draw_0..n.safetensors> → final_latents, image [, final_repainting_latents, repainting_image]',
   required: ['params', 'inputs', 'out'],
   async run(ctx) {
     const file = String(ctx.flags.params);
@@ -21,10 +22,21 @@ export const component: DebugComponent = {
       const plan = await engine.plan(params!, path.dirname(path.resolve(file)));
       const noise = explicitNoise(ctx.inputs, params!.HB_m_offset_list.length);
       const res = await engine.run(plan, { noise });
-      for (const s of engine.steps.sessions) ctx.note(`step graph (one for every layout): ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms, runs ${Object.entries(s.runsBy).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+      for (const s of engine.steps.sessions)
+        ctx.note(
+          `step graph (one for every layout): ${s.nodes} nodes, session created in ${s.createMs.toFixed(0)} ms, runs ${Object.entries(
+            s.runsBy,
+          )
+            .map(([k, n]) => `${k} ×${n}`)
+            .join(', ')}`,
+        );
       ctx.note(`steps: ${res.stepMs.map((m) => m.toFixed(0)).join(', ')} ms`);
       const tokens = res.latents.length / engine.steps.cfg.inChannels;
-      const packed = (data: Float32Array) => ({ dtype: 'float32' as const, shape: [1, tokens, engine.steps.cfg.inChannels], data });
+      const packed = (data: Float32Array) => ({
+        dtype: 'float32' as const,
+        shape: [1, tokens, engine.steps.cfg.inChannels],
+        data,
+      });
       const image = await engine.decode(res.latents, plan.width, plan.height);
       const tensors: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {
         final_latents: packed(res.latents),

@@ -14,7 +14,11 @@ export async function runDebug(
   note: (m: string) => void,
 ): Promise<DebugResult> {
   const load = DEBUG_COMPONENTS[name];
-  if (!load) throw new UserError(`unknown debug component "${name}". Components: ${Object.keys(DEBUG_COMPONENTS).join(', ')}`, 2);
+  if (!load)
+    throw new UserError(
+      `unknown debug component "${name}". Components: ${Object.keys(DEBUG_COMPONENTS).join(', ')}`,
+      2,
+    );
   const { component } = await load();
   const model = flags.model;
   if (typeof model !== 'string') throw new UserError(`debug ${name} needs --model <checkpoint folder>`, 2);
@@ -26,7 +30,11 @@ export async function runDebug(
     if (!existsSync(flags.inputs)) throw new UserError(`--inputs ${flags.inputs} does not exist`, 2);
     const all = readSafetensors(flags.inputs).tensors;
     const prefix = typeof flags.prefix === 'string' ? flags.prefix : '';
-    inputs = Object.fromEntries(Object.entries(all).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    inputs = Object.fromEntries(
+      Object.entries(all)
+        .filter(([k]) => k.startsWith(prefix))
+        .map(([k, v]) => [k.slice(prefix.length), v]),
+    );
   }
   let ck: FluxCheckpoint | undefined;
   const result = await component.run({

@@ -15,6 +15,10 @@ export const component: DebugComponent = {
     const out = await enc.encode(ids, length);
     ctx.note(`run: ${(performance.now() - t0).toFixed(0)} ms`);
     await enc.release();
-    return { tensors: { last_hidden_state: { dtype: 'float32', shape: [batch, length, out.dModel], data: out.lastHiddenState } } };
+    return {
+      tensors: {
+        last_hidden_state: { dtype: 'float32', shape: [batch, length, out.dModel], data: out.lastHiddenState },
+      },
+    };
   },
 };

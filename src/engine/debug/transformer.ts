@@ -5,15 +5,19 @@ import type { DebugComponent } from './registry.ts';
 
 /** debug transformer: one FluxTransformer2DModel forward on given inputs → `sample`. */
 export const component: DebugComponent = {
-  summary: 'FLUX transformer: hidden_states, encoder_hidden_states, pooled_projections, timestep (σ), guidance (dev), img_ids, txt_ids → sample',
+  summary:
+    'FLUX transformer: hidden_states, encoder_hidden_states, pooled_projections, timestep (σ), guidance (dev), img_ids, txt_ids → sample',
   required: ['inputs', 'out'],
   async run(ctx) {
     const ck = ctx.checkpoint();
     const get = (name: string, rank?: number) => floatInput(ctx.inputs, name, 'transformer', rank).data;
     const hidden = floatInput(ctx.inputs, 'hidden_states', 'transformer', 3);
     const tr = await openTransformer(ck, ctx.runtime, { intermediates: ctx.flags.intermediates === true });
-    ctx.note(`transformer (${ck.variant}, ${ck.layout} layout): ${tr.nodeCount} nodes, session created in ${tr.createMs.toFixed(0)} ms`);
-    if (!ck.transformerConfig.guidanceEmbeds && ctx.inputs.guidance) ctx.note('guidance given but this transformer has no guidance embedding (schnell); ignored');
+    ctx.note(
+      `transformer (${ck.variant}, ${ck.layout} layout): ${tr.nodeCount} nodes, session created in ${tr.createMs.toFixed(0)} ms`,
+    );
+    if (!ck.transformerConfig.guidanceEmbeds && ctx.inputs.guidance)
+      ctx.note('guidance given but this transformer has no guidance embedding (schnell); ignored');
     const t0 = performance.now();
     const out = await tr.run({
       hidden_states: hidden.data,
@@ -30,7 +34,8 @@ export const component: DebugComponent = {
     const sample = out[TRANSFORMER_OUTPUT]!;
     tensors[TRANSFORMER_OUTPUT] = { dtype: 'float32', shape: [...sample.dims], data: sample.data as Float32Array };
     for (const [name, t] of Object.entries(out)) {
-      if (name !== TRANSFORMER_OUTPUT) tensors[name] = { dtype: 'float32', shape: [...t.dims], data: t.data as Float32Array };
+      if (name !== TRANSFORMER_OUTPUT)
+        tensors[name] = { dtype: 'float32', shape: [...t.dims], data: t.data as Float32Array };
     }
     return { tensors };
   },

@@ -4,7 +4,8 @@ import type { DebugComponent } from './registry.ts';
 
 /** debug vae-decode: the pipeline's final latent (before FLUX's unscale) → image. */
 export const component: DebugComponent = {
-  summary: 'VAE decoder: latent (unpacked [B, 16, h, w], before FLUX\'s unscale) → image ([B, 3, 8h, 8w], [-1, 1] scale, not clamped)',
+  summary:
+    "VAE decoder: latent (unpacked [B, 16, h, w], before FLUX's unscale) → image ([B, 3, 8h, 8w], [-1, 1] scale, not clamped)",
   required: ['inputs', 'out'],
   async run(ctx) {
     const vae = new VaeCodec(ctx.checkpoint().component('vae'), ctx.runtime);

@@ -5,7 +5,8 @@ import type { DebugComponent } from './registry.ts';
 
 /** debug vae-encode: image → FLUX-scaled latent (mean − shift)·scale; --intermediates adds mean and logvar. */
 export const component: DebugComponent = {
-  summary: 'VAE encoder: image ([B, 3, H, W] in [-1, 1]) → latent ((mean − shift)·scale, [B, 16, H/8, W/8]); --intermediates adds mean, logvar',
+  summary:
+    'VAE encoder: image ([B, 3, H, W] in [-1, 1]) → latent ((mean − shift)·scale, [B, 16, H/8, W/8]); --intermediates adds mean, logvar',
   required: ['inputs', 'out'],
   async run(ctx) {
     const vae = new VaeCodec(ctx.checkpoint().component('vae'), ctx.runtime);

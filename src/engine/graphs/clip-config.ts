@@ -28,17 +28,20 @@ export function configReader(config: Record<string, unknown>, file: string) {
   return {
     int(key: string, fallback?: number): number {
       const v = get(key) ?? fallback;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new UserError(`${file}: "${key}" must be a positive whole number (got ${JSON.stringify(get(key))})`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+        throw new UserError(`${file}: "${key}" must be a positive whole number (got ${JSON.stringify(get(key))})`);
       return v;
     },
     num(key: string, fallback?: number): number {
       const v = get(key) ?? fallback;
-      if (typeof v !== 'number' || !Number.isFinite(v)) throw new UserError(`${file}: "${key}" must be a number (got ${JSON.stringify(get(key))})`);
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        throw new UserError(`${file}: "${key}" must be a number (got ${JSON.stringify(get(key))})`);
       return v;
     },
     str(key: string, fallback?: string): string {
       const v = get(key) ?? fallback;
-      if (typeof v !== 'string') throw new UserError(`${file}: "${key}" must be a string (got ${JSON.stringify(get(key))})`);
+      if (typeof v !== 'string')
+        throw new UserError(`${file}: "${key}" must be a string (got ${JSON.stringify(get(key))})`);
       return v;
     },
     ints(key: string): number[] {

@@ -7,12 +7,14 @@ export type IdBatch = readonly (readonly number[])[] | BigInt64Array;
 
 export function idTensor(ids: IdBatch, length: number): ort.Tensor {
   if (ids instanceof BigInt64Array) {
-    if (ids.length === 0 || ids.length % length !== 0) throw new Error(`token ids: ${ids.length} values are not rows of ${length}`);
+    if (ids.length === 0 || ids.length % length !== 0)
+      throw new Error(`token ids: ${ids.length} values are not rows of ${length}`);
     return new ort.Tensor('int64', ids, [ids.length / length, length]);
   }
   const flat = new BigInt64Array(ids.length * length);
   ids.forEach((row, b) => {
-    if (row.length !== length) throw new Error(`token ids: row ${b} has ${row.length} ids, the encoder takes exactly ${length}`);
+    if (row.length !== length)
+      throw new Error(`token ids: row ${b} has ${row.length} ids, the encoder takes exactly ${length}`);
     row.forEach((id, i) => (flat[b * length + i] = BigInt(id)));
   });
   return new ort.Tensor('int64', flat, [ids.length, length]);
@@ -37,7 +39,11 @@ export class ClipTextEncoder {
     readonly createMs: number,
   ) {}
 
-  static async create(component: ComponentInput, runtime: RuntimeOptions, opts: TextGraphOptions = {}): Promise<ClipTextEncoder> {
+  static async create(
+    component: ComponentInput,
+    runtime: RuntimeOptions,
+    opts: TextGraphOptions = {},
+  ): Promise<ClipTextEncoder> {
     const cfg = clipTextConfig(component);
     const { session, createMs } = await createSession(buildClipTextGraph(component, opts), runtime);
     return new ClipTextEncoder(session, cfg.positions, cfg.hidden, createMs);

@@ -1,6 +1,16 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, gelu, Graph, layerNorm, linear, mul, mulScalar, sigmoid, type Value,
+  add,
+  attention,
+  cast,
+  gelu,
+  Graph,
+  layerNorm,
+  linear,
+  mul,
+  mulScalar,
+  sigmoid,
+  type Value,
 } from '../onnx/index.ts';
 import { configReader, type ComponentInput, type TextGraphOptions } from './clip-config.ts';
 
@@ -29,7 +39,8 @@ export interface ClipTextConfig {
 export function clipTextConfig(c: ComponentInput): ClipTextConfig {
   const r = configReader(c.config, c.configFile);
   const act = r.str('hidden_act', 'quick_gelu');
-  if (act !== 'quick_gelu' && act !== 'gelu') throw new UserError(`${c.configFile}: hidden_act "${act}" is not supported (CLIP uses quick_gelu)`);
+  if (act !== 'quick_gelu' && act !== 'gelu')
+    throw new UserError(`${c.configFile}: hidden_act "${act}" is not supported (CLIP uses quick_gelu)`);
   const cfg: ClipTextConfig = {
     hidden: r.int('hidden_size'),
     heads: r.int('num_attention_heads'),
@@ -39,7 +50,10 @@ export function clipTextConfig(c: ComponentInput): ClipTextConfig {
     act,
     eosTokenId: r.num('eos_token_id', 2),
   };
-  if (cfg.hidden % cfg.heads !== 0) throw new UserError(`${c.configFile}: hidden_size ${cfg.hidden} is not divisible by num_attention_heads ${cfg.heads}`);
+  if (cfg.hidden % cfg.heads !== 0)
+    throw new UserError(
+      `${c.configFile}: hidden_size ${cfg.hidden} is not divisible by num_attention_heads ${cfg.heads}`,
+    );
   return cfg;
 }
 
@@ -50,7 +64,10 @@ function activation(x: Value, act: ClipTextConfig['act']): Value {
 
 export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {}): Graph {
   const cfg = clipTextConfig(c);
-  const g = new Graph('clip_text', { computeType: opts.computeType ?? 'float32', doc: `CLIPTextModel from ${c.configFile}` });
+  const g = new Graph('clip_text', {
+    computeType: opts.computeType ?? 'float32',
+    doc: `CLIPTextModel from ${c.configFile}`,
+  });
   const W = (name: string): Value => g.weight(name, c.weights.source(name));
   const L = cfg.positions;
   const H = cfg.hidden;
@@ -58,7 +75,14 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
 
   const ids = g.input('input_ids', 'int64', ['B', L]);
   let h = g.scope('embeddings', () =>
-    add(g.embedding('text_model.embeddings.token_embedding.weight', c.weights.source('text_model.embeddings.token_embedding.weight'), ids), W('text_model.embeddings.position_embedding.weight')),
+    add(
+      g.embedding(
+        'text_model.embeddings.token_embedding.weight',
+        c.weights.source('text_model.embeddings.token_embedding.weight'),
+        ids,
+      ),
+      W('text_model.embeddings.position_embedding.weight'),
+    ),
   );
   const hiddenOut = (v: Value, i: number) => {
     if (opts.hiddenStates) g.output(cast(v, 'float32'), `hidden_states_${i}`, 'float32', ['B', L, H]);
@@ -73,10 +97,18 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
   for (let i = 0; i < cfg.layers; i++) {
     const p = `text_model.encoder.layers.${i}`;
     h = g.scope(`layers.${i}`, () => {
-      const lin = (name: string, x: Value) => linear(x, g.linearWeight(`${p}.${name}.weight`, c.weights.source(`${p}.${name}.weight`)), W(`${p}.${name}.bias`));
+      const lin = (name: string, x: Value) =>
+        linear(
+          x,
+          g.linearWeight(`${p}.${name}.weight`, c.weights.source(`${p}.${name}.weight`)),
+          W(`${p}.${name}.bias`),
+        );
       const x1 = layerNorm(h, H, cfg.eps, W(`${p}.layer_norm1.weight`), W(`${p}.layer_norm1.bias`));
       const attn = attention(lin('self_attn.q_proj', x1), lin('self_attn.k_proj', x1), lin('self_attn.v_proj', x1), {
-        heads: cfg.heads, headDim, bias, impl: opts.attention ?? 'mha',
+        heads: cfg.heads,
+        headDim,
+        bias,
+        impl: opts.attention ?? 'mha',
       });
       const r1 = add(h, lin('self_attn.out_proj', attn));
       const x2 = layerNorm(r1, H, cfg.eps, W(`${p}.layer_norm2.weight`), W(`${p}.layer_norm2.bias`));
@@ -88,7 +120,10 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
   g.output(cast(last, 'float32'), 'last_hidden_state', 'float32', ['B', L, H]);
 
   // Pooling index per batch row, via ArgMax over float ids (exact below 2^24; ArgMax keeps the first max).
-  const key = cfg.eosTokenId === 2 ? cast(ids, 'float32') : cast(g.op('Equal', [ids, g.constant([cfg.eosTokenId], [], 'int64')], {}, { dtype: 'bool' }), 'float32');
+  const key =
+    cfg.eosTokenId === 2
+      ? cast(ids, 'float32')
+      : cast(g.op('Equal', [ids, g.constant([cfg.eosTokenId], [], 'int64')], {}, { dtype: 'bool' }), 'float32');
   const index = g.op('ArgMax', [key], { axis: 1, keepdims: 1 }, { dtype: 'int64' });
   const pooled = g.op('GatherND', [last, index], { batch_dims: 1 });
   g.output(cast(pooled, 'float32'), 'pooler_output', 'float32', ['B', H]);

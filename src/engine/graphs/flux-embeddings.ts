@@ -33,7 +33,12 @@ export function timestepProjection(x: Value, dim: number): Value {
  * `precision` 'float64' computes angles and cos/sin in double and rounds once, as diffusers does; 'float32' is for
  * providers without double kernels (WebGPU), at ~1e-5 rad error for positions near 100.
  */
-export function ropeTables(ids: Value, axes: number[], theta: number, precision: 'float64' | 'float32' = 'float64'): { cos: Value; sin: Value } {
+export function ropeTables(
+  ids: Value,
+  axes: number[],
+  theta: number,
+  precision: 'float64' | 'float32' = 'float64',
+): { cos: Value; sin: Value } {
   const g: Graph = ids.graph;
   const pos = cast(ids, precision);
   const cosParts: Value[] = [];

@@ -26,7 +26,11 @@ export interface TransformerSession {
 }
 
 /** Builds the graph for the checkpoint's transformer and opens an ORT session on it. */
-export async function openTransformer(ck: FluxCheckpoint, runtime: RuntimeOptions, opts: TransformerGraphOptions = {}): Promise<TransformerSession> {
+export async function openTransformer(
+  ck: FluxCheckpoint,
+  runtime: RuntimeOptions,
+  opts: TransformerGraphOptions = {},
+): Promise<TransformerSession> {
   const cfg = ck.transformerConfig;
   const graph = buildTransformerGraph(cfg, ck.transformerWeights(), opts);
   const { session, createMs } = await createSession(graph, runtime);
@@ -38,11 +42,27 @@ export async function openTransformer(ck: FluxCheckpoint, runtime: RuntimeOption
       const L = x.txt_ids.length / 3;
       const B = x.timestep.length;
       const expect = (name: string, got: number, want: number, shape: string) => {
-        if (got !== want) throw new UserError(`transformer input ${name} has ${got} values, expected ${want} for shape ${shape}`);
+        if (got !== want)
+          throw new UserError(`transformer input ${name} has ${got} values, expected ${want} for shape ${shape}`);
       };
-      expect('hidden_states', x.hidden_states.length, B * N * cfg.inChannels, `[${B},${N},${cfg.inChannels}] (N from img_ids)`);
-      expect('encoder_hidden_states', x.encoder_hidden_states.length, B * L * cfg.jointAttentionDim, `[${B},${L},${cfg.jointAttentionDim}] (L from txt_ids)`);
-      expect('pooled_projections', x.pooled_projections.length, B * cfg.pooledProjectionDim, `[${B},${cfg.pooledProjectionDim}]`);
+      expect(
+        'hidden_states',
+        x.hidden_states.length,
+        B * N * cfg.inChannels,
+        `[${B},${N},${cfg.inChannels}] (N from img_ids)`,
+      );
+      expect(
+        'encoder_hidden_states',
+        x.encoder_hidden_states.length,
+        B * L * cfg.jointAttentionDim,
+        `[${B},${L},${cfg.jointAttentionDim}] (L from txt_ids)`,
+      );
+      expect(
+        'pooled_projections',
+        x.pooled_projections.length,
+        B * cfg.pooledProjectionDim,
+        `[${B},${cfg.pooledProjectionDim}]`,
+      );
       if (!Number.isInteger(N) || !Number.isInteger(L)) throw new UserError('img_ids and txt_ids must have 3 columns');
       const t = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
       const feeds: Record<string, ort.Tensor> = {
@@ -54,7 +74,8 @@ export async function openTransformer(ck: FluxCheckpoint, runtime: RuntimeOption
         txt_ids: t(x.txt_ids, [L, 3]),
       };
       if (cfg.guidanceEmbeds) {
-        if (!x.guidance) throw new UserError('this is a FLUX.1-dev style transformer (guidance_embeds): a guidance value is required');
+        if (!x.guidance)
+          throw new UserError('this is a FLUX.1-dev style transformer (guidance_embeds): a guidance value is required');
         expect('guidance', x.guidance.length, B, `[${B}]`);
         feeds.guidance = t(x.guidance, [B]);
       }

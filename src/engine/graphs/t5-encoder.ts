@@ -19,7 +19,11 @@ export class T5TextEncoder {
   private readonly sessions = new Map<number, Promise<{ session: ort.InferenceSession; createMs: number }>>();
   readonly dModel: number;
 
-  constructor(private readonly component: ComponentInput, private readonly runtime: RuntimeOptions, private readonly opts: TextGraphOptions = {}) {
+  constructor(
+    private readonly component: ComponentInput,
+    private readonly runtime: RuntimeOptions,
+    private readonly opts: TextGraphOptions = {},
+  ) {
     this.dModel = t5EncoderConfig(component).dModel;
   }
 
@@ -40,7 +44,12 @@ export class T5TextEncoder {
     const { session } = await this.sessions.get(length)!;
     const input = idTensor(ids, length);
     const out = await session.run({ input_ids: input });
-    return { lastHiddenState: out.last_hidden_state!.data as Float32Array, batch: input.dims[0]!, length, dModel: this.dModel };
+    return {
+      lastHiddenState: out.last_hidden_state!.data as Float32Array,
+      batch: input.dims[0]!,
+      length,
+      dModel: this.dModel,
+    };
   }
 
   async release(): Promise<void> {

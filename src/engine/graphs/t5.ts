@@ -1,6 +1,19 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, gather, geluTanh, Graph, linear, mul, rmsNorm, transpose, unsqueeze, type FloatType, type LinearWeight, type Value,
+  add,
+  attention,
+  cast,
+  gather,
+  geluTanh,
+  Graph,
+  linear,
+  mul,
+  rmsNorm,
+  transpose,
+  unsqueeze,
+  type FloatType,
+  type LinearWeight,
+  type Value,
 } from '../onnx/index.ts';
 import { greater, where } from '../onnx/ops.ts';
 import type { ExecutionProvider } from '../runtime/session.ts';
@@ -37,8 +50,16 @@ export function t5EncoderConfig(c: ComponentInput): T5EncoderConfig {
   const gated = proj.startsWith('gated-') || c.config.is_gated_act === true;
   const actName = r.str('dense_act_fn', proj.replace(/^gated-/, ''));
   // T5 v1.1 configs say "gated-gelu", which transformers maps to gelu_new (the tanh approximation).
-  const act = actName === 'gelu_new' || actName === 'gelu_pytorch_tanh' || (actName === 'gelu' && gated) ? 'gelu_new' : actName === 'relu' ? 'relu' : undefined;
-  if (!act) throw new UserError(`${c.configFile}: activation "${actName}" is not supported (T5 v1.1 uses gated-gelu / gelu_new)`);
+  const act =
+    actName === 'gelu_new' || actName === 'gelu_pytorch_tanh' || (actName === 'gelu' && gated)
+      ? 'gelu_new'
+      : actName === 'relu'
+        ? 'relu'
+        : undefined;
+  if (!act)
+    throw new UserError(
+      `${c.configFile}: activation "${actName}" is not supported (T5 v1.1 uses gated-gelu / gelu_new)`,
+    );
   return {
     dModel: r.int('d_model'),
     heads: r.int('num_heads'),
@@ -104,7 +125,11 @@ export function clampT5Half(h: Value): Value {
   const g = h.graph;
   if (h.dtype !== 'float16') return h;
   const maxAbs = g.op('ReduceMax', [g.op('Abs', [h])], { keepdims: 0 });
-  const limit = where(greater(maxAbs, g.scalar(65504, 'float16')), g.scalar(65504 - 1000, 'float16'), g.scalar(65504, 'float16'));
+  const limit = where(
+    greater(maxAbs, g.scalar(65504, 'float16')),
+    g.scalar(65504 - 1000, 'float16'),
+    g.scalar(65504, 'float16'),
+  );
   return g.op('Clip', [h, g.op('Neg', [limit]), limit]);
 }
 
@@ -116,8 +141,12 @@ export interface T5GraphOptions extends TextGraphOptions {
 export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Graph {
   const cfg = t5EncoderConfig(c);
   const L = opts.length;
-  if (!Number.isInteger(L) || L < 1) throw new UserError(`T5 sequence length must be a positive whole number (got ${L})`);
-  const g = new Graph(`t5_encoder_${L}`, { computeType: opts.computeType ?? 'float32', doc: `T5EncoderModel from ${c.configFile}, length ${L}` });
+  if (!Number.isInteger(L) || L < 1)
+    throw new UserError(`T5 sequence length must be a positive whole number (got ${L})`);
+  const g = new Graph(`t5_encoder_${L}`, {
+    computeType: opts.computeType ?? 'float32',
+    doc: `T5EncoderModel from ${c.configFile}, length ${L}`,
+  });
   const W = (name: string): Value => g.weight(name, c.weights.source(name));
   const LW = (name: string, type?: FloatType): LinearWeight => g.linearWeight(name, c.weights.source(name), type);
   const D = cfg.dModel;
@@ -141,8 +170,11 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
   // computes in float16. Other compute types: one type throughout.
   const half = g.computeType === 'float16';
   const norm = (x: Value, name: string): Value =>
-    half && x.dtype === 'float32' ? cast(rmsNorm(x, cast(W(name), 'float32'), cfg.eps), 'float16') : rmsNorm(x, W(name), cfg.eps);
-  const residual = (x: Value, y: Value): Value => (x.dtype === y.dtype ? add(x, y) : add(cast(x, 'float32'), cast(y, 'float32')));
+    half && x.dtype === 'float32'
+      ? cast(rmsNorm(x, cast(W(name), 'float32'), cfg.eps), 'float16')
+      : rmsNorm(x, W(name), cfg.eps);
+  const residual = (x: Value, y: Value): Value =>
+    x.dtype === y.dtype ? add(x, y) : add(cast(x, 'float32'), cast(y, 'float32'));
   const fp32Weight = (name: string): Value => {
     const src = c.weights.source(name);
     return src.concat ? cast(W(name), 'float32') : cast(g.initializer(name, src), 'float32');
@@ -156,7 +188,11 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
       const x1 = norm(h, `${p}.0.layer_norm.weight`);
       // T5 does not scale the scores by 1/√d (it is folded into the weights at training).
       const a = attention(proj('0.SelfAttention.q', x1), proj('0.SelfAttention.k', x1), proj('0.SelfAttention.v', x1), {
-        heads: cfg.heads, headDim: cfg.dKv, bias: positionBias, scale: 1, impl: opts.attention ?? 'mha',
+        heads: cfg.heads,
+        headDim: cfg.dKv,
+        bias: positionBias,
+        scale: 1,
+        impl: opts.attention ?? 'mha',
       });
       const r1 = clampT5Half(residual(h, proj('0.SelfAttention.o', a)));
       const x2 = norm(r1, `${p}.1.layer_norm.weight`);
@@ -166,7 +202,9 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
         : act(proj('1.DenseReluDense.wi', x2));
       const wo = `${p}.1.DenseReluDense.wo.weight`;
       const quantized = !!c.weights.source(wo).nbits;
-      const ff = half ? linear(cast(hidden, 'float32'), quantized ? LW(wo, 'float32') : fp32Weight(wo)) : linear(hidden, LW(wo));
+      const ff = half
+        ? linear(cast(hidden, 'float32'), quantized ? LW(wo, 'float32') : fp32Weight(wo))
+        : linear(hidden, LW(wo));
       return clampT5Half(residual(r1, ff));
     });
     if (i < cfg.layers - 1) hiddenOut(h, i + 1);

@@ -20,7 +20,17 @@
  * The block functions therefore take every stream and the RoPE tables as arguments and never read graph inputs.
  */
 import { Graph, type FloatType, type LinearWeight, type Value } from '../onnx/graph.ts';
-import { attention, clampHalf, geluTanh, layerNorm, linear, modulate, rmsNorm, ropeInterleaved, silu } from '../onnx/nn.ts';
+import {
+  attention,
+  clampHalf,
+  geluTanh,
+  layerNorm,
+  linear,
+  modulate,
+  rmsNorm,
+  ropeInterleaved,
+  silu,
+} from '../onnx/nn.ts';
 import { add, cast, chunk, concat, mul, reshape, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
 import { TIME_PROJ_DIM, type FluxTransformerConfig } from '../checkpoint/flux-config.ts';
@@ -43,7 +53,15 @@ export interface TransformerGraphOptions {
 }
 
 /** Graph input/output names (the debug CLI contract, DESIGN.md §5). */
-export const TRANSFORMER_INPUTS = ['hidden_states', 'encoder_hidden_states', 'pooled_projections', 'timestep', 'guidance', 'img_ids', 'txt_ids'] as const;
+export const TRANSFORMER_INPUTS = [
+  'hidden_states',
+  'encoder_hidden_states',
+  'pooled_projections',
+  'timestep',
+  'guidance',
+  'img_ids',
+  'txt_ids',
+] as const;
 export const TRANSFORMER_OUTPUT = 'sample';
 
 /** Epsilon of every LayerNorm and RMSNorm in the model. */
@@ -79,7 +97,11 @@ export function headsNormed(c: Ctx, proj: string, norm: string, x: Value): Value
 export function ropeAttention(c: Ctx, q: Value, k: Value, v: Value): Value {
   const { heads, headDim, inner } = c.cfg;
   // The rotation runs in the tables' precision (float32) and only its result is rounded to a 16-bit compute type.
-  const rotated = (x: Value) => reshape(cast(ropeInterleaved(cast(x, c.rope.cos.dtype ?? 'float32'), c.rope.cos, c.rope.sin, headDim), c.g.computeType), [0, 0, inner]);
+  const rotated = (x: Value) =>
+    reshape(
+      cast(ropeInterleaved(cast(x, c.rope.cos.dtype ?? 'float32'), c.rope.cos, c.rope.sin, headDim), c.g.computeType),
+      [0, 0, inner],
+    );
   const qr = rotated(q);
   const kr = rotated(k);
   return attention(qr, kr, v, { heads, headDim, impl: c.attn });
@@ -99,8 +121,22 @@ export function doubleBlock(c: Ctx, i: number, img: Value, txt: Value, temb: Val
   const p = `transformer_blocks.${i}`;
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
-    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, temb, 6) as [Value, Value, Value, Value, Value, Value];
-    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, temb, 6) as [Value, Value, Value, Value, Value, Value];
+    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, temb, 6) as [
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+    ];
+    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, temb, 6) as [
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+    ];
     const hn = modulate(layerNorm(img, D, EPS), sc1, sh1);
     const en = modulate(layerNorm(txt, D, EPS), csc1, csh1);
 
@@ -140,7 +176,11 @@ export function singleBlock(c: Ctx, i: number, x: Value, temb: Value): Value {
 }
 
 /** Builds the whole transformer graph for one checkpoint. */
-export function buildTransformerGraph(cfg: FluxTransformerConfig, weights: NamedWeights, opts: TransformerGraphOptions = {}): Graph {
+export function buildTransformerGraph(
+  cfg: FluxTransformerConfig,
+  weights: NamedWeights,
+  opts: TransformerGraphOptions = {},
+): Graph {
   const g = new Graph(`flux-transformer-${cfg.guidanceEmbeds ? 'dev' : 'schnell'}`, {
     computeType: opts.computeType ?? 'float32',
     linear: opts.linear,
@@ -157,11 +197,15 @@ export function buildTransformerGraph(cfg: FluxTransformerConfig, weights: Named
 
   const toCompute = (v: Value) => cast(v, g.computeType);
   const c: Ctx = {
-    g, cfg, attn: opts.attention ?? 'mha',
+    g,
+    cfg,
+    attn: opts.attention ?? 'mha',
     w: (name) => g.weight(name, weights.source(name)),
     lw: (name) => g.linearWeight(name, weights.source(name)),
     // Text first, as the model concatenates [txt_ids; img_ids].
-    rope: g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)),
+    rope: g.scope('rope', () =>
+      ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision),
+    ),
   };
   const dbg = (name: string, v: Value) => {
     if (opts.intermediates) g.output(cast(v, io), `dbg_${name}`, io);

@@ -11,7 +11,9 @@ export interface Nchw {
 function check(t: Nchw, channels: number, what: string): void {
   const [b, c, h, w] = t.shape;
   if (c !== channels || t.data.length !== b * c * h * w) {
-    throw new Error(`${what}: expected [B, ${channels}, H, W] float32 data, got shape [${t.shape.join(', ')}] with ${t.data.length} values`);
+    throw new Error(
+      `${what}: expected [B, ${channels}, H, W] float32 data, got shape [${t.shape.join(', ')}] with ${t.data.length} values`,
+    );
   }
 }
 
@@ -26,7 +28,11 @@ export class VaeCodec {
   readonly scalingFactor: number;
   readonly shiftFactor: number;
 
-  constructor(private readonly component: ComponentInput, private readonly runtime: RuntimeOptions, private readonly opts: VaeGraphOptions = {}) {
+  constructor(
+    private readonly component: ComponentInput,
+    private readonly runtime: RuntimeOptions,
+    private readonly opts: VaeGraphOptions = {},
+  ) {
     const cfg = vaeConfig(component);
     this.latentChannels = cfg.latentChannels;
     this.scalingFactor = cfg.scalingFactor;
@@ -60,7 +66,10 @@ export class VaeCodec {
     await this.prepareEncoder();
     const { session } = await this.encoder!;
     const out = await session.run({ image: new ort.Tensor('float32', image.data, image.shape) });
-    const t = (name: string): Nchw => ({ data: out[name]!.data as Float32Array, shape: out[name]!.dims as Nchw['shape'] });
+    const t = (name: string): Nchw => ({
+      data: out[name]!.data as Float32Array,
+      shape: out[name]!.dims as Nchw['shape'],
+    });
     return { latent: t('latent'), mean: t('mean'), logvar: t('logvar') };
   }
 

@@ -1,6 +1,19 @@
 import { UserError } from '../../config/errors.ts';
 import {
-  add, attention, cast, div, Graph, linear, mul, reshape, shapeOf, silu, slice, transpose, type FloatType, type Value,
+  add,
+  attention,
+  cast,
+  div,
+  Graph,
+  linear,
+  mul,
+  reshape,
+  shapeOf,
+  silu,
+  slice,
+  transpose,
+  type FloatType,
+  type Value,
 } from '../onnx/index.ts';
 import { configReader, type ComponentInput } from './clip-config.ts';
 
@@ -34,7 +47,8 @@ export interface VaeConfig {
 export function vaeConfig(c: ComponentInput): VaeConfig {
   const r = configReader(c.config, c.configFile);
   const act = r.str('act_fn', 'silu');
-  if (act !== 'silu') throw new UserError(`${c.configFile}: act_fn "${act}" is not supported (AutoencoderKL uses silu)`);
+  if (act !== 'silu')
+    throw new UserError(`${c.configFile}: act_fn "${act}" is not supported (AutoencoderKL uses silu)`);
   for (const key of ['down_block_types', 'up_block_types'] as const) {
     const types = c.config[key];
     const want = key === 'down_block_types' ? 'DownEncoderBlock2D' : 'UpDecoderBlock2D';
@@ -55,7 +69,10 @@ export function vaeConfig(c: ComponentInput): VaeConfig {
     postQuantConv: c.config.use_post_quant_conv !== false,
   };
   for (const ch of cfg.blockOutChannels) {
-    if (ch % cfg.groups !== 0) throw new UserError(`${c.configFile}: block_out_channels ${ch} is not divisible by norm_num_groups ${cfg.groups}`);
+    if (ch % cfg.groups !== 0)
+      throw new UserError(
+        `${c.configFile}: block_out_channels ${ch} is not divisible by norm_num_groups ${cfg.groups}`,
+      );
   }
   if (cfg.scalingFactor === 0) throw new UserError(`${c.configFile}: scaling_factor must not be 0`);
   return cfg;
@@ -68,8 +85,16 @@ export interface VaeGraphOptions {
 
 class VaeBuilder {
   readonly g: Graph;
-  constructor(readonly c: ComponentInput, readonly cfg: VaeConfig, name: string, readonly opts: VaeGraphOptions) {
-    this.g = new Graph(name, { computeType: opts.computeType ?? 'float32', doc: `AutoencoderKL ${name} from ${c.configFile}` });
+  constructor(
+    readonly c: ComponentInput,
+    readonly cfg: VaeConfig,
+    name: string,
+    readonly opts: VaeGraphOptions,
+  ) {
+    this.g = new Graph(name, {
+      computeType: opts.computeType ?? 'float32',
+      doc: `AutoencoderKL ${name} from ${c.configFile}`,
+    });
   }
 
   w(name: string): Value {
@@ -118,8 +143,13 @@ class VaeBuilder {
     return this.g.scope(name, () => {
       const h = this.groupNorm(x, `${name}.group_norm`, channels);
       const tokens = transpose(reshape(h, [0, channels, -1]), [0, 2, 1]); // [B, HW, C]
-      const proj = (i: number, v: Value) => linear(v, this.w(`${name}.${names[i]}.weight`), this.w(`${name}.${names[i]}.bias`));
-      const a = attention(proj(0, tokens), proj(1, tokens), proj(2, tokens), { heads: 1, headDim: channels, impl: this.opts.attention ?? 'mha' });
+      const proj = (i: number, v: Value) =>
+        linear(v, this.w(`${name}.${names[i]}.weight`), this.w(`${name}.${names[i]}.bias`));
+      const a = attention(proj(0, tokens), proj(1, tokens), proj(2, tokens), {
+        heads: 1,
+        headDim: channels,
+        impl: this.opts.attention ?? 'mha',
+      });
       const out = transpose(proj(3, a), [0, 2, 1]); // [B, C, HW]
       return add(this.g.op('Reshape', [out, shapeOf(x)]), x);
     });
@@ -156,7 +186,9 @@ export function buildVaeDecoderGraph(c: ComponentInput, opts: VaeGraphOptions = 
     }
     if (i < rev.length - 1) {
       h = g.op('Resize', [h, null, g.constant([1, 1, 2, 2], [4], 'float32')], {
-        mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor',
+        mode: 'nearest',
+        coordinate_transformation_mode: 'asymmetric',
+        nearest_mode: 'floor',
       });
       h = b.conv(h, `decoder.up_blocks.${i}.upsamplers.0.conv`);
     }
@@ -180,7 +212,8 @@ export function buildVaeEncoderGraph(c: ComponentInput, opts: VaeGraphOptions = 
       cur = cout;
     }
     // Downsample2D with padding 0: F.pad(x, (0, 1, 0, 1)) then a stride-2 3×3 conv.
-    if (i < ch.length - 1) h = b.conv(h, `encoder.down_blocks.${i}.downsamplers.0.conv`, { stride: 2, pads: [0, 0, 1, 1] });
+    if (i < ch.length - 1)
+      h = b.conv(h, `encoder.down_blocks.${i}.downsamplers.0.conv`, { stride: 2, pads: [0, 0, 1, 1] });
   });
   h = b.midBlock(h, 'encoder', cur);
   h = b.conv(silu(b.groupNorm(h, 'encoder.conv_norm_out', cur)), 'encoder.conv_out');

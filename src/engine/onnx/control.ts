@@ -10,7 +10,7 @@ import { reshape } from './ops.ts';
 /** If(cond) then `then()` else `otherwise()`; both return the same number of values of the same types. */
 export function ifElse(cond: Value, then: () => Value[], otherwise: () => Value[]): Value[] {
   const g = cond.graph;
-  let types: (Value['dtype'])[] = [];
+  let types: Value['dtype'][] = [];
   const thenBranch = g.subgraph('then', [], () => {
     const outs = then();
     types = outs.map((v) => v.dtype);

@@ -1,7 +1,14 @@
 import path from 'node:path';
 import {
-  AttributeType, DataLocation, encodeModel,
-  type AttributeProtoObject, type GraphProtoObject, type ModelProtoObject, type NodeProtoObject, type TensorProtoObject, type ValueInfoProtoObject,
+  AttributeType,
+  DataLocation,
+  encodeModel,
+  type AttributeProtoObject,
+  type GraphProtoObject,
+  type ModelProtoObject,
+  type NodeProtoObject,
+  type TensorProtoObject,
+  type ValueInfoProtoObject,
 } from './proto.ts';
 
 /**
@@ -19,7 +26,8 @@ export const DEFAULT_OPSET = 23;
 /** com.microsoft contrib ops (MultiHeadAttention etc.) are all version 1. */
 export const MS_DOMAIN = 'com.microsoft';
 
-export type DType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'float8e4m3fn';
+export type DType =
+  'float32' | 'float16' | 'bfloat16' | 'float64' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool' | 'float8e4m3fn';
 /** A float type a graph can compute in. */
 export type FloatType = 'float32' | 'float16' | 'bfloat16';
 /** A dimension: a number, or a symbolic name such as 'N' for a size known only at run time. */
@@ -27,10 +35,28 @@ export type Dim = number | string;
 
 /** TensorProto.DataType codes. */
 export const ONNX_DTYPE: Record<DType, number> = {
-  float32: 1, uint8: 2, int8: 3, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16, float8e4m3fn: 17,
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  float64: 11,
+  bfloat16: 16,
+  float8e4m3fn: 17,
 };
 export const DTYPE_BYTES: Record<DType, number> = {
-  float32: 4, uint8: 1, int8: 1, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8, bfloat16: 2, float8e4m3fn: 1,
+  float32: 4,
+  uint8: 1,
+  int8: 1,
+  int32: 4,
+  int64: 8,
+  bool: 1,
+  float16: 2,
+  float64: 8,
+  bfloat16: 2,
+  float8e4m3fn: 1,
 };
 
 /**
@@ -94,7 +120,11 @@ export interface NBitsParts {
 
 /** A symbolic tensor in the graph. `dtype` is tracked where the builder knows it (inputs, initializers, casts). */
 export class Value {
-  constructor(readonly graph: Graph, readonly name: string, readonly dtype?: DType) {}
+  constructor(
+    readonly graph: Graph,
+    readonly name: string,
+    readonly dtype?: DType,
+  ) {}
 }
 
 /** A linear layer's weight as linear() takes it: a dense [out, in] value or MatMulNBits parts. */
@@ -115,10 +145,19 @@ export interface QuantLinear {
 
 /** An attribute value. Integral numbers become INT, others FLOAT; wrap with attr.float / attr.floats to force floats. */
 export type AttrValue = number | string | number[] | string[] | FloatAttr | FloatsAttr | GraphAttr;
-export interface FloatAttr { kind: 'float'; value: number }
-export interface FloatsAttr { kind: 'floats'; value: number[] }
+export interface FloatAttr {
+  kind: 'float';
+  value: number;
+}
+export interface FloatsAttr {
+  kind: 'floats';
+  value: number[];
+}
 /** A subgraph attribute (If branches, Loop bodies), made by Graph.subgraph. */
-export interface GraphAttr { kind: 'graph'; value: GraphProtoObject }
+export interface GraphAttr {
+  kind: 'graph';
+  value: GraphProtoObject;
+}
 export const attr = {
   float: (value: number): FloatAttr => ({ kind: 'float', value }),
   floats: (value: number[]): FloatsAttr => ({ kind: 'floats', value }),
@@ -150,12 +189,16 @@ export interface GraphOptions {
 type TypedArray = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array | Int8Array | Uint16Array;
 
 function encodeAttr(name: string, v: AttrValue): AttributeProtoObject {
-  if (typeof v === 'number') return Number.isInteger(v) ? { name, type: AttributeType.INT, i: v } : { name, type: AttributeType.FLOAT, f: v };
+  if (typeof v === 'number')
+    return Number.isInteger(v) ? { name, type: AttributeType.INT, i: v } : { name, type: AttributeType.FLOAT, f: v };
   if (typeof v === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(v, 'utf8') };
   if (Array.isArray(v)) {
-    if (v.every((x) => typeof x === 'string')) return { name, type: AttributeType.STRINGS, strings: (v as string[]).map((s) => Buffer.from(s, 'utf8')) };
+    if (v.every((x) => typeof x === 'string'))
+      return { name, type: AttributeType.STRINGS, strings: (v as string[]).map((s) => Buffer.from(s, 'utf8')) };
     const nums = v as number[];
-    return nums.every(Number.isInteger) ? { name, type: AttributeType.INTS, ints: nums } : { name, type: AttributeType.FLOATS, floats: nums };
+    return nums.every(Number.isInteger)
+      ? { name, type: AttributeType.INTS, ints: nums }
+      : { name, type: AttributeType.FLOATS, floats: nums };
   }
   if (v.kind === 'float') return { name, type: AttributeType.FLOAT, f: v.value };
   if (v.kind === 'graph') return { name, type: AttributeType.GRAPH, g: v.value };
@@ -168,7 +211,8 @@ function bytesOf(data: TypedArray | Uint8Array): Uint8Array {
 
 function valueInfo(name: string, dtype: DType, shape: Dim[] | undefined): ValueInfoProtoObject {
   const tensor_type: ValueInfoProtoObject['type']['tensor_type'] = { elem_type: ONNX_DTYPE[dtype] };
-  if (shape) tensor_type.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) };
+  if (shape)
+    tensor_type.shape = { dim: shape.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) };
   return { name, type: { tensor_type } };
 }
 
@@ -193,7 +237,10 @@ export class Graph {
   private readonly domains = new Set<string>();
   private scopes: string[] = [];
 
-  constructor(readonly name: string, private readonly options: GraphOptions = {}) {
+  constructor(
+    readonly name: string,
+    private readonly options: GraphOptions = {},
+  ) {
     this.opset = options.opset ?? DEFAULT_OPSET;
     this.computeType = options.computeType ?? 'float32';
     this.linearImpl = options.linear ?? 'fused';
@@ -211,7 +258,8 @@ export class Graph {
   }
 
   private claim(name: string): string {
-    if (this.names.has(name)) throw new Error(`internal error: graph "${this.name}" already has a value named "${name}"`);
+    if (this.names.has(name))
+      throw new Error(`internal error: graph "${this.name}" already has a value named "${name}"`);
     this.names.add(name);
     return name;
   }
@@ -253,12 +301,17 @@ export class Graph {
     const want = count * DTYPE_BYTES[src.dtype];
     if (src.external) {
       if (src.external.length !== want) {
-        throw new Error(`tensor ${name}: ${src.external.length} bytes in ${src.external.file} but shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`);
+        throw new Error(
+          `tensor ${name}: ${src.external.length} bytes in ${src.external.file} but shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`,
+        );
       }
       proto.data_location = DataLocation.EXTERNAL;
       this.externals.push({ proto, ext: src.external });
     } else if (src.data) {
-      if (src.data.byteLength !== want) throw new Error(`tensor ${name}: ${src.data.byteLength} bytes given, shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`);
+      if (src.data.byteLength !== want)
+        throw new Error(
+          `tensor ${name}: ${src.data.byteLength} bytes given, shape [${src.shape.join(',')}] of ${src.dtype} needs ${want}`,
+        );
       proto.raw_data = src.data;
     } else {
       throw new Error(`tensor ${name}: neither external data nor bytes given`);
@@ -277,7 +330,9 @@ export class Graph {
     const hit = this.weightCache.get(name);
     if (hit) return hit;
     if (src.nbits || src.encoded || src.concat?.some((p) => p.nbits || p.encoded)) {
-      throw new Error(`internal error: ${name} is a quantized linear weight; only linear() can read it (use linearWeight)`);
+      throw new Error(
+        `internal error: ${name} is a quantized linear weight; only linear() can read it (use linearWeight)`,
+      );
     }
     // Always in the root graph, even when first used inside a subgraph: every branch and loop body then reads the
     // one converted copy (ORT folds a Cast per graph it sits in, so a Cast inside a body would be a second copy).
@@ -302,8 +357,20 @@ export class Graph {
       if (q.bits === 8) return f32(packed);
       const lo = this.op('BitwiseAnd', [packed, this.constant([0x0f], [], 'uint8')]);
       const hi = this.op('BitShift', [packed, this.constant([4], [], 'uint8')], { direction: 'RIGHT' });
-      const pairs = this.op('Concat', [this.op('Unsqueeze', [lo, this.ints([-1])]), this.op('Unsqueeze', [hi, this.ints([-1])])], { axis: -1 });
-      const flat = this.op('Reshape', [pairs, this.op('Concat', [this.op('Shape', [packed], { end: -1 }, { dtype: 'int64' }), this.ints([2 * Math.ceil(count / 2)])], { axis: 0 }, { dtype: 'int64' })]);
+      const pairs = this.op(
+        'Concat',
+        [this.op('Unsqueeze', [lo, this.ints([-1])]), this.op('Unsqueeze', [hi, this.ints([-1])])],
+        { axis: -1 },
+      );
+      const flat = this.op('Reshape', [
+        pairs,
+        this.op(
+          'Concat',
+          [this.op('Shape', [packed], { end: -1 }, { dtype: 'int64' }), this.ints([2 * Math.ceil(count / 2)])],
+          { axis: 0 },
+          { dtype: 'int64' },
+        ),
+      ]);
       return f32(this.op('Slice', [flat, this.ints([0]), this.ints([count]), this.ints([-1])]));
     };
     const lead = this.op('Shape', [ids], {}, { dtype: 'int64' });
@@ -311,11 +378,15 @@ export class Graph {
     const shape = (dims: number[]) => this.op('Concat', [lead, this.ints(dims)], { axis: 0 }, { dtype: 'int64' });
     const bytes = this.op('Reshape', [rows(parts.packed), shape([(kb * q.block * q.bits) / 8])]);
     const codes = this.op('Reshape', [unpack(bytes, kb * q.block), shape([kb, q.block])]);
-    const zero = parts.zeros ? perBlock(unpack(rows(parts.zeros), kb)) : this.constant([2 ** (q.bits - 1)], [], 'float32');
+    const zero = parts.zeros
+      ? perBlock(unpack(rows(parts.zeros), kb))
+      : this.constant([2 ** (q.bits - 1)], [], 'float32');
     let w = this.op('Mul', [perBlock(rows(parts.scales)), this.op('Sub', [codes, zero])], {}, { dtype: 'float32' });
     if (parts.mins) w = this.op('Sub', [w, perBlock(rows(parts.mins))]);
     const out = this.op('Reshape', [w, shape([D])], {}, { dtype: 'float32' });
-    return this.computeType === 'float32' ? out : this.op('Cast', [out], { to: ONNX_DTYPE[this.computeType] }, { dtype: this.computeType });
+    return this.computeType === 'float32'
+      ? out
+      : this.op('Cast', [out], { to: ONNX_DTYPE[this.computeType] }, { dtype: this.computeType });
   }
 
   /**
@@ -332,7 +403,19 @@ export class Graph {
   private gateOne(): Value | undefined {
     const gate = this.gate;
     if (!gate) return undefined;
-    gate.one ??= this.op('Cast', [this.op('Greater', [this.op('Size', [gate.on], {}, { dtype: 'int64' }), this.constant([-1], [], 'int64')], {}, { dtype: 'bool' })], { to: ONNX_DTYPE.float32 }, { dtype: 'float32' });
+    gate.one ??= this.op(
+      'Cast',
+      [
+        this.op(
+          'Greater',
+          [this.op('Size', [gate.on], {}, { dtype: 'int64' }), this.constant([-1], [], 'int64')],
+          {},
+          { dtype: 'bool' },
+        ),
+      ],
+      { to: ONNX_DTYPE.float32 },
+      { dtype: 'float32' },
+    );
     return gate.one;
   }
 
@@ -349,17 +432,36 @@ export class Graph {
     const [N, K] = src.shape as [number, number];
     const parts = this.quantInitializers(name, q);
     const w = this.atRoot((): QuantLinear => ({
-      kind: 'nbits', name, N, K, bits: q.bits, block: q.block, packed: parts.packed, zeros: parts.zeros,
-      minsT: parts.mins && this.op('Transpose', [parts.mins], { perm: [1, 0] }, { name: `${name}#mins/Transpose_${type}` }),
+      kind: 'nbits',
+      name,
+      N,
+      K,
+      bits: q.bits,
+      block: q.block,
+      packed: parts.packed,
+      zeros: parts.zeros,
+      minsT:
+        parts.mins && this.op('Transpose', [parts.mins], { perm: [1, 0] }, { name: `${name}#mins/Transpose_${type}` }),
       // MatMulNBits takes scales in the activations' type; the Cast of this small table is folded at load.
-      scales: type === 'float32' ? parts.scales : this.op('Cast', [parts.scales], { to: ONNX_DTYPE[type] }, { name: `${name}#scales/Cast_${type}`, dtype: type }),
+      scales:
+        type === 'float32'
+          ? parts.scales
+          : this.op(
+              'Cast',
+              [parts.scales],
+              { to: ONNX_DTYPE[type] },
+              { name: `${name}#scales/Cast_${type}`, dtype: type },
+            ),
     }));
     this.quantCache.set(key, w);
     return w;
   }
 
   /** The initializers of a MatMulNBits tensor, once per name, in the root graph (linear layers and embeddings share them). */
-  private quantInitializers(name: string, q: NBitsParts): { packed: Value; scales: Value; zeros?: Value; mins?: Value } {
+  private quantInitializers(
+    name: string,
+    q: NBitsParts,
+  ): { packed: Value; scales: Value; zeros?: Value; mins?: Value } {
     let parts = this.quantParts.get(name);
     if (!parts) {
       parts = this.atRoot(() => ({
@@ -384,8 +486,19 @@ export class Graph {
       return this.op('DequantizeLinear', [raw, scale], {}, { name: `${raw.name}/Dequantize`, dtype: 'float32' });
     };
     const values = parts.map(read);
-    const raw = values.length > 1 ? this.op('Concat', values, { axis: 0 }, { name: `${name}/Concat`, dtype: values[0]!.dtype }) : values[0]!;
-    const v = raw.dtype === this.computeType ? raw : this.op('Cast', [raw], { to: ONNX_DTYPE[this.computeType] }, { name: `${name}/Cast`, dtype: this.computeType });
+    const raw =
+      values.length > 1
+        ? this.op('Concat', values, { axis: 0 }, { name: `${name}/Concat`, dtype: values[0]!.dtype })
+        : values[0]!;
+    const v =
+      raw.dtype === this.computeType
+        ? raw
+        : this.op(
+            'Cast',
+            [raw],
+            { to: ONNX_DTYPE[this.computeType] },
+            { name: `${name}/Cast`, dtype: this.computeType },
+          );
     this.weightCache.set(name, v);
     return v;
   }
@@ -408,7 +521,11 @@ export class Graph {
    * enclosing graphs (weights, constants, earlier nodes) by name, as ONNX allows. Its outputs pass through
    * Identity so that a branch may return an outer value or one of its own inputs unchanged.
    */
-  subgraph(name: string, inputs: { name: string; dtype: DType; shape?: Dim[] }[], body: (...ins: Value[]) => Value[]): GraphAttr {
+  subgraph(
+    name: string,
+    inputs: { name: string; dtype: DType; shape?: Dim[] }[],
+    body: (...ins: Value[]) => Value[],
+  ): GraphAttr {
     const nodes: NodeProtoObject[] = [];
     this.bodies.push(nodes);
     try {
@@ -420,7 +537,16 @@ export class Graph {
           nodes.push({ input: [v.name], output: [out], op_type: 'Identity', name: `${out}/Identity` });
           return valueInfo(out, v.dtype ?? this.computeType, undefined);
         });
-        return { kind: 'graph' as const, value: { name: this.fresh(name), node: nodes, initializer: [], input: ins.map((v, k) => valueInfo(v.name, v.dtype!, inputs[k]!.shape)), output } };
+        return {
+          kind: 'graph' as const,
+          value: {
+            name: this.fresh(name),
+            node: nodes,
+            initializer: [],
+            input: ins.map((v, k) => valueInfo(v.name, v.dtype!, inputs[k]!.shape)),
+            output,
+          },
+        };
       });
     } finally {
       this.bodies.pop();
@@ -431,14 +557,30 @@ export class Graph {
   constant(values: ArrayLike<number> | TypedArray, dims: number[], dtype: DType): Value {
     let data: Uint8Array;
     switch (dtype) {
-      case 'float32': data = bytesOf(Float32Array.from(values as ArrayLike<number>)); break;
-      case 'float64': data = bytesOf(Float64Array.from(values as ArrayLike<number>)); break;
-      case 'int32': data = bytesOf(Int32Array.from(values as ArrayLike<number>)); break;
-      case 'int64': data = bytesOf(BigInt64Array.from(Array.from(values as ArrayLike<number>, (x) => BigInt(x)))); break;
-      case 'uint8': case 'bool': case 'float8e4m3fn': data = bytesOf(Uint8Array.from(values as ArrayLike<number>)); break;
-      case 'int8': data = bytesOf(Int8Array.from(values as ArrayLike<number>)); break;
-      case 'float16': case 'bfloat16':
-        if (!(values instanceof Uint16Array)) throw new Error(`constant of ${dtype} needs its raw bits as a Uint16Array`);
+      case 'float32':
+        data = bytesOf(Float32Array.from(values as ArrayLike<number>));
+        break;
+      case 'float64':
+        data = bytesOf(Float64Array.from(values as ArrayLike<number>));
+        break;
+      case 'int32':
+        data = bytesOf(Int32Array.from(values as ArrayLike<number>));
+        break;
+      case 'int64':
+        data = bytesOf(BigInt64Array.from(Array.from(values as ArrayLike<number>, (x) => BigInt(x))));
+        break;
+      case 'uint8':
+      case 'bool':
+      case 'float8e4m3fn':
+        data = bytesOf(Uint8Array.from(values as ArrayLike<number>));
+        break;
+      case 'int8':
+        data = bytesOf(Int8Array.from(values as ArrayLike<number>));
+        break;
+      case 'float16':
+      case 'bfloat16':
+        if (!(values instanceof Uint16Array))
+          throw new Error(`constant of ${dtype} needs its raw bits as a Uint16Array`);
         data = bytesOf(values);
         break;
     }
@@ -483,11 +625,22 @@ export class Graph {
 
   /** Adds one node with `outputs` outputs. */
   opN(type: string, inputs: (Value | null)[], outputs: number, attrs: Attrs = {}, opts: OpOptions = {}): Value[] {
-    for (const v of inputs) if (v && v.graph !== this) throw new Error(`internal error: value ${v.name} belongs to another graph`);
+    for (const v of inputs)
+      if (v && v.graph !== this) throw new Error(`internal error: value ${v.name} belongs to another graph`);
     const nodeName = opts.name ? this.claimNode(opts.name) : this.fresh(type);
-    const outNames = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? this.claimOut(nodeName) : this.claimOut(`${nodeName}:${i}`)));
-    const attribute = Object.entries(attrs).filter(([, v]) => v !== undefined).map(([k, v]) => encodeAttr(k, v!));
-    const node: NodeProtoObject = { input: inputs.map((v) => v?.name ?? ''), output: outNames, name: nodeName, op_type: type, attribute };
+    const outNames = Array.from({ length: outputs }, (_, i) =>
+      outputs === 1 ? this.claimOut(nodeName) : this.claimOut(`${nodeName}:${i}`),
+    );
+    const attribute = Object.entries(attrs)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => encodeAttr(k, v!));
+    const node: NodeProtoObject = {
+      input: inputs.map((v) => v?.name ?? ''),
+      output: outNames,
+      name: nodeName,
+      op_type: type,
+      attribute,
+    };
     if (opts.domain) {
       node.domain = opts.domain;
       this.domains.add(opts.domain);
@@ -531,7 +684,8 @@ export class Graph {
     if (this.outputs.length === 0) throw new Error(`internal error: graph "${this.name}" has no outputs`);
     const folder = this.externalDataFolder();
     for (const { proto, ext } of this.externals) {
-      if (!path.isAbsolute(ext.file)) throw new Error(`internal error: external data path must be absolute: ${ext.file}`);
+      if (!path.isAbsolute(ext.file))
+        throw new Error(`internal error: external data path must be absolute: ${ext.file}`);
       // ORT rejects absolute locations and '..'; a path below the folder (POSIX separators) is accepted.
       const location = path.relative(folder!, ext.file).split(path.sep).join('/');
       proto.external_data = [
@@ -540,7 +694,10 @@ export class Graph {
         { key: 'length', value: String(ext.length) },
       ];
     }
-    const opset_import = [{ domain: '', version: this.opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))];
+    const opset_import = [
+      { domain: '', version: this.opset },
+      ...[...this.domains].map((domain) => ({ domain, version: 1 })),
+    ];
     return {
       ir_version: IR_VERSION,
       opset_import,
@@ -557,7 +714,10 @@ export class Graph {
 
   /** Whether any node, in the root graph or a subgraph, is of this op type. */
   usesOp(type: string): boolean {
-    const visit = (nodes: NodeProtoObject[]): boolean => nodes.some((n) => n.op_type === type || (n.attribute ?? []).some((a) => a.g !== undefined && visit(a.g.node ?? [])));
+    const visit = (nodes: NodeProtoObject[]): boolean =>
+      nodes.some(
+        (n) => n.op_type === type || (n.attribute ?? []).some((a) => a.g !== undefined && visit(a.g.node ?? [])),
+      );
     return visit(this.nodes);
   }
 

@@ -1,5 +1,20 @@
 import { attr, MS_DOMAIN, Value, type LinearWeight, type QuantLinear } from './graph.ts';
-import { add, cast, concat, matmul, mul, neg, reshape, reshapeTo, shapeOf, sigmoid, slice, softmax, sub, transpose } from './ops.ts';
+import {
+  add,
+  cast,
+  concat,
+  matmul,
+  mul,
+  neg,
+  reshape,
+  reshapeTo,
+  shapeOf,
+  sigmoid,
+  slice,
+  softmax,
+  sub,
+  transpose,
+} from './ops.ts';
 
 /** Neural-network building blocks over the op wrappers, in the graph's compute type. */
 
@@ -12,9 +27,10 @@ import { add, cast, concat, matmul, mul, neg, reshape, reshapeTo, shapeOf, sigmo
 export function linear(x: Value, w: LinearWeight, b?: Value): Value {
   const g = x.graph;
   if (!(w instanceof Value)) return quantLinear(x, w, b);
-  const y = g.linearImpl === 'fused'
-    ? g.op('FusedMatMul', [x, w], { transB: 1 }, { domain: MS_DOMAIN })
-    : matmul(x, transpose(w, [1, 0]));
+  const y =
+    g.linearImpl === 'fused'
+      ? g.op('FusedMatMul', [x, w], { transB: 1 }, { domain: MS_DOMAIN })
+      : matmul(x, transpose(w, [1, 0]));
   return b ? add(y, b) : y;
 }
 
@@ -28,7 +44,12 @@ function quantLinear(x: Value, w: QuantLinear, b?: Value): Value {
   const g = x.graph;
   const inputs = [x, w.packed, w.scales, w.zeros ?? null];
   while (inputs.at(-1) === null) inputs.pop();
-  let y = g.op('MatMulNBits', inputs, { K: w.K, N: w.N, bits: w.bits, block_size: w.block }, { domain: MS_DOMAIN, name: `${w.name}/MatMulNBits` });
+  let y = g.op(
+    'MatMulNBits',
+    inputs,
+    { K: w.K, N: w.N, bits: w.bits, block_size: w.block },
+    { domain: MS_DOMAIN, name: `${w.name}/MatMulNBits` },
+  );
   if (w.minsT) {
     const blocks = reshapeTo(cast(x, 'float32'), concat([shapeOf(x, 0, -1), g.ints([w.K / w.block, w.block])], 0));
     const sums = g.op('ReduceSum', [blocks, g.ints([-1])], { keepdims: 0 });

@@ -5,8 +5,14 @@ import { ONNX_DTYPE, type DType, type Value } from './graph.ts';
  * the output Value; shape/axes arguments are plain numbers (turned into int64 constants).
  */
 
-const bin = (type: string) => (a: Value, b: Value): Value => a.graph.op(type, [a, b]);
-const un = (type: string) => (x: Value): Value => x.graph.op(type, [x]);
+const bin =
+  (type: string) =>
+  (a: Value, b: Value): Value =>
+    a.graph.op(type, [a, b]);
+const un =
+  (type: string) =>
+  (x: Value): Value =>
+    x.graph.op(type, [x]);
 
 export const add = bin('Add');
 export const sub = bin('Sub');
@@ -122,5 +128,7 @@ export function greater(a: Value, b: Value): Value {
 
 /** A zero-element constant: what a branch returns for a stream the step does not carry. */
 export function empty(g: Value['graph'], dtype: DType, dims: number[]): Value {
-  return dtype === 'float16' || dtype === 'bfloat16' ? g.constant(new Uint16Array(0), dims, dtype) : g.constant([], dims, dtype);
+  return dtype === 'float16' || dtype === 'bfloat16'
+    ? g.constant(new Uint16Array(0), dims, dtype)
+    : g.constant([], dims, dtype);
 }

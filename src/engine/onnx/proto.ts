@@ -6,7 +6,10 @@ import protobuf from 'protobufjs';
 // keepCase keeps the spec's snake_case names (ir_version, op_type, ...) in the JS objects.
 
 /** Plain-object forms of the messages, as protobufjs reads and writes them (snake_case, as in the spec). */
-export interface StringStringEntry { key: string; value: string }
+export interface StringStringEntry {
+  key: string;
+  value: string;
+}
 export interface TensorProtoObject {
   name: string;
   dims: number[];
@@ -39,7 +42,10 @@ export interface NodeProtoObject {
   attribute?: AttributeProtoObject[];
   doc_string?: string;
 }
-export interface DimensionObject { dim_value?: number; dim_param?: string }
+export interface DimensionObject {
+  dim_value?: number;
+  dim_param?: string;
+}
 export interface ValueInfoProtoObject {
   name: string;
   type: { tensor_type: { elem_type: number; shape?: { dim: DimensionObject[] } } };
@@ -65,7 +71,16 @@ export interface ModelProtoObject {
 }
 
 /** AttributeProto.AttributeType values used by the builder. */
-export const AttributeType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, GRAPH: 5, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export const AttributeType = {
+  FLOAT: 1,
+  INT: 2,
+  STRING: 3,
+  TENSOR: 4,
+  GRAPH: 5,
+  FLOATS: 6,
+  INTS: 7,
+  STRINGS: 8,
+} as const;
 /** TensorProto.DataLocation values. */
 export const DataLocation = { DEFAULT: 0, EXTERNAL: 1 } as const;
 

@@ -63,7 +63,11 @@ export class TextEncoders implements Conditioning {
   /** Encoder runs so far (cache misses), for tests and logs. */
   readonly runs = { t5: 0, clip: 0 };
 
-  constructor(private readonly ck: FluxCheckpoint, private readonly runtime: RuntimeOptions, opts: TextEncoderOptions = {}) {
+  constructor(
+    private readonly ck: FluxCheckpoint,
+    private readonly runtime: RuntimeOptions,
+    opts: TextEncoderOptions = {},
+  ) {
     this.textLength = opts.textLength ?? T5_LENGTH[ck.variant];
     this.t5Cache = new PromiseCache(opts.cacheSize ?? 64);
     this.clipCache = new PromiseCache(opts.cacheSize ?? 64);
@@ -73,7 +77,9 @@ export class TextEncoders implements Conditioning {
     return this.t5Cache.get(text, async () => {
       this.t5Tok ??= loadT5Tokenizer(this.ck.assetFolder('tokenizer_2'));
       // bf16 on CUDA, clamped fp16 on WebGPU, fp32 on CPU; the embeddings come back as fp32 either way.
-      this.t5Enc ??= new T5TextEncoder(this.ck.component('text_encoder_2'), this.runtime, { computeType: t5ComputeType(this.runtime.executionProvider) });
+      this.t5Enc ??= new T5TextEncoder(this.ck.component('text_encoder_2'), this.runtime, {
+        computeType: t5ComputeType(this.runtime.executionProvider),
+      });
       const ids = this.t5Tok.inputIds(text, this.textLength);
       this.runs.t5++;
       return (await this.t5Enc.encode([ids], this.textLength)).lastHiddenState;
@@ -116,7 +122,9 @@ export class TableConditioning implements Conditioning {
     const hit = table.get(text);
     if (hit) return Promise.resolve(hit);
     const have = [...table.keys()].map((k) => JSON.stringify(k)).join(', ');
-    return Promise.reject(new Error(`no ${what} embedding given for ${JSON.stringify(text)} (have: ${have || 'none'})`));
+    return Promise.reject(
+      new Error(`no ${what} embedding given for ${JSON.stringify(text)} (have: ${have || 'none'})`),
+    );
   }
 
   t5(text: string): Promise<Float32Array> {

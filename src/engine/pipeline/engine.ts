@@ -15,7 +15,12 @@ import { StepRunner } from '../rag/step-runner.ts';
 import { graphFormFor, type RuntimeOptions } from '../runtime/session.ts';
 import { parseSchedulerConfig, type SchedulerConfig } from '../scheduler.ts';
 import { T5_LENGTH } from '../tokenizers/t5.ts';
-import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type ModelManifest } from '../../scene/to-rag.ts';
+import {
+  loadModelManifest,
+  modelIdForTransformerConfig,
+  type ModelId,
+  type ModelManifest,
+} from '../../scene/to-rag.ts';
 import type { RagParams } from '../../rag/params.ts';
 import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
@@ -74,7 +79,11 @@ export class Engine {
   private readonly memoryCheck: boolean | number;
   private readonly computeType: FloatType;
 
-  private constructor(readonly checkpoint: PreparedCheckpoint, readonly runtime: RuntimeOptions, o: EngineOptions) {
+  private constructor(
+    readonly checkpoint: PreparedCheckpoint,
+    readonly runtime: RuntimeOptions,
+    o: EngineOptions,
+  ) {
     this.memoryCheck = o.memoryCheck ?? true;
     const cfg = checkpoint.transformerConfig;
     this.modelId = modelIdForTransformerConfig({ guidance_embeds: cfg.guidanceEmbeds });
@@ -82,19 +91,28 @@ export class Engine {
     this.scheduler = parseSchedulerConfig(checkpoint.schedulerConfig(), `${o.modelDir} scheduler config`);
     const form = graphFormFor(runtime.executionProvider);
     this.computeType = o.computeType ?? form.computeType;
-    this.steps = StepRunner.forCheckpoint(checkpoint, runtime, { ...form, computeType: o.computeType ?? form.computeType });
-    const forms = Object.entries(checkpoint.forms).filter(([, f]) => f !== 'auto').map(([c, f]) => `${c} ${f}`).join(', ');
+    this.steps = StepRunner.forCheckpoint(checkpoint, runtime, {
+      ...form,
+      computeType: o.computeType ?? form.computeType,
+    });
+    const forms = Object.entries(checkpoint.forms)
+      .filter(([, f]) => f !== 'auto')
+      .map(([c, f]) => `${c} ${f}`)
+      .join(', ');
     this.version = `engine ${ENGINE_VERSION}; weights ${fingerprint(o.modelDir)}${forms ? ` (${forms})` : ''}`;
   }
 
   /** Opens a checkpoint (configs and shapes checked now; weights are prepared and sessions created on first use). */
   static open(o: EngineOptions): Engine {
     const { forms, from } = formsFor(o.modelDir, o.weights);
-    if (from === 'folder') log.info({ forms }, `weights forms from ${path.join(o.modelDir, FOLDER_DEFAULTS_FILE)} (WEIGHTS overrides them)`);
+    if (from === 'folder')
+      log.info({ forms }, `weights forms from ${path.join(o.modelDir, FOLDER_DEFAULTS_FILE)} (WEIGHTS overrides them)`);
     const dir = statSync(o.modelDir).isDirectory() ? o.modelDir : path.dirname(o.modelDir);
     const raw = loadCheckpoint(o.modelDir);
     log.info({ model: o.modelDir, forms }, `model files: ${describeForms(raw)}`);
-    const ck = new PreparedCheckpoint(raw, forms, o.weightsCacheDir ?? defaultWeightsCacheDir(), [path.join(dir, PREPARED_FOLDER)]);
+    const ck = new PreparedCheckpoint(raw, forms, o.weightsCacheDir ?? defaultWeightsCacheDir(), [
+      path.join(dir, PREPARED_FOLDER),
+    ]);
     return new Engine(ck, o.runtime, o);
   }
 
@@ -108,7 +126,10 @@ export class Engine {
     const t00 = performance.now();
     if (this.memoryCheck !== false) {
       const need = memoryNeed(this.checkpoint, this.computeType);
-      const free = typeof this.memoryCheck === 'number' ? { bytes: this.memoryCheck, where: 'the memory budget' } : freeMemory(this.runtime.executionProvider);
+      const free =
+        typeof this.memoryCheck === 'number'
+          ? { bytes: this.memoryCheck, where: 'the memory budget' }
+          : freeMemory(this.runtime.executionProvider);
       log.info({ needBytes: need.total, freeBytes: free?.bytes, parts: need.parts }, 'memory check');
       checkFits(this.modelId, need, free, this.runtime.executionProvider);
     }
@@ -117,7 +138,10 @@ export class Engine {
       const t0 = performance.now();
       await fn();
       const s: WarmUpStep = { component, ms: Math.round(performance.now() - t0), rssBytes: process.memoryUsage().rss };
-      log.info({ ...s, rssMiB: Math.round(s.rssBytes / 2 ** 20) }, `${component} loaded in ${(s.ms / 1000).toFixed(1)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)`);
+      log.info(
+        { ...s, rssMiB: Math.round(s.rssBytes / 2 ** 20) },
+        `${component} loaded in ${(s.ms / 1000).toFixed(1)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)`,
+      );
       done.push(s);
       onStep?.(s);
     };
@@ -129,7 +153,10 @@ export class Engine {
     await load('transformer', () => this.steps.prepare());
     await load('vae', () => Promise.all([this.vae.prepareDecoder(), this.vae.prepareEncoder()]));
     await load('preview', () => this.preview());
-    log.info({ model: this.modelId, ms: Math.round(performance.now() - t00) }, `model ${this.modelId} ready in ${((performance.now() - t00) / 1000).toFixed(1)} s`);
+    log.info(
+      { model: this.modelId, ms: Math.round(performance.now() - t00) },
+      `model ${this.modelId} ready in ${((performance.now() - t00) / 1000).toFixed(1)} s`,
+    );
     return done;
   }
 
@@ -167,19 +194,36 @@ export class Engine {
   /** Refuses a plan beyond what the step graph takes (before any step runs). */
   checkPlan(plan: RunPlan): void {
     const geo = latentGeometry(plan.width, plan.height, this.vae.latentChannels);
-    this.steps.checkLimits({ boxes: plan.boxes.length, cells: plan.sr?.segments.length ?? 0, repaint: !!plan.repaint, repaintSingle: false, prepass: !!plan.repaint }, geo.tokens);
+    this.steps.checkLimits(
+      {
+        boxes: plan.boxes.length,
+        cells: plan.sr?.segments.length ?? 0,
+        repaint: !!plan.repaint,
+        repaintSingle: false,
+        prepass: !!plan.repaint,
+      },
+      geo.tokens,
+    );
   }
 
   /** Runs the denoising loop of a plan (no decode). */
   run(plan: RunPlan, o: PaintOptions = {}): Promise<RunResult> {
     this.checkPlan(plan);
-    return runPlan(plan, { ...o, steps: this.steps, conditioning: o.conditioning ?? this.conditioning(plan.textLength), scheduler: this.scheduler });
+    return runPlan(plan, {
+      ...o,
+      steps: this.steps,
+      conditioning: o.conditioning ?? this.conditioning(plan.textLength),
+      scheduler: this.scheduler,
+    });
   }
 
   /** Packed latents [tokens, 64] of a width × height image → decoded image. */
   async decode(packed: Float32Array, width: number, height: number): Promise<Nchw> {
     const geo = latentGeometry(width, height, this.vae.latentChannels);
-    return this.vae.decode({ data: unpackLatents(packed, 1, geo.channels, geo.height, geo.width), shape: [1, geo.channels, geo.height, geo.width] });
+    return this.vae.decode({
+      data: unpackLatents(packed, 1, geo.channels, geo.height, geo.width),
+      shape: [1, geo.channels, geo.height, geo.width],
+    });
   }
 
   /** Denoises and decodes: the image of the repaint pass when the plan repaints, else of the main pass. */

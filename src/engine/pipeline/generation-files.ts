@@ -33,15 +33,25 @@ export interface SavedGeneration {
   trajectory: string;
 }
 
-export function saveGeneration(dir: string, o: { out: JobOutput; rag: RagParams; scene?: Scene; model: string; version: string }): void {
+export function saveGeneration(
+  dir: string,
+  o: { out: JobOutput; rag: RagParams; scene?: Scene; model: string; version: string },
+): void {
   mkdirSync(dir, { recursive: true });
   const rag: Record<string, unknown> = { ...o.rag };
   if (o.rag.Repainting_mask !== undefined) {
-    const mask = typeof o.rag.Repainting_mask === 'string' ? readFileSync(o.rag.Repainting_mask) : o.rag.Repainting_mask;
+    const mask =
+      typeof o.rag.Repainting_mask === 'string' ? readFileSync(o.rag.Repainting_mask) : o.rag.Repainting_mask;
     writeFileSync(path.join(dir, 'mask.png'), mask);
     rag.Repainting_mask = 'mask.png';
   }
-  const file: GenerationFile = { kind: o.out.plan.repaint ? 'repaint' : 'generate', model: o.model, version: o.version, ...(o.scene ? { scene: o.scene } : {}), rag };
+  const file: GenerationFile = {
+    kind: o.out.plan.repaint ? 'repaint' : 'generate',
+    model: o.model,
+    version: o.version,
+    ...(o.scene ? { scene: o.scene } : {}),
+    rag,
+  };
   writeFileSync(path.join(dir, GENERATION_FILE), `${JSON.stringify(file, null, 2)}\n`);
   writeFileSync(path.join(dir, 'image.png'), o.out.image);
   for (const [name, bytes] of Object.entries(o.out.artifacts)) writeFileSync(path.join(dir, name), bytes);
@@ -60,9 +70,13 @@ export function loadGeneration(dir: string): SavedGeneration {
     throw new UserError(`cannot read ${file}: ${(e as Error).message}`);
   }
   const parsed = GenerationFileSchema.safeParse(raw);
-  if (!parsed.success) throw new UserError(`${file} is not a saved generation: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new UserError(
+      `${file} is not a saved generation: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   const rag = { ...parsed.data.rag } as RagParams;
-  if (typeof rag.Repainting_mask === 'string' && !path.isAbsolute(rag.Repainting_mask)) rag.Repainting_mask = path.join(dir, rag.Repainting_mask);
+  if (typeof rag.Repainting_mask === 'string' && !path.isAbsolute(rag.Repainting_mask))
+    rag.Repainting_mask = path.join(dir, rag.Repainting_mask);
   return {
     dir,
     kind: parsed.data.kind,

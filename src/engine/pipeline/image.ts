@@ -39,9 +39,17 @@ export async function encodeImage(img: Rgb8, format: ImageFormat = 'png'): Promi
 
 /** Any image sharp reads (a path or bytes) as 8-bit RGB. */
 export async function readRgb8(source: string | Uint8Array): Promise<Rgb8> {
-  const { data, info } = await sharp(source).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(source)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) throw new Error(`expected an RGB image, got ${info.channels} channels`);
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+  return {
+    data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    width: info.width,
+    height: info.height,
+  };
 }
 
 /**
@@ -55,7 +63,8 @@ export async function repaintPixels(mask: string | Uint8Array, width: number, he
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
     const sy = Math.min(m.height - 1, Math.floor(((y + 0.5) * m.height) / height));
-    for (let x = 0; x < width; x++) out[y * width + x] = grown[sy * m.width + Math.min(m.width - 1, Math.floor(((x + 0.5) * m.width) / width))]!;
+    for (let x = 0; x < width; x++)
+      out[y * width + x] = grown[sy * m.width + Math.min(m.width - 1, Math.floor(((x + 0.5) * m.width) / width))]!;
   }
   return out;
 }
@@ -63,7 +72,9 @@ export async function repaintPixels(mask: string | Uint8Array, width: number, he
 /** `painted` inside the repaint area, `parent` everywhere else, so nothing outside the dilated mask changes. */
 export function compositeOutside(painted: Rgb8, parent: Rgb8, area: Uint8Array): Rgb8 {
   if (painted.width !== parent.width || painted.height !== parent.height) {
-    throw new Error(`the parent image is ${parent.width}×${parent.height} but the repaint is ${painted.width}×${painted.height}`);
+    throw new Error(
+      `the parent image is ${parent.width}×${parent.height} but the repaint is ${painted.width}×${painted.height}`,
+    );
   }
   const data = parent.data.slice();
   for (let p = 0; p < area.length; p++) {

@@ -8,10 +8,24 @@ import { UserError } from '../../config/errors.ts';
 import { isRepaint, type RagParams } from '../../rag/params.ts';
 import { latentGeometry } from '../noise.ts';
 import type { Engine, PaintResult } from './engine.ts';
-import { compositeOutside, encodeImage, readRgb8, repaintPixels, toRgb8, type ImageFormat, type Rgb8 } from './image.ts';
+import {
+  compositeOutside,
+  encodeImage,
+  readRgb8,
+  repaintPixels,
+  toRgb8,
+  type ImageFormat,
+  type Rgb8,
+} from './image.ts';
 import type { NoiseSource } from './noise-source.ts';
 import { maskSource, type RunPlan } from './plan.ts';
-import { encodeTrajectory, readTrajectory, replayPlan, TRAJECTORY_ARTIFACT, type StoredConditioning } from './trajectory.ts';
+import {
+  encodeTrajectory,
+  readTrajectory,
+  replayPlan,
+  TRAJECTORY_ARTIFACT,
+  type StoredConditioning,
+} from './trajectory.ts';
 
 export interface JobProgress {
   /** Called after every step; `previewPng` every `previewEvery` steps (never on the last one). */
@@ -38,9 +52,25 @@ export interface JobOutput {
 /** The conditioning of the pass whose image a generation is (stored with its trajectory). */
 export function paintedConditioning(plan: RunPlan): StoredConditioning {
   const rp = plan.repaint;
-  const base = { srRatio: plan.sr?.ratio, srDelta: plan.sr?.delta ?? 0, guidance: plan.guidance, textLength: plan.textLength };
-  if (rp) return { ...base, prompt: rp.prompt, ...(rp.prompt2 ? { prompt2: rp.prompt2 } : {}), ...(rp.srSegments ? { srSegments: rp.srSegments } : {}) };
-  return { ...base, prompt: plan.prompt, ...(plan.prompt2 ? { prompt2: plan.prompt2 } : {}), ...(plan.sr ? { srSegments: plan.sr.segments } : {}) };
+  const base = {
+    srRatio: plan.sr?.ratio,
+    srDelta: plan.sr?.delta ?? 0,
+    guidance: plan.guidance,
+    textLength: plan.textLength,
+  };
+  if (rp)
+    return {
+      ...base,
+      prompt: rp.prompt,
+      ...(rp.prompt2 ? { prompt2: rp.prompt2 } : {}),
+      ...(rp.srSegments ? { srSegments: rp.srSegments } : {}),
+    };
+  return {
+    ...base,
+    prompt: plan.prompt,
+    ...(plan.prompt2 ? { prompt2: plan.prompt2 } : {}),
+    ...(plan.sr ? { srSegments: plan.sr.segments } : {}),
+  };
 }
 
 async function paintPlan(engine: Engine, plan: RunPlan, o: JobProgress, stored?: Float32Array[]): Promise<PaintResult> {
@@ -61,15 +91,23 @@ async function paintPlan(engine: Engine, plan: RunPlan, o: JobProgress, stored?:
 
 function artifacts(engine: Engine, plan: RunPlan, res: PaintResult): Record<string, Uint8Array> {
   const traj = encodeTrajectory({
-    width: plan.width, height: plan.height, steps: plan.steps, latents: res.trajectory,
-    conditioning: paintedConditioning(plan), kind: plan.repaint ? 'repaint' : 'generate', model: engine.modelId,
+    width: plan.width,
+    height: plan.height,
+    steps: plan.steps,
+    latents: res.trajectory,
+    conditioning: paintedConditioning(plan),
+    kind: plan.repaint ? 'repaint' : 'generate',
+    model: engine.modelId,
   });
   return { [TRAJECTORY_ARTIFACT]: traj };
 }
 
 /** A generation from RAG parameters (no Repainting_* fields). */
 export async function generateJob(engine: Engine, params: RagParams, o: JobProgress = {}): Promise<JobOutput> {
-  if (isRepaint(params)) throw new UserError('these parameters ask for a repaint (Repainting_* fields): paint them with a parent generation');
+  if (isRepaint(params))
+    throw new UserError(
+      'these parameters ask for a repaint (Repainting_* fields): paint them with a parent generation',
+    );
   const plan = await engine.plan(params, o.baseDir);
   return generatePlanJob(engine, plan, o);
 }
@@ -78,7 +116,14 @@ export async function generateJob(engine: Engine, params: RagParams, o: JobProgr
 export async function generatePlanJob(engine: Engine, plan: RunPlan, o: JobProgress = {}): Promise<JobOutput> {
   const result = await paintPlan(engine, plan, o);
   const rgb = toRgb8(result.image);
-  return { image: await encodeImage(rgb, o.format), rgb, artifacts: artifacts(engine, plan, result), plan, result, mode: 'generate' };
+  return {
+    image: await encodeImage(rgb, o.format),
+    rgb,
+    artifacts: artifacts(engine, plan, result),
+    plan,
+    result,
+    mode: 'generate',
+  };
 }
 
 /** What a repaint knows of its parent. */
@@ -100,14 +145,22 @@ export interface ParentGeneration {
  * Repaints a parent. `params` are the parent's parameters plus the Repainting_* fields (what
  * scene/to-rag.ts editToRepaintParams gives). The final pixels outside the dilated mask are the parent's.
  */
-export async function repaintJob(engine: Engine, params: RagParams, parent: ParentGeneration, o: JobProgress = {}): Promise<JobOutput> {
+export async function repaintJob(
+  engine: Engine,
+  params: RagParams,
+  parent: ParentGeneration,
+  o: JobProgress = {},
+): Promise<JobOutput> {
   if (!isRepaint(params)) throw new UserError('a repaint needs the Repainting_* parameters (mask, prompts, seed)');
   let plan = await engine.plan(params, o.baseDir);
   let stored: Float32Array[] | undefined;
   let mode: JobOutput['mode'] = 'repaint-exact';
   if ((parent.kind ?? (isRepaint(parent.params) ? 'repaint' : 'generate')) === 'repaint') {
     // The parent is a repaint: replay its stored trajectory instead of its whole lineage.
-    if (!parent.trajectory) throw new UserError('the parent is itself a repaint and its trajectory.safetensors is missing: repaint its original instead');
+    if (!parent.trajectory)
+      throw new UserError(
+        'the parent is itself a repaint and its trajectory.safetensors is missing: repaint its original instead',
+      );
     const traj = readTrajectory(parent.trajectory);
     plan = replayPlan(plan, traj, parent.trajectory, engine.modelId);
     stored = traj.latents;
@@ -116,10 +169,20 @@ export async function repaintJob(engine: Engine, params: RagParams, parent: Pare
   const result = await paintPlan(engine, plan, o, stored);
   let parentRgb: Rgb8;
   if (parent.image && existsSync(parent.image)) parentRgb = await readRgb8(parent.image);
-  else parentRgb = toRgb8(await engine.decode(stored ? stored[stored.length - 1]! : result.latents, plan.width, plan.height));
+  else
+    parentRgb = toRgb8(
+      await engine.decode(stored ? stored[stored.length - 1]! : result.latents, plan.width, plan.height),
+    );
   const area = await repaintPixels(maskOf(params, o.baseDir), plan.width, plan.height);
   const rgb = compositeOutside(toRgb8(result.image), parentRgb, area);
-  return { image: await encodeImage(rgb, o.format), rgb, artifacts: artifacts(engine, plan, result), plan, result, mode };
+  return {
+    image: await encodeImage(rgb, o.format),
+    rgb,
+    artifacts: artifacts(engine, plan, result),
+    plan,
+    result,
+    mode,
+  };
 }
 
 function maskOf(p: RagParams, baseDir?: string): string | Uint8Array {

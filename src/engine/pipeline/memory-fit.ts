@@ -46,8 +46,14 @@ export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNe
   // values of width `inner` alive per token at the widest point of a block (MLP hidden state, Q/K/V, residuals).
   const tokens = 2 * (4096 + 512) + 2 * 4 * 512;
   const parts = [
-    { what: `transformer ${formLabel(ck.transformerWeights(), computeType)}`, bytes: weightBytes(ck.transformerWeights(), bytes) },
-    { what: `T5 ${formLabel(ck.component('text_encoder_2').weights, computeType)}`, bytes: weightBytes(ck.component('text_encoder_2').weights, t5Bytes) },
+    {
+      what: `transformer ${formLabel(ck.transformerWeights(), computeType)}`,
+      bytes: weightBytes(ck.transformerWeights(), bytes),
+    },
+    {
+      what: `T5 ${formLabel(ck.component('text_encoder_2').weights, computeType)}`,
+      bytes: weightBytes(ck.component('text_encoder_2').weights, t5Bytes),
+    },
     { what: 'CLIP', bytes: weightBytes(ck.component('text_encoder').weights, 4) },
     { what: 'VAE', bytes: weightBytes(ck.component('vae').weights, 4) },
     { what: 'activations of a 1024² RAG step (estimate)', bytes: tokens * cfg.inner * 24 * bytes },
@@ -59,7 +65,11 @@ export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNe
 export function freeMemory(ep: ExecutionProvider, deviceId = 0): { bytes: number; where: string } | undefined {
   if (ep === 'cuda') {
     try {
-      const out = execFileSync('nvidia-smi', ['--query-gpu=memory.free', '--format=csv,noheader,nounits', '-i', String(deviceId)], { encoding: 'utf8', timeout: 10_000 });
+      const out = execFileSync(
+        'nvidia-smi',
+        ['--query-gpu=memory.free', '--format=csv,noheader,nounits', '-i', String(deviceId)],
+        { encoding: 'utf8', timeout: 10_000 },
+      );
       const mib = Number.parseFloat(out.trim().split('\n')[0]!);
       return Number.isFinite(mib) ? { bytes: mib * 2 ** 20, where: `GPU ${deviceId}` } : undefined;
     } catch {
@@ -83,15 +93,24 @@ export function freeMemory(ep: ExecutionProvider, deviceId = 0): { bytes: number
 }
 
 /** Throws a UserError naming the need, the free bytes and the options when the model does not fit. */
-export function checkFits(modelId: string, need: MemoryNeed, free: { bytes: number; where: string } | undefined, ep: ExecutionProvider): void {
+export function checkFits(
+  modelId: string,
+  need: MemoryNeed,
+  free: { bytes: number; where: string } | undefined,
+  ep: ExecutionProvider,
+): void {
   if (!free || need.total <= free.bytes) return;
   const detail = need.parts.map((p) => `${p.what} ${gib(p.bytes)}`).join(', ');
   const options = [
     'smaller weights: WEIGHTS=int8, or WEIGHTS=transformer:int4,t5:int8, or a GGUF Q4 transformer file (README "Memory" lists what each form needs)',
     'a device with more memory',
-    ep === 'cpu' ? 'more memory or swap for this machine' : 'closing other programs that use the GPU (nvidia-smi lists them)',
+    ep === 'cpu'
+      ? 'more memory or swap for this machine'
+      : 'closing other programs that use the GPU (nvidia-smi lists them)',
     ...(ep === 'cpu' ? [] : ['EXECUTION_PROVIDER=cpu (slow, but it needs only host memory)']),
     'or MEMORY_CHECK=off to try anyway',
   ];
-  throw new UserError(`${modelId} needs about ${gib(need.total)} (${detail}) but ${free.where} has ${gib(free.bytes)} free. Options: ${options.join('; ')}.`);
+  throw new UserError(
+    `${modelId} needs about ${gib(need.total)} (${detail}) but ${free.where} has ${gib(free.bytes)} free. Options: ${options.join('; ')}.`,
+  );
 }

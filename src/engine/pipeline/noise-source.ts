@@ -47,8 +47,16 @@ export function explicitNoise(tensors: Record<string, HostTensor>, boxCount: num
   const take = (i: number, shape: number[], what: string) => {
     const name = `noise_draw_${i}`;
     const t = tensors[name];
-    if (!t) throw new UserError(`${where}: ${name} (${what}, shape [${shape.join(', ')}]) is missing; noise draws are global latent, each box in list order, then the repaint box`, 2);
-    if (t.shape.join(',') !== shape.join(',')) throw new UserError(`${where}: ${name} (${what}) has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`, 2);
+    if (!t)
+      throw new UserError(
+        `${where}: ${name} (${what}, shape [${shape.join(', ')}]) is missing; noise draws are global latent, each box in list order, then the repaint box`,
+        2,
+      );
+    if (t.shape.join(',') !== shape.join(','))
+      throw new UserError(
+        `${where}: ${name} (${what}) has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`,
+        2,
+      );
     return toFloat32(t);
   };
   return {

@@ -8,7 +8,14 @@ import path from 'node:path';
 import { UserError } from '../../config/errors.ts';
 import type { TokenRect } from '../../rag/boxes.ts';
 import { maskToTokens, type TokenMask } from '../../rag/mask.ts';
-import { isRepaint, ragLayout, repaintingSingle, resolveMaskPath, validateRagParams, type RagParams } from '../../rag/params.ts';
+import {
+  isRepaint,
+  ragLayout,
+  repaintingSingle,
+  resolveMaskPath,
+  validateRagParams,
+  type RagParams,
+} from '../../rag/params.ts';
 import type { CellMaps } from '../../rag/split-ratio.ts';
 
 export interface RepaintPart {
@@ -58,11 +65,19 @@ export interface PlanDefaults {
 }
 
 /** A plain text-to-image run: no boxes, no SR, no repaint. */
-export function plainPlan(prompt: string, o: { width: number; height: number; steps: number; guidance: number; seed: number; textLength: number }): RunPlan {
-  for (const [name, v] of [['width', o.width], ['height', o.height]] as const) {
-    if (!Number.isInteger(v) || v < 16 || v % 16 !== 0) throw new UserError(`${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`);
+export function plainPlan(
+  prompt: string,
+  o: { width: number; height: number; steps: number; guidance: number; seed: number; textLength: number },
+): RunPlan {
+  for (const [name, v] of [
+    ['width', o.width],
+    ['height', o.height],
+  ] as const) {
+    if (!Number.isInteger(v) || v < 16 || v % 16 !== 0)
+      throw new UserError(`${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`);
   }
-  if (!Number.isInteger(o.steps) || o.steps < 1) throw new UserError(`steps must be a whole number ≥ 1 (got ${o.steps})`);
+  if (!Number.isInteger(o.steps) || o.steps < 1)
+    throw new UserError(`steps must be a whole number ≥ 1 (got ${o.steps})`);
   return { ...o, prompt, hbReplace: -1, boxes: [] };
 }
 
@@ -77,7 +92,11 @@ export function maskSource(mask: string | Uint8Array, baseDir: string | undefine
  * Validates official RAG parameters and turns them into a plan. `baseDir` resolves a relative Repainting_mask
  * (the params file's folder). Defaults fill what the parameters leave out (steps, guidance, T5 length).
  */
-export async function planFromRagParams(input: RagParams, d: PlanDefaults, o: { baseDir?: string } = {}): Promise<RunPlan> {
+export async function planFromRagParams(
+  input: RagParams,
+  d: PlanDefaults,
+  o: { baseDir?: string } = {},
+): Promise<RunPlan> {
   const p = validateRagParams(input);
   const layout = ragLayout(p);
   const steps = p.num_inference_steps ?? d.steps;
@@ -93,12 +112,17 @@ export async function planFromRagParams(input: RagParams, d: PlanDefaults, o: { 
     hbReplace: p.HB_replace,
     boxes: layout.hbBoxes.map((rect, k) => ({ prompt: p.HB_prompt_list[k]!, rect })),
   };
-  if (p.SR_delta > 0) plan.sr = { segments: layout.srSegments, delta: p.SR_delta, maps: layout.maps, ratio: p.SR_hw_split_ratio };
+  if (p.SR_delta > 0)
+    plan.sr = { segments: layout.srSegments, delta: p.SR_delta, maps: layout.maps, ratio: p.SR_hw_split_ratio };
   if (isRepaint(p)) {
     const R = p.Repainting_HB_replace!;
-    if (R >= steps) throw new UserError(`Repainting_HB_replace (${R}) must be smaller than the number of steps (${steps}), or the repaint never starts`);
+    if (R >= steps)
+      throw new UserError(
+        `Repainting_HB_replace (${R}) must be smaller than the number of steps (${steps}), or the repaint never starts`,
+      );
     const mask = await maskToTokens(maskSource(p.Repainting_mask!, o.baseDir), p.width, p.height);
-    if (!mask.bbox) throw new UserError('the repainting mask has no black pixels: black marks the area to repaint (white = keep)');
+    if (!mask.bbox)
+      throw new UserError('the repainting mask has no black pixels: black marks the area to repaint (white = keep)');
     plan.repaint = {
       prompt: p.Repainting_prompt!,
       hbPrompt: p.Repainting_HB_prompt!,

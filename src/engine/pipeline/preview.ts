@@ -42,7 +42,8 @@ export class LatentPreview {
         for (let a = 0; a < F; a++) for (let b = 0; b < F; b++) ata[a * F + b]! += row[a]! * row[b]!;
         for (let ch = 0; ch < 3; ch++) {
           let sum = 0;
-          for (let yy = 0; yy < sy; yy++) for (let xx = 0; xx < sx; xx++) sum += img.data[(ch * H + y * sy + yy) * W + x * sx + xx]!;
+          for (let yy = 0; yy < sy; yy++)
+            for (let xx = 0; xx < sx; xx++) sum += img.data[(ch * H + y * sy + yy) * W + x * sx + xx]!;
           const target = sum / (sx * sy);
           for (let a = 0; a < F; a++) atb[ch * F + a]! += row[a]! * target;
         }
@@ -81,11 +82,13 @@ export class LatentPreview {
     const plane = H * W;
     const px = new Uint8Array(plane * 3);
     for (let p = 0; p < plane; p++) {
-      for (let ch = 0; ch < 3; ch++) px[p * 3 + ch] = Math.round(Math.min(1, Math.max(0, rgb[ch * plane + p]! / 2 + 0.5)) * 255);
+      for (let ch = 0; ch < 3; ch++)
+        px[p * 3 + ch] = Math.round(Math.min(1, Math.max(0, rgb[ch * plane + p]! / 2 + 0.5)) * 255);
     }
     const scale = Math.min(maxSide / Math.max(W, H), Math.max(1, 64 / Math.max(W, H)));
     let s = sharp(px, { raw: { width: W, height: H, channels: 3 } });
-    if (scale !== 1) s = s.resize(Math.max(1, Math.round(W * scale)), Math.max(1, Math.round(H * scale)), { kernel: 'nearest' });
+    if (scale !== 1)
+      s = s.resize(Math.max(1, Math.round(W * scale)), Math.max(1, Math.round(H * scale)), { kernel: 'nearest' });
     const buf = await s.png({ compressionLevel: 6 }).toBuffer();
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   }

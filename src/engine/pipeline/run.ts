@@ -17,7 +17,14 @@ import { performance } from 'node:perf_hooks';
 import { UserError } from '../../config/errors.ts';
 import { eulerStep, flowMatchSchedule, type Schedule, type SchedulerConfig } from '../scheduler.ts';
 import { latentGeometry, latentImageIds, packLatents, textIds } from '../noise.ts';
-import { modelTimestep, type BoxFeed, type RegionFeed, type StepFeeds, type StepRunner, type StreamFeed } from '../rag/step-runner.ts';
+import {
+  modelTimestep,
+  type BoxFeed,
+  type RegionFeed,
+  type StepFeeds,
+  type StepRunner,
+  type StreamFeed,
+} from '../rag/step-runner.ts';
 import { boxIndex, copyRowsWhere, pasteRows, srSelectors } from '../rag/selectors.ts';
 import type { Conditioning } from './conditioning.ts';
 import { seededNoise, type NoiseSource } from './noise-source.ts';
@@ -123,9 +130,12 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
   if (stored) {
     if (!rp) throw new Error('stored mode needs a repaint');
     if (stored.length !== plan.steps + 1 || stored.some((s) => s.length !== N * width)) {
-      throw new UserError(`the parent's stored trajectory has ${stored.length} steps of ${stored[0]?.length ?? 0} values; this repaint needs ${plan.steps + 1} of ${N * width} (same size and steps as the parent)`);
+      throw new UserError(
+        `the parent's stored trajectory has ${stored.length} steps of ${stored[0]?.length ?? 0} values; this repaint needs ${plan.steps + 1} of ${N * width} (same size and steps as the parent)`,
+      );
     }
-    if (plan.boxes.length && plan.hbReplace >= 0) throw new Error('stored mode replays no hard binding: give a plan without boxes');
+    if (plan.boxes.length && plan.hbReplace >= 0)
+      throw new Error('stored mode replays no hard binding: give a plan without boxes');
   }
   const L = plan.textLength;
   const txtIds = textIds(L);
@@ -151,7 +161,9 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
       const latents = packedNoise(noise.box(k, [1, CH, rows * 2, cols * 2]), rows, cols);
       const regional = hbSteps > 0;
       boxes.push({
-        rows, cols, latents,
+        rows,
+        cols,
+        latents,
         txt: regional ? await o.conditioning.t5(b.prompt) : new Float32Array(0),
         pooled: regional ? await o.conditioning.clip(b.prompt) : new Float32Array(0),
         imgIds: latentImageIds(rows, cols),
@@ -190,7 +202,16 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
   const trajectory: Float32Array[] = [];
   const stepMs: number[] = [];
   const rec: RunRecord | undefined = o.record
-    ? { main: [], velocity: [], repaint: [], repaintVelocity: [], boxLatents: [], boxVelocity: [], prepass: [], prepassVelocity: [] }
+    ? {
+        main: [],
+        velocity: [],
+        repaint: [],
+        repaintVelocity: [],
+        boxLatents: [],
+        boxVelocity: [],
+        prepass: [],
+        prepassVelocity: [],
+      }
     : undefined;
 
   for (let i = 0; i < plan.steps; i++) {
@@ -215,7 +236,13 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     const hbOn = !stored && i < hbSteps && boxes.length > 0;
     trajectory.push((repaintOn ? Z! : x).slice());
 
-    const feeds: StepFeeds = { timestep: modelTimestep(schedule.timesteps[i]!), guidance, imgIds, txtIds, main: { ...main, latents: x } };
+    const feeds: StepFeeds = {
+      timestep: modelTimestep(schedule.timesteps[i]!),
+      guidance,
+      imgIds,
+      txtIds,
+      main: { ...main, latents: x },
+    };
     if (stored && prepassOn) {
       // Before R a stored-mode repaint has nothing to compute but its pre-pass: run it as a plain stream.
       feeds.main = prepass!;
@@ -240,7 +267,8 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     }
 
     if (hbOn) boxes.forEach((b, k) => eulerStep(b.latents, out.boxes[k]!, sigma, sigmaNext, b.latents));
-    if (prepassOn) eulerStep(prepass!.latents, stored ? out.velocity : out.prepass!, sigma, sigmaNext, prepass!.latents);
+    if (prepassOn)
+      eulerStep(prepass!.latents, stored ? out.velocity : out.prepass!, sigma, sigmaNext, prepass!.latents);
     let xPrev = x;
     if (stored) {
       x = stored[i + 1]!.slice();
@@ -255,7 +283,12 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
       await o.onStep?.({ step: i + 1, total: plan.steps, ms: out.ms, preview: () => x0(zPrev, out.repaint!, sigma) });
     } else {
       const v = stored ? undefined : out.velocity;
-      await o.onStep?.({ step: i + 1, total: plan.steps, ms: out.ms, preview: () => (v ? x0(xPrev, v, sigma) : x.slice()) });
+      await o.onStep?.({
+        step: i + 1,
+        total: plan.steps,
+        ms: out.ms,
+        preview: () => (v ? x0(xPrev, v, sigma) : x.slice()),
+      });
     }
   }
   const final = rp ? Z! : x;

@@ -80,10 +80,14 @@ export function encodeTrajectory(t: Trajectory): Uint8Array {
 }
 
 export function readTrajectory(file: string): Trajectory {
-  if (!existsSync(file)) throw new UserError(`${file} is missing: the parent has no stored trajectory (it was painted by an older engine); repaint its original instead`);
+  if (!existsSync(file))
+    throw new UserError(
+      `${file} is missing: the parent has no stored trajectory (it was painted by an older engine); repaint its original instead`,
+    );
   const f = new SafetensorsFile(file);
   const m = f.metadata;
-  if (m.format !== FORMAT) throw new UserError(`${file} is not a scenewright trajectory (format ${JSON.stringify(m.format)})`);
+  if (m.format !== FORMAT)
+    throw new UserError(`${file} is not a scenewright trajectory (format ${JSON.stringify(m.format)})`);
   const t = f.read('latents');
   const [count, tokens, width] = t.shape as [number, number, number];
   const flat = f16ToFloat32Array(t.data as Uint16Array);
@@ -120,10 +124,13 @@ export function checkReplay(t: Trajectory, file: string, req: ReplayRequest): vo
   const c = t.conditioning;
   const ratio = (r: string | undefined) => (r === undefined ? 'none (SR off)' : JSON.stringify(r.replace(/\s+/g, '')));
   const diffs: string[] = [];
-  if (t.width !== req.width || t.height !== req.height) diffs.push(`size ${t.width}×${t.height} (this repaint: ${req.width}×${req.height})`);
+  if (t.width !== req.width || t.height !== req.height)
+    diffs.push(`size ${t.width}×${t.height} (this repaint: ${req.width}×${req.height})`);
   if (t.steps !== req.steps) diffs.push(`${t.steps} steps (this repaint: ${req.steps})`);
-  if (ratio(c.srRatio) !== ratio(req.sr?.ratio)) diffs.push(`SR split ratio ${ratio(c.srRatio)} (this repaint: ${ratio(req.sr?.ratio)})`);
-  if ((c.srDelta ?? 0) !== (req.sr?.delta ?? 0)) diffs.push(`SR δ ${c.srDelta ?? 0} (this repaint: ${req.sr?.delta ?? 0})`);
+  if (ratio(c.srRatio) !== ratio(req.sr?.ratio))
+    diffs.push(`SR split ratio ${ratio(c.srRatio)} (this repaint: ${ratio(req.sr?.ratio)})`);
+  if ((c.srDelta ?? 0) !== (req.sr?.delta ?? 0))
+    diffs.push(`SR δ ${c.srDelta ?? 0} (this repaint: ${req.sr?.delta ?? 0})`);
   if (c.guidance !== req.guidance) diffs.push(`guidance ${c.guidance} (this repaint: ${req.guidance})`);
   if (c.textLength !== req.textLength) diffs.push(`T5 text length ${c.textLength} (this repaint: ${req.textLength})`);
   if (t.model && t.model !== req.model) diffs.push(`model ${t.model} (this engine: ${req.model})`);
@@ -145,7 +152,10 @@ export function replayPlan(plan: RunPlan, t: Trajectory, file: string, model: st
   let sr = plan.sr;
   if (sr && c.srSegments && c.srSegments.length === sr.segments.length) sr = { ...sr, segments: c.srSegments };
   return {
-    ...plan, prompt: c.prompt, hbReplace: -1, boxes: [],
+    ...plan,
+    prompt: c.prompt,
+    hbReplace: -1,
+    boxes: [],
     ...(c.prompt2 ? { prompt2: c.prompt2 } : { prompt2: undefined }),
     ...(sr ? { sr } : {}),
   };

@@ -12,7 +12,12 @@ export { AS_STORED, defaultWeightsCacheDir, formsFor, parseWeightForms, type Wei
 /** Linear layers' weights, the only tensors quantized: every 2-D tensor but embedding tables. */
 export const LINEAR: Record<WeightComponent | 'vae', (name: string, shape: number[]) => boolean> = {
   transformer: (n, s) => s.length === 2 && n.endsWith('.weight'),
-  text_encoder_2: (n, s) => s.length === 2 && n.endsWith('.weight') && n !== 'shared.weight' && !n.includes('embed_tokens') && !n.includes('relative_attention_bias'),
+  text_encoder_2: (n, s) =>
+    s.length === 2 &&
+    n.endsWith('.weight') &&
+    n !== 'shared.weight' &&
+    !n.includes('embed_tokens') &&
+    !n.includes('relative_attention_bias'),
   text_encoder: (n, s) => s.length === 2 && n.endsWith('.weight') && !n.includes('embedding'),
   // The VAE is convolutions (its attention's 1×1 projections are 0.3 % of it): block formats are widened to bf16.
   vae: () => false,
@@ -36,7 +41,12 @@ export class PreparedCheckpoint implements FluxCheckpoint {
   private readonly components = new Map<ComponentName, Component & { weights: PreparedWeights }>();
 
   /** `readOnlyCacheDirs`: prepared weights to use when they match (a model folder's own scenewright-prepared/). */
-  constructor(readonly inner: FluxCheckpoint, readonly forms: WeightForms, readonly cacheDir: string, private readonly readOnlyCacheDirs: string[] = []) {
+  constructor(
+    readonly inner: FluxCheckpoint,
+    readonly forms: WeightForms,
+    readonly cacheDir: string,
+    private readonly readOnlyCacheDirs: string[] = [],
+  ) {
     this.source = inner.source;
     this.layout = inner.layout;
     this.variant = inner.variant;
@@ -45,7 +55,14 @@ export class PreparedCheckpoint implements FluxCheckpoint {
 
   private prepare(component: WeightComponent | 'vae', w: NamedWeights): PreparedWeights {
     const form = component === 'vae' ? 'auto' : this.forms[component];
-    return new PreparedWeights(w, { component, form, cacheDir: this.cacheDir, readOnlyCacheDirs: this.readOnlyCacheDirs, isLinear: LINEAR[component], isEmbedding: EMBEDDING[component] });
+    return new PreparedWeights(w, {
+      component,
+      form,
+      cacheDir: this.cacheDir,
+      readOnlyCacheDirs: this.readOnlyCacheDirs,
+      isLinear: LINEAR[component],
+      isEmbedding: EMBEDDING[component],
+    });
   }
 
   transformerWeights(): PreparedWeights {

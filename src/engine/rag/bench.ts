@@ -51,25 +51,55 @@ export interface StepBenchResult {
  * (each 1/K of the width, like the official galleries), S equal full-height columns as SR cells, and a repaint mask
  * (and pre-pass box) of the central quarter of the image.
  */
-export function benchLayout(sig: StepSignature, rows: number, cols: number, cellWeights?: number[]): { boxes: TokenRect[]; cellOf: Int32Array; mask: Uint8Array; prepass: TokenRect } {
+export function benchLayout(
+  sig: StepSignature,
+  rows: number,
+  cols: number,
+  cellWeights?: number[],
+): { boxes: TokenRect[]; cellOf: Int32Array; mask: Uint8Array; prepass: TokenRect } {
   const r0 = Math.floor(rows * 0.2);
   const r1 = Math.max(r0 + 1, Math.floor(rows * 0.8));
-  const boxes = Array.from({ length: sig.boxes }, (_, k) => ({ r0, r1, c0: Math.floor((k * cols) / sig.boxes), c1: Math.max(Math.floor((k * cols) / sig.boxes) + 1, Math.floor(((k + 1) * cols) / sig.boxes)) }));
+  const boxes = Array.from({ length: sig.boxes }, (_, k) => ({
+    r0,
+    r1,
+    c0: Math.floor((k * cols) / sig.boxes),
+    c1: Math.max(Math.floor((k * cols) / sig.boxes) + 1, Math.floor(((k + 1) * cols) / sig.boxes)),
+  }));
   const cellOf = new Int32Array(rows * cols);
   // Column j of the SR grid spans weights[j] / Σweights of the width (equal columns by default).
   const weights = cellWeights ?? Array.from({ length: sig.cells }, () => 1);
-  if (sig.cells && weights.length !== sig.cells) throw new Error(`benchLayout: ${weights.length} cell weights for ${sig.cells} cells`);
+  if (sig.cells && weights.length !== sig.cells)
+    throw new Error(`benchLayout: ${weights.length} cell weights for ${sig.cells} cells`);
   const total = weights.reduce((a, b) => a + b, 0);
   const edges = weights.map((_, j) => Math.round((cols * weights.slice(0, j + 1).reduce((a, b) => a + b, 0)) / total));
-  for (let t = 0; t < cellOf.length; t++) cellOf[t] = sig.cells ? Math.min(sig.cells - 1, edges.findIndex((e) => t % cols < e)) : 0;
-  const prepass = { r0: Math.floor(rows / 4), r1: Math.floor(rows / 4) + Math.max(1, Math.floor(rows / 2)), c0: Math.floor(cols / 4), c1: Math.floor(cols / 4) + Math.max(1, Math.floor(cols / 2)) };
+  for (let t = 0; t < cellOf.length; t++)
+    cellOf[t] = sig.cells
+      ? Math.min(
+          sig.cells - 1,
+          edges.findIndex((e) => t % cols < e),
+        )
+      : 0;
+  const prepass = {
+    r0: Math.floor(rows / 4),
+    r1: Math.floor(rows / 4) + Math.max(1, Math.floor(rows / 2)),
+    c0: Math.floor(cols / 4),
+    c1: Math.floor(cols / 4) + Math.max(1, Math.floor(cols / 2)),
+  };
   const mask = new Uint8Array(rows * cols);
   for (let r = prepass.r0; r < prepass.r1; r++) for (let c = prepass.c0; c < prepass.c1; c++) mask[r * cols + c] = 1;
   return { boxes, cellOf, mask, prepass };
 }
 
 /** The synthetic feeds benchStep times a signature on (also for profiling one signature by hand). */
-export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: number; height?: number; textLength?: number; cellWeights?: number[] } = {}): { feeds: StepFeeds; geometry: { tokens: number; textLength: number; boxTokens: number[]; prepassTokens: number }; layout: ReturnType<typeof benchLayout> } {
+export function benchFeeds(
+  ck: FluxCheckpoint,
+  sig: StepSignature,
+  o: { width?: number; height?: number; textLength?: number; cellWeights?: number[] } = {},
+): {
+  feeds: StepFeeds;
+  geometry: { tokens: number; textLength: number; boxTokens: number[]; prepassTokens: number };
+  layout: ReturnType<typeof benchLayout>;
+} {
   const cfg = ck.transformerConfig;
   const width = o.width ?? 512;
   const height = o.height ?? 512;
@@ -85,7 +115,13 @@ export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: 
   const rand = (n: number) => gaussian(seed++, [n]);
   const stream = (tokens: number) => ({ latents: rand(tokens * C), txt: rand(L * J), pooled: rand(P) });
   const size = (r: TokenRect) => (r.r1 - r.r0) * (r.c1 - r.c0);
-  const feeds: StepFeeds = { timestep: 0.75, guidance: 3.5, imgIds: latentImageIds(rows, cols), txtIds: textIds(L), main: stream(N) };
+  const feeds: StepFeeds = {
+    timestep: 0.75,
+    guidance: 3.5,
+    imgIds: latentImageIds(rows, cols),
+    txtIds: textIds(L),
+    main: stream(N),
+  };
   if (sig.cells) {
     const sources: bigint[][] = Array.from({ length: sig.cells }, () => []);
     lay.cellOf.forEach((j, t) => sources[j]!.push(BigInt(t)));
@@ -95,13 +131,30 @@ export function benchFeeds(ck: FluxCheckpoint, sig: StepSignature, o: { width?: 
     feeds.sr = { txt: rand(sig.cells * L * J), delta: 0.5, sources: sources.map((l) => BigInt64Array.from(l)), place };
   }
   if (sig.boxes) {
-    feeds.boxes = lay.boxes.map((b) => ({ ...stream(size(b)), imgIds: latentImageIds(b.r1 - b.r0, b.c1 - b.c0), index: boxIndex(b, cols) }));
+    feeds.boxes = lay.boxes.map((b) => ({
+      ...stream(size(b)),
+      imgIds: latentImageIds(b.r1 - b.r0, b.c1 - b.c0),
+      index: boxIndex(b, cols),
+    }));
   }
   if (sig.repaint) {
-    feeds.repaint = { ...stream(N), mask: Float32Array.from(lay.mask), single: sig.repaintSingle, ...(sig.cells ? { srTxt: rand(sig.cells * L * J) } : {}) };
+    feeds.repaint = {
+      ...stream(N),
+      mask: Float32Array.from(lay.mask),
+      single: sig.repaintSingle,
+      ...(sig.cells ? { srTxt: rand(sig.cells * L * J) } : {}),
+    };
   }
-  if (sig.prepass) feeds.prepass = { ...stream(size(lay.prepass)), imgIds: latentImageIds(lay.prepass.r1 - lay.prepass.r0, lay.prepass.c1 - lay.prepass.c0) };
-  return { feeds, geometry: { tokens: N, textLength: L, boxTokens: lay.boxes.map(size), prepassTokens: size(lay.prepass) }, layout: lay };
+  if (sig.prepass)
+    feeds.prepass = {
+      ...stream(size(lay.prepass)),
+      imgIds: latentImageIds(lay.prepass.r1 - lay.prepass.r0, lay.prepass.c1 - lay.prepass.c0),
+    };
+  return {
+    feeds,
+    geometry: { tokens: N, textLength: L, boxTokens: lay.boxes.map(size), prepassTokens: size(lay.prepass) },
+    layout: lay,
+  };
 }
 
 export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepBenchOptions): Promise<StepBenchResult> {
@@ -129,7 +182,13 @@ export async function benchStep(ck: FluxCheckpoint, sig: StepSignature, o: StepB
       runsMs,
       flops: stepFlops(cfg, sig, geo),
       upstreamFlops: upstreamStepFlops(cfg, sig, geo),
-      layout: { tokens: N, textLength: L, boxes: lay.boxes, cells: sig.cells, ...(sig.prepass ? { prepass: lay.prepass } : {}) },
+      layout: {
+        tokens: N,
+        textLength: L,
+        boxes: lay.boxes,
+        cells: sig.cells,
+        ...(sig.prepass ? { prepass: lay.prepass } : {}),
+      },
     };
   } finally {
     await runner.release();
@@ -160,7 +219,11 @@ export type BenchCase = StepSignature | { sig: StepSignature; cellWeights: numbe
  * disturbed one. Ratios of `minMs` are what to compare (timing one signature after another, a δ = 0 step, which
  * is the plain graph, measured 1.51× plain on the 2 shared cores).
  */
-export async function benchSteps(ck: FluxCheckpoint, sigs: BenchCase[], o: StepBenchOptions): Promise<InterleavedBenchResult[]> {
+export async function benchSteps(
+  ck: FluxCheckpoint,
+  sigs: BenchCase[],
+  o: StepBenchOptions,
+): Promise<InterleavedBenchResult[]> {
   const cfg = ck.transformerConfig;
   const cases = sigs.map((c) => {
     const { sig, cellWeights } = 'sig' in c ? c : { sig: c, cellWeights: undefined };
@@ -191,7 +254,9 @@ export async function benchSteps(ck: FluxCheckpoint, sigs: BenchCase[], o: StepB
         runsMs: c.runsMs,
         flops: stepFlops(cfg, c.sig, c.geometry),
         upstreamFlops: upstreamStepFlops(cfg, c.sig, c.geometry),
-        srPadding: c.feeds.sr ? (c.feeds.sr.sources.length * Math.max(...c.feeds.sr.sources.map((x) => x.length))) / c.geometry.tokens - 1 : 0,
+        srPadding: c.feeds.sr
+          ? (c.feeds.sr.sources.length * Math.max(...c.feeds.sr.sources.map((x) => x.length))) / c.geometry.tokens - 1
+          : 0,
       };
     });
   } finally {

@@ -21,7 +21,21 @@
 import type { Value } from '../onnx/graph.ts';
 import { attention, clampHalf, geluTanh, layerNorm, modulate } from '../onnx/nn.ts';
 import { ifElse } from '../onnx/control.ts';
-import { add, cast, concat, expand, gather, mul, reshape, reshapeTo, shapeOf, sliceDynamic, split, sub, unsqueeze } from '../onnx/ops.ts';
+import {
+  add,
+  cast,
+  concat,
+  expand,
+  gather,
+  mul,
+  reshape,
+  reshapeTo,
+  shapeOf,
+  sliceDynamic,
+  split,
+  sub,
+  unsqueeze,
+} from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
@@ -66,7 +80,11 @@ export interface SrState {
 export function splitRope(c: Ctx, textLength: Value): SplitRope {
   const end = c.g.ints([END]);
   const zero = c.g.ints([0]);
-  const signs = c.g.constant(Array.from({ length: c.cfg.headDim }, (_, d) => (d % 2 ? 1 : -1)), [c.cfg.headDim], 'float32');
+  const signs = c.g.constant(
+    Array.from({ length: c.cfg.headDim }, (_, d) => (d % 2 ? 1 : -1)),
+    [c.cfg.headDim],
+    'float32',
+  );
   const sin = mul(c.rope.sin, cast(signs, c.rope.sin.dtype ?? 'float32'));
   return {
     cos: c.rope.cos,
@@ -120,12 +138,26 @@ function perStream(c: Ctx, x: Value): Value {
  * [S, L, D] (rotated; values as they are), the image streams as [1, N, D]. Returns the text outputs [S, L, D]
  * and the composite [1, N, D] whose token t is cell κ(t)'s output at its source token.
  */
-function cellAttention(c: Ctx, sel: SrSelect, d: Dims, qT: Value, kT: Value, vT: Value, qI: Value, kI: Value, vI: Value): { text: Value; composite: Value } {
+function cellAttention(
+  c: Ctx,
+  sel: SrSelect,
+  d: Dims,
+  qT: Value,
+  kT: Value,
+  vT: Value,
+  qI: Value,
+  kI: Value,
+  vI: Value,
+): { text: Value; composite: Value } {
   const D = c.cfg.inner;
   const cells = shapeOf(sel.sources, 0, 1);
   const queries = shapeOf(sel.sources, 1, 2);
   // [1, N, D] → [S, N, D]: every cell of a stream attends to all of that stream's image keys.
-  const perCellKv = (x: Value) => reshapeTo(expand(unsqueeze(x, [1]), concat([c.g.ints([1]), cells, c.g.ints([1, 1])], 0)), concat([c.g.ints([-1]), shapeOf(x, 1, 2), c.g.ints([D])], 0));
+  const perCellKv = (x: Value) =>
+    reshapeTo(
+      expand(unsqueeze(x, [1]), concat([c.g.ints([1]), cells, c.g.ints([1, 1])], 0)),
+      concat([c.g.ints([-1]), shapeOf(x, 1, 2), c.g.ints([D])], 0),
+    );
   const cropQ = reshapeTo(gather(qI, sel.sources, 1), concat([c.g.ints([-1]), queries, c.g.ints([D])], 0));
   const o = attend(c, concat([qT, cropQ], 1), concat([kT, perCellKv(kI)], 1), concat([vT, perCellKv(vI)], 1));
   const parts = splitText(c, o, d.textLength);
@@ -146,21 +178,51 @@ function cellHeads(c: Ctx, d: Dims, proj: string, norm: string, x: Value, cos: V
  * when the step has cells. Same weights and modulation (each stream's temb) for a stream and its SR streams.
  */
 export function fullDoubleBlock(
-  c: Ctx, i: number, s: { img: Value; txt: Value; temb: Value }, sr: SrState, sel: SrSelect, rope: SplitRope, d: Dims,
+  c: Ctx,
+  i: number,
+  s: { img: Value; txt: Value; temb: Value },
+  sr: SrState,
+  sel: SrSelect,
+  rope: SplitRope,
+  d: Dims,
 ): { img: Value; txt: Value; sr: SrState } {
   const p = `transformer_blocks.${i}`;
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
-    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, s.temb, 6) as [Value, Value, Value, Value, Value, Value];
-    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, s.temb, 6) as [Value, Value, Value, Value, Value, Value];
+    const [sh1, sc1, g1, sh2, sc2, g2] = modulation(c, `${p}.norm1.linear`, s.temb, 6) as [
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+    ];
+    const [csh1, csc1, cg1, csh2, csc2, cg2] = modulation(c, `${p}.norm1_context.linear`, s.temb, 6) as [
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+      Value,
+    ];
     const hn = modulate(layerNorm(s.img, D, EPS), sc1, sh1);
     const en = modulate(layerNorm(s.txt, D, EPS), csc1, csh1);
 
     const qi = rotate(c, headsNormed(c, `${p}.attn.to_q`, `${p}.attn.norm_q`, hn), rope.imgCos, rope.imgSin);
     const ki = rotate(c, headsNormed(c, `${p}.attn.to_k`, `${p}.attn.norm_k`, hn), rope.imgCos, rope.imgSin);
     const vi = lin(c, `${p}.attn.to_v`, hn);
-    const qt = rotate(c, headsNormed(c, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, en), rope.txtCos, rope.txtSin);
-    const kt = rotate(c, headsNormed(c, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, en), rope.txtCos, rope.txtSin);
+    const qt = rotate(
+      c,
+      headsNormed(c, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, en),
+      rope.txtCos,
+      rope.txtSin,
+    );
+    const kt = rotate(
+      c,
+      headsNormed(c, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, en),
+      rope.txtCos,
+      rope.txtSin,
+    );
     const vt = lin(c, `${p}.attn.add_v_proj`, en);
 
     const o = attend(c, concat([qt, qi], 1), concat([kt, ki], 1), concat([vt, vi], 1));
@@ -172,17 +234,26 @@ export function fullDoubleBlock(
     };
 
     const plain = toOut(oi);
-    const [imgAttn, srTxt] = ifElse(sel.on, () => c.g.scope('sr', () => {
-      const sn = modulate(layerNorm(sr.txt, D, EPS), csc1, csh1);
-      const cells = cellAttention(
-        c, sel, d,
-        cellHeads(c, d, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, sn, rope.txtCos, rope.txtSin),
-        cellHeads(c, d, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, sn, rope.txtCos, rope.txtSin),
-        perCell(c, d, lin(c, `${p}.attn.add_v_proj`, sn), [D]),
-        qi, ki, vi,
-      );
-      return [blend(sel, toOut(cells.composite), plain), context(sr.txt, perStream(c, cells.text))];
-    }), () => [plain, sr.txt]) as [Value, Value];
+    const [imgAttn, srTxt] = ifElse(
+      sel.on,
+      () =>
+        c.g.scope('sr', () => {
+          const sn = modulate(layerNorm(sr.txt, D, EPS), csc1, csh1);
+          const cells = cellAttention(
+            c,
+            sel,
+            d,
+            cellHeads(c, d, `${p}.attn.add_q_proj`, `${p}.attn.norm_added_q`, sn, rope.txtCos, rope.txtSin),
+            cellHeads(c, d, `${p}.attn.add_k_proj`, `${p}.attn.norm_added_k`, sn, rope.txtCos, rope.txtSin),
+            perCell(c, d, lin(c, `${p}.attn.add_v_proj`, sn), [D]),
+            qi,
+            ki,
+            vi,
+          );
+          return [blend(sel, toOut(cells.composite), plain), context(sr.txt, perStream(c, cells.text))];
+        }),
+      () => [plain, sr.txt],
+    ) as [Value, Value];
 
     let h = add(s.img, mul(g1, imgAttn));
     h = add(h, mul(g2, ff(c, `${p}.ff`, modulate(layerNorm(h, D, EPS), sc2, sh2))));
@@ -194,7 +265,16 @@ export function fullDoubleBlock(
  * A single-stream block over the full streams' x = [txt; img] [1, L + N, D], with soft refinement when the
  * step has cells: the SR image stream sr.img [1, N, D] and text streams sr.txt [1, S·L, D].
  */
-export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: SrState, sel: SrSelect, rope: SplitRope, d: Dims): { x: Value; sr: SrState } {
+export function fullSingleBlock(
+  c: Ctx,
+  i: number,
+  x: Value,
+  temb: Value,
+  sr: SrState,
+  sel: SrSelect,
+  rope: SplitRope,
+  d: Dims,
+): { x: Value; sr: SrState } {
   const p = `single_transformer_blocks.${i}`;
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
@@ -204,26 +284,43 @@ export function fullSingleBlock(c: Ctx, i: number, x: Value, temb: Value, sr: Sr
       return { n, mlp: geluTanh(lin(c, `${p}.proj_mlp`, n)), v: lin(c, `${p}.attn.to_v`, n) };
     };
     const heads = (n: Value, which: 'q' | 'k') => headsNormed(c, `${p}.attn.to_${which}`, `${p}.attn.norm_${which}`, n);
-    const out = (stream: Value, attn: Value, mlp: Value) => clampHalf(add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2)))));
+    const out = (stream: Value, attn: Value, mlp: Value) =>
+      clampHalf(add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2)))));
 
     const gl = pre(x);
-    const a0 = attend(c, rotate(c, heads(gl.n, 'q'), rope.cos, rope.sin), rotate(c, heads(gl.n, 'k'), rope.cos, rope.sin), gl.v);
+    const a0 = attend(
+      c,
+      rotate(c, heads(gl.n, 'q'), rope.cos, rope.sin),
+      rotate(c, heads(gl.n, 'k'), rope.cos, rope.sin),
+      gl.v,
+    );
     const parts = splitText(c, a0, d.textLength);
 
-    const [imgAttn, srImg, srTxt] = ifElse(sel.on, () => c.g.scope('sr', () => {
-      const im = pre(sr.img!);
-      const tx = pre(sr.txt);
-      const cells = cellAttention(
-        c, sel, d,
-        rotate(c, perCell(c, d, heads(tx.n, 'q'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
-        rotate(c, perCell(c, d, heads(tx.n, 'k'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
-        perCell(c, d, tx.v, [D]),
-        rotate(c, heads(im.n, 'q'), rope.imgCos, rope.imgSin),
-        rotate(c, heads(im.n, 'k'), rope.imgCos, rope.imgSin),
-        im.v,
-      );
-      return [blend(sel, cells.composite, parts.img), out(sr.img!, cells.composite, im.mlp), out(sr.txt, perStream(c, cells.text), tx.mlp)];
-    }), () => [parts.img, sr.img!, sr.txt]) as [Value, Value, Value];
+    const [imgAttn, srImg, srTxt] = ifElse(
+      sel.on,
+      () =>
+        c.g.scope('sr', () => {
+          const im = pre(sr.img!);
+          const tx = pre(sr.txt);
+          const cells = cellAttention(
+            c,
+            sel,
+            d,
+            rotate(c, perCell(c, d, heads(tx.n, 'q'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+            rotate(c, perCell(c, d, heads(tx.n, 'k'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+            perCell(c, d, tx.v, [D]),
+            rotate(c, heads(im.n, 'q'), rope.imgCos, rope.imgSin),
+            rotate(c, heads(im.n, 'k'), rope.imgCos, rope.imgSin),
+            im.v,
+          );
+          return [
+            blend(sel, cells.composite, parts.img),
+            out(sr.img!, cells.composite, im.mlp),
+            out(sr.txt, perStream(c, cells.text), tx.mlp),
+          ];
+        }),
+      () => [parts.img, sr.img!, sr.txt],
+    ) as [Value, Value, Value];
 
     return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp), sr: { txt: srTxt, img: srImg } };
   });

@@ -61,9 +61,10 @@ function attention(cfg: FluxTransformerConfig, q: number, k: number): number {
 /** FLOPs of one plain FLUX forward on n image and L text tokens. */
 export function plainPassFlops(cfg: FluxTransformerConfig, n: number, L: number): number {
   const s = n + L;
-  const macs = io(cfg, n, L)
-    + cfg.numLayers * (doubleLinears(cfg, n, L) + attention(cfg, s, s))
-    + cfg.numSingleLayers * (singleLinears(cfg, s) + attention(cfg, s, s));
+  const macs =
+    io(cfg, n, L) +
+    cfg.numLayers * (doubleLinears(cfg, n, L) + attention(cfg, s, s)) +
+    cfg.numSingleLayers * (singleLinears(cfg, s) + attention(cfg, s, s));
   return 2 * macs;
 }
 
@@ -87,8 +88,10 @@ export function stepFlops(cfg: FluxTransformerConfig, sig: StepSignature, g: Ste
   const { tokens: N, textLength: L } = g;
   const S = sig.cells;
   const boxes = Array.from({ length: sig.boxes }, (_, k) => g.boxTokens?.[k] ?? 0);
-  if (sig.boxes && boxes.some((m) => m <= 0)) throw new Error('stepFlops: give the token count of every box (boxTokens)');
-  if (sig.prepass && !(g.prepassTokens && g.prepassTokens > 0)) throw new Error('stepFlops: give the pre-pass box size (prepassTokens)');
+  if (sig.boxes && boxes.some((m) => m <= 0))
+    throw new Error('stepFlops: give the token count of every box (boxTokens)');
+  if (sig.prepass && !(g.prepassTokens && g.prepassTokens > 0))
+    throw new Error('stepFlops: give the pre-pass box size (prepassTokens)');
   const main = plainPassFlops(cfg, N, L);
   const sr = srFlops(cfg, S, N, L);
   const box = boxes.reduce((a, m) => a + plainPassFlops(cfg, m, L), 0);
@@ -110,7 +113,11 @@ export function upstreamStepFlops(cfg: FluxTransformerConfig, sig: StepSignature
   const s = N + L;
   const perStreamDouble = 4 * N * D * D + 4 * L * D * D + 2 * L * D * cfg.mlp + attention(cfg, s, s);
   const perStreamSingle = singleLinears(cfg, s) + attention(cfg, s, s);
-  const sr = S ? 2 * (S * L * cfg.jointAttentionDim * D + S * (cfg.numLayers * perStreamDouble + cfg.numSingleLayers * perStreamSingle)) : 0;
+  const sr = S
+    ? 2 *
+      (S * L * cfg.jointAttentionDim * D +
+        S * (cfg.numLayers * perStreamDouble + cfg.numSingleLayers * perStreamSingle))
+    : 0;
   const ours = stepFlops(cfg, sig, g);
   return ours.main + sr + ours.boxes + (sig.repaint ? ours.main + sr : 0) + ours.prepass;
 }

@@ -48,7 +48,13 @@ export function pasteRows(global: Float32Array, rows: Float32Array, index: BigIn
 }
 
 /** Copies the rows of `from` into `into` wherever `mask[t]` equals `where` (1 = repaint token). */
-export function copyRowsWhere(into: Float32Array, from: Float32Array, mask: Uint8Array, where: 0 | 1, width: number): void {
+export function copyRowsWhere(
+  into: Float32Array,
+  from: Float32Array,
+  mask: Uint8Array,
+  where: 0 | 1,
+  width: number,
+): void {
   for (let t = 0; t < mask.length; t++) {
     if (mask[t] === where) into.set(from.subarray(t * width, (t + 1) * width), t * width);
   }

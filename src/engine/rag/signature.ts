@@ -16,7 +16,13 @@ export interface StepSignature {
   prepass: boolean;
 }
 
-export const PLAIN_SIGNATURE: StepSignature = { boxes: 0, cells: 0, repaint: false, repaintSingle: false, prepass: false };
+export const PLAIN_SIGNATURE: StepSignature = {
+  boxes: 0,
+  cells: 0,
+  repaint: false,
+  repaintSingle: false,
+  prepass: false,
+};
 
 export function signatureKey(s: StepSignature): string {
   const parts = [`k${s.boxes}`, `s${s.cells}`];
@@ -26,8 +32,10 @@ export function signatureKey(s: StepSignature): string {
 }
 
 export function checkSignature(s: StepSignature): void {
-  if (!Number.isInteger(s.boxes) || s.boxes < 0) throw new Error(`step signature: boxes must be a whole number ≥ 0 (got ${s.boxes})`);
-  if (!Number.isInteger(s.cells) || s.cells < 0 || s.cells === 1) throw new Error(`step signature: cells must be 0 or ≥ 2 (got ${s.cells})`);
+  if (!Number.isInteger(s.boxes) || s.boxes < 0)
+    throw new Error(`step signature: boxes must be a whole number ≥ 0 (got ${s.boxes})`);
+  if (!Number.isInteger(s.cells) || s.cells < 0 || s.cells === 1)
+    throw new Error(`step signature: cells must be 0 or ≥ 2 (got ${s.cells})`);
   if (s.repaintSingle && !s.repaint) throw new Error('step signature: repaintSingle needs repaint');
 }
 
@@ -62,7 +70,13 @@ export const STEP_IO = {
    * pass's; keep_single [N]: the same after every single block (all 1 unless Repainting_single). Output [Fr, N, 64].
    */
   repaint: {
-    latents: 'rp_latents', txt: 'rp_txt', pooled: 'rp_pooled', srTxt: 'rp_sr_txt', keep: 'rp_keep', keepSingle: 'rp_keep_single', velocity: 'rp_velocity',
+    latents: 'rp_latents',
+    txt: 'rp_txt',
+    pooled: 'rp_pooled',
+    srTxt: 'rp_sr_txt',
+    keep: 'rp_keep',
+    keepSingle: 'rp_keep_single',
+    velocity: 'rp_velocity',
   },
   /**
    * Regional streams (hard-binding boxes in list order, then the repaint pre-pass), their image tokens

@@ -21,12 +21,34 @@
  */
 import { Graph, type Dim, type FloatType, type Value } from '../onnx/graph.ts';
 import { forLoop, ifElse } from '../onnx/control.ts';
-import { add, cast, concat, empty, gather, greater, reshape, reshapeTo, shapeOf, sliceDynamic, unsqueeze, where } from '../onnx/ops.ts';
+import {
+  add,
+  cast,
+  concat,
+  empty,
+  gather,
+  greater,
+  reshape,
+  reshapeTo,
+  shapeOf,
+  sliceDynamic,
+  unsqueeze,
+  where,
+} from '../onnx/ops.ts';
 import { doubleBlock, lin, singleBlock, timeTextEmbed, type Ctx } from '../graphs/transformer.ts';
 import { ropeTables } from '../graphs/flux-embeddings.ts';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { fullDoubleBlock, fullSingleBlock, normOut, splitRope, splitText, type Dims, type SrSelect, type SrState } from './blocks.ts';
+import {
+  fullDoubleBlock,
+  fullSingleBlock,
+  normOut,
+  splitRope,
+  splitText,
+  type Dims,
+  type SrSelect,
+  type SrState,
+} from './blocks.ts';
 import { STEP_IO } from './signature.ts';
 
 export interface StepGraphOptions {
@@ -111,15 +133,34 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
 
   // Which streams this step carries, read from its inputs' shapes.
   const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
-  const has = { cells: nonEmpty(srSource), regions: nonEmpty(rgTxt), paste: nonEmpty(pasteRows), repaint: nonEmpty(rpIn.latents) };
+  const has = {
+    cells: nonEmpty(srSource),
+    regions: nonEmpty(rgTxt),
+    paste: nonEmpty(pasteRows),
+    repaint: nonEmpty(rpIn.latents),
+  };
   const dims: Dims = { textLength: shapeOf(txtIds, 0, 1) };
 
-  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({ g, cfg, attn: opts.attention ?? 'mha', w: (name) => g.weight(name, weights.source(name)), lw: (name) => g.linearWeight(name, weights.source(name)), rope });
+  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({
+    g,
+    cfg,
+    attn: opts.attention ?? 'mha',
+    w: (name) => g.weight(name, weights.source(name)),
+    lw: (name) => g.linearWeight(name, weights.source(name)),
+    rope,
+  });
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
-  const fullCtx = ctx(g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)));
+  const fullCtx = ctx(
+    g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)),
+  );
   const rope = splitRope(fullCtx, dims.textLength);
   const sel: SrSelect = { on: has.cells, sources: srSource, place: srPlace, delta: toC(srDelta) };
-  const nothing = (rank: number) => empty(g, g.computeType, Array.from({ length: rank }, () => 0));
+  const nothing = (rank: number) =>
+    empty(
+      g,
+      g.computeType,
+      Array.from({ length: rank }, () => 0),
+    );
 
   // --- open the streams: embedders and temb ---
   const open = (s: { latents: Value; txt: Value; pooled: Value }, srIn: Value) => ({
@@ -127,41 +168,83 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     img: lin(fullCtx, 'x_embedder', toC(s.latents)),
     txt: lin(fullCtx, 'context_embedder', toC(s.txt)),
     // The SR text streams as [1, S·L, D], the form the per-token ops of the blocks take.
-    srTxt: ifElse(has.cells, () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srIn)), g.ints([1, -1, D])))], () => [nothing(3)])[0]!,
+    srTxt: ifElse(
+      has.cells,
+      () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srIn)), g.ints([1, -1, D])))],
+      () => [nothing(3)],
+    )[0]!,
   });
   let main: Full = g.scope('main', () => open(mainIn, srTxtIn));
   let rp: Full = (() => {
-    const [temb, img, txt, srTxt] = ifElse(has.repaint, () => g.scope('rp', () => {
-      const o = open(rpIn, rpSrTxtIn);
-      return [o.temb, o.img, o.txt, o.srTxt];
-    }), () => [nothing(2), nothing(3), nothing(3), nothing(3)]);
+    const [temb, img, txt, srTxt] = ifElse(
+      has.repaint,
+      () =>
+        g.scope('rp', () => {
+          const o = open(rpIn, rpSrTxtIn);
+          return [o.temb, o.img, o.txt, o.srTxt];
+        }),
+      () => [nothing(2), nothing(3), nothing(3), nothing(3)],
+    );
     return { temb: temb!, img: img!, txt: txt!, srTxt: srTxt! };
   })();
-  const [rgImg, rgTxtH, rgTemb, rgTxtCos, rgTxtSin, rgImgCos, rgImgSin] = ifElse(has.regions, () => g.scope('regional', () => {
-    const tables = ropeTables(concat([txtIds, rgImgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
-    const rc = ctx(tables);
-    const split = (t: Value) => ({ txt: sliceDynamic(t, g.ints([0]), dims.textLength, 0), img: sliceDynamic(t, dims.textLength, g.ints([END]), 0) });
-    const cosP = split(tables.cos);
-    const sinP = split(tables.sin);
-    return [
-      lin(rc, 'x_embedder', toC(rgLatents)), lin(rc, 'context_embedder', toC(rgTxt)),
-      g.scope('time_text_embed', () => timeTextEmbed(rc, timestep, guidance, toC(rgPooled))),
-      cosP.txt, sinP.txt, cosP.img, sinP.img,
-    ];
-  }), () => {
-    const table = empty(g, 'float32', [0, 1, cfg.headDim]);
-    return [nothing(3), nothing(3), nothing(2), table, table, table, table];
-  }) as Value[];
-  const rg: Regional = { img: rgImg!, txt: rgTxtH!, temb: rgTemb!, txtCos: rgTxtCos!, txtSin: rgTxtSin!, imgCos: rgImgCos!, imgSin: rgImgSin! };
+  const [rgImg, rgTxtH, rgTemb, rgTxtCos, rgTxtSin, rgImgCos, rgImgSin] = ifElse(
+    has.regions,
+    () =>
+      g.scope('regional', () => {
+        const tables = ropeTables(concat([txtIds, rgImgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
+        const rc = ctx(tables);
+        const split = (t: Value) => ({
+          txt: sliceDynamic(t, g.ints([0]), dims.textLength, 0),
+          img: sliceDynamic(t, dims.textLength, g.ints([END]), 0),
+        });
+        const cosP = split(tables.cos);
+        const sinP = split(tables.sin);
+        return [
+          lin(rc, 'x_embedder', toC(rgLatents)),
+          lin(rc, 'context_embedder', toC(rgTxt)),
+          g.scope('time_text_embed', () => timeTextEmbed(rc, timestep, guidance, toC(rgPooled))),
+          cosP.txt,
+          sinP.txt,
+          cosP.img,
+          sinP.img,
+        ];
+      }),
+    () => {
+      const table = empty(g, 'float32', [0, 1, cfg.headDim]);
+      return [nothing(3), nothing(3), nothing(2), table, table, table, table];
+    },
+  ) as Value[];
+  const rg: Regional = {
+    img: rgImg!,
+    txt: rgTxtH!,
+    temb: rgTemb!,
+    txtCos: rgTxtCos!,
+    txtSin: rgTxtSin!,
+    imgCos: rgImgCos!,
+    imgSin: rgImgSin!,
+  };
 
   // --- the capture points ---
   /** Hard binding: writes the winning regional rows into the main pass's h [1, N', D] at row offset `shift`. */
-  const paste = (h: Value, rows: Value, shift?: Value) => ifElse(has.paste, () => g.scope('hb_paste', () => {
-    const at = unsqueeze(shift ? add(pasteRows, shift) : pasteRows, [1]);
-    return [reshape(g.op('ScatterND', [reshape(h, [-1, D]), at, gather(reshape(rows, [-1, D]), pasteFrom, 0)]), [1, -1, D])];
-  }), () => [h])[0]!;
+  const paste = (h: Value, rows: Value, shift?: Value) =>
+    ifElse(
+      has.paste,
+      () =>
+        g.scope('hb_paste', () => {
+          const at = unsqueeze(shift ? add(pasteRows, shift) : pasteRows, [1]);
+          return [
+            reshape(g.op('ScatterND', [reshape(h, [-1, D]), at, gather(reshape(rows, [-1, D]), pasteFrom, 0)]), [
+              1,
+              -1,
+              D,
+            ]),
+          ];
+        }),
+      () => [h],
+    )[0]!;
   /** Repaint: the repaint pass keeps its own rows where `keep` is 1 and takes the main pass's elsewhere. */
-  const keepOwn = (keep: Value, own: Value, original: Value) => where(reshape(cast(keep, 'bool'), [1, -1, 1]), own, original);
+  const keepOwn = (keep: Value, own: Value, original: Value) =>
+    where(reshape(cast(keep, 'bool'), [1, -1, 1]), own, original);
 
   // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
   const trips = add(shapeOf(rgOffsets), g.ints([-1]));
@@ -170,19 +253,40 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     const a = gather(rgOffsets, k, 0);
     const b = gather(rgOffsets, add(k, g.ints([1])), 0);
     const k1 = add(k, g.ints([1]));
-    const c = ctx({ cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0), sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0) });
-    const out = body({ c, img: sliceDynamic(img!, a, b, 1), txt: sliceDynamic(txt!, k, k1, 0), temb: sliceDynamic(rg.temb, k, k1, 0) });
+    const c = ctx({
+      cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0),
+      sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0),
+    });
+    const out = body({
+      c,
+      img: sliceDynamic(img!, a, b, 1),
+      txt: sliceDynamic(txt!, k, k1, 0),
+      temb: sliceDynamic(rg.temb, k, k1, 0),
+    });
     const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
       concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
     return [put(img!, a, b, out.img, 1), out.txt ? put(txt!, k, k1, out.txt, 0) : txt!];
   };
   // A Loop where the provider has one (CPU, CUDA); WebGPU has only If, so there each possible stream is an If.
-  const eachRegion = (state: Value[], body: RegionBody): Value[] => opts.regionalLoop === 'unrolled'
-    ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<Value[]>((st, _, r) =>
-        ifElse(greater(trips, g.ints([r])), () => region(g.ints([r]), st, body), () => st), state)
-    : forLoop(trips, state, (k, st) => region(k, st, body));
+  const eachRegion = (state: Value[], body: RegionBody): Value[] =>
+    opts.regionalLoop === 'unrolled'
+      ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<Value[]>(
+          (st, _, r) =>
+            ifElse(
+              greater(trips, g.ints([r])),
+              () => region(g.ints([r]), st, body),
+              () => st,
+            ),
+          state,
+        )
+      : forLoop(trips, state, (k, st) => region(k, st, body));
   /** The repaint pass's part of a block, run only when the step repaints (else its state passes through). */
-  const whenRepainting = (state: Value[], fn: () => Value[]) => ifElse(has.repaint, () => g.scope('rp', fn), () => state);
+  const whenRepainting = (state: Value[], fn: () => Value[]) =>
+    ifElse(
+      has.repaint,
+      () => g.scope('rp', fn),
+      () => state,
+    );
 
   // Capture point 0: after the embedders.
   main.img = paste(main.img, rg.img);
@@ -190,7 +294,9 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
 
   for (let i = 0; i < cfg.numLayers; i++) {
     g.gateWeightsOn(main.img);
-    [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb))) as [Value, Value];
+    [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () =>
+      eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb)),
+    ) as [Value, Value];
     const m = fullDoubleBlock(fullCtx, i, main, { txt: main.srTxt }, sel, rope, dims);
     main = { ...main, img: paste(m.img, rg.img), txt: m.txt, srTxt: m.sr.txt };
     const before = rp;
@@ -208,10 +314,12 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   let rpSr: SrState = { txt: rp.srTxt, img: rp.img };
   for (let i = 0; i < cfg.numSingleLayers; i++) {
     g.gateWeightsOn(x);
-    [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () => eachRegion([rg.img, rg.txt], (r) => {
-      const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
-      return { img: y.img, txt: y.txt };
-    })) as [Value, Value];
+    [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () =>
+      eachRegion([rg.img, rg.txt], (r) => {
+        const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
+        return { img: y.img, txt: y.txt };
+      }),
+    ) as [Value, Value];
     const m = fullSingleBlock(fullCtx, i, x, main.temb, mainSr, sel, rope, dims);
     // Only the main pass's image rows are pasted; its SR streams keep their own (RAG-SPEC §3.5).
     const pasted = paste(m.x, rg.img, dims.textLength);
@@ -222,7 +330,11 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
       const o = fullSingleBlock(fullCtx, i, before, rp.temb, beforeSr, sel, rope, dims);
       // Repainting_single: the image rows outside the mask are the main pass's (keep_single is all 1 without it).
       const parts = splitText(fullCtx, o.x, dims.textLength);
-      return [concat([parts.txt, keepOwn(rpKeepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img)], 1), o.sr.txt, o.sr.img!];
+      return [
+        concat([parts.txt, keepOwn(rpKeepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img)], 1),
+        o.sr.txt,
+        o.sr.img!,
+      ];
     });
     rpX = nx!;
     rpSr = { txt: nTxt!, img: nImg! };
@@ -230,16 +342,26 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
 
   // norm_out (the last capture point), then proj_out per stream.
   g.gateWeightsOn(x);
-  const [rgNormed] = g.scope('regional/norm_out', () => eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })));
+  const [rgNormed] = g.scope('regional/norm_out', () =>
+    eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })),
+  );
   const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, main.temb), rgNormed!);
   g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);
   const finalRp = rpX;
   const rpVelocity = whenRepainting([rpIn.latents], () => {
-    const normed = keepOwn(rpKeep, normOut(fullCtx, splitText(fullCtx, finalRp, dims.textLength).img, rp.temb), mainNormed);
+    const normed = keepOwn(
+      rpKeep,
+      normOut(fullCtx, splitText(fullCtx, finalRp, dims.textLength).img, rp.temb),
+      mainNormed,
+    );
     return [cast(lin(fullCtx, 'proj_out', normed), io)];
   })[0]!;
   g.output(rpVelocity, STEP_IO.repaint.velocity, io, ['Fr', 'N', cfg.outChannels]);
-  const rgVelocity = ifElse(has.regions, () => [cast(lin(fullCtx, 'proj_out', rgNormed!), io)], () => [rgLatents])[0]!;
+  const rgVelocity = ifElse(
+    has.regions,
+    () => [cast(lin(fullCtx, 'proj_out', rgNormed!), io)],
+    () => [rgLatents],
+  )[0]!;
   g.output(rgVelocity, STEP_IO.rgVelocity, io, [1, 'T', cfg.outChannels]);
   return g;
 }

@@ -113,7 +113,8 @@ export class StepRunner {
     private readonly opts: StepRunnerOptions = {},
   ) {
     this.limits = { ...DEFAULT_STEP_LIMITS, ...opts.limits };
-    if (opts.regionalLoop === 'unrolled') this.limits.regions = Math.min(this.limits.regions, opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS);
+    if (opts.regionalLoop === 'unrolled')
+      this.limits.regions = Math.min(this.limits.regions, opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS);
   }
 
   static forCheckpoint(ck: FluxCheckpoint, runtime: RuntimeOptions, opts: StepRunnerOptions = {}): StepRunner {
@@ -147,9 +148,12 @@ export class StepRunner {
   checkLimits(sig: StepSignature, tokens: number): void {
     const regions = sig.boxes + (sig.prepass ? 1 : 0);
     const over = (what: string, got: number, max: number) => {
-      throw new UserError(`this layout needs ${got} ${what}; the engine takes at most ${max}. Use fewer regions or a smaller image.`);
+      throw new UserError(
+        `this layout needs ${got} ${what}; the engine takes at most ${max}. Use fewer regions or a smaller image.`,
+      );
     };
-    if (regions > this.limits.regions) over('regional streams (hard-binding boxes + repaint pre-pass)', regions, this.limits.regions);
+    if (regions > this.limits.regions)
+      over('regional streams (hard-binding boxes + repaint pre-pass)', regions, this.limits.regions);
     if (sig.cells > this.limits.cells) over('soft-refinement cells', sig.cells, this.limits.cells);
     if (tokens > this.limits.tokens) over('image tokens (one per 16×16 pixels)', tokens, this.limits.tokens);
   }
@@ -193,30 +197,39 @@ export class StepRunner {
     const { inChannels: C, jointAttentionDim: J, pooledProjectionDim: P } = this.cfg;
     const N = f.imgIds.length / 3;
     const L = f.txtIds.length / 3;
-    if (!Number.isInteger(N) || !Number.isInteger(L) || N === 0 || L === 0) throw new Error('step feeds: img_ids and txt_ids must be non-empty [n, 3] tables');
+    if (!Number.isInteger(N) || !Number.isInteger(L) || N === 0 || L === 0)
+      throw new Error('step feeds: img_ids and txt_ids must be non-empty [n, 3] tables');
     const out: Record<string, ort.Tensor> = {};
     const put = (name: string, data: Float32Array | BigInt64Array, dims: number[]) => {
       const want = dims.reduce((a, b) => a * b, 1);
-      if (data.length !== want) throw new Error(`step feeds: ${name} has ${data.length} values, expected [${dims.join(', ')}]`);
-      out[name] = data instanceof BigInt64Array ? new ort.Tensor('int64', data, dims) : new ort.Tensor('float32', data, dims);
+      if (data.length !== want)
+        throw new Error(`step feeds: ${name} has ${data.length} values, expected [${dims.join(', ')}]`);
+      out[name] =
+        data instanceof BigInt64Array ? new ort.Tensor('int64', data, dims) : new ort.Tensor('float32', data, dims);
     };
     const check = (name: string, data: Float32Array, want: number) => {
       if (data.length !== want) throw new Error(`step feeds: ${name} has ${data.length} values, expected ${want}`);
       return data;
     };
     const checkIndex = (name: string, idx: BigInt64Array, limit: number) => {
-      for (const v of idx) if (v < 0n || v >= BigInt(limit)) throw new Error(`step feeds: ${name} holds ${v}, outside [0, ${limit})`);
+      for (const v of idx)
+        if (v < 0n || v >= BigInt(limit)) throw new Error(`step feeds: ${name} holds ${v}, outside [0, ${limit})`);
     };
     put(STEP_IO.timestep, Float32Array.of(f.timestep), [1]);
     if (this.cfg.guidanceEmbeds) {
-      if (f.guidance === undefined) throw new Error('step feeds: this transformer embeds guidance (FLUX.1-dev); a guidance value is required');
+      if (f.guidance === undefined)
+        throw new Error('step feeds: this transformer embeds guidance (FLUX.1-dev); a guidance value is required');
       put(STEP_IO.guidance, Float32Array.of(f.guidance), [1]);
     }
     put(STEP_IO.imgIds, f.imgIds, [N, 3]);
     put(STEP_IO.txtIds, f.txtIds, [L, 3]);
 
     // The main pass, and the repaint pass (batch 1, or 0 without one).
-    const stream = (names: { latents: string; txt: string; pooled: string }, s: StreamFeed | undefined, what: string) => {
+    const stream = (
+      names: { latents: string; txt: string; pooled: string },
+      s: StreamFeed | undefined,
+      what: string,
+    ) => {
       const n = s ? 1 : 0;
       put(names.latents, s ? check(`${what} latents`, s.latents, N * C) : new Float32Array(0), [n, N, C]);
       put(names.txt, s ? check(`${what} txt`, s.txt, L * J) : new Float32Array(0), [n, L, J]);
@@ -241,7 +254,8 @@ export class StepRunner {
       if (S < 2) throw new Error(`step feeds: soft refinement needs at least 2 cells (got ${S})`);
       put(STEP_IO.srTxt, check('SR segments', f.sr.txt, S * L * J), [S, L, J]);
       if (f.repaint) {
-        if (!f.repaint.srTxt) throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
+        if (!f.repaint.srTxt)
+          throw new Error('step feeds: the repaint pass needs its own SR segments when soft refinement is on');
         put(rp.srTxt, check('repaint SR segments', f.repaint.srTxt, S * L * J), [S, L, J]);
       } else {
         put(rp.srTxt, new Float32Array(0), [0, L, J]);
@@ -273,18 +287,30 @@ export class StepRunner {
     put(STEP_IO.rgLatents, stack(regional.map((r) => r.latents)), [1, T, C]);
     put(STEP_IO.rgImgIds, stack(regional.map((r) => r.imgIds)), [T, 3]);
     put(STEP_IO.rgOffsets, offsets, [regional.length + 1]);
-    put(STEP_IO.rgTxt, stack(regional.map((r, k) => check(`regional stream ${k} txt`, r.txt, L * J))), [regional.length, L, J]);
-    put(STEP_IO.rgPooled, stack(regional.map((r, k) => check(`regional stream ${k} pooled`, r.pooled, P))), [regional.length, P]);
+    put(STEP_IO.rgTxt, stack(regional.map((r, k) => check(`regional stream ${k} txt`, r.txt, L * J))), [
+      regional.length,
+      L,
+      J,
+    ]);
+    put(STEP_IO.rgPooled, stack(regional.map((r, k) => check(`regional stream ${k} pooled`, r.pooled, P))), [
+      regional.length,
+      P,
+    ]);
     const winner = new Map<number, number>();
     (f.boxes ?? []).forEach((b, k) => {
-      if (b.index.length !== b.imgIds.length / 3) throw new Error(`step feeds: box ${k} has ${b.index.length} token indices for ${b.imgIds.length / 3} tokens`);
+      if (b.index.length !== b.imgIds.length / 3)
+        throw new Error(`step feeds: box ${k} has ${b.index.length} token indices for ${b.imgIds.length / 3} tokens`);
       checkIndex(`box ${k} index`, b.index, N);
       const base = Number(offsets[k]);
       b.index.forEach((t, i) => winner.set(Number(t), base + i));
     });
     const tokens = [...winner.keys()].sort((a, b) => a - b);
     put(STEP_IO.pasteRows, BigInt64Array.from(tokens, BigInt), [tokens.length]);
-    put(STEP_IO.pasteFrom, BigInt64Array.from(tokens, (t) => BigInt(winner.get(t)!)), [tokens.length]);
+    put(
+      STEP_IO.pasteFrom,
+      BigInt64Array.from(tokens, (t) => BigInt(winner.get(t)!)),
+      [tokens.length],
+    );
     return out;
   }
 
@@ -316,7 +342,10 @@ function stack(parts: Float32Array[]): Float32Array {
  * The cells' source lists as one [S, Q] table padded to the largest crop Q (a padded query reads token 0 and is
  * never placed), and `place` re-pointed from the concatenated lists to that table's rows.
  */
-export function padCells(sources: BigInt64Array[], place: BigInt64Array): { sources: BigInt64Array; place: BigInt64Array; width: number } {
+export function padCells(
+  sources: BigInt64Array[],
+  place: BigInt64Array,
+): { sources: BigInt64Array; place: BigInt64Array; width: number } {
   const width = Math.max(...sources.map((s) => s.length));
   const table = new BigInt64Array(sources.length * width);
   const rowOf: number[] = [];

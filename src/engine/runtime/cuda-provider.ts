@@ -18,7 +18,11 @@ export const CUDA_PROVIDER_PACKAGE_VERSION = '0.4.9';
 /** The ONNX Runtime release that package's libraries come from; onnxruntime-node must be the same release. */
 export const CUDA_PROVIDER_ORT_VERSION = '1.29.0';
 /** Libraries copied from the package (TensorRT's is 0.9 MB, so it comes along; it needs TensorRT on the host). */
-export const CUDA_PROVIDER_LIBS = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so', 'libonnxruntime_providers_tensorrt.so'];
+export const CUDA_PROVIDER_LIBS = [
+  'libonnxruntime_providers_shared.so',
+  'libonnxruntime_providers_cuda.so',
+  'libonnxruntime_providers_tensorrt.so',
+];
 /** Written next to the libraries by setup:cuda. */
 export const CUDA_MARKER = 'scenewright-cuda-provider.json';
 export const SETUP_COMMAND = 'npm run setup:cuda';
@@ -122,8 +126,12 @@ export function describeCudaStatus(s: CudaProviderStatus): string {
     `onnxruntime-node ${s.ortNodeVersion} is installed; it needs the CUDA provider of ONNX Runtime ${s.expected} in ${s.binDir}/ ` +
       `(found: ${s.found === 'missing' ? 'missing' : `ONNX Runtime ${s.found}`}).`,
   ];
-  if (s.ortNodeVersion !== s.expected) lines.push(`onnxruntime-node must be ${s.expected} (package.json pins it): run \`npm ci\`.`);
-  if (s.found !== s.expected) lines.push(`Run \`${SETUP_COMMAND}\` to install ${CUDA_PROVIDER_PACKAGE}@${CUDA_PROVIDER_PACKAGE_VERSION} (ONNX Runtime ${s.expected} built for CUDA 13) there.`);
+  if (s.ortNodeVersion !== s.expected)
+    lines.push(`onnxruntime-node must be ${s.expected} (package.json pins it): run \`npm ci\`.`);
+  if (s.found !== s.expected)
+    lines.push(
+      `Run \`${SETUP_COMMAND}\` to install ${CUDA_PROVIDER_PACKAGE}@${CUDA_PROVIDER_PACKAGE_VERSION} (ONNX Runtime ${s.expected} built for CUDA 13) there.`,
+    );
   if (s.missing.length) {
     lines.push(
       `Missing on this host's library path: ${s.missing.map((m) => `${m.soname} (${m.what})`).join(', ')}. ` +

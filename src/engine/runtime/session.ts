@@ -57,13 +57,17 @@ export function intraOpThreads(threads: number): number {
 /** What to do for each provider; README "GPU hosts" explains it step by step. */
 function providerHelp(provider: ExecutionProvider): string {
   if (provider === 'cuda') return `${describeCudaStatus(cudaProviderStatus())}\nOr set EXECUTION_PROVIDER=cpu.`;
-  if (provider === 'webgpu') return 'To fix: WebGPU needs a GPU with a Vulkan driver (Debian: libvulkan1 plus the vendor ICD); see README "GPU hosts", or set EXECUTION_PROVIDER=cpu.';
+  if (provider === 'webgpu')
+    return 'To fix: WebGPU needs a GPU with a Vulkan driver (Debian: libvulkan1 plus the vendor ICD); see README "GPU hosts", or set EXECUTION_PROVIDER=cpu.';
   return 'To fix: the CPU provider ships with onnxruntime-node; reinstall it (npm ci).';
 }
 
 /** Thrown when the configured execution provider cannot be loaded. Never silently replaced by CPU. */
 export class ProviderError extends UserError {
-  constructor(readonly provider: ExecutionProvider, cause: string) {
+  constructor(
+    readonly provider: ExecutionProvider,
+    cause: string,
+  ) {
     super(`execution provider "${provider}" could not be loaded: ${cause}\n${providerHelp(provider)}`, 3);
     this.name = 'ProviderError';
   }
@@ -79,14 +83,24 @@ function looksLikeProviderFailure(msg: string, provider: ExecutionProvider): boo
  * fall back to the CPU (measured on an H200: 3.2 s instead of 0.17 s for three FLUX.1-width blocks at 1024²);
  * it also lacks float64 Sin/Cos (RoPE angles in float32) and bf16 (compute in float16). CUDA takes bf16.
  */
-export function graphFormFor(ep: ExecutionProvider): { linear: 'fused' | 'transpose'; ropePrecision: 'float64' | 'float32'; computeType: 'float32' | 'float16' | 'bfloat16'; regionalLoop?: 'loop' | 'unrolled' } {
+export function graphFormFor(ep: ExecutionProvider): {
+  linear: 'fused' | 'transpose';
+  ropePrecision: 'float64' | 'float32';
+  computeType: 'float32' | 'float16' | 'bfloat16';
+  regionalLoop?: 'loop' | 'unrolled';
+} {
   // WebGPU has If but no Loop kernel: a Loop would run on the CPU provider with its state copied across every step.
-  if (ep === 'webgpu') return { linear: 'transpose', ropePrecision: 'float32', computeType: 'float16', regionalLoop: 'unrolled' };
+  if (ep === 'webgpu')
+    return { linear: 'transpose', ropePrecision: 'float32', computeType: 'float16', regionalLoop: 'unrolled' };
   if (ep === 'cuda') return { linear: 'transpose', ropePrecision: 'float64', computeType: 'bfloat16' };
   return { linear: 'fused', ropePrecision: 'float64', computeType: 'float32' };
 }
 
-export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string, quantized = false): ort.InferenceSession.SessionOptions {
+export function sessionOptions(
+  o: RuntimeOptions,
+  externalDataFolder?: string,
+  quantized = false,
+): ort.InferenceSession.SessionOptions {
   const opts: ort.InferenceSession.SessionOptions = {
     executionProviders: [o.executionProvider],
     graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',
@@ -101,17 +115,27 @@ export function sessionOptions(o: RuntimeOptions, externalDataFolder?: string, q
   // widens every weight to float32 on every call. Wide preset at int4 (bench/weights.ts): peak 2.65 → 0.73 GiB and
   // a step ≈ 5 → 2.2 s with prepacking; the few dense linears left in such a graph are small.
   const cpuDefaults = o.executionProvider === 'cpu' ? { disable_prepacking: quantized ? '0' : '1' } : {};
-  const session = { ...cpuDefaults, ...o.sessionConfig, ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}) };
+  const session = {
+    ...cpuDefaults,
+    ...o.sessionConfig,
+    ...(externalDataFolder ? { model_external_initializers_file_folder_path: externalDataFolder } : {}),
+  };
   if (Object.keys(session).length) opts.extra = { session };
   return opts;
 }
 
 /** Creates a session for a built graph or model bytes. Provider load failures become ProviderError. */
 export async function createSession(model: Graph | ModelBytes, o: RuntimeOptions): Promise<Session> {
-  const m: ModelBytes = 'toBytes' in model ? { name: model.name, bytes: model.toBytes(), externalDataFolder: model.externalDataFolder() } : model;
+  const m: ModelBytes =
+    'toBytes' in model
+      ? { name: model.name, bytes: model.toBytes(), externalDataFolder: model.externalDataFolder() }
+      : model;
   const t0 = performance.now();
   try {
-    const session = await ort.InferenceSession.create(m.bytes, sessionOptions(o, m.externalDataFolder, 'toBytes' in model && model.usesOp('MatMulNBits')));
+    const session = await ort.InferenceSession.create(
+      m.bytes,
+      sessionOptions(o, m.externalDataFolder, 'toBytes' in model && model.usesOp('MatMulNBits')),
+    );
     return { session, createMs: performance.now() - t0 };
   } catch (e) {
     const msg = (e as Error).message ?? String(e);

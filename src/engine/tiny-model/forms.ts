@@ -25,7 +25,6 @@ import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 export const TINY_FORMS = ['bf16', 'int8', 'int4', 'fp8', 'gguf-q4_0', 'gguf-q8_0'] as const;
 export type TinyForm = (typeof TINY_FORMS)[number] | 'fp32';
 
-
 /** Replaces a file atomically (written beside it, then renamed). */
 function replaceSafetensors(file: string, tensors: Record<string, HostTensor>): void {
   writeSafetensors(`${file}.tmp`, tensors);
@@ -37,7 +36,11 @@ function bf16(values: Float32Array, shape: number[]): HostTensor {
 }
 
 /** Every tensor of `w`, linear weights (per `linear`) converted by `convert`, the rest bf16. */
-function rewritten(w: NamedWeights, linear: (n: string, s: number[]) => boolean, convert: (v: Float32Array, shape: number[]) => HostTensor): Record<string, HostTensor> {
+function rewritten(
+  w: NamedWeights,
+  linear: (n: string, s: number[]) => boolean,
+  convert: (v: Float32Array, shape: number[]) => HostTensor,
+): Record<string, HostTensor> {
   const out: Record<string, HostTensor> = {};
   for (const name of w.names().sort()) {
     const { shape } = w.info(name);
@@ -48,7 +51,10 @@ function rewritten(w: NamedWeights, linear: (n: string, s: number[]) => boolean,
 }
 
 /** Diffusers FluxTransformer2DModel tensors → BFL names (q|k|v and q|k|v|mlp fused, final modulation (shift, scale)). */
-export function toBflTransformer(w: NamedWeights, cfg: FluxTransformerConfig): { name: string; shape: number[]; values: Float32Array }[] {
+export function toBflTransformer(
+  w: NamedWeights,
+  cfg: FluxTransformerConfig,
+): { name: string; shape: number[]; values: Float32Array }[] {
   const out: { name: string; shape: number[]; values: Float32Array }[] = [];
   const read = (n: string) => w.readFloat32(n);
   const put = (name: string, shape: number[], values: Float32Array) => out.push({ name, shape, values });
@@ -70,12 +76,19 @@ export function toBflTransformer(w: NamedWeights, cfg: FluxTransformerConfig): {
     }
   };
   const direct: [string, string][] = [
-    ['img_in', 'x_embedder'], ['txt_in', 'context_embedder'],
-    ['time_in.in_layer', 'time_text_embed.timestep_embedder.linear_1'], ['time_in.out_layer', 'time_text_embed.timestep_embedder.linear_2'],
-    ['vector_in.in_layer', 'time_text_embed.text_embedder.linear_1'], ['vector_in.out_layer', 'time_text_embed.text_embedder.linear_2'],
+    ['img_in', 'x_embedder'],
+    ['txt_in', 'context_embedder'],
+    ['time_in.in_layer', 'time_text_embed.timestep_embedder.linear_1'],
+    ['time_in.out_layer', 'time_text_embed.timestep_embedder.linear_2'],
+    ['vector_in.in_layer', 'time_text_embed.text_embedder.linear_1'],
+    ['vector_in.out_layer', 'time_text_embed.text_embedder.linear_2'],
     ['final_layer.linear', 'proj_out'],
   ];
-  if (cfg.guidanceEmbeds) direct.push(['guidance_in.in_layer', 'time_text_embed.guidance_embedder.linear_1'], ['guidance_in.out_layer', 'time_text_embed.guidance_embedder.linear_2']);
+  if (cfg.guidanceEmbeds)
+    direct.push(
+      ['guidance_in.in_layer', 'time_text_embed.guidance_embedder.linear_1'],
+      ['guidance_in.out_layer', 'time_text_embed.guidance_embedder.linear_2'],
+    );
   for (const [b, d] of direct) both(b, (s) => [`${d}.${s}`]);
   for (const s of ['weight', 'bias']) {
     // diffusers holds (scale, shift); BFL (shift, scale).
@@ -91,14 +104,26 @@ export function toBflTransformer(w: NamedWeights, cfg: FluxTransformerConfig): {
     const t = `transformer_blocks.${i}`;
     const b = `double_blocks.${i}`;
     const pairs: [string, string][] = [
-      ['img_mod.lin', 'norm1.linear'], ['txt_mod.lin', 'norm1_context.linear'], ['img_attn.proj', 'attn.to_out.0'], ['txt_attn.proj', 'attn.to_add_out'],
-      ['img_mlp.0', 'ff.net.0.proj'], ['img_mlp.2', 'ff.net.2'], ['txt_mlp.0', 'ff_context.net.0.proj'], ['txt_mlp.2', 'ff_context.net.2'],
+      ['img_mod.lin', 'norm1.linear'],
+      ['txt_mod.lin', 'norm1_context.linear'],
+      ['img_attn.proj', 'attn.to_out.0'],
+      ['txt_attn.proj', 'attn.to_add_out'],
+      ['img_mlp.0', 'ff.net.0.proj'],
+      ['img_mlp.2', 'ff.net.2'],
+      ['txt_mlp.0', 'ff_context.net.0.proj'],
+      ['txt_mlp.2', 'ff_context.net.2'],
     ];
     for (const [x, y] of pairs) both(`${b}.${x}`, (s) => [`${t}.${y}.${s}`]);
     both(`${b}.img_attn.qkv`, (s) => ['to_q', 'to_k', 'to_v'].map((p) => `${t}.attn.${p}.${s}`));
     both(`${b}.txt_attn.qkv`, (s) => ['add_q_proj', 'add_k_proj', 'add_v_proj'].map((p) => `${t}.attn.${p}.${s}`));
-    const norms: [string, string][] = [['img_attn.norm.query_norm', 'norm_q'], ['img_attn.norm.key_norm', 'norm_k'], ['txt_attn.norm.query_norm', 'norm_added_q'], ['txt_attn.norm.key_norm', 'norm_added_k']];
-    for (const [x, y] of norms) put(`${b}.${x}.scale`, w.info(`${t}.attn.${y}.weight`).shape, read(`${t}.attn.${y}.weight`));
+    const norms: [string, string][] = [
+      ['img_attn.norm.query_norm', 'norm_q'],
+      ['img_attn.norm.key_norm', 'norm_k'],
+      ['txt_attn.norm.query_norm', 'norm_added_q'],
+      ['txt_attn.norm.key_norm', 'norm_added_k'],
+    ];
+    for (const [x, y] of norms)
+      put(`${b}.${x}.scale`, w.info(`${t}.attn.${y}.weight`).shape, read(`${t}.attn.${y}.weight`));
   }
   for (let i = 0; i < cfg.numSingleLayers; i++) {
     const t = `single_transformer_blocks.${i}`;
@@ -129,11 +154,22 @@ export function writeWeightsForm(dir: string, form: TinyForm, progress: (m: stri
   const t5 = ck.component('text_encoder_2').weights;
   if (form === 'fp32') {
     progress('transformer: every tensor as F32');
-    replaceSafetensors(transformerFile, rewritten(tw, () => true, (v, shape) => ({ dtype: 'float32', shape, data: v })));
+    replaceSafetensors(
+      transformerFile,
+      rewritten(
+        tw,
+        () => true,
+        (v, shape) => ({ dtype: 'float32', shape, data: v }),
+      ),
+    );
     return;
   }
   if (form === 'fp8') {
-    const fp8 = (v: Float32Array, shape: number[]): HostTensor => ({ dtype: 'float8e4m3fn', shape, data: float32ToF8e4m3fnArray(v) });
+    const fp8 = (v: Float32Array, shape: number[]): HostTensor => ({
+      dtype: 'float8e4m3fn',
+      shape,
+      data: float32ToF8e4m3fnArray(v),
+    });
     progress('transformer and T5: linear weights as F8_E4M3');
     replaceSafetensors(transformerFile, rewritten(tw, LINEAR.transformer, fp8));
     replaceSafetensors(t5File, rewritten(t5, LINEAR.text_encoder_2, fp8));
@@ -143,23 +179,41 @@ export function writeWeightsForm(dir: string, form: TinyForm, progress: (m: stri
     const q = form === 'gguf-q8_0' ? 'Q8_0' : 'Q4_0';
     progress(`transformer: BFL key names, ${q}`);
     const tensors = toBflTransformer(tw, ck.transformerConfig).map((t) => ggufTensor(t.name, t.shape, t.values, q));
-    writeGguf(path.join(dir, 'transformer', `flux1-${ck.variant}-${q}.gguf`), { metadata: { 'general.architecture': 'flux', 'general.quantization_version': 2 }, tensors });
-    progress(`T5: llama.cpp names, ${q}`);
-    const t5Tensors = t5.names().sort().map((n) => {
-      const name = t5HfToGgufName(n);
-      if (!name) throw new Error(`internal error: no GGUF name for ${n}`);
-      return ggufTensor(name, t5.info(n).shape, t5.readFloat32(n), q);
+    writeGguf(path.join(dir, 'transformer', `flux1-${ck.variant}-${q}.gguf`), {
+      metadata: { 'general.architecture': 'flux', 'general.quantization_version': 2 },
+      tensors,
     });
-    writeGguf(path.join(dir, 'text_encoder_2', `t5-v1_1-xxl-encoder-${q}.gguf`), { metadata: { 'general.architecture': 't5encoder' }, tensors: t5Tensors });
+    progress(`T5: llama.cpp names, ${q}`);
+    const t5Tensors = t5
+      .names()
+      .sort()
+      .map((n) => {
+        const name = t5HfToGgufName(n);
+        if (!name) throw new Error(`internal error: no GGUF name for ${n}`);
+        return ggufTensor(name, t5.info(n).shape, t5.readFloat32(n), q);
+      });
+    writeGguf(path.join(dir, 'text_encoder_2', `t5-v1_1-xxl-encoder-${q}.gguf`), {
+      metadata: { 'general.architecture': 't5encoder' },
+      tensors: t5Tensors,
+    });
     rmSync(transformerFile);
     rmSync(t5File);
     return;
   }
   // int8 / int4: prepared next to the model, and the folder's default form.
   const weights: WeightForm = form;
-  const prepared = new PreparedCheckpoint(ck, { ...AS_STORED, transformer: weights, text_encoder_2: weights }, path.join(dir, PREPARED_FOLDER));
+  const prepared = new PreparedCheckpoint(
+    ck,
+    { ...AS_STORED, transformer: weights, text_encoder_2: weights },
+    path.join(dir, PREPARED_FOLDER),
+  );
   progress(`transformer and T5: ${form} MatMulNBits weights in ${PREPARED_FOLDER}/`);
-  for (const w of [prepared.transformerWeights(), prepared.component('text_encoder_2').weights]) for (const n of w.names()) w.source(n);
-  writeFileSync(path.join(dir, FOLDER_DEFAULTS_FILE), `${JSON.stringify({ weights: `transformer:${form},t5:${form}` }, null, 2)}\n`);
-  if (readdirSync(path.join(dir, PREPARED_FOLDER)).length === 0) throw new Error('internal error: nothing was prepared');
+  for (const w of [prepared.transformerWeights(), prepared.component('text_encoder_2').weights])
+    for (const n of w.names()) w.source(n);
+  writeFileSync(
+    path.join(dir, FOLDER_DEFAULTS_FILE),
+    `${JSON.stringify({ weights: `transformer:${form},t5:${form}` }, null, 2)}\n`,
+  );
+  if (readdirSync(path.join(dir, PREPARED_FOLDER)).length === 0)
+    throw new Error('internal error: nothing was prepared');
 }

@@ -67,7 +67,12 @@ export function resolveTokenizerSources(dir: string | undefined): { clip: string
     'and tokenizer_2/tokenizer.json), or a folder holding clip-vit-large-patch14/{vocab.json,merges.txt} and t5-v1_1-xxl/tokenizer.json.';
   const base = dir ?? DEFAULT_TOKENIZERS;
   if (!fs.existsSync(base)) {
-    throw new UserError(dir ? `--tokenizers ${dir} does not exist. ${help}` : `no tokenizer files found (looked for ${DEFAULT_TOKENIZERS}). ${help}`, 2);
+    throw new UserError(
+      dir
+        ? `--tokenizers ${dir} does not exist. ${help}`
+        : `no tokenizer files found (looked for ${DEFAULT_TOKENIZERS}). ${help}`,
+      2,
+    );
   }
   const layouts: [string, string][] = [
     [path.join(base, 'tokenizer'), path.join(base, 'tokenizer_2')],
@@ -75,11 +80,16 @@ export function resolveTokenizerSources(dir: string | undefined): { clip: string
   ];
   for (const [clip, t5] of layouts) {
     if (!fs.existsSync(clip) && !fs.existsSync(t5)) continue;
-    const missing = [...CLIP_FILES.map((f) => path.join(clip, f)), ...T5_FILES.map((f) => path.join(t5, f))].filter((f) => !fs.existsSync(f));
+    const missing = [...CLIP_FILES.map((f) => path.join(clip, f)), ...T5_FILES.map((f) => path.join(t5, f))].filter(
+      (f) => !fs.existsSync(f),
+    );
     if (missing.length > 0) throw new UserError(`tokenizer files missing: ${missing.join(', ')}. ${help}`, 2);
     return { clip, t5 };
   }
-  throw new UserError(`${base} holds neither tokenizer/ + tokenizer_2/ nor clip-vit-large-patch14/ + t5-v1_1-xxl/. ${help}`, 2);
+  throw new UserError(
+    `${base} holds neither tokenizer/ + tokenizer_2/ nor clip-vit-large-patch14/ + t5-v1_1-xxl/. ${help}`,
+    2,
+  );
 }
 
 /** A safetensors file of random bf16 tensors: its header bytes and the pieces of its data section. */
@@ -109,9 +119,20 @@ function layoutRandomSafetensors(file: string, spec: ShapeSpec, seed: number, pi
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
   const head = Buffer.concat([len, Buffer.from(json)]);
-  const pieces = planPieces(names.map((name) => ({ name, shape: spec.shapes.get(name)! })), seed, head.length, pieceValues);
+  const pieces = planPieces(
+    names.map((name) => ({ name, shape: spec.shapes.get(name)! })),
+    seed,
+    head.length,
+    pieceValues,
+  );
   const size = head.length + offset;
-  return { file, head, size, pieces, summary: { folder: path.basename(path.dirname(file)), tensors: names.length, parameters, bytes: size } };
+  return {
+    file,
+    head,
+    size,
+    pieces,
+    summary: { folder: path.basename(path.dirname(file)), tensors: names.length, parameters, bytes: size },
+  };
 }
 
 /** Creates the file with its header, at its full size (pieces are then written in place, in any order). */
@@ -130,7 +151,8 @@ function prepareOut(out: string, force: boolean): void {
   if (fs.existsSync(out)) {
     if (!fs.statSync(out).isDirectory()) throw new UserError(`--out ${out} is a file; give a folder`, 2);
     if (fs.readdirSync(out).length > 0) {
-      if (!force) throw new UserError(`--out ${out} is not empty; choose a new folder or add --force to replace its contents`, 2);
+      if (!force)
+        throw new UserError(`--out ${out} is not empty; choose a new folder or add --force to replace its contents`, 2);
       for (const entry of fs.readdirSync(out)) fs.rmSync(path.join(out, entry), { recursive: true, force: true });
     }
   }
@@ -144,7 +166,8 @@ interface Prepared {
 
 /** Checks the options, writes the configs, and lays out the weight files (their data is written afterwards). */
 function prepare(o: MakeTinyModelOptions): Prepared {
-  if (!Number.isSafeInteger(o.seed) || o.seed < 0) throw new UserError(`--seed must be a whole number ≥ 0 (got ${o.seed})`, 2);
+  if (!Number.isSafeInteger(o.seed) || o.seed < 0)
+    throw new UserError(`--seed must be a whole number ≥ 0 (got ${o.seed})`, 2);
   const tokenizers = resolveTokenizerSources(o.tokenizers);
   prepareOut(o.out, o.force === true);
   const cfg = presetConfigs(o.preset, o.variant);
@@ -154,7 +177,13 @@ function prepare(o: MakeTinyModelOptions): Prepared {
   writeJson(path.join(o.out, 'scheduler', 'scheduler_config.json'), schedulerConfigJson(o.variant));
 
   const components: [string, string, Record<string, unknown>, ShapeSpec, number][] = [
-    ['transformer', 'diffusion_pytorch_model', cfg.transformer, fluxTransformerShapes(fluxConfigFromDiffusers(cfg.transformer, 'transformer/config.json')), 1],
+    [
+      'transformer',
+      'diffusion_pytorch_model',
+      cfg.transformer,
+      fluxTransformerShapes(fluxConfigFromDiffusers(cfg.transformer, 'transformer/config.json')),
+      1,
+    ],
     ['text_encoder', 'model', cfg.textEncoder, clipTextShapes(cfg.textEncoder, 'text_encoder/config.json'), 2],
     ['text_encoder_2', 'model', cfg.textEncoder2, t5EncoderShapes(cfg.textEncoder2, 'text_encoder_2/config.json'), 3],
     ['vae', 'diffusion_pytorch_model', cfg.vae, autoencoderKLShapes(cfg.vae, 'vae/config.json'), 4],
@@ -163,7 +192,12 @@ function prepare(o: MakeTinyModelOptions): Prepared {
     const dir = path.join(o.out, folder);
     fs.mkdirSync(dir);
     writeJson(path.join(dir, 'config.json'), config);
-    return layoutRandomSafetensors(path.join(dir, `${stem}.safetensors`), spec, o.seed * 16 + k, o.pieceValues ?? PIECE_VALUES);
+    return layoutRandomSafetensors(
+      path.join(dir, `${stem}.safetensors`),
+      spec,
+      o.seed * 16 + k,
+      o.pieceValues ?? PIECE_VALUES,
+    );
   });
   return { files, tokenizers };
 }
@@ -174,7 +208,8 @@ function finish(o: MakeTinyModelOptions, p: Prepared): MakeTinyModelResult {
     ['tokenizer_2', p.tokenizers.t5, [...T5_FILES, ...T5_OPTIONAL]],
   ] as const) {
     fs.mkdirSync(path.join(o.out, folder));
-    for (const f of files) if (fs.existsSync(path.join(src, f))) fs.copyFileSync(path.join(src, f), path.join(o.out, folder, f));
+    for (const f of files)
+      if (fs.existsSync(path.join(src, f))) fs.copyFileSync(path.join(src, f), path.join(o.out, folder, f));
   }
   o.progress?.(`tokenizers copied from ${p.tokenizers.clip} and ${p.tokenizers.t5}`);
   return { out: o.out, components: p.files.map((f) => f.summary), tokenizers: p.tokenizers };
@@ -204,7 +239,9 @@ export function makeTinyModel(o: MakeTinyModelOptions): MakeTinyModelResult {
 }
 
 // tsx's ESM register() (require.resolve would give its CommonJS build, which cannot register ESM hooks).
-const TSX_API = pathToFileURL(path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs')).href;
+const TSX_API = pathToFileURL(
+  path.join(path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')), 'dist/esm/api/index.mjs'),
+).href;
 const WORKER_MODULE = new URL('./writer-worker.ts', import.meta.url).href;
 
 /** A writer thread: the TypeScript worker module loaded through tsx (Node runs no .ts file by itself). */
@@ -222,37 +259,46 @@ export async function writeTinyModel(o: MakeTinyModelOptions & { workers?: numbe
   const p = prepare(o);
   if (workers === 1) return writeHere(o, p);
   for (const f of p.files) fs.closeSync(startFile(f));
-  const jobs: (PieceJob & { index: number })[] = p.files.flatMap((f, index) => f.pieces.map((piece) => ({ file: f.file, piece, index })));
+  const jobs: (PieceJob & { index: number })[] = p.files.flatMap((f, index) =>
+    f.pieces.map((piece) => ({ file: f.file, piece, index })),
+  );
   const left = p.files.map((f) => f.pieces.length);
   const started = p.files.map(() => 0);
   const t0 = performance.now();
   let next = 0;
   const pool = Array.from({ length: workers }, startWorker);
   try {
-    await Promise.all(pool.map((w) => new Promise<void>((resolve, reject) => {
-      let current: (typeof jobs)[number] | undefined;
-      const send = () => {
-        current = jobs[next++];
-        if (!current) {
-          w.postMessage(null);
-          return;
-        }
-        started[current.index] ||= performance.now();
-        w.postMessage({ file: current.file, piece: current.piece } satisfies PieceJob);
-      };
-      w.on('message', (m: number) => {
-        if (m === -1) {
-          resolve();
-          return;
-        }
-        const i = current!.index;
-        if (--left[i]! === 0) o.progress?.(describe(p.files[i]!.summary, performance.now() - (started[i] || t0)));
-        send();
-      });
-      w.on('error', reject);
-      w.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`a checkpoint writer thread stopped (exit ${code})`))));
-      send();
-    })));
+    await Promise.all(
+      pool.map(
+        (w) =>
+          new Promise<void>((resolve, reject) => {
+            let current: (typeof jobs)[number] | undefined;
+            const send = () => {
+              current = jobs[next++];
+              if (!current) {
+                w.postMessage(null);
+                return;
+              }
+              started[current.index] ||= performance.now();
+              w.postMessage({ file: current.file, piece: current.piece } satisfies PieceJob);
+            };
+            w.on('message', (m: number) => {
+              if (m === -1) {
+                resolve();
+                return;
+              }
+              const i = current!.index;
+              if (--left[i]! === 0) o.progress?.(describe(p.files[i]!.summary, performance.now() - (started[i] || t0)));
+              send();
+            });
+            w.on('error', reject);
+            w.on('exit', (code) =>
+              code === 0 ? resolve() : reject(new Error(`a checkpoint writer thread stopped (exit ${code})`)),
+            );
+            send();
+          }),
+      ),
+    );
   } finally {
     await Promise.all(pool.map((w) => w.terminate()));
   }

@@ -40,12 +40,23 @@ export interface PresetConfigs {
   vae: Json;
 }
 
-const SIZES: Record<Preset, {
-  transformer: { heads: number; headDim: number; layers: number; single: number; joint: number; pooled: number; axes: number[] };
-  clip: { hidden: number; heads: number; inter: number; layers: number };
-  t5: { dModel: number; heads: number; dKv: number; dFf: number; layers: number };
-  vae: { channels: number[]; layers: number };
-}> = {
+const SIZES: Record<
+  Preset,
+  {
+    transformer: {
+      heads: number;
+      headDim: number;
+      layers: number;
+      single: number;
+      joint: number;
+      pooled: number;
+      axes: number[];
+    };
+    clip: { hidden: number; heads: number; inter: number; layers: number };
+    t5: { dModel: number; heads: number; dKv: number; dFf: number; layers: number };
+    vae: { channels: number[]; layers: number };
+  }
+> = {
   tiny: {
     transformer: { heads: 2, headDim: 16, layers: 2, single: 2, joint: 32, pooled: 16, axes: [4, 6, 6] },
     clip: { hidden: 16, heads: 2, inter: 32, layers: 2 },

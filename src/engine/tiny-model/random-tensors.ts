@@ -31,7 +31,8 @@ export interface Piece {
 
 function initKind(name: string, shape: number[]): InitKind {
   if (name.endsWith('.bias')) return 'bias';
-  if (name === 'shared.weight' || name.endsWith('embedding.weight') || name.includes('relative_attention_bias')) return 'embedding';
+  if (name === 'shared.weight' || name.endsWith('embedding.weight') || name.includes('relative_attention_bias'))
+    return 'embedding';
   if (shape.length === 1) return 'scale';
   return 'weight';
 }
@@ -47,7 +48,12 @@ function scaling(name: string, shape: number[]): { mul: number; add: number } {
 }
 
 /** The pieces of tensors laid out back to back from `dataStart`, in the given (sorted) order, all bf16. */
-export function planPieces(tensors: { name: string; shape: number[] }[], seed: number, dataStart: number, pieceValues = PIECE_VALUES): Piece[] {
+export function planPieces(
+  tensors: { name: string; shape: number[] }[],
+  seed: number,
+  dataStart: number,
+  pieceValues = PIECE_VALUES,
+): Piece[] {
   if (pieceValues % 2 !== 0) throw new Error('internal error: pieces must hold an even number of values');
   const pieces: Piece[] = [];
   let block = 0;
@@ -87,7 +93,10 @@ export interface PieceJob {
 }
 
 /** Worker entry (writer-worker.ts): writes the pieces it is sent into their files and answers each with its count. */
-export function servePieces(port: { on(ev: 'message', f: (m: PieceJob | null) => void): void; postMessage(m: number): void }): void {
+export function servePieces(port: {
+  on(ev: 'message', f: (m: PieceJob | null) => void): void;
+  postMessage(m: number): void;
+}): void {
   const fds = new Map<string, number>();
   port.on('message', (job) => {
     if (job === null) {

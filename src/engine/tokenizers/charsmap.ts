@@ -51,7 +51,7 @@ export class PrecompiledCharsmap {
       pos ^= b;
       if (pos >= this.trie.length) break;
       const u = unitAt(pos);
-      if ((label(u) >>> 0) !== b) break;
+      if (label(u) >>> 0 !== b) break;
       pos ^= offset(u);
       if (hasLeaf(u)) best = [i - start + 1, value(unitAt(pos))];
     }

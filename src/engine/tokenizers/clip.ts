@@ -28,7 +28,8 @@ export interface ClipTokenizer {
 
 // Python's str.isspace() set, which `re`'s \s and str.strip() use (JS's \s differs: it lacks
 // U+001C..U+001F and U+0085 and adds U+FEFF).
-const PY_SPACE = '\\t\\n\\v\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_SPACE =
+  '\\t\\n\\v\\f\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
 const SPACE_RUN = new RegExp(`[${PY_SPACE}]+`, 'gu');
 const EDGE_SPACE = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'gu');
 // openai/CLIP's word pattern (case-insensitive; the text is already lowercase).
@@ -94,7 +95,7 @@ class Bpe implements ClipTokenizer {
       const first = word[best]!;
       const second = word[best + 1]!;
       const merged: string[] = [];
-      for (let i = 0; i < word.length; ) {
+      for (let i = 0; i < word.length;) {
         if (word[i] === first && word[i + 1] === second && i < word.length - 1) {
           merged.push(first + second);
           i += 2;
@@ -121,7 +122,10 @@ class Bpe implements ClipTokenizer {
   encode(text: string): number[] {
     return this.pieces(text).map((p) => {
       const id = this.vocab.get(p);
-      if (id === undefined) throw new Error(`CLIP BPE produced "${p}", which vocab.json does not contain (vocab.json and merges.txt do not belong together)`);
+      if (id === undefined)
+        throw new Error(
+          `CLIP BPE produced "${p}", which vocab.json does not contain (vocab.json and merges.txt do not belong together)`,
+        );
       return id;
     });
   }
@@ -164,14 +168,19 @@ export function loadClipTokenizer(dir: string): ClipTokenizer {
   const mergesFile = path.join(dir, 'merges.txt');
   for (const f of [vocabFile, mergesFile]) {
     if (!fs.existsSync(f)) {
-      throw new UserError(`CLIP tokenizer: ${f} is missing. The checkpoint's tokenizer/ folder must hold vocab.json and merges.txt (as in black-forest-labs/FLUX.1-dev).`);
+      throw new UserError(
+        `CLIP tokenizer: ${f} is missing. The checkpoint's tokenizer/ folder must hold vocab.json and merges.txt (as in black-forest-labs/FLUX.1-dev).`,
+      );
     }
   }
   const vocabJson = readJson(vocabFile);
-  if (!vocabJson || typeof vocabJson !== 'object') throw new UserError(`${vocabFile} is not a JSON object of token → id`);
+  if (!vocabJson || typeof vocabJson !== 'object')
+    throw new UserError(`${vocabFile} is not a JSON object of token → id`);
   const vocab = new Map<string, number>(Object.entries(vocabJson as Record<string, number>));
   const lines = fs.readFileSync(mergesFile, 'utf8').split('\n');
-  const merges = lines.filter((l, i) => l.trim() !== '' && !(i === 0 && l.startsWith('#version'))).map((l) => l.replace(/\r$/, ''));
+  const merges = lines
+    .filter((l, i) => l.trim() !== '' && !(i === 0 && l.startsWith('#version')))
+    .map((l) => l.replace(/\r$/, ''));
 
   const config: Record<string, unknown> = {};
   for (const f of ['special_tokens_map.json', 'tokenizer_config.json']) {
@@ -186,6 +195,10 @@ export function loadClipTokenizer(dir: string): ClipTokenizer {
   };
   const bos = tokenName(config.bos_token) ?? '<|startoftext|>';
   const eos = tokenName(config.eos_token) ?? '<|endoftext|>';
-  const maxLength = typeof config.model_max_length === 'number' && config.model_max_length <= 1024 ? config.model_max_length : 77;
-  return new Bpe(vocab, merges, idOf('bos_token', bos), idOf('eos_token', eos), idOf('pad_token', eos), maxLength, [bos, eos]);
+  const maxLength =
+    typeof config.model_max_length === 'number' && config.model_max_length <= 1024 ? config.model_max_length : 77;
+  return new Bpe(vocab, merges, idOf('bos_token', bos), idOf('eos_token', eos), idOf('pad_token', eos), maxLength, [
+    bos,
+    eos,
+  ]);
 }

@@ -30,5 +30,7 @@ function droppedByPython(ref: string): boolean {
 
 export function htmlUnescape(text: string): string {
   if (!text.includes('&')) return text;
-  return text.replace(CHARREF, (m: string, ref: string) => (ref.startsWith('#') && droppedByPython(ref) ? '' : decodeHTML(m, DecodingMode.Legacy)));
+  return text.replace(CHARREF, (m: string, ref: string) =>
+    ref.startsWith('#') && droppedByPython(ref) ? '' : decodeHTML(m, DecodingMode.Legacy),
+  );
 }

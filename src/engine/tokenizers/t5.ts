@@ -33,7 +33,10 @@ interface NormalizerJson {
 }
 
 /** Removes every Precompiled step from the normaliser config and returns its charsmap. */
-function takePrecompiled(normalizer: NormalizerJson | null | undefined): { rest: NormalizerJson | null; charsmap?: string } {
+function takePrecompiled(normalizer: NormalizerJson | null | undefined): {
+  rest: NormalizerJson | null;
+  charsmap?: string;
+} {
   if (!normalizer) return { rest: null };
   if (normalizer.type === 'Precompiled') {
     return normalizer.precompiled_charsmap ? { rest: null, charsmap: normalizer.precompiled_charsmap } : { rest: null };
@@ -63,7 +66,7 @@ export function loadT5Tokenizer(dir: string): T5Tokenizer {
     const spiece = fs.existsSync(path.join(dir, 'spiece.model'));
     throw new UserError(
       `T5 tokenizer: ${jsonFile} is missing${spiece ? ' (spiece.model alone is not supported)' : ''}. ` +
-        'The checkpoint\'s tokenizer_2/ folder must hold tokenizer.json, as black-forest-labs/FLUX.1-dev ships it.',
+        "The checkpoint's tokenizer_2/ folder must hold tokenizer.json, as black-forest-labs/FLUX.1-dev ships it.",
     );
   }
   const json = readJson(jsonFile);
@@ -86,13 +89,15 @@ export function loadT5Tokenizer(dir: string): T5Tokenizer {
   const eosId = idOf('</s>');
   const padId = idOf('<pad>');
 
-  const encode = (text: string): number[] => tokenizer.encode(map ? map.normalize(text) : text, { add_special_tokens: false }).ids;
+  const encode = (text: string): number[] =>
+    tokenizer.encode(map ? map.normalize(text) : text, { add_special_tokens: false }).ids;
   return {
     padId,
     eosId,
     encode,
     inputIds(text, length) {
-      if (!Number.isInteger(length) || length < 1) throw new Error(`T5 length must be a positive integer (got ${length})`);
+      if (!Number.isInteger(length) || length < 1)
+        throw new Error(`T5 length must be a positive integer (got ${length})`);
       const ids = encode(text).slice(0, length - 1);
       ids.push(eosId);
       while (ids.length < length) ids.push(padId);

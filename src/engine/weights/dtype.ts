@@ -42,12 +42,12 @@ export function f32ToF16Bits(x: number): number {
     const half = 1 << (shift - 1);
     const rest = m & ((1 << shift) - 1);
     let r = m >>> shift;
-    if (rest > half || (rest === half && (r & 1))) r++;
+    if (rest > half || (rest === half && r & 1)) r++;
     return sign | r;
   }
   let r = (e << 10) | (man >>> 13);
   const rest = man & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (r & 1))) r++;
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++;
   return sign | r;
 }
 
@@ -113,13 +113,13 @@ export function f32ToF8e4m3fn(x: number): number {
     const v = Math.abs(f32[0]!) * 512;
     let r = Math.floor(v);
     const rest = v - r;
-    if (rest > 0.5 || (rest === 0.5 && (r & 1))) r++;
+    if (rest > 0.5 || (rest === 0.5 && r & 1)) r++;
     return sign | r;
   }
   let m = man >>> 20;
   const rest = man & 0xfffff;
   let e = exp + 7;
-  if (rest > 0x80000 || (rest === 0x80000 && (m & 1))) m++;
+  if (rest > 0x80000 || (rest === 0x80000 && m & 1)) m++;
   if (m === 8) {
     m = 0;
     e++;

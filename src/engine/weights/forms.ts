@@ -14,7 +14,11 @@ export type WeightForms = Record<WeightComponent, WeightForm>;
 export const AS_STORED: WeightForms = { transformer: 'auto', text_encoder_2: 'auto', text_encoder: 'auto' };
 
 const ALIASES: Record<string, WeightComponent> = {
-  transformer: 'transformer', t5: 'text_encoder_2', text_encoder_2: 'text_encoder_2', clip: 'text_encoder', text_encoder: 'text_encoder',
+  transformer: 'transformer',
+  t5: 'text_encoder_2',
+  text_encoder_2: 'text_encoder_2',
+  clip: 'text_encoder',
+  text_encoder: 'text_encoder',
 };
 
 /**
@@ -25,8 +29,14 @@ export function parseWeightForms(text: string | undefined): WeightForms {
   const forms = { ...AS_STORED };
   if (!text) return forms;
   const isForm = (v: string): v is WeightForm => (WEIGHT_FORMS as string[]).includes(v);
-  for (const item of text.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [key, value] = item.includes(':') || item.includes('=') ? item.split(/[:=]/, 2).map((s) => s.trim()) as [string, string] : [undefined, item];
+  for (const item of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
+    const [key, value] =
+      item.includes(':') || item.includes('=')
+        ? (item.split(/[:=]/, 2).map((s) => s.trim()) as [string, string])
+        : [undefined, item];
     if (!isForm(value)) throw new Error(`"${value}" is not a weights form (use ${WEIGHT_FORMS.join(', ')})`);
     if (key === undefined) {
       forms.transformer = value;
@@ -46,7 +56,10 @@ export const PREPARED_FOLDER = 'scenewright-prepared';
 export const FOLDER_DEFAULTS_FILE = 'scenewright.json';
 
 /** The forms to run a model folder in: WEIGHTS when set, else the folder's scenewright.json, else as stored. */
-export function formsFor(modelDir: string, configured: Partial<WeightForms> | undefined): { forms: WeightForms; from: 'WEIGHTS' | 'folder' | 'default' } {
+export function formsFor(
+  modelDir: string,
+  configured: Partial<WeightForms> | undefined,
+): { forms: WeightForms; from: 'WEIGHTS' | 'folder' | 'default' } {
   const set = configured && Object.values(configured).some((f) => f && f !== 'auto');
   if (set) return { forms: { ...AS_STORED, ...configured }, from: 'WEIGHTS' };
   const file = path.join(modelDir, FOLDER_DEFAULTS_FILE);
@@ -57,7 +70,8 @@ export function formsFor(modelDir: string, configured: Partial<WeightForms> | un
     } catch (e) {
       throw new UserError(`${file}: not valid JSON (${(e as Error).message}); fix it or delete it`, 1, { cause: e });
     }
-    if (typeof text !== 'string') throw new UserError(`${file}: "weights" must be a string like "transformer:int4,t5:int8"`);
+    if (typeof text !== 'string')
+      throw new UserError(`${file}: "weights" must be a string like "transformer:int4,t5:int8"`);
     try {
       return { forms: parseWeightForms(text), from: 'folder' };
     } catch (e) {
@@ -71,4 +85,3 @@ export function formsFor(modelDir: string, configured: Partial<WeightForms> | un
 export function defaultWeightsCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'scenewright', 'weights');
 }
-

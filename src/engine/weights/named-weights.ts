@@ -23,12 +23,19 @@ export interface NamedWeights {
 export class SafetensorsWeights implements NamedWeights {
   private readonly byName = new Map<string, SafetensorsFile>();
 
-  constructor(readonly label: string, files: SafetensorsFile[], weightMap?: Record<string, string>) {
+  constructor(
+    readonly label: string,
+    files: SafetensorsFile[],
+    weightMap?: Record<string, string>,
+  ) {
     if (weightMap) {
       const byBase = new Map(files.map((f) => [path.basename(f.path), f]));
       for (const [name, shard] of Object.entries(weightMap)) {
         const f = byBase.get(shard);
-        if (!f?.has(name)) throw new WeightsError(`${label}: the index maps tensor ${name} to ${shard}, but that shard has no such tensor (mismatched shards; download the model again)`);
+        if (!f?.has(name))
+          throw new WeightsError(
+            `${label}: the index maps tensor ${name} to ${shard}, but that shard has no such tensor (mismatched shards; download the model again)`,
+          );
         this.byName.set(name, f);
       }
     } else {
@@ -46,7 +53,10 @@ export class SafetensorsWeights implements NamedWeights {
 
   private file(name: string): SafetensorsFile {
     const f = this.byName.get(name);
-    if (!f) throw new WeightsError(`${this.label}: tensor ${name} is missing (is this the right model, complete and in diffusers layout?)`);
+    if (!f)
+      throw new WeightsError(
+        `${this.label}: tensor ${name} is missing (is this the right model, complete and in diffusers layout?)`,
+      );
     return f;
   }
 
@@ -85,15 +95,20 @@ export function openSafetensorsWeights(dir: string, stem: string, labelDir: stri
     const shards = [...new Set(Object.values(map))];
     const files = shards.map((s) => {
       const p = path.join(dir, s);
-      if (s.includes('/') || s.includes('\\')) throw new WeightsError(`${rel(index)}: shard name "${s}" must be a plain file name`);
+      if (s.includes('/') || s.includes('\\'))
+        throw new WeightsError(`${rel(index)}: shard name "${s}" must be a plain file name`);
       if (!existsSync(p)) {
         const example = Object.keys(map).find((k) => map[k] === s);
-        throw new WeightsError(`${rel(index)} lists shard ${s} (holding e.g. tensor ${example}), but ${labelDir}/${s} is missing; download the missing shard`);
+        throw new WeightsError(
+          `${rel(index)} lists shard ${s} (holding e.g. tensor ${example}), but ${labelDir}/${s} is missing; download the missing shard`,
+        );
       }
       return new SafetensorsFile(p, rel(p));
     });
     return new SafetensorsWeights(rel(index), files, map);
   }
   if (existsSync(single)) return new SafetensorsWeights(rel(single), [new SafetensorsFile(single, rel(single))]);
-  throw new WeightsError(`${labelDir}/: neither ${stem}.safetensors nor ${stem}.safetensors.index.json found (only .safetensors weights are supported)`);
+  throw new WeightsError(
+    `${labelDir}/: neither ${stem}.safetensors nor ${stem}.safetensors.index.json found (only .safetensors weights are supported)`,
+  );
 }

@@ -29,7 +29,8 @@ export interface NBitsHost {
 
 export const blocksPerRow = (h: Pick<NBitsHost, 'cols' | 'block'>) => h.cols / h.block;
 export const blockBytes = (h: Pick<NBitsHost, 'bits' | 'block'>) => (h.block * h.bits) / 8;
-export const zeroBytesPerRow = (h: Pick<NBitsHost, 'bits' | 'cols' | 'block'>) => Math.ceil((blocksPerRow(h) * h.bits) / 8);
+export const zeroBytesPerRow = (h: Pick<NBitsHost, 'bits' | 'cols' | 'block'>) =>
+  Math.ceil((blocksPerRow(h) * h.bits) / 8);
 
 /** Reads value j of a packed run of `bits`-bit values. */
 export function unpack(bytes: Uint8Array, offset: number, j: number, bits: 4 | 8): number {
@@ -61,7 +62,8 @@ export function dequantizeNBits(h: NBitsHost): Float32Array {
       const z = h.zeros ? unpack(h.zeros, n * zb, b, h.bits) : defaultZero;
       const m = h.mins ? h.mins[n * kb + b]! : 0;
       const base = (n * kb + b) * bb;
-      for (let j = 0; j < h.block; j++) out[n * h.cols + b * h.block + j] = s * (unpack(h.packed, base, j, h.bits) - z) - m;
+      for (let j = 0; j < h.block; j++)
+        out[n * h.cols + b * h.block + j] = s * (unpack(h.packed, base, j, h.bits) - z) - m;
     }
   }
   return out;
@@ -74,8 +76,16 @@ export function dequantizeNBits(h: NBitsHost): Float32Array {
  * the opposite sign near the extreme clips by up to a whole step.)
  */
 export function quantizeNBits(w: Float32Array, rows: number, cols: number, bits: 4 | 8, block: number): NBitsHost {
-  if (cols % block !== 0) throw new Error(`internal error: ${cols} columns are not a multiple of the block size ${block}`);
-  const h: NBitsHost = { bits, block, rows, cols, packed: new Uint8Array((rows * cols * bits) / 8), scales: new Float32Array((rows * cols) / block) };
+  if (cols % block !== 0)
+    throw new Error(`internal error: ${cols} columns are not a multiple of the block size ${block}`);
+  const h: NBitsHost = {
+    bits,
+    block,
+    rows,
+    cols,
+    packed: new Uint8Array((rows * cols * bits) / 8),
+    scales: new Float32Array((rows * cols) / block),
+  };
   const half = 2 ** (bits - 1);
   const top = 2 ** bits - 1;
   const blocks = (rows * cols) / block;
@@ -98,7 +108,8 @@ export function quantizeNBits(w: Float32Array, rows: number, cols: number, bits:
       for (let j = 0; j < block; j++) h.packed[base + j] = Math.min(top, (w[at + j]! * inv + offset) | 0);
     } else {
       for (let j = 0; j < block; j += 2) {
-        h.packed[base + (j >> 1)] = Math.min(top, (w[at + j]! * inv + offset) | 0) | (Math.min(top, (w[at + j + 1]! * inv + offset) | 0) << 4);
+        h.packed[base + (j >> 1)] =
+          Math.min(top, (w[at + j]! * inv + offset) | 0) | (Math.min(top, (w[at + j + 1]! * inv + offset) | 0) << 4);
       }
     }
   }
@@ -130,7 +141,8 @@ export function sliceNBitsRows(h: NBitsHost, start: number, count: number): NBit
 export function concatNBitsRows(parts: NBitsHost[]): NBitsHost {
   const first = parts[0]!;
   for (const p of parts) {
-    if (p.bits !== first.bits || p.block !== first.block || p.cols !== first.cols) throw new Error('internal error: concatenating quantized weights of different forms');
+    if (p.bits !== first.bits || p.block !== first.block || p.cols !== first.cols)
+      throw new Error('internal error: concatenating quantized weights of different forms');
   }
   const join = <T extends Uint8Array | Float32Array>(get: (p: NBitsHost) => T, make: (n: number) => T): T => {
     const arrays = parts.map(get);
@@ -146,15 +158,34 @@ export function concatNBitsRows(parts: NBitsHost[]): NBitsHost {
   const anyMins = parts.some((p) => p.mins);
   const defaultZeros = (p: NBitsHost) => {
     const z = new Uint8Array(p.rows * zeroBytesPerRow(p));
-    for (let n = 0; n < p.rows; n++) for (let b = 0; b < blocksPerRow(p); b++) pack(z, n * zeroBytesPerRow(p), b, p.bits, 2 ** (p.bits - 1));
+    for (let n = 0; n < p.rows; n++)
+      for (let b = 0; b < blocksPerRow(p); b++) pack(z, n * zeroBytesPerRow(p), b, p.bits, 2 ** (p.bits - 1));
     return z;
   };
   return {
-    bits: first.bits, block: first.block, cols: first.cols,
+    bits: first.bits,
+    block: first.block,
+    cols: first.cols,
     rows: parts.reduce((a, p) => a + p.rows, 0),
-    packed: join((p) => p.packed, (n) => new Uint8Array(n)),
-    scales: join((p) => p.scales, (n) => new Float32Array(n)),
-    zeros: anyZeros ? join((p) => p.zeros ?? defaultZeros(p), (n) => new Uint8Array(n)) : undefined,
-    mins: anyMins ? join((p) => p.mins ?? new Float32Array(p.rows * blocksPerRow(p)), (n) => new Float32Array(n)) : undefined,
+    packed: join(
+      (p) => p.packed,
+      (n) => new Uint8Array(n),
+    ),
+    scales: join(
+      (p) => p.scales,
+      (n) => new Float32Array(n),
+    ),
+    zeros: anyZeros
+      ? join(
+          (p) => p.zeros ?? defaultZeros(p),
+          (n) => new Uint8Array(n),
+        )
+      : undefined,
+    mins: anyMins
+      ? join(
+          (p) => p.mins ?? new Float32Array(p.rows * blocksPerRow(p)),
+          (n) => new Float32Array(n),
+        )
+      : undefined,
   };
 }

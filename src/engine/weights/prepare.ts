@@ -12,7 +12,20 @@
  * identities; its content hash is checked at every load, so a damaged cache is rebuilt, never read.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../config/errors.ts';
 import { childLogger } from '../../log/logger.ts';
@@ -72,9 +85,22 @@ function leaves(src: TensorSource): TensorSource[] {
 }
 
 /** Scales end up in the compute type (a folded Cast below float32); mins stay float32 (their product is float32). */
-function nbitsBytes(bits: number, block: number, rows: number, cols: number, withMins: boolean, withZeros: boolean, computeBytes: number): number {
+function nbitsBytes(
+  bits: number,
+  block: number,
+  rows: number,
+  cols: number,
+  withMins: boolean,
+  withZeros: boolean,
+  computeBytes: number,
+): number {
   const kb = cols / block;
-  return (rows * cols * bits) / 8 + rows * kb * Math.min(4, computeBytes) + (withMins ? rows * kb * 4 : 0) + (withZeros ? rows * Math.ceil((kb * bits) / 8) : 0);
+  return (
+    (rows * cols * bits) / 8 +
+    rows * kb * Math.min(4, computeBytes) +
+    (withMins ? rows * kb * 4 : 0) +
+    (withZeros ? rows * Math.ceil((kb * bits) / 8) : 0)
+  );
 }
 
 /** Decides what each tensor becomes. Pure: reads no weight bytes. */
@@ -83,7 +109,8 @@ function decide(name: string, src: TensorSource, o: PrepareOptions): Action {
   const encoded = parts.some((p) => p.encoded);
   const linear = src.shape.length === 2 && o.isLinear(name, src.shape);
   if (encoded) {
-    if (!parts.every((p) => p.encoded)) throw new UserError(`${name}: joins block-quantized and plain parts (internal mapping error)`);
+    if (!parts.every((p) => p.encoded))
+      throw new UserError(`${name}: joins block-quantized and plain parts (internal mapping error)`);
     if (o.form !== 'bf16' && src.shape.length === 2 && o.isEmbedding?.(name)) return { kind: 'repack' };
     if (!linear || o.form === 'bf16') return { kind: 'bf16' };
     const natural = Math.max(...parts.map((p) => naturalForm(p.encoded!.format).bits));
@@ -98,7 +125,17 @@ function decide(name: string, src: TensorSource, o: PrepareOptions): Action {
 
 /** Bytes a kept tensor holds once loaded: fp8 stays 1 byte; 16/32-bit floats are cast to the compute type at load. */
 function keptBytes(src: TensorSource, computeBytes: number): number {
-  return leaves(src).reduce((n, p) => n + elements(p.shape) * (p.dtype === 'float8e4m3fn' ? 1 : p.dtype === 'float32' || p.dtype === 'float16' || p.dtype === 'bfloat16' ? computeBytes : DTYPE_BYTES[p.dtype]), 0);
+  return leaves(src).reduce(
+    (n, p) =>
+      n +
+      elements(p.shape) *
+        (p.dtype === 'float8e4m3fn'
+          ? 1
+          : p.dtype === 'float32' || p.dtype === 'float16' || p.dtype === 'bfloat16'
+            ? computeBytes
+            : DTYPE_BYTES[p.dtype]),
+    0,
+  );
 }
 
 /** Identity of a source for the cache key: where its bytes are and the file's size and time, or its bytes. */
@@ -114,7 +151,9 @@ function identity(src: TensorSource, h: ReturnType<typeof createHash>): void {
   if (ext) {
     // The file's name, not its path: a model folder that is moved (mv keeps times) keeps its prepared weights.
     const st = statSync(ext.file);
-    h.update(`${src.encoded?.format ?? 'plain'}|${path.basename(ext.file)}|${ext.offset}|${ext.length}|${st.size}|${Math.round(st.mtimeMs)}\n`);
+    h.update(
+      `${src.encoded?.format ?? 'plain'}|${path.basename(ext.file)}|${ext.offset}|${ext.length}|${st.size}|${Math.round(st.mtimeMs)}\n`,
+    );
   } else if (src.data) {
     h.update(src.data);
   }
@@ -125,7 +164,14 @@ interface CacheEntry {
   shape: number[];
   /** Dense tensors (bf16). */
   dense?: [number, number];
-  nbits?: { bits: 4 | 8; block: number; packed: [number, number]; scales: [number, number]; zeros?: [number, number]; mins?: [number, number] };
+  nbits?: {
+    bits: 4 | 8;
+    block: number;
+    packed: [number, number];
+    scales: [number, number];
+    zeros?: [number, number];
+    mins?: [number, number];
+  };
 }
 interface CacheIndex {
   version: number;
@@ -174,26 +220,45 @@ function writeCache(file: string, work: [string, TensorSource, Action][], o: Pre
   try {
     for (const [i, [name, src, a]] of work.entries()) {
       if (a.kind === 'bf16') {
-        tensors[name] = { dtype: 'bfloat16', shape: src.shape, dense: put(asBytes(float32ToBf16Array(sourceToFloat32(src)))) };
+        tensors[name] = {
+          dtype: 'bfloat16',
+          shape: src.shape,
+          dense: put(asBytes(float32ToBf16Array(sourceToFloat32(src)))),
+        };
       } else {
         const h = hostNBits(src, a);
         tensors[name] = {
-          dtype: 'float32', shape: src.shape,
+          dtype: 'float32',
+          shape: src.shape,
           nbits: {
-            bits: h.bits, block: h.block, packed: put(h.packed), scales: put(asBytes(h.scales)),
-            ...(h.zeros ? { zeros: put(h.zeros) } : {}), ...(h.mins ? { mins: put(asBytes(h.mins)) } : {}),
+            bits: h.bits,
+            block: h.block,
+            packed: put(h.packed),
+            scales: put(asBytes(h.scales)),
+            ...(h.zeros ? { zeros: put(h.zeros) } : {}),
+            ...(h.mins ? { mins: put(asBytes(h.mins)) } : {}),
           },
         };
       }
       if (Date.now() - lastLog > 5000 || i === work.length - 1) {
         lastLog = Date.now();
-        log.info({ part: o.component, done: i + 1, of: work.length }, `preparing ${o.component} weights (${o.form}): ${i + 1}/${work.length} tensors`);
+        log.info(
+          { part: o.component, done: i + 1, of: work.length },
+          `preparing ${o.component} weights (${o.form}): ${i + 1}/${work.length} tensors`,
+        );
       }
     }
   } finally {
     closeSync(fd);
   }
-  return { version: PREPARE_VERSION, component: o.component, form: o.form, bytes: offset, sha256: hash.digest('hex'), tensors };
+  return {
+    version: PREPARE_VERSION,
+    component: o.component,
+    form: o.form,
+    bytes: offset,
+    sha256: hash.digest('hex'),
+    tensors,
+  };
 }
 
 function sha256File(file: string): string {
@@ -243,7 +308,10 @@ export class PreparedWeights implements NamedWeights {
   private readonly cacheBase: string;
   private readonly key: string;
 
-  constructor(private readonly inner: NamedWeights, private readonly o: PrepareOptions) {
+  constructor(
+    private readonly inner: NamedWeights,
+    private readonly o: PrepareOptions,
+  ) {
     this.label = inner.label;
     const h = createHash('sha256');
     h.update(`v${PREPARE_VERSION}|${o.component}|${o.form}\n`);
@@ -301,7 +369,10 @@ export class PreparedWeights implements NamedWeights {
     }
     const work = counts.repack + counts.quantize + counts.bf16;
     return {
-      component: this.o.component, form: this.o.form, counts, parameters,
+      component: this.o.component,
+      form: this.o.form,
+      counts,
+      parameters,
       residentBytes: (c) => sizes.reduce((n, f) => n + f(c), 0),
       ...(work > 0 ? { cacheFile: `${this.cacheBase}.bin` } : {}),
     };
@@ -322,18 +393,33 @@ export class PreparedWeights implements NamedWeights {
     }
     const indexFile = `${this.cacheBase}.json`;
     idx ??= readCache(indexFile, dataFile);
-    const kept = [...this.actions].filter(([n, a]) => a.kind === 'keep' && (this.o.form === 'int8' || this.o.form === 'int4') && this.inner.info(n).shape.length === 2 && this.o.isLinear(n, this.inner.info(n).shape));
+    const kept = [...this.actions].filter(
+      ([n, a]) =>
+        a.kind === 'keep' &&
+        (this.o.form === 'int8' || this.o.form === 'int4') &&
+        this.inner.info(n).shape.length === 2 &&
+        this.o.isLinear(n, this.inner.info(n).shape),
+    );
     if (kept.length > 0) {
-      log.warn({ part: this.o.component, tensors: kept.map(([n]) => n).slice(0, 5), count: kept.length },
-        `${this.o.component}: ${kept.length} linear weight(s) stay as stored in ${this.o.form} form: their input width is not a multiple of 16 (MatMulNBits blocks)`);
+      log.warn(
+        { part: this.o.component, tensors: kept.map(([n]) => n).slice(0, 5), count: kept.length },
+        `${this.o.component}: ${kept.length} linear weight(s) stay as stored in ${this.o.form} form: their input width is not a multiple of 16 (MatMulNBits blocks)`,
+      );
     }
     if (idx) {
-      log.info({ part: this.o.component, file: dataFile }, `${this.o.component}: prepared weights (${this.o.form}) read from the cache`);
+      log.info(
+        { part: this.o.component, file: dataFile },
+        `${this.o.component}: prepared weights (${this.o.form}) read from the cache`,
+      );
     } else {
-      const work = [...this.actions].filter(([, a]) => a.kind !== 'keep').map(([n, a]) => [n, this.inner.source(n), a] as [string, TensorSource, Action]);
+      const work = [...this.actions]
+        .filter(([, a]) => a.kind !== 'keep')
+        .map(([n, a]) => [n, this.inner.source(n), a] as [string, TensorSource, Action]);
       const s = this.summary.counts;
-      log.info({ part: this.o.component, ...s, cacheDir: this.o.cacheDir },
-        `${this.o.component}: preparing weights (${this.o.form}): ${s.repack} repacked exactly, ${s.quantize} quantized, ${s.bf16} dequantized to bf16; written once to ${this.o.cacheDir}`);
+      log.info(
+        { part: this.o.component, ...s, cacheDir: this.o.cacheDir },
+        `${this.o.component}: preparing weights (${this.o.form}): ${s.repack} repacked exactly, ${s.quantize} quantized, ${s.bf16} dequantized to bf16; written once to ${this.o.cacheDir}`,
+      );
       try {
         mkdirSync(this.o.cacheDir, { recursive: true });
         idx = writeCache(dataFile, work, this.o);
@@ -343,7 +429,9 @@ export class PreparedWeights implements NamedWeights {
         if (existsSync(`${dataFile}.tmp`)) rmSync(`${dataFile}.tmp`, { force: true });
         const err = e as NodeJS.ErrnoException;
         if (['ENOSPC', 'EACCES', 'EPERM', 'EROFS', 'ENOTDIR', 'EEXIST'].includes(err.code ?? '')) {
-          throw new UserError(`${this.o.component}: cannot write prepared weights to ${this.o.cacheDir} (${err.code}); set WEIGHTS_CACHE_DIR to a writable folder with room for about ${(this.summary.residentBytes(2) / 2 ** 30).toFixed(1)} GiB`);
+          throw new UserError(
+            `${this.o.component}: cannot write prepared weights to ${this.o.cacheDir} (${err.code}); set WEIGHTS_CACHE_DIR to a writable folder with room for about ${(this.summary.residentBytes(2) / 2 ** 30).toFixed(1)} GiB`,
+          );
         }
         throw e;
       }
@@ -360,15 +448,20 @@ export class PreparedWeights implements NamedWeights {
       const [rows, cols] = e.shape as [number, number];
       const kb = cols / q.block;
       const nbits: NBitsParts = {
-        bits: q.bits, block: q.block,
+        bits: q.bits,
+        block: q.block,
         packed: { dtype: 'uint8', shape: [rows, kb, (q.block * q.bits) / 8], external: ext(q.packed) },
         scales: { dtype: 'float32', shape: [rows, kb], external: ext(q.scales) },
-        ...(q.zeros ? { zeros: { dtype: 'uint8', shape: [rows, Math.ceil((kb * q.bits) / 8)], external: ext(q.zeros) } } : {}),
+        ...(q.zeros
+          ? { zeros: { dtype: 'uint8', shape: [rows, Math.ceil((kb * q.bits) / 8)], external: ext(q.zeros) } }
+          : {}),
         ...(q.mins ? { mins: { dtype: 'float32', shape: [rows, kb], external: ext(q.mins) } } : {}),
       };
       out.set(name, { dtype: 'float32', shape: e.shape, nbits });
     }
-    for (const [name, a] of this.actions) if (a.kind !== 'keep' && !out.has(name)) throw new Error(`internal error: the weights cache ${dataFile} lacks ${name}`);
+    for (const [name, a] of this.actions)
+      if (a.kind !== 'keep' && !out.has(name))
+        throw new Error(`internal error: the weights cache ${dataFile} lacks ${name}`);
     this.prepared = out;
     return out;
   }

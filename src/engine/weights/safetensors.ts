@@ -15,10 +15,21 @@ export { WeightsError } from './errors.ts';
 
 /** safetensors dtype names ↔ ours. */
 const FROM_ST: Record<string, DType> = {
-  F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64', I64: 'int64', I32: 'int32', I8: 'int8', U8: 'uint8', BOOL: 'bool',
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  F64: 'float64',
+  I64: 'int64',
+  I32: 'int32',
+  I8: 'int8',
+  U8: 'uint8',
+  BOOL: 'bool',
   F8_E4M3: 'float8e4m3fn',
 };
-const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<DType, string>;
+const TO_ST: Record<DType, string> = Object.fromEntries(Object.entries(FROM_ST).map(([k, v]) => [v, k])) as Record<
+  DType,
+  string
+>;
 
 export interface TensorInfo {
   name: string;
@@ -59,33 +70,47 @@ export class SafetensorsFile extends TensorTable<TensorInfo> implements TensorFi
   readonly metadata: Record<string, string>;
 
   /** `label` is how errors name the file (e.g. "transformer/diffusion_pytorch_model.safetensors"). */
-  constructor(readonly path: string, readonly label: string = path) {
+  constructor(
+    readonly path: string,
+    readonly label: string = path,
+  ) {
     super();
     let fd: number;
     try {
       this.realPath = realpathSync(path);
       fd = openSync(this.realPath, 'r');
     } catch (e) {
-      throw new WeightsError(`${label}: cannot open weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new WeightsError(
+        `${label}: cannot open weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     try {
       const size = fstatSync(fd).size;
       const head = readExactly(fd, 8, 0);
-      if (head.length < 8) throw new WeightsError(`${label}: truncated safetensors file (${size} bytes, the header length alone needs 8); download it again`);
+      if (head.length < 8)
+        throw new WeightsError(
+          `${label}: truncated safetensors file (${size} bytes, the header length alone needs 8); download it again`,
+        );
       const n = head.readBigUInt64LE(0);
       if (n > BigInt(size - 8)) {
-        throw new WeightsError(`${label}: safetensors header length ${n} runs past the end of the ${size}-byte file (truncated or not a safetensors file); download it again`);
+        throw new WeightsError(
+          `${label}: safetensors header length ${n} runs past the end of the ${size}-byte file (truncated or not a safetensors file); download it again`,
+        );
       }
-      if (n > BigInt(MAX_HEADER)) throw new WeightsError(`${label}: safetensors header of ${n} bytes is larger than 100 MB; not a valid file`);
+      if (n > BigInt(MAX_HEADER))
+        throw new WeightsError(`${label}: safetensors header of ${n} bytes is larger than 100 MB; not a valid file`);
       this.headerLength = Number(n);
       this.dataStart = 8 + this.headerLength;
       let header: Record<string, unknown>;
       try {
         header = JSON.parse(readExactly(fd, this.headerLength, 8).toString('utf8')) as Record<string, unknown>;
       } catch (e) {
-        throw new WeightsError(`${label}: safetensors header is not valid JSON (${(e as Error).message}); the file is damaged or not safetensors`);
+        throw new WeightsError(
+          `${label}: safetensors header is not valid JSON (${(e as Error).message}); the file is damaged or not safetensors`,
+        );
       }
-      if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new WeightsError(`${label}: safetensors header is not a JSON object`);
+      if (typeof header !== 'object' || header === null || Array.isArray(header))
+        throw new WeightsError(`${label}: safetensors header is not a JSON object`);
       const dataSize = size - this.dataStart;
       this.metadata = {};
       for (const [name, raw] of Object.entries(header)) {
@@ -106,25 +131,43 @@ export class SafetensorsFile extends TensorTable<TensorInfo> implements TensorFi
     if (typeof e !== 'object' || e === null) throw new WeightsError(`${where} has no header entry object`);
     const dtype = FROM_ST[String(e.dtype)];
     if (!dtype) {
-      throw new WeightsError(`${where} has dtype ${String(e.dtype)}, which scenewright cannot read (supported: ${Object.keys(FROM_ST).join(', ')}); use a BF16, F16, F32 or F8_E4M3 checkpoint${String(e.dtype).startsWith('F8') ? ' (fp8 files must be e4m3fn, as flux1-dev-fp8.safetensors is; e5m2 is not supported)' : ''}`);
+      throw new WeightsError(
+        `${where} has dtype ${String(e.dtype)}, which scenewright cannot read (supported: ${Object.keys(FROM_ST).join(', ')}); use a BF16, F16, F32 or F8_E4M3 checkpoint${String(e.dtype).startsWith('F8') ? ' (fp8 files must be e4m3fn, as flux1-dev-fp8.safetensors is; e5m2 is not supported)' : ''}`,
+      );
     }
     const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw new WeightsError(`${where} has an invalid shape ${JSON.stringify(shape)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0))
+      throw new WeightsError(`${where} has an invalid shape ${JSON.stringify(shape)}`);
     const off = e.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[1] < off[0]) {
+    if (
+      !Array.isArray(off) ||
+      off.length !== 2 ||
+      !off.every((d) => Number.isInteger(d) && d >= 0) ||
+      off[1] < off[0]
+    ) {
       throw new WeightsError(`${where} has invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [begin, end] = off as [number, number];
     const want = (shape as number[]).reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
-    if (end - begin !== want) throw new WeightsError(`${where}: data_offsets span ${end - begin} bytes but shape [${shape.join(',')}] of ${e.dtype} needs ${want}`);
-    if (end > dataSize) throw new WeightsError(`${where} ends at byte ${this.dataStart + end} but the file has only ${this.dataStart + dataSize} bytes (truncated download?)`);
+    if (end - begin !== want)
+      throw new WeightsError(
+        `${where}: data_offsets span ${end - begin} bytes but shape [${shape.join(',')}] of ${e.dtype} needs ${want}`,
+      );
+    if (end > dataSize)
+      throw new WeightsError(
+        `${where} ends at byte ${this.dataStart + end} but the file has only ${this.dataStart + dataSize} bytes (truncated download?)`,
+      );
     return { name, dtype, shape: shape as number[], begin, end };
   }
 
   /** Where the tensor's bytes are, for an ONNX initializer that reads them in place. */
   source(name: string): TensorSource {
     const t = this.info(name);
-    return { dtype: t.dtype, shape: t.shape, external: { file: this.realPath, offset: this.dataStart + t.begin, length: t.end - t.begin } };
+    return {
+      dtype: t.dtype,
+      shape: t.shape,
+      external: { file: this.realPath, offset: this.dataStart + t.begin, length: t.end - t.begin },
+    };
   }
 
   readBytes(name: string): Uint8Array {
@@ -153,13 +196,23 @@ function typedView(dtype: DType, bytes: Uint8Array): HostData {
   // Copy into a fresh, aligned buffer: the bytes may sit at any offset.
   const buf = bytes.slice().buffer;
   switch (dtype) {
-    case 'float32': return new Float32Array(buf);
-    case 'float64': return new Float64Array(buf);
-    case 'int64': return new BigInt64Array(buf);
-    case 'int32': return new Int32Array(buf);
-    case 'int8': return new Int8Array(buf);
-    case 'uint8': case 'bool': case 'float8e4m3fn': return new Uint8Array(buf);
-    case 'float16': case 'bfloat16': return new Uint16Array(buf);
+    case 'float32':
+      return new Float32Array(buf);
+    case 'float64':
+      return new Float64Array(buf);
+    case 'int64':
+      return new BigInt64Array(buf);
+    case 'int32':
+      return new Int32Array(buf);
+    case 'int8':
+      return new Int8Array(buf);
+    case 'uint8':
+    case 'bool':
+    case 'float8e4m3fn':
+      return new Uint8Array(buf);
+    case 'float16':
+    case 'bfloat16':
+      return new Uint16Array(buf);
   }
 }
 
@@ -175,7 +228,10 @@ export function toFloat32(t: HostTensor): Float32Array {
 }
 
 /** Reads every tensor of a (small) file into memory, in header order. */
-export function readSafetensors(path: string): { tensors: Record<string, HostTensor>; metadata: Record<string, string> } {
+export function readSafetensors(path: string): {
+  tensors: Record<string, HostTensor>;
+  metadata: Record<string, string>;
+} {
   const f = new SafetensorsFile(path);
   const tensors: Record<string, HostTensor> = {};
   for (const n of f.names()) tensors[n] = f.read(n);
@@ -183,7 +239,10 @@ export function readSafetensors(path: string): { tensors: Record<string, HostTen
 }
 
 /** The header (with its u64 length prefix, padded to 8 bytes as the reference writer does) and each tensor's bytes. */
-function layoutSafetensors(tensors: Record<string, HostTensor>, metadata?: Record<string, string>): { head: Buffer; chunks: Uint8Array[] } {
+function layoutSafetensors(
+  tensors: Record<string, HostTensor>,
+  metadata?: Record<string, string>,
+): { head: Buffer; chunks: Uint8Array[] } {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
   const chunks: Uint8Array[] = [];
@@ -192,7 +251,9 @@ function layoutSafetensors(tensors: Record<string, HostTensor>, metadata?: Recor
     const count = t.shape.reduce((a, b) => a * b, 1);
     const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
     if (bytes.byteLength !== count * DTYPE_BYTES[t.dtype]) {
-      throw new Error(`tensor ${name}: ${bytes.byteLength} bytes of data for shape [${t.shape.join(',')}] of ${t.dtype}`);
+      throw new Error(
+        `tensor ${name}: ${bytes.byteLength} bytes of data for shape [${t.shape.join(',')}] of ${t.dtype}`,
+      );
     }
     header[name] = { dtype: TO_ST[t.dtype], shape: t.shape, data_offsets: [offset, offset + bytes.byteLength] };
     chunks.push(bytes);
@@ -212,7 +273,11 @@ export function encodeSafetensors(tensors: Record<string, HostTensor>, metadata?
 }
 
 /** Writes tensors tensor by tensor (a file may be larger than one Buffer can hold). */
-export function writeSafetensors(path: string, tensors: Record<string, HostTensor>, metadata?: Record<string, string>): void {
+export function writeSafetensors(
+  path: string,
+  tensors: Record<string, HostTensor>,
+  metadata?: Record<string, string>,
+): void {
   const { head, chunks } = layoutSafetensors(tensors, metadata);
   const fd = openSync(path, 'w');
   try {

@@ -11,21 +11,38 @@ import { toFloat32 } from './safetensors.ts';
  */
 export function sliceRows(src: TensorSource, start: number, count: number): TensorSource {
   const [rows, ...rest] = src.shape;
-  if (rows === undefined || start < 0 || start + count > rows) throw new Error(`internal error: rows ${start}+${count} outside [0,${rows})`);
+  if (rows === undefined || start < 0 || start + count > rows)
+    throw new Error(`internal error: rows ${start}+${count} outside [0,${rows})`);
   const shape = [count, ...rest];
-  const range = (rowBytes: number, at: { file: string; offset: number }) => ({ file: at.file, offset: at.offset + start * rowBytes, length: count * rowBytes });
+  const range = (rowBytes: number, at: { file: string; offset: number }) => ({
+    file: at.file,
+    offset: at.offset + start * rowBytes,
+    length: count * rowBytes,
+  });
   // Block-quantized rows are contiguous too (a row is whole blocks), and so is each part of a MatMulNBits weight.
-  if (src.encoded) return { dtype: src.dtype, shape, encoded: { ...src.encoded, external: range(src.encoded.rowBytes, src.encoded.external) } };
+  if (src.encoded)
+    return {
+      dtype: src.dtype,
+      shape,
+      encoded: { ...src.encoded, external: range(src.encoded.rowBytes, src.encoded.external) },
+    };
   if (src.nbits) {
     const q = src.nbits;
     const part = (p: TensorSource) => sliceRows(p, start, count);
-    const nbits: NBitsParts = { ...q, packed: part(q.packed), scales: part(q.scales), ...(q.zeros ? { zeros: part(q.zeros) } : {}), ...(q.mins ? { mins: part(q.mins) } : {}) };
+    const nbits: NBitsParts = {
+      ...q,
+      packed: part(q.packed),
+      scales: part(q.scales),
+      ...(q.zeros ? { zeros: part(q.zeros) } : {}),
+      ...(q.mins ? { mins: part(q.mins) } : {}),
+    };
     return { dtype: src.dtype, shape, nbits };
   }
   const rowBytes = rest.reduce((a, b) => a * b, 1) * DTYPE_BYTES[src.dtype];
   const scale = src.scale !== undefined ? { scale: src.scale } : {};
   if (src.external) return { dtype: src.dtype, shape, ...scale, external: range(rowBytes, src.external) };
-  if (src.data) return { dtype: src.dtype, shape, ...scale, data: src.data.subarray(start * rowBytes, (start + count) * rowBytes) };
+  if (src.data)
+    return { dtype: src.dtype, shape, ...scale, data: src.data.subarray(start * rowBytes, (start + count) * rowBytes) };
   throw new Error('internal error: sliceRows needs external or in-memory data');
 }
 
@@ -71,11 +88,18 @@ export function sourceToFloat32(src: TensorSource): Float32Array {
   if (src.encoded) return decodeEncoded(src);
   if (src.nbits) return dequantizeNBits(nbitsHost(src));
   const buf = readSourceBytes(src).slice().buffer;
-  const data = src.dtype === 'float16' || src.dtype === 'bfloat16' ? new Uint16Array(buf)
-    : src.dtype === 'float32' ? new Float32Array(buf)
-      : src.dtype === 'float64' ? new Float64Array(buf)
-        : src.dtype === 'int64' ? new BigInt64Array(buf)
-          : src.dtype === 'int32' ? new Int32Array(buf) : new Uint8Array(buf);
+  const data =
+    src.dtype === 'float16' || src.dtype === 'bfloat16'
+      ? new Uint16Array(buf)
+      : src.dtype === 'float32'
+        ? new Float32Array(buf)
+        : src.dtype === 'float64'
+          ? new Float64Array(buf)
+          : src.dtype === 'int64'
+            ? new BigInt64Array(buf)
+            : src.dtype === 'int32'
+              ? new Int32Array(buf)
+              : new Uint8Array(buf);
   const values = toFloat32({ dtype: src.dtype, shape: src.shape, data });
   if (src.scale !== undefined && src.scale !== 1) for (let i = 0; i < values.length; i++) values[i]! *= src.scale;
   return values;
@@ -87,8 +111,13 @@ export function nbitsHost(src: TensorSource): NBitsHost {
   const f32 = (p: TensorSource) => new Float32Array(readSourceBytes(p).slice().buffer);
   const [rows, cols] = src.shape as [number, number];
   return {
-    bits: q.bits, block: q.block, rows, cols,
-    packed: readSourceBytes(q.packed).slice(), scales: f32(q.scales),
-    ...(q.zeros ? { zeros: readSourceBytes(q.zeros).slice() } : {}), ...(q.mins ? { mins: f32(q.mins) } : {}),
+    bits: q.bits,
+    block: q.block,
+    rows,
+    cols,
+    packed: readSourceBytes(q.packed).slice(),
+    scales: f32(q.scales),
+    ...(q.zeros ? { zeros: readSourceBytes(q.zeros).slice() } : {}),
+    ...(q.mins ? { mins: f32(q.mins) } : {}),
   };
 }

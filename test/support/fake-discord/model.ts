@@ -22,7 +22,12 @@ export const Permission = {
 } as const;
 
 export const DEFAULT_MEMBER_PERMISSIONS =
-  Permission.ViewChannel | Permission.SendMessages | Permission.EmbedLinks | Permission.AttachFiles | Permission.ReadMessageHistory | Permission.UseApplicationCommands;
+  Permission.ViewChannel |
+  Permission.SendMessages |
+  Permission.EmbedLinks |
+  Permission.AttachFiles |
+  Permission.ReadMessageHistory |
+  Permission.UseApplicationCommands;
 export const ALL_PERMISSIONS = (1n << 50n) - 1n;
 
 export const Intent = { Guilds: 1 << 0, GuildMessages: 1 << 9, MessageContent: 1 << 15 } as const;
@@ -125,25 +130,65 @@ export function user(id: string, username: string, bot = false): ApiUser {
 
 export function member(u: ApiUser, roles: string[]): ApiMember {
   return {
-    user: u, roles, joined_at: new Date(0).toISOString(), nick: null, avatar: null, deaf: false, mute: false, flags: 0, pending: false,
-    premium_since: null, communication_disabled_until: null,
+    user: u,
+    roles,
+    joined_at: new Date(0).toISOString(),
+    nick: null,
+    avatar: null,
+    deaf: false,
+    mute: false,
+    flags: 0,
+    pending: false,
+    premium_since: null,
+    communication_disabled_until: null,
   };
 }
 
 export function role(id: string, name: string, permissions: bigint, position: number): ApiRole {
-  return { id, name, permissions: permissions.toString(), position, color: 0, hoist: false, managed: false, mentionable: false, flags: 0 };
+  return {
+    id,
+    name,
+    permissions: permissions.toString(),
+    position,
+    color: 0,
+    hoist: false,
+    managed: false,
+    mentionable: false,
+    flags: 0,
+  };
 }
 
 export function textChannel(id: string, guildId: string, name: string, nsfw: boolean): ApiChannel {
   return {
-    id, type: 0, guild_id: guildId, name, position: 0, permission_overwrites: [], nsfw, parent_id: null, topic: null, last_message_id: null,
+    id,
+    type: 0,
+    guild_id: guildId,
+    name,
+    position: 0,
+    permission_overwrites: [],
+    nsfw,
+    parent_id: null,
+    topic: null,
+    last_message_id: null,
     rate_limit_per_user: 0,
   };
 }
 
 export function message(fields: Partial<ApiMessage> & Pick<ApiMessage, 'id' | 'channel_id' | 'author'>): ApiMessage {
   return {
-    content: '', timestamp: new Date().toISOString(), edited_timestamp: null, tts: false, mention_everyone: false, mentions: [],
-    mention_roles: [], attachments: [], embeds: [], components: [], pinned: false, type: 0, flags: 0, ...fields,
+    content: '',
+    timestamp: new Date().toISOString(),
+    edited_timestamp: null,
+    tts: false,
+    mention_everyone: false,
+    mentions: [],
+    mention_roles: [],
+    attachments: [],
+    embeds: [],
+    components: [],
+    pinned: false,
+    type: 0,
+    flags: 0,
+    ...fields,
   };
 }

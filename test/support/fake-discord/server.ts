@@ -76,7 +76,14 @@ export interface FakeInteraction {
 interface Registered {
   id: string;
   name: string;
-  options?: { name: string; type: number; required?: boolean; choices?: { value: unknown }[]; min_value?: number; max_value?: number }[];
+  options?: {
+    name: string;
+    type: number;
+    required?: boolean;
+    choices?: { value: unknown }[];
+    min_value?: number;
+    max_value?: number;
+  }[];
 }
 
 export interface FakeDiscordOptions {
@@ -97,7 +104,11 @@ export interface FakeDiscordOptions {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly body: unknown, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(`HTTP ${status}`);
   }
 }
@@ -122,7 +133,8 @@ export class FakeDiscord extends EventEmitter {
   private server!: Server;
   private wss!: WebSocketServer;
   private port = 0;
-  private readonly o: Required<Omit<FakeDiscordOptions, 'token' | 'applicationId' | 'rateLimit'>> & Pick<FakeDiscordOptions, 'rateLimit'>;
+  private readonly o: Required<Omit<FakeDiscordOptions, 'token' | 'applicationId' | 'rateLimit'>> &
+    Pick<FakeDiscordOptions, 'rateLimit'>;
   /** Accepted writes per channel (times), for the rate limit. */
   private readonly channelWrites = new Map<string, number[]>();
 
@@ -171,7 +183,14 @@ export class FakeDiscord extends EventEmitter {
   addGuild(name = 'test guild', ownerName = 'owner'): { id: string; owner: ApiUser } {
     const owner = this.addUser(ownerName);
     const id = snowflake();
-    const g: Guild = { id, name, ownerId: owner.id, roles: [makeRole(id, '@everyone', DEFAULT_MEMBER_PERMISSIONS, 0)], channels: [], members: new Map() };
+    const g: Guild = {
+      id,
+      name,
+      ownerId: owner.id,
+      roles: [makeRole(id, '@everyone', DEFAULT_MEMBER_PERMISSIONS, 0)],
+      channels: [],
+      members: new Map(),
+    };
     g.members.set(owner.id, makeMember(owner, []));
     g.members.set(this.bot.id, makeMember(this.bot, []));
     this.guilds.set(id, g);
@@ -264,12 +283,43 @@ export class FakeDiscord extends EventEmitter {
 
   private guildPayload(g: Guild): Record<string, unknown> {
     return {
-      id: g.id, name: g.name, icon: null, owner_id: g.ownerId, roles: g.roles, channels: g.channels, members: [...g.members.values()],
-      member_count: g.members.size, unavailable: false, large: false, joined_at: new Date(0).toISOString(), threads: [], presences: [],
-      voice_states: [], emojis: [], stickers: [], features: [], stage_instances: [], guild_scheduled_events: [], soundboard_sounds: [],
-      afk_channel_id: null, afk_timeout: 300, verification_level: 0, default_message_notifications: 0, explicit_content_filter: 0,
-      mfa_level: 0, system_channel_id: null, system_channel_flags: 0, rules_channel_id: null, vanity_url_code: null, description: null,
-      banner: null, premium_tier: 0, preferred_locale: 'en-US', public_updates_channel_id: null, nsfw_level: 0, premium_progress_bar_enabled: false,
+      id: g.id,
+      name: g.name,
+      icon: null,
+      owner_id: g.ownerId,
+      roles: g.roles,
+      channels: g.channels,
+      members: [...g.members.values()],
+      member_count: g.members.size,
+      unavailable: false,
+      large: false,
+      joined_at: new Date(0).toISOString(),
+      threads: [],
+      presences: [],
+      voice_states: [],
+      emojis: [],
+      stickers: [],
+      features: [],
+      stage_instances: [],
+      guild_scheduled_events: [],
+      soundboard_sounds: [],
+      afk_channel_id: null,
+      afk_timeout: 300,
+      verification_level: 0,
+      default_message_notifications: 0,
+      explicit_content_filter: 0,
+      mfa_level: 0,
+      system_channel_id: null,
+      system_channel_flags: 0,
+      rules_channel_id: null,
+      vanity_url_code: null,
+      description: null,
+      banner: null,
+      premium_tier: 0,
+      preferred_locale: 'en-US',
+      public_updates_channel_id: null,
+      nsfw_level: 0,
+      premium_progress_bar_enabled: false,
     };
   }
 
@@ -279,7 +329,8 @@ export class FakeDiscord extends EventEmitter {
   }
 
   private dispatch(t: string, d: unknown, intent?: number): void {
-    for (const conn of this.sockets) if (conn.ready && (intent === undefined || conn.intents & intent)) this.dispatchTo(conn, t, d);
+    for (const conn of this.sockets)
+      if (conn.ready && (intent === undefined || conn.intents & intent)) this.dispatchTo(conn, t, d);
   }
 
   /** Whether a bot is connected and has received its guilds. */
@@ -302,12 +353,35 @@ export class FakeDiscord extends EventEmitter {
     if (!m) throw new Error(`${u.username} is not a member of ${guild.name}`);
     const id = snowflake();
     const token = `itok_${randomBytes(24).toString('hex')}`;
-    const ix: FakeInteraction = { id, token, type, createdAt: Date.now(), user: u, channelId, guildId: guild.id, payload: {}, ephemeral: [], followUps: [] };
+    const ix: FakeInteraction = {
+      id,
+      token,
+      type,
+      createdAt: Date.now(),
+      user: u,
+      channelId,
+      guildId: guild.id,
+      payload: {},
+      ephemeral: [],
+      followUps: [],
+    };
     ix.payload = {
-      id, application_id: this.applicationId, type, token, version: 1, guild_id: guild.id, channel_id: channelId,
-      channel: { ...channel }, member: { ...m, permissions: this.permissionsOf(guild.id, u.id).toString() },
-      app_permissions: ALL_PERMISSIONS.toString(), locale: 'en-US', guild_locale: 'en-US', entitlements: [],
-      authorizing_integration_owners: { '0': guild.id }, context: 0, attachment_size_limit: this.o.attachmentSizeLimit,
+      id,
+      application_id: this.applicationId,
+      type,
+      token,
+      version: 1,
+      guild_id: guild.id,
+      channel_id: channelId,
+      channel: { ...channel },
+      member: { ...m, permissions: this.permissionsOf(guild.id, u.id).toString() },
+      app_permissions: ALL_PERMISSIONS.toString(),
+      locale: 'en-US',
+      guild_locale: 'en-US',
+      entitlements: [],
+      authorizing_integration_owners: { '0': guild.id },
+      context: 0,
+      attachment_size_limit: this.o.attachmentSizeLimit,
     };
     this.interactions.set(token, ix);
     return ix;
@@ -317,9 +391,16 @@ export class FakeDiscord extends EventEmitter {
    * A user runs a slash command. Options are checked against what the bot registered (types, required,
    * choices, ranges), as the Discord client does before anything reaches the bot.
    */
-  slashCommand(u: ApiUser, channelId: string, name: string, options: Record<string, string | number | boolean | { filename: string; data: Buffer }> = {}): FakeInteraction {
+  slashCommand(
+    u: ApiUser,
+    channelId: string,
+    name: string,
+    options: Record<string, string | number | boolean | { filename: string; data: Buffer }> = {},
+  ): FakeInteraction {
     const guildId = this.channel(channelId)?.guild.id;
-    const def = [...(this.commands.get(guildId ?? '') ?? []), ...(this.commands.get('global') ?? [])].find((c) => c.name === name);
+    const def = [...(this.commands.get(guildId ?? '') ?? []), ...(this.commands.get('global') ?? [])].find(
+      (c) => c.name === name,
+    );
     if (!def) throw new Error(`/${name} is not registered (deploy the commands first)`);
     const ix = this.interactionBase(2, u, channelId);
     const opts: { name: string; type: number; value: unknown }[] = [];
@@ -331,10 +412,15 @@ export class FakeDiscord extends EventEmitter {
         continue;
       }
       if (o.type === 3 && typeof v !== 'string') throw new Error(`/${name}: ${o.name} must be a string`);
-      if (o.type === 4 && (typeof v !== 'number' || !Number.isInteger(v))) throw new Error(`/${name}: ${o.name} must be an integer`);
+      if (o.type === 4 && (typeof v !== 'number' || !Number.isInteger(v)))
+        throw new Error(`/${name}: ${o.name} must be an integer`);
       if (o.type === 5 && typeof v !== 'boolean') throw new Error(`/${name}: ${o.name} must be true or false`);
-      if (o.choices && !o.choices.some((c) => c.value === v)) throw new Error(`/${name}: ${o.name} must be one of the choices`);
-      if (typeof v === 'number' && ((o.min_value !== undefined && v < o.min_value) || (o.max_value !== undefined && v > o.max_value))) {
+      if (o.choices && !o.choices.some((c) => c.value === v))
+        throw new Error(`/${name}: ${o.name} must be one of the choices`);
+      if (
+        typeof v === 'number' &&
+        ((o.min_value !== undefined && v < o.min_value) || (o.max_value !== undefined && v > o.max_value))
+      ) {
         throw new Error(`/${name}: ${o.name} is out of range`);
       }
       if (o.type === 11) {
@@ -344,8 +430,16 @@ export class FakeDiscord extends EventEmitter {
         opts.push({ name: o.name, type: 11, value: att.id });
       } else opts.push({ name: o.name, type: o.type, value: v });
     }
-    for (const k of Object.keys(options)) if (!(def.options ?? []).some((o) => o.name === k)) throw new Error(`/${name} has no option ${k}`);
-    ix.payload.data = { id: def.id, name, type: 1, options: opts, guild_id: guildId, ...(Object.keys(resolved.attachments).length ? { resolved } : {}) };
+    for (const k of Object.keys(options))
+      if (!(def.options ?? []).some((o) => o.name === k)) throw new Error(`/${name} has no option ${k}`);
+    ix.payload.data = {
+      id: def.id,
+      name,
+      type: 1,
+      options: opts,
+      guild_id: guildId,
+      ...(Object.keys(resolved.attachments).length ? { resolved } : {}),
+    };
     this.dispatch('INTERACTION_CREATE', ix.payload);
     return ix;
   }
@@ -354,9 +448,12 @@ export class FakeDiscord extends EventEmitter {
   clickButton(u: ApiUser, messageId: string, customId: string): FakeInteraction {
     const msg = this.messages.get(messageId);
     if (!msg) throw new Error(`no message ${messageId}`);
-    const ids = (msg.components as { components: { custom_id?: string; disabled?: boolean }[] }[]).flatMap((r) => r.components);
+    const ids = (msg.components as { components: { custom_id?: string; disabled?: boolean }[] }[]).flatMap(
+      (r) => r.components,
+    );
     const button = ids.find((c) => c.custom_id === customId);
-    if (!button) throw new Error(`message ${messageId} has no button ${customId} (has ${ids.map((c) => c.custom_id).join(', ')})`);
+    if (!button)
+      throw new Error(`message ${messageId} has no button ${customId} (has ${ids.map((c) => c.custom_id).join(', ')})`);
     if (button.disabled) throw new Error(`button ${customId} is disabled`);
     const ix = this.interactionBase(3, u, msg.channel_id);
     ix.payload.data = { custom_id: customId, component_type: 2 };
@@ -385,7 +482,12 @@ export class FakeDiscord extends EventEmitter {
    * forward (type 1) of that message instead. Content reaches the bot only with the MessageContent intent,
    * unless the bot is mentioned.
    */
-  userMessage(u: ApiUser, channelId: string, content: string, opts: { replyTo?: string; forward?: boolean; mentionBot?: boolean } = {}): ApiMessage {
+  userMessage(
+    u: ApiUser,
+    channelId: string,
+    content: string,
+    opts: { replyTo?: string; forward?: boolean; mentionBot?: boolean } = {},
+  ): ApiMessage {
     const found = this.channel(channelId);
     if (!found) throw new Error(`no channel ${channelId}`);
     const m = found.guild.members.get(u.id);
@@ -395,11 +497,38 @@ export class FakeDiscord extends EventEmitter {
     const mentions = opts.mentionBot ? [this.bot] : [];
     const text = opts.mentionBot ? `<@${this.bot.id}> ${content}` : content;
     const msg = makeMessage({
-      id: snowflake(), channel_id: channelId, guild_id: found.guild.id, author: u, content: opts.forward ? '' : text, mentions,
+      id: snowflake(),
+      channel_id: channelId,
+      guild_id: found.guild.id,
+      author: u,
+      content: opts.forward ? '' : text,
+      mentions,
       type: ref && !opts.forward ? 19 : 0,
-      ...(ref ? { message_reference: { type: opts.forward ? 1 : 0, message_id: ref.id, channel_id: ref.channel_id, guild_id: found.guild.id } } : {}),
+      ...(ref
+        ? {
+            message_reference: {
+              type: opts.forward ? 1 : 0,
+              message_id: ref.id,
+              channel_id: ref.channel_id,
+              guild_id: found.guild.id,
+            },
+          }
+        : {}),
       ...(ref && !opts.forward ? { referenced_message: ref } : {}),
-      ...(ref && opts.forward ? { message_snapshots: [{ message: { content: ref.content, attachments: ref.attachments, type: ref.type, timestamp: ref.timestamp } }] } : {}),
+      ...(ref && opts.forward
+        ? {
+            message_snapshots: [
+              {
+                message: {
+                  content: ref.content,
+                  attachments: ref.attachments,
+                  type: ref.type,
+                  timestamp: ref.timestamp,
+                },
+              },
+            ],
+          }
+        : {}),
     });
     this.messages.set(msg.id, msg);
     found.channel.last_message_id = msg.id;
@@ -421,12 +550,16 @@ export class FakeDiscord extends EventEmitter {
   // ---------------------------------------------------------------- test helpers
 
   channelMessages(channelId: string): ApiMessage[] {
-    return [...this.messages.values()].filter((m) => m.channel_id === channelId).sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
+    return [...this.messages.values()]
+      .filter((m) => m.channel_id === channelId)
+      .sort((a, b) => (BigInt(a.id) < BigInt(b.id) ? -1 : 1));
   }
 
   /** Messages that reference `messageId` as a reply. */
   repliesTo(messageId: string): ApiMessage[] {
-    return [...this.messages.values()].filter((m) => m.message_reference?.message_id === messageId && m.message_reference.type === 0);
+    return [...this.messages.values()].filter(
+      (m) => m.message_reference?.message_id === messageId && m.message_reference.type === 0,
+    );
   }
 
   attachmentBytes(att: ApiAttachment): Buffer {
@@ -465,7 +598,16 @@ export class FakeDiscord extends EventEmitter {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const raw = Buffer.concat(chunks);
-    const record: RecordedRequest = { at: Date.now(), method: req.method ?? 'GET', path: decodeURIComponent(url.pathname), query: url.searchParams, body: undefined, files: [], status: 0, response: undefined };
+    const record: RecordedRequest = {
+      at: Date.now(),
+      method: req.method ?? 'GET',
+      path: decodeURIComponent(url.pathname),
+      query: url.searchParams,
+      body: undefined,
+      files: [],
+      status: 0,
+      response: undefined,
+    };
     let status: number;
     let body: unknown;
     let headers: Record<string, string> = {};
@@ -504,7 +646,11 @@ export class FakeDiscord extends EventEmitter {
       return;
     }
     const text = JSON.stringify(body ?? {});
-    res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(status, {
+      ...headers,
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+    });
     res.end(text);
   }
 
@@ -540,7 +686,12 @@ export class FakeDiscord extends EventEmitter {
       throw new HttpError(
         429,
         { message: 'You are being rate limited.', retry_after: Number(resetAfter.toFixed(3)), global: false },
-        { ...headers, 'x-ratelimit-remaining': '0', 'x-ratelimit-scope': 'shared', 'retry-after': String(Math.ceil(resetAfter)) },
+        {
+          ...headers,
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-scope': 'shared',
+          'retry-after': String(Math.ceil(resetAfter)),
+        },
       );
     }
     recent.push(now);
@@ -557,14 +708,20 @@ export class FakeDiscord extends EventEmitter {
       for (const [field, value] of form.entries()) {
         if (field === 'payload_json') record.body = JSON.parse(String(value));
         else if (typeof value !== 'string') {
-          record.files.push({ field, filename: value.name, contentType: value.type, data: Buffer.from(await value.arrayBuffer()) });
+          record.files.push({
+            field,
+            filename: value.name,
+            contentType: value.type,
+            data: Buffer.from(await value.arrayBuffer()),
+          });
         }
       }
     }
   }
 
   private auth(req: IncomingMessage): void {
-    if (req.headers.authorization !== `Bot ${this.token}`) throw new HttpError(401, { message: '401: Unauthorized', code: 0 });
+    if (req.headers.authorization !== `Bot ${this.token}`)
+      throw new HttpError(401, { message: '401: Unauthorized', code: 0 });
   }
 
   private async route(req: IncomingMessage, r: RecordedRequest): Promise<{ status: number; body?: unknown }> {
@@ -573,14 +730,24 @@ export class FakeDiscord extends EventEmitter {
     let g: RegExpExecArray | null;
     if (r.method === 'GET' && p === '/gateway/bot') {
       this.auth(req);
-      return { status: 200, body: { url: `ws://127.0.0.1:${this.port}/gateway`, shards: 1, session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 } } };
+      return {
+        status: 200,
+        body: {
+          url: `ws://127.0.0.1:${this.port}/gateway`,
+          shards: 1,
+          session_start_limit: { total: 1000, remaining: 999, reset_after: 0, max_concurrency: 1 },
+        },
+      };
     }
-    if ((g = m(/^\/interactions\/(\d+)\/([^/]+)\/callback$/)) && r.method === 'POST') return this.callback(g[1]!, g[2]!, r);
+    if ((g = m(/^\/interactions\/(\d+)\/([^/]+)\/callback$/)) && r.method === 'POST')
+      return this.callback(g[1]!, g[2]!, r);
     if ((g = m(/^\/webhooks\/(\d+)\/([^/]+)(?:\/messages\/([^/]+))?$/))) return this.webhook(g[1]!, g[2]!, g[3], r);
     this.auth(req);
     if (m(/^\/applications\/(\d+)\/commands$/) && r.method === 'PUT') return this.registerCommands('global', r);
-    if ((g = m(/^\/applications\/(\d+)\/guilds\/(\d+)\/commands$/)) && r.method === 'PUT') return this.registerCommands(g[2]!, r);
-    if ((g = m(/^\/channels\/(\d+)\/messages$/)) && r.method === 'POST') return { status: 200, body: this.createChannelMessage(g[1]!, r) };
+    if ((g = m(/^\/applications\/(\d+)\/guilds\/(\d+)\/commands$/)) && r.method === 'PUT')
+      return this.registerCommands(g[2]!, r);
+    if ((g = m(/^\/channels\/(\d+)\/messages$/)) && r.method === 'POST')
+      return { status: 200, body: this.createChannelMessage(g[1]!, r) };
     if ((g = m(/^\/channels\/(\d+)\/messages\/(\d+)$/))) return this.channelMessage(g[1]!, g[2]!, r);
     if ((g = m(/^\/channels\/(\d+)$/)) && r.method === 'GET') {
       const found = this.channel(g[1]!);
@@ -598,14 +765,20 @@ export class FakeDiscord extends EventEmitter {
   }
 
   private registerCommands(scope: string, r: RecordedRequest): { status: number; body: unknown } {
-    const list = (r.body as Omit<Registered, 'id'>[]).map((c) => ({ ...c, id: snowflake(), application_id: this.applicationId, version: snowflake() }));
+    const list = (r.body as Omit<Registered, 'id'>[]).map((c) => ({
+      ...c,
+      id: snowflake(),
+      application_id: this.applicationId,
+      version: snowflake(),
+    }));
     this.commands.set(scope, list);
     return { status: 200, body: list };
   }
 
   private interactionFor(token: string, id?: string): FakeInteraction {
     const ix = this.interactions.get(token);
-    if (!ix || (id !== undefined && ix.id !== id)) throw new HttpError(404, { message: 'Unknown interaction', code: 10062 });
+    if (!ix || (id !== undefined && ix.id !== id))
+      throw new HttpError(404, { message: 'Unknown interaction', code: 10062 });
     return ix;
   }
 
@@ -617,7 +790,8 @@ export class FakeDiscord extends EventEmitter {
 
   private callback(id: string, token: string, r: RecordedRequest): { status: number; body?: unknown } {
     const ix = this.interactionFor(token, id);
-    if (ix.ackType !== undefined) throw new HttpError(400, { message: 'Interaction has already been acknowledged.', code: 40060 });
+    if (ix.ackType !== undefined)
+      throw new HttpError(400, { message: 'Interaction has already been acknowledged.', code: 40060 });
     const elapsed = Date.now() - ix.createdAt;
     if (elapsed > this.o.ackDeadlineMs) throw new HttpError(404, { message: 'Unknown interaction', code: 10062 });
     const body = r.body as { type: number; data?: Record<string, unknown> };
@@ -629,23 +803,35 @@ export class FakeDiscord extends EventEmitter {
       case 4:
       case 5: {
         const flags = Number(body.data?.flags ?? 0);
-        message = this.newBotMessage(ix.channelId, {
-          ...(body.type === 4 ? this.messageFields(body.data ?? {}, r.files, ix.channelId) : {}),
-          flags: (flags & EPHEMERAL) | (body.type === 5 ? LOADING : 0),
-          type: ix.type === 2 ? 20 : 0,
-          webhook_id: this.applicationId,
-          application_id: this.applicationId,
-          interaction_metadata: { id: ix.id, type: ix.type, user: ix.user, authorizing_integration_owners: { '0': ix.guildId }, ...(source ? { interacted_message_id: source.id } : {}) },
-        }, (flags & EPHEMERAL) !== 0 ? ix : undefined);
+        message = this.newBotMessage(
+          ix.channelId,
+          {
+            ...(body.type === 4 ? this.messageFields(body.data ?? {}, r.files, ix.channelId) : {}),
+            flags: (flags & EPHEMERAL) | (body.type === 5 ? LOADING : 0),
+            type: ix.type === 2 ? 20 : 0,
+            webhook_id: this.applicationId,
+            application_id: this.applicationId,
+            interaction_metadata: {
+              id: ix.id,
+              type: ix.type,
+              user: ix.user,
+              authorizing_integration_owners: { '0': ix.guildId },
+              ...(source ? { interacted_message_id: source.id } : {}),
+            },
+          },
+          (flags & EPHEMERAL) !== 0 ? ix : undefined,
+        );
         ix.originalMessageId = message.id;
         break;
       }
       case 6:
-        if (!source) throw new HttpError(400, { message: 'Invalid interaction response type for this interaction', code: 50035 });
+        if (!source)
+          throw new HttpError(400, { message: 'Invalid interaction response type for this interaction', code: 50035 });
         ix.originalMessageId = source.id;
         break;
       case 7: {
-        if (!source) throw new HttpError(400, { message: 'Invalid interaction response type for this interaction', code: 50035 });
+        if (!source)
+          throw new HttpError(400, { message: 'Invalid interaction response type for this interaction', code: 50035 });
         ix.originalMessageId = source.id;
         message = this.editMessage(source.id, body.data ?? {}, r.files);
         break;
@@ -658,12 +844,23 @@ export class FakeDiscord extends EventEmitter {
     }
     this.emit('callback', ix);
     if (r.query.get('with_response') === 'true') {
-      return { status: 200, body: { interaction: { id: ix.id, type: ix.type }, resource: { type: body.type, ...(message ? { message } : {}) } } };
+      return {
+        status: 200,
+        body: {
+          interaction: { id: ix.id, type: ix.type },
+          resource: { type: body.type, ...(message ? { message } : {}) },
+        },
+      };
     }
     return { status: 204 };
   }
 
-  private webhook(appId: string, token: string, target: string | undefined, r: RecordedRequest): { status: number; body?: unknown } {
+  private webhook(
+    appId: string,
+    token: string,
+    target: string | undefined,
+    r: RecordedRequest,
+  ): { status: number; body?: unknown } {
     if (appId !== this.applicationId) throw new HttpError(404, { message: 'Unknown Webhook', code: 10015 });
     const ix = this.interactionFor(token);
     this.tokenValid(ix);
@@ -671,18 +868,29 @@ export class FakeDiscord extends EventEmitter {
       if (r.method !== 'POST') throw new HttpError(405, { message: '405: Method Not Allowed', code: 0 });
       const data = r.body as Record<string, unknown>;
       const flags = Number(data.flags ?? 0);
-      const msg = this.newBotMessage(ix.channelId, {
-        ...this.messageFields(data, r.files, ix.channelId),
-        flags: flags & EPHEMERAL,
-        webhook_id: this.applicationId,
-        application_id: this.applicationId,
-        interaction_metadata: { id: ix.id, type: ix.type, user: ix.user, authorizing_integration_owners: { '0': ix.guildId }, original_response_message_id: ix.originalMessageId },
-      }, (flags & EPHEMERAL) !== 0 ? ix : undefined);
+      const msg = this.newBotMessage(
+        ix.channelId,
+        {
+          ...this.messageFields(data, r.files, ix.channelId),
+          flags: flags & EPHEMERAL,
+          webhook_id: this.applicationId,
+          application_id: this.applicationId,
+          interaction_metadata: {
+            id: ix.id,
+            type: ix.type,
+            user: ix.user,
+            authorizing_integration_owners: { '0': ix.guildId },
+            original_response_message_id: ix.originalMessageId,
+          },
+        },
+        (flags & EPHEMERAL) !== 0 ? ix : undefined,
+      );
       ix.followUps.push(msg.id);
       return { status: 200, body: msg };
     }
     const id = target === '@original' ? ix.originalMessageId : target;
-    if (!id || (target !== '@original' && !ix.followUps.includes(id))) throw new HttpError(404, { message: 'Unknown Message', code: 10008 });
+    if (!id || (target !== '@original' && !ix.followUps.includes(id)))
+      throw new HttpError(404, { message: 'Unknown Message', code: 10008 });
     const existing = this.messages.get(id) ?? ix.ephemeral.find((e) => e.id === id);
     if (!existing) throw new HttpError(404, { message: 'Unknown Message', code: 10008 });
     if (r.method === 'GET') return { status: 200, body: existing };
@@ -690,7 +898,8 @@ export class FakeDiscord extends EventEmitter {
       this.deleteMessage(existing);
       return { status: 204 };
     }
-    if (r.method === 'PATCH') return { status: 200, body: this.editMessage(id, r.body as Record<string, unknown>, r.files, ix) };
+    if (r.method === 'PATCH')
+      return { status: 200, body: this.editMessage(id, r.body as Record<string, unknown>, r.files, ix) };
     throw new HttpError(405, { message: '405: Method Not Allowed', code: 0 });
   }
 
@@ -699,7 +908,8 @@ export class FakeDiscord extends EventEmitter {
     if (!msg || msg.channel_id !== channelId) throw new HttpError(404, { message: 'Unknown Message', code: 10008 });
     if (r.method === 'GET') return { status: 200, body: msg };
     if (r.method === 'PATCH') {
-      if (msg.author.id !== this.bot.id) throw new HttpError(403, { message: 'Cannot edit a message authored by another user', code: 50005 });
+      if (msg.author.id !== this.bot.id)
+        throw new HttpError(403, { message: 'Cannot edit a message authored by another user', code: 50005 });
       return { status: 200, body: this.editMessage(messageId, r.body as Record<string, unknown>, r.files) };
     }
     if (r.method === 'DELETE') {
@@ -716,7 +926,9 @@ export class FakeDiscord extends EventEmitter {
   private createChannelMessage(channelId: string, r: RecordedRequest): ApiMessage {
     const found = this.channel(channelId);
     if (!found) throw new HttpError(404, { message: 'Unknown Channel', code: 10003 });
-    const data = (r.body ?? {}) as Record<string, unknown> & { message_reference?: { message_id: string; fail_if_not_exists?: boolean; type?: number } };
+    const data = (r.body ?? {}) as Record<string, unknown> & {
+      message_reference?: { message_id: string; fail_if_not_exists?: boolean; type?: number };
+    };
     const fields = this.messageFields(data, r.files, channelId);
     if (!fields.content && !fields.attachments?.length && !(fields.components as unknown[] | undefined)?.length) {
       throw new HttpError(400, { message: 'Cannot send an empty message', code: 50006 });
@@ -726,12 +938,25 @@ export class FakeDiscord extends EventEmitter {
       const target = this.messages.get(data.message_reference.message_id);
       if (!target) {
         if (data.message_reference.fail_if_not_exists !== false) {
-          throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { message_reference: { _errors: [{ code: 'MESSAGE_REFERENCE_UNKNOWN_MESSAGE', message: 'Unknown message' }] } } });
+          throw new HttpError(400, {
+            message: 'Invalid Form Body',
+            code: 50035,
+            errors: {
+              message_reference: {
+                _errors: [{ code: 'MESSAGE_REFERENCE_UNKNOWN_MESSAGE', message: 'Unknown message' }],
+              },
+            },
+          });
         }
       } else {
         reference = {
           type: 19,
-          message_reference: { type: data.message_reference.type ?? 0, message_id: target.id, channel_id: target.channel_id, guild_id: found.guild.id },
+          message_reference: {
+            type: data.message_reference.type ?? 0,
+            message_id: target.id,
+            channel_id: target.channel_id,
+            guild_id: found.guild.id,
+          },
           referenced_message: target,
         };
       }
@@ -740,13 +965,23 @@ export class FakeDiscord extends EventEmitter {
   }
 
   /** Content, components and attachments of a create/edit body (with `attachments` semantics for edits). */
-  private messageFields(data: Record<string, unknown>, files: RecordedFile[], channelId: string, existing?: ApiMessage): Partial<ApiMessage> {
+  private messageFields(
+    data: Record<string, unknown>,
+    files: RecordedFile[],
+    channelId: string,
+    existing?: ApiMessage,
+  ): Partial<ApiMessage> {
     const out: Partial<ApiMessage> = {};
     if (typeof data.content === 'string') out.content = data.content;
     if (Array.isArray(data.components)) out.components = data.components;
     if (Array.isArray(data.embeds)) out.embeds = data.embeds;
-    const uploaded = files.map((f, i) => ({ index: String(i), field: f.field, att: this.storeAttachment(channelId, f.filename, f.data, f.contentType) }));
-    const byField = (id: string) => uploaded.find((u) => u.field === `files[${id}]`) ?? uploaded.find((u) => u.index === id);
+    const uploaded = files.map((f, i) => ({
+      index: String(i),
+      field: f.field,
+      att: this.storeAttachment(channelId, f.filename, f.data, f.contentType),
+    }));
+    const byField = (id: string) =>
+      uploaded.find((u) => u.field === `files[${id}]`) ?? uploaded.find((u) => u.index === id);
     if (Array.isArray(data.attachments)) {
       const list: ApiAttachment[] = [];
       for (const a of data.attachments as { id: string | number; filename?: string }[]) {
@@ -754,7 +989,14 @@ export class FakeDiscord extends EventEmitter {
         if (up) list.push({ ...up.att, filename: a.filename ?? up.att.filename });
         else {
           const kept = existing?.attachments.find((e) => e.id === String(a.id));
-          if (!kept) throw new HttpError(400, { message: 'Invalid Form Body', code: 50035, errors: { attachments: { _errors: [{ code: 'ATTACHMENT_NOT_FOUND', message: `attachment ${a.id} not found` }] } } });
+          if (!kept)
+            throw new HttpError(400, {
+              message: 'Invalid Form Body',
+              code: 50035,
+              errors: {
+                attachments: { _errors: [{ code: 'ATTACHMENT_NOT_FOUND', message: `attachment ${a.id} not found` }] },
+              },
+            });
           list.push(kept);
         }
       }
@@ -769,7 +1011,13 @@ export class FakeDiscord extends EventEmitter {
   private newBotMessage(channelId: string, fields: Partial<ApiMessage>, ephemeralFor?: FakeInteraction): ApiMessage {
     const found = this.channel(channelId);
     if (!found) throw new HttpError(404, { message: 'Unknown Channel', code: 10003 });
-    const msg = makeMessage({ id: snowflake(), channel_id: channelId, guild_id: found.guild.id, author: this.bot, ...fields });
+    const msg = makeMessage({
+      id: snowflake(),
+      channel_id: channelId,
+      guild_id: found.guild.id,
+      author: this.bot,
+      ...fields,
+    });
     delete (msg as unknown as Record<string, unknown>).allowed_mentions;
     if (ephemeralFor) {
       ephemeralFor.ephemeral.push(msg);
@@ -778,7 +1026,11 @@ export class FakeDiscord extends EventEmitter {
     this.messages.set(msg.id, msg);
     this.lastAllowedMentions.set(msg.id, (fields as Record<string, unknown>).allowed_mentions);
     found.channel.last_message_id = msg.id;
-    this.dispatch('MESSAGE_CREATE', { ...msg, member: { ...found.guild.members.get(this.bot.id), user: undefined } }, Intent.GuildMessages);
+    this.dispatch(
+      'MESSAGE_CREATE',
+      { ...msg, member: { ...found.guild.members.get(this.bot.id), user: undefined } },
+      Intent.GuildMessages,
+    );
     this.emit('message', msg);
     return msg;
   }
@@ -786,7 +1038,12 @@ export class FakeDiscord extends EventEmitter {
   /** allowed_mentions the bot sent with each message's latest create/edit (undefined: none sent). */
   readonly lastAllowedMentions = new Map<string, unknown>();
 
-  private editMessage(id: string, data: Record<string, unknown>, files: RecordedFile[], ix?: FakeInteraction): ApiMessage {
+  private editMessage(
+    id: string,
+    data: Record<string, unknown>,
+    files: RecordedFile[],
+    ix?: FakeInteraction,
+  ): ApiMessage {
     const eph = ix?.ephemeral.find((e) => e.id === id);
     const msg = eph ?? this.messages.get(id);
     if (!msg) throw new HttpError(404, { message: 'Unknown Message', code: 10008 });
@@ -803,7 +1060,11 @@ export class FakeDiscord extends EventEmitter {
 
   private deleteMessage(msg: ApiMessage): void {
     this.messages.delete(msg.id);
-    this.dispatch('MESSAGE_DELETE', { id: msg.id, channel_id: msg.channel_id, guild_id: msg.guild_id }, Intent.GuildMessages);
+    this.dispatch(
+      'MESSAGE_DELETE',
+      { id: msg.id, channel_id: msg.channel_id, guild_id: msg.guild_id },
+      Intent.GuildMessages,
+    );
   }
 }
 

@@ -39,17 +39,50 @@ export const GGML_TYPES: readonly GgmlType[] = [
 
 /** ggml type ids that exist (or existed) but that scenewright does not read: named in error messages. */
 export const UNSUPPORTED_GGML_TYPES: Readonly<Record<number, string>> = {
-  4: 'Q4_2 (removed from ggml)', 5: 'Q4_3 (removed from ggml)', 9: 'Q8_1', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS',
-  19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S', 22: 'IQ2_S', 23: 'IQ4_XS', 25: 'I16', 29: 'IQ1_M', 31: 'Q4_0_4_4', 32: 'Q4_0_4_8',
-  33: 'Q4_0_8_8', 34: 'TQ1_0', 35: 'TQ2_0', 36: 'IQ4_NL_4_4', 37: 'IQ4_NL_4_8', 38: 'IQ4_NL_8_8', 39: 'MXFP4', 40: 'NVFP4',
-  41: 'Q1_0', 42: 'Q2_0',
+  4: 'Q4_2 (removed from ggml)',
+  5: 'Q4_3 (removed from ggml)',
+  9: 'Q8_1',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  25: 'I16',
+  29: 'IQ1_M',
+  31: 'Q4_0_4_4',
+  32: 'Q4_0_4_8',
+  33: 'Q4_0_8_8',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
+  36: 'IQ4_NL_4_4',
+  37: 'IQ4_NL_4_8',
+  38: 'IQ4_NL_8_8',
+  39: 'MXFP4',
+  40: 'NVFP4',
+  41: 'Q1_0',
+  42: 'Q2_0',
 };
 
 const BY_ID = new Map(GGML_TYPES.map((t) => [t.id, t]));
 const BY_NAME = new Map(GGML_TYPES.map((t) => [t.name, t]));
 
 /** The block-quantized formats decodeRows (and toNBits) read. */
-export const QUANTIZED_FORMATS = ['Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q8_0', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K', 'Q8_K'] as const;
+export const QUANTIZED_FORMATS = [
+  'Q4_0',
+  'Q4_1',
+  'Q5_0',
+  'Q5_1',
+  'Q8_0',
+  'Q2_K',
+  'Q3_K',
+  'Q4_K',
+  'Q5_K',
+  'Q6_K',
+  'Q8_K',
+] as const;
 export type QuantizedFormat = (typeof QUANTIZED_FORMATS)[number];
 /** Formats decodeRows reads: the quantized ones and the float types. */
 export type RowFormat = QuantizedFormat | 'F32' | 'F16' | 'BF16';
@@ -59,7 +92,8 @@ export const AFFINE: ReadonlySet<string> = new Set(['Q4_1', 'Q5_1', 'Q2_K', 'Q4_
 
 export const ggmlTypeById = (id: number): GgmlType | undefined => BY_ID.get(id);
 export const ggmlTypeByName = (name: string): GgmlType | undefined => BY_NAME.get(name);
-export const isQuantized = (name: string): name is QuantizedFormat => (QUANTIZED_FORMATS as readonly string[]).includes(name);
+export const isQuantized = (name: string): name is QuantizedFormat =>
+  (QUANTIZED_FORMATS as readonly string[]).includes(name);
 
 /** The name of any known ggml type id (for messages), else undefined. */
 export function ggmlTypeName(id: number): string | undefined {
@@ -75,7 +109,8 @@ function typeOf(format: string): GgmlType {
 /** Bytes of `count` values of a format; count must be whole blocks. */
 export function encodedBytes(format: string, count: number): number {
   const t = typeOf(format);
-  if (count % t.blockElems !== 0) throw new Error(`internal error: ${count} values are not whole ${format} blocks of ${t.blockElems}`);
+  if (count % t.blockElems !== 0)
+    throw new Error(`internal error: ${count} values are not whole ${format} blocks of ${t.blockElems}`);
   return (count / t.blockElems) * t.bytesPerBlock;
 }
 
@@ -107,7 +142,12 @@ export function scaleQ3K(b: Uint8Array, s: number, j: number): number {
  * ggml computes them (float32) and q the integer code. Shared by decodeRows and toNBits so both read the bit
  * layouts one way. `min` is 0 for symmetric formats. Runs of 16 or 32 values share scale and min.
  */
-export function forEachCode(format: QuantizedFormat, b: Uint8Array, blocks: number, emit: (i: number, q: number, scale: number, min: number) => void): void {
+export function forEachCode(
+  format: QuantizedFormat,
+  b: Uint8Array,
+  blocks: number,
+  emit: (i: number, q: number, scale: number, min: number) => void,
+): void {
   const { bytesPerBlock: bb, blockElems: be } = typeOf(format);
   for (let k = 0; k < blocks; k++) {
     const o = k * bb;
@@ -118,7 +158,8 @@ export function forEachCode(format: QuantizedFormat, b: Uint8Array, blocks: numb
         for (let j = 0; j < 32; j++) emit(y + j, (b[o + 2 + j]! << 24) >> 24, d, 0);
         break;
       }
-      case 'Q4_0': case 'Q4_1': {
+      case 'Q4_0':
+      case 'Q4_1': {
         const d = f16At(b, o);
         const affine = format === 'Q4_1';
         // Q4_1 adds its min m: value = d·q + m, i.e. min = −m.
@@ -131,7 +172,8 @@ export function forEachCode(format: QuantizedFormat, b: Uint8Array, blocks: numb
         }
         break;
       }
-      case 'Q5_0': case 'Q5_1': {
+      case 'Q5_0':
+      case 'Q5_1': {
         const d = f16At(b, o);
         const affine = format === 'Q5_1';
         const m = affine ? -f16At(b, o + 2) : 0;
@@ -171,7 +213,8 @@ export function forEachCode(format: QuantizedFormat, b: Uint8Array, blocks: numb
         }
         break;
       }
-      case 'Q4_K': case 'Q5_K': {
+      case 'Q4_K':
+      case 'Q5_K': {
         // d, dmin, scales[12], (Q5_K: qh[32]), qs[128]
         const d = f16At(b, o);
         const dmin = f16At(b, o + 2);
@@ -223,7 +266,10 @@ export function forEachCode(format: QuantizedFormat, b: Uint8Array, blocks: numb
 export function decodeRows(format: RowFormat, bytes: Uint8Array, rows: number, cols: number): Float32Array {
   const count = rows * cols;
   const want = encodedBytes(format, count);
-  if (bytes.byteLength !== want) throw new Error(`internal error: ${bytes.byteLength} bytes for ${rows}×${cols} ${format} values, which need ${want}`);
+  if (bytes.byteLength !== want)
+    throw new Error(
+      `internal error: ${bytes.byteLength} bytes for ${rows}×${cols} ${format} values, which need ${want}`,
+    );
   const out = new Float32Array(count);
   if (format === 'F32' || format === 'F16' || format === 'BF16') {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -238,7 +284,13 @@ export function decodeRows(format: RowFormat, bytes: Uint8Array, rows: number, c
   // ggml: y = d·q (symmetric) or y = d·q − m / d·q + m (affine), each operation rounded to float32; a float64
   // product or sum of float32 values rounded once to float32 is that float32 operation exactly.
   const blocks = count / typeOf(format).blockElems;
-  if (AFFINE.has(format)) forEachCode(format, bytes, blocks, (i, q, s, m) => { out[i] = fr(s * q) - m; });
-  else forEachCode(format, bytes, blocks, (i, q, s) => { out[i] = s * q; });
+  if (AFFINE.has(format))
+    forEachCode(format, bytes, blocks, (i, q, s, m) => {
+      out[i] = fr(s * q) - m;
+    });
+  else
+    forEachCode(format, bytes, blocks, (i, q, s) => {
+      out[i] = s * q;
+    });
   return out;
 }

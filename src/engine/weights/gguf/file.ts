@@ -2,8 +2,25 @@ import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs'
 import type { DType, TensorSource } from '../../onnx/graph.ts';
 import { WeightsError } from '../safetensors.ts';
 import { TensorTable, type TensorFile } from '../tensor-file.ts';
-import { decodeRows, GGML_TYPES, ggmlTypeById, ggmlTypeName, isQuantized, type GgmlType, type RowFormat } from './blocks.ts';
-import { DEFAULT_ALIGNMENT, GGUF_MAGIC, MAX_DIMS, ORIG_SHAPE_PREFIX, SCALAR_BYTES, VALUE_TYPES, type GgufValue, type ValueTypeName } from './types.ts';
+import {
+  decodeRows,
+  GGML_TYPES,
+  ggmlTypeById,
+  ggmlTypeName,
+  isQuantized,
+  type GgmlType,
+  type RowFormat,
+} from './blocks.ts';
+import {
+  DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  MAX_DIMS,
+  ORIG_SHAPE_PREFIX,
+  SCALAR_BYTES,
+  VALUE_TYPES,
+  type GgufValue,
+  type ValueTypeName,
+} from './types.ts';
 
 /**
  * A GGUF file (ggml's format: llama.cpp, ComfyUI-GGUF, stable-diffusion.cpp), versions 2 and 3, little-endian:
@@ -34,7 +51,15 @@ export interface GgufTensorInfo {
   length: number;
 }
 
-const PLAIN: Record<string, DType> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', I8: 'int8', I32: 'int32', I64: 'int64', F64: 'float64' };
+const PLAIN: Record<string, DType> = {
+  F32: 'float32',
+  F16: 'float16',
+  BF16: 'bfloat16',
+  I8: 'int8',
+  I32: 'int32',
+  I64: 'int64',
+  F64: 'float64',
+};
 /** Damaged headers must not make us allocate gigabytes: no real key, name or string value comes near this. */
 const MAX_STRING = 64 * 1024 * 1024;
 const CHUNK = 1 << 20;
@@ -45,11 +70,17 @@ class HeaderReader {
   private buf = Buffer.alloc(0);
   private bufStart = 0;
 
-  constructor(private readonly fd: number, readonly size: number, private readonly label: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    private readonly label: string,
+  ) {}
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.size) {
-      throw new WeightsError(`${this.label}: the GGUF header runs past the end of the ${this.size}-byte file (at byte ${this.pos}, reading ${what}); the file is truncated or damaged: download it again`);
+      throw new WeightsError(
+        `${this.label}: the GGUF header runs past the end of the ${this.size}-byte file (at byte ${this.pos}, reading ${what}); the file is truncated or damaged: download it again`,
+      );
     }
     if (this.pos >= this.bufStart && this.pos + n <= this.bufStart + this.buf.length) return;
     const len = Math.min(Math.max(n, CHUNK), this.size - this.pos);
@@ -60,7 +91,10 @@ class HeaderReader {
       if (r === 0) break;
       got += r;
     }
-    if (got < n) throw new WeightsError(`${this.label}: could not read ${n} bytes at ${this.pos} (the file shrank while reading?)`);
+    if (got < n)
+      throw new WeightsError(
+        `${this.label}: could not read ${n} bytes at ${this.pos} (the file shrank while reading?)`,
+      );
     this.buf = b;
     this.bufStart = this.pos;
   }
@@ -90,7 +124,9 @@ class HeaderReader {
   count(what: string, max: number): number {
     const v = this.u64(what);
     if (v > BigInt(max)) {
-      throw new WeightsError(`${this.label}: ${what} is ${v}, more than the rest of this ${this.size}-byte file can hold (at most ${Math.max(0, max)} at byte ${this.pos - 8}); the file is truncated or its header damaged: download it again`);
+      throw new WeightsError(
+        `${this.label}: ${what} is ${v}, more than the rest of this ${this.size}-byte file can hold (at most ${Math.max(0, max)} at byte ${this.pos - 8}); the file is truncated or its header damaged: download it again`,
+      );
     }
     return Number(v);
   }
@@ -111,23 +147,38 @@ class HeaderReader {
 
   scalar(type: ValueTypeName, what: string): GgufValue {
     switch (type) {
-      case 'u8': return this.read(1, what, (b, i) => b.readUInt8(i));
-      case 'i8': return this.read(1, what, (b, i) => b.readInt8(i));
-      case 'u16': return this.read(2, what, (b, i) => b.readUInt16LE(i));
-      case 'i16': return this.read(2, what, (b, i) => b.readInt16LE(i));
-      case 'u32': return this.read(4, what, (b, i) => b.readUInt32LE(i));
-      case 'i32': return this.read(4, what, (b, i) => b.readInt32LE(i));
-      case 'f32': return this.read(4, what, (b, i) => b.readFloatLE(i));
+      case 'u8':
+        return this.read(1, what, (b, i) => b.readUInt8(i));
+      case 'i8':
+        return this.read(1, what, (b, i) => b.readInt8(i));
+      case 'u16':
+        return this.read(2, what, (b, i) => b.readUInt16LE(i));
+      case 'i16':
+        return this.read(2, what, (b, i) => b.readInt16LE(i));
+      case 'u32':
+        return this.read(4, what, (b, i) => b.readUInt32LE(i));
+      case 'i32':
+        return this.read(4, what, (b, i) => b.readInt32LE(i));
+      case 'f32':
+        return this.read(4, what, (b, i) => b.readFloatLE(i));
       case 'bool': {
         const v = this.read(1, what, (b, i) => b.readUInt8(i));
-        if (v > 1) throw new WeightsError(`${this.label}: ${what} is a bool of value ${v} (must be 0 or 1); the header is damaged: download it again or convert the model again`);
+        if (v > 1)
+          throw new WeightsError(
+            `${this.label}: ${what} is a bool of value ${v} (must be 0 or 1); the header is damaged: download it again or convert the model again`,
+          );
         return v === 1;
       }
-      case 'string': return this.string(what);
-      case 'u64': return this.read(8, what, (b, i) => b.readBigUInt64LE(i));
-      case 'i64': return this.read(8, what, (b, i) => b.readBigInt64LE(i));
-      case 'f64': return this.read(8, what, (b, i) => b.readDoubleLE(i));
-      case 'array': throw new Error('internal error: arrays are read by value()');
+      case 'string':
+        return this.string(what);
+      case 'u64':
+        return this.read(8, what, (b, i) => b.readBigUInt64LE(i));
+      case 'i64':
+        return this.read(8, what, (b, i) => b.readBigInt64LE(i));
+      case 'f64':
+        return this.read(8, what, (b, i) => b.readDoubleLE(i));
+      case 'array':
+        throw new Error('internal error: arrays are read by value()');
     }
   }
 }
@@ -144,14 +195,19 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
   readonly dataStart: number;
   readonly size: number;
 
-  constructor(readonly path: string, readonly label: string = path) {
+  constructor(
+    readonly path: string,
+    readonly label: string = path,
+  ) {
     super();
     let fd: number;
     try {
       this.realPath = realpathSync(path);
       fd = openSync(this.realPath, 'r');
     } catch (e) {
-      throw new WeightsError(`${label}: cannot open weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      throw new WeightsError(
+        `${label}: cannot open weights file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
     }
     try {
       this.size = fstatSync(fd).size;
@@ -159,13 +215,21 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
       if (this.size < 4 || r.bytes(4, 'the magic').toString('latin1') !== GGUF_MAGIC) {
         r.pos = 0;
         const head = this.size >= 4 ? JSON.stringify(r.bytes(4, 'the magic').toString('latin1')) : `${this.size} bytes`;
-        throw new WeightsError(`${label}: not a GGUF file (it starts with ${head}, not "GGUF"); check that it is a .gguf model (safetensors files need a .safetensors name) and download it again if it is`);
+        throw new WeightsError(
+          `${label}: not a GGUF file (it starts with ${head}, not "GGUF"); check that it is a .gguf model (safetensors files need a .safetensors name) and download it again if it is`,
+        );
       }
       this.version = r.u32('the version');
       if (this.version !== 2 && this.version !== 3) {
-        const hint = this.version === 1 ? ' (GGUF v1 from 2023 is not supported: convert the model again with a current llama.cpp or ComfyUI-GGUF)'
-          : this.version === 0x03000000 || this.version === 0x02000000 ? ' (this is a big-endian GGUF file; use a little-endian one)' : '';
-        throw new WeightsError(`${label}: GGUF version ${this.version} is not supported (scenewright reads versions 2 and 3)${hint}`);
+        const hint =
+          this.version === 1
+            ? ' (GGUF v1 from 2023 is not supported: convert the model again with a current llama.cpp or ComfyUI-GGUF)'
+            : this.version === 0x03000000 || this.version === 0x02000000
+              ? ' (this is a big-endian GGUF file; use a little-endian one)'
+              : '';
+        throw new WeightsError(
+          `${label}: GGUF version ${this.version} is not supported (scenewright reads versions 2 and 3)${hint}`,
+        );
       }
       // Each tensor info takes at least 24 bytes and each kv pair at least 13: counts beyond that are damage.
       const tensorCount = r.count('the tensor count', Math.floor(r.remaining() / 24));
@@ -176,7 +240,10 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
       for (let i = 0; i < tensorCount; i++) {
         const name = r.string(`the name of tensor ${i}`);
         const nDims = r.u32(`the dimension count of tensor ${name}`);
-        if (nDims > MAX_DIMS) throw new WeightsError(`${label}: tensor ${name} has ${nDims} dimensions; GGUF (ggml) allows at most ${MAX_DIMS}; the header is damaged: download it again or convert the model again`);
+        if (nDims > MAX_DIMS)
+          throw new WeightsError(
+            `${label}: tensor ${name} has ${nDims} dimensions; GGUF (ggml) allows at most ${MAX_DIMS}; the header is damaged: download it again or convert the model again`,
+          );
         const ne: number[] = [];
         for (let d = 0; d < nDims; d++) ne.push(r.count(`dimension ${d} of tensor ${name}`, Number.MAX_SAFE_INTEGER));
         const typeId = r.u32(`the type of tensor ${name}`);
@@ -193,7 +260,10 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
 
   private readKv(r: HeaderReader): void {
     const key = r.string('a metadata key');
-    if (key in this.metadata) throw new WeightsError(`${this.label}: metadata key ${key} appears twice; the file is damaged: download it again or convert the model again`);
+    if (key in this.metadata)
+      throw new WeightsError(
+        `${this.label}: metadata key ${key} appears twice; the file is damaged: download it again or convert the model again`,
+      );
     const type = this.valueType(r, key);
     if (type === 'array') {
       const elem = this.valueType(r, `${key}[]`);
@@ -208,7 +278,10 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
   private valueType(r: HeaderReader, key: string): ValueTypeName {
     const id = r.u32(`the type of metadata ${key}`);
     const type = VALUE_TYPES[id];
-    if (!type) throw new WeightsError(`${this.label}: metadata ${key} has value type ${id}, which GGUF does not define (0..12); the file is damaged or from a newer GGUF version: download it again, or convert the model again with llama.cpp or ComfyUI-GGUF`);
+    if (!type)
+      throw new WeightsError(
+        `${this.label}: metadata ${key} has value type ${id}, which GGUF does not define (0..12); the file is damaged or from a newer GGUF version: download it again, or convert the model again with llama.cpp or ComfyUI-GGUF`,
+      );
     return type;
   }
 
@@ -217,7 +290,10 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
     const n = r.count(`the length of metadata array ${key}`, Math.floor(r.remaining() / minBytes));
     const out: GgufValue[] = new Array(n);
     for (let i = 0; i < n; i++) {
-      out[i] = elem === 'array' ? this.readArrayBody(r, `${key}[${i}]`, this.valueType(r, `${key}[${i}]`)) : r.scalar(elem, `metadata ${key}[${i}]`);
+      out[i] =
+        elem === 'array'
+          ? this.readArrayBody(r, `${key}[${i}]`, this.valueType(r, `${key}[${i}]`))
+          : r.scalar(elem, `metadata ${key}[${i}]`);
     }
     return out;
   }
@@ -225,33 +301,54 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
   private readAlignment(): number {
     const v = this.metadata['general.alignment'];
     if (v === undefined) return DEFAULT_ALIGNMENT;
-    if (this.metadataTypes['general.alignment']!.type !== 'u32' || typeof v !== 'number' || v === 0 || (v & (v - 1)) !== 0) {
-      throw new WeightsError(`${this.label}: general.alignment is ${String(v)} (${this.metadataTypes['general.alignment']!.type}); GGUF requires a u32 power of two; the file is damaged: download it again or convert the model again`);
+    if (
+      this.metadataTypes['general.alignment']!.type !== 'u32' ||
+      typeof v !== 'number' ||
+      v === 0 ||
+      (v & (v - 1)) !== 0
+    ) {
+      throw new WeightsError(
+        `${this.label}: general.alignment is ${String(v)} (${this.metadataTypes['general.alignment']!.type}); GGUF requires a u32 power of two; the file is damaged: download it again or convert the model again`,
+      );
     }
     return v;
   }
 
   private addTensor({ name, ne, typeId, rel }: { name: string; ne: number[]; typeId: number; rel: number }): void {
     const where = `${this.label}: tensor ${name}`;
-    if (this.tensors.has(name)) throw new WeightsError(`${where} appears twice in the header; the file is damaged: download it again or convert the model again`);
+    if (this.tensors.has(name))
+      throw new WeightsError(
+        `${where} appears twice in the header; the file is damaged: download it again or convert the model again`,
+      );
     const ggml = ggmlTypeById(typeId);
     if (!ggml) {
       const known = ggmlTypeName(typeId);
       const supported = GGML_TYPES.map((t) => t.name).join(', ');
-      throw new WeightsError(`${where} has ggml type ${typeId}${known ? ` (${known})` : ' (unknown to scenewright; from a newer ggml?)'}, which scenewright cannot read (supported: ${supported}); re-quantize the model to Q8_0, Q4_0 or Q4_K (llama.cpp's llama-quantize or ComfyUI-GGUF's tools), or use the bf16/fp8 safetensors file`);
+      throw new WeightsError(
+        `${where} has ggml type ${typeId}${known ? ` (${known})` : ' (unknown to scenewright; from a newer ggml?)'}, which scenewright cannot read (supported: ${supported}); re-quantize the model to Q8_0, Q4_0 or Q4_K (llama.cpp's llama-quantize or ComfyUI-GGUF's tools), or use the bf16/fp8 safetensors file`,
+      );
     }
     const count = ne.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(count)) throw new WeightsError(`${where} has an absurd shape [${ne.join(', ')}]; the header is damaged: download it again or convert the model again`);
+    if (!Number.isSafeInteger(count))
+      throw new WeightsError(
+        `${where} has an absurd shape [${ne.join(', ')}]; the header is damaged: download it again or convert the model again`,
+      );
     if ((ne[0] ?? 1) % ggml.blockElems !== 0) {
-      throw new WeightsError(`${where}: its rows of ${ne[0]} values are not whole ${ggml.name} blocks of ${ggml.blockElems}; the file is damaged (ggml cannot write such a tensor): download it again or convert the model again`);
+      throw new WeightsError(
+        `${where}: its rows of ${ne[0]} values are not whole ${ggml.name} blocks of ${ggml.blockElems}; the file is damaged (ggml cannot write such a tensor): download it again or convert the model again`,
+      );
     }
     const length = (count / ggml.blockElems) * ggml.bytesPerBlock;
     if (rel % this.alignment !== 0) {
-      throw new WeightsError(`${where}: its data offset ${rel} is not a multiple of the file's alignment ${this.alignment}; the header is damaged: download the file again`);
+      throw new WeightsError(
+        `${where}: its data offset ${rel} is not a multiple of the file's alignment ${this.alignment}; the header is damaged: download the file again`,
+      );
     }
     const offset = this.dataStart + rel;
     if (offset + length > this.size) {
-      throw new WeightsError(`${where} (${ggml.name}, ${length} bytes) ends at byte ${offset + length} but the file has only ${this.size} bytes; the download is truncated: download it again`);
+      throw new WeightsError(
+        `${where} (${ggml.name}, ${length} bytes) ends at byte ${offset + length} but the file has only ${this.size} bytes; the download is truncated: download it again`,
+      );
     }
     const shape = this.origShape(name, count) ?? [...ne].reverse();
     const format = isQuantized(ggml.name) ? ggml.name : undefined;
@@ -267,11 +364,15 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
     const t = this.metadataTypes[key]!;
     const ints = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64'];
     if (t.type !== 'array' || !ints.includes(t.elem!) || !Array.isArray(v)) {
-      throw new WeightsError(`${this.label}: metadata ${key} must be an array of integers (ComfyUI-GGUF writes int32), not ${t.type}${t.elem ? ` of ${t.elem}` : ''}; convert the model again with ComfyUI-GGUF's tools`);
+      throw new WeightsError(
+        `${this.label}: metadata ${key} must be an array of integers (ComfyUI-GGUF writes int32), not ${t.type}${t.elem ? ` of ${t.elem}` : ''}; convert the model again with ComfyUI-GGUF's tools`,
+      );
     }
     const shape = v.map(Number);
     if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shape.reduce((a, b) => a * b, 1) !== count) {
-      throw new WeightsError(`${this.label}: tensor ${name} holds ${count} values but its ${key} is [${shape.join(', ')}]; the file is damaged: download it again or convert the model again`);
+      throw new WeightsError(
+        `${this.label}: tensor ${name} holds ${count} values but its ${key} is [${shape.join(', ')}]; the file is damaged: download it again or convert the model again`,
+      );
     }
     return shape;
   }
@@ -281,7 +382,9 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
     for (let i = 1; i < sorted.length; i++) {
       const [p, t] = [sorted[i - 1]!, sorted[i]!];
       if (t.offset < p.offset + p.length) {
-        throw new WeightsError(`${this.label}: tensors ${p.name} (bytes ${p.offset}..${p.offset + p.length}) and ${t.name} (from byte ${t.offset}) overlap; the header is damaged: download the file again`);
+        throw new WeightsError(
+          `${this.label}: tensors ${p.name} (bytes ${p.offset}..${p.offset + p.length}) and ${t.name} (from byte ${t.offset}) overlap; the header is damaged: download the file again`,
+        );
       }
     }
   }
@@ -297,9 +400,15 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
     const rows = t.shape.length > 1 ? t.shape[0]! : 1;
     const perRow = rows === 0 ? 0 : t.shape.reduce((a, b) => a * b, 1) / rows;
     if (perRow % t.ggml.blockElems !== 0) {
-      throw new WeightsError(`${this.label}: tensor ${name} is ${t.format} stored reshaped (comfy.gguf.orig_shape [${t.shape.join(', ')}]): its rows of ${perRow} values are not whole ${t.ggml.blockElems}-value blocks, so they cannot be read as quantized rows; convert this tensor to F16/F32 or a 32-block format (Q8_0/Q4_0) when making the GGUF file`);
+      throw new WeightsError(
+        `${this.label}: tensor ${name} is ${t.format} stored reshaped (comfy.gguf.orig_shape [${t.shape.join(', ')}]): its rows of ${perRow} values are not whole ${t.ggml.blockElems}-value blocks, so they cannot be read as quantized rows; convert this tensor to F16/F32 or a 32-block format (Q8_0/Q4_0) when making the GGUF file`,
+      );
     }
-    return { dtype: 'float32', shape: t.shape, encoded: { format: t.format, rowBytes: rows === 0 ? 0 : t.length / rows, external } };
+    return {
+      dtype: 'float32',
+      shape: t.shape,
+      encoded: { format: t.format, rowBytes: rows === 0 ? 0 : t.length / rows, external },
+    };
   }
 
   /** The tensor's stored bytes. */
@@ -312,7 +421,10 @@ export class GgufFile extends TensorTable<GgufTensorInfo> implements TensorFile 
   readFloat32(name: string): Float32Array {
     const t = this.info(name);
     const g = t.ggml.name;
-    if (g !== 'F32' && g !== 'F16' && g !== 'BF16' && !t.format) throw new WeightsError(`${this.label}: tensor ${name} is ${g}; readFloat32 reads F32, F16, BF16 and block-quantized tensors`);
+    if (g !== 'F32' && g !== 'F16' && g !== 'BF16' && !t.format)
+      throw new WeightsError(
+        `${this.label}: tensor ${name} is ${g}; readFloat32 reads F32, F16, BF16 and block-quantized tensors`,
+      );
     const count = t.shape.reduce((a, b) => a * b, 1);
     return decodeRows(g as RowFormat, this.readBytes(name), 1, count);
   }

@@ -1,5 +1,13 @@
 import { zeroBytesPerRow, type NBitsHost } from '../nbits.ts';
-import { encodedBytes, f16At, forEachCode, ggmlTypeByName, isQuantized, scaleMinK4, type QuantizedFormat } from './blocks.ts';
+import {
+  encodedBytes,
+  f16At,
+  forEachCode,
+  ggmlTypeByName,
+  isQuantized,
+  scaleMinK4,
+  type QuantizedFormat,
+} from './blocks.ts';
 
 /**
  * GGUF block formats repacked into com.microsoft.MatMulNBits' layout (see nbits.ts), exactly: every weight
@@ -11,7 +19,12 @@ import { encodedBytes, f16At, forEachCode, ggmlTypeByName, isQuantized, scaleMin
  * 8 bits, and affine formats use zero point 0 with a per-block `mins` the graph subtracts.
  */
 
-interface Form { bits: 4 | 8; block: number; affine: boolean; /** added to ggml's code to get the stored one */ shift: number }
+interface Form {
+  bits: 4 | 8;
+  block: number;
+  affine: boolean;
+  /** added to ggml's code to get the stored one */ shift: number;
+}
 
 const FORMS: Record<QuantizedFormat, Form> = {
   Q8_0: { bits: 8, block: 32, affine: false, shift: 128 },
@@ -44,12 +57,19 @@ export function nbitsFormOf(format: string): { bits: 4 | 8; block: number; affin
 export function toNBits(format: QuantizedFormat, bytes: Uint8Array, rows: number, cols: number): NBitsHost {
   const f = FORMS[format];
   if (!f) throw new Error(`internal error: no MatMulNBits form for ${format}`);
-  if (cols % f.block !== 0) throw new Error(`internal error: ${cols} columns are not whole ${format} sub-blocks of ${f.block}`);
+  if (cols % f.block !== 0)
+    throw new Error(`internal error: ${cols} columns are not whole ${format} sub-blocks of ${f.block}`);
   const count = rows * cols;
   const want = encodedBytes(format, count);
-  if (bytes.byteLength !== want) throw new Error(`internal error: ${bytes.byteLength} bytes for ${rows}×${cols} ${format} values, which need ${want}`);
+  if (bytes.byteLength !== want)
+    throw new Error(
+      `internal error: ${bytes.byteLength} bytes for ${rows}×${cols} ${format} values, which need ${want}`,
+    );
   const h: NBitsHost = {
-    bits: f.bits, block: f.block, rows, cols,
+    bits: f.bits,
+    block: f.block,
+    rows,
+    cols,
     packed: new Uint8Array((count * f.bits) / 8),
     scales: new Float32Array(count / f.block),
   };
@@ -124,7 +144,8 @@ function repackK45(b: Uint8Array, h: NBitsHost, five: boolean): void {
         for (let l = 0; l < 32; l++) packed[p + l] = ((b[q + l]! >> shift) & 0x0f) | (((b[o + 16 + l]! >> s) & 1) << 4);
       } else {
         const p = (k * 8 + s) * 16;
-        for (let i = 0; i < 16; i++) packed[p + i] = ((b[q + 2 * i]! >> shift) & 0x0f) | (((b[q + 2 * i + 1]! >> shift) & 0x0f) << 4);
+        for (let i = 0; i < 16; i++)
+          packed[p + i] = ((b[q + 2 * i]! >> shift) & 0x0f) | (((b[q + 2 * i + 1]! >> shift) & 0x0f) << 4);
       }
     }
   }
@@ -185,9 +206,14 @@ function repackGeneric(format: QuantizedFormat, f: Form, b: Uint8Array, h: NBits
   const log2 = Math.log2(f.block);
   const mask = f.block - 1;
   // packed is row-major over blocks, so value i's code sits at i (8 bits) or nibble i (4 bits)
-  const put = f.bits === 8
-    ? (i: number, q: number) => { packed[i] = q + shift; }
-    : (i: number, q: number) => { packed[i >> 1] = packed[i >> 1]! | ((q + shift) << ((i & 1) << 2)); };
+  const put =
+    f.bits === 8
+      ? (i: number, q: number) => {
+          packed[i] = q + shift;
+        }
+      : (i: number, q: number) => {
+          packed[i >> 1] = packed[i >> 1]! | ((q + shift) << ((i & 1) << 2));
+        };
   forEachCode(format, b, blocks, (i, q, s, m) => {
     if ((i & mask) === 0) {
       scales[i >> log2] = s;

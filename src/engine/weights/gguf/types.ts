@@ -2,7 +2,21 @@
  * GGUF's metadata value types (the gguf spec's `gguf_metadata_value_type`), by id. 64-bit integers are bigints
  * in JS; arrays hold values of one element type.
  */
-export const VALUE_TYPES = ['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'f32', 'bool', 'string', 'array', 'u64', 'i64', 'f64'] as const;
+export const VALUE_TYPES = [
+  'u8',
+  'i8',
+  'u16',
+  'i16',
+  'u32',
+  'i32',
+  'f32',
+  'bool',
+  'string',
+  'array',
+  'u64',
+  'i64',
+  'f64',
+] as const;
 export type ValueTypeName = (typeof VALUE_TYPES)[number];
 export type ScalarTypeName = Exclude<ValueTypeName, 'array'>;
 
@@ -16,7 +30,17 @@ export interface TypedValue {
 
 /** Bytes of one scalar of a fixed-size type (strings and arrays are variable). */
 export const SCALAR_BYTES: Partial<Record<ValueTypeName, number>> = {
-  u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, u64: 8, i64: 8, f64: 8,
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  f32: 4,
+  bool: 1,
+  u64: 8,
+  i64: 8,
+  f64: 8,
 };
 
 export const GGUF_MAGIC = 'GGUF';

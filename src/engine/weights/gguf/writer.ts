@@ -1,7 +1,17 @@
 import { writeFileSync } from 'node:fs';
 import { f16BitsToF32, f32ToF16Bits, float32ToBf16Array, float32ToF16Array } from '../dtype.ts';
 import { encodedBytes, ggmlTypeByName, type RowFormat } from './blocks.ts';
-import { DEFAULT_ALIGNMENT, GGUF_MAGIC, ORIG_SHAPE_PREFIX, SCALAR_BYTES, VALUE_TYPES, type GgufValue, type ScalarTypeName, type TypedValue, type ValueTypeName } from './types.ts';
+import {
+  DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  ORIG_SHAPE_PREFIX,
+  SCALAR_BYTES,
+  VALUE_TYPES,
+  type GgufValue,
+  type ScalarTypeName,
+  type TypedValue,
+  type ValueTypeName,
+} from './types.ts';
 
 /**
  * Writes GGUF v3 files (tests, make-tiny-model) and encodes float rows into ggml block formats. The legacy
@@ -56,7 +66,9 @@ function inferElemType(v: GgufValue[], key: string): ValueTypeName {
   const types = new Set(v.map(inferType));
   if (types.size === 1) return [...types][0]!;
   if ([...types].every((t) => t === 'i32' || t === 'i64' || t === 'f32')) return types.has('f32') ? 'f32' : 'i64';
-  throw new Error(`GGUF metadata ${key}: an array must hold values of one type (got ${[...types].join(', ')}); give it a { type, value }`);
+  throw new Error(
+    `GGUF metadata ${key}: an array must hold values of one type (got ${[...types].join(', ')}); give it a { type, value }`,
+  );
 }
 
 class Out {
@@ -106,16 +118,36 @@ function writeScalar(out: Out, type: ScalarTypeName, v: GgufValue, key: string):
   const b = Buffer.alloc(SCALAR_BYTES[type]!);
   const n = Number(v);
   switch (type) {
-    case 'u8': b.writeUInt8(n); break;
-    case 'i8': b.writeInt8(n); break;
-    case 'u16': b.writeUInt16LE(n); break;
-    case 'i16': b.writeInt16LE(n); break;
-    case 'u32': b.writeUInt32LE(n); break;
-    case 'i32': b.writeInt32LE(n); break;
-    case 'f32': b.writeFloatLE(n); break;
-    case 'f64': b.writeDoubleLE(n); break;
-    case 'u64': b.writeBigUInt64LE(BigInt(v)); break;
-    case 'i64': b.writeBigInt64LE(BigInt(v)); break;
+    case 'u8':
+      b.writeUInt8(n);
+      break;
+    case 'i8':
+      b.writeInt8(n);
+      break;
+    case 'u16':
+      b.writeUInt16LE(n);
+      break;
+    case 'i16':
+      b.writeInt16LE(n);
+      break;
+    case 'u32':
+      b.writeUInt32LE(n);
+      break;
+    case 'i32':
+      b.writeInt32LE(n);
+      break;
+    case 'f32':
+      b.writeFloatLE(n);
+      break;
+    case 'f64':
+      b.writeDoubleLE(n);
+      break;
+    case 'u64':
+      b.writeBigUInt64LE(BigInt(v));
+      break;
+    case 'i64':
+      b.writeBigInt64LE(BigInt(v));
+      break;
   }
   out.push(b);
 }
@@ -158,7 +190,8 @@ export function encodeGguf(input: GgufInput): Buffer {
   const alignment = input.alignment ?? DEFAULT_ALIGNMENT;
   const metadata: Record<string, GgufValue | TypedValue> = { ...input.metadata };
   if (alignment !== DEFAULT_ALIGNMENT) metadata['general.alignment'] = { type: 'u32', value: alignment };
-  for (const t of input.tensors) if (t.storedShape) metadata[ORIG_SHAPE_PREFIX + t.name] = { type: 'i32', value: t.shape };
+  for (const t of input.tensors)
+    if (t.storedShape) metadata[ORIG_SHAPE_PREFIX + t.name] = { type: 'i32', value: t.shape };
 
   const out = new Out();
   out.push(Buffer.from(GGUF_MAGIC, 'latin1'));
@@ -175,9 +208,13 @@ export function encodeGguf(input: GgufInput): Buffer {
     if (!type) throw new Error(`tensor ${t.name}: unknown ggml format ${t.format}`);
     const stored = t.storedShape ?? t.shape;
     const count = stored.reduce((a, b) => a * b, 1);
-    if (count !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`tensor ${t.name}: stored shape [${stored}] does not hold shape [${t.shape}]`);
+    if (count !== t.shape.reduce((a, b) => a * b, 1))
+      throw new Error(`tensor ${t.name}: stored shape [${stored}] does not hold shape [${t.shape}]`);
     const want = encodedBytes(t.format, count);
-    if (t.data.byteLength !== want) throw new Error(`tensor ${t.name}: ${t.data.byteLength} bytes of data, [${t.shape}] of ${t.format} needs ${want}`);
+    if (t.data.byteLength !== want)
+      throw new Error(
+        `tensor ${t.name}: ${t.data.byteLength} bytes of data, [${t.shape}] of ${t.format} needs ${want}`,
+      );
     out.string(t.name);
     out.u32(stored.length);
     for (const d of [...stored].reverse()) out.u64(d);
@@ -216,14 +253,26 @@ export function encodeRows(format: RowFormat, values: Float32Array, rows: number
   if (values.length !== count) throw new Error(`internal error: ${values.length} values for ${rows}×${cols}`);
   const out = new Uint8Array(encodedBytes(format, count));
   switch (format) {
-    case 'F32': out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength)); break;
-    case 'F16': out.set(new Uint8Array(float32ToF16Array(values).buffer)); break;
-    case 'BF16': out.set(new Uint8Array(float32ToBf16Array(values).buffer)); break;
-    case 'Q8_0': case 'Q4_0': case 'Q4_1': case 'Q5_0': case 'Q5_1':
-      for (let k = 0; k < count / 32; k++) LEGACY[format](values.subarray(k * 32, k * 32 + 32), out, k * ggmlTypeByName(format)!.bytesPerBlock);
+    case 'F32':
+      out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      break;
+    case 'F16':
+      out.set(new Uint8Array(float32ToF16Array(values).buffer));
+      break;
+    case 'BF16':
+      out.set(new Uint8Array(float32ToBf16Array(values).buffer));
+      break;
+    case 'Q8_0':
+    case 'Q4_0':
+    case 'Q4_1':
+    case 'Q5_0':
+    case 'Q5_1':
+      for (let k = 0; k < count / 32; k++)
+        LEGACY[format](values.subarray(k * 32, k * 32 + 32), out, k * ggmlTypeByName(format)!.bytesPerBlock);
       break;
     default:
-      for (let k = 0; k < count / 256; k++) K_ENCODERS[format](values.subarray(k * 256, k * 256 + 256), out, k * ggmlTypeByName(format)!.bytesPerBlock);
+      for (let k = 0; k < count / 256; k++)
+        K_ENCODERS[format](values.subarray(k * 256, k * 256 + 256), out, k * ggmlTypeByName(format)!.bytesPerBlock);
   }
   return out;
 }
@@ -231,7 +280,11 @@ export function encodeRows(format: RowFormat, values: Float32Array, rows: number
 function absMax(x: Float32Array): { amax: number; max: number } {
   let amax = 0;
   let max = 0;
-  for (const v of x) if (amax < Math.abs(v)) { amax = Math.abs(v); max = v; }
+  for (const v of x)
+    if (amax < Math.abs(v)) {
+      amax = Math.abs(v);
+      max = v;
+    }
   return { amax, max };
 }
 function minMax(x: Float32Array): { min: number; max: number } {
@@ -245,23 +298,31 @@ function minMax(x: Float32Array): { min: number; max: number } {
 }
 
 /** ggml's quantize_row_*_ref for the 32-value formats, one block at a time (all arithmetic in float32). */
-const LEGACY: Record<'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1', (x: Float32Array, b: Uint8Array, o: number) => void> = {
-  Q8_0(x, b, o) {
-    const { amax } = absMax(x);
-    const d = fr(amax / 127);
-    const id = d ? fr(1 / d) : 0;
-    h16(b, o, d);
-    for (let j = 0; j < 32; j++) b[o + 2 + j] = roundf(fr(x[j]! * id)) & 0xff;
-  },
-  Q4_0: (x, b, o) => legacySymmetric(x, b, o, 8, 15, (code) => pack4(b, o + 2, code)),
-  Q4_1: (x, b, o) => legacyAffine(x, b, o, 15, 15, (code) => pack4(b, o + 4, code)),
-  Q5_0: (x, b, o) => legacySymmetric(x, b, o, 16, 31, (code) => pack5(b, o + 2, code)),
-  // quantize_row_q5_1_ref has no MIN(31, ·): its codes never exceed 31
-  Q5_1: (x, b, o) => legacyAffine(x, b, o, 31, 255, (code) => pack5(b, o + 4, code)),
-};
+const LEGACY: Record<'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1', (x: Float32Array, b: Uint8Array, o: number) => void> =
+  {
+    Q8_0(x, b, o) {
+      const { amax } = absMax(x);
+      const d = fr(amax / 127);
+      const id = d ? fr(1 / d) : 0;
+      h16(b, o, d);
+      for (let j = 0; j < 32; j++) b[o + 2 + j] = roundf(fr(x[j]! * id)) & 0xff;
+    },
+    Q4_0: (x, b, o) => legacySymmetric(x, b, o, 8, 15, (code) => pack4(b, o + 2, code)),
+    Q4_1: (x, b, o) => legacyAffine(x, b, o, 15, 15, (code) => pack4(b, o + 4, code)),
+    Q5_0: (x, b, o) => legacySymmetric(x, b, o, 16, 31, (code) => pack5(b, o + 2, code)),
+    // quantize_row_q5_1_ref has no MIN(31, ·): its codes never exceed 31
+    Q5_1: (x, b, o) => legacyAffine(x, b, o, 31, 255, (code) => pack5(b, o + 4, code)),
+  };
 
 /** Q4_0/Q5_0: d = max/−half (max the value of largest magnitude), code = min(top, (int)(x/d + half + 0.5)). */
-function legacySymmetric(x: Float32Array, b: Uint8Array, o: number, half: number, top: number, put: (code: (j: number) => number) => void): void {
+function legacySymmetric(
+  x: Float32Array,
+  b: Uint8Array,
+  o: number,
+  half: number,
+  top: number,
+  put: (code: (j: number) => number) => void,
+): void {
   const { max } = absMax(x);
   const d = fr(max / -half);
   const id = d ? fr(1 / d) : 0;
@@ -270,7 +331,14 @@ function legacySymmetric(x: Float32Array, b: Uint8Array, o: number, half: number
 }
 
 /** Q4_1/Q5_1: d = (max − min)/levels, m = min, code = min(top, (int)((x − min)/d + 0.5)). */
-function legacyAffine(x: Float32Array, b: Uint8Array, o: number, levels: number, top: number, put: (code: (j: number) => number) => void): void {
+function legacyAffine(
+  x: Float32Array,
+  b: Uint8Array,
+  o: number,
+  levels: number,
+  top: number,
+  put: (code: (j: number) => number) => void,
+): void {
   const { min, max } = minMax(x);
   const d = fr(fr(max - min) / levels);
   const id = d ? fr(1 / d) : 0;
@@ -340,7 +408,10 @@ function affineSuper(x: Float32Array, sub: number, qmax: number, smax: number) {
 /** One symmetric super-block: value ≈ (d·sc)·q, q in qmin..qmax, sc in 1..smax (signed storage). */
 function symmetricSuper(x: Float32Array, sub: number, qmin: number, qmax: number, smax: number) {
   const n = x.length / sub;
-  const need = Array.from({ length: n }, (_, j) => absMax(x.subarray(j * sub, (j + 1) * sub)).amax / Math.min(qmax, -qmin));
+  const need = Array.from(
+    { length: n },
+    (_, j) => absMax(x.subarray(j * sub, (j + 1) * sub)).amax / Math.min(qmax, -qmin),
+  );
   const dBits = f16Up((Math.max(...need) / smax) * (1 + 2 ** -10));
   const d = f16BitsToF32(dBits);
   const sc = need.map((v) => (d ? clamp(Math.ceil(v / d), 0, smax) : 0));
@@ -374,7 +445,10 @@ function packScalesK4(b: Uint8Array, s: number, sc: number[], m: number[]): void
   }
 }
 
-const K_ENCODERS: Record<'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K', (x: Float32Array, b: Uint8Array, o: number) => void> = {
+const K_ENCODERS: Record<
+  'Q2_K' | 'Q3_K' | 'Q4_K' | 'Q5_K' | 'Q6_K' | 'Q8_K',
+  (x: Float32Array, b: Uint8Array, o: number) => void
+> = {
   Q2_K(x, b, o) {
     const { dBits, dminBits, sc, m, q } = affineSuper(x, 16, 3, 15);
     for (let j = 0; j < 16; j++) b[o + j] = sc[j]! | (m[j]! << 4);

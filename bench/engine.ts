@@ -13,7 +13,7 @@ import { T5TextEncoder } from '../src/engine/graphs/t5-encoder.ts';
 import { VaeCodec } from '../src/engine/graphs/vae-codec.ts';
 import { GaussianNoise } from '../src/engine/noise.ts';
 import { benchCheckpoint, fmt, gemmThroughput, peakRssMiB, runtimeFromEnv, timeMs } from './support.ts';
-import { plainPassFlops } from '../src/engine/rag/cost.ts';
+import { plainPassFlops } from '../src/engine/step/cost.ts';
 
 const SIZE = 512;
 const T5_LEN = 512;

@@ -7,8 +7,8 @@
  *   node --import tsx bench/rag.ts            (EXECUTION_PROVIDER / ORT_THREADS from the environment)
  */
 import { loadCheckpoint } from '../src/engine/checkpoint/index.ts';
-import { benchSteps, type BenchCase } from '../src/engine/rag/bench.ts';
-import { PLAIN_SIGNATURE, type StepSignature } from '../src/engine/rag/signature.ts';
+import { benchSteps, type BenchCase } from './rag-workload.ts';
+import { PLAIN_SIGNATURE, type StepSignature } from '../src/engine/step/signature.ts';
 import { benchCheckpoint, fmt, peakRssMiB, runtimeFromEnv } from './support.ts';
 
 const runtime = runtimeFromEnv();

@@ -15,8 +15,9 @@ import { ClipTextEncoder } from '../src/engine/graphs/clip-encoder.ts';
 import { t5ComputeType } from '../src/engine/graphs/t5.ts';
 import { T5TextEncoder } from '../src/engine/graphs/t5-encoder.ts';
 import { VaeCodec } from '../src/engine/graphs/vae-codec.ts';
-import { gaussian, latentGeometry, latentImageIds, textIds } from '../src/engine/noise.ts';
-import { modelTimestep, StepRunner } from '../src/engine/rag/step-runner.ts';
+import { gaussian } from '../src/engine/noise.ts';
+import { latentGeometry, latentImageIds, textIds } from '../src/engine/latents.ts';
+import { modelTimestep, StepRunner } from '../src/engine/step/step-runner.ts';
 import { graphFormFor, type ExecutionProvider } from '../src/engine/runtime/session.ts';
 import { T5_LENGTH } from '../src/engine/tokenizers/t5.ts';
 

@@ -1,7 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../config/errors.ts';
 
-/** One CLI command: a module under src/cli/commands exporting `command`. */
+/** One CLI command: a module under src/cli/subcommands exporting `command`. */
 export interface CliCommand {
   summary: string;
   usage: string;

@@ -5,16 +5,16 @@ import type { CliCommand } from './command.ts';
 
 // Loaded lazily so that `plan` never pays for ONNX Runtime and `--help` answers at once.
 const COMMANDS: Record<string, () => Promise<{ command: CliCommand }>> = {
-  start: () => import('./commands/start.ts'),
-  plan: () => import('./commands/plan.ts'),
-  edit: () => import('./commands/edit.ts'),
-  layout: () => import('./commands/layout.ts'),
-  bot: () => import('./commands/bot.ts'),
-  worker: () => import('./commands/worker.ts'),
-  debug: () => import('./commands/debug.ts'),
-  'make-tiny-model': () => import('./commands/make-tiny-model.ts'),
-  generate: () => import('./commands/generate.ts'),
-  repaint: () => import('./commands/repaint.ts'),
+  start: () => import('./subcommands/start.ts'),
+  plan: () => import('./subcommands/plan.ts'),
+  edit: () => import('./subcommands/edit.ts'),
+  layout: () => import('./subcommands/layout.ts'),
+  bot: () => import('./subcommands/bot.ts'),
+  worker: () => import('./subcommands/worker.ts'),
+  debug: () => import('./subcommands/debug.ts'),
+  'make-tiny-model': () => import('./subcommands/make-tiny-model.ts'),
+  generate: () => import('./subcommands/generate.ts'),
+  repaint: () => import('./subcommands/repaint.ts'),
 };
 
 function help(): string {

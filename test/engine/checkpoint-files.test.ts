@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { describeForms, loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import { VaeCodec, type Nchw } from '../../src/engine/graphs/vae-codec.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
-import { plainPlan } from '../../src/engine/pipeline/plan.ts';
+import { plainPlan } from '../../src/engine/pipeline/run-plan.ts';
 import { f32ToF8e4m3fn, f8e4m3fnToF32 } from '../../src/engine/weights/dtype.ts';
 import { SafetensorsFile, toFloat32, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';

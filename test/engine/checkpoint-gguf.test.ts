@@ -7,7 +7,7 @@ import { decodeRows } from '../../src/engine/weights/gguf/blocks.ts';
 import { t5HfToGgufName } from '../../src/engine/weights/gguf/t5-names.ts';
 import { encodeRows, writeGguf, type GgufTensorInput } from '../../src/engine/weights/gguf/writer.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
-import { plainPlan } from '../../src/engine/pipeline/plan.ts';
+import { plainPlan } from '../../src/engine/pipeline/run-plan.ts';
 import { SafetensorsFile, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 

@@ -1,14 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import {
-  GaussianNoise,
-  gaussian,
-  latentGeometry,
-  latentImageIds,
-  packLatents,
-  philox4x32,
-  textIds,
-  unpackLatents,
-} from '../../src/engine/noise.ts';
+import { GaussianNoise, gaussian, philox4x32 } from '../../src/engine/noise.ts';
+import { latentGeometry, latentImageIds, packLatents, textIds, unpackLatents } from '../../src/engine/latents.ts';
 import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 

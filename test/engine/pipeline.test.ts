@@ -3,9 +3,9 @@ import sharp from 'sharp';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { TableConditioning } from '../../src/engine/pipeline/conditioning.ts';
 import { generatePlanJob } from '../../src/engine/pipeline/jobs.ts';
-import { plainPlan } from '../../src/engine/pipeline/plan.ts';
+import { plainPlan } from '../../src/engine/pipeline/run-plan.ts';
 import { CancelledError } from '../../src/engine/pipeline/run.ts';
-import { unpackLatents } from '../../src/engine/noise.ts';
+import { unpackLatents } from '../../src/engine/latents.ts';
 import { readSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { fixture } from '../support/fixtures.ts';
 
@@ -100,7 +100,8 @@ describe('plain text-to-image pipeline vs diffusers FluxPipeline (golden pipelin
 
   it('seeded noise: the global latent is the first draw of our generator for the plan seed', async () => {
     const res = await engine.run(plan('a lighthouse at dusk'), { record: true });
-    const { gaussian, packLatents } = await import('../../src/engine/noise.ts');
+    const { gaussian } = await import('../../src/engine/noise.ts');
+    const { packLatents } = await import('../../src/engine/latents.ts');
     expect(res.record!.main[0]).toEqual(packLatents(gaussian(7, [1, 16, 16, 16]), 1, 16, 16, 16));
     expect(unpackLatents(res.record!.main[0]!, 1, 16, 16, 16)).toEqual(gaussian(7, [1, 16, 16, 16]));
   });
@@ -123,7 +124,8 @@ describe('plain text-to-image pipeline vs diffusers FluxPipeline (golden pipelin
 
   it('the preview map is the least-squares fit of the decoder: it recovers a decoder that is linear per latent pixel', async () => {
     const { LatentPreview } = await import('../../src/engine/pipeline/preview.ts');
-    const { gaussian, packLatents } = await import('../../src/engine/noise.ts');
+    const { gaussian } = await import('../../src/engine/noise.ts');
+    const { packLatents } = await import('../../src/engine/latents.ts');
     const C = 16;
     const truth = Array.from({ length: 3 * (C + 1) }, (_, i) => Math.sin(i * 1.7) * 0.3);
     const latent = gaussian(3, [1, C, 16, 16]);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/engine/checkpoint/index.ts';
 import type { FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
-import { benchStep } from '../../src/engine/rag/bench.ts';
-import { plainPassFlops, stepFlops, upstreamStepFlops } from '../../src/engine/rag/cost.ts';
-import { PLAIN_SIGNATURE } from '../../src/engine/rag/signature.ts';
+import { benchStep } from '../../bench/rag-workload.ts';
+import { plainPassFlops, stepFlops, upstreamStepFlops } from '../../src/engine/step/cost.ts';
+import { PLAIN_SIGNATURE } from '../../src/engine/step/signature.ts';
 import { fixture } from '../support/fixtures.ts';
 
 const ck = loadCheckpoint(fixture('tiny-flux-dev'));

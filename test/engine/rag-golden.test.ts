@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { TableConditioning } from '../../src/engine/pipeline/conditioning.ts';
 import { explicitNoise } from '../../src/engine/pipeline/noise-source.ts';
-import type { RunPlan } from '../../src/engine/pipeline/plan.ts';
+import type { RunPlan } from '../../src/engine/pipeline/run-plan.ts';
 import { readSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import type { RagParams } from '../../src/rag/params.ts';
 import { fixture, repoRoot } from '../support/fixtures.ts';

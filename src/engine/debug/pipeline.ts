@@ -1,9 +1,9 @@
 import { UserError } from '../../config/errors.ts';
 import { intOption } from '../../cli/command.ts';
-import { unpackLatents } from '../noise.ts';
+import { unpackLatents } from '../latents.ts';
 import { Engine } from '../pipeline/engine.ts';
 import { TableConditioning } from '../pipeline/conditioning.ts';
-import { plainPlan } from '../pipeline/plan.ts';
+import { plainPlan } from '../pipeline/run-plan.ts';
 import type { HostTensor } from '../weights/safetensors.ts';
 import { floatInput } from './io.ts';
 import type { DebugComponent } from './registry.ts';

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
 import { isRepaint, type RagParams } from '../../rag/params.ts';
-import { latentGeometry } from '../noise.ts';
+import { latentGeometry } from '../latents.ts';
 import type { Engine, PaintResult } from './engine.ts';
 import {
   compositeOutside,
@@ -18,7 +18,7 @@ import {
   type Rgb8,
 } from './image.ts';
 import type { NoiseSource } from './noise-source.ts';
-import { maskSource, type RunPlan } from './plan.ts';
+import { maskSource, type RunPlan } from './run-plan.ts';
 import {
   encodeTrajectory,
   readTrajectory,

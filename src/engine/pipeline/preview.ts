@@ -1,5 +1,6 @@
 import sharp from 'sharp';
-import { gaussian, unpackLatents } from '../noise.ts';
+import { gaussian } from '../noise.ts';
+import { unpackLatents } from '../latents.ts';
 import type { Nchw, VaeCodec } from '../graphs/vae-codec.ts';
 
 /**

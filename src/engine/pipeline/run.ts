@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../../config/errors.ts';
 import { eulerStep, flowMatchSchedule, type Schedule, type SchedulerConfig } from '../scheduler.ts';
-import { latentGeometry, latentImageIds, packLatents, textIds } from '../noise.ts';
+import { latentGeometry, latentImageIds, packLatents, textIds } from '../latents.ts';
 import {
   modelTimestep,
   type BoxFeed,
@@ -24,11 +24,11 @@ import {
   type StepFeeds,
   type StepRunner,
   type StreamFeed,
-} from '../rag/step-runner.ts';
-import { boxIndex, copyRowsWhere, pasteRows, srSelectors } from '../rag/selectors.ts';
+} from '../step/step-runner.ts';
+import { boxIndex, copyRowsWhere, pasteRows, srSelectors } from '../step/selectors.ts';
 import type { Conditioning } from './conditioning.ts';
 import { seededNoise, type NoiseSource } from './noise-source.ts';
-import type { RunPlan } from './plan.ts';
+import type { RunPlan } from './run-plan.ts';
 
 export interface StepEvent {
   /** Steps done (1-based) and the total. */

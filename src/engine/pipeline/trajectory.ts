@@ -24,7 +24,7 @@
  */
 import { existsSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
-import type { RunPlan } from './plan.ts';
+import type { RunPlan } from './run-plan.ts';
 import { float32ToF16Array, f16ToFloat32Array } from '../weights/dtype.ts';
 import { encodeSafetensors, SafetensorsFile } from '../weights/safetensors.ts';
 

@@ -185,7 +185,7 @@ export const command: CliCommand = {
       let baseDir: string | undefined;
       if (values.prompt !== undefined) {
         if (!values.prompt.trim()) throw new UserError('--prompt is empty', 2);
-        const { plainPlan } = await import('../../engine/pipeline/plan.ts');
+        const { plainPlan } = await import('../../engine/pipeline/run-plan.ts');
         const { seedFromText } = await import('../../scene/to-rag.ts');
         const d = engine.defaults;
         const plan = plainPlan(values.prompt, {
@@ -246,7 +246,7 @@ export const command: CliCommand = {
         };
         baseDir = path.dirname(path.resolve(file));
         if (typeof rag.Repainting_mask === 'string') {
-          const { maskSource } = await import('../../engine/pipeline/plan.ts');
+          const { maskSource } = await import('../../engine/pipeline/run-plan.ts');
           rag.Repainting_mask = path.resolve(maskSource(rag.Repainting_mask, baseDir) as string);
         }
       }

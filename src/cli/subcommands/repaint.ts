@@ -233,7 +233,7 @@ export const command: CliCommand = {
         `${out.mode === 'repaint-stored' ? "replayed the parent's stored trajectory" : 're-ran the parent from its noise (exact)'}\n`,
       );
       if (typeof rag.Repainting_mask === 'string') {
-        const { maskSource } = await import('../../engine/pipeline/plan.ts');
+        const { maskSource } = await import('../../engine/pipeline/run-plan.ts');
         rag = { ...rag, Repainting_mask: path.resolve(maskSource(rag.Repainting_mask, src.baseDir) as string) };
       }
       await writeOutputs(out, {

@@ -8,17 +8,22 @@
  *   r.flops.total / plain.flops.total // predicted ratio; r.upstreamFlops / plain.flops.total: upstream's
  */
 import { performance } from 'node:perf_hooks';
-import type { FluxCheckpoint } from '../checkpoint/types.ts';
-import { latentImageIds, textIds } from '../noise.ts';
-import { gaussian } from '../noise.ts';
-import type { RuntimeOptions } from '../runtime/session.ts';
-import { graphFormFor } from '../runtime/session.ts';
-import { T5_LENGTH } from '../tokenizers/t5.ts';
-import type { TokenRect } from '../../rag/boxes.ts';
-import { stepFlops, upstreamStepFlops, type StepFlops } from './cost.ts';
-import { boxIndex } from './selectors.ts';
-import { signatureKey, type StepSignature } from './signature.ts';
-import { StepRunner, type SessionStat, type StepFeeds, type StepRunnerOptions } from './step-runner.ts';
+import type { FluxCheckpoint } from '../src/engine/checkpoint/types.ts';
+import { latentImageIds, textIds } from '../src/engine/latents.ts';
+import { gaussian } from '../src/engine/noise.ts';
+import type { RuntimeOptions } from '../src/engine/runtime/session.ts';
+import { graphFormFor } from '../src/engine/runtime/session.ts';
+import { T5_LENGTH } from '../src/engine/tokenizers/t5.ts';
+import type { TokenRect } from '../src/rag/boxes.ts';
+import { stepFlops, upstreamStepFlops, type StepFlops } from '../src/engine/step/cost.ts';
+import { boxIndex } from '../src/engine/step/selectors.ts';
+import { signatureKey, type StepSignature } from '../src/engine/step/signature.ts';
+import {
+  StepRunner,
+  type SessionStat,
+  type StepFeeds,
+  type StepRunnerOptions,
+} from '../src/engine/step/step-runner.ts';
 
 export interface StepBenchOptions {
   runtime: RuntimeOptions;

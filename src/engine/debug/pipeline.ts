@@ -1,5 +1,6 @@
 import { UserError } from '../../config/errors.ts';
 import { intOption } from '../../cli/command.ts';
+import { concatFloat32 } from '../float32.ts';
 import { unpackLatents } from '../latents.ts';
 import { Engine } from '../pipeline/engine.ts';
 import { TableConditioning } from '../pipeline/conditioning.ts';
@@ -55,11 +56,11 @@ export const component: DebugComponent = {
       ctx.note(`steps: ${res.stepMs.map((m) => m.toFixed(0)).join(', ')} ms`);
       const tokens = rows * cols;
       const C = init.shape[2]!;
-      const stack = (xs: Float32Array[]): HostTensor => {
-        const data = new Float32Array(xs.length * tokens * C);
-        xs.forEach((x, i) => data.set(x, i * tokens * C));
-        return { dtype: 'float32', shape: [xs.length, 1, tokens, C], data };
-      };
+      const stack = (xs: Float32Array[]): HostTensor => ({
+        dtype: 'float32',
+        shape: [xs.length, 1, tokens, C],
+        data: concatFloat32(xs),
+      });
       return {
         tensors: {
           final_latents: { dtype: 'float32', shape: [1, tokens, C], data: res.latents },

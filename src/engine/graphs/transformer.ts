@@ -52,16 +52,7 @@ export interface TransformerGraphOptions {
   intermediates?: boolean;
 }
 
-/** Graph input/output names (the debug CLI contract, DESIGN.md §5). */
-export const TRANSFORMER_INPUTS = [
-  'hidden_states',
-  'encoder_hidden_states',
-  'pooled_projections',
-  'timestep',
-  'guidance',
-  'img_ids',
-  'txt_ids',
-] as const;
+/** The graph's output name (the debug CLI contract, DESIGN.md §5). */
 export const TRANSFORMER_OUTPUT = 'sample';
 
 /** Epsilon of every LayerNorm and RMSNorm in the model. */

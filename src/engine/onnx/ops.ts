@@ -18,23 +18,11 @@ export const add = bin('Add');
 export const sub = bin('Sub');
 export const mul = bin('Mul');
 export const div = bin('Div');
-export const pow = bin('Pow');
 export const matmul = bin('MatMul');
 export const neg = un('Neg');
-export const sqrt = un('Sqrt');
-export const reciprocal = un('Reciprocal');
-export const exp = un('Exp');
 export const sin = un('Sin');
 export const cos = un('Cos');
-export const tanh = un('Tanh');
 export const sigmoid = un('Sigmoid');
-export const erf = un('Erf');
-export const identity = un('Identity');
-
-/** a + s (s a plain number in a's compute type). */
-export function addScalar(a: Value, s: number): Value {
-  return add(a, a.graph.scalar(s, a.dtype ?? a.graph.computeType));
-}
 
 /** a · s (s a plain number). */
 export function mulScalar(a: Value, s: number): Value {
@@ -90,14 +78,6 @@ export function gather(x: Value, indices: Value, axis: number): Value {
 
 export function unsqueeze(x: Value, axes: number[]): Value {
   return x.graph.op('Unsqueeze', [x, x.graph.ints(axes)]);
-}
-
-export function squeeze(x: Value, axes: number[]): Value {
-  return x.graph.op('Squeeze', [x, x.graph.ints(axes)]);
-}
-
-export function reduceMean(x: Value, axes: number[], keepdims = true): Value {
-  return x.graph.op('ReduceMean', [x, x.graph.ints(axes)], { keepdims: keepdims ? 1 : 0 });
 }
 
 export function softmax(x: Value, axis = -1): Value {

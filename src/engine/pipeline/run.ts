@@ -15,6 +15,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { UserError } from '../../config/errors.ts';
+import { concatFloat32 } from '../float32.ts';
 import { eulerStep, flowMatchSchedule, type Schedule, type SchedulerConfig } from '../scheduler.ts';
 import { latentGeometry, latentImageIds, packLatents, textIds } from '../latents.ts';
 import {
@@ -105,14 +106,7 @@ function packedNoise(noise: Float32Array, rows: number, cols: number): Float32Ar
 }
 
 async function t5Stack(cond: Conditioning, texts: string[]): Promise<Float32Array> {
-  const parts = await Promise.all(texts.map((t) => cond.t5(t)));
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatFloat32(await Promise.all(texts.map((t) => cond.t5(t))));
 }
 
 export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> {

@@ -25,6 +25,7 @@
 import { existsSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
 import type { RunPlan } from './run-plan.ts';
+import { concatFloat32 } from '../float32.ts';
 import { float32ToF16Array, f16ToFloat32Array } from '../weights/dtype.ts';
 import { encodeSafetensors, SafetensorsFile } from '../weights/safetensors.ts';
 
@@ -62,8 +63,7 @@ export function encodeTrajectory(t: Trajectory): Uint8Array {
   if (t.latents.length !== t.steps + 1 || per === 0 || per % tokens !== 0 || t.latents.some((l) => l.length !== per)) {
     throw new Error(`trajectory: expected ${t.steps + 1} latents of ${tokens} tokens`);
   }
-  const all = new Float32Array(t.latents.length * per);
-  t.latents.forEach((l, i) => all.set(l, i * per));
+  const all = concatFloat32(t.latents);
   const buf = encodeSafetensors(
     { latents: { dtype: 'float16', shape: [t.latents.length, tokens, per / tokens], data: float32ToF16Array(all) } },
     {

@@ -31,14 +31,6 @@ export function signatureKey(s: StepSignature): string {
   return parts.join('-');
 }
 
-export function checkSignature(s: StepSignature): void {
-  if (!Number.isInteger(s.boxes) || s.boxes < 0)
-    throw new Error(`step signature: boxes must be a whole number ≥ 0 (got ${s.boxes})`);
-  if (!Number.isInteger(s.cells) || s.cells < 0 || s.cells === 1)
-    throw new Error(`step signature: cells must be 0 or ≥ 2 (got ${s.cells})`);
-  if (s.repaintSingle && !s.repaint) throw new Error('step signature: repaintSingle needs repaint');
-}
-
 /**
  * Graph input and output names (float32 unless said otherwise). A stream the step does not carry is fed with a
  * zero-length axis (no regional streams: R = 0; no cells: S = 0; no repaint pass: its batch is 0).

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import { UserError } from '../../config/errors.ts';
+import { concatFloat32 } from '../float32.ts';
 import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
 import { buildStepGraph, DEFAULT_UNROLLED_REGIONS, type StepGraphOptions } from './step-graph.ts';
@@ -327,15 +328,9 @@ export class StepRunner {
   }
 }
 
+/** One stream's feed as it is (no copy); several joined into one. */
 function stack(parts: Float32Array[]): Float32Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return parts.length === 1 ? parts[0]! : concatFloat32(parts);
 }
 
 /**

@@ -122,21 +122,6 @@ export function blockFor(cols: number): number | undefined {
   return undefined;
 }
 
-/** Rows [start, start + count) of a quantized weight (every part is row-major). */
-export function sliceNBitsRows(h: NBitsHost, start: number, count: number): NBitsHost {
-  const kb = blocksPerRow(h);
-  const rowBytes = kb * blockBytes(h);
-  const zb = zeroBytesPerRow(h);
-  return {
-    ...h,
-    rows: count,
-    packed: h.packed.subarray(start * rowBytes, (start + count) * rowBytes),
-    scales: h.scales.subarray(start * kb, (start + count) * kb),
-    zeros: h.zeros?.subarray(start * zb, (start + count) * zb),
-    mins: h.mins?.subarray(start * kb, (start + count) * kb),
-  };
-}
-
 /** Parts with the same bits, block and K joined along N. Parts without zeros/mins get explicit defaults when another has them. */
 export function concatNBitsRows(parts: NBitsHost[]): NBitsHost {
   const first = parts[0]!;

@@ -6,7 +6,7 @@ import type { TensorSource } from '../onnx/graph.ts';
 import { decodeRows, isQuantized, type RowFormat } from './gguf/blocks.ts';
 import { nbitsFormOf, toNBits } from './gguf/to-nbits.ts';
 import type { NBitsHost } from './nbits.ts';
-import { readSourceBytes } from './tensor-source.ts';
+import { readSourceBytes } from './source-bytes.ts';
 
 /** The MatMulNBits form a block format repacks into exactly. */
 export function naturalForm(format: string): { bits: 4 | 8; block: number; affine: boolean } {

@@ -1,8 +1,9 @@
-import { closeSync, openSync, readSync } from 'node:fs';
 import { DTYPE_BYTES, type NBitsParts, type TensorSource } from '../onnx/graph.ts';
+import { concatFloat32 } from '../float32.ts';
 import { decodeEncoded } from './encoded.ts';
 import { dequantizeNBits, type NBitsHost } from './nbits.ts';
 import { toFloat32 } from './safetensors.ts';
+import { readSourceBytes } from './source-bytes.ts';
 
 /**
  * Rows [start, start+count) of a tensor along axis 0. Rows of a row-major tensor are contiguous, so for
@@ -53,38 +54,9 @@ export function concatRows(parts: TensorSource[]): TensorSource {
   return { dtype: first.dtype, shape: [rows, ...first.shape.slice(1)], concat: parts };
 }
 
-/** The raw bytes of a plain (external or in-memory) source. */
-export function readSourceBytes(src: TensorSource): Uint8Array {
-  if (src.data) return src.data;
-  if (!src.external) throw new Error('internal error: tensor source has no data');
-  const { file, offset, length } = src.external;
-  const buf = Buffer.alloc(length);
-  const fd = openSync(file, 'r');
-  try {
-    let got = 0;
-    while (got < length) {
-      const n = readSync(fd, buf, got, length - got, offset + got);
-      if (n === 0) throw new Error(`${file}: unexpected end of file at byte ${offset + got}`);
-      got += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
-}
-
 /** Reads a tensor source into float32 values (tests, debugging, small tables computed in TS). */
 export function sourceToFloat32(src: TensorSource): Float32Array {
-  if (src.concat) {
-    const parts = src.concat.map(sourceToFloat32);
-    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
-  }
+  if (src.concat) return concatFloat32(src.concat.map(sourceToFloat32));
   if (src.encoded) return decodeEncoded(src);
   if (src.nbits) return dequantizeNBits(nbitsHost(src));
   const buf = readSourceBytes(src).slice().buffer;

@@ -19,10 +19,4 @@ export function parseCommandArgs<O extends Options>(argv: string[], options: O, 
   }
 }
 
-export function intOption(value: string | undefined, name: string, min: number, max: number): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max)
-    throw new UserError(`--${name} must be a whole number from ${min} to ${max} (got "${value}")`, 2);
-  return n;
-}
+export { intOption } from '../config/int-option.ts';

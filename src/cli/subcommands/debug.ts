@@ -1,5 +1,6 @@
 import { loadConfig, readEnvironment } from '../../config/config.ts';
-import { DEBUG_COMPONENTS, DEBUG_FLAGS } from '../../engine/debug/registry.ts';
+import { DEBUG_FLAGS } from '../../engine/debug/component.ts';
+import { DEBUG_COMPONENTS } from '../../engine/debug/registry.ts';
 import { runDebug } from '../../engine/debug/run.ts';
 import { parseCommandArgs, type CliCommand } from '../command.ts';
 import { UserError } from '../../config/errors.ts';

@@ -3,7 +3,7 @@ import { ClipTextEncoder } from '../graphs/clip-encoder.ts';
 import { clipTextConfig } from '../graphs/clip.ts';
 import type { HostTensor } from '../weights/safetensors.ts';
 import { requireInput } from './io.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** Token ids from a debug input of any integer-valued dtype, as int64, with their shape checked. */
 export function idsInput(

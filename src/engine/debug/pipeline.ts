@@ -1,5 +1,5 @@
 import { UserError } from '../../config/errors.ts';
-import { intOption } from '../../cli/command.ts';
+import { intOption } from '../../config/int-option.ts';
 import { concatFloat32 } from '../float32.ts';
 import { unpackLatents } from '../latents.ts';
 import { Engine } from '../pipeline/engine.ts';
@@ -7,7 +7,7 @@ import { TableConditioning } from '../pipeline/conditioning.ts';
 import { plainPlan } from '../pipeline/run-plan.ts';
 import type { HostTensor } from '../weights/safetensors.ts';
 import { floatInput } from './io.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /**
  * debug pipeline: the plain FLUX pipeline on given conditioning and initial latents (what

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { loadRagParamsFile } from '../../rag/params.ts';
 import { Engine } from '../pipeline/engine.ts';
 import { explicitNoise } from '../pipeline/noise-source.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /**
  * debug rag: RAG with the official parameter names (one object, or the first entry of a gallery file; a relative

@@ -4,7 +4,8 @@ import { loadCheckpoint } from '../checkpoint/index.ts';
 import type { FluxCheckpoint } from '../checkpoint/types.ts';
 import type { RuntimeOptions } from '../runtime/session.ts';
 import { readSafetensors, writeSafetensors, type HostTensor } from '../weights/safetensors.ts';
-import { DEBUG_COMPONENTS, type DebugFlag, type DebugResult } from './registry.ts';
+import type { DebugFlag, DebugResult } from './component.ts';
+import { DEBUG_COMPONENTS } from './registry.ts';
 
 /** Runs one debug component: reads --inputs, opens --model lazily, writes --out or returns JSON. */
 export async function runDebug(

@@ -1,6 +1,6 @@
-import { intOption } from '../../cli/command.ts';
+import { intOption } from '../../config/int-option.ts';
 import { flowMatchSchedule, parseSchedulerConfig } from '../scheduler.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** debug scheduler: prints {"sigmas": [...], "timesteps": [...]} (and mu when the shift is dynamic). */
 export const component: DebugComponent = {

@@ -1,6 +1,6 @@
 import { T5TextEncoder } from '../graphs/t5-encoder.ts';
 import { idsInput } from './clip.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** debug t5: T5EncoderModel(input_ids), no attention mask → last_hidden_state. */
 export const component: DebugComponent = {

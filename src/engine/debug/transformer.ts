@@ -1,7 +1,7 @@
 import { openTransformer, TRANSFORMER_OUTPUT } from '../graphs/flux-transformer-session.ts';
 import type { HostTensor } from '../weights/safetensors.ts';
 import { floatInput } from './io.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** debug transformer: one FluxTransformer2DModel forward on given inputs → `sample`. */
 export const component: DebugComponent = {

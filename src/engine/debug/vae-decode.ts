@@ -1,6 +1,6 @@
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
 import { floatInput } from './io.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** debug vae-decode: the pipeline's final latent (before FLUX's unscale) → image. */
 export const component: DebugComponent = {

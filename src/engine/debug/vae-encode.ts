@@ -1,7 +1,7 @@
 import type { HostTensor } from '../weights/safetensors.ts';
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
 import { floatInput } from './io.ts';
-import type { DebugComponent } from './registry.ts';
+import type { DebugComponent } from './component.ts';
 
 /** debug vae-encode: image → FLUX-scaled latent (mean − shift)·scale; --intermediates adds mean and logvar. */
 export const component: DebugComponent = {

@@ -59,3 +59,24 @@ export function copyRowsWhere(
     if (mask[t] === where) into.set(from.subarray(t * width, (t + 1) * width), t * width);
   }
 }
+
+/**
+ * Copies the rows of a box-shaped stream (its latents cover the bbox, row-major) into the global packed latents
+ * wherever the bbox-cropped mask is 1: the repaint pre-pass entering the repaint pass at step R.
+ */
+export function pasteCropWhere(
+  global: Float32Array,
+  crop: Float32Array,
+  bbox: { n0: number; m0: number; bh: number; bw: number },
+  mask: Uint8Array,
+  gridCols: number,
+  width: number,
+): void {
+  for (let r = 0; r < bbox.bh; r++) {
+    for (let c = 0; c < bbox.bw; c++) {
+      const k = r * bbox.bw + c;
+      if (!mask[k]) continue;
+      global.set(crop.subarray(k * width, (k + 1) * width), ((bbox.n0 + r) * gridCols + bbox.m0 + c) * width);
+    }
+  }
+}

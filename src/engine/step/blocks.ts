@@ -71,10 +71,14 @@ export interface Dims {
   textLength: Value;
 }
 
-/** The SR state of a full stream: text [1, S·L, D]; the single blocks' shared image stream [1, N, D]. */
-export interface SrState {
+/** The SR streams of a full pass in the double blocks: the cells' texts e_j as [1, S·L, D] (RAG-SPEC §3.4). */
+export interface SrTexts {
   txt: Value;
-  img?: Value;
+}
+
+/** In the single blocks each SR stream s_j = [e_j; h_j] also carries its own image rows [1, N, D] (RAG-SPEC §3.5). */
+export interface SrStreams extends SrTexts {
+  img: Value;
 }
 
 export function splitRope(c: Ctx, textLength: Value): SplitRope {
@@ -181,11 +185,11 @@ export function fullDoubleBlock(
   c: Ctx,
   i: number,
   s: { img: Value; txt: Value; temb: Value },
-  sr: SrState,
+  sr: SrTexts,
   sel: SrSelect,
   rope: SplitRope,
   d: Dims,
-): { img: Value; txt: Value; sr: SrState } {
+): { img: Value; txt: Value; sr: SrTexts } {
   const p = `transformer_blocks.${i}`;
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
@@ -270,11 +274,11 @@ export function fullSingleBlock(
   i: number,
   x: Value,
   temb: Value,
-  sr: SrState,
+  sr: SrStreams,
   sel: SrSelect,
   rope: SplitRope,
   d: Dims,
-): { x: Value; sr: SrState } {
+): { x: Value; sr: SrStreams } {
   const p = `single_transformer_blocks.${i}`;
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
@@ -300,7 +304,7 @@ export function fullSingleBlock(
       sel.on,
       () =>
         c.g.scope('sr', () => {
-          const im = pre(sr.img!);
+          const im = pre(sr.img);
           const tx = pre(sr.txt);
           const cells = cellAttention(
             c,
@@ -315,11 +319,11 @@ export function fullSingleBlock(
           );
           return [
             blend(sel, cells.composite, parts.img),
-            out(sr.img!, cells.composite, im.mlp),
+            out(sr.img, cells.composite, im.mlp),
             out(sr.txt, perStream(c, cells.text), tx.mlp),
           ];
         }),
-      () => [parts.img, sr.img!, sr.txt],
+      () => [parts.img, sr.img, sr.txt],
     ) as [Value, Value, Value];
 
     return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp), sr: { txt: srTxt, img: srImg } };

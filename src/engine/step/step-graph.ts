@@ -20,7 +20,6 @@
  * tensors per box per step).
  */
 import { Graph, type Dim, type FloatType, type Value } from '../onnx/graph.ts';
-import { forLoop, ifElse } from '../onnx/control.ts';
 import {
   add,
   cast,
@@ -47,8 +46,9 @@ import {
   splitText,
   type Dims,
   type SrSelect,
-  type SrState,
+  type SrStreams,
 } from './blocks.ts';
+import { ifThen, loop } from './named-control.ts';
 import { STEP_IO } from './signature.ts';
 
 export interface StepGraphOptions {
@@ -70,26 +70,101 @@ const END = Number.MAX_SAFE_INTEGER;
 /** Regional streams an unrolled graph (regionalLoop 'unrolled') can carry: 8 boxes and the repaint pre-pass. */
 export const DEFAULT_UNROLLED_REGIONS = 9;
 
-type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value };
+/** One stream's conditioning inputs: packed latents [B, N, C], T5 [B, L, J], CLIP pooled [B, P]. */
+type StreamInputs = { latents: Value; txt: Value; pooled: Value };
 
-/** A full pass between blocks (main or repaint): image [1, N, D], text [1, L, D], temb [1, D], SR texts [1, S·L, D]. */
-interface Full {
-  temb: Value;
-  img: Value;
-  txt: Value;
-  srTxt: Value;
+/** The graph inputs by stream (STEP_IO names them; a stream a step does not carry has a zero-length axis). */
+interface StepInputs {
+  timestep: Value;
+  guidance?: Value;
+  imgIds: Value;
+  txtIds: Value;
+  /** The main pass, with its SR segments' T5 [S, L, J]. */
+  main: StreamInputs & { srTxt: Value };
+  /** The repaint pass (batch 0 or 1), its SR segments, and where it keeps its own rows: keep (capture points
+   * 0–19 and norm_out), keepSingle (the single blocks; all 1 without Repainting_single). */
+  repaint: StreamInputs & { srTxt: Value; keep: Value; keepSingle: Value };
+  /** Soft refinement: δ [1], each cell's source tokens [S, Q], the composite's rows [Ns]. */
+  sr: { delta: Value; source: Value; place: Value };
+  /** The regional streams: image rows of all of them [1, T, C] with their local ids, row offsets [R + 1], texts. */
+  regional: { latents: Value; imgIds: Value; offsets: Value; txt: Value; pooled: Value };
+  /** Hard binding's paste: main-pass rows and the regional rows that win them. */
+  paste: { rows: Value; from: Value };
 }
 
-/** The regional streams between blocks: image rows of every stream [1, T, D], texts [R, L, D], temb [R, D]. */
-interface Regional {
+/** A full pass (main or repaint) in the double blocks: image h [1, N, D], text e [1, L, D], temb [1, D], and its
+ * SR text streams e_j as [1, S·L, D] (RAG-SPEC §3.4). */
+type DoublePass = { temb: Value; img: Value; txt: Value; srTxt: Value };
+
+/** A full pass in the single blocks: x = [e; h] [1, L + N, D] and its SR streams s_j (RAG-SPEC §3.5). */
+type SinglePass = { temb: Value; x: Value; sr: SrStreams };
+
+/** The regional streams opened (RAG-SPEC §2.3): all their image rows, their texts [R, L, D] and temb [R, D], and
+ * the RoPE of the shared text rows [L, 1, Dh] and of every regional image row [T, 1, Dh]. */
+type RegionalOpen = {
   img: Value;
   txt: Value;
   temb: Value;
-  /** RoPE of the shared text rows [L, 1, Dh] and of every regional image row [T, 1, Dh]. */
   txtCos: Value;
   txtSin: Value;
   imgCos: Value;
   imgSin: Value;
+};
+
+/** What the Loop over regional streams carries between blocks. */
+type RegionalState = { img: Value; txt: Value };
+
+/** One regional stream's part of a block: its image rows, its text, its temb and its local RoPE. */
+type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value };
+
+function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
+  const io = 'float32';
+  const C = cfg.inChannels;
+  const J = cfg.jointAttentionDim;
+  const P = cfg.pooledProjectionDim;
+  const streamIn = (n: { latents: string; txt: string; pooled: string }, batch: Dim): StreamInputs => ({
+    latents: g.input(n.latents, io, [batch, 'N', C]),
+    txt: g.input(n.txt, io, [batch, 'L', J]),
+    pooled: g.input(n.pooled, io, [batch, P]),
+  });
+  // Declared in STEP_IO's order, which is the graph's input order.
+  const timestep = g.input(STEP_IO.timestep, io, [1]);
+  const guidance = cfg.guidanceEmbeds ? g.input(STEP_IO.guidance, io, [1]) : undefined;
+  const imgIds = g.input(STEP_IO.imgIds, io, ['N', 3]);
+  const txtIds = g.input(STEP_IO.txtIds, io, ['L', 3]);
+  const main = streamIn(STEP_IO, 1);
+  const repaint = streamIn(STEP_IO.repaint, 'Fr');
+  const keep = g.input(STEP_IO.repaint.keep, io, ['Nk']);
+  const keepSingle = g.input(STEP_IO.repaint.keepSingle, io, ['Nk']);
+  const srTxt = g.input(STEP_IO.srTxt, io, ['S', 'L', J]);
+  const rpSrTxt = g.input(STEP_IO.repaint.srTxt, io, ['Sr', 'L', J]);
+  const sr = {
+    delta: g.input(STEP_IO.srDelta, io, [1]),
+    source: g.input(STEP_IO.srSource, 'int64', ['S', 'Q']),
+    place: g.input(STEP_IO.srPlace, 'int64', ['Ns']),
+  };
+  const regional = {
+    latents: g.input(STEP_IO.rgLatents, io, [1, 'T', C]),
+    imgIds: g.input(STEP_IO.rgImgIds, io, ['T', 3]),
+    offsets: g.input(STEP_IO.rgOffsets, 'int64', ['R1']),
+    txt: g.input(STEP_IO.rgTxt, io, ['R', 'L', J]),
+    pooled: g.input(STEP_IO.rgPooled, io, ['R', P]),
+  };
+  const paste = {
+    rows: g.input(STEP_IO.pasteRows, 'int64', ['W']),
+    from: g.input(STEP_IO.pasteFrom, 'int64', ['W']),
+  };
+  return {
+    timestep,
+    ...(guidance ? { guidance } : {}),
+    imgIds,
+    txtIds,
+    main: { ...main, srTxt },
+    repaint: { ...repaint, srTxt: rpSrTxt, keep, keepSingle },
+    sr,
+    regional,
+    paste,
+  };
 }
 
 export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights, opts: StepGraphOptions = {}): Graph {
@@ -99,47 +174,19 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     doc: `FLUX.1 RAG step from ${weights.label}`,
   });
   const io = 'float32';
-  const C = cfg.inChannels;
-  const J = cfg.jointAttentionDim;
-  const P = cfg.pooledProjectionDim;
   const D = cfg.inner;
   const toC = (v: Value) => cast(v, g.computeType);
-
-  const timestep = g.input(STEP_IO.timestep, io, [1]);
-  const guidance = cfg.guidanceEmbeds ? g.input(STEP_IO.guidance, io, [1]) : undefined;
-  const imgIds = g.input(STEP_IO.imgIds, io, ['N', 3]);
-  const txtIds = g.input(STEP_IO.txtIds, io, ['L', 3]);
-  const streamIn = (n: { latents: string; txt: string; pooled: string }, batch: Dim) => ({
-    latents: g.input(n.latents, io, [batch, 'N', C]),
-    txt: g.input(n.txt, io, [batch, 'L', J]),
-    pooled: g.input(n.pooled, io, [batch, P]),
-  });
-  const mainIn = streamIn(STEP_IO, 1);
-  const rpIn = streamIn(STEP_IO.repaint, 'Fr');
-  const rpKeep = g.input(STEP_IO.repaint.keep, io, ['Nk']);
-  const rpKeepSingle = g.input(STEP_IO.repaint.keepSingle, io, ['Nk']);
-  const srTxtIn = g.input(STEP_IO.srTxt, io, ['S', 'L', J]);
-  const rpSrTxtIn = g.input(STEP_IO.repaint.srTxt, io, ['Sr', 'L', J]);
-  const srDelta = g.input(STEP_IO.srDelta, io, [1]);
-  const srSource = g.input(STEP_IO.srSource, 'int64', ['S', 'Q']);
-  const srPlace = g.input(STEP_IO.srPlace, 'int64', ['Ns']);
-  const rgLatents = g.input(STEP_IO.rgLatents, io, [1, 'T', C]);
-  const rgImgIds = g.input(STEP_IO.rgImgIds, io, ['T', 3]);
-  const rgOffsets = g.input(STEP_IO.rgOffsets, 'int64', ['R1']);
-  const rgTxt = g.input(STEP_IO.rgTxt, io, ['R', 'L', J]);
-  const rgPooled = g.input(STEP_IO.rgPooled, io, ['R', P]);
-  const pasteRows = g.input(STEP_IO.pasteRows, 'int64', ['W']);
-  const pasteFrom = g.input(STEP_IO.pasteFrom, 'int64', ['W']);
+  const input = declareInputs(g, cfg);
 
   // Which streams this step carries, read from its inputs' shapes.
   const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
   const has = {
-    cells: nonEmpty(srSource),
-    regions: nonEmpty(rgTxt),
-    paste: nonEmpty(pasteRows),
-    repaint: nonEmpty(rpIn.latents),
+    cells: nonEmpty(input.sr.source),
+    regions: nonEmpty(input.regional.txt),
+    paste: nonEmpty(input.paste.rows),
+    repaint: nonEmpty(input.repaint.latents),
   };
-  const dims: Dims = { textLength: shapeOf(txtIds, 0, 1) };
+  const dims: Dims = { textLength: shapeOf(input.txtIds, 0, 1) };
 
   const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({
     g,
@@ -149,12 +196,17 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     lw: (name) => g.linearWeight(name, weights.source(name)),
     rope,
   });
+  const ropeOf = (imgIds: Value) =>
+    ropeTables(concat([input.txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
-  const fullCtx = ctx(
-    g.scope('rope', () => ropeTables(concat([txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision)),
-  );
+  const fullCtx = ctx(g.scope('rope', () => ropeOf(input.imgIds)));
   const rope = splitRope(fullCtx, dims.textLength);
-  const sel: SrSelect = { on: has.cells, sources: srSource, place: srPlace, delta: toC(srDelta) };
+  const sel: SrSelect = {
+    on: has.cells,
+    sources: input.sr.source,
+    place: input.sr.place,
+    delta: toC(input.sr.delta),
+  };
   const nothing = (rank: number) =>
     empty(
       g,
@@ -163,95 +215,89 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     );
 
   // --- open the streams: embedders and temb ---
-  const open = (s: { latents: Value; txt: Value; pooled: Value }, srIn: Value) => ({
-    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, timestep, guidance, toC(s.pooled))),
+  const open = (s: StreamInputs, srTxt: Value): DoublePass => ({
+    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, input.timestep, input.guidance, toC(s.pooled))),
     img: lin(fullCtx, 'x_embedder', toC(s.latents)),
     txt: lin(fullCtx, 'context_embedder', toC(s.txt)),
     // The SR text streams as [1, S·L, D], the form the per-token ops of the blocks take.
-    srTxt: ifElse(
+    srTxt: ifThen(
       has.cells,
-      () => [g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srIn)), g.ints([1, -1, D])))],
-      () => [nothing(3)],
-    )[0]!,
+      () => ({
+        srTxt: g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srTxt)), g.ints([1, -1, D]))),
+      }),
+      () => ({ srTxt: nothing(3) }),
+    ).srTxt,
   });
-  let main: Full = g.scope('main', () => open(mainIn, srTxtIn));
-  let rp: Full = (() => {
-    const [temb, img, txt, srTxt] = ifElse(
-      has.repaint,
-      () =>
-        g.scope('rp', () => {
-          const o = open(rpIn, rpSrTxtIn);
-          return [o.temb, o.img, o.txt, o.srTxt];
-        }),
-      () => [nothing(2), nothing(3), nothing(3), nothing(3)],
-    );
-    return { temb: temb!, img: img!, txt: txt!, srTxt: srTxt! };
-  })();
-  const [rgImg, rgTxtH, rgTemb, rgTxtCos, rgTxtSin, rgImgCos, rgImgSin] = ifElse(
+  let main = g.scope('main', () => open(input.main, input.main.srTxt));
+  let rp = ifThen(
+    has.repaint,
+    () => g.scope('rp', () => open(input.repaint, input.repaint.srTxt)),
+    () => ({ temb: nothing(2), img: nothing(3), txt: nothing(3), srTxt: nothing(3) }),
+  );
+  const rg = ifThen<RegionalOpen>(
     has.regions,
     () =>
       g.scope('regional', () => {
-        const tables = ropeTables(concat([txtIds, rgImgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
+        const tables = ropeOf(input.regional.imgIds);
         const rc = ctx(tables);
         const split = (t: Value) => ({
           txt: sliceDynamic(t, g.ints([0]), dims.textLength, 0),
           img: sliceDynamic(t, dims.textLength, g.ints([END]), 0),
         });
-        const cosP = split(tables.cos);
-        const sinP = split(tables.sin);
-        return [
-          lin(rc, 'x_embedder', toC(rgLatents)),
-          lin(rc, 'context_embedder', toC(rgTxt)),
-          g.scope('time_text_embed', () => timeTextEmbed(rc, timestep, guidance, toC(rgPooled))),
-          cosP.txt,
-          sinP.txt,
-          cosP.img,
-          sinP.img,
-        ];
+        const cos = split(tables.cos);
+        const sin = split(tables.sin);
+        return {
+          img: lin(rc, 'x_embedder', toC(input.regional.latents)),
+          txt: lin(rc, 'context_embedder', toC(input.regional.txt)),
+          temb: g.scope('time_text_embed', () =>
+            timeTextEmbed(rc, input.timestep, input.guidance, toC(input.regional.pooled)),
+          ),
+          txtCos: cos.txt,
+          txtSin: sin.txt,
+          imgCos: cos.img,
+          imgSin: sin.img,
+        };
       }),
     () => {
       const table = empty(g, 'float32', [0, 1, cfg.headDim]);
-      return [nothing(3), nothing(3), nothing(2), table, table, table, table];
+      return {
+        img: nothing(3),
+        txt: nothing(3),
+        temb: nothing(2),
+        txtCos: table,
+        txtSin: table,
+        imgCos: table,
+        imgSin: table,
+      };
     },
-  ) as Value[];
-  const rg: Regional = {
-    img: rgImg!,
-    txt: rgTxtH!,
-    temb: rgTemb!,
-    txtCos: rgTxtCos!,
-    txtSin: rgTxtSin!,
-    imgCos: rgImgCos!,
-    imgSin: rgImgSin!,
-  };
+  );
+  let regional: RegionalState = { img: rg.img, txt: rg.txt };
 
   // --- the capture points ---
-  /** Hard binding: writes the winning regional rows into the main pass's h [1, N', D] at row offset `shift`. */
+  /** Hard binding (§2.4b): writes the winning regional rows into the main pass's h [1, N', D] at row offset `shift`. */
   const paste = (h: Value, rows: Value, shift?: Value) =>
-    ifElse(
+    ifThen(
       has.paste,
       () =>
         g.scope('hb_paste', () => {
-          const at = unsqueeze(shift ? add(pasteRows, shift) : pasteRows, [1]);
-          return [
-            reshape(g.op('ScatterND', [reshape(h, [-1, D]), at, gather(reshape(rows, [-1, D]), pasteFrom, 0)]), [
-              1,
-              -1,
-              D,
-            ]),
-          ];
+          const at = unsqueeze(shift ? add(input.paste.rows, shift) : input.paste.rows, [1]);
+          const flat = reshape(h, [-1, D]);
+          const winners = gather(reshape(rows, [-1, D]), input.paste.from, 0);
+          return { h: reshape(g.op('ScatterND', [flat, at, winners]), [1, -1, D]) };
         }),
-      () => [h],
-    )[0]!;
-  /** Repaint: the repaint pass keeps its own rows where `keep` is 1 and takes the main pass's elsewhere. */
+      () => ({ h }),
+    ).h;
+  /** Repaint (§4.4): the repaint pass keeps its own rows where `keep` is 1 and takes the main pass's elsewhere. */
   const keepOwn = (keep: Value, own: Value, original: Value) =>
     where(reshape(cast(keep, 'bool'), [1, -1, 1]), own, original);
 
   // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
-  const trips = add(shapeOf(rgOffsets), g.ints([-1]));
+  const trips = add(shapeOf(input.regional.offsets), g.ints([-1]));
   /** One regional stream k ([1] int64) through `body`: its rows sliced out of the state and written back. */
-  const region = (k: Value, [img, txt]: Value[], body: RegionBody): Value[] => {
-    const a = gather(rgOffsets, k, 0);
-    const b = gather(rgOffsets, add(k, g.ints([1])), 0);
+  const region = (k: Value, state: RegionalState, body: RegionBody): RegionalState => {
+    const offsets = input.regional.offsets;
+    const a = gather(offsets, k, 0);
+    const b = gather(offsets, add(k, g.ints([1])), 0);
     const k1 = add(k, g.ints([1]));
     const c = ctx({
       cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0),
@@ -259,109 +305,108 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     });
     const out = body({
       c,
-      img: sliceDynamic(img!, a, b, 1),
-      txt: sliceDynamic(txt!, k, k1, 0),
+      img: sliceDynamic(state.img, a, b, 1),
+      txt: sliceDynamic(state.txt, k, k1, 0),
       temb: sliceDynamic(rg.temb, k, k1, 0),
     });
     const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
       concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
-    return [put(img!, a, b, out.img, 1), out.txt ? put(txt!, k, k1, out.txt, 0) : txt!];
+    return { img: put(state.img, a, b, out.img, 1), txt: out.txt ? put(state.txt, k, k1, out.txt, 0) : state.txt };
   };
   // A Loop where the provider has one (CPU, CUDA); WebGPU has only If, so there each possible stream is an If.
-  const eachRegion = (state: Value[], body: RegionBody): Value[] =>
+  const eachRegion = (state: RegionalState, body: RegionBody): RegionalState =>
     opts.regionalLoop === 'unrolled'
-      ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<Value[]>(
+      ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<RegionalState>(
           (st, _, r) =>
-            ifElse(
+            ifThen(
               greater(trips, g.ints([r])),
               () => region(g.ints([r]), st, body),
               () => st,
             ),
           state,
         )
-      : forLoop(trips, state, (k, st) => region(k, st, body));
+      : loop(trips, state, (k, st) => region(k, st, body));
   /** The repaint pass's part of a block, run only when the step repaints (else its state passes through). */
-  const whenRepainting = (state: Value[], fn: () => Value[]) =>
-    ifElse(
+  const whenRepainting = <T extends Record<string, Value>>(state: T, fn: () => T): T =>
+    ifThen(
       has.repaint,
       () => g.scope('rp', fn),
       () => state,
     );
 
   // Capture point 0: after the embedders.
-  main.img = paste(main.img, rg.img);
-  rp.img = whenRepainting([rp.img], () => [keepOwn(rpKeep, rp.img, main.img)])[0]!;
+  main.img = paste(main.img, regional.img);
+  rp.img = whenRepainting({ img: rp.img }, () => ({ img: keepOwn(input.repaint.keep, rp.img, main.img) })).img;
 
+  // --- double blocks (§3.4): regional streams, the main pass (HB paste after each), the repaint pass ---
   for (let i = 0; i < cfg.numLayers; i++) {
     g.gateWeightsOn(main.img);
-    [rg.img, rg.txt] = g.scope(`regional/transformer_blocks.${i}`, () =>
-      eachRegion([rg.img, rg.txt], (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb)),
-    ) as [Value, Value];
+    regional = g.scope(`regional/transformer_blocks.${i}`, () =>
+      eachRegion(regional, (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb)),
+    );
     const m = fullDoubleBlock(fullCtx, i, main, { txt: main.srTxt }, sel, rope, dims);
-    main = { ...main, img: paste(m.img, rg.img), txt: m.txt, srTxt: m.sr.txt };
+    main = { ...main, img: paste(m.img, regional.img), txt: m.txt, srTxt: m.sr.txt };
     const before = rp;
-    const [img, txt, srTxt] = whenRepainting([rp.img, rp.txt, rp.srTxt], () => {
-      const o = fullDoubleBlock(fullCtx, i, before, { txt: before.srTxt }, sel, rope, dims);
-      return [keepOwn(rpKeep, o.img, main.img), o.txt, o.sr.txt];
-    });
-    rp = { ...rp, img: img!, txt: txt!, srTxt: srTxt! };
+    rp = {
+      ...rp,
+      ...whenRepainting({ img: rp.img, txt: rp.txt, srTxt: rp.srTxt }, () => {
+        const o = fullDoubleBlock(fullCtx, i, before, { txt: before.srTxt }, sel, rope, dims);
+        return { img: keepOwn(input.repaint.keep, o.img, main.img), txt: o.txt, srTxt: o.sr.txt };
+      }),
+    };
   }
 
-  // Into the single blocks: x = [txt; img]; each pass's SR image stream starts from its (pasted / forced) image rows.
-  let x = concat([main.txt, main.img], 1);
-  let mainSr: SrState = { txt: main.srTxt, img: main.img };
-  let rpX = whenRepainting([nothing(3)], () => [concat([rp.txt, rp.img], 1)])[0]!;
-  let rpSr: SrState = { txt: rp.srTxt, img: rp.img };
+  // --- single blocks (§3.5): x = [txt; img]; each pass's SR image stream starts from its (pasted / forced) rows ---
+  let mainX: SinglePass = {
+    temb: main.temb,
+    x: concat([main.txt, main.img], 1),
+    sr: { txt: main.srTxt, img: main.img },
+  };
+  let rpX: SinglePass = {
+    temb: rp.temb,
+    x: whenRepainting({ x: nothing(3) }, () => ({ x: concat([rp.txt, rp.img], 1) })).x,
+    sr: { txt: rp.srTxt, img: rp.img },
+  };
   for (let i = 0; i < cfg.numSingleLayers; i++) {
-    g.gateWeightsOn(x);
-    [rg.img, rg.txt] = g.scope(`regional/single_transformer_blocks.${i}`, () =>
-      eachRegion([rg.img, rg.txt], (r) => {
+    g.gateWeightsOn(mainX.x);
+    regional = g.scope(`regional/single_transformer_blocks.${i}`, () =>
+      eachRegion(regional, (r) => {
         const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
         return { img: y.img, txt: y.txt };
       }),
-    ) as [Value, Value];
-    const m = fullSingleBlock(fullCtx, i, x, main.temb, mainSr, sel, rope, dims);
+    );
+    const m = fullSingleBlock(fullCtx, i, mainX.x, mainX.temb, mainX.sr, sel, rope, dims);
     // Only the main pass's image rows are pasted; its SR streams keep their own (RAG-SPEC §3.5).
-    const pasted = paste(m.x, rg.img, dims.textLength);
-    x = pasted;
-    mainSr = m.sr;
-    const [before, beforeSr] = [rpX, rpSr];
-    const [nx, nTxt, nImg] = whenRepainting([rpX, rpSr.txt, rpSr.img!], () => {
-      const o = fullSingleBlock(fullCtx, i, before, rp.temb, beforeSr, sel, rope, dims);
+    const pasted = paste(m.x, regional.img, dims.textLength);
+    mainX = { ...mainX, x: pasted, sr: m.sr };
+    const before = rpX;
+    const next = whenRepainting({ x: rpX.x, srTxt: rpX.sr.txt, srImg: rpX.sr.img }, () => {
+      const o = fullSingleBlock(fullCtx, i, before.x, before.temb, before.sr, sel, rope, dims);
       // Repainting_single: the image rows outside the mask are the main pass's (keep_single is all 1 without it).
       const parts = splitText(fullCtx, o.x, dims.textLength);
-      return [
-        concat([parts.txt, keepOwn(rpKeepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img)], 1),
-        o.sr.txt,
-        o.sr.img!,
-      ];
+      const img = keepOwn(input.repaint.keepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img);
+      return { x: concat([parts.txt, img], 1), srTxt: o.sr.txt, srImg: o.sr.img };
     });
-    rpX = nx!;
-    rpSr = { txt: nTxt!, img: nImg! };
+    rpX = { ...rpX, x: next.x, sr: { txt: next.srTxt, img: next.srImg } };
   }
 
-  // norm_out (the last capture point), then proj_out per stream.
-  g.gateWeightsOn(x);
-  const [rgNormed] = g.scope('regional/norm_out', () =>
-    eachRegion([rg.img, rg.txt], (r) => ({ img: normOut(r.c, r.img, r.temb) })),
-  );
-  const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, x, dims.textLength).img, main.temb), rgNormed!);
+  // --- norm_out (the last capture point), then proj_out per stream ---
+  g.gateWeightsOn(mainX.x);
+  const rgNormed = g.scope('regional/norm_out', () =>
+    eachRegion(regional, (r) => ({ img: normOut(r.c, r.img, r.temb) })),
+  ).img;
+  const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, mainX.x, dims.textLength).img, main.temb), rgNormed);
   g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);
-  const finalRp = rpX;
-  const rpVelocity = whenRepainting([rpIn.latents], () => {
-    const normed = keepOwn(
-      rpKeep,
-      normOut(fullCtx, splitText(fullCtx, finalRp, dims.textLength).img, rp.temb),
-      mainNormed,
-    );
-    return [cast(lin(fullCtx, 'proj_out', normed), io)];
-  })[0]!;
+  const rpVelocity = whenRepainting({ v: input.repaint.latents }, () => {
+    const own = normOut(fullCtx, splitText(fullCtx, rpX.x, dims.textLength).img, rpX.temb);
+    return { v: cast(lin(fullCtx, 'proj_out', keepOwn(input.repaint.keep, own, mainNormed)), io) };
+  }).v;
   g.output(rpVelocity, STEP_IO.repaint.velocity, io, ['Fr', 'N', cfg.outChannels]);
-  const rgVelocity = ifElse(
+  const rgVelocity = ifThen(
     has.regions,
-    () => [cast(lin(fullCtx, 'proj_out', rgNormed!), io)],
-    () => [rgLatents],
-  )[0]!;
+    () => ({ v: cast(lin(fullCtx, 'proj_out', rgNormed), io) }),
+    () => ({ v: input.regional.latents }),
+  ).v;
   g.output(rgVelocity, STEP_IO.rgVelocity, io, [1, 'T', cfg.outChannels]);
   return g;
 }

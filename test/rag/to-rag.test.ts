@@ -6,7 +6,12 @@ import { splitBreaks } from '../../src/rag/split-ratio.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import { normalizeScene } from '../../src/scene/normalize.ts';
 import type { Region, Scene } from '../../src/scene/schema.ts';
-import { editToRepaintParams, editToRepaintPasses, sceneToRag, sceneToRagParams } from '../../src/paint/scene-to-rag.ts';
+import {
+  editToRepaintParams,
+  editToRepaintPasses,
+  sceneToRag,
+  sceneToRagParams,
+} from '../../src/paint/scene-to-rag.ts';
 import { loadModelManifest, modelIdForTransformerConfig } from '../../src/engine/model-manifest.ts';
 
 const LIMITS = { minSize: 256, maxSize: 1536 };

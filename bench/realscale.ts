@@ -18,7 +18,7 @@ import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generatio
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
 import { DTYPE_BYTES } from '../src/engine/onnx/graph.ts';
 import { rectsToMaskPng } from '../src/rag/mask.ts';
-import { sceneToRagParams } from '../src/scene/to-rag.ts';
+import { sceneToRagParams } from '../src/paint/scene-to-rag.ts';
 import type { RagParams } from '../src/rag/params.ts';
 import type { Scene } from '../src/scene/schema.ts';
 import { fmt, peakRssMiB, repoRoot, runtimeFromEnv, wideCheckpoint } from './support.ts';

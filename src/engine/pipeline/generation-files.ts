@@ -26,6 +26,8 @@ export type GenerationFile = z.infer<typeof GenerationFileSchema>;
 export interface SavedGeneration {
   dir: string;
   kind: 'generate' | 'repaint';
+  /** The model it was painted with (models/<id>.json's id). */
+  model: string;
   scene?: Scene;
   /** With Repainting_mask as an absolute path when it is a repaint. */
   rag: RagParams;
@@ -80,6 +82,7 @@ export function loadGeneration(dir: string): SavedGeneration {
   return {
     dir,
     kind: parsed.data.kind,
+    model: parsed.data.model,
     ...(parsed.data.scene ? { scene: parsed.data.scene } : {}),
     rag,
     image: path.join(dir, 'image.png'),

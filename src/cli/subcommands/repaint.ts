@@ -209,7 +209,6 @@ export const command: CliCommand = {
         const { repaintPasses, runnablePass } = await import('../../paint/passes.ts');
         const decision = await repaintPasses({ pass: src.rag, scene: src.scene }, applied, {
           model: engine.modelId,
-          regions: 'together',
           ...(repaintSeed !== undefined ? { repaintSeed } : {}),
         });
         if (decision.mode === 'unchanged') throw new UserError(`nothing to repaint: ${decision.reason}`, 1);

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/pipeline/engine.ts';
 import { parseWeightForms } from '../src/engine/weights/forms.ts';
 import { generateJob, repaintJob, type JobOutput } from '../src/engine/pipeline/jobs.ts';
-import { loadGeneration, saveGeneration } from '../src/engine/pipeline/generation-files.ts';
+import { loadGeneration, saveGeneration } from '../src/cli/generation-files.ts';
 import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
 import { DTYPE_BYTES } from '../src/engine/onnx/graph.ts';
 import { rectsToMaskPng } from '../src/rag/mask.ts';

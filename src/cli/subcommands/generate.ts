@@ -141,7 +141,7 @@ export async function writeOutputs(
         '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
         2,
       );
-    const { saveGeneration } = await import('../../engine/pipeline/generation-files.ts');
+    const { saveGeneration } = await import('../generation-files.ts');
     saveGeneration(o.saveDir, {
       out,
       rag: o.rag,

@@ -71,7 +71,7 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
   if (!existsSync(from) && ID_PATTERN.test(from)) return storedSource(from, modelId);
   if (!existsSync(from)) throw new UserError(`--from ${from} does not exist`, 2);
   if (statSync(from).isDirectory()) {
-    const { isGenerationDir, loadGeneration } = await import('../../engine/pipeline/generation-files.ts');
+    const { isGenerationDir, loadGeneration } = await import('../generation-files.ts');
     if (!isGenerationDir(from))
       throw new UserError(
         `${from} is not a saved generation (no generation.json): write one with --save-generation`,
@@ -209,7 +209,6 @@ export const command: CliCommand = {
         const { repaintPasses, runnablePass } = await import('../../paint/passes.ts');
         const decision = await repaintPasses({ pass: src.rag, scene: src.scene }, applied, {
           model: engine.modelId,
-          regions: 'together',
           ...(repaintSeed !== undefined ? { repaintSeed } : {}),
         });
         if (decision.mode === 'unchanged') throw new UserError(`nothing to repaint: ${decision.reason}`, 1);

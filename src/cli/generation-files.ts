@@ -6,11 +6,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../../config/errors.ts';
-import type { RagParams } from '../../rag/params.ts';
-import { SceneSchema, type Scene } from '../../scene/schema.ts';
-import type { JobOutput } from './jobs.ts';
-import { TRAJECTORY_ARTIFACT } from './trajectory.ts';
+import { UserError } from '../config/errors.ts';
+import type { RagParams } from '../rag/params.ts';
+import { SceneSchema, type Scene } from '../scene/schema.ts';
+import type { JobOutput } from '../engine/pipeline/jobs.ts';
+import { TRAJECTORY_ARTIFACT } from '../engine/pipeline/trajectory.ts';
 
 export const GENERATION_FILE = 'generation.json';
 

@@ -30,7 +30,6 @@ import {
   reshape,
   reshapeTo,
   shapeOf,
-  sliceDynamic,
   unsqueeze,
   where,
 } from '../onnx/ops.ts';
@@ -48,7 +47,8 @@ import {
   type SrSelect,
   type SrStreams,
 } from './blocks.ts';
-import { ifThen, loop } from './named-control.ts';
+import { ifThen } from './named-control.ts';
+import { openRegional, type RegionalInputs } from './regional.ts';
 import { STEP_IO } from './signature.ts';
 
 export interface StepGraphOptions {
@@ -64,11 +64,6 @@ export interface StepGraphOptions {
   regionalLoop?: 'loop' | 'unrolled';
   maxRegions?: number;
 }
-
-const END = Number.MAX_SAFE_INTEGER;
-
-/** Regional streams an unrolled graph (regionalLoop 'unrolled') can carry: 8 boxes and the repaint pre-pass. */
-export const DEFAULT_UNROLLED_REGIONS = 9;
 
 /** One stream's conditioning inputs: packed latents [B, N, C], T5 [B, L, J], CLIP pooled [B, P]. */
 type StreamInputs = { latents: Value; txt: Value; pooled: Value };
@@ -86,8 +81,7 @@ interface StepInputs {
   repaint: StreamInputs & { srTxt: Value; keep: Value; keepSingle: Value };
   /** Soft refinement: δ [1], each cell's source tokens [S, Q], the composite's rows [Ns]. */
   sr: { delta: Value; source: Value; place: Value };
-  /** The regional streams: image rows of all of them [1, T, C] with their local ids, row offsets [R + 1], texts. */
-  regional: { latents: Value; imgIds: Value; offsets: Value; txt: Value; pooled: Value };
+  regional: RegionalInputs;
   /** Hard binding's paste: main-pass rows and the regional rows that win them. */
   paste: { rows: Value; from: Value };
 }
@@ -98,24 +92,6 @@ type DoublePass = { temb: Value; img: Value; txt: Value; srTxt: Value };
 
 /** A full pass in the single blocks: x = [e; h] [1, L + N, D] and its SR streams s_j (RAG-SPEC §3.5). */
 type SinglePass = { temb: Value; x: Value; sr: SrStreams };
-
-/** The regional streams opened (RAG-SPEC §2.3): all their image rows, their texts [R, L, D] and temb [R, D], and
- * the RoPE of the shared text rows [L, 1, Dh] and of every regional image row [T, 1, Dh]. */
-type RegionalOpen = {
-  img: Value;
-  txt: Value;
-  temb: Value;
-  txtCos: Value;
-  txtSin: Value;
-  imgCos: Value;
-  imgSin: Value;
-};
-
-/** What the Loop over regional streams carries between blocks. */
-type RegionalState = { img: Value; txt: Value };
-
-/** One regional stream's part of a block: its image rows, its text, its temb and its local RoPE. */
-type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) => { img: Value; txt?: Value };
 
 function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
   const io = 'float32';
@@ -234,44 +210,23 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     () => g.scope('rp', () => open(input.repaint, input.repaint.srTxt)),
     () => ({ temb: nothing(2), img: nothing(3), txt: nothing(3), srTxt: nothing(3) }),
   );
-  const rg = ifThen<RegionalOpen>(
-    has.regions,
-    () =>
-      g.scope('regional', () => {
-        const tables = ropeOf(input.regional.imgIds);
-        const rc = ctx(tables);
-        const split = (t: Value) => ({
-          txt: sliceDynamic(t, g.ints([0]), dims.textLength, 0),
-          img: sliceDynamic(t, dims.textLength, g.ints([END]), 0),
-        });
-        const cos = split(tables.cos);
-        const sin = split(tables.sin);
-        return {
-          img: lin(rc, 'x_embedder', toC(input.regional.latents)),
-          txt: lin(rc, 'context_embedder', toC(input.regional.txt)),
-          temb: g.scope('time_text_embed', () =>
-            timeTextEmbed(rc, input.timestep, input.guidance, toC(input.regional.pooled)),
-          ),
-          txtCos: cos.txt,
-          txtSin: sin.txt,
-          imgCos: cos.img,
-          imgSin: sin.img,
-        };
-      }),
-    () => {
-      const table = empty(g, 'float32', [0, 1, cfg.headDim]);
-      return {
-        img: nothing(3),
-        txt: nothing(3),
-        temb: nothing(2),
-        txtCos: table,
-        txtSin: table,
-        imgCos: table,
-        imgSin: table,
-      };
+  const streams = openRegional(
+    {
+      g,
+      cfg,
+      ctx,
+      ropeOf,
+      toC,
+      timestep: input.timestep,
+      ...(input.guidance ? { guidance: input.guidance } : {}),
+      textLength: dims.textLength,
+      on: has.regions,
+      regionalLoop: opts.regionalLoop,
+      maxRegions: opts.maxRegions,
     },
+    input.regional,
   );
-  let regional: RegionalState = { img: rg.img, txt: rg.txt };
+  let regional = streams.opened;
 
   // --- the capture points ---
   /** Hard binding (§2.4b): writes the winning regional rows into the main pass's h [1, N', D] at row offset `shift`. */
@@ -291,41 +246,6 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   const keepOwn = (keep: Value, own: Value, original: Value) =>
     where(reshape(cast(keep, 'bool'), [1, -1, 1]), own, original);
 
-  // --- the regional streams: one Loop iteration per stream, each exactly a plain FLUX block on its own rows ---
-  const trips = add(shapeOf(input.regional.offsets), g.ints([-1]));
-  /** One regional stream k ([1] int64) through `body`: its rows sliced out of the state and written back. */
-  const region = (k: Value, state: RegionalState, body: RegionBody): RegionalState => {
-    const offsets = input.regional.offsets;
-    const a = gather(offsets, k, 0);
-    const b = gather(offsets, add(k, g.ints([1])), 0);
-    const k1 = add(k, g.ints([1]));
-    const c = ctx({
-      cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0),
-      sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0),
-    });
-    const out = body({
-      c,
-      img: sliceDynamic(state.img, a, b, 1),
-      txt: sliceDynamic(state.txt, k, k1, 0),
-      temb: sliceDynamic(rg.temb, k, k1, 0),
-    });
-    const put = (all: Value, lo: Value, hi: Value, part: Value, axis: number) =>
-      concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
-    return { img: put(state.img, a, b, out.img, 1), txt: out.txt ? put(state.txt, k, k1, out.txt, 0) : state.txt };
-  };
-  // A Loop where the provider has one (CPU, CUDA); WebGPU has only If, so there each possible stream is an If.
-  const eachRegion = (state: RegionalState, body: RegionBody): RegionalState =>
-    opts.regionalLoop === 'unrolled'
-      ? Array.from({ length: opts.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<RegionalState>(
-          (st, _, r) =>
-            ifThen(
-              greater(trips, g.ints([r])),
-              () => region(g.ints([r]), st, body),
-              () => st,
-            ),
-          state,
-        )
-      : loop(trips, state, (k, st) => region(k, st, body));
   /** The repaint pass's part of a block, run only when the step repaints (else its state passes through). */
   const whenRepainting = <T extends Record<string, Value>>(state: T, fn: () => T): T =>
     ifThen(
@@ -342,7 +262,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   for (let i = 0; i < cfg.numLayers; i++) {
     g.gateWeightsOn(main.img);
     regional = g.scope(`regional/transformer_blocks.${i}`, () =>
-      eachRegion(regional, (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb)),
+      streams.each(regional, (r) => doubleBlock(r.c, i, r.img, r.txt, r.temb)),
     );
     const m = fullDoubleBlock(fullCtx, i, main, { txt: main.srTxt }, sel, rope, dims);
     main = { ...main, img: paste(m.img, regional.img), txt: m.txt, srTxt: m.sr.txt };
@@ -370,7 +290,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   for (let i = 0; i < cfg.numSingleLayers; i++) {
     g.gateWeightsOn(mainX.x);
     regional = g.scope(`regional/single_transformer_blocks.${i}`, () =>
-      eachRegion(regional, (r) => {
+      streams.each(regional, (r) => {
         const y = splitText(r.c, singleBlock(r.c, i, concat([r.txt, r.img], 1), r.temb), dims.textLength);
         return { img: y.img, txt: y.txt };
       }),
@@ -393,7 +313,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   // --- norm_out (the last capture point), then proj_out per stream ---
   g.gateWeightsOn(mainX.x);
   const rgNormed = g.scope('regional/norm_out', () =>
-    eachRegion(regional, (r) => ({ img: normOut(r.c, r.img, r.temb) })),
+    streams.each(regional, (r) => ({ img: normOut(r.c, r.img, r.temb) })),
   ).img;
   const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, mainX.x, dims.textLength).img, main.temb), rgNormed);
   g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);

@@ -5,7 +5,8 @@ import { UserError } from '../../config/errors.ts';
 import { concatFloat32 } from '../float32.ts';
 import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
-import { buildStepGraph, DEFAULT_UNROLLED_REGIONS, type StepGraphOptions } from './step-graph.ts';
+import { DEFAULT_UNROLLED_REGIONS } from './regional.ts';
+import { buildStepGraph, type StepGraphOptions } from './step-graph.ts';
 import { signatureKey, STEP_IO, type StepSignature } from './signature.ts';
 
 /** One stream's conditioning and latents, float32, batch 1. */

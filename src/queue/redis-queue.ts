@@ -9,7 +9,18 @@ import { z } from 'zod';
 import { childLogger } from '../log/logger.ts';
 import { migrate, type Db, type Migration } from '../store/db.ts';
 import { newId } from '../store/ids.ts';
-import { BLOB_REF, BlobMissingError, deleteRefs, getFiles, isBlobRef, putFiles } from './blobs.ts';
+import {
+  BLOB_REF,
+  blobBase,
+  BlobFilesSchema,
+  BlobMissingError,
+  BlobRefusedError,
+  deleteRefs,
+  getFiles,
+  isBlobRef,
+  putFiles,
+  resultBase,
+} from './blobs.ts';
 import type {
   CancelOutcome,
   FinishOutcome,
@@ -62,7 +73,21 @@ const NEXT_SEQ = '(SELECT coalesce(max(seq), 0) + 1 FROM redis_jobs)';
 export const JobDataSchema = z.object({
   v: z.literal(1),
   userId: z.string().min(1),
-  request: PaintRequestSchema,
+  // Its files are Redis references the bot wrote (see pack): a worker writes them to its disk under their names.
+  request: PaintRequestSchema.superRefine((r, ctx) => {
+    if (r.parent) {
+      const files = BlobFilesSchema.safeParse(r.parent.artifacts);
+      for (const issue of files.error?.issues ?? [])
+        ctx.addIssue({ code: 'custom', path: ['parent', 'artifacts', ...issue.path], message: issue.message });
+    }
+    const mask = (r.params.rag as Record<string, unknown> | undefined)?.Repainting_mask;
+    if (typeof mask === 'string' && !BlobFilesSchema.safeParse({ 'mask.png': mask }).success)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['params', 'rag', 'Repainting_mask'],
+        message: "not the queue's reference for a mask",
+      });
+  }),
   maxAttempts: z.number().int().min(1).max(5),
   /** Set by a worker that gave the job back (its painter process died): shown to the user. */
   note: z.string().optional(),
@@ -71,10 +96,15 @@ export type JobData = z.infer<typeof JobDataSchema>;
 
 /** What a worker hands back: the files as Redis references, fetched and deleted by the bot. */
 const ReturnSchema = z.object({
-  files: z.record(z.string(), z.string()),
+  files: BlobFilesSchema,
   model: z.object({ id: z.string(), version: z.string() }),
   paintMs: z.number(),
 });
+
+function hasImage(returnvalue: unknown): boolean {
+  const files = (returnvalue as { files?: unknown } | null)?.files;
+  return typeof files === 'object' && files !== null && 'image.png' in files;
+}
 
 const CANCELLED = 'cancelled';
 const STOPPED = 'the worker painting it stopped (crashed, was killed or lost its connection)';
@@ -430,32 +460,35 @@ export class RedisQueue implements JobQueue {
   /** A finished job: fetch its files onto the bot's disk, then delete them (and the job) from Redis. */
   private async collect(row: Row, bull: BullJob<JobData>): Promise<void> {
     const rv = ReturnSchema.safeParse(bull.returnvalue);
-    const refs = rv.success ? Object.values(rv.data.files) : [];
+    // Only this job's own result files are read (and then deleted): the result in Redis is not trusted.
+    const base = rv.success ? resultBase(this.prefix, row.id, rv.data.files) : undefined;
+    const refs = rv.success && base ? Object.values(rv.data.files) : [];
     const finishedAt = bull.finishedOn ?? Date.now();
+    const fail = (error: string) => this.finishLocal(row.id, 'failed', { error, finishedAt, ran: bull });
     if (row.cancel_requested === 1) {
       this.finishLocal(row.id, 'cancelled', { error: row.error ?? CANCELLED, finishedAt, ran: bull });
-    } else if (!rv.success || !rv.data.files['image.png']) {
+    } else if (!hasImage(bull.returnvalue)) {
       log.error({ jobId: row.id, returnvalue: bull.returnvalue }, 'unreadable result');
-      this.finishLocal(row.id, 'failed', {
-        error: 'the worker reported a result without an image (an incompatible worker version?)',
-        finishedAt,
-        ran: bull,
-      });
+      fail('the worker reported a result without an image (an incompatible worker version?)');
+    } else if (!rv.success || !base) {
+      const why = rv.error?.issues[0]?.message ?? "its image is not this job's result";
+      log.error({ jobId: row.id, why }, 'result refused: its files are not the ones a worker stores');
+      fail(
+        `the result in Redis names files that are not this job's own (${why}), so none of it was stored; it was not written by a scenewright worker of this version`,
+      );
     } else {
       try {
-        const files = await getFiles(this.redis, rv.data.files, this.artifactDir(row.generation_id));
+        const files = await getFiles(this.redis, rv.data.files, this.artifactDir(row.generation_id), base);
         this.finishLocal(row.id, 'done', {
           result: { imagePath: files['image.png']!, artifacts: files, model: rv.data.model, paintMs: rv.data.paintMs },
           finishedAt,
           ran: bull,
         });
       } catch (e) {
-        if (!(e instanceof BlobMissingError)) throw e;
-        this.finishLocal(row.id, 'failed', {
-          error: `the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`,
-          finishedAt,
-          ran: bull,
-        });
+        if (e instanceof BlobRefusedError) fail(`the result in Redis was refused: ${e.message}`);
+        else if (e instanceof BlobMissingError)
+          fail(`the finished image expired in Redis before I could fetch it (${e.missing.join(', ')})`);
+        else throw e;
       }
     }
     await deleteRefs(this.redis, refs);
@@ -574,7 +607,7 @@ export class RedisQueue implements JobQueue {
     if (out.parent) {
       out.parent.artifacts = await putFiles(
         this.redis,
-        this.key('blob', id, 'in', 'parent'),
+        blobBase(this.prefix, id, 'in:parent'),
         out.parent.artifacts,
         this.ttl,
       );
@@ -583,7 +616,7 @@ export class RedisQueue implements JobQueue {
     const rag = out.params.rag as Record<string, unknown> | undefined;
     const mask = rag?.Repainting_mask;
     if (rag && typeof mask === 'string' && existsSync(mask)) {
-      const put = await putFiles(this.redis, this.key('blob', id, 'in', 'mask'), { 'mask.png': mask }, this.ttl);
+      const put = await putFiles(this.redis, blobBase(this.prefix, id, 'in:mask'), { 'mask.png': mask }, this.ttl);
       rag.Repainting_mask = put['mask.png'];
       refs.push(put['mask.png']!);
     }
@@ -803,11 +836,13 @@ export class RedisQueue implements JobQueue {
       const scratch = path.join(this.scratchDir, 'jobs', bull.id!);
       let request: PaintRequest;
       try {
-        request = await this.unpack(data.request, scratch);
+        request = await this.unpack(bull.id!, data.request, scratch);
       } catch (e) {
         rmSync(scratch, { recursive: true, force: true });
-        if (!(e instanceof BlobMissingError)) throw e;
-        await refuse(ORIGINAL_GONE);
+        if (e instanceof BlobRefusedError)
+          await refuse(`the job's files in Redis are not the ones the bot stored for it (${e.message})`);
+        else if (e instanceof BlobMissingError) await refuse(ORIGINAL_GONE);
+        else throw e;
         continue;
       }
       const view: Job = {
@@ -839,18 +874,16 @@ export class RedisQueue implements JobQueue {
   }
 
   /** The parent's files and the mask, from Redis onto this machine, with the request pointing at them. */
-  private async unpack(request: PaintRequest, dir: string): Promise<PaintRequest> {
+  private async unpack(id: string, request: PaintRequest, dir: string): Promise<PaintRequest> {
     const out: PaintRequest = structuredClone(request);
     if (out.parent) {
-      const refs = Object.fromEntries(Object.entries(out.parent.artifacts).filter(([, v]) => isBlobRef(v)));
-      out.parent.artifacts = {
-        ...out.parent.artifacts,
-        ...(await getFiles(this.redis, refs, path.join(dir, 'parent'))),
-      };
+      const base = blobBase(this.prefix, id, 'in:parent');
+      out.parent.artifacts = await getFiles(this.redis, out.parent.artifacts, path.join(dir, 'parent'), base);
     }
     const rag = out.params.rag as Record<string, unknown> | undefined;
     if (rag && isBlobRef(rag.Repainting_mask)) {
-      rag.Repainting_mask = (await getFiles(this.redis, { 'mask.png': rag.Repainting_mask }, dir))['mask.png'];
+      const base = blobBase(this.prefix, id, 'in:mask');
+      rag.Repainting_mask = (await getFiles(this.redis, { 'mask.png': rag.Repainting_mask }, dir, base))['mask.png'];
     }
     return out;
   }
@@ -924,7 +957,7 @@ export class RedisQueue implements JobQueue {
       return await this.settle(a, async () => {
         const files = await putFiles(
           this.redis,
-          this.key('blob', id, 'out', a.token.split(':').at(-1)!),
+          blobBase(this.prefix, id, `out:${a.token.split(':').at(-1)!}`),
           result.artifacts,
           this.ttl,
         );

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { BotQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
@@ -129,7 +129,7 @@ export class Flows {
   constructor(
     private readonly config: Config,
     private readonly store: Store,
-    private readonly queue: JobQueue,
+    private readonly queue: BotQueue,
     private readonly planner: BotPlanner,
     readonly painting: PaintingState,
   ) {

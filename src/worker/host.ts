@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childLogger } from '../log/logger.ts';
 import { makeWorkerId } from '../queue/sqlite-queue.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { WorkerQueue } from '../queue/queue.ts';
 import { isArtifactName, type Job } from '../queue/schema.ts';
 import { ChildMessageSchema, type ChildMessage, type HostMessage } from './protocol.ts';
 import type { PainterInfo, PainterOptions } from './painter.ts';
@@ -24,7 +24,7 @@ export class PainterLoadError extends Error {
 }
 
 export interface WorkerHostOptions {
-  queue: JobQueue;
+  queue: WorkerQueue;
   /** Images and artifacts go to `<dataDir>/artifacts/<generation id>/`, as the store expects. */
   dataDir: string;
   painterModule: string;

@@ -198,7 +198,9 @@ export class BotSync {
   /** The parent's files, the mask and the preview that went up for this job (listed in a set at enqueue). */
   async dropBlobs(id: string): Promise<void> {
     const list = this.ctx.key('blobs', id);
-    const keys = await this.ctx.redis.smembers(list);
+    // Only this job's own files: the list is in Redis, where anyone who can write could add other keys to it.
+    const own = `${this.ctx.key('blob', id)}:`;
+    const keys = (await this.ctx.redis.smembers(list)).filter((k) => k.startsWith(own));
     await this.ctx.redis.del(...keys, list, this.ctx.key('preview', id), this.ctx.key('cancel', id));
   }
 }

@@ -175,6 +175,19 @@ describe('files through Redis are written only under their own names, from their
     await raw.close();
   });
 
+  it("cleaning up after a job deletes only that job's own keys, whatever its list in Redis names", async () => {
+    await redis.set(`${prefix}:secret`, 'keep');
+    const { job } = await bot.enqueue({
+      userId: 'u',
+      request: { kind: 'generate', generationId: 'g1', params },
+      target: { userId: 'u', guildId: 'g', channelId: 'c' },
+    });
+    await redis.sadd(`${prefix}:blobs:${job.id}`, `${prefix}:secret`);
+    expect(await bot.cancel(job.id, 'deleted by the user')).toBe('cancelled');
+    expect(await redis.get(`${prefix}:secret`)).toBe('keep');
+    expect(await redis.exists(`${prefix}:blobs:${job.id}`)).toBe(0);
+  });
+
   it('the write itself refuses a name that is not a plain file name, or a reference outside the expected keys', async () => {
     const base = `${prefix}:blob:j1:in:parent`;
     await redis.set(`${base}:../x`, 'x');

@@ -20,7 +20,7 @@ import type { Generation, GenerationKind, GenerationParams } from '../store/sche
 import type { PainterInfo } from '../worker/painter.ts';
 import { Access, type Requester } from './access.ts';
 import { Refusal } from './errors.ts';
-import { modelChoices, type ModelChoice } from './models.ts';
+import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
 import type { BotPlanner } from './planning.ts';
 import { quote } from './text.ts';
 
@@ -74,6 +74,8 @@ export interface PaintingState {
   mode: 'none' | 'loading' | 'ready' | 'failed' | 'external';
   reason?: string;
   info?: PainterInfo;
+  /** With REDIS_URL: the models live workers paint, from their announcements (models.ts keeps it current). */
+  served?: string[];
 }
 
 export function canPaint(p: PaintingState): boolean {
@@ -169,6 +171,7 @@ export class Flows {
     const model = known(input.model) ??
       known(fromSettings) ??
       loaded ??
+      servedDefault(this.models, this.painting.served) ??
       known('flux.1-schnell') ??
       this.models[0] ?? { id: 'flux.1-schnell', name: 'FLUX.1 [schnell]', defaultSteps: 4 };
     const steps = input.steps ?? saved.steps ?? model.defaultSteps;

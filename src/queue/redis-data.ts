@@ -19,8 +19,13 @@ export const JobDataSchema = z.object({
       for (const issue of files.error?.issues ?? [])
         ctx.addIssue({ code: 'custom', path: ['parent', 'artifacts', ...issue.path], message: issue.message });
     }
+    // A mask is the bot's stored file sent as a reference, or inline (a data: URL, no file at all).
     const mask = (r.params.rag as Record<string, unknown> | undefined)?.Repainting_mask;
-    if (typeof mask === 'string' && !BlobFilesSchema.safeParse({ 'mask.png': mask }).success)
+    if (
+      typeof mask === 'string' &&
+      !mask.startsWith('data:') &&
+      !BlobFilesSchema.safeParse({ 'mask.png': mask }).success
+    )
       ctx.addIssue({
         code: 'custom',
         path: ['params', 'rag', 'Repainting_mask'],

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { openDatabase, type Db } from '../src/store/db.ts';
 import { RedisQueue } from '../src/queue/redis-queue.ts';
 import { SqliteQueue } from '../src/queue/sqlite-queue.ts';
-import type { JobQueue } from '../src/queue/queue.ts';
+import type { BotQueue, WorkerQueue } from '../src/queue/queue.ts';
 import type { Job, NewJob } from '../src/queue/schema.ts';
 import { WorkerHost } from '../src/worker/host.ts';
 import { ENGINE_PAINTER_MODULE } from '../src/worker/painter.ts';
@@ -61,7 +61,7 @@ function vmHwmMiB(pid: number | undefined): number {
 }
 
 /** Resolves when every listed job has finished (seen on the bot side's feed or by looking). */
-async function finished(queue: JobQueue, ids: string[]): Promise<Job[]> {
+async function finished(queue: BotQueue, ids: string[]): Promise<Job[]> {
   const out: Job[] = [];
   for (const id of ids) {
     for (;;) {
@@ -78,12 +78,12 @@ async function finished(queue: JobQueue, ids: string[]): Promise<Job[]> {
 }
 
 interface Setup {
-  bot: JobQueue;
+  bot: BotQueue;
   hosts: WorkerHost[];
   close(): Promise<void>;
 }
 
-async function hostsOn(queues: JobQueue[], dataDirs: string[]): Promise<WorkerHost[]> {
+async function hostsOn(queues: WorkerQueue[], dataDirs: string[]): Promise<WorkerHost[]> {
   const hosts = queues.map(
     (queue, i) =>
       new WorkerHost({

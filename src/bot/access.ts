@@ -1,5 +1,5 @@
 import type { Config } from '../config/config.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { BotQueue } from '../queue/queue.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
 
@@ -45,7 +45,7 @@ export class Access {
   constructor(
     private readonly config: Config,
     private readonly store: Store,
-    private readonly queue: JobQueue,
+    private readonly queue: BotQueue,
   ) {}
 
   /** Channel and role restrictions. Returns the refusal, or undefined when allowed. */

@@ -10,6 +10,7 @@ import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../wo
 import type { BotContext } from './context.ts';
 import { Delivery, type DeliveryOptions } from './delivery.ts';
 import { Flows, type PaintingState } from './flows.ts';
+import { followServedModels } from './models.ts';
 import { onInteraction, RESTARTED_TEXT } from './interactions.ts';
 import { onMessage } from './messages.ts';
 import type { BotPlanner } from './planning.ts';
@@ -124,6 +125,14 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
       } else {
         painting.mode = 'external';
       }
+    } else if (config.redisUrl) {
+      // README "Several GPU machines": MODEL_DIR only where the workers run; they say which models they paint.
+      painting.mode = 'external';
+    }
+    if (painting.mode === 'external' && config.redisUrl) {
+      const served = followServedModels(queue, painting);
+      cleanup.unshift(() => served.stop());
+      await served.first;
     }
     // Jobs whose worker died with the previous bot process go back to the queue (once) or fail now.
     await queue.recoverStalled();

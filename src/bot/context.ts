@@ -1,6 +1,6 @@
 import type { ChatInputCommandInteraction, RESTPostAPIChatInputApplicationCommandsJSONBody } from 'discord.js';
 import type { Config } from '../config/config.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { BotQueue } from '../queue/queue.ts';
 import type { Store } from '../store/store.ts';
 import type { Delivery } from './delivery.ts';
 import type { Flows, Prepared } from './flows.ts';
@@ -12,7 +12,7 @@ import type { Posted } from './present.ts';
 export interface BotContext {
   config: Config;
   store: Store;
-  queue: JobQueue;
+  queue: BotQueue;
   flows: Flows;
   delivery: Delivery;
   planner: BotPlanner;

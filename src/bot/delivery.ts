@@ -3,7 +3,7 @@ import { Routes } from 'discord.js';
 import type { REST, RawFile } from '@discordjs/rest';
 import type { Config } from '../config/config.ts';
 import { childLogger } from '../log/logger.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { BotQueue } from '../queue/queue.ts';
 import type { Job } from '../queue/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
@@ -80,7 +80,7 @@ export class Delivery {
     private readonly applicationId: string,
     private readonly config: Config,
     private readonly store: Store,
-    private readonly queue: JobQueue,
+    private readonly queue: BotQueue,
     private readonly canPaint: () => boolean,
     options: DeliveryOptions = {},
   ) {

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { BotQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
@@ -16,7 +16,7 @@ import type { Generation, GenerationKind, GenerationParams } from '../store/sche
 import type { PainterInfo } from '../worker/painter.ts';
 import { Access, type Requester } from './access.ts';
 import { Refusal } from './errors.ts';
-import { modelChoices, type ModelChoice } from './models.ts';
+import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
 import type { BotPlanner } from './planning.ts';
 import { quote } from './text.ts';
 
@@ -70,6 +70,8 @@ export interface PaintingState {
   mode: 'none' | 'loading' | 'ready' | 'failed' | 'external';
   reason?: string;
   info?: PainterInfo;
+  /** With REDIS_URL: the models live workers paint, from their announcements (models.ts keeps it current). */
+  served?: string[];
 }
 
 export function canPaint(p: PaintingState): boolean {
@@ -125,7 +127,7 @@ export class Flows {
   constructor(
     private readonly config: Config,
     private readonly store: Store,
-    private readonly queue: JobQueue,
+    private readonly queue: BotQueue,
     private readonly planner: BotPlanner,
     readonly painting: PaintingState,
   ) {
@@ -165,6 +167,7 @@ export class Flows {
     const model = known(input.model) ??
       known(fromSettings) ??
       loaded ??
+      servedDefault(this.models, this.painting.served) ??
       known('flux.1-schnell') ??
       this.models[0] ?? { id: 'flux.1-schnell', name: 'FLUX.1 [schnell]', defaultSteps: 4 };
     const steps = input.steps ?? saved.steps ?? model.defaultSteps;

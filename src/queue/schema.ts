@@ -99,3 +99,18 @@ export interface Job {
   /** Increases with every change to any job: the change feed's cursor. */
   seq: number;
 }
+
+/**
+ * A file name that travels with a job (a parent's artifact, a finished result's files) and becomes a file on the
+ * machine that receives it. Through Redis these names are written by whoever can write to Redis, so they must be
+ * plain names in a short alphabet: no separators, no "..", nothing that could name a path.
+ */
+export const ARTIFACT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+
+export function isArtifactName(name: string): boolean {
+  return ARTIFACT_NAME.test(name) && !name.includes('..');
+}
+
+export const ArtifactNameSchema = z.string().refine(isArtifactName, {
+  message: 'not a plain file name (letters, digits, ".", "_" and "-", no "..", at most 80 characters)',
+});

@@ -5,8 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { childLogger } from '../log/logger.ts';
 import { makeWorkerId } from '../queue/sqlite-queue.ts';
-import type { JobQueue } from '../queue/queue.ts';
-import type { Job } from '../queue/schema.ts';
+import type { WorkerQueue } from '../queue/queue.ts';
+import { isArtifactName, type Job } from '../queue/schema.ts';
 import { ChildMessageSchema, type ChildMessage, type HostMessage } from './protocol.ts';
 import type { PainterInfo, PainterOptions } from './painter.ts';
 
@@ -24,7 +24,7 @@ export class PainterLoadError extends Error {
 }
 
 export interface WorkerHostOptions {
-  queue: JobQueue;
+  queue: WorkerQueue;
   /** Images and artifacts go to `<dataDir>/artifacts/<generation id>/`, as the store expects. */
   dataDir: string;
   painterModule: string;
@@ -61,8 +61,6 @@ function writeAtomic(file: string, data: Uint8Array): void {
   writeFileSync(tmp, data);
   renameSync(tmp, file);
 }
-
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
 
 /**
  * Runs queue jobs in a painter child process, one at a time: claims a job, keeps its lease alive, relays
@@ -329,7 +327,7 @@ export class WorkerHost {
       const dir = this.artifactDir(r.job);
       const files: Record<string, string> = {};
       for (const [name, data] of Object.entries(artifacts)) {
-        if (!SAFE_NAME.test(name) || name === 'image.png')
+        if (!isArtifactName(name) || name === 'image.png')
           throw new Error(`the painter returned an artifact named "${name}", which is not a plain file name`);
         files[name] = path.join(dir, name);
         writeAtomic(files[name], data);

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.ts';
 import { UserError } from '../config/errors.ts';
-import type { JobQueue } from '../queue/queue.ts';
+import type { WorkerQueue } from '../queue/queue.ts';
 import { WorkerHost, type WorkerHostOptions } from './host.ts';
 import { ENGINE_PAINTER_MODULE, enginePainterAvailable } from './painter.ts';
 
@@ -14,7 +14,7 @@ export { WorkerHost, PainterLoadError, type WorkerHostOptions } from './host.ts'
  */
 export function createWorkerHost(
   config: Config,
-  queue: JobQueue,
+  queue: WorkerQueue,
   overrides: Partial<Omit<WorkerHostOptions, 'queue'>> = {},
 ): WorkerHost | undefined {
   const modelDir = config.model.dir;

@@ -1,5 +1,5 @@
-// The bot (`scenewright bot` mode: no embedded worker) and real `scenewright worker` processes on the tiny
-// checkpoint, against one real redis-server: the workers share nothing with the bot but Redis (no DATA_DIR,
+// The bot (`scenewright bot` mode: no embedded worker, no MODEL_DIR) and real `scenewright worker` processes on
+// the tiny checkpoint, against one real redis-server: the workers share nothing with the bot but Redis (no DATA_DIR,
 // no SQLite file). Three schnell workers and one dev worker that must never take a schnell job.
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -47,10 +47,13 @@ afterEach(async () => {
   h = undefined;
 });
 
-/** The bot on Redis; small images so the scenarios are about the queue, not the picture. */
+/**
+ * The bot on Redis as the README's "Several GPU machines" sets it up: `scenewright bot` with no MODEL_DIR (it
+ * learns the models from the workers); small images so the scenarios are about the queue, not the picture.
+ */
 async function start(env: Record<string, string> = {}, fake = {}): Promise<Harness> {
   h = await Harness.start({
-    painter: 'engine',
+    painter: 'none',
     embeddedWorker: false,
     fake,
     env: {

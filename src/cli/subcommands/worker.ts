@@ -1,6 +1,6 @@
 import { loadConfig, readEnvironment } from '../../config/config.ts';
 import { UserError } from '../../config/errors.ts';
-import type { JobQueue } from '../../queue/queue.ts';
+import type { WorkerQueue } from '../../queue/queue.ts';
 import { parseCommandArgs, type CliCommand } from '../command.ts';
 
 const usage = 'scenewright worker';
@@ -15,7 +15,7 @@ export const command: CliCommand = {
     const { childLogger } = await import('../../log/logger.ts');
     const { createWorkerHost } = await import('../../worker/index.ts');
     const log = childLogger('worker');
-    let queue: JobQueue;
+    let queue: WorkerQueue;
     let closeDb = () => {};
     if (config.redisUrl) {
       // Everything a job needs comes through Redis: no SQLite file, no DATA_DIR on this machine.

@@ -49,18 +49,22 @@ export const command: SlashCommand = {
     const prompt = ix.options.getString('prompt', true);
     const requester = requesterOf(ix);
     // Cheap checks first, so a refusal can be private; everything slower happens after the acknowledgement.
-    await ctx.flows.precheck(requester, prompt, { paints: true });
-    await ix.deferReply();
-    const prepared = await ctx.flows.imagine({
-      requester,
-      guildId: ix.guildId,
-      prompt,
-      seed: ix.options.getInteger('seed') ?? undefined,
-      aspect: ix.options.getString('aspect') ?? undefined,
-      steps: ix.options.getInteger('steps') ?? undefined,
-      model: ix.options.getString('model') ?? undefined,
-      target: interactionTarget(ix),
-    });
-    await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    const slot = await ctx.flows.precheck(requester, prompt, { paints: true });
+    try {
+      await ix.deferReply();
+      const prepared = await ctx.flows.imagine({
+        requester,
+        guildId: ix.guildId,
+        prompt,
+        seed: ix.options.getInteger('seed') ?? undefined,
+        aspect: ix.options.getString('aspect') ?? undefined,
+        steps: ix.options.getInteger('steps') ?? undefined,
+        model: ix.options.getString('model') ?? undefined,
+        target: interactionTarget(ix),
+      });
+      await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    } finally {
+      slot.release();
+    }
   },
 };

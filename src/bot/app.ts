@@ -7,12 +7,14 @@ import type { JobQueue } from '../queue/queue.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/store.ts';
 import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../worker/index.ts';
-import type { BotContext } from './context.ts';
+import { loadCommands } from './command-loader.ts';
+import type { BotContext, SlashCommand } from './context.ts';
 import { Delivery, type DeliveryOptions } from './delivery.ts';
 import { Flows, type PaintingState } from './flows.ts';
 import { onInteraction, RESTARTED_TEXT } from './interactions.ts';
 import { onMessage } from './messages.ts';
 import type { BotPlanner } from './planning.ts';
+import { DiscordCode, discordCode } from './errors.ts';
 import { NO_MENTIONS, NO_MENTIONS_API } from './text.ts';
 import { Routes } from 'discord.js';
 import { TOKEN_LIFETIME_MS } from './present.ts';
@@ -37,6 +39,8 @@ export interface StartOptions {
   redisOptions?: Omit<OpenQueueOptions, 'redisUrl' | 'pollMs'>;
   /** Delivery tuning (throttles). */
   deliveryOptions?: DeliveryOptions;
+  /** The slash commands; by default every module in the root commands/ folder. */
+  commands?: readonly SlashCommand[];
 }
 
 export interface BotHandle {
@@ -76,6 +80,42 @@ async function answerLeftovers(client: Client, applicationId: string, store: Sto
   }
 }
 
+/**
+ * Mentions and reply-edits the previous process was answering when it died: each gets one reply saying so.
+ * A row goes once its reply is posted, or once there is nothing left to reply to.
+ */
+async function answerLeftoverMessages(client: Client, store: Store): Promise<void> {
+  for (const p of store.pendingMessages()) {
+    const stale = Date.now() - p.createdAt > LEFTOVER_MESSAGE_MAX_AGE_MS;
+    if (!stale) {
+      try {
+        await client.rest.post(Routes.channelMessages(p.channelId), {
+          body: {
+            content: RESTARTED_MESSAGE_TEXT,
+            message_reference: { message_id: p.messageId, fail_if_not_exists: false },
+            allowed_mentions: NO_MENTIONS_API,
+          },
+        });
+        log.info({ message: p.messageId }, 'told a user their message was interrupted by a restart');
+      } catch (e) {
+        const code = discordCode(e);
+        // The channel is gone or closed to the bot: nobody to tell. Anything else: try again next start.
+        if (code !== DiscordCode.UnknownChannel && code !== DiscordCode.MissingAccess) {
+          log.warn({ err: e, message: p.messageId }, 'could not answer a message left by a restart');
+          continue;
+        }
+      }
+    }
+    store.removePendingMessage(p.messageId);
+  }
+}
+
+/** Older than this, an unanswered message is left alone: the conversation has moved on. */
+const LEFTOVER_MESSAGE_MAX_AGE_MS = 60 * 60_000;
+
+export const RESTARTED_MESSAGE_TEXT =
+  '⚠️ I was restarted while working on this, so it was not finished. Please send it again.';
+
 async function defaultPlanner(config: Config): Promise<BotPlanner> {
   const { createBotPlanner } = await import('./planner-adapter.ts');
   return createBotPlanner(config);
@@ -110,6 +150,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   cleanup.unshift(() => queue.close());
   try {
     const planner = options.planner ?? (await defaultPlanner(config));
+    const commands = options.commands ?? (await loadCommands());
     const painting: PaintingState = { mode: 'none' };
     let host: WorkerHost | undefined;
     if (config.model.dir) {
@@ -140,6 +181,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
       queue,
       flows,
       planner,
+      commands: new Map(commands.map((c) => [c.name, c] as const)),
       get delivery() {
         return late.delivery!;
       },
@@ -183,6 +225,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     if (!applicationId)
       throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
     await answerLeftovers(client, applicationId, store);
+    await answerLeftoverMessages(client, store);
     const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, {
       progressEveryMs: options.progressEveryMs,
       ...options.deliveryOptions,

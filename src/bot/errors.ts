@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+
 /** A refusal or failure whose message is written for the Discord user: shown as is, never logged as a bug. */
 export class Refusal extends Error {
   constructor(message: string) {
@@ -8,6 +11,7 @@ export class Refusal extends Error {
 
 /** Error codes from Discord's API that change what the bot does next. */
 export const DiscordCode = {
+  UnknownChannel: 10003,
   UnknownMessage: 10008,
   UnknownInteraction: 10062,
   InvalidWebhookToken: 50027,
@@ -32,4 +36,20 @@ export function httpStatus(e: unknown): number | undefined {
 export function isTokenGone(e: unknown): boolean {
   const code = discordCode(e);
   return code === DiscordCode.InvalidWebhookToken || code === DiscordCode.UnknownInteraction || httpStatus(e) === 401;
+}
+
+/** A short id that ties what a user sees to the log line with the details (never shown: paths, raw errors). */
+export function errorId(): string {
+  return `E${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * The words for a user when handling their request failed. A Refusal is shown as written; anything else is
+ * logged in full with an id, and the user gets that id and no internal detail (paths, library messages).
+ */
+export function failureText(e: unknown, log: Logger, fields: Record<string, unknown> = {}): string {
+  if (e instanceof Refusal) return e.message;
+  const id = errorId();
+  log.error({ err: e, errorId: id, ...fields }, 'request failed');
+  return `⚠️ Something went wrong on my side (error \`${id}\`). Try again in a moment; if it keeps happening, tell the bot's operator this error id.`;
 }

@@ -20,9 +20,10 @@ import type { Generation, GenerationKind, GenerationParams } from '../store/sche
 import type { PainterInfo } from '../worker/painter.ts';
 import { Access, type Requester } from './access.ts';
 import { Refusal } from './errors.ts';
+import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, type ModelChoice } from './models.ts';
 import type { BotPlanner } from './planning.ts';
-import { quote } from './text.ts';
+import { quote, visibleText } from './text.ts';
 
 /** One version in the history of a conversation (a chain of edits), oldest first. */
 export interface Version {
@@ -123,8 +124,11 @@ const PROMPT_MAX = 1000;
  */
 export class Flows {
   readonly access: Access;
+  readonly limiter: Limiter;
   readonly models: ModelChoice[];
   private readonly sceneLimits: SceneLimits;
+  /** The slot each request holds, by its Requester (the same object the request is run with). */
+  private readonly slots = new WeakMap<Requester, Slot>();
 
   constructor(
     private readonly config: Config,
@@ -133,7 +137,8 @@ export class Flows {
     private readonly planner: BotPlanner,
     readonly painting: PaintingState,
   ) {
-    this.access = new Access(config, store, queue);
+    this.access = new Access(config);
+    this.limiter = new Limiter(config, store, queue);
     this.models = modelChoices();
     const { maxRegions, minSize, maxSize } = config.limits;
     this.sceneLimits = { maxRegions, minSize, maxSize };
@@ -143,13 +148,23 @@ export class Flows {
     return canPaint(this.painting);
   }
 
-  /** The checks that cost nothing: run before acknowledging, so a refusal can be private. */
-  async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<void> {
-    const refusal =
-      this.access.where(r) ??
-      (text !== undefined ? this.access.prompt(text, r) : undefined) ??
-      (await this.access.rate(r.userId, { paints: paints && this.canPaint }));
+  /**
+   * The checks that cost nothing, run before acknowledging so that a refusal is private, and the user's slot:
+   * taken here, before any planning, and freed once the job is queued. The caller releases it when done
+   * (releasing twice is harmless).
+   */
+  async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<Slot> {
+    const refusal = this.access.where(r) ?? (text !== undefined ? this.checkText(text, r) : undefined);
     if (refusal) throw new Refusal(refusal);
+    const slot = await this.limiter.reserve(r.userId, { paints: paints && this.canPaint });
+    if (typeof slot === 'string') throw new Refusal(slot);
+    this.slots.set(r, slot);
+    return slot;
+  }
+
+  /** The deny list, NSFW terms outside NSFW channels, and text that shows nothing. */
+  checkText(text: string, r: Pick<Requester, 'channelNsfw'>): string | undefined {
+    return this.access.prompt(visibleText(text), r);
   }
 
   private settingsFor(userId: string, input: { seed?: number; aspect?: string; steps?: number; model?: string }) {
@@ -196,7 +211,7 @@ export class Flows {
   }
 
   async imagine(input: ImagineInput): Promise<Prepared> {
-    const prompt = input.prompt.trim();
+    const prompt = visibleText(input.prompt).trim();
     if (!prompt) throw new Refusal('Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`.');
     if (prompt.length > PROMPT_MAX)
       throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
@@ -275,7 +290,7 @@ export class Flows {
     target: NewTarget,
     history: string[] = [],
   ): Promise<EditOutcome> {
-    const text = instruction.trim();
+    const text = visibleText(instruction).trim();
     if (!text) throw new Refusal('Tell me what to change, for example “make the left cat black”.');
     if (text.length > PROMPT_MAX)
       throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
@@ -372,6 +387,14 @@ export class Flows {
     mask?: Buffer;
   }): Promise<Prepared> {
     const parent = c.parentId ? this.store.getGeneration(c.parentId) : undefined;
+    if (c.kind !== 'layout') {
+      // Checked again right before storing anything: the slot counts requests, this counts jobs.
+      const active = await this.queue.activeFor(c.input.requester.userId);
+      if (active.length >= this.config.limits.userMaxConcurrentJobs)
+        throw new Refusal(
+          `You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`,
+        );
+    }
     const generation = this.store.createGeneration({
       kind: c.kind,
       status: c.kind === 'layout' ? 'layout' : 'queued',
@@ -388,7 +411,10 @@ export class Flows {
       c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
     const layoutPng = await this.planner.renderLayout(c.params.scene, parentImage);
     this.store.writeArtifact(generation.id, 'layout.png', layoutPng);
-    if (c.kind === 'layout') return { generation: this.store.getGeneration(generation.id)!, layoutPng };
+    if (c.kind === 'layout') {
+      this.slots.get(c.input.requester)?.release();
+      return { generation: this.store.getGeneration(generation.id)!, layoutPng };
+    }
     if (c.mask && c.params.rag) {
       const maskPath = this.store.writeArtifact(generation.id, 'mask.png', c.mask);
       c.params = { ...c.params, rag: { ...(c.params.rag as RagParams), Repainting_mask: maskPath } };
@@ -403,19 +429,13 @@ export class Flows {
         ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } }
         : {}),
     };
-    // Checked again here, right before enqueueing: requests sent together all passed the early check.
-    const active = await this.queue.activeFor(c.input.requester.userId);
-    if (active.length >= this.config.limits.userMaxConcurrentJobs) {
-      this.store.updateGeneration(generation.id, { status: 'cancelled', error: 'over the per-user limit' });
-      throw new Refusal(
-        `You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`,
-      );
-    }
     const { job, position } = await this.queue.enqueue({
       userId: c.input.requester.userId,
       request,
       target: c.input.target,
     });
+    // Queued: from now on the job itself counts against the user's limit.
+    this.slots.get(c.input.requester)?.release();
     const updated = this.store.updateGeneration(generation.id, { jobId: job.id });
     return { generation: updated, layoutPng, job, position };
   }

@@ -74,6 +74,8 @@ const EnvSchema = z.object({
   MAX_STEPS: int(50, 1, 200),
   USER_MAX_CONCURRENT_JOBS: int(2, 1, 100),
   USER_COOLDOWN_SECONDS: int(5, 0, 3600),
+  USER_RENDERS_PER_MINUTE: int(10, 1, 1000),
+  ALLOWED_GUILD_IDS: csv,
   ALLOWED_CHANNEL_IDS: csv,
   ALLOWED_ROLE_IDS: csv,
   PROMPT_DENY_LIST: csv,
@@ -108,9 +110,13 @@ export interface Config {
     maxSteps: number;
     userMaxConcurrentJobs: number;
     userCooldownSeconds: number;
+    /** History, Layout, Undo and Continue pictures one user may ask for per minute. */
+    userRendersPerMinute: number;
     attachmentSizeLimit: number;
   };
   access: {
+    /** Empty: any guild the bot is in, and direct messages. */
+    allowedGuildIds: string[];
     allowedChannelIds: string[];
     allowedRoleIds: string[];
     promptDenyList: string[];
@@ -212,9 +218,11 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
       maxSteps: e.MAX_STEPS,
       userMaxConcurrentJobs: e.USER_MAX_CONCURRENT_JOBS,
       userCooldownSeconds: e.USER_COOLDOWN_SECONDS,
+      userRendersPerMinute: e.USER_RENDERS_PER_MINUTE,
       attachmentSizeLimit: e.ATTACHMENT_SIZE_LIMIT,
     },
     access: {
+      allowedGuildIds: e.ALLOWED_GUILD_IDS,
       allowedChannelIds: e.ALLOWED_CHANNEL_IDS,
       allowedRoleIds: e.ALLOWED_ROLE_IDS,
       promptDenyList: e.PROMPT_DENY_LIST.map((w) => w.toLowerCase()),

@@ -81,7 +81,32 @@ const MIGRATIONS: Migration[] = [
       created_at INTEGER NOT NULL
     );`,
   },
+  {
+    version: 4,
+    description:
+      'messages being answered (mentions, reply-edits) and results Discord would not take, as for interactions',
+    sql: `CREATE TABLE pending_messages (
+      message_id TEXT PRIMARY KEY,
+      channel_id TEXT NOT NULL,
+      user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    );
+    CREATE TABLE delivery_failures (
+      job_id TEXT PRIMARY KEY,
+      failures INTEGER NOT NULL,
+      last_error TEXT,
+      updated_at INTEGER NOT NULL
+    );`,
+  },
 ];
+
+/** A user's message the bot started answering (an @mention or a reply asking for a change). */
+export interface PendingMessage {
+  messageId: string;
+  channelId: string;
+  userId: string;
+  createdAt: number;
+}
 
 export interface PendingInteraction {
   token: string;
@@ -391,6 +416,51 @@ export class Store {
         }));
       })
       .immediate();
+  }
+
+  /** A message the bot started answering; removed once answered (or answered with an error). */
+  addPendingMessage(p: Omit<PendingMessage, 'createdAt'>): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO pending_messages (message_id, channel_id, user_id, created_at) VALUES (?, ?, ?, ?)',
+      )
+      .run(p.messageId, p.channelId, p.userId, Date.now());
+  }
+
+  removePendingMessage(messageId: string): void {
+    this.db.prepare('DELETE FROM pending_messages WHERE message_id = ?').run(messageId);
+  }
+
+  /** Messages a previous process left unanswered, oldest first (each is removed once it has been answered). */
+  pendingMessages(): PendingMessage[] {
+    const rows = this.db.prepare('SELECT * FROM pending_messages ORDER BY created_at').all() as {
+      message_id: string;
+      channel_id: string;
+      user_id: string;
+      created_at: number;
+    }[];
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      channelId: r.channel_id,
+      userId: r.user_id,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** Counts one more failed attempt to show a job's result; returns how many there have been, across restarts. */
+  noteDeliveryFailure(jobId: string, error: string): number {
+    const row = this.db
+      .prepare(
+        `INSERT INTO delivery_failures (job_id, failures, last_error, updated_at) VALUES (?, 1, ?, ?)
+         ON CONFLICT(job_id) DO UPDATE SET failures = failures + 1, last_error = excluded.last_error, updated_at = excluded.updated_at
+         RETURNING failures`,
+      )
+      .get(jobId, error.slice(0, 500), Date.now()) as { failures: number };
+    return row.failures;
+  }
+
+  clearDeliveryFailures(jobId: string): void {
+    this.db.prepare('DELETE FROM delivery_failures WHERE job_id = ?').run(jobId);
   }
 
   getUserSettings(userId: string): UserSettings {

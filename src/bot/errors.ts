@@ -53,3 +53,19 @@ export function failureText(e: unknown, log: Logger, fields: Record<string, unkn
   log.error({ err: e, errorId: id, ...fields }, 'request failed');
   return `⚠️ Something went wrong on my side (error \`${id}\`). Try again in a moment; if it keeps happening, tell the bot's operator this error id.`;
 }
+
+// An absolute path (POSIX or Windows) of two or more parts: server details users must not see.
+const PATH = /(?:[A-Za-z]:)?(?:[\\/][^\s'"`:;,()[\]]+){2,}/g;
+// What a library or the OS says (errno codes, decoder messages): not words for a Discord user.
+const RAW = /\b(E[A-Z]{3,}|Input buffer|Unexpected token|Cannot read propert|undefined is not|is not a function)\b/;
+
+/**
+ * A job's error as a user may see it: the engine's own explanations ("this layout needs 18 regional streams…
+ * Use fewer regions") stay; file paths become "a file on the server"; raw library errors are left out (the
+ * caller logs them with an error id).
+ */
+export function shownError(error: string | null | undefined): string | undefined {
+  if (!error) return undefined;
+  if (RAW.test(error)) return undefined;
+  return error.replace(PATH, 'a file on the server').trim() || undefined;
+}

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
@@ -19,6 +19,7 @@ import type { Store } from '../store/store.ts';
 import type { Generation, GenerationKind, GenerationParams } from '../store/schema.ts';
 import type { PainterInfo } from '../worker/painter.ts';
 import { Access, type Requester } from './access.ts';
+import { readImage, safetensorsWhole } from './files.ts';
 import { Refusal } from './errors.ts';
 import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, type ModelChoice } from './models.ts';
@@ -44,22 +45,18 @@ export interface History {
   truncated: boolean;
 }
 
-/** Whether a generation's files are all there for a repaint of it (a repaint's own repaints replay its trajectory). */
-export function repaintable(g: Generation): boolean {
-  const image = g.artifacts['image.png'];
-  if (g.status !== 'done' || !image || !existsSync(image)) return false;
-  // The engine's stored trajectory (src/engine/pipeline/trajectory.ts); the bot only checks that it exists.
-  const trajectory = g.artifacts['trajectory.safetensors'];
-  return g.kind !== 'repaint' || (trajectory !== undefined && existsSync(trajectory));
+/**
+ * Whether a generation's files are all there and whole for a repaint of it (a repaint's own repaints replay
+ * its trajectory). A damaged file counts as a missing one: the edit is painted afresh instead.
+ */
+export async function repaintable(g: Generation): Promise<boolean> {
+  if (g.status !== 'done' || !(await readImage(g.artifacts['image.png']))) return false;
+  // The engine's stored trajectory (src/engine/pipeline/trajectory.ts); the bot only checks that it is whole.
+  return g.kind !== 'repaint' || safetensorsWhole(g.artifacts['trajectory.safetensors']);
 }
 
-function readIfThere(file: string | undefined): Buffer | undefined {
-  if (!file || !existsSync(file)) return undefined;
-  try {
-    return readFileSync(file);
-  } catch {
-    return undefined;
-  }
+async function readPicture(file: string | undefined): Promise<Buffer | undefined> {
+  return file && existsSync(file) ? readImage(file) : undefined;
 }
 
 /** What made a version, in words for the history picture. */
@@ -117,6 +114,9 @@ export interface ExplicitInput extends Omit<ImagineInput, 'prompt' | 'aspect'> {
 }
 
 const PROMPT_MAX = 1000;
+
+export const EMPTY_PROMPT =
+  'Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`. (Invisible characters do not count.)';
 
 /**
  * The bot's requests, whichever way they arrive (slash command, button, modal, reply, mention): check
@@ -212,7 +212,7 @@ export class Flows {
 
   async imagine(input: ImagineInput): Promise<Prepared> {
     const prompt = visibleText(input.prompt).trim();
-    if (!prompt) throw new Refusal('Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`.');
+    if (!prompt) throw new Refusal(EMPTY_PROMPT);
     if (prompt.length > PROMPT_MAX)
       throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
     const s = this.settingsFor(input.requester.userId, input);
@@ -332,7 +332,7 @@ export class Flows {
       const labels = new Map([...parent.params.scene.regions, ...scene.regions].map((r) => [r.id, r.label] as const));
       changed = applied.repaint.map((r) => labels.get(r.id) ?? r.id);
       // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
-      what = applied.regenerate || !repaintable(parent) ? 'regenerate' : 'repaint';
+      what = applied.regenerate || !(await repaintable(parent)) ? 'regenerate' : 'repaint';
     }
     if (!this.canPaint) what = 'layout';
     this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
@@ -407,8 +407,7 @@ export class Flows {
       parentId: c.parentId ?? null,
       timings: c.timings,
     });
-    const parentImage =
-      c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
+    const parentImage = c.kind === 'repaint' ? await readImage(parent?.artifacts['image.png']) : undefined;
     const layoutPng = await this.planner.renderLayout(c.params.scene, parentImage);
     this.store.writeArtifact(generation.id, 'layout.png', layoutPng);
     if (c.kind === 'layout') {
@@ -454,16 +453,21 @@ export class Flows {
    * files still exist. A deleted record ends the chain early (`truncated`); deleted files leave a version
    * without a picture (`missing`).
    */
-  history(g: Generation): History {
+  async history(g: Generation): Promise<History> {
     const chain = this.store.lineage(g.id).reverse();
     const truncated = chain[0]?.parentId != null;
-    const versions = chain.map((v, i): Version => {
-      const painted = v.status === 'done' || v.status === 'layout';
-      const png =
-        readIfThere(v.artifacts['image.png']) ??
-        (v.status === 'layout' || !v.artifacts['image.png'] ? readIfThere(v.artifacts['layout.png']) : undefined);
-      return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
-    });
+    const versions = await Promise.all(
+      chain.map(async (v, i): Promise<Version> => {
+        const painted = v.status === 'done' || v.status === 'layout';
+        // A damaged image shows as a missing one (a grey tile), never as a failure of the whole picture.
+        const png =
+          (await readPicture(v.artifacts['image.png'])) ??
+          (v.status === 'layout' || !v.artifacts['image.png']
+            ? await readPicture(v.artifacts['layout.png'])
+            : undefined);
+        return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
+      }),
+    );
     return { versions, truncated };
   }
 

@@ -5,7 +5,7 @@ import { answerEdit } from './edit-reply.ts';
 import { Refusal, failureText } from './errors.ts';
 import type { Slot } from './limits.ts';
 import { messageTarget, requesterOfMessage, showPrepared, type Posted, type Shown } from './present.ts';
-import { clip, NO_MENTIONS } from './text.ts';
+import { clip, NO_MENTIONS, visibleText } from './text.ts';
 
 const log = childLogger('messages');
 
@@ -39,7 +39,7 @@ export async function onMessage(m: Message, ctx: BotContext): Promise<void> {
   // Recorded until answered, as interactions are: a process that dies meanwhile leaves it to the next one.
   ctx.store.addPendingMessage({ messageId: m.id, channelId: m.channelId, userId: m.author.id });
   try {
-    const text = withoutMention(m.content, botId);
+    const text = visibleText(withoutMention(m.content, botId)).trim();
     if (link) await onReply(m, text, link.generationId, link.role === 'question' ? link.history : [], ctx);
     else await onMention(m, text, ctx);
   } catch (e) {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import { registerSecret } from '../log/logger.ts';
+import { registerSecret, setLogLevel } from '../log/logger.ts';
 import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from '../engine/weights/forms.ts';
 
 const csv = z
@@ -184,6 +184,8 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
   // Known secrets are scrubbed from any free-text log line, not only from named fields.
   registerSecret(e.DISCORD_TOKEN);
   registerSecret(e.OPENAI_API_KEY);
+  // LOG_LEVEL from .env counts too (the logger itself only sees the real environment).
+  if (raw.LOG_LEVEL !== undefined) setLogLevel(e.LOG_LEVEL);
   return {
     discord: {
       token: e.DISCORD_TOKEN,

@@ -7,7 +7,7 @@ export const button: ButtonAction = {
   verb: 'continue',
   renders: true,
   async execute(ix, g, ctx) {
-    const h = ctx.flows.history(g);
+    const h = await ctx.flows.history(g);
     const v = h.versions[h.versions.length - 1]!;
     const heading = `⏪ Back to v${v.number} of ${quote(h.versions[0]!.generation.requestText)}: ${quote(v.label)}.`;
     await bringBack(ix, ctx, g, v, heading);

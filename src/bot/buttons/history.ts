@@ -9,7 +9,7 @@ export const button: ButtonAction = {
   renders: true,
   async execute(ix, g, ctx) {
     await ix.deferReply();
-    const h = ctx.flows.history(g);
+    const h = await ctx.flows.history(g);
     // The picture shows the versions the buttons offer: the last HISTORY_MAX of a long conversation.
     const png = await renderHistory(
       h.versions.slice(-HISTORY_MAX).map((v) => ({

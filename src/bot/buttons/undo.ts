@@ -18,7 +18,7 @@ export const button: ButtonAction = {
       throw new Refusal(
         'The version before this edit was deleted, so I cannot go back to it. Press **History** to see the versions I still have.',
       );
-    const h = ctx.flows.history(parent);
+    const h = await ctx.flows.history(parent);
     const v = h.versions[h.versions.length - 1]!;
     await bringBack(ix, ctx, parent, v, `↩️ Undid ${quote(g.requestText)}: this is the version before it.`);
   },

@@ -39,6 +39,8 @@ export interface StartOptions {
   redisOptions?: Omit<OpenQueueOptions, 'redisUrl' | 'pollMs'>;
   /** Delivery tuning (throttles). */
   deliveryOptions?: DeliveryOptions;
+  /** How often the store's write-ahead log is moved into the database file (ms, default 5 minutes). */
+  checkpointEveryMs?: number;
   /** The slash commands; by default every module in the root commands/ folder. */
   commands?: readonly SlashCommand[];
 }
@@ -116,6 +118,15 @@ const LEFTOVER_MESSAGE_MAX_AGE_MS = 60 * 60_000;
 export const RESTARTED_MESSAGE_TEXT =
   '⚠️ I was restarted while working on this, so it was not finished. Please send it again.';
 
+function checkpoint(store: Store): void {
+  try {
+    const r = store.checkpoint();
+    log.debug(r, 'store checkpoint');
+  } catch (e) {
+    log.warn({ err: e }, 'could not checkpoint the store (the next try catches up)');
+  }
+}
+
 async function defaultPlanner(config: Config): Promise<BotPlanner> {
   const { createBotPlanner } = await import('./planner-adapter.ts');
   return createBotPlanner(config);
@@ -133,7 +144,21 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   registerSecret(config.llm.apiKey);
 
   const store = openStore(config.dataDir);
-  const cleanup: (() => Promise<void> | void)[] = [() => void store.db.close()];
+  const cleanup: (() => Promise<void> | void)[] = [
+    () => {
+      checkpoint(store);
+      store.db.close();
+    },
+  ];
+  const unknown = store.unknownArtifactFolders();
+  if (unknown.length)
+    log.warn(
+      { artifactsDir: store.artifactsDir, count: unknown.length, first: unknown.slice(0, 5) },
+      `${store.artifactsDir} holds ${unknown.length} folder(s) the database does not know (left by a deleted or replaced database?); they are never shown or deleted: remove them yourself if they are not needed`,
+    );
+  const checkpointTimer = setInterval(() => checkpoint(store), options.checkpointEveryMs ?? 5 * 60_000);
+  checkpointTimer.unref();
+  cleanup.unshift(() => clearInterval(checkpointTimer));
   let queue: JobQueue;
   try {
     queue = await openQueue(store.db, {
@@ -144,6 +169,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
       ...options.redisOptions,
     });
   } catch (e) {
+    clearInterval(checkpointTimer);
     store.db.close();
     throw e;
   }

@@ -70,7 +70,7 @@ export class Limiter {
 
   private overLimit(n: number): string {
     const limit = this.config.limits.userMaxConcurrentJobs;
-    return `You already have ${n} image${n === 1 ? '' : 's'} waiting, painting or being planned (the limit is ${limit}). Wait for one to finish, or delete one.`;
+    return `You already have ${n} image${n === 1 ? '' : 's'} waiting or painting (the limit is ${limit}). Wait for one to finish, or delete one.`;
   }
 
   /** History, Layout, Undo and Continue draw pictures: at most USER_RENDERS_PER_MINUTE per user. */

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Db, Migration } from './db.ts';
 import { migrate } from './db.ts';
@@ -416,6 +416,33 @@ export class Store {
         }));
       })
       .immediate();
+  }
+
+  /**
+   * Moves what the write-ahead log holds into the database file and empties the log. SQLite's own automatic
+   * checkpoints give up while another connection reads (the queue polls all the time), so the bot runs this
+   * on a timer. Returns whether it completed (false: a reader or writer was busy; the next one catches up).
+   */
+  checkpoint(): { complete: boolean; pages: number } {
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return { complete: r !== undefined && r.busy === 0, pages: r?.checkpointed ?? 0 };
+  }
+
+  /**
+   * Folders in artifacts/ named like generations the database does not know: left by a database that was
+   * deleted or replaced, or copied in by hand. Reported, never deleted (they may be someone's only copy).
+   */
+  unknownArtifactFolders(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.artifactsDir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
+    } catch {
+      return [];
+    }
+    const known = this.db.prepare('SELECT 1 FROM generations WHERE id = ?');
+    return names.filter((n) => !known.get(n)).sort();
   }
 
   /** A message the bot started answering; removed once answered (or answered with an error). */

@@ -18,7 +18,14 @@ const csv = z
       : [],
   );
 
-const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+/** The range of each whole-number setting, for messages in plain words. */
+const RANGES = new Map<z.ZodType, [number, number]>();
+
+const int = (def: number, min: number, max: number) => {
+  const schema = z.coerce.number().int().min(min).max(max).default(def);
+  RANGES.set(schema, [min, max]);
+  return schema;
+};
 
 const bool = (def: boolean) =>
   z
@@ -150,37 +157,56 @@ export function readEnvironment(
   return merged;
 }
 
+/** One problem with one setting, in plain words: what it must be, and what it got. */
+function describeProblem(name: string, schema: z.ZodType, got: string | undefined, issue: z.core.$ZodIssue): string {
+  const shown = `got '${got ?? ''}'`;
+  const range = RANGES.get(schema);
+  if (range) return `${name} must be a whole number between ${range[0]} and ${range[1]}; ${shown}`;
+  if (issue.code === 'invalid_value' && 'values' in issue)
+    return `${name} must be one of ${issue.values.map(String).join(', ')}; ${shown}`;
+  if (issue.code === 'invalid_format' && issue.format === 'url')
+    return name === 'REDIS_URL'
+      ? `${name} must be a redis:// or rediss:// URL, e.g. redis://:password@10.0.0.5:6379/0; ${shown}`
+      : `${name} must be an http:// or https:// URL; ${shown}`;
+  if (issue.code === 'too_small') return `${name} must not be empty; ${shown}`;
+  // Our own messages: "must be the numeric application id", or a sentence of their own (WEIGHTS).
+  return issue.code === 'custom' ? `${name}: ${issue.message}; ${shown}` : `${name} ${issue.message}; ${shown}`;
+}
+
 export function loadConfig(raw: Record<string, string | undefined>, needs: Need[] = []): Config {
   const problems: string[] = [];
-  const parsed = EnvSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0] ?? '?');
-      problems.push(`${name} is invalid (got ${JSON.stringify(raw[name])}): ${issue.message}`);
-    }
+  // Each setting on its own, so one bad value does not hide the checks that need the others: every problem
+  // is listed in one pass.
+  const values: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(EnvSchema.shape) as [string, z.ZodType][]) {
+    const r = schema.safeParse(raw[name]);
+    if (r.success) values[name] = r.data;
+    else problems.push(describeProblem(name, schema, raw[name], r.error.issues[0]!));
   }
-  const e = parsed.success ? parsed.data : undefined;
+  const e = values as Env;
+  const ok = (k: keyof Env) => values[k] !== undefined || raw[k] === undefined;
   const need = (name: keyof Env) => {
     if (raw[name] === undefined) problems.push(`${name} is not set: ${HOW_TO_FIX[name] ?? 'set it in .env'}`);
   };
   if (needs.includes('discord')) need('DISCORD_TOKEN');
   if (needs.includes('discord-app')) need('DISCORD_APPLICATION_ID');
   if (needs.includes('model')) need('MODEL_DIR');
-  if (e) {
+  const sizesOk = ok('MIN_SIZE') && ok('MAX_SIZE') && ok('DEFAULT_SIZE');
+  for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
+    if (values[k] !== undefined && e[k] % 16 !== 0)
+      problems.push(
+        `${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`,
+      );
+  }
+  if (sizesOk) {
     if (e.MIN_SIZE > e.MAX_SIZE)
       problems.push(
         `MIN_SIZE (${e.MIN_SIZE}) is larger than MAX_SIZE (${e.MAX_SIZE}): lower MIN_SIZE or raise MAX_SIZE`,
       );
-    for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
-      if (e[k] % 16 !== 0)
-        problems.push(
-          `${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`,
-        );
-    }
     if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE)
       problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
   }
-  if (problems.length > 0 || !e) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   // Known secrets are scrubbed from any free-text log line, not only from named fields.
   registerSecret(e.DISCORD_TOKEN);
   registerSecret(e.OPENAI_API_KEY);

@@ -118,6 +118,29 @@ const LEFTOVER_MESSAGE_MAX_AGE_MS = 60 * 60_000;
 export const RESTARTED_MESSAGE_TEXT =
   '⚠️ I was restarted while working on this, so it was not finished. Please send it again.';
 
+const NETWORK_CODES = /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/;
+
+/** A network failure: the error or one of its causes carries a socket-level code. */
+function networkCode(e: unknown): string | undefined {
+  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++)
+    if (typeof c.code === 'string' && NETWORK_CODES.test(c.code)) return c.code;
+  return undefined;
+}
+
+/** Why logging in failed, in words that point at the right fix: the network, the API URL, or the token. */
+export function loginFailure(e: unknown, config: Config): UserError {
+  const why = (e as Error)?.message ?? String(e);
+  const custom = config.discord.apiUrl !== 'https://discord.com/api';
+  const code = networkCode(e);
+  if (code)
+    return new UserError(
+      `could not reach Discord at ${config.discord.apiUrl} (${code}): check this machine's network connection, DNS and any proxy or firewall${custom ? ', and DISCORD_API_URL' : ''}; DISCORD_TOKEN was not even tried`,
+    );
+  return new UserError(
+    `Discord refused to log in (${why}): check DISCORD_TOKEN${custom ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`,
+  );
+}
+
 function checkpoint(store: Store): void {
   try {
     const r = store.checkpoint();
@@ -242,9 +265,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
           'Discord refused the Message Content intent: enable it in the developer portal (your app → Bot → Privileged Gateway Intents → Message Content Intent), then start again',
         );
       }
-      throw new UserError(
-        `Discord refused to log in (${why}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`,
-      );
+      throw loginFailure(e, config);
     }
     await ready;
     const applicationId = client.application?.id ?? config.discord.applicationId;

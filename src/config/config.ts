@@ -191,6 +191,10 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
   if (needs.includes('discord')) need('DISCORD_TOKEN');
   if (needs.includes('discord-app')) need('DISCORD_APPLICATION_ID');
   if (needs.includes('model')) need('MODEL_DIR');
+  if (typeof values.MODEL_DIR === 'string' && !existsSync(path.resolve(values.MODEL_DIR)))
+    problems.push(
+      `MODEL_DIR (${values.MODEL_DIR}) does not exist: set it to the folder you downloaded FLUX.1-schnell or FLUX.1-dev into (README "Getting FLUX weights"), or leave it empty to plan layouts only`,
+    );
   const sizesOk = ok('MIN_SIZE') && ok('MAX_SIZE') && ok('DEFAULT_SIZE');
   for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
     if (values[k] !== undefined && e[k] % 16 !== 0)

@@ -47,9 +47,11 @@ export function withoutBulk(value: unknown, depth = 0, seen = new WeakSet<object
     return value.length > LONG_TEXT ? `${value.slice(0, LONG_TEXT)}… (${value.length} characters)` : value;
   if (value === null || typeof value !== 'object') return value;
   if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return `[${value.byteLength} bytes]`;
-  if (seen.has(value)) return '[circular]';
+  // An error's message and stack are not enumerable: serialise it first, as pino would.
+  if (value instanceof Error) value = pino.stdSerializers.err(value);
+  if (seen.has(value as object)) return '[circular]';
   if (depth > 8) return '[nested too deep]';
-  seen.add(value);
+  seen.add(value as object);
   if (Array.isArray(value)) {
     const items = value.slice(0, MANY_ITEMS).map((v) => withoutBulk(v, depth + 1, seen));
     if (value.length > MANY_ITEMS) items.push(`… ${value.length - MANY_ITEMS} more`);

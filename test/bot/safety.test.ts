@@ -1,9 +1,13 @@
 // The bot on a public server, tried as an attacker and a clumsy user would (issue 19), end to end on the fake
 // Discord: forged buttons, bursts of requests, a crash while a message is being answered, damaged files,
 // invisible and direction-flipping text, results whose channel is gone, and the guild allow-list.
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Harness, TINY_MODEL } from './harness.ts';
+import { startBot } from '../../src/bot/app.ts';
+import { loadConfig } from '../../src/config/config.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import type { ApiMessage, FakeInteraction } from '../support/fake-discord/index.ts';
 
@@ -241,3 +245,39 @@ describe('damaged files', () => {
     noInternals(history);
   });
 });
+
+describe('errors that say what went wrong', () => {
+  it('Discord unreachable is a network problem, not a bad DISCORD_TOKEN', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'sw-net-'));
+    try {
+      // A closed port on loopback: the connection is refused before any token is sent.
+      const config = loadConfig(
+        { DISCORD_TOKEN: 'a-token-never-sent', DISCORD_API_URL: 'http://127.0.0.1:9/api', DATA_DIR: dataDir },
+        ['discord'],
+      );
+      const failure = await startBot(config, { embeddedWorker: false }).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
+      expect(failure?.message).toMatch(/^could not reach Discord at http:\/\/127\.0\.0\.1:9\/api \(ECONNREFUSED\)/);
+      expect(failure?.message).not.toMatch(/check DISCORD_TOKEN/);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a wrong token still says to check DISCORD_TOKEN', async () => {
+    h = await Harness.start();
+    const config = loadConfig({ ...envOf(h), DISCORD_TOKEN: 'wrong-token', DATA_DIR: h.dataDir + '-2' }, ['discord']);
+    const failure = await startBot(config, { embeddedWorker: false }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    rmSync(h.dataDir + '-2', { recursive: true, force: true });
+    expect(failure?.message).toMatch(/check DISCORD_TOKEN/);
+  });
+});
+
+function envOf(h: Harness): Record<string, string> {
+  return { DISCORD_API_URL: h.fake.restUrl, DISCORD_APPLICATION_ID: h.fake.applicationId };
+}

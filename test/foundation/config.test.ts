@@ -52,6 +52,12 @@ describe('configuration', () => {
     for (const p of problems) expect(p).not.toMatch(/expected|received|NaN|Invalid input/i);
   });
 
+  it('a MODEL_DIR that does not exist is a configuration problem, not a bare ENOENT later', () => {
+    const problems = problemsOf(() => loadConfig({ MODEL_DIR: '/nonexistent/flux' }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^MODEL_DIR \(\/nonexistent\/flux\) does not exist: set it to the folder/);
+  });
+
   it('checks sizes against the token grid and each other', () => {
     const problems = problemsOf(() => loadConfig({ MIN_SIZE: '1040', MAX_SIZE: '1000', DEFAULT_SIZE: '1000' }));
     expect(problems.some((p) => p.includes('MIN_SIZE (1040) is larger than MAX_SIZE (1000)'))).toBe(true);

@@ -49,6 +49,9 @@ describe('log lines stay small and follow .env', () => {
     expect(out.length).toBeLessThan(8000);
     const line = JSON.parse(out.trim()) as { err: { requestBody: { files: { data: unknown }[] } }; upload: unknown };
     expect(line.err.requestBody.files[0]!.data).toBe('[700000 bytes]');
+    // Still a whole error: its message and stack survive.
+    expect(line.err).toMatchObject({ type: 'Error', message: 'Request entity too large', code: 40005 });
+    expect((line.err as unknown as { stack: string }).stack).toMatch(/^Error: Request entity too large\n\s+at /);
     expect(line.upload).toBe('[300000 bytes]');
   });
 

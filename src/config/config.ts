@@ -265,3 +265,16 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
 
 /** The names every configuration has, in the order .env.example documents them. */
 export const CONFIG_NAMES = Object.keys(EnvSchema.shape);
+
+/** Each setting's default as .env would spell it (settings without one are left out): for --help. */
+export function configDefaults(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, schema] of Object.entries(EnvSchema.shape) as [string, z.ZodType][]) {
+    const r = schema.safeParse(undefined);
+    if (!r.success || r.data === undefined) continue;
+    const v = r.data;
+    if (Array.isArray(v)) continue;
+    out[name] = String(v);
+  }
+  return out;
+}

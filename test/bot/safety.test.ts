@@ -281,3 +281,17 @@ describe('errors that say what went wrong', () => {
 function envOf(h: Harness): Record<string, string> {
   return { DISCORD_API_URL: h.fake.restUrl, DISCORD_APPLICATION_ID: h.fake.applicationId };
 }
+
+describe('LLM answers', () => {
+  it('an answer of 10 MB is not read: the offline planner takes over at once', async () => {
+    llm = await startFakeOpenAI({
+      respond: () => ({ json: { ...plan, background: 'a wooden table '.repeat(700_000) } }),
+    });
+    h = await Harness.start({ env: { OPENAI_BASE_URL: llm.url, OPENAI_API_KEY: 'test-key' } });
+    const started = Date.now();
+    const { message } = await h.imagine(h.users.alice, 'a red apple on the left and a green pear on the right');
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(message.content).toMatch(/offline planner/);
+    expect(h.bot.store.generationForMessage(message.id)!.planner).toBe('offline');
+  });
+});

@@ -5,7 +5,7 @@ import { REST, Routes } from 'discord.js';
 import { loadConfig, readEnvironment, type Config } from '../src/config/config.ts';
 import { ConfigError, UserError } from '../src/config/errors.ts';
 import { modelChoices } from '../src/bot/models.ts';
-import { COMMANDS } from './index.ts';
+import { loadCommands } from '../src/bot/command-loader.ts';
 
 export interface Deployed {
   scope: 'guild' | 'global';
@@ -14,9 +14,9 @@ export interface Deployed {
 }
 
 /** The registration bodies for this configuration (limits such as MAX_STEPS are part of the options). */
-export function commandBodies(config: Config) {
+export async function commandBodies(config: Config) {
   const models = modelChoices();
-  return COMMANDS.map((c) => c.definition(config, models));
+  return (await loadCommands()).map((c) => c.definition(config, models));
 }
 
 export async function deployCommands(config: Config, rest?: REST): Promise<Deployed> {
@@ -24,7 +24,7 @@ export async function deployCommands(config: Config, rest?: REST): Promise<Deplo
   if (!token || !applicationId)
     throw new UserError('DISCORD_TOKEN and DISCORD_APPLICATION_ID must be set to register commands');
   const client = rest ?? new REST({ api: apiUrl }).setToken(token);
-  const body = commandBodies(config);
+  const body = await commandBodies(config);
   // PUT replaces the whole list for the scope, so commands removed from the code disappear from Discord too.
   if (devGuildId) {
     await client.put(Routes.applicationGuildCommands(applicationId, devGuildId), { body });

@@ -1,6 +1,9 @@
 import { SlashCommandBuilder } from 'discord.js';
 import type { SlashCommand } from '../src/bot/context.ts';
 import { ASPECTS } from '../src/bot/models.ts';
+import { EMPTY_PROMPT } from '../src/bot/flows.ts';
+import { Refusal } from '../src/bot/errors.ts';
+import { visibleText } from '../src/bot/text.ts';
 import { interactionTarget, requesterOf, respond, showPrepared } from '../src/bot/present.ts';
 
 /** `/imagine prompt [seed] [aspect] [steps] [model]`: plan a layout from text, show it, paint it. */
@@ -46,21 +49,27 @@ export const command: SlashCommand = {
       .toJSON();
   },
   async execute(ix, ctx) {
-    const prompt = ix.options.getString('prompt', true);
+    // Zero-width and other invisible characters are no prompt: refused privately, before any work.
+    const prompt = visibleText(ix.options.getString('prompt', true)).trim();
+    if (!prompt) throw new Refusal(EMPTY_PROMPT);
     const requester = requesterOf(ix);
     // Cheap checks first, so a refusal can be private; everything slower happens after the acknowledgement.
-    await ctx.flows.precheck(requester, prompt, { paints: true });
-    await ix.deferReply();
-    const prepared = await ctx.flows.imagine({
-      requester,
-      guildId: ix.guildId,
-      prompt,
-      seed: ix.options.getInteger('seed') ?? undefined,
-      aspect: ix.options.getString('aspect') ?? undefined,
-      steps: ix.options.getInteger('steps') ?? undefined,
-      model: ix.options.getString('model') ?? undefined,
-      target: interactionTarget(ix),
-    });
-    await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    const slot = await ctx.flows.precheck(requester, prompt, { paints: true });
+    try {
+      await ix.deferReply();
+      const prepared = await ctx.flows.imagine({
+        requester,
+        guildId: ix.guildId,
+        prompt,
+        seed: ix.options.getInteger('seed') ?? undefined,
+        aspect: ix.options.getString('aspect') ?? undefined,
+        steps: ix.options.getInteger('steps') ?? undefined,
+        model: ix.options.getString('model') ?? undefined,
+        target: interactionTarget(ix),
+      });
+      await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    } finally {
+      slot.release();
+    }
   },
 };

@@ -3,6 +3,7 @@ import type { SlashCommand } from '../src/bot/context.ts';
 import { Refusal } from '../src/bot/errors.ts';
 import { LAYOUT_SYNTAX_HELP, parseLayoutText } from '../src/bot/layout-syntax.ts';
 import { ASPECTS } from '../src/bot/models.ts';
+import { visibleText } from '../src/bot/text.ts';
 import { interactionTarget, requesterOf, respond, showPrepared } from '../src/bot/present.ts';
 import { sizeForAspect } from '../src/scene/normalize.ts';
 import { parseSceneJSON } from '../src/scene/json.ts';
@@ -54,7 +55,7 @@ export const command: SlashCommand = {
       .toJSON();
   },
   async execute(ix, ctx) {
-    const text = ix.options.getString('regions');
+    const text = visibleText(ix.options.getString('regions') ?? '') || null;
     const file = ix.options.getAttachment('file');
     const prompt = ix.options.getString('prompt') ?? undefined;
     const background = ix.options.getString('background') ?? '';
@@ -79,37 +80,43 @@ export const command: SlashCommand = {
       }
       scene = { ...size, prompt: prompt ?? regions.map((r) => r.label).join(', '), background, exclude: [], regions };
     }
-    await ctx.flows.precheck(requester, [text ?? '', prompt ?? '', background].join('\n'), { paints: true });
-    await ix.deferReply();
-    if (!scene && file) {
-      if (file.size > MAX_JSON_BYTES)
-        throw new Refusal(
-          `That file is ${file.size} bytes; a Scene JSON file should be under ${MAX_JSON_BYTES / 1000} kB.`,
-        );
-      const res = await fetch(file.url, { signal: AbortSignal.timeout(15_000) });
-      if (!res.ok) throw new Refusal(`I could not download ${file.name} (HTTP ${res.status}). Attach it again.`);
-      try {
-        scene = parseSceneJSON(await res.text(), limits);
-      } catch (e) {
-        throw new Refusal(`${file.name} is not a usable Scene: ${(e as Error).message}`);
-      }
-      await ctx.flows.precheck(
-        requester,
-        [scene.prompt, scene.background, ...scene.regions.flatMap((r) => [r.label, r.prompt])].join('\n'),
-        { paints: false },
-      );
-      if (prompt) scene = { ...scene, prompt };
-      if (background) scene = { ...scene, background };
-    }
-    const prepared = await ctx.flows.explicit({
-      requester,
-      guildId: ix.guildId,
-      scene: scene!,
-      requestText: scene!.prompt,
-      seed: ix.options.getInteger('seed') ?? undefined,
-      steps: ix.options.getInteger('steps') ?? undefined,
-      target: interactionTarget(ix),
+    const slot = await ctx.flows.precheck(requester, [text ?? '', prompt ?? '', background].join('\n'), {
+      paints: true,
     });
-    await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    try {
+      await ix.deferReply();
+      if (!scene && file) {
+        if (file.size > MAX_JSON_BYTES)
+          throw new Refusal(
+            `That file is ${file.size} bytes; a Scene JSON file should be under ${MAX_JSON_BYTES / 1000} kB.`,
+          );
+        const res = await fetch(file.url, { signal: AbortSignal.timeout(15_000) });
+        if (!res.ok) throw new Refusal(`I could not download ${file.name} (HTTP ${res.status}). Attach it again.`);
+        try {
+          scene = parseSceneJSON(await res.text(), limits);
+        } catch (e) {
+          throw new Refusal(`${file.name} is not a usable Scene: ${(e as Error).message}`);
+        }
+        const refusal = ctx.flows.checkText(
+          [scene.prompt, scene.background, ...scene.regions.flatMap((r) => [r.label, r.prompt])].join('\n'),
+          requester,
+        );
+        if (refusal) throw new Refusal(refusal);
+        if (prompt) scene = { ...scene, prompt };
+        if (background) scene = { ...scene, background };
+      }
+      const prepared = await ctx.flows.explicit({
+        requester,
+        guildId: ix.guildId,
+        scene: scene!,
+        requestText: scene!.prompt,
+        seed: ix.options.getInteger('seed') ?? undefined,
+        steps: ix.options.getInteger('steps') ?? undefined,
+        target: interactionTarget(ix),
+      });
+      await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
+    } finally {
+      slot.release();
+    }
   },
 };

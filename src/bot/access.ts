@@ -1,11 +1,11 @@
 import type { Config } from '../config/config.ts';
-import type { BotQueue } from '../queue/queue.ts';
-import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
 
 /** Who is asking, where: what every check needs, whichever way the request arrived. */
 export interface Requester {
   userId: string;
+  /** null in a direct message. */
+  guildId: string | null;
   channelId: string;
   /** The member's role ids; undefined outside a guild. */
   roleIds?: string[];
@@ -42,15 +42,15 @@ function containsTerm(text: string, term: string): boolean {
 }
 
 export class Access {
-  constructor(
-    private readonly config: Config,
-    private readonly store: Store,
-    private readonly queue: BotQueue,
-  ) {}
+  constructor(private readonly config: Config) {}
 
   /** Channel and role restrictions. Returns the refusal, or undefined when allowed. */
   where(r: Requester): string | undefined {
-    const { allowedChannelIds, allowedRoleIds } = this.config.access;
+    const { allowedGuildIds, allowedChannelIds, allowedRoleIds } = this.config.access;
+    if (allowedGuildIds.length && (r.guildId === null || !allowedGuildIds.includes(r.guildId)))
+      return r.guildId === null
+        ? 'I do not work in direct messages here: use me in the server that runs me.'
+        : 'I am not set up to work in this server.';
     if (allowedChannelIds.length && !allowedChannelIds.includes(r.channelId)) {
       return `I only work in ${allowedChannelIds.map((id) => `<#${id}>`).join(', ')}: ask there.`;
     }
@@ -67,23 +67,6 @@ export class Access {
     if (!r.channelNsfw) {
       const nsfw = NSFW_TERMS.find((t) => containsTerm(text, t));
       if (nsfw) return 'That looks like a request for NSFW content, which I only paint in channels marked NSFW.';
-    }
-    return undefined;
-  }
-
-  /** Cooldown between requests, and how many jobs one user may have waiting or running. */
-  async rate(userId: string, { paints }: { paints: boolean }): Promise<string | undefined> {
-    const { userCooldownSeconds, userMaxConcurrentJobs } = this.config.limits;
-    const last = this.store.lastRequestAt(userId);
-    if (last !== undefined && userCooldownSeconds > 0) {
-      const wait = last + userCooldownSeconds * 1000 - Date.now();
-      if (wait > 0) return `Slow down a little: try again in ${Math.ceil(wait / 1000)} s.`;
-    }
-    if (paints) {
-      const active = await this.queue.activeFor(userId);
-      if (active.length >= userMaxConcurrentJobs) {
-        return `You already have ${active.length} image${active.length === 1 ? '' : 's'} waiting or painting (the limit is ${userMaxConcurrentJobs}). Wait for one to finish, or delete one.`;
-      }
     }
     return undefined;
   }

@@ -7,13 +7,15 @@ import type { JobQueue } from '../queue/queue.ts';
 import { openStore } from '../store/index.ts';
 import type { Store } from '../store/store.ts';
 import { createWorkerHost, type WorkerHost, type WorkerHostOptions } from '../worker/index.ts';
-import type { BotContext } from './context.ts';
+import { loadCommands } from './command-loader.ts';
+import type { BotContext, SlashCommand } from './context.ts';
 import { Delivery, type DeliveryOptions } from './delivery.ts';
 import { Flows, type PaintingState } from './flows.ts';
 import { followServedModels } from './models.ts';
 import { onInteraction, RESTARTED_TEXT } from './interactions.ts';
 import { onMessage } from './messages.ts';
 import type { BotPlanner } from './planning.ts';
+import { DiscordCode, discordCode } from './errors.ts';
 import { NO_MENTIONS, NO_MENTIONS_API } from './text.ts';
 import { Routes } from 'discord.js';
 import { TOKEN_LIFETIME_MS } from './present.ts';
@@ -38,6 +40,10 @@ export interface StartOptions {
   redisOptions?: Omit<OpenQueueOptions, 'redisUrl' | 'pollMs'>;
   /** Delivery tuning (throttles). */
   deliveryOptions?: DeliveryOptions;
+  /** How often the store's write-ahead log is moved into the database file (ms, default 5 minutes). */
+  checkpointEveryMs?: number;
+  /** The slash commands; by default every module in the root commands/ folder. */
+  commands?: readonly SlashCommand[];
 }
 
 export interface BotHandle {
@@ -77,6 +83,74 @@ async function answerLeftovers(client: Client, applicationId: string, store: Sto
   }
 }
 
+/**
+ * Mentions and reply-edits the previous process was answering when it died: each gets one reply saying so.
+ * A row goes once its reply is posted, or once there is nothing left to reply to.
+ */
+async function answerLeftoverMessages(client: Client, store: Store): Promise<void> {
+  for (const p of store.pendingMessages()) {
+    const stale = Date.now() - p.createdAt > LEFTOVER_MESSAGE_MAX_AGE_MS;
+    if (!stale) {
+      try {
+        await client.rest.post(Routes.channelMessages(p.channelId), {
+          body: {
+            content: RESTARTED_MESSAGE_TEXT,
+            message_reference: { message_id: p.messageId, fail_if_not_exists: false },
+            allowed_mentions: NO_MENTIONS_API,
+          },
+        });
+        log.info({ message: p.messageId }, 'told a user their message was interrupted by a restart');
+      } catch (e) {
+        const code = discordCode(e);
+        // The channel is gone or closed to the bot: nobody to tell. Anything else: try again next start.
+        if (code !== DiscordCode.UnknownChannel && code !== DiscordCode.MissingAccess) {
+          log.warn({ err: e, message: p.messageId }, 'could not answer a message left by a restart');
+          continue;
+        }
+      }
+    }
+    store.removePendingMessage(p.messageId);
+  }
+}
+
+/** Older than this, an unanswered message is left alone: the conversation has moved on. */
+const LEFTOVER_MESSAGE_MAX_AGE_MS = 60 * 60_000;
+
+export const RESTARTED_MESSAGE_TEXT =
+  '⚠️ I was restarted while working on this, so it was not finished. Please send it again.';
+
+const NETWORK_CODES = /^(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|UND_ERR_\w+)$/;
+
+/** A network failure: the error or one of its causes carries a socket-level code. */
+function networkCode(e: unknown): string | undefined {
+  for (let c = e as { code?: unknown; cause?: unknown } | undefined, i = 0; c && i < 5; c = c.cause as typeof c, i++)
+    if (typeof c.code === 'string' && NETWORK_CODES.test(c.code)) return c.code;
+  return undefined;
+}
+
+/** Why logging in failed, in words that point at the right fix: the network, the API URL, or the token. */
+export function loginFailure(e: unknown, config: Config): UserError {
+  const why = (e as Error)?.message ?? String(e);
+  const custom = config.discord.apiUrl !== 'https://discord.com/api';
+  const code = networkCode(e);
+  if (code)
+    return new UserError(
+      `could not reach Discord at ${config.discord.apiUrl} (${code}): check this machine's network connection, DNS and any proxy or firewall${custom ? ', and DISCORD_API_URL' : ''}; DISCORD_TOKEN was not even tried`,
+    );
+  return new UserError(
+    `Discord refused to log in (${why}): check DISCORD_TOKEN${custom ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`,
+  );
+}
+
+function checkpoint(store: Store): void {
+  try {
+    const r = store.checkpoint();
+    log.debug(r, 'store checkpoint');
+  } catch (e) {
+    log.warn({ err: e }, 'could not checkpoint the store (the next try catches up)');
+  }
+}
+
 async function defaultPlanner(config: Config): Promise<BotPlanner> {
   const { createBotPlanner } = await import('./planner-adapter.ts');
   return createBotPlanner(config);
@@ -94,7 +168,21 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
   registerSecret(config.llm.apiKey);
 
   const store = openStore(config.dataDir);
-  const cleanup: (() => Promise<void> | void)[] = [() => void store.db.close()];
+  const cleanup: (() => Promise<void> | void)[] = [
+    () => {
+      checkpoint(store);
+      store.db.close();
+    },
+  ];
+  const unknown = store.unknownArtifactFolders();
+  if (unknown.length)
+    log.warn(
+      { artifactsDir: store.artifactsDir, count: unknown.length, first: unknown.slice(0, 5) },
+      `${store.artifactsDir} holds ${unknown.length} folder(s) the database does not know (left by a deleted or replaced database?); they are never shown or deleted: remove them yourself if they are not needed`,
+    );
+  const checkpointTimer = setInterval(() => checkpoint(store), options.checkpointEveryMs ?? 5 * 60_000);
+  checkpointTimer.unref();
+  cleanup.unshift(() => clearInterval(checkpointTimer));
   let queue: JobQueue;
   try {
     queue = await openQueue(store.db, {
@@ -105,12 +193,14 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
       ...options.redisOptions,
     });
   } catch (e) {
+    clearInterval(checkpointTimer);
     store.db.close();
     throw e;
   }
   cleanup.unshift(() => queue.close());
   try {
     const planner = options.planner ?? (await defaultPlanner(config));
+    const commands = options.commands ?? (await loadCommands());
     const painting: PaintingState = { mode: 'none' };
     let host: WorkerHost | undefined;
     if (config.model.dir) {
@@ -149,6 +239,7 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
       queue,
       flows,
       planner,
+      commands: new Map(commands.map((c) => [c.name, c] as const)),
       get delivery() {
         return late.delivery!;
       },
@@ -183,15 +274,14 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
           'Discord refused the Message Content intent: enable it in the developer portal (your app → Bot → Privileged Gateway Intents → Message Content Intent), then start again',
         );
       }
-      throw new UserError(
-        `Discord refused to log in (${why}): check DISCORD_TOKEN${config.discord.apiUrl !== 'https://discord.com/api' ? ` and DISCORD_API_URL (${config.discord.apiUrl})` : ''}`,
-      );
+      throw loginFailure(e, config);
     }
     await ready;
     const applicationId = client.application?.id ?? config.discord.applicationId;
     if (!applicationId)
       throw new UserError('Discord did not say which application this bot is: set DISCORD_APPLICATION_ID');
     await answerLeftovers(client, applicationId, store);
+    await answerLeftoverMessages(client, store);
     const delivery = new Delivery(client.rest, applicationId, config, store, queue, () => flows.canPaint, {
       progressEveryMs: options.progressEveryMs,
       ...options.deliveryOptions,

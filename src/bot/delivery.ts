@@ -8,7 +8,7 @@ import type { Job } from '../queue/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
 import { canUndo, failedButtons, pendingButtons, resultButtons } from './components.ts';
-import { DiscordCode, discordCode, isTokenGone } from './errors.ts';
+import { DiscordCode, discordCode, errorId, isTokenGone, shownError } from './errors.ts';
 import { fitAttachment, previewAttachment, type Upload } from './images.ts';
 import { clip, NO_MENTIONS_API, positionText, progressBar, quote, seconds } from './text.ts';
 import { WriteBudget } from './write-budget.ts';
@@ -29,7 +29,12 @@ export interface DeliveryOptions {
   channelWrites?: { limit: number; windowMs: number; reserve: number };
   /** A line shown on waiting jobs (e.g. that the painter is still loading), or undefined. */
   waitingNote?: () => string | undefined;
+  /** Wait before trying a result Discord refused once more in this process (ms). */
+  retryMs?: number;
 }
+
+/** Tries to show one result, across restarts, before it is given up (logged once). */
+export const MAX_DELIVERY_TRIES = 5;
 
 interface Tracked {
   lastEditAt: number;
@@ -88,6 +93,7 @@ export class Delivery {
       progressEveryMs: 2500,
       tokenMarginMs: 60_000,
       positionEveryMs: 5000,
+      retryMs: 10_000,
       channelWrites: { limit: 5, windowMs: 5000, reserve: 1 },
       ...options,
     };
@@ -350,12 +356,30 @@ export class Delivery {
   private async finishOrRetry(t: Tracked, job: Job): Promise<void> {
     try {
       await this.finish(job);
+      this.store.clearDeliveryFailures(job.id);
     } catch (e) {
       t.failures += 1;
-      log.error({ err: e, jobId: job.id, failures: t.failures }, 'could not show a finished job');
+      const code = discordCode(e);
+      const tries = this.store.noteDeliveryFailure(job.id, `${code ?? ''} ${(e as Error)?.message ?? String(e)}`);
+      // The channel is gone or closed to the bot: no later try can work. Otherwise a bounded number of tries,
+      // counted across restarts, so a result nobody can receive is not tried at every start forever.
+      const hopeless = code === DiscordCode.UnknownChannel || code === DiscordCode.MissingAccess;
+      if (hopeless || tries >= MAX_DELIVERY_TRIES) {
+        log.warn(
+          { err: e, jobId: job.id, generationId: job.generationId, channelId: job.target.channelId, tries },
+          'giving up on showing a finished job: Discord will not take it in that channel',
+        );
+        await this.queue.markDelivered(job.id);
+        this.tracked.delete(job.id);
+        return;
+      }
+      log.error({ err: e, jobId: job.id, failures: t.failures, tries }, 'could not show a finished job');
       if (t.failures < 2 && !this.stopped) {
-        const retry = setTimeout(() => this.enqueue(t, () => this.finishOrRetry(t, job)), 10_000);
+        const retry = setTimeout(() => this.enqueue(t, () => this.finishOrRetry(t, job)), this.o.retryMs);
         retry.unref();
+      } else {
+        // Tried again at the next start (up to MAX_DELIVERY_TRIES in all); nothing to keep in memory until then.
+        this.tracked.delete(job.id);
       }
     }
   }
@@ -401,7 +425,11 @@ export class Delivery {
       }
     } else {
       this.store.updateGeneration(g.id, { status: 'failed', finishedAt: job.finishedAt, error: job.error });
-      const text = `⚠️ I could not paint ${quote(g.requestText)}: ${job.error ?? 'unknown error'}.\nPress **Try again** to paint it once more, or change the request. If it keeps failing, tell the bot's operator (generation \`${g.id}\`).`;
+      const id = errorId();
+      log.warn({ errorId: id, jobId: job.id, generationId: g.id, error: job.error }, 'a job failed');
+      const why = shownError(job.error);
+      const again = g.kind === 'repaint' ? 'paint the changed picture afresh' : 'paint it once more';
+      const text = `⚠️ I could not paint ${quote(g.requestText)}${why ? `: ${why}` : ''} (error \`${id}\`).\nPress **Try again** to ${again}, or change the request. If it keeps failing, tell the bot's operator the error id.`;
       await this.edit(job, this.body(text, failedButtons(g.id, { canPaint: this.canPaint() }), []), [], {
         final: true,
       });

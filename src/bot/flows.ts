@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { BotQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
@@ -15,10 +15,12 @@ import type { Store } from '../store/store.ts';
 import type { Generation, GenerationKind, GenerationParams } from '../store/schema.ts';
 import type { PainterInfo } from '../worker/painter.ts';
 import { Access, type Requester } from './access.ts';
+import { readImage, safetensorsWhole } from './files.ts';
 import { Refusal } from './errors.ts';
+import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
 import type { BotPlanner } from './planning.ts';
-import { quote } from './text.ts';
+import { quote, visibleText } from './text.ts';
 
 /** One version in the history of a conversation (a chain of edits), oldest first. */
 export interface Version {
@@ -39,22 +41,18 @@ export interface History {
   truncated: boolean;
 }
 
-/** Whether a generation's files are all there for a repaint of it (a repaint's own repaints replay its trajectory). */
-export function repaintable(g: Generation): boolean {
-  const image = g.artifacts['image.png'];
-  if (g.status !== 'done' || !image || !existsSync(image)) return false;
-  // The engine's stored trajectory (src/engine/pipeline/trajectory.ts); the bot only checks that it exists.
-  const trajectory = g.artifacts['trajectory.safetensors'];
-  return g.kind !== 'repaint' || (trajectory !== undefined && existsSync(trajectory));
+/**
+ * Whether a generation's files are all there and whole for a repaint of it (a repaint's own repaints replay
+ * its trajectory). A damaged file counts as a missing one: the edit is painted afresh instead.
+ */
+export async function repaintable(g: Generation): Promise<boolean> {
+  if (g.status !== 'done' || !(await readImage(g.artifacts['image.png']))) return false;
+  // The engine's stored trajectory (src/engine/pipeline/trajectory.ts); the bot only checks that it is whole.
+  return g.kind !== 'repaint' || safetensorsWhole(g.artifacts['trajectory.safetensors']);
 }
 
-function readIfThere(file: string | undefined): Buffer | undefined {
-  if (!file || !existsSync(file)) return undefined;
-  try {
-    return readFileSync(file);
-  } catch {
-    return undefined;
-  }
+async function readPicture(file: string | undefined): Promise<Buffer | undefined> {
+  return file && existsSync(file) ? readImage(file) : undefined;
 }
 
 /** What made a version, in words for the history picture. */
@@ -115,14 +113,20 @@ export interface ExplicitInput extends Omit<ImagineInput, 'prompt' | 'aspect'> {
 
 const PROMPT_MAX = 1000;
 
+export const EMPTY_PROMPT =
+  'Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`. (Invisible characters do not count.)';
+
 /**
  * The bot's requests, whichever way they arrive (slash command, button, modal, reply, mention): check
  * limits, plan, record the generation, enqueue the painting. Discord messages are somebody else's job.
  */
 export class Flows {
   readonly access: Access;
+  readonly limiter: Limiter;
   readonly models: ModelChoice[];
   private readonly sceneLimits: SceneLimits;
+  /** The slot each request holds, by its Requester (the same object the request is run with). */
+  private readonly slots = new WeakMap<Requester, Slot>();
 
   constructor(
     private readonly config: Config,
@@ -131,7 +135,8 @@ export class Flows {
     private readonly planner: BotPlanner,
     readonly painting: PaintingState,
   ) {
-    this.access = new Access(config, store, queue);
+    this.access = new Access(config);
+    this.limiter = new Limiter(config, store, queue);
     this.models = modelChoices();
     const { maxRegions, minSize, maxSize } = config.limits;
     this.sceneLimits = { maxRegions, minSize, maxSize };
@@ -141,13 +146,23 @@ export class Flows {
     return canPaint(this.painting);
   }
 
-  /** The checks that cost nothing: run before acknowledging, so a refusal can be private. */
-  async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<void> {
-    const refusal =
-      this.access.where(r) ??
-      (text !== undefined ? this.access.prompt(text, r) : undefined) ??
-      (await this.access.rate(r.userId, { paints: paints && this.canPaint }));
+  /**
+   * The checks that cost nothing, run before acknowledging so that a refusal is private, and the user's slot:
+   * taken here, before any planning, and freed once the job is queued. The caller releases it when done
+   * (releasing twice is harmless).
+   */
+  async precheck(r: Requester, text: string | undefined, { paints }: { paints: boolean }): Promise<Slot> {
+    const refusal = this.access.where(r) ?? (text !== undefined ? this.checkText(text, r) : undefined);
     if (refusal) throw new Refusal(refusal);
+    const slot = await this.limiter.reserve(r.userId, { paints: paints && this.canPaint });
+    if (typeof slot === 'string') throw new Refusal(slot);
+    this.slots.set(r, slot);
+    return slot;
+  }
+
+  /** The deny list, NSFW terms outside NSFW channels, and text that shows nothing. */
+  checkText(text: string, r: Pick<Requester, 'channelNsfw'>): string | undefined {
+    return this.access.prompt(visibleText(text), r);
   }
 
   private settingsFor(userId: string, input: { seed?: number; aspect?: string; steps?: number; model?: string }) {
@@ -195,8 +210,8 @@ export class Flows {
   }
 
   async imagine(input: ImagineInput): Promise<Prepared> {
-    const prompt = input.prompt.trim();
-    if (!prompt) throw new Refusal('Tell me what to paint: `/imagine prompt: two cats on a sofa, the left one black`.');
+    const prompt = visibleText(input.prompt).trim();
+    if (!prompt) throw new Refusal(EMPTY_PROMPT);
     if (prompt.length > PROMPT_MAX)
       throw new Refusal(`That prompt is ${prompt.length} characters long; keep it under ${PROMPT_MAX}.`);
     const s = this.settingsFor(input.requester.userId, input);
@@ -274,7 +289,7 @@ export class Flows {
     target: NewTarget,
     history: string[] = [],
   ): Promise<EditOutcome> {
-    const text = instruction.trim();
+    const text = visibleText(instruction).trim();
     if (!text) throw new Refusal('Tell me what to change, for example “make the left cat black”.');
     if (text.length > PROMPT_MAX)
       throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
@@ -316,7 +331,7 @@ export class Flows {
       const labels = new Map([...parent.params.scene.regions, ...scene.regions].map((r) => [r.id, r.label] as const));
       changed = applied.repaint.map((r) => labels.get(r.id) ?? r.id);
       // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
-      what = applied.regenerate || !repaintable(parent) ? 'regenerate' : 'repaint';
+      what = applied.regenerate || !(await repaintable(parent)) ? 'regenerate' : 'repaint';
     }
     if (!this.canPaint) what = 'layout';
     this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
@@ -371,6 +386,14 @@ export class Flows {
     mask?: Buffer;
   }): Promise<Prepared> {
     const parent = c.parentId ? this.store.getGeneration(c.parentId) : undefined;
+    if (c.kind !== 'layout') {
+      // Checked again right before storing anything: the slot counts requests, this counts jobs.
+      const active = await this.queue.activeFor(c.input.requester.userId);
+      if (active.length >= this.config.limits.userMaxConcurrentJobs)
+        throw new Refusal(
+          `You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`,
+        );
+    }
     const generation = this.store.createGeneration({
       kind: c.kind,
       status: c.kind === 'layout' ? 'layout' : 'queued',
@@ -383,11 +406,13 @@ export class Flows {
       parentId: c.parentId ?? null,
       timings: c.timings,
     });
-    const parentImage =
-      c.kind === 'repaint' && parent?.artifacts['image.png'] ? readFileSync(parent.artifacts['image.png']) : undefined;
+    const parentImage = c.kind === 'repaint' ? await readImage(parent?.artifacts['image.png']) : undefined;
     const layoutPng = await this.planner.renderLayout(c.params.scene, parentImage);
     this.store.writeArtifact(generation.id, 'layout.png', layoutPng);
-    if (c.kind === 'layout') return { generation: this.store.getGeneration(generation.id)!, layoutPng };
+    if (c.kind === 'layout') {
+      this.slots.get(c.input.requester)?.release();
+      return { generation: this.store.getGeneration(generation.id)!, layoutPng };
+    }
     if (c.mask && c.params.rag) {
       const maskPath = this.store.writeArtifact(generation.id, 'mask.png', c.mask);
       c.params = { ...c.params, rag: { ...(c.params.rag as RagParams), Repainting_mask: maskPath } };
@@ -402,19 +427,13 @@ export class Flows {
         ? { parent: { generationId: parent.id, params: parent.params, artifacts: parent.artifacts } }
         : {}),
     };
-    // Checked again here, right before enqueueing: requests sent together all passed the early check.
-    const active = await this.queue.activeFor(c.input.requester.userId);
-    if (active.length >= this.config.limits.userMaxConcurrentJobs) {
-      this.store.updateGeneration(generation.id, { status: 'cancelled', error: 'over the per-user limit' });
-      throw new Refusal(
-        `You already have ${active.length} images waiting or painting (the limit is ${this.config.limits.userMaxConcurrentJobs}). Wait for one to finish, or delete one.`,
-      );
-    }
     const { job, position } = await this.queue.enqueue({
       userId: c.input.requester.userId,
       request,
       target: c.input.target,
     });
+    // Queued: from now on the job itself counts against the user's limit.
+    this.slots.get(c.input.requester)?.release();
     const updated = this.store.updateGeneration(generation.id, { jobId: job.id });
     return { generation: updated, layoutPng, job, position };
   }
@@ -434,16 +453,21 @@ export class Flows {
    * files still exist. A deleted record ends the chain early (`truncated`); deleted files leave a version
    * without a picture (`missing`).
    */
-  history(g: Generation): History {
+  async history(g: Generation): Promise<History> {
     const chain = this.store.lineage(g.id).reverse();
     const truncated = chain[0]?.parentId != null;
-    const versions = chain.map((v, i): Version => {
-      const painted = v.status === 'done' || v.status === 'layout';
-      const png =
-        readIfThere(v.artifacts['image.png']) ??
-        (v.status === 'layout' || !v.artifacts['image.png'] ? readIfThere(v.artifacts['layout.png']) : undefined);
-      return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
-    });
+    const versions = await Promise.all(
+      chain.map(async (v, i): Promise<Version> => {
+        const painted = v.status === 'done' || v.status === 'layout';
+        // A damaged image shows as a missing one (a grey tile), never as a failure of the whole picture.
+        const png =
+          (await readPicture(v.artifacts['image.png'])) ??
+          (v.status === 'layout' || !v.artifacts['image.png']
+            ? await readPicture(v.artifacts['layout.png'])
+            : undefined);
+        return { generation: v, number: i + 1, label: versionLabel(v), png, missing: painted && !png };
+      }),
+    );
     return { versions, truncated };
   }
 

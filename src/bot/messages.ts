@@ -1,10 +1,11 @@
 import { MessageReferenceType, type Message } from 'discord.js';
 import { childLogger } from '../log/logger.ts';
 import type { BotContext } from './context.ts';
-import { Refusal } from './errors.ts';
-import { errorText } from './interactions.ts';
-import { messageTarget, requesterOfMessage, showEditOutcome, showPrepared, type Shown } from './present.ts';
-import { clip, NO_MENTIONS } from './text.ts';
+import { answerEdit } from './edit-reply.ts';
+import { Refusal, failureText } from './errors.ts';
+import type { Slot } from './limits.ts';
+import { messageTarget, requesterOfMessage, showPrepared, type Posted, type Shown } from './present.ts';
+import { clip, NO_MENTIONS, visibleText } from './text.ts';
 
 const log = childLogger('messages');
 
@@ -17,9 +18,10 @@ function typing(m: Message): void {
   if ('sendTyping' in m.channel) void m.channel.sendTyping().catch(() => undefined);
 }
 
-async function answer(m: Message, payload: Partial<Shown> & { content: string }): Promise<Message> {
+async function answer(m: Message, payload: Partial<Shown> & { content: string }): Promise<Posted> {
   // A reply to the user's message, pinging nobody; if their message vanished meanwhile, a plain message.
-  return m.reply({ ...payload, allowedMentions: NO_MENTIONS, failIfNotExists: false });
+  const posted = await m.reply({ ...payload, allowedMentions: NO_MENTIONS, failIfNotExists: false });
+  return { id: posted.id, channelId: posted.channelId, viaInteraction: false };
 }
 
 /**
@@ -34,15 +36,22 @@ export async function onMessage(m: Message, ctx: BotContext): Promise<void> {
   const link = isReply ? ctx.store.messageLink(ref.messageId!) : undefined;
   const mentioned = m.mentions.users.has(botId);
   if (!link && !(mentioned && !isReply)) return;
+  // Recorded until answered, as interactions are: a process that dies meanwhile leaves it to the next one.
+  ctx.store.addPendingMessage({ messageId: m.id, channelId: m.channelId, userId: m.author.id });
   try {
-    const text = withoutMention(m.content, botId);
+    const text = visibleText(withoutMention(m.content, botId)).trim();
     if (link) await onReply(m, text, link.generationId, link.role === 'question' ? link.history : [], ctx);
     else await onMention(m, text, ctx);
   } catch (e) {
-    if (!(e instanceof Refusal)) log.error({ err: e, message: m.id }, 'message handling failed');
-    await answer(m, { content: clip(errorText(e)) }).catch((e2: unknown) =>
+    await answer(m, { content: clip(failureText(e, log, { message: m.id })) }).catch((e2: unknown) =>
       log.error({ err: e2 }, 'could not report an error'),
     );
+  } finally {
+    try {
+      ctx.store.removePendingMessage(m.id);
+    } catch (e) {
+      log.debug({ err: e }, 'could not clear a pending message (store closed)');
+    }
   }
 }
 
@@ -68,22 +77,21 @@ async function onReply(
   const requester = requesterOfMessage(m);
   const denied = ctx.flows.access.control(g, requester);
   if (denied) throw new Refusal(denied);
-  await ctx.flows.precheck(requester, text, { paints: true });
-  typing(m);
-  const outcome = await ctx.flows.edit(g, text, requester, messageTarget(m), history);
-  if (outcome.kind === 'clarify') {
-    const posted = await answer(m, {
-      content: clip(`❓ ${outcome.question}\n-# Reply to this message with the answer.`),
+  const slot = await ctx.flows.precheck(requester, text, { paints: true });
+  try {
+    typing(m);
+    const outcome = await ctx.flows.edit(g, text, requester, messageTarget(m), history);
+    await answerEdit(ctx, {
+      parent: g,
+      instruction: text,
+      history,
+      outcome,
+      post: (shown) => answer(m, shown),
+      viaForm: false,
     });
-    ctx.store.linkMessage(posted.id, posted.channelId, g.id, 'question', [...history, text, outcome.question]);
-    return;
+  } finally {
+    slot.release();
   }
-  if (outcome.kind === 'nothing') {
-    await answer(m, { content: clip(`🤔 ${outcome.message}`) });
-    return;
-  }
-  const posted = await answer(m, showEditOutcome(outcome, ctx.flows.noModelText()));
-  await ctx.attach(outcome, { id: posted.id, channelId: posted.channelId, viaInteraction: false });
 }
 
 async function onMention(m: Message, text: string, ctx: BotContext): Promise<void> {
@@ -94,9 +102,12 @@ async function onMention(m: Message, text: string, ctx: BotContext): Promise<voi
     return;
   }
   const requester = requesterOfMessage(m);
-  await ctx.flows.precheck(requester, text, { paints: true });
-  typing(m);
-  const prepared = await ctx.flows.imagine({ requester, guildId: m.guildId, prompt: text, target: messageTarget(m) });
-  const posted = await answer(m, showPrepared(prepared, ctx.flows.noModelText()));
-  await ctx.attach(prepared, { id: posted.id, channelId: posted.channelId, viaInteraction: false });
+  const slot: Slot = await ctx.flows.precheck(requester, text, { paints: true });
+  try {
+    typing(m);
+    const prepared = await ctx.flows.imagine({ requester, guildId: m.guildId, prompt: text, target: messageTarget(m) });
+    await ctx.attach(prepared, await answer(m, showPrepared(prepared, ctx.flows.noModelText())));
+  } finally {
+    slot.release();
+  }
 }

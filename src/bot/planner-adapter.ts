@@ -1,12 +1,30 @@
 import type { Config } from '../config/config.ts';
 import { planEdit } from '../planner/editor.ts';
-import { llmFromConfig } from '../planner/llm.ts';
+import OpenAI from 'openai';
+import { LlmClient } from '../planner/llm.ts';
 import { planScene } from '../planner/plan.ts';
 import { renderLayout } from '../planner/layout-image.ts';
+import { cappedFetch, LLM_ANSWER_MAX_BYTES } from './capped-fetch.ts';
 import type { BotPlanner } from './planning.ts';
 
 // The bot's view of src/planner: the LLM planner and editor when an LLM is configured (each falls back to
 // the offline rules on failure), the offline rules otherwise, and the planner's layout pictures.
+
+/** The planner's LLM client, with the answer size capped (the planner's own client reads any size). */
+function llmClient(config: Config): LlmClient | undefined {
+  const c = config.llm;
+  if (!c.enabled) return undefined;
+  const settings = { baseUrl: c.baseUrl, apiKey: c.apiKey, model: c.model, timeoutMs: c.timeoutMs };
+  const client = new OpenAI({
+    // Local servers (Ollama, llama.cpp) need no key, but the SDK insists on one.
+    apiKey: c.apiKey ?? 'no-key',
+    baseURL: c.baseUrl,
+    timeout: c.timeoutMs,
+    maxRetries: 0,
+    fetch: cappedFetch(LLM_ANSWER_MAX_BYTES),
+  });
+  return new LlmClient(settings, client);
+}
 
 export async function createBotPlanner(config: Config): Promise<BotPlanner> {
   const limits = {
@@ -14,7 +32,7 @@ export async function createBotPlanner(config: Config): Promise<BotPlanner> {
     minSize: config.limits.minSize,
     maxSize: config.limits.maxSize,
   };
-  const llm = llmFromConfig(config.llm);
+  const llm = llmClient(config);
   const name = (source: 'llm' | 'offline') => (source === 'llm' ? `llm:${config.llm.model}` : 'offline');
   return {
     async plan(text, o) {

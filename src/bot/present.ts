@@ -29,6 +29,7 @@ export function requesterOf(ix: BaseInteraction): Requester {
   const channel = ix.channel as { nsfw?: boolean } | null;
   return {
     userId: ix.user.id,
+    guildId: ix.guildId,
     channelId: ix.channelId ?? '',
     roleIds: rolesOf(ix.member),
     canManageMessages: ix.memberPermissions?.has(PermissionFlagsBits.ManageMessages) ?? false,
@@ -48,6 +49,7 @@ export function requesterOfMessage(m: Message): Requester {
   }
   return {
     userId: m.author.id,
+    guildId: m.guildId,
     channelId: m.channelId,
     roleIds: rolesOf(m.member),
     canManageMessages,

@@ -7,9 +7,23 @@ export const NO_MENTIONS_API = { parse: [] as never[], replied_user: false };
 
 const CONTENT_MAX = 2000;
 
-/** Discord refuses message content over 2000 characters. */
+// Format characters (zero-width spaces, bidi overrides such as U+202E) and control characters (NUL…) other
+// than line breaks and tabs. The zero-width joiner stays: emoji sequences (👩‍🎨) need it.
+const HIDDEN = /(?![\n\r\t\u200d])[\p{Cc}\p{Cf}]/gu;
+
+/**
+ * Text as it shows: without characters that are invisible or reorder what follows. A prompt made only of
+ * them is empty; deny-list words cannot hide behind them; nothing echoed can flip the bot's own message.
+ */
+export function visibleText(text: string): string {
+  const out = text.replace(HIDDEN, '');
+  return /[^\s\u200d]/u.test(out) ? out : '';
+}
+
+/** Discord refuses message content over 2000 characters; hidden characters never reach a message. */
 export function clip(text: string, max = CONTENT_MAX): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+  const shown = text.replace(HIDDEN, '');
+  return shown.length <= max ? shown : `${shown.slice(0, max - 1)}…`;
 }
 
 /**
@@ -17,7 +31,7 @@ export function clip(text: string, max = CONTENT_MAX): string {
  * neutralised so a prompt cannot restyle or break out of the bot's message.
  */
 export function quote(text: string, max = 200): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = text.replace(HIDDEN, '').replace(/\s+/g, ' ').trim();
   const short = flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
   return `“${short.replace(/([\\*_~`|>#[\]()-])/g, '\\$1')}”`;
 }

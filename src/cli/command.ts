@@ -5,6 +5,10 @@ import { UserError } from '../config/errors.ts';
 export interface CliCommand {
   summary: string;
   usage: string;
+  /** Option defaults, `--steps: the model's (4 for schnell, 20 for dev)`, one per line, shown by --help. */
+  defaults?: string[];
+  /** The settings (environment names) this command reads; --help shows their current defaults. */
+  settings?: string[];
   run(argv: string[]): Promise<number | void>;
 }
 

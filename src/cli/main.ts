@@ -1,3 +1,4 @@
+import { configDefaults } from '../config/config.ts';
 import { ConfigError, UserError } from '../config/errors.ts';
 import { SceneError } from '../scene/validate.ts';
 import { log } from '../log/logger.ts';
@@ -33,7 +34,10 @@ async function main(argv: string[]): Promise<number> {
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const out = [help()];
     for (const [n, load] of Object.entries(COMMANDS)) out.push(`  ${n.padEnd(16)} ${(await load()).command.summary}`);
-    out.push('', 'Run `scenewright <command> --help` for its options. Configuration: see .env.example.');
+    out.push('', 'settings (environment or .env; defaults shown):');
+    const defaults = Object.entries(configDefaults()).map(([k, v]) => `${k}=${v}`);
+    for (let i = 0; i < defaults.length; i += 4) out.push(`  ${defaults.slice(i, i + 4).join('  ')}`);
+    out.push('', 'Run `scenewright <command> --help` for its options. Every setting is explained in .env.example.');
     process.stdout.write(out.join('\n') + '\n');
     return name ? 0 : 2;
   }
@@ -44,7 +48,14 @@ async function main(argv: string[]): Promise<number> {
   }
   const { command } = await load();
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${command.summary}\n\nusage: ${command.usage}\n`);
+    const out = [command.summary, '', `usage: ${command.usage}`];
+    if (command.defaults?.length) out.push('', 'defaults:', ...command.defaults.map((d) => `  ${d}`));
+    if (command.settings?.length) {
+      const all = configDefaults();
+      out.push('', 'settings it reads (environment or .env; default in brackets):');
+      for (const name of command.settings) out.push(`  ${name}${all[name] !== undefined ? ` [${all[name]}]` : ''}`);
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   }
   return (await command.run(rest)) ?? 0;

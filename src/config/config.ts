@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import { registerSecret } from '../log/logger.ts';
+import { registerSecret, setLogLevel } from '../log/logger.ts';
 import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from './weight-forms.ts';
 
 const csv = z
@@ -18,7 +18,14 @@ const csv = z
       : [],
   );
 
-const int = (def: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(def);
+/** The range of each whole-number setting, for messages in plain words. */
+const RANGES = new Map<z.ZodType, [number, number]>();
+
+const int = (def: number, min: number, max: number) => {
+  const schema = z.coerce.number().int().min(min).max(max).default(def);
+  RANGES.set(schema, [min, max]);
+  return schema;
+};
 
 const bool = (def: boolean) =>
   z
@@ -74,6 +81,8 @@ const EnvSchema = z.object({
   MAX_STEPS: int(50, 1, 200),
   USER_MAX_CONCURRENT_JOBS: int(2, 1, 100),
   USER_COOLDOWN_SECONDS: int(5, 0, 3600),
+  USER_RENDERS_PER_MINUTE: int(10, 1, 1000),
+  ALLOWED_GUILD_IDS: csv,
   ALLOWED_CHANNEL_IDS: csv,
   ALLOWED_ROLE_IDS: csv,
   PROMPT_DENY_LIST: csv,
@@ -108,9 +117,13 @@ export interface Config {
     maxSteps: number;
     userMaxConcurrentJobs: number;
     userCooldownSeconds: number;
+    /** History, Layout, Undo and Continue pictures one user may ask for per minute. */
+    userRendersPerMinute: number;
     attachmentSizeLimit: number;
   };
   access: {
+    /** Empty: any guild the bot is in, and direct messages. */
+    allowedGuildIds: string[];
     allowedChannelIds: string[];
     allowedRoleIds: string[];
     promptDenyList: string[];
@@ -144,40 +157,65 @@ export function readEnvironment(
   return merged;
 }
 
+/** One problem with one setting, in plain words: what it must be, and what it got. */
+function describeProblem(name: string, schema: z.ZodType, got: string | undefined, issue: z.core.$ZodIssue): string {
+  const shown = `got '${got ?? ''}'`;
+  const range = RANGES.get(schema);
+  if (range) return `${name} must be a whole number between ${range[0]} and ${range[1]}; ${shown}`;
+  if (issue.code === 'invalid_value' && 'values' in issue)
+    return `${name} must be one of ${issue.values.map(String).join(', ')}; ${shown}`;
+  if (issue.code === 'invalid_format' && issue.format === 'url')
+    return name === 'REDIS_URL'
+      ? `${name} must be a redis:// or rediss:// URL, e.g. redis://:password@10.0.0.5:6379/0; ${shown}`
+      : `${name} must be an http:// or https:// URL; ${shown}`;
+  if (issue.code === 'too_small') return `${name} must not be empty; ${shown}`;
+  // Our own messages: "must be the numeric application id", or a sentence of their own (WEIGHTS).
+  return issue.code === 'custom' ? `${name}: ${issue.message}; ${shown}` : `${name} ${issue.message}; ${shown}`;
+}
+
 export function loadConfig(raw: Record<string, string | undefined>, needs: Need[] = []): Config {
   const problems: string[] = [];
-  const parsed = EnvSchema.safeParse(raw);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      const name = String(issue.path[0] ?? '?');
-      problems.push(`${name} is invalid (got ${JSON.stringify(raw[name])}): ${issue.message}`);
-    }
+  // Each setting on its own, so one bad value does not hide the checks that need the others: every problem
+  // is listed in one pass.
+  const values: Record<string, unknown> = {};
+  for (const [name, schema] of Object.entries(EnvSchema.shape) as [string, z.ZodType][]) {
+    const r = schema.safeParse(raw[name]);
+    if (r.success) values[name] = r.data;
+    else problems.push(describeProblem(name, schema, raw[name], r.error.issues[0]!));
   }
-  const e = parsed.success ? parsed.data : undefined;
+  const e = values as Env;
+  const ok = (k: keyof Env) => values[k] !== undefined || raw[k] === undefined;
   const need = (name: keyof Env) => {
     if (raw[name] === undefined) problems.push(`${name} is not set: ${HOW_TO_FIX[name] ?? 'set it in .env'}`);
   };
   if (needs.includes('discord')) need('DISCORD_TOKEN');
   if (needs.includes('discord-app')) need('DISCORD_APPLICATION_ID');
   if (needs.includes('model')) need('MODEL_DIR');
-  if (e) {
+  if (typeof values.MODEL_DIR === 'string' && !existsSync(path.resolve(values.MODEL_DIR)))
+    problems.push(
+      `MODEL_DIR (${values.MODEL_DIR}) does not exist: set it to the folder you downloaded FLUX.1-schnell or FLUX.1-dev into (README "Getting FLUX weights"), or leave it empty to plan layouts only`,
+    );
+  const sizesOk = ok('MIN_SIZE') && ok('MAX_SIZE') && ok('DEFAULT_SIZE');
+  for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
+    if (values[k] !== undefined && e[k] % 16 !== 0)
+      problems.push(
+        `${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`,
+      );
+  }
+  if (sizesOk) {
     if (e.MIN_SIZE > e.MAX_SIZE)
       problems.push(
         `MIN_SIZE (${e.MIN_SIZE}) is larger than MAX_SIZE (${e.MAX_SIZE}): lower MIN_SIZE or raise MAX_SIZE`,
       );
-    for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
-      if (e[k] % 16 !== 0)
-        problems.push(
-          `${k} (${e[k]}) must be a multiple of 16 (FLUX works on 16-pixel tokens): try ${Math.round(e[k] / 16) * 16}`,
-        );
-    }
     if (e.DEFAULT_SIZE < e.MIN_SIZE || e.DEFAULT_SIZE > e.MAX_SIZE)
       problems.push(`DEFAULT_SIZE (${e.DEFAULT_SIZE}) must lie between MIN_SIZE and MAX_SIZE`);
   }
-  if (problems.length > 0 || !e) throw new ConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   // Known secrets are scrubbed from any free-text log line, not only from named fields.
   registerSecret(e.DISCORD_TOKEN);
   registerSecret(e.OPENAI_API_KEY);
+  // LOG_LEVEL from .env counts too (the logger itself only sees the real environment).
+  if (raw.LOG_LEVEL !== undefined) setLogLevel(e.LOG_LEVEL);
   return {
     discord: {
       token: e.DISCORD_TOKEN,
@@ -212,9 +250,11 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
       maxSteps: e.MAX_STEPS,
       userMaxConcurrentJobs: e.USER_MAX_CONCURRENT_JOBS,
       userCooldownSeconds: e.USER_COOLDOWN_SECONDS,
+      userRendersPerMinute: e.USER_RENDERS_PER_MINUTE,
       attachmentSizeLimit: e.ATTACHMENT_SIZE_LIMIT,
     },
     access: {
+      allowedGuildIds: e.ALLOWED_GUILD_IDS,
       allowedChannelIds: e.ALLOWED_CHANNEL_IDS,
       allowedRoleIds: e.ALLOWED_ROLE_IDS,
       promptDenyList: e.PROMPT_DENY_LIST.map((w) => w.toLowerCase()),
@@ -225,3 +265,16 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
 
 /** The names every configuration has, in the order .env.example documents them. */
 export const CONFIG_NAMES = Object.keys(EnvSchema.shape);
+
+/** Each setting's default as .env would spell it (settings without one are left out): for --help. */
+export function configDefaults(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, schema] of Object.entries(EnvSchema.shape) as [string, z.ZodType][]) {
+    const r = schema.safeParse(undefined);
+    if (!r.success || r.data === undefined) continue;
+    const v = r.data;
+    if (Array.isArray(v)) continue;
+    out[name] = String(v);
+  }
+  return out;
+}

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Db, Migration } from './db.ts';
 import { migrate } from './db.ts';
@@ -81,7 +81,32 @@ const MIGRATIONS: Migration[] = [
       created_at INTEGER NOT NULL
     );`,
   },
+  {
+    version: 4,
+    description:
+      'messages being answered (mentions, reply-edits) and results Discord would not take, as for interactions',
+    sql: `CREATE TABLE pending_messages (
+      message_id TEXT PRIMARY KEY,
+      channel_id TEXT NOT NULL,
+      user_id TEXT NOT NULL,
+      created_at INTEGER NOT NULL
+    );
+    CREATE TABLE delivery_failures (
+      job_id TEXT PRIMARY KEY,
+      failures INTEGER NOT NULL,
+      last_error TEXT,
+      updated_at INTEGER NOT NULL
+    );`,
+  },
 ];
+
+/** A user's message the bot started answering (an @mention or a reply asking for a change). */
+export interface PendingMessage {
+  messageId: string;
+  channelId: string;
+  userId: string;
+  createdAt: number;
+}
 
 export interface PendingInteraction {
   token: string;
@@ -391,6 +416,78 @@ export class Store {
         }));
       })
       .immediate();
+  }
+
+  /**
+   * Moves what the write-ahead log holds into the database file and empties the log. SQLite's own automatic
+   * checkpoints give up while another connection reads (the queue polls all the time), so the bot runs this
+   * on a timer. Returns whether it completed (false: a reader or writer was busy; the next one catches up).
+   */
+  checkpoint(): { complete: boolean; pages: number } {
+    const [r] = this.db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number; log: number; checkpointed: number }[];
+    return { complete: r !== undefined && r.busy === 0, pages: r?.checkpointed ?? 0 };
+  }
+
+  /**
+   * Folders in artifacts/ named like generations the database does not know: left by a database that was
+   * deleted or replaced, or copied in by hand. Reported, never deleted (they may be someone's only copy).
+   */
+  unknownArtifactFolders(): string[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.artifactsDir, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name);
+    } catch {
+      return [];
+    }
+    const known = this.db.prepare('SELECT 1 FROM generations WHERE id = ?');
+    return names.filter((n) => !known.get(n)).sort();
+  }
+
+  /** A message the bot started answering; removed once answered (or answered with an error). */
+  addPendingMessage(p: Omit<PendingMessage, 'createdAt'>): void {
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO pending_messages (message_id, channel_id, user_id, created_at) VALUES (?, ?, ?, ?)',
+      )
+      .run(p.messageId, p.channelId, p.userId, Date.now());
+  }
+
+  removePendingMessage(messageId: string): void {
+    this.db.prepare('DELETE FROM pending_messages WHERE message_id = ?').run(messageId);
+  }
+
+  /** Messages a previous process left unanswered, oldest first (each is removed once it has been answered). */
+  pendingMessages(): PendingMessage[] {
+    const rows = this.db.prepare('SELECT * FROM pending_messages ORDER BY created_at').all() as {
+      message_id: string;
+      channel_id: string;
+      user_id: string;
+      created_at: number;
+    }[];
+    return rows.map((r) => ({
+      messageId: r.message_id,
+      channelId: r.channel_id,
+      userId: r.user_id,
+      createdAt: r.created_at,
+    }));
+  }
+
+  /** Counts one more failed attempt to show a job's result; returns how many there have been, across restarts. */
+  noteDeliveryFailure(jobId: string, error: string): number {
+    const row = this.db
+      .prepare(
+        `INSERT INTO delivery_failures (job_id, failures, last_error, updated_at) VALUES (?, 1, ?, ?)
+         ON CONFLICT(job_id) DO UPDATE SET failures = failures + 1, last_error = excluded.last_error, updated_at = excluded.updated_at
+         RETURNING failures`,
+      )
+      .get(jobId, error.slice(0, 500), Date.now()) as { failures: number };
+    return row.failures;
+  }
+
+  clearDeliveryFailures(jobId: string): void {
+    this.db.prepare('DELETE FROM delivery_failures WHERE job_id = ?').run(jobId);
   }
 
   getUserSettings(userId: string): UserSettings {

@@ -36,9 +36,26 @@ describe('configuration', () => {
     );
     expect(problems.some((p) => p.startsWith('DISCORD_TOKEN is not set') && p.includes('developer'))).toBe(true);
     expect(problems.some((p) => p.startsWith('MODEL_DIR is not set') && p.includes('README'))).toBe(true);
-    expect(problems.some((p) => p.startsWith('EXECUTION_PROVIDER is invalid') && p.includes('"tpu"'))).toBe(true);
-    expect(problems.some((p) => p.startsWith('MAX_REGIONS is invalid'))).toBe(true);
+    expect(problems).toContain("EXECUTION_PROVIDER must be one of cpu, cuda, webgpu; got 'tpu'");
+    expect(problems).toContain("MAX_REGIONS must be a whole number between 1 and 32; got 'many'");
     expect(problems.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('lists size problems in the same pass as the others, in plain words, never a validator’s text', () => {
+    const problems = problemsOf(() =>
+      loadConfig({ MAX_SIZE: 'big', MIN_SIZE: '1000', OPENAI_TIMEOUT_MS: '1.5', REDIS_URL: 'http://10.0.0.5' }),
+    );
+    expect(problems).toContain("MAX_SIZE must be a whole number between 16 and 4096; got 'big'");
+    expect(problems).toContain("OPENAI_TIMEOUT_MS must be a whole number between 1000 and 600000; got '1.5'");
+    expect(problems.some((p) => p.startsWith('REDIS_URL must be a redis:// or rediss:// URL'))).toBe(true);
+    expect(problems.some((p) => p.startsWith('MIN_SIZE (1000) must be a multiple of 16'))).toBe(true);
+    for (const p of problems) expect(p).not.toMatch(/expected|received|NaN|Invalid input/i);
+  });
+
+  it('a MODEL_DIR that does not exist is a configuration problem, not a bare ENOENT later', () => {
+    const problems = problemsOf(() => loadConfig({ MODEL_DIR: '/nonexistent/flux' }));
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^MODEL_DIR \(\/nonexistent\/flux\) does not exist: set it to the folder/);
   });
 
   it('checks sizes against the token grid and each other', () => {
@@ -62,7 +79,9 @@ describe('configuration', () => {
     expect(c.access.allowOthersToEdit).toBe(true);
     expect(c.discord.apiUrl).toBe('http://127.0.0.1:9999/api');
     expect(c.llm.enabled).toBe(true);
-    expect(problemsOf(() => loadConfig({ DISCORD_API_URL: 'ftp://x' }))[0]).toMatch(/^DISCORD_API_URL is invalid/);
+    expect(problemsOf(() => loadConfig({ DISCORD_API_URL: 'ftp://x' }))[0]).toBe(
+      "DISCORD_API_URL must be an http:// or https:// URL; got 'ftp://x'",
+    );
   });
 
   it('WEIGHTS: one form for the transformer and T5, or per component; a bad value says what works', () => {
@@ -79,7 +98,7 @@ describe('configuration', () => {
     });
     expect(problemsOf(() => loadConfig({ WEIGHTS: 'int3' }))).toEqual([
       expect.stringMatching(
-        /^WEIGHTS is invalid \(got "int3"\): "int3" is not a weights form \(use auto, bf16, int8, int4\); e\.g\. WEIGHTS=int8/,
+        /^WEIGHTS: "int3" is not a weights form \(use auto, bf16, int8, int4\); e\.g\. WEIGHTS=int8/,
       ),
     ]);
     expect(problemsOf(() => loadConfig({ WEIGHTS: 'unet:int8' }))).toEqual([

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -192,12 +192,54 @@ describe('store', () => {
     const db = openDatabase(dir);
     new Store(db, dir);
     new Store(db, dir);
-    expect(schemaVersion(db, 'store')).toBe(3);
+    expect(schemaVersion(db, 'store')).toBe(4);
     db.prepare(`UPDATE schema_versions SET version = 99 WHERE component = 'store'`).run();
     expect(() => new Store(db, dir)).toThrow(/newer than this program knows/);
     expect(() =>
       migrate(db, 'other', [{ version: 1, description: 'x', sql: 'CREATE TABLE other_t (a INTEGER)' }]),
     ).not.toThrow();
     db.close();
+  });
+});
+
+describe('store journal and folders', () => {
+  const make = (store: Store, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const g = store.createGeneration({
+        kind: 'generate',
+        status: 'queued',
+        userId: 'u1',
+        guildId: 'g1',
+        channelId: 'c1',
+        requestText: `picture ${i}`,
+        params,
+      });
+      store.writeArtifact(g.id, 'layout.png', Buffer.alloc(10));
+    }
+  };
+
+  it('a checkpoint moves the write-ahead log into the database while another connection keeps reading', () => {
+    const store = openStore(dir);
+    // The queue's connection polls the same file: SQLite's automatic checkpoints cannot finish behind it.
+    const reader = openDatabase(dir);
+    const poll = reader.prepare('SELECT count(*) AS n FROM generations');
+    const wal = path.join(dir, 'scenewright.sqlite-wal');
+    make(store, 12);
+    poll.get();
+    expect(statSync(wal).size).toBeGreaterThan(0);
+    const r = store.checkpoint();
+    expect(r.complete).toBe(true);
+    expect(statSync(wal).size).toBe(0);
+    expect((poll.get() as { n: number }).n).toBe(12);
+    reader.close();
+    store.db.close();
+  });
+
+  it('names the artifact folders the database does not know', () => {
+    const store = openStore(dir);
+    make(store, 2);
+    mkdirSync(path.join(store.artifactsDir, 'g_left_by_an_old_database'));
+    expect(store.unknownArtifactFolders()).toEqual(['g_left_by_an_old_database']);
+    store.db.close();
   });
 });

@@ -198,6 +198,13 @@ export class ModelSet implements FluxCheckpoint {
     if (all.length === 1) return { role, kind: 'part', part: all[0]! };
     if (this.index && !existsSync(path.join(this.dir, role)))
       throw new CheckpointError(`${role}/ folder is missing (model_index.json lists it)`);
+    // A part folder with only its config.json comes here too: its weights file is what is missing, not the folder.
+    const folder = path.join(this.dir, role);
+    if (existsSync(folder) && statSync(folder).isDirectory())
+      throw new CheckpointError(
+        `${this.source} has no ${ROLE_NAMES[role]} weights: ${role}/ has a config.json but no ${STEMS[role]}.safetensors (nor another weights file), and none of the ${top.files.length} weights files at the top of the folder holds one. ` +
+          `The download is probably incomplete: download ${role}/${STEMS[role]}.safetensors (or all its shards) again.`,
+      );
     throw new CheckpointError(
       `${this.source} has no ${ROLE_NAMES[role]}: no ${role}/ folder, and none of its ${top.files.length} weights files (${top.files.slice(0, 4).join(', ') || 'none'}) holds one. ` +
         'Put the file beside the others (see README "Model files people have"), or point MODEL_DIR at the downloaded FLUX.1-dev or FLUX.1-schnell folder.',

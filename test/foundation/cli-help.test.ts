@@ -1,0 +1,35 @@
+// --help shows the defaults a newcomer needs to know (issue 19, "Errors that say the wrong thing").
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../support/fixtures.ts';
+
+function cli(...args: string[]): string {
+  const r = spawnSync(process.execPath, ['bin/scenewright.js', ...args], {
+    cwd: repoRoot,
+    env: { PATH: process.env.PATH ?? '' },
+    encoding: 'utf8',
+  });
+  expect(r.status, r.stderr).toBe(0);
+  return r.stdout;
+}
+
+describe('--help', () => {
+  it('lists every setting that has a default, with it', () => {
+    const out = cli('--help');
+    for (const d of [
+      'DATA_DIR=./data',
+      'DEFAULT_SIZE=1024',
+      'MAX_STEPS=50',
+      'LOG_LEVEL=info',
+      'EXECUTION_PROVIDER=cpu',
+    ])
+      expect(out).toContain(d);
+  });
+
+  it('a command’s --help names the settings it reads and their defaults', () => {
+    const out = cli('start', '--help');
+    expect(out).toMatch(/usage: scenewright start/);
+    expect(out).toMatch(/^ {2}USER_COOLDOWN_SECONDS \[5\]$/m);
+    expect(out).toMatch(/^ {2}MODEL_DIR$/m);
+  });
+});

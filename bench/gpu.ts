@@ -32,7 +32,7 @@ import { writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import type { Preset, Variant } from '../src/engine/tiny-model/presets.ts';
 import { parseWeightForms } from '../src/engine/weights/forms.ts';
 import type { Scene } from '../src/scene/schema.ts';
-import { sceneToRagParams } from '../src/scene/to-rag.ts';
+import { sceneToRagParams } from '../src/paint/scene-to-rag.ts';
 import { benchSteps } from './rag-workload.ts';
 import { peakRssMiB, repoRoot } from './support.ts';
 

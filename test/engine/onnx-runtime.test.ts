@@ -48,11 +48,15 @@ describe('ORT session creation', () => {
   it('reports a provider of another ONNX Runtime release as the wrong version, with the command that fixes it', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sw-cuda-'));
     try {
-      fs.writeFileSync(path.join(dir, 'libonnxruntime_providers_cuda.so'), 'not a library');
+      // The library's own version string wins over setup:cuda's marker (which only records what was copied).
+      fs.writeFileSync(path.join(dir, 'libonnxruntime_providers_cuda.so'), 'no version here; libcudart.so.12');
       fs.writeFileSync(path.join(dir, CUDA_MARKER), JSON.stringify({ onnxruntime: '1.30.0' }));
       const s = cudaProviderStatus(dir);
       expect(s).toMatchObject({ ortNodeVersion: '1.29.0', expected: '1.29.0', found: '1.30.0', ready: false });
       expect(describeCudaStatus(s)).toMatch(/\(found: ONNX Runtime 1\.30\.0\)\.\nRun `npm run setup:cuda` to install/);
+      expect(s.cudaMajor).toBe(12);
+      fs.writeFileSync(path.join(dir, 'libonnxruntime_providers_cuda.so'), 'ort 1.29.0 built with libcudart.so.13');
+      expect(cudaProviderStatus(dir)).toMatchObject({ found: '1.29.0', cudaMajor: 13 });
       fs.rmSync(path.join(dir, CUDA_MARKER));
       fs.writeFileSync(
         path.join(dir, 'libonnxruntime_providers_cuda.so'),

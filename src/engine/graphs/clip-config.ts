@@ -18,6 +18,11 @@ export interface TextGraphOptions {
   computeType?: FloatType;
   /** Attention as com.microsoft.MultiHeadAttention ('mha', default) or plain ops ('explicit'). */
   attention?: 'mha' | 'explicit';
+  /**
+   * Linear layers as com.microsoft.FusedMatMul ('fused', the CPU's fastest) or Transpose + MatMul ('transpose':
+   * WebGPU has no FusedMatMul kernel). Default 'fused'; the encoders take their provider's form (graphFormFor).
+   */
+  linear?: 'fused' | 'transpose';
   /** Also output `hidden_states_<i>` (embeddings, then each layer), as transformers' output_hidden_states. */
   hiddenStates?: boolean;
 }

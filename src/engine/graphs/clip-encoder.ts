@@ -1,4 +1,4 @@
-import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
+import { createSession, graphFormFor, ort, type RuntimeOptions } from '../runtime/session.ts';
 import { buildClipTextGraph, clipTextConfig } from './clip.ts';
 import type { ComponentInput, TextGraphOptions } from './clip-config.ts';
 
@@ -45,7 +45,10 @@ export class ClipTextEncoder {
     opts: TextGraphOptions = {},
   ): Promise<ClipTextEncoder> {
     const cfg = clipTextConfig(component);
-    const { session, createMs } = await createSession(buildClipTextGraph(component, opts), runtime);
+    const { session, createMs } = await createSession(
+      buildClipTextGraph(component, { linear: graphFormFor(runtime.executionProvider).linear, ...opts }),
+      runtime,
+    );
     return new ClipTextEncoder(session, cfg.positions, cfg.hidden, createMs);
   }
 

@@ -66,6 +66,7 @@ export function buildClipTextGraph(c: ComponentInput, opts: TextGraphOptions = {
   const cfg = clipTextConfig(c);
   const g = new Graph('clip_text', {
     computeType: opts.computeType ?? 'float32',
+    linear: opts.linear,
     doc: `CLIPTextModel from ${c.configFile}`,
   });
   const W = (name: string): Value => g.weight(name, c.weights.source(name));

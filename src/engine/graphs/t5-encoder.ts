@@ -1,4 +1,4 @@
-import { createSession, type ort, type RuntimeOptions } from '../runtime/session.ts';
+import { createSession, graphFormFor, type ort, type RuntimeOptions } from '../runtime/session.ts';
 import { idTensor, type IdBatch } from './clip-encoder.ts';
 import type { ComponentInput, TextGraphOptions } from './clip-config.ts';
 import { buildT5EncoderGraph, t5EncoderConfig } from './t5.ts';
@@ -31,7 +31,14 @@ export class T5TextEncoder {
   async prepare(length: number): Promise<number> {
     let s = this.sessions.get(length);
     if (!s) {
-      s = createSession(buildT5EncoderGraph(this.component, { ...this.opts, length }), this.runtime);
+      s = createSession(
+        buildT5EncoderGraph(this.component, {
+          linear: graphFormFor(this.runtime.executionProvider).linear,
+          ...this.opts,
+          length,
+        }),
+        this.runtime,
+      );
       this.sessions.set(length, s);
       s.catch(() => this.sessions.delete(length));
     }

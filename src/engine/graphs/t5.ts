@@ -145,6 +145,7 @@ export function buildT5EncoderGraph(c: ComponentInput, opts: T5GraphOptions): Gr
     throw new UserError(`T5 sequence length must be a positive whole number (got ${L})`);
   const g = new Graph(`t5_encoder_${L}`, {
     computeType: opts.computeType ?? 'float32',
+    linear: opts.linear,
     doc: `T5EncoderModel from ${c.configFile}, length ${L}`,
   });
   const W = (name: string): Value => g.weight(name, c.weights.source(name));

@@ -1,4 +1,4 @@
-import { createSession, ort, type RuntimeOptions } from '../runtime/session.ts';
+import { createSession, graphFormFor, ort, type RuntimeOptions } from '../runtime/session.ts';
 import type { ComponentInput } from './clip-config.ts';
 import { buildVaeDecoderGraph, buildVaeEncoderGraph, vaeConfig, type VaeGraphOptions } from './vae.ts';
 
@@ -39,14 +39,19 @@ export class VaeCodec {
     this.shiftFactor = cfg.shiftFactor;
   }
 
+  /** The provider's graph form (WebGPU has no FusedMatMul), unless the caller chose one. */
+  private graphOptions(): VaeGraphOptions {
+    return { linear: graphFormFor(this.runtime.executionProvider).linear, ...this.opts };
+  }
+
   /** Creates the decoder session now; resolves to its creation time in ms. */
   async prepareDecoder(): Promise<number> {
-    this.decoder ??= createSession(buildVaeDecoderGraph(this.component, this.opts), this.runtime);
+    this.decoder ??= createSession(buildVaeDecoderGraph(this.component, this.graphOptions()), this.runtime);
     return (await this.decoder).createMs;
   }
 
   async prepareEncoder(): Promise<number> {
-    this.encoder ??= createSession(buildVaeEncoderGraph(this.component, this.opts), this.runtime);
+    this.encoder ??= createSession(buildVaeEncoderGraph(this.component, this.graphOptions()), this.runtime);
     return (await this.encoder).createMs;
   }
 

@@ -81,6 +81,8 @@ export function vaeConfig(c: ComponentInput): VaeConfig {
 export interface VaeGraphOptions {
   computeType?: FloatType;
   attention?: 'mha' | 'explicit';
+  /** As TextGraphOptions.linear (the mid-block attention's projections). */
+  linear?: 'fused' | 'transpose';
 }
 
 class VaeBuilder {
@@ -93,6 +95,7 @@ class VaeBuilder {
   ) {
     this.g = new Graph(name, {
       computeType: opts.computeType ?? 'float32',
+      linear: opts.linear,
       doc: `AutoencoderKL ${name} from ${c.configFile}`,
     });
   }

@@ -183,6 +183,13 @@ export interface GraphOptions {
    * which costs time and a second copy at peak). Default 'fused'.
    */
   linear?: 'fused' | 'transpose';
+  /**
+   * fp8 weights: 'dequantize' = DequantizeLinear per run (they stay 1 byte per value; CPU and CUDA), 'widen' = a
+   * Cast and Mul that ORT folds at load into the compute type (WebGPU has no fp8 DequantizeLinear and no Size for the
+   * gate, so those nodes would run on the CPU in every block). Default: 'widen' in float16 graphs (WebGPU's form),
+   * else 'dequantize'.
+   */
+  fp8?: 'dequantize' | 'widen';
   doc?: string;
 }
 
@@ -352,11 +359,18 @@ export class Graph {
     const parts = this.quantInitializers(name, q);
     const rows = (t: Value) => this.op('Gather', [t, ids], { axis: 0 });
     const f32 = (x: Value) => this.op('Cast', [x], { to: ONNX_DTYPE.float32 }, { dtype: 'float32' });
-    /** Packed codes [..., n/2] → [..., n] (4-bit: low nibble first), as float32. */
+    /** Scales and mins may be stored in a 16-bit type; the rows are dequantized in float32 (Sub/Mul take one type). */
+    const asF32 = (x: Value) => (x.dtype === 'float32' ? x : f32(x));
+    /**
+     * Packed codes [..., n/2] → [..., n] (4-bit: low nibble first), as float32. The nibbles are split with int32
+     * Div/Mul/Sub (hi = b / 16, lo = b − 16·hi: exact for bytes), not BitShift/BitwiseAnd, which have no CUDA or WebGPU
+     * kernel in ONNX Runtime 1.29 (a CPU fallback on every T5 call; kernels/README.md).
+     */
     const unpack = (packed: Value, count: number) => {
       if (q.bits === 8) return f32(packed);
-      const lo = this.op('BitwiseAnd', [packed, this.constant([0x0f], [], 'uint8')]);
-      const hi = this.op('BitShift', [packed, this.constant([4], [], 'uint8')], { direction: 'RIGHT' });
+      const b = this.op('Cast', [packed], { to: ONNX_DTYPE.int32 }, { dtype: 'int32' });
+      const hi = this.op('Div', [b, this.constant([16], [], 'int32')]);
+      const lo = this.op('Sub', [b, this.op('Mul', [hi, this.constant([16], [], 'int32')])]);
       const pairs = this.op(
         'Concat',
         [this.op('Unsqueeze', [lo, this.ints([-1])]), this.op('Unsqueeze', [hi, this.ints([-1])])],
@@ -381,8 +395,13 @@ export class Graph {
     const zero = parts.zeros
       ? perBlock(unpack(rows(parts.zeros), kb))
       : this.constant([2 ** (q.bits - 1)], [], 'float32');
-    let w = this.op('Mul', [perBlock(rows(parts.scales)), this.op('Sub', [codes, zero])], {}, { dtype: 'float32' });
-    if (parts.mins) w = this.op('Sub', [w, perBlock(rows(parts.mins))]);
+    let w = this.op(
+      'Mul',
+      [perBlock(asF32(rows(parts.scales))), this.op('Sub', [codes, zero])],
+      {},
+      { dtype: 'float32' },
+    );
+    if (parts.mins) w = this.op('Sub', [w, perBlock(asF32(rows(parts.mins)))]);
     const out = this.op('Reshape', [w, shape([D])], {}, { dtype: 'float32' });
     return this.computeType === 'float32'
       ? out
@@ -480,6 +499,17 @@ export class Graph {
     const read = (part: TensorSource, i: number) => {
       const raw = this.initializer(src.concat ? `${name}#${i}` : name, part);
       if (part.dtype !== 'float8e4m3fn') return raw;
+      if ((this.options.fp8 ?? (this.computeType === 'float16' ? 'widen' : 'dequantize')) === 'widen') {
+        const wide = this.op(
+          'Cast',
+          [raw],
+          { to: ONNX_DTYPE.float32 },
+          { name: `${raw.name}/Widen`, dtype: 'float32' },
+        );
+        return part.scale === undefined || part.scale === 1
+          ? wide
+          : this.op('Mul', [wide, this.constant([part.scale], [], 'float32')], {}, { dtype: 'float32' });
+      }
       const one = this.gateOne();
       const stored = this.constant([part.scale ?? 1], [], 'float32');
       const scale = one ? this.op('Mul', [stored, one], {}, { dtype: 'float32' }) : stored;

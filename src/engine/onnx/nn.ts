@@ -53,7 +53,8 @@ function quantLinear(x: Value, w: QuantLinear, b?: Value): Value {
   if (w.minsT) {
     const blocks = reshapeTo(cast(x, 'float32'), concat([shapeOf(x, 0, -1), g.ints([w.K / w.block, w.block])], 0));
     const sums = g.op('ReduceSum', [blocks, g.ints([-1])], { keepdims: 0 });
-    y = sub(y, cast(matmul(sums, w.minsT), g.computeType));
+    // In the activations' type, which is not always the graph's: T5's fp16 graph keeps `wo` in float32.
+    y = sub(y, cast(matmul(sums, w.minsT), x.dtype ?? g.computeType));
   }
   return b ? add(y, b) : y;
 }

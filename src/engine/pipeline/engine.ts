@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describeForms, loadCheckpoint } from '../checkpoint/index.ts';
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
+import { decodeVae } from '../graphs/vae-tiled.ts';
 import { latentGeometry, unpackLatents } from '../latents.ts';
 import type { FloatType } from '../onnx/graph.ts';
 import { StepRunner } from '../step/step-runner.ts';
@@ -215,7 +216,8 @@ export class Engine {
   /** Packed latents [tokens, 64] of a width × height image → decoded image. */
   async decode(packed: Float32Array, width: number, height: number): Promise<Nchw> {
     const geo = latentGeometry(width, height, this.vae.latentChannels);
-    return this.vae.decode({
+    // Tiled above ≈ 720² (graphs/vae-tiled.ts): the full-size decoder activations would hold ≈ 2 GB at 1024².
+    return decodeVae(this.vae, {
       data: unpackLatents(packed, 1, geo.channels, geo.height, geo.width),
       shape: [1, geo.channels, geo.height, geo.width],
     });

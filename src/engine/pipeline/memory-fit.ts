@@ -5,6 +5,7 @@
  * of a 1024² RAG step's activations; the free memory is the GPU's (nvidia-smi) on CUDA and the memory this process
  * may still use on CPU (MemAvailable, capped by a cgroup limit).
  */
+import { decodeActivationBytes } from '../graphs/vae-tiled.ts';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../config/errors.ts';
@@ -57,6 +58,8 @@ export function memoryNeed(ck: FluxCheckpoint, computeType: FloatType): MemoryNe
     { what: 'CLIP', bytes: weightBytes(ck.component('text_encoder').weights, 4) },
     { what: 'VAE', bytes: weightBytes(ck.component('vae').weights, 4) },
     { what: 'activations of a 1024² RAG step (estimate)', bytes: tokens * cfg.inner * 24 * bytes },
+    // Engine.decode tiles a 1024² decode (graphs/vae-tiled.ts): one 512² tile's activations, not 1024²'s ≈ 2 GB.
+    { what: 'activations of a tiled 1024² VAE decode (estimate)', bytes: decodeActivationBytes(64, 64) },
   ];
   return { parts, total: parts.reduce((n, p) => n + p.bytes, 0) };
 }

@@ -31,14 +31,30 @@ export const SETUP_COMMAND = 'npm run setup:cuda';
  * What the provider needs from the host, by soname. The provider links the first five; cuDNN is dlopened at the
  * first convolution or attention kernel that wants it, so it is checked separately.
  */
-export const HOST_LIBS: { soname: string; what: string }[] = [
-  { soname: 'libcuda.so.1', what: 'the NVIDIA driver' },
-  { soname: 'libcudart.so.13', what: 'CUDA 13 runtime' },
-  { soname: 'libcublas.so.13', what: 'cuBLAS 13' },
-  { soname: 'libcublasLt.so.13', what: 'cuBLAS 13 (Lt)' },
-  { soname: 'libcurand.so.10', what: 'cuRAND (CUDA 13)' },
-  { soname: 'libcudnn.so.9', what: 'cuDNN 9' },
-];
+export function hostLibs(cudaMajor: 12 | 13 = 13): { soname: string; what: string }[] {
+  return [
+    { soname: 'libcuda.so.1', what: 'the NVIDIA driver' },
+    { soname: `libcudart.so.${cudaMajor}`, what: `CUDA ${cudaMajor} runtime` },
+    { soname: `libcublas.so.${cudaMajor}`, what: `cuBLAS ${cudaMajor}` },
+    { soname: `libcublasLt.so.${cudaMajor}`, what: `cuBLAS ${cudaMajor} (Lt)` },
+    { soname: 'libcurand.so.10', what: `cuRAND (CUDA ${cudaMajor})` },
+    { soname: 'libcudnn.so.9', what: 'cuDNN 9' },
+  ];
+}
+export const HOST_LIBS = hostLibs(13);
+
+/** The CUDA major a provider library was built for, from the runtime it links (libcudart.so.12 / .13). */
+export function providerCudaMajor(file: string): 12 | 13 | undefined {
+  const m = /libcudart\.so\.(1[23])/.exec(readFileSync(file).toString('latin1'));
+  return m ? (Number(m[1]) as 12 | 13) : undefined;
+}
+
+/** The CUDA version the installed NVIDIA driver supports ("13.0"), from nvidia-smi; undefined without a driver. */
+export function driverCudaVersion(): string | undefined {
+  const r = spawnSync('nvidia-smi', [], { encoding: 'utf8' });
+  if (r.error || r.status !== 0 || typeof r.stdout !== 'string') return undefined;
+  return /CUDA Version:\s*([0-9.]+)/.exec(r.stdout)?.[1];
+}
 
 const require = createRequire(import.meta.url);
 
@@ -61,8 +77,10 @@ export interface CudaProviderStatus {
   ortNodeVersion: string;
   binDir: string;
   expected: string;
-  /** The provider's ONNX Runtime version: from the marker, else read from the library; 'missing' when absent. */
+  /** The provider's ONNX Runtime version, read from the library (else the marker's); 'missing' when absent. */
   found: string;
+  /** The CUDA major the provider was built for (its linked runtime), when installed. */
+  cudaMajor?: 12 | 13;
   /** Host libraries the provider cannot resolve (soname and what it is). */
   missing: { soname: string; what: string }[];
   /** True when nothing is missing and the versions agree. */
@@ -109,15 +127,18 @@ export function cudaProviderStatus(binDir = ortNodeInstall().binDir): CudaProvid
   let found = 'missing';
   if (existsSync(lib)) {
     const markerFile = path.join(binDir, CUDA_MARKER);
-    found = markerVersion(markerFile) ?? versionInLibrary(lib) ?? 'unknown version';
+    found = versionInLibrary(lib) ?? markerVersion(markerFile) ?? 'unknown version';
   }
+  const cudaMajor = found === 'missing' ? undefined : providerCudaMajor(lib);
   const unresolved = found === 'missing' ? [] : unresolvedLibraries(lib);
   // ldd on the installed provider is the loader's own answer; cuDNN (dlopened) and a provider not yet installed
   // are looked up by soname.
   const linked = (soname: string) => found !== 'missing' && !soname.startsWith('libcudnn');
-  const missing = HOST_LIBS.filter((l) => (linked(l.soname) ? unresolved.includes(l.soname) : !loaderFinds(l.soname)));
+  const missing = hostLibs(cudaMajor ?? 13).filter((l) =>
+    linked(l.soname) ? unresolved.includes(l.soname) : !loaderFinds(l.soname),
+  );
   const ready = found === CUDA_PROVIDER_ORT_VERSION && version === CUDA_PROVIDER_ORT_VERSION && missing.length === 0;
-  return { ortNodeVersion: version, binDir, expected: CUDA_PROVIDER_ORT_VERSION, found, missing, ready };
+  return { ortNodeVersion: version, binDir, expected: CUDA_PROVIDER_ORT_VERSION, found, cudaMajor, missing, ready };
 }
 
 /** The lines of a CUDA ProviderError / setup report: versions, what is missing, the command that fixes it. */
@@ -135,7 +156,7 @@ export function describeCudaStatus(s: CudaProviderStatus): string {
   if (s.missing.length) {
     lines.push(
       `Missing on this host's library path: ${s.missing.map((m) => `${m.soname} (${m.what})`).join(', ')}. ` +
-        'Install the NVIDIA driver, the CUDA 13 runtime, cuBLAS 13 and cuDNN 9 and put their lib folders on LD_LIBRARY_PATH (README "GPU hosts").',
+        `Install the NVIDIA driver, the CUDA ${s.cudaMajor ?? 13} runtime, cuBLAS ${s.cudaMajor ?? 13} and cuDNN 9 and put their lib folders on LD_LIBRARY_PATH (docs/gpu.md).`,
     );
   }
   return lines.join('\n');

@@ -4,6 +4,7 @@ import ort from 'onnxruntime-node';
 import { UserError } from '../../config/errors.ts';
 import type { Graph } from '../onnx/graph.ts';
 import { cudaProviderStatus, describeCudaStatus } from './cuda-provider.ts';
+import { describeUnsupported, unsupportedNodes } from './kernel-signatures.ts';
 
 /**
  * ONNX Runtime sessions from in-memory graphs whose weights are external data in the user's files.
@@ -139,8 +140,15 @@ export async function createSession(model: Graph | ModelBytes, o: RuntimeOptions
     return { session, createMs: performance.now() - t0 };
   } catch (e) {
     const msg = (e as Error).message ?? String(e);
-    if (looksLikeProviderFailure(msg, o.executionProvider)) throw new ProviderError(o.executionProvider, msg);
-    throw new Error(`ONNX Runtime could not load the ${m.name} graph: ${msg}`, { cause: e });
+    if (looksLikeProviderFailure(msg, o.executionProvider) && !/Could not find an implementation/.test(msg))
+      throw new ProviderError(o.executionProvider, msg);
+    // A node the provider has no kernel for (in the CUDA form, 15 bf16 node kinds have no CPU kernel to fall back
+    // to): name the nodes and ops, checked against the committed allow-list.
+    const bad = 'toBytes' in model ? unsupportedNodes(model.toModel(), o.executionProvider) : [];
+    const why = bad.length ? `\n${describeUnsupported(bad, o.executionProvider)}` : '';
+    throw new Error(`ONNX Runtime could not load the ${m.name} graph on ${o.executionProvider}: ${msg}${why}`, {
+      cause: e,
+    });
   }
 }
 

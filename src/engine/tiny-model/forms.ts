@@ -23,7 +23,8 @@ import { writeSafetensors, type HostTensor } from '../weights/safetensors.ts';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 
 export const TINY_FORMS = ['bf16', 'int8', 'int4', 'fp8', 'gguf-q4_0', 'gguf-q8_0'] as const;
-export type TinyForm = (typeof TINY_FORMS)[number] | 'fp32';
+/** Also written for tests (the GGUF affine formats: per-block mins). */
+export type TinyForm = (typeof TINY_FORMS)[number] | 'fp32' | 'gguf-q4_1' | 'gguf-q5_1';
 
 /** Replaces a file atomically (written beside it, then renamed). */
 function replaceSafetensors(file: string, tensors: Record<string, HostTensor>): void {
@@ -138,7 +139,15 @@ export function toBflTransformer(
 }
 
 /** GGUF tensor of `values`: quantized when 2-D with whole blocks, else F32 (as city96's and llama.cpp's files keep norms). */
-function ggufTensor(name: string, shape: number[], values: Float32Array, q: 'Q8_0' | 'Q4_0') {
+type GgufForm = 'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_1';
+const GGUF_FORMS: Record<string, GgufForm> = {
+  'gguf-q8_0': 'Q8_0',
+  'gguf-q4_0': 'Q4_0',
+  'gguf-q4_1': 'Q4_1',
+  'gguf-q5_1': 'Q5_1',
+};
+
+function ggufTensor(name: string, shape: number[], values: Float32Array, q: GgufForm) {
   const cols = shape.slice(1).reduce((a, b) => a * b, 1);
   const format = shape.length === 2 && cols % 32 === 0 ? q : 'F32';
   return { name, format, shape, data: encodeRows(format, values, shape[0]!, cols) };
@@ -175,8 +184,8 @@ export function writeWeightsForm(dir: string, form: TinyForm, progress: (m: stri
     replaceSafetensors(t5File, rewritten(t5, LINEAR.text_encoder_2, fp8));
     return;
   }
-  if (form === 'gguf-q8_0' || form === 'gguf-q4_0') {
-    const q = form === 'gguf-q8_0' ? 'Q8_0' : 'Q4_0';
+  const q = GGUF_FORMS[form];
+  if (q) {
     progress(`transformer: BFL key names, ${q}`);
     const tensors = toBflTransformer(tw, ck.transformerConfig).map((t) => ggufTensor(t.name, t.shape, t.values, q));
     writeGguf(path.join(dir, 'transformer', `flux1-${ck.variant}-${q}.gguf`), {
@@ -201,6 +210,7 @@ export function writeWeightsForm(dir: string, form: TinyForm, progress: (m: stri
     return;
   }
   // int8 / int4: prepared next to the model, and the folder's default form.
+  if (form !== 'int8' && form !== 'int4') throw new Error(`internal error: no writer for the ${form} form`);
   const weights: WeightForm = form;
   const prepared = new PreparedCheckpoint(
     ck,

@@ -25,10 +25,14 @@
  * load time and per-block cost. The other components are as small as FLUX's interfaces let them be: T5 must be
  * 4096 wide (its states feed context_embedder) but gets 1 layer of 4 heads × 64 and d_ff 1024 (its 32128 × 4096
  * embedding, 0.13 G, is most of it); CLIP must pool 768 (CLIP-L's width), with 1 layer; the VAE is tiny's.
+ *
+ * `flux`: FLUX.1's real sizes throughout (19 double + 38 single blocks, T5-XXL's 24 layers, CLIP-L's 12, the real
+ * VAE): ≈ 33 GB of random bf16, written by the GPU kit on the GPU machine (bench/gpu.ts), where nothing of that size
+ * can travel.
  */
 
-export type Preset = 'tiny' | 'bench' | 'wide';
-export const PRESETS: readonly Preset[] = ['tiny', 'bench', 'wide'];
+export type Preset = 'tiny' | 'bench' | 'wide' | 'flux';
+export const PRESETS: readonly Preset[] = ['tiny', 'bench', 'wide', 'flux'];
 export type Variant = 'dev' | 'schnell';
 
 type Json = Record<string, unknown>;
@@ -74,6 +78,12 @@ const SIZES: Record<
     clip: { hidden: 768, heads: 12, inter: 3072, layers: 1 },
     t5: { dModel: 4096, heads: 4, dKv: 64, dFf: 1024, layers: 1 },
     vae: { channels: [32, 32, 64, 64], layers: 1 },
+  },
+  flux: {
+    transformer: { heads: 24, headDim: 128, layers: 19, single: 38, joint: 4096, pooled: 768, axes: [16, 56, 56] },
+    clip: { hidden: 768, heads: 12, inter: 3072, layers: 12 },
+    t5: { dModel: 4096, heads: 64, dKv: 64, dFf: 10240, layers: 24 },
+    vae: { channels: [128, 256, 512, 512], layers: 2 },
   },
 };
 

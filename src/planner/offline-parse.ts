@@ -146,7 +146,23 @@ const AUX = new Set([
   'appears',
 ]);
 /** Words between a verb and its object that belong to the verb ("looking up at", "lying down on"). */
-const PARTICLES = new Set(['up', 'down', 'out', 'off', 'away', 'back', 'together', 'around', 'about']);
+const PARTICLES = new Set([
+  'up',
+  'down',
+  'out',
+  'off',
+  'away',
+  'back',
+  'together',
+  'around',
+  'about',
+  'high',
+  'low',
+  'far',
+  'nearby',
+  'alone',
+  'overhead',
+]);
 /** Where an action's words end: the next clause, or a relation to another object than the action's. */
 const ACTION_STOP = new Set([
   ',',
@@ -218,7 +234,11 @@ const ING_NOUNS = new Set([
 /** A word that acts rather than names: a participle or an "-ed" form the size table does not know. */
 function verbish(w: string): boolean {
   if (knownSize(w) || ING_NOUNS.has(w)) return false;
-  return PARTICIPLES.has(w) || (w.endsWith('ing') && w.length > 4);
+  return (
+    PARTICIPLES.has(w) ||
+    (w.endsWith('ing') && w.length > 4) ||
+    (w.endsWith('ed') && w.length > 4 && !ADJECTIVES.has(w) && !COLOURS.has(w))
+  );
 }
 
 const PICTURE_NOUNS = new Set([
@@ -248,7 +268,8 @@ const PLACED_WORDS = new Set([
   'found',
 ]);
 const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
-const WEAR_VERBS = new Set(['wearing', 'sporting', 'dressed', 'donning', 'having', 'has', 'with']);
+/** Accessories that are things of their own when held ("holding an umbrella"); worn ones stay in the prompt. */
+const HOLDABLE = new Set(['umbrella', 'backpack', 'bag', 'handbag', 'sword', 'shield', 'flag', 'camera', 'headphones']);
 const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
 const SKIP = new Set([
   'there',
@@ -759,7 +780,7 @@ class Reader {
         clauseStart = true;
         continue;
       }
-      if (this.comparison()) {
+      if (this.comparison() || this.outnumber()) {
         clauseStart = false;
         continue;
       }
@@ -920,6 +941,34 @@ class Reader {
     e2.count = y;
     for (const e of [e1, e2]) if (e.count > this.crowdAt(e.head)) this.crowdify(e, String(e.count));
     this.comparisons.push({ a: e1.index, b: e2.index, rel, ...(rel === 'times' ? { k } : {}) });
+    return true;
+  }
+
+  /** "cats outnumber dogs", "dogs are outnumbered by cats": a comparison stated with a verb. */
+  private outnumber(): boolean {
+    const w = this.peek();
+    const subject = this.last;
+    if (!subject || subject.group || !w || !/^outnumber(s|ed|ing)?$/.test(w)) return false;
+    const start = this.pos;
+    this.take();
+    const passive = w === 'outnumbered' && this.accept('by');
+    const np = this.nounPhrase(true);
+    if (!np || np.group || np.pronoun) {
+      this.pos = start;
+      return false;
+    }
+    const other = this.refer(np, true)[0]!;
+    const [x, y] = chooseCounts(
+      'more',
+      1,
+      1,
+      np.counted ? np.count : undefined,
+      Math.max(2, this.maxCount - (this.boxes() - subject.count - other.count)),
+    );
+    const [more, fewer] = passive ? [other, subject] : [subject, other];
+    more.count = x;
+    fewer.count = y;
+    this.comparisons.push({ a: more.index, b: fewer.index, rel: 'more' });
     return true;
   }
 
@@ -1097,10 +1146,7 @@ class Reader {
         if (PLACES.has(np.head) || PLACES.has(np.words.join(' ')) || SKY_WORDS.has(np.head)) {
           const phrase = np.definite ? `the ${np.words.join(' ')}` : withArticle(np.words.join(' '));
           this.settings.push({ prep: '', np: phrase });
-        } else if (
-          !ATTACHMENTS.has(np.head) ||
-          (!HOLD_VERBS.has(verb) && knownSize(np.head) && !WEAR_VERBS.has(verb))
-        ) {
+        } else if (!ATTACHMENTS.has(np.head) || (HOLD_VERBS.has(verb) && HOLDABLE.has(np.head))) {
           const o = this.refer(np, true)[0];
           if (o && o.index !== e.index) {
             if (HOLD_VERBS.has(verb)) this.relations.push({ kind: 'held', a: o.index, b: e.index });
@@ -1311,6 +1357,9 @@ class Reader {
       )
         break;
       if (words.length && /ly$/.test(w) && w.length > 4) break;
+      // "a giraffe lined up", "a kite high up above…": what follows the noun is no longer its name.
+      if (words.length && (PARTICLES.has(w) || /^outnumber/.test(w) || (verbish(w) && !ADJECTIVES.has(prev ?? ''))))
+        break;
       if (NUMBER_WORDS[w] !== undefined && words.length) break;
       // "a cat sleeps on a mat": after a singular determiner, a plural-looking word that follows a noun is a verb.
       if (

@@ -64,7 +64,7 @@ describe('offline planner: attributes stay on their object', () => {
     expect(s.regions.map((r) => r.label)).toEqual(['a girl with red hair', 'a boy with a cap']);
     // Labels name the object plainly; what it does goes into its prompt.
     const man = plan('a man wearing a hat holding an umbrella').regions;
-    expect(man.map((r) => r.label)).toEqual(['a man']);
+    expect(man.map((r) => r.label)).toEqual(['a man', 'an umbrella']);
     expect(man[0]!.prompt).toBe('a man wearing a hat holding an umbrella');
     expect(plan('a red car, a blue bike, and a green bus').regions.map((r) => r.label)).toEqual([
       'a red car',

@@ -231,6 +231,14 @@ const ING_NOUNS = new Set([
   'opening',
 ]);
 
+/** Places named without an article ("drinking water", "in snow"). */
+const MASS_PLACES = new Set(['water', 'grass', 'sand', 'dirt', 'mud', 'snow', 'rain', 'fog', 'mist', 'space']);
+
+/** Worn or attached to the object before it ("with sprinkles" → sprinkle): part of that object's label. */
+function isAttachment(head: string): boolean {
+  return ATTACHMENTS.has(head) || ATTACHMENTS.has(pluralize(head));
+}
+
 /** A word that acts rather than names: a participle or an "-ed" form the size table does not know. */
 function verbish(w: string): boolean {
   if (knownSize(w) || ING_NOUNS.has(w)) return false;
@@ -1093,7 +1101,7 @@ class Reader {
         if (
           np &&
           !np.group &&
-          ATTACHMENTS.has(np.head) &&
+          isAttachment(np.head) &&
           np.count <= 2 &&
           !PLACES.has(e.head) &&
           !NEUTRAL_PICTURE_WORDS.has(e.head)
@@ -1104,7 +1112,9 @@ class Reader {
               : np.prefix.length
                 ? [...np.prefix, ...np.words]
                 : np.words;
-          if (!e.group) e.label = `${e.label} with ${words.join(' ')}`;
+          // "with sprinkles" keeps its plural (the phrase's head was singularised for matching).
+          const shown = np.count > 1 && !np.counted ? words.map((w) => (w === np.head ? pluralize(w) : w)) : words;
+          if (!e.group) e.label = `${e.label} with ${shown.join(' ')}`;
           continue;
         }
         this.pos = save;
@@ -1144,9 +1154,10 @@ class Reader {
       else if (!np.pronoun) {
         end = this.pos;
         if (PLACES.has(np.head) || PLACES.has(np.words.join(' ')) || SKY_WORDS.has(np.head)) {
-          const phrase = np.definite ? `the ${np.words.join(' ')}` : withArticle(np.words.join(' '));
+          const bare = np.words.length === 1 && MASS_PLACES.has(np.head);
+          const phrase = np.definite ? `the ${np.words.join(' ')}` : bare ? np.head : withArticle(np.words.join(' '));
           this.settings.push({ prep: '', np: phrase });
-        } else if (!ATTACHMENTS.has(np.head) || (HOLD_VERBS.has(verb) && HOLDABLE.has(np.head))) {
+        } else if (!isAttachment(np.head) || (HOLD_VERBS.has(verb) && HOLDABLE.has(np.head))) {
           const o = this.refer(np, true)[0];
           if (o && o.index !== e.index) {
             if (HOLD_VERBS.has(verb)) this.relations.push({ kind: 'held', a: o.index, b: e.index });
@@ -1406,6 +1417,13 @@ class Reader {
     if (count === undefined && !group) count = plural ? 2 : 1;
     const crowd = !group && count !== undefined && count > this.crowdAt(head) ? (written ?? String(count)) : undefined;
     const prefix = this.t.slice(start, this.pos - words.length);
+    // "hundreds of people", "countless stars": a crowd without a number; its prompt keeps the words.
+    const many = prefix.filter((w) => w !== 'of');
+    if (group && many.length === 1 && QUANTITY_WORDS.has(many[0]!) && plural) {
+      const shown = [...words];
+      shown[headIndex] = head;
+      return { prefix, words: shown, head, count: 0, counted: false, group: false, definite, crowd: prefix.join(' ') };
+    }
     if (group) {
       const phrase = [...prefix, ...words].join(' ');
       return {
@@ -1712,7 +1730,7 @@ class Reader {
       this.relations.push({ kind: contact, a: s.index, b: existing.index });
       return true;
     }
-    if (prep === 'in' && s && ATTACHMENTS.has(np.head) && !np.group) {
+    if (prep === 'in' && s && isAttachment(np.head) && !np.group) {
       if (!s.group) s.label = `${s.label} in ${[...np.prefix, ...np.words].join(' ')}`;
       return true;
     }

@@ -128,7 +128,7 @@ export function planOffline(text: string, opts: PlanOptions = {}): PlanResult {
     );
   capRegions(d, limits.maxRegions, warnings);
   const crowds: Crowd[] = d.entities
-    .filter((e) => e.crowd)
+    .filter((e) => e.crowd && e.crowd.count > 0)
     .map((e) => ({
       label: e.label,
       count: e.crowd!.count,
@@ -144,7 +144,9 @@ export function planOffline(text: string, opts: PlanOptions = {}): PlanResult {
     // A crowd's prompt keeps the number the text asked for: "a flock of a thousand birds".
     const named = e.crowd ? label.replace(/^(an?\s+\S+\s+of)\s+/, `$1 ${e.crowd.written} `) : label;
     const said = e.action ? `${named} ${e.action}` : named;
-    const prompt = [said + (where && !said.includes(where) ? ` ${where}` : ''), style].filter(Boolean).join(', ');
+    // The setting once: "driving down a street" already says where.
+    const place = where.replace(/^\S+\s+/, '');
+    const prompt = [said + (where && !said.includes(place) ? ` ${where}` : ''), style].filter(Boolean).join(', ');
     return { id: `r${i + 1}`, label, prompt: clip(prompt, LIMITS.promptMax), box: p.box };
   });
   const scene = normalizeScene(

@@ -61,6 +61,10 @@ export interface Comparison {
   rel: 'more' | 'fewer' | 'equal' | 'times';
   /** For 'times': the factor (2 for "twice as many"). */
   k?: number;
+  /** For 'more' and 'fewer': by how many ("three more"). */
+  diff: number;
+  /** The count of `b` the text gave ("than the two dogs"), kept when counts are chosen again. */
+  given?: number;
 }
 
 export type Relation =
@@ -948,7 +952,14 @@ class Reader {
     e1.count = x;
     e2.count = y;
     for (const e of [e1, e2]) if (e.count > this.crowdAt(e.head)) this.crowdify(e, String(e.count));
-    this.comparisons.push({ a: e1.index, b: e2.index, rel, ...(rel === 'times' ? { k } : {}) });
+    this.comparisons.push({
+      a: e1.index,
+      b: e2.index,
+      rel,
+      diff: diff ?? 1,
+      ...(rel === 'times' ? { k } : {}),
+      ...(given !== undefined ? { given } : {}),
+    });
     return true;
   }
 
@@ -976,7 +987,7 @@ class Reader {
     const [more, fewer] = passive ? [other, subject] : [subject, other];
     more.count = x;
     fewer.count = y;
-    this.comparisons.push({ a: more.index, b: fewer.index, rel: 'more' });
+    this.comparisons.push({ a: more.index, b: fewer.index, rel: 'more', diff: 1 });
     return true;
   }
 
@@ -1369,6 +1380,19 @@ class Reader {
         break;
       if (words.length && /ly$/.test(w) && w.length > 4) break;
       // "a giraffe lined up", "a kite high up above…": what follows the noun is no longer its name.
+      // "bananas ready to be sold", "cars more than…": a predicate or a comparison after the noun.
+      if (
+        words.length &&
+        prev !== ',' &&
+        prev !== 'and' &&
+        !describing(prev) &&
+        !knownSize(w) &&
+        (ADJECTIVES.has(w) || COLOURS.has(w) || NOT_OBJECTS.has(w)) &&
+        (this.peek(1) === undefined || this.peek(1) === 'to' || NP_BOUNDARY.has(this.peek(1)!))
+      )
+        break;
+      if (words.length && DETERMINERS.has(w) && words[words.length - 1] !== 'of') break;
+      if (words.length && (w === 'than' || (QUANTITY_WORDS.has(w) && !knownSize(w)))) break;
       if (words.length && (PARTICLES.has(w) || /^outnumber/.test(w) || (verbish(w) && !ADJECTIVES.has(prev ?? ''))))
         break;
       if (NUMBER_WORDS[w] !== undefined && words.length) break;
@@ -1399,7 +1423,6 @@ class Reader {
     // thousand", "a beautiful"); a word the size table knows is a thing ("an orange", "a painting").
     const known = knownSize(head) !== undefined || knownSize(rawHead) !== undefined;
     if (
-      !group &&
       !known &&
       (NOT_OBJECTS.has(rawHead) ||
         QUANTITY_WORDS.has(rawHead) ||

@@ -7,7 +7,7 @@ import { LIMITS, type Region, type Scene } from '../scene/schema.ts';
 import { DEFAULT_SCENE_LIMITS, validateScene, type SceneLimits } from '../scene/validate.ts';
 import { CROWDS, capitalize, pluralize, stripArticle } from './lexicon.ts';
 import { layoutDescription } from './offline-layout.ts';
-import { describe, type Description, type Entity } from './offline-parse.ts';
+import { chooseCounts, describe, type Description, type Entity } from './offline-parse.ts';
 
 export interface PlanOptions {
   width?: number;
@@ -82,6 +82,19 @@ export function clip(text: string, max: number): string {
 function capRegions(d: Description, maxRegions: number, warnings: string[]): void {
   const total = () => d.entities.reduce((n, e) => n + (e.group ? 1 : e.count), 0);
   const compared = new Set(d.comparisons.flatMap((c) => [c.a, c.b]));
+  // Compared counts are chosen again, smaller, before anything becomes a crowd: the relation must hold.
+  for (const c of d.comparisons) {
+    const [a, b] = [d.entities[c.a]!, d.entities[c.b]!];
+    if (total() <= maxRegions || a.group || b.group) continue;
+    const [x, y] = chooseCounts(
+      c.rel,
+      c.k ?? 1,
+      c.diff,
+      c.given,
+      Math.max(2, maxRegions - (total() - a.count - b.count)),
+    );
+    if (x + y < a.count + b.count) [a.count, b.count] = [x, y];
+  }
   while (total() > maxRegions) {
     const biggest = d.entities
       .filter((e) => !e.group && e.count > 1)

@@ -72,6 +72,16 @@ describe('CLI: plan, edit, layout through node bin/scenewright.js', () => {
     expect(Object.keys(scene.regions[0]!.box)).toEqual(['x', 'y', 'w', 'h']);
   });
 
+  it('plan tells the user that a crowd is drawn as one group: on stderr, and in the text output', async () => {
+    const r = await cli(['plan', 'a thousand birds in the sky', '--offline']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /note: 1,000 is more than the 8 separate regions .* drawn as one group: "a flock of birds"/,
+    );
+    expect(r.stdout).toMatch(/group: +a flock of birds: 1,000 is more than/);
+    expect(r.stdout).toMatch(/a flock of a thousand birds/);
+  });
+
   it('plan --batch keeps input order; a failing line is an {"error"} line and the batch goes on', async () => {
     const batch = file('batch.txt', 'three cats\n\n!!!\na balloon above a dog\r\na park without dogs\n');
     const r = await cli(['plan', '--batch', batch, '--offline', '--json']);

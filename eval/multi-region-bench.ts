@@ -22,7 +22,7 @@ import { editOffline } from '../src/planner/offline-edit.ts';
 import { planOffline } from '../src/planner/offline.ts';
 import { applyEdit } from '../src/scene/edit.ts';
 import type { Edit } from '../src/scene/schema.ts';
-import { editToRepaintParams, editToRepaintPasses, sceneToRagParams } from '../src/scene/to-rag.ts';
+import { editToRepaintParams, editToRepaintPasses, sceneToRagParams } from '../src/paint/scene-to-rag.ts';
 
 const { values } = parseArgs({
   options: {

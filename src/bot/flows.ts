@@ -5,13 +5,9 @@ import type { JobQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
-import {
-  MODEL_IDS,
-  editToRepaintParams,
-  editToRepaintPasses,
-  sceneToRagParams,
-  type ModelId,
-} from '../scene/to-rag.ts';
+import { generationPasses, repaintPasses, runnablePass } from '../paint/passes.ts';
+import { lastPassOf } from '../paint/stored.ts';
+import { MODEL_IDS, type ModelId } from '../engine/model-manifest.ts';
 import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
 import type { Scene } from '../scene/schema.ts';
 import { SceneError, validateScene, type SceneLimits } from '../scene/validate.ts';
@@ -326,23 +322,23 @@ export class Flows {
     let params: GenerationParams = { scene, seed: base.seed, steps: base.steps, model: base.model };
     let mask: Buffer | undefined;
     if (kind === 'repaint' && applied) {
-      // Several regions: one repaint pass each, in turn, so none is painted with another one's prompt. The
-      // painter derives the passes the same way; the row keeps the last one's parameters and mask.
-      const chained = applied.repaint.length > 1;
+      // The passes are decided here, once (src/paint/passes.ts): several regions are repainted one after another,
+      // each bound to its own prompt. The row and the job carry them all; `rag` is the last, with its mask file.
+      const model = this.modelId(base.model);
+      const decision = await repaintPasses(
+        { pass: lastPassOf(base, model), scene: parent.params.scene },
+        { ...applied, scene },
+        { model },
+      );
       params.repaint = {
         instruction: text,
         regions: applied.repaint,
-        ...(chained ? { mode: 'chained' as const } : {}),
+        ...(decision.mode === 'repaint' && decision.chained ? { mode: 'chained' as const } : {}),
       };
-      const model = { model: this.modelId(base.model) };
-      const plan = !base.rag
-        ? undefined
-        : chained
-          ? (await editToRepaintPasses(base.rag as RagParams, parent.params.scene, { ...applied, scene }, model)).at(-1)
-          : await editToRepaintParams(base.rag as RagParams, { ...applied, scene }, model);
-      if (plan?.mode === 'repaint') {
-        params.rag = plan.params;
-        mask = plan.mask;
+      if (decision.mode === 'repaint') {
+        params.passes = decision.passes;
+        params.rag = runnablePass(decision.passes[decision.passes.length - 1]!);
+        mask = decision.masks[decision.masks.length - 1];
       }
     } else if (kind !== 'layout') {
       params = this.withRag(params);
@@ -426,7 +422,8 @@ export class Flows {
 
   /** The RAG parameters the engine will run, stored with the generation so the row says exactly what was painted. */
   private withRag(p: GenerationParams): GenerationParams {
-    return { ...p, rag: sceneToRagParams(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }) };
+    const passes = generationPasses(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps });
+    return { ...p, rag: passes[0], passes };
   }
 
   /**

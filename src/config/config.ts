@@ -4,7 +4,7 @@ import { parseEnv } from 'node:util';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { registerSecret } from '../log/logger.ts';
-import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from '../engine/weights/forms.ts';
+import { defaultWeightsCacheDir, parseWeightForms, type WeightForms } from './weight-forms.ts';
 
 const csv = z
   .string()

@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import type { Scene } from '../scene/schema.ts';
-import { deriveSoftGrid } from '../scene/to-rag.ts';
+import { deriveSoftGrid } from '../paint/soft-grid.ts';
 
 /** Distinct, high-contrast colours (Trubetskoy's list), in order of distinctness. */
 export const PALETTE = [

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RagParamsSchema } from '../rag/params.ts';
 import { BoxSchema, SceneSchema } from '../scene/schema.ts';
 
 /** One region a repaint touches: its box before and/or after the edit (absent for added/removed). */
@@ -24,13 +25,19 @@ export const GenerationParamsSchema = z.object({
   steps: z.number().int().min(1).max(1000),
   model: z.string().min(1).max(64),
   rag: z.unknown().optional(),
+  /**
+   * Every RAG pass the generation runs, in order, as src/paint/passes.ts decided them when the request was
+   * accepted (masks inside as data: URLs): one for a generation, one per changed region for a chained repaint.
+   * `rag` is the last of them, with its mask as the path of the stored mask.png. Absent in rows written before.
+   */
+  passes: z.array(RagParamsSchema).min(1).max(64).optional(),
   repaint: z
     .object({
       instruction: z.string().max(2000),
       regions: z.array(RepaintRegionSchema),
       /**
        * `chained`: several regions changed, repainted one after another, each with its own mask and prompt
-       * (scene/to-rag.ts editToRepaintPasses; `rag` then holds the last pass). Absent: one repaint of all.
+       * (src/paint/passes.ts; `passes` holds them all, `rag` the last). Absent: one repaint of all.
        */
       mode: z.enum(['single', 'chained']).optional(),
     })

@@ -55,7 +55,7 @@ export interface PainterHooks {
   onLoading?(info: PainterInfo): void | Promise<void>;
 }
 
-/** What a painter module exports. The engine's lives at src/engine/painter.ts. */
+/** What a painter module exports. The engine's lives at src/worker/engine-painter.ts. */
 export interface PainterModule {
   createPainter(options: PainterOptions, hooks?: PainterHooks): Promise<Painter>;
 }
@@ -63,7 +63,7 @@ export interface PainterModule {
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** The engine's painter module; it exists once the engine's pipeline entry has landed. */
-export const ENGINE_PAINTER_MODULE = path.resolve(here, '../engine/painter.ts');
+export const ENGINE_PAINTER_MODULE = path.resolve(here, './engine-painter.ts');
 
 export function enginePainterAvailable(): boolean {
   return existsSync(ENGINE_PAINTER_MODULE);

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Harness } from './harness.ts';
 import { dilateCross } from '../../src/rag/mask.ts';
 import type { RagParams } from '../../src/rag/params.ts';
-import { editToRepaintPasses } from '../../src/scene/to-rag.ts';
+import { editToRepaintPasses } from '../../src/paint/scene-to-rag.ts';
 import type { Box } from '../../src/scene/schema.ts';
 
 let h: Harness | undefined;

@@ -6,7 +6,7 @@ import { readRgb8, repaintPixels } from '../../src/engine/pipeline/image.ts';
 import { SqliteQueue, type Job } from '../../src/queue/index.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Scene } from '../../src/scene/schema.ts';
-import { editToRepaintParams, sceneToRagParams } from '../../src/scene/to-rag.ts';
+import { editToRepaintParams, sceneToRagParams } from '../../src/paint/scene-to-rag.ts';
 import { openDatabase, type Db } from '../../src/store/db.ts';
 import type { GenerationParams } from '../../src/store/schema.ts';
 import { WorkerHost } from '../../src/worker/host.ts';

@@ -3,13 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPainter } from '../../src/engine/painter.ts';
+import { createPainter } from '../../src/worker/engine-painter.ts';
 import { readRgb8, repaintPixels } from '../../src/engine/pipeline/image.ts';
 import { readTrajectory } from '../../src/engine/pipeline/trajectory.ts';
 import { PaintRequestSchema, type PaintRequest } from '../../src/queue/schema.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Scene } from '../../src/scene/schema.ts';
-import { editToRepaintParams, sceneToRagParams } from '../../src/scene/to-rag.ts';
+import { editToRepaintParams, sceneToRagParams } from '../../src/paint/scene-to-rag.ts';
 import type { GenerationParams } from '../../src/store/schema.ts';
 import type { Painter, PaintOutput } from '../../src/worker/painter.ts';
 import { fixture } from '../support/fixtures.ts';
@@ -79,7 +79,7 @@ async function outsideInside(a: Uint8Array, b: Uint8Array, area: Uint8Array) {
   return { outside, inside };
 }
 
-describe('engine painter (src/engine/painter.ts) on tiny-flux-dev', () => {
+describe('engine painter (src/worker/engine-painter.ts) on tiny-flux-dev', () => {
   const genParams: GenerationParams = { scene, seed: 42, steps: 4, model: 'flux.1-dev' };
   let gen: { out: PaintOutput; files: Record<string, string> };
   let rep: { out: PaintOutput; files: Record<string, string>; params: GenerationParams };

@@ -115,6 +115,110 @@ describe('scenewright generate --scene / repaint --from', () => {
     expect(nothing.stderr).toMatch(/what should change\? Give --edit/);
   });
 
+  it('an edit of two regions repaints them one after another, each with its own prompt, as the bot does', async () => {
+    const scene = {
+      width: 128,
+      height: 128,
+      prompt: 'a red apple and a glass of lemonade on a wooden table',
+      background: 'a wooden table',
+      exclude: [],
+      regions: [
+        { id: 'r1', label: 'a red apple', prompt: 'a shiny red apple', box: { x: 0, y: 0.25, w: 0.5, h: 0.5 } },
+        {
+          id: 'r2',
+          label: 'a glass of lemonade',
+          prompt: 'a tall glass of lemonade',
+          box: { x: 0.5, y: 0.25, w: 0.5, h: 0.5 },
+        },
+      ],
+    };
+    writeFileSync(path.join(tmp, 'two.json'), JSON.stringify(scene));
+    const m = fixture('tiny-flux-dev');
+    const g = cli(
+      'generate',
+      '--model',
+      m,
+      '--scene',
+      'two.json',
+      '--steps',
+      '2',
+      '--seed',
+      '4',
+      '--out',
+      'two.png',
+      '--save-generation',
+      'two',
+    );
+    expect(g.status, g.stderr).toBe(0);
+    const both = cli(
+      'repaint',
+      '--model',
+      m,
+      '--from',
+      'two',
+      '--edit',
+      'make the apple green and change the lemonade to a blue cup',
+      '--out',
+      'both.png',
+    );
+    expect(both.status, both.stderr).toBe(0);
+    expect(both.stderr).toMatch(/repainting r1: "a green apple"\nrepainting r2: "a blue cup"/);
+    const [a, b] = [await readRgb8(path.join(tmp, 'two.png')), await readRgb8(path.join(tmp, 'both.png'))];
+    // Outside both boxes (dilated by a token) nothing moves; inside each, the pass bound to its label painted.
+    const changed = (y0: number, y1: number, x0: number, x1: number) => {
+      let n = 0;
+      for (let y = y0; y < y1; y++)
+        for (let x = x0; x < x1; x++)
+          for (let c = 0; c < 3; c++) n += a.data[(y * 128 + x) * 3 + c] !== b.data[(y * 128 + x) * 3 + c] ? 1 : 0;
+      return n;
+    };
+    expect(changed(0, 16, 0, 128) + changed(112, 128, 0, 128)).toBe(0);
+    expect(changed(32, 96, 0, 64)).toBeGreaterThan(500);
+    expect(changed(32, 96, 64, 128)).toBeGreaterThan(500);
+  });
+
+  it('refuses before loading any weights: an output format it cannot write, and a parent painted with another model', () => {
+    const m = fixture('tiny-flux-dev');
+    const gif = cli('generate', '--model', m, '--prompt', 'a cat', '--out', 'cat.gif');
+    expect(gif.status).toBe(2);
+    expect(gif.stderr).toMatch(/--out cat\.gif: write \.png, \.webp \(lossless\) or \.jpg\/\.jpeg/);
+    expect(gif.stderr).not.toMatch(/loaded /);
+    const jpg = cli(
+      'generate',
+      '--model',
+      m,
+      '--prompt',
+      'a cat',
+      '--steps',
+      '1',
+      '--width',
+      '64',
+      '--height',
+      '64',
+      '--out',
+      'cat.jpg',
+    );
+    expect(jpg.status, jpg.stderr).toBe(0);
+    expect([...readFileSync(path.join(tmp, 'cat.jpg')).subarray(0, 2)]).toEqual([0xff, 0xd8]);
+    const other = cli(
+      'repaint',
+      '--model',
+      fixture('tiny-flux-schnell'),
+      '--from',
+      'two',
+      '--edit',
+      'make the apple green',
+      '--out',
+      'x.png',
+    );
+    expect(other.status).toBe(1);
+    expect(other.stderr).toMatch(/was painted with flux\.1-dev, and this model is flux\.1-schnell/);
+    expect(other.stderr).not.toMatch(/loaded /);
+    const vague = cli('repaint', '--model', m, '--from', 'two', '--edit', 'make the elephant blue', '--out', 'x.png');
+    expect(vague.status).toBe(1);
+    expect(vague.stderr).not.toMatch(/loaded /);
+  });
+
   it('repaint --from <generation id> repaints a generation the bot stored in DATA_DIR, as from its folder', async () => {
     const scene = {
       width: 128,

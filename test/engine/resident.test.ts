@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../../src/config/errors.ts';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import { generateJob, repaintJob, type JobOutput } from '../../src/engine/pipeline/jobs.ts';
-import { loadGeneration, saveGeneration } from '../../src/engine/pipeline/generation-files.ts';
+import { loadGeneration, saveGeneration } from '../../src/cli/generation-files.ts';
 import { padCells, StepRunner } from '../../src/engine/step/step-runner.ts';
 import { benchFeeds } from '../../bench/rag-workload.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';

@@ -2,7 +2,7 @@
 // load, so a test can act while the painter is warming up. The gate sits where the weights start loading (after
 // the model is announced); everything else is the real engine.
 import { existsSync } from 'node:fs';
-import { createPainter as enginePainter } from '../../src/engine/painter.ts';
+import { createPainter as enginePainter } from '../../src/worker/engine-painter.ts';
 import type { Painter, PainterHooks, PainterOptions } from '../../src/worker/painter.ts';
 
 export async function createPainter(options: PainterOptions, hooks: PainterHooks = {}): Promise<Painter> {

@@ -7,7 +7,7 @@ import { openDatabase, type Db } from '../../src/store/db.ts';
 import { SqliteQueue, type Job, type NewJob } from '../../src/queue/index.ts';
 import { PainterLoadError, WorkerHost } from '../../src/worker/host.ts';
 import { ENGINE_PAINTER_MODULE } from '../../src/worker/painter.ts';
-import { TRAJECTORY_ARTIFACT } from '../../src/engine/painter.ts';
+import { TRAJECTORY_ARTIFACT } from '../../src/worker/engine-painter.ts';
 import { brokenCheckpoint, TINY_SCHNELL, type BrokenCheckpoint } from './broken-checkpoint.ts';
 
 // The host runs the engine's painter on the tiny FLUX checkpoint. Step time grows with the image size: a

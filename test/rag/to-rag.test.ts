@@ -9,11 +9,10 @@ import type { Region, Scene } from '../../src/scene/schema.ts';
 import {
   editToRepaintParams,
   editToRepaintPasses,
-  loadModelManifest,
-  modelIdForTransformerConfig,
   sceneToRag,
   sceneToRagParams,
-} from '../../src/scene/to-rag.ts';
+} from '../../src/paint/scene-to-rag.ts';
+import { loadModelManifest, modelIdForTransformerConfig } from '../../src/engine/model-manifest.ts';
 
 const LIMITS = { minSize: 256, maxSize: 1536 };
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadConfig, readEnvironment } from '../../config/config.ts';
 import { UserError } from '../../config/errors.ts';
 import type { Engine } from '../../engine/pipeline/engine.ts';
+import type { ImageFormat } from '../../engine/pipeline/image.ts';
 import type { JobOutput } from '../../engine/pipeline/jobs.ts';
 import type { NoiseSource } from '../../engine/pipeline/noise-source.ts';
 import type { RagParams } from '../../rag/params.ts';
@@ -72,30 +73,39 @@ export function jobTimer(label: string): JobTimer {
   };
 }
 
+/**
+ * The engine for --model (or MODEL_DIR): its configs and tensor headers are read, nothing is loaded yet, so that
+ * every check of the request (and any question back to the user) comes before minutes of loading.
+ */
 export async function openEngine(model: string | undefined): Promise<Engine> {
   const config = loadConfig(readEnvironment());
   const dir = model ?? config.model.dir;
   if (!dir) throw new UserError('which model? Give --model <FLUX checkpoint folder> or set MODEL_DIR', 2);
   const { Engine } = await import('../../engine/pipeline/engine.ts');
-  const engine = Engine.open({
+  return Engine.open({
     modelDir: dir,
     runtime: { executionProvider: config.model.executionProvider, threads: config.model.threads },
     memoryCheck: config.model.memoryCheck,
     weights: config.model.weights,
     weightsCacheDir: config.model.weightsCacheDir,
   });
-  // Everything is loaded once, before the job, and reported apart from its steps.
-  try {
-    await engine.warmUp((s) =>
-      process.stderr.write(
-        `loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`,
-      ),
-    );
-  } catch (e) {
-    await engine.close();
-    throw e;
-  }
-  return engine;
+}
+
+/** Loads every component once, before the job, reported apart from its steps. */
+export async function loadWeights(engine: Engine): Promise<void> {
+  await engine.warmUp((s) =>
+    process.stderr.write(
+      `loaded ${s.component} in ${(s.ms / 1000).toFixed(2)} s (resident ${(s.rssBytes / 2 ** 30).toFixed(2)} GiB)\n`,
+    ),
+  );
+}
+
+/** The image format --out asks for, checked before anything runs. */
+export async function outFormat(out: string): Promise<ImageFormat> {
+  const { formatOf } = await import('../../engine/pipeline/image.ts');
+  const format = formatOf(out);
+  if (!format) throw new UserError(`--out ${out}: write .png, .webp (lossless) or .jpg/.jpeg`, 2);
+  return format;
 }
 
 export async function noiseFile(file: string | undefined, boxCount: number): Promise<NoiseSource | undefined> {
@@ -110,7 +120,10 @@ export async function writeOutputs(
   out: JobOutput,
   o: { out: string; latentsOut?: string; saveDir?: string; engine: Engine; rag?: RagParams; scene?: Scene },
 ): Promise<void> {
-  writeFileSync(o.out, out.image);
+  const format = await outFormat(o.out);
+  const { encodeImage } = await import('../../engine/pipeline/image.ts');
+  // The job's image is PNG, and so is a saved generation's image.png (a later repaint composites onto it).
+  writeFileSync(o.out, format === 'png' ? out.image : await encodeImage(out.rgb, format));
   if (o.latentsOut) {
     const { writeSafetensors } = await import('../../engine/weights/safetensors.ts');
     const C = o.engine.steps.cfg.inChannels;
@@ -128,7 +141,7 @@ export async function writeOutputs(
         '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
         2,
       );
-    const { saveGeneration } = await import('../../engine/pipeline/generation-files.ts');
+    const { saveGeneration } = await import('../generation-files.ts');
     saveGeneration(o.saveDir, {
       out,
       rag: o.rag,
@@ -176,17 +189,37 @@ export const command: CliCommand = {
       if (v !== undefined && v % 16 !== 0)
         throw new UserError(`--${name} ${v} must be a positive multiple of 16 (FLUX works on 16-px tokens)`, 2);
     }
-    const { formatOf } = await import('../../engine/pipeline/image.ts');
-    const { generateJob, generatePlanJob } = await import('../../engine/pipeline/jobs.ts');
+    await outFormat(values.out);
+    if (values.prompt !== undefined && !values.prompt.trim()) throw new UserError('--prompt is empty', 2);
+    if (values.prompt !== undefined && values['save-generation'])
+      throw new UserError(
+        '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
+        2,
+      );
+    // Read before the model: a bad file or --entry is said at once.
+    const limits = { maxRegions: 32, minSize: 16, maxSize: 8192 };
+    let scene: Scene | undefined;
+    let official: RagParams[] | undefined;
+    if (values.scene !== undefined) {
+      const { parseSceneJSON } = await import('../../scene/json.ts');
+      const { validateScene } = await import('../../scene/validate.ts');
+      scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), limits);
+      // Boxes are fractions of the image, so --width/--height repaint the same layout at another size.
+      if (width !== undefined || height !== undefined)
+        scene = validateScene({ ...scene, width: width ?? scene.width, height: height ?? scene.height }, limits);
+    } else if (values['rag-params'] !== undefined) {
+      const { loadRagParamsFile } = await import('../../rag/params.ts');
+      official = loadRagParamsFile(values['rag-params']);
+    }
+    const entry = official ? (intOption(values.entry, 'entry', 0, official.length - 1) ?? 0) : 0;
+    const { generateJob, generatePlanJob, repaintJob } = await import('../../engine/pipeline/jobs.ts');
     const engine = await openEngine(values.model);
     try {
       let rag: RagParams | undefined;
-      let scene: Scene | undefined;
       let baseDir: string | undefined;
       if (values.prompt !== undefined) {
-        if (!values.prompt.trim()) throw new UserError('--prompt is empty', 2);
         const { plainPlan } = await import('../../engine/pipeline/run-plan.ts');
-        const { seedFromText } = await import('../../scene/to-rag.ts');
+        const { seedFromText } = await import('../../paint/scene-to-rag.ts');
         const d = engine.defaults;
         const plan = plainPlan(values.prompt, {
           width: width ?? 1024,
@@ -199,33 +232,21 @@ export const command: CliCommand = {
         process.stderr.write(
           `${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`,
         );
+        await loadWeights(engine);
         const timer = jobTimer('generate');
         const out = await generatePlanJob(engine, plan, {
           onProgress: timer.onProgress,
           previewEvery: 0,
           noise: await noiseFile(values.noise, 0),
-          format: formatOf(values.out),
         });
         process.stderr.write(timer.summary(out.result));
-        await writeOutputs(out, {
-          out: values.out,
-          latentsOut: values['latents-out'],
-          saveDir: values['save-generation'],
-          engine,
-        });
+        await writeOutputs(out, { out: values.out, latentsOut: values['latents-out'], engine });
         process.stderr.write(`wrote ${values.out}\n`);
         return 0;
       }
-      if (values.scene !== undefined) {
-        const { parseSceneJSON } = await import('../../scene/json.ts');
-        const { validateScene } = await import('../../scene/validate.ts');
-        const { sceneToRagParams } = await import('../../scene/to-rag.ts');
-        const limits = { maxRegions: 32, minSize: 16, maxSize: 8192 };
-        scene = parseSceneJSON(readFileSync(values.scene, 'utf8'), limits);
-        // Boxes are fractions of the image, so --width/--height repaint the same layout at another size.
-        if (width !== undefined || height !== undefined)
-          scene = validateScene({ ...scene, width: width ?? scene.width, height: height ?? scene.height }, limits);
-        rag = sceneToRagParams(scene, {
+      if (scene) {
+        const { generationPasses } = await import('../../paint/passes.ts');
+        [rag] = generationPasses(scene, {
           model: engine.modelId,
           ...(seed !== undefined ? { seed } : {}),
           ...(steps !== undefined ? { steps } : {}),
@@ -233,11 +254,8 @@ export const command: CliCommand = {
         });
       } else {
         const file = values['rag-params']!;
-        const { loadRagParamsFile } = await import('../../rag/params.ts');
-        const all = loadRagParamsFile(file);
-        const entry = intOption(values.entry, 'entry', 0, all.length - 1) ?? 0;
         rag = {
-          ...all[entry]!,
+          ...official![entry]!,
           ...(seed !== undefined ? { seed } : {}),
           ...(steps !== undefined ? { num_inference_steps: steps } : {}),
           ...(width !== undefined ? { width } : {}),
@@ -251,33 +269,22 @@ export const command: CliCommand = {
         }
       }
       process.stderr.write(
-        `${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}\n`,
+        `${engine.modelId}: RAG, ${rag!.width}×${rag!.height}, ${rag!.HB_prompt_list.length} boxes, SR δ ${rag!.SR_delta}, seed ${rag!.seed}\n`,
       );
-      const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
+      const noise = await noiseFile(values.noise, rag!.HB_m_offset_list.length);
+      await loadWeights(engine);
       const timer = jobTimer('generate');
       const { onProgress } = timer;
       const { isRepaint } = await import('../../rag/params.ts');
       let out: JobOutput;
-      if (isRepaint(rag)) {
+      if (isRepaint(rag!)) {
         // Official repaint parameters: the original is re-run from its noise (exact mode), its image is the parent.
-        const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
         const parent = Object.fromEntries(
-          Object.entries(rag).filter(([k]) => !k.startsWith('Repainting_')),
+          Object.entries(rag!).filter(([k]) => !k.startsWith('Repainting_')),
         ) as RagParams;
-        out = await repaintJob(
-          engine,
-          rag,
-          { params: parent },
-          { onProgress, previewEvery: 0, noise, baseDir, format: formatOf(values.out) },
-        );
+        out = await repaintJob(engine, rag!, { params: parent }, { onProgress, previewEvery: 0, noise, baseDir });
       } else {
-        out = await generateJob(engine, rag, {
-          onProgress,
-          previewEvery: 0,
-          noise,
-          baseDir,
-          format: formatOf(values.out),
-        });
+        out = await generateJob(engine, rag!, { onProgress, previewEvery: 0, noise, baseDir });
       }
       process.stderr.write(timer.summary(out.result));
       await writeOutputs(out, {

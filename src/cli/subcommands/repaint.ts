@@ -4,9 +4,9 @@ import { UserError } from '../../config/errors.ts';
 import type { ParentGeneration } from '../../engine/pipeline/jobs.ts';
 import type { RagParams } from '../../rag/params.ts';
 import type { Edit, Scene } from '../../scene/schema.ts';
-import type { ModelId } from '../../scene/to-rag.ts';
+import type { ModelId } from '../../engine/model-manifest.ts';
 import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
-import { GENERATE_FLAGS, jobTimer, noiseFile, openEngine, writeOutputs } from './generate.ts';
+import { GENERATE_FLAGS, jobTimer, loadWeights, noiseFile, openEngine, outFormat, writeOutputs } from './generate.ts';
 
 const usage =
   'scenewright repaint --model <dir> --from <generation id | generation dir | params.json> (--edit "<instruction>" | --scene <edited scene.json>)\n' +
@@ -18,8 +18,10 @@ const usage =
   '       --edit uses the offline editor ("change the left cat to a dog"); --scene gives the edited layout (same ids).';
 
 interface Source {
-  /** The parent's RAG parameters. */
+  /** The parent's RAG parameters (its last pass). */
   rag: RagParams;
+  /** The model the parent was painted with, when the source says. */
+  model?: string;
   scene?: Scene;
   parent: Omit<ParentGeneration, 'params'>;
   baseDir: string;
@@ -44,12 +46,13 @@ async function storedSource(id: string, modelId: ModelId): Promise<Source> {
         `generation ${id} has no finished image (status ${g.status}): only painted images can be repainted`,
         1,
       );
-    const { ragParamsOf } = await import('../../engine/painter.ts');
+    const { lastPassOf } = await import('../../paint/stored.ts');
     const { TRAJECTORY_ARTIFACT } = await import('../../engine/pipeline/trajectory.ts');
-    const rag = ragParamsOf({ modelId }, g.params);
+    const rag = lastPassOf(g.params, modelId);
     const trajectory = g.artifacts[TRAJECTORY_ARTIFACT];
     return {
       rag,
+      model: g.modelId ?? g.params.model,
       scene: g.params.scene,
       parent: {
         image: g.artifacts['image.png'],
@@ -68,7 +71,7 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
   if (!existsSync(from) && ID_PATTERN.test(from)) return storedSource(from, modelId);
   if (!existsSync(from)) throw new UserError(`--from ${from} does not exist`, 2);
   if (statSync(from).isDirectory()) {
-    const { isGenerationDir, loadGeneration } = await import('../../engine/pipeline/generation-files.ts');
+    const { isGenerationDir, loadGeneration } = await import('../generation-files.ts');
     if (!isGenerationDir(from))
       throw new UserError(
         `${from} is not a saved generation (no generation.json): write one with --save-generation`,
@@ -77,6 +80,7 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
     const g = loadGeneration(from);
     return {
       rag: g.rag,
+      model: g.model,
       ...(g.scene ? { scene: g.scene } : {}),
       parent: { image: g.image, trajectory: g.trajectory, kind: g.kind },
       baseDir: from,
@@ -98,13 +102,9 @@ async function readSource(from: string, modelId: ModelId): Promise<Source> {
         2,
       );
     const p = parsed.data;
-    const { validateRagParams } = await import('../../rag/params.ts');
-    const { sceneToRagParams } = await import('../../scene/to-rag.ts');
-    const rag =
-      p.rag !== undefined
-        ? validateRagParams(p.rag, from)
-        : sceneToRagParams(p.scene, { model: modelId, seed: p.seed, steps: p.steps });
-    return { rag, scene: p.scene, parent: { kind: p.repaint ? 'repaint' : 'generate' }, baseDir };
+    const { lastPassOf } = await import('../../paint/stored.ts');
+    const rag = lastPassOf(p, modelId);
+    return { rag, model: p.model, scene: p.scene, parent: { kind: p.repaint ? 'repaint' : 'generate' }, baseDir };
   }
   const { loadRagParamsFile } = await import('../../rag/params.ts');
   return { rag: loadRagParamsFile(from)[0]!, parent: {}, baseDir };
@@ -159,11 +159,21 @@ export const command: CliCommand = {
     if (values.edit !== undefined && values.scene !== undefined)
       throw new UserError('give --edit or --scene, not both', 2);
     const repaintSeed = intOption(values.seed, 'seed', 0, Number.MAX_SAFE_INTEGER);
+    await outFormat(values.out);
+    // The model's configs only: the source is read, the edit applied and the passes decided (or a question asked)
+    // before any weights load.
     const engine = await openEngine(values.model);
     try {
       const src = await readSource(values.from, engine.modelId);
+      if (src.model && src.model !== engine.modelId)
+        throw new UserError(
+          `${values.from} was painted with ${src.model}, and this model is ${engine.modelId}: a repaint re-runs the ` +
+            `parent's painting, so it needs the same model. Give --model the ${src.model} folder, or paint the ` +
+            'edited scene afresh with `generate --scene`.',
+          1,
+        );
       const { isRepaint } = await import('../../rag/params.ts');
-      let rag: RagParams;
+      let passes: RagParams[];
       let scene: Scene | undefined;
       if (values.edit === undefined && values.scene === undefined) {
         if (!isRepaint(src.rag))
@@ -171,7 +181,7 @@ export const command: CliCommand = {
             `what should change? Give --edit "<instruction>" or --scene <edited scene.json> (${values.from} holds no Repainting_* fields)`,
             2,
           );
-        rag = src.rag;
+        passes = [src.rag];
         src.parent.kind ??= 'generate';
       } else {
         if (!src.scene)
@@ -180,7 +190,6 @@ export const command: CliCommand = {
             2,
           );
         const { applyEdit } = await import('../../scene/edit.ts');
-        const { editToRepaintParams } = await import('../../scene/to-rag.ts');
         let edit: Extract<Edit, { kind: 'change' }>;
         if (values.edit !== undefined) {
           const { editOffline } = await import('../../planner/offline-edit.ts');
@@ -197,37 +206,34 @@ export const command: CliCommand = {
           );
         }
         const applied = applyEdit(src.scene, edit);
-        // The parent's own parameters without its repaint fields, as the bot hands them to editToRepaintParams.
-        const plan = await editToRepaintParams(src.rag, applied, {
+        const { repaintPasses, runnablePass } = await import('../../paint/passes.ts');
+        const decision = await repaintPasses({ pass: src.rag, scene: src.scene }, applied, {
           model: engine.modelId,
           ...(repaintSeed !== undefined ? { repaintSeed } : {}),
         });
-        if (plan.mode === 'unchanged') throw new UserError(`nothing to repaint: ${plan.reason}`, 1);
-        if (plan.mode === 'regenerate')
+        if (decision.mode === 'unchanged') throw new UserError(`nothing to repaint: ${decision.reason}`, 1);
+        if (decision.mode === 'regenerate')
           throw new UserError(
-            `this edit cannot be repainted (${plan.reason}): save the edited scene and run \`generate --scene\``,
+            `this edit cannot be repainted (${decision.reason}): save the edited scene and run \`generate --scene\``,
             1,
           );
-        rag = plan.params;
+        passes = decision.passes.map((p) => runnablePass(p));
         scene = applied.scene;
-        process.stderr.write(`repainting ${plan.regionIds.join(', ')}: "${rag.Repainting_HB_prompt}"\n`);
+        passes.forEach((p, i) =>
+          process.stderr.write(`repainting ${decision.regionIds[i]!.join(', ')}: "${p.Repainting_HB_prompt}"\n`),
+        );
       }
-      const { formatOf } = await import('../../engine/pipeline/image.ts');
-      const { repaintJob } = await import('../../engine/pipeline/jobs.ts');
-      const noise = await noiseFile(values.noise, rag.HB_m_offset_list.length);
+      const { repaintPassesJob } = await import('../../engine/pipeline/jobs.ts');
+      const noise = await noiseFile(values.noise, passes[0]!.HB_m_offset_list.length);
+      await loadWeights(engine);
       const timer = jobTimer('repaint');
-      const out = await repaintJob(
+      const out = await repaintPassesJob(
         engine,
-        rag,
+        passes,
         { params: src.rag, ...src.parent },
-        {
-          onProgress: timer.onProgress,
-          previewEvery: 0,
-          baseDir: src.baseDir,
-          format: formatOf(values.out),
-          ...(noise ? { noise } : {}),
-        },
+        { onProgress: timer.onProgress, previewEvery: 0, baseDir: src.baseDir, ...(noise ? { noise } : {}) },
       );
+      let rag = passes[passes.length - 1]!;
       process.stderr.write(timer.summary(out.result));
       process.stderr.write(
         `${out.mode === 'repaint-stored' ? "replayed the parent's stored trajectory" : 're-ran the parent from its noise (exact)'}\n`,

@@ -15,12 +15,7 @@ import { StepRunner } from '../step/step-runner.ts';
 import { graphFormFor, type RuntimeOptions } from '../runtime/session.ts';
 import { parseSchedulerConfig, type SchedulerConfig } from '../scheduler.ts';
 import { T5_LENGTH } from '../tokenizers/t5.ts';
-import {
-  loadModelManifest,
-  modelIdForTransformerConfig,
-  type ModelId,
-  type ModelManifest,
-} from '../../scene/to-rag.ts';
+import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type ModelManifest } from '../model-manifest.ts';
 import type { RagParams } from '../../rag/params.ts';
 import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';

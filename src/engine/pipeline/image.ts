@@ -1,3 +1,4 @@
+import path from 'node:path';
 import sharp from 'sharp';
 import { dilateCross, readBlackPixels } from '../../rag/mask.ts';
 import type { Nchw } from '../graphs/vae-codec.ts';
@@ -25,15 +26,26 @@ export function toRgb8(image: Nchw, index = 0): Rgb8 {
   return { data, width, height };
 }
 
-export type ImageFormat = 'png' | 'webp';
+export type ImageFormat = 'png' | 'webp' | 'jpeg';
 
-export function formatOf(file: string): ImageFormat {
-  return /\.webp$/i.test(file) ? 'webp' : 'png';
+/** The format a file name asks for; undefined for an extension we do not write. */
+export function formatOf(file: string): ImageFormat | undefined {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.png') return 'png';
+  if (ext === '.webp') return 'webp';
+  if (ext === '.jpg' || ext === '.jpeg') return 'jpeg';
+  return undefined;
 }
 
 export async function encodeImage(img: Rgb8, format: ImageFormat = 'png'): Promise<Uint8Array> {
   const s = sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } });
-  const buf = format === 'webp' ? await s.webp({ lossless: true }).toBuffer() : await s.png().toBuffer();
+  // WebP stays lossless (a repaint composites onto these pixels); JPEG is for sharing, never for a parent image.
+  const buf =
+    format === 'webp'
+      ? await s.webp({ lossless: true }).toBuffer()
+      : format === 'jpeg'
+        ? await s.jpeg({ quality: 95 }).toBuffer()
+        : await s.png().toBuffer();
   return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
 }
 

@@ -3,7 +3,9 @@
  * repaint of a parent generation (exact mode for a first generation, stored mode for a repaint; trajectory.ts).
  * Each returns the PNG, the artifacts a later repaint needs and the run's numbers.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { UserError } from '../../config/errors.ts';
 import { isRepaint, type RagParams } from '../../rag/params.ts';
 import { latentGeometry } from '../latents.ts';
@@ -143,7 +145,7 @@ export interface ParentGeneration {
 
 /**
  * Repaints a parent. `params` are the parent's parameters plus the Repainting_* fields (what
- * scene/to-rag.ts editToRepaintParams gives). The final pixels outside the dilated mask are the parent's.
+ * src/paint/passes.ts builds). The final pixels outside the dilated mask are the parent's.
  */
 export async function repaintJob(
   engine: Engine,
@@ -187,4 +189,41 @@ export async function repaintJob(
 
 function maskOf(p: RagParams, baseDir?: string): string | Uint8Array {
   return maskSource(p.Repainting_mask!, baseDir);
+}
+
+/**
+ * Repaint passes run in turn (a repaint of several regions, one pass each): pass i repaints the image pass i−1
+ * painted, pass 1 the parent's. Each pass keeps the pixels outside its own dilated mask, so outside all of them
+ * the image is the parent's. Between passes the intermediate image and trajectory live in a temporary folder;
+ * progress counts the passes' steps as one run. The last pass's output is returned.
+ */
+export async function repaintPassesJob(
+  engine: Engine,
+  passes: RagParams[],
+  parent: ParentGeneration,
+  o: JobProgress = {},
+): Promise<JobOutput> {
+  if (!passes.length) throw new UserError('a repaint needs at least one pass');
+  if (passes.length === 1) return repaintJob(engine, passes[0]!, parent, o);
+  const dir = mkdtempSync(path.join(tmpdir(), 'sw-chain-'));
+  try {
+    let from = parent;
+    let out: JobOutput | undefined;
+    for (const [i, pass] of passes.entries()) {
+      const onProgress =
+        o.onProgress &&
+        ((step: number, total: number, png?: Uint8Array) =>
+          o.onProgress!(i * total + step, passes.length * total, png));
+      out = await repaintJob(engine, pass, from, { ...o, ...(onProgress ? { onProgress } : {}) });
+      if (i === passes.length - 1) break;
+      const image = path.join(dir, `pass-${i + 1}.png`);
+      const trajectory = path.join(dir, `pass-${i + 1}-${TRAJECTORY_ARTIFACT}`);
+      writeFileSync(image, out.image);
+      writeFileSync(trajectory, out.artifacts[TRAJECTORY_ARTIFACT]!);
+      from = { params: pass, image, trajectory, kind: 'repaint' };
+    }
+    return out!;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -6,11 +6,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { UserError } from '../../config/errors.ts';
-import type { RagParams } from '../../rag/params.ts';
-import { SceneSchema, type Scene } from '../../scene/schema.ts';
-import type { JobOutput } from './jobs.ts';
-import { TRAJECTORY_ARTIFACT } from './trajectory.ts';
+import { UserError } from '../config/errors.ts';
+import type { RagParams } from '../rag/params.ts';
+import { SceneSchema, type Scene } from '../scene/schema.ts';
+import type { JobOutput } from '../engine/pipeline/jobs.ts';
+import { TRAJECTORY_ARTIFACT } from '../engine/pipeline/trajectory.ts';
 
 export const GENERATION_FILE = 'generation.json';
 
@@ -26,6 +26,8 @@ export type GenerationFile = z.infer<typeof GenerationFileSchema>;
 export interface SavedGeneration {
   dir: string;
   kind: 'generate' | 'repaint';
+  /** The model it was painted with (models/<id>.json's id). */
+  model: string;
   scene?: Scene;
   /** With Repainting_mask as an absolute path when it is a repaint. */
   rag: RagParams;
@@ -80,6 +82,7 @@ export function loadGeneration(dir: string): SavedGeneration {
   return {
     dir,
     kind: parsed.data.kind,
+    model: parsed.data.model,
     ...(parsed.data.scene ? { scene: parsed.data.scene } : {}),
     rag,
     image: path.join(dir, 'image.png'),

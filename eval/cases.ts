@@ -9,13 +9,7 @@
 
 /** LMD's four categories, then the caption and comparison splits' kinds (eval/captions.ts). */
 export type LmdCategory = 'negation' | 'numeracy' | 'attribution' | 'spatial';
-export type Category =
-  | LmdCategory
-  | 'single'
-  | 'two-kinds'
-  | 'caption-spatial'
-  | 'comparison'
-  | 'crowd';
+export type Category = LmdCategory | 'single' | 'two-kinds' | 'caption-spatial' | 'comparison' | 'crowd';
 export type Rel = 'left' | 'right' | 'above' | 'below';
 
 export interface EvalCase {

@@ -926,6 +926,22 @@ export const QUANTITY_WORDS = new Set([
  * at each other"), and verb forms that reach a noun slot ("to be sold"): never a box.
  */
 export const NOT_OBJECTS = new Set([
+  'want',
+  'wants',
+  'need',
+  'needs',
+  'like',
+  'draw',
+  'paint',
+  'make',
+  'create',
+  'generate',
+  'render',
+  'give',
+  'imagine',
+  'please',
+  'me',
+  'us',
   'i',
   'we',
   'you',

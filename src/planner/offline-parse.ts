@@ -280,6 +280,8 @@ const PLACED_WORDS = new Set([
   'found',
 ]);
 const HOLD_VERBS = new Set(['holding', 'carrying', 'clutching', 'grasping', 'cradling']);
+/** Verbs whose object is worn: it stays in the wearer's prompt. */
+const WORN_VERBS = new Set(['wearing', 'sporting', 'donning', 'dressed', 'wagging', 'shaking']);
 /** Accessories that are things of their own when held ("holding an umbrella"); worn ones stay in the prompt. */
 const HOLDABLE = new Set(['umbrella', 'backpack', 'bag', 'handbag', 'sword', 'shield', 'flag', 'camera', 'headphones']);
 const SEPARATORS = new Set([',', 'and', 'plus', 'also', 'while', 'then', ';', 'as', 'together', 'along', '&']);
@@ -1168,7 +1170,11 @@ class Reader {
           const bare = np.words.length === 1 && MASS_PLACES.has(np.head);
           const phrase = np.definite ? `the ${np.words.join(' ')}` : bare ? np.head : withArticle(np.words.join(' '));
           this.settings.push({ prep: '', np: phrase });
-        } else if (!isAttachment(np.head) || (HOLD_VERBS.has(verb) && HOLDABLE.has(np.head))) {
+        } else if (
+          !isAttachment(np.head) ||
+          HOLDABLE.has(np.head) ||
+          (knownSize(np.head) && !WORN_VERBS.has(verb) && (np.count === 1 || np.counted))
+        ) {
           const o = this.refer(np, true)[0];
           if (o && o.index !== e.index) {
             if (HOLD_VERBS.has(verb)) this.relations.push({ kind: 'held', a: o.index, b: e.index });
@@ -1276,6 +1282,7 @@ class Reader {
       written = this.t.slice(this.pos, this.pos + number.len).join(' ');
       this.take(number.len);
       [count, exact] = [Math.max(1, number.n + adjust), q !== 'few' && q !== 'several'];
+      if (adjust) written = `${adjust > 0 ? 'more' : 'fewer'} than ${written}`;
       this.accept('of');
     } else if (q === 'a' || q === 'an') {
       this.take();
@@ -1759,7 +1766,9 @@ class Reader {
     }
     if (SKY_WORDS.has(np.head)) this.anchor(undefined, 'top');
     // "looking at a dog", "talking to a man": a thing met with "at" or "to" stands beside the subject.
-    const beside = prep === 'at' || prep === 'to' || prep === 'towards' || prep === 'toward';
+    const beside = prep === 'at' || prep === 'to' || prep === 'towards' || prep === 'toward' || prep === 'from';
+    // "on a leash", "in a wetsuit" after an action: worn or attached, already in the action's words.
+    if (isAttachment(np.head) && !knownSize(np.head) && this.subject()) return true;
     const thing =
       prep === 'on top of' ||
       (part !== undefined && !PLACES.has(np.head)) ||

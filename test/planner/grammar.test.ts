@@ -66,6 +66,16 @@ group('offline planner: caption grammar', () => {
     expect(labels('bananas ready to be sold at a market')).toEqual(['a banana', 'a banana']);
     expect(labels('a woman having a look at a giraffe')).toEqual(['a woman', 'a giraffe']);
   });
+  it('requests are not objects: "I want…", "Draw…"', () => {
+    expect(labels('I want a red balloon')).toEqual(['a red balloon']);
+    expect(labels('Draw a fork next to a plate')).toEqual(['a fork', 'a plate']);
+  });
+  it('what a verb acts on is boxed when it is a thing, not when it is worn or a body part', () => {
+    expect(labels('a young child that is eating a slice of pizza')).toEqual(['a young child', 'a slice of pizza']);
+    expect(labels('a man wearing a hat')).toEqual(['a man']);
+    expect(labels('a dog wagging its tail')).toEqual(['a dog']);
+    expect(labels('a woman walking her dog on a leash along a sidewalk')).toEqual(['a woman', 'a dog']);
+  });
   it('a styled picture has no "realistic" background', () => {
     const s = planOffline('an oil painting of two cats').scene;
     expect(s.background).not.toMatch(/realistic/);
@@ -236,6 +246,11 @@ group('offline planner: crowds and bad input', () => {
     expect(r.scene.regions).toHaveLength(1);
     expect(r.crowds.map((c) => c.count)).toEqual([n]);
     expect(r.warnings.join()).toMatch(/drawn as one group/);
+  });
+  it('an approximate count keeps its words in the crowd prompt: "more than 20 birds"', () => {
+    const r = planOffline('more than 20 birds on a wire');
+    expect(r.scene.regions[0]!.prompt).toMatch(/^a flock of more than 20 birds/);
+    expect(r.crowds[0]!.count).toBe(21);
   });
   it('a small kind is a crowd above its own threshold: "seven bees"', () => {
     const r = planOffline('seven bees around a flower');

@@ -106,13 +106,20 @@ function capRegions(d: Description, maxRegions: number, warnings: string[]): voi
       `drew the ${n} × "${biggest.head}" as one group box ("${biggest.label}") to stay within ${maxRegions} regions`,
     );
   }
+  const left: string[] = [];
   while (total() > maxRegions) {
     const dropped = d.entities.pop()!;
     d.relations = d.relations.filter(
       (r) => r.a !== dropped.index && r.b !== dropped.index && (r.kind !== 'between' || r.c !== dropped.index),
     );
-    warnings.push(`left out "${dropped.label}": at most ${maxRegions} regions`);
+    d.comparisons = d.comparisons.filter((c) => c.a !== dropped.index && c.b !== dropped.index);
+    left.unshift(dropped.label);
   }
+  // One note however long the text: a paragraph can name a hundred things.
+  if (left.length)
+    warnings.push(
+      `left out ${left.length > 3 ? `${left.length} objects (${left.slice(0, 3).join(', ')}, …)` : left.map((l) => `"${l}"`).join(', ')}: at most ${maxRegions} regions`,
+    );
 }
 
 function settingText(d: Description): { background: string; where: string } {

@@ -217,6 +217,10 @@ describe('offline planner: always a valid scene', () => {
     const { scene } = planOffline(paragraph.slice(0, 3990));
     expect(performance.now() - t0).toBeLessThan(2000);
     expect(scene.regions.length).toBeLessThanOrEqual(8);
+    // One note for everything left out, not one per object.
+    expect(planOffline(paragraph.slice(0, 3990)).warnings.filter((w) => /left out/.test(w))).toEqual([
+      expect.stringMatching(/^left out \d+ objects \(.*\): at most 8 regions$/),
+    ]);
   });
   it.each(sentences)('%s', (text) => {
     const { scene } = planOffline(text);

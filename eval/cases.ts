@@ -7,12 +7,14 @@
  * planner may be tuned on; `heldout` is never looked at while tuning, to tell grammar from memorised lists.
  */
 
-export type Category = 'negation' | 'numeracy' | 'attribution' | 'spatial';
+/** LMD's four categories, then the caption and comparison splits' kinds (eval/captions.ts). */
+export type LmdCategory = 'negation' | 'numeracy' | 'attribution' | 'spatial';
+export type Category = LmdCategory | 'single' | 'two-kinds' | 'caption-spatial' | 'comparison' | 'crowd';
 export type Rel = 'left' | 'right' | 'above' | 'below';
 
 export interface EvalCase {
   id: string;
-  split: 'dev' | 'heldout';
+  split: 'dev' | 'heldout' | 'captions' | 'comparisons';
   category: Category;
   prompt: string;
   /** Each named object: how many boxes it must have, and the attributes every one of its boxes carries. */
@@ -21,6 +23,12 @@ export interface EvalCase {
   relations?: { a: string; rel: Rel; b: string }[];
   /** Must have no box, and must be in `exclude`. */
   negated?: string[];
+  /** Words that must never be a region's noun (verbs, activities, quantities, colours, parts). */
+  absent?: string[];
+  /** LayoutGPT's comparison rule: the counts of `a` and `b` (from the labels) satisfy the relation. */
+  compare?: { a: string; rel: 'more' | 'fewer' | 'equal' | 'times'; b: string; k?: number; diff?: number };
+  /** Objects drawn as one crowd region (their one box is already in `objects`). */
+  crowd?: string[];
 }
 
 // Objects as people name them (singular, plural). Multi-word names are matched as a whole.
@@ -184,7 +192,7 @@ const SPATIAL_PAIRS: [string, Rel][] = [
 ];
 const opposite: Record<string, string> = { left: 'right', right: 'left', top: 'bottom', bottom: 'top' };
 
-const DEV: Record<Category, Template[]> = {
+const DEV: Record<LmdCategory, Template[]> = {
   negation: [
     (p) => {
       const o = p.obj();
@@ -523,7 +531,7 @@ const DEV: Record<Category, Template[]> = {
   ],
 };
 
-const HELDOUT: Record<Category, Template[]> = {
+const HELDOUT: Record<LmdCategory, Template[]> = {
   negation: [
     (p) => {
       const o = p.obj();
@@ -746,7 +754,7 @@ const HELDOUT: Record<Category, Template[]> = {
   ],
 };
 
-const CATEGORIES: Category[] = ['negation', 'numeracy', 'attribution', 'spatial'];
+const CATEGORIES: LmdCategory[] = ['negation', 'numeracy', 'attribution', 'spatial'];
 
 function expand(split: 'dev' | 'heldout', perCategory: number, seed: number): EvalCase[] {
   const next = rng(seed);

@@ -11,10 +11,9 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { planOffline } from '../src/planner/offline.ts';
 import type { Scene } from '../src/scene/schema.ts';
+import { captionCases } from './captions.ts';
 import { evalCases, type Category, type EvalCase } from './cases.ts';
 import { score } from './score.ts';
-
-const CATEGORIES: Category[] = ['negation', 'numeracy', 'attribution', 'spatial'];
 
 export interface CategoryScore {
   category: Category;
@@ -33,7 +32,8 @@ export async function evaluate(
   cases: EvalCase[],
   plan: (text: string) => Promise<Scene>,
 ): Promise<Report> {
-  const scores = new Map<Category, CategoryScore>(CATEGORIES.map((c) => [c, { category: c, passed: 0, total: 0 }]));
+  const categories = [...new Set(cases.map((c) => c.category))];
+  const scores = new Map<Category, CategoryScore>(categories.map((c) => [c, { category: c, passed: 0, total: 0 }]));
   const failures: Report['failures'] = [];
   for (const c of cases) {
     const s = scores.get(c.category)!;
@@ -57,9 +57,9 @@ export function formatReport(r: Report): string {
     total: 0,
   });
   const lines = [`${r.split}:`];
-  for (const s of r.scores) lines.push(`  ${s.category.padEnd(12)} ${pct(s).padStart(6)}  (${s.passed}/${s.total})`);
+  for (const s of r.scores) lines.push(`  ${s.category.padEnd(16)} ${pct(s).padStart(6)}  (${s.passed}/${s.total})`);
   lines.push(
-    `  ${'overall'.padEnd(12)} ${`${((100 * all.passed) / Math.max(1, all.total)).toFixed(1)}%`.padStart(6)}  (${all.passed}/${all.total})`,
+    `  ${'overall'.padEnd(16)} ${`${((100 * all.passed) / Math.max(1, all.total)).toFixed(1)}%`.padStart(6)}  (${all.passed}/${all.total})`,
   );
   return lines.join('\n');
 }
@@ -92,7 +92,7 @@ async function main(): Promise<void> {
             .map((l) => JSON.parse(l) as EvalCase),
         ],
       ]
-    : Object.entries(evalCases()).filter(([name]) => !values.split || name === values.split);
+    : Object.entries({ ...evalCases(), ...captionCases() }).filter(([name]) => !values.split || name === values.split);
   for (const [name, cases] of sets) {
     const r = await evaluate(name, cases, plan);
     console.log(formatReport(r));

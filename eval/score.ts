@@ -67,6 +67,29 @@ export function score(c: EvalCase, scene: Scene): Verdict {
       r.rel === 'left' ? ca.x < cb.x : r.rel === 'right' ? ca.x > cb.x : r.rel === 'above' ? ca.y < cb.y : ca.y > cb.y;
     if (!holds) why.push(`${r.a} is not ${r.rel} ${r.b} (centres ${fmt(ca)} vs ${fmt(cb)})`);
   }
+  // The noun a label names: the word before "of" ("the back of a truck" → back), else the last word.
+  const nounOf = (label: string) => {
+    const w = words(label);
+    const of = w.indexOf('of');
+    return of > 0 ? w[of - 1]! : w[w.length - 1]!;
+  };
+  for (const a of c.absent ?? []) {
+    const boxed = scene.regions.filter((r) => nounOf(r.label) === singularize(a.toLowerCase()));
+    if (boxed.length) why.push(`"${a}" is not a thing but has a box ("${boxed[0]!.label}")`);
+  }
+  if (c.compare) {
+    const { a, b, rel, k, diff } = c.compare;
+    const [x, y] = [boxesOf(a).length, boxesOf(b).length];
+    const holds =
+      x > 0 &&
+      y > 0 &&
+      (rel === 'more' ? x > y : rel === 'fewer' ? x < y : rel === 'equal' ? x === y : x === (k ?? 1) * y) &&
+      (diff === undefined || x - y === diff);
+    if (!holds)
+      why.push(
+        `${a} ${rel === 'times' ? `${k} times as many as` : rel === 'equal' ? 'as many as' : `${rel} than`} ${b}${diff ? ` (by ${diff})` : ''}: ${x} vs ${y} boxes`,
+      );
+  }
   for (const n of c.negated ?? []) {
     const drawn = boxesOf(n);
     if (drawn.length) why.push(`negated ${n} has ${drawn.length} box(es)`);

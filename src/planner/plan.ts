@@ -10,7 +10,7 @@ import { DEFAULT_SCENE_LIMITS, validateScene, type SceneLimits } from '../scene/
 import { childLogger } from '../log/logger.ts';
 import { pluralize, singularize } from './lexicon.ts';
 import { LlmError, type LlmClient } from './llm.ts';
-import { clip, planOffline, type PlanResult } from './offline.ts';
+import { checkDescription, clip, crowdNote, planOffline, type Crowd, type PlanResult } from './offline.ts';
 import { describe, looksEnglish } from './offline-parse.ts';
 import { plannerMessages } from './prompts.ts';
 import { WirePlan } from './wire.ts';
@@ -116,10 +116,29 @@ export function planProblems(plan: WirePlan, text: string, maxRegions: number): 
   const written = [plan.prompt, plan.background, ...plan.regions.map((r) => `${r.label} ${r.prompt}`)].join(' ');
   if (!looksEnglish(written)) out.push('write the caption, background, labels and prompts in English');
   // LMD's numeracy check: the counts the text states must match the boxes.
-  const d = describe(text);
+  const d = describe(text, { maxCount: maxRegions });
+  const boxesOf = (head: string) => plan.regions.filter((r) => words(r.label).map(singularize).includes(head)).length;
   if (d.english && plan.regions.length <= maxRegions) {
+    for (const c of d.comparisons) {
+      const [a, b] = [d.entities[c.a]!, d.entities[c.b]!];
+      if (a.group || b.group) continue;
+      const [x, y] = [boxesOf(a.head), boxesOf(b.head)];
+      const holds =
+        c.rel === 'more'
+          ? x > y
+          : c.rel === 'fewer'
+            ? x < y
+            : c.rel === 'equal'
+              ? x === y
+              : x === Math.round((c.k ?? 1) * y);
+      if (!holds || !x || !y)
+        out.push(
+          `the description compares the counts (${c.rel === 'times' ? `${c.k} times as many` : c.rel} "${a.head}" than/as "${b.head}") but the layout has ${x} and ${y}: choose counts that satisfy it, one box each`,
+        );
+    }
+    const compared = new Set(d.comparisons.flatMap((c) => [c.a, c.b]));
     for (const e of d.entities) {
-      if (!e.counted || e.group || e.count > maxRegions) continue;
+      if (!e.counted || e.group || e.count > maxRegions || compared.has(e.index)) continue;
       const n = plan.regions.filter((r) => words(r.label).map(singularize).includes(e.head)).length;
       if (n !== e.count && n > 0)
         out.push(
@@ -217,13 +236,19 @@ async function planWithLlm(
   } catch (e) {
     throw new LlmError(`the LLM's layout is not a valid scene: ${(e as Error).message}`, 'invalid', { cause: e });
   }
-  return { scene, source: 'llm', warnings };
+  // Counts above the limit: whatever the LLM drew for them, the user hears that they are one group.
+  const crowds: Crowd[] = describe(text, { maxCount: limits.maxRegions })
+    .entities.filter((e) => e.crowd)
+    .map((e) => {
+      const label = scene.regions.find((r) => words(r.label).map(singularize).includes(e.head))?.label ?? e.label;
+      return { label, count: e.crowd!.count, note: crowdNote(label, e.crowd!.count, limits.maxRegions) };
+    });
+  return { scene, source: 'llm', warnings: [...warnings, ...crowds.map((c) => c.note)], crowds };
 }
 
 export async function planScene(text: string, opts: PlanSceneOptions = {}): Promise<PlanResult> {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
-  if (!/[\p{L}\p{N}]/u.test(text))
-    throw new Error('the scene description is empty: describe what the picture should show');
+  checkDescription(text);
   const offline = (warnings: string[]): PlanResult => {
     const side = opts.defaultSize ?? 1024;
     const r = planOffline(text, { width: opts.width ?? side, height: opts.height ?? side, limits });

@@ -72,6 +72,16 @@ describe('CLI: plan, edit, layout through node bin/scenewright.js', () => {
     expect(Object.keys(scene.regions[0]!.box)).toEqual(['x', 'y', 'w', 'h']);
   });
 
+  it('plan tells the user that a crowd is drawn as one group: on stderr, and in the text output', async () => {
+    const r = await cli(['plan', 'a thousand birds in the sky', '--offline']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(
+      /note: 1,000 is more than the 8 separate regions .* drawn as one group: "a flock of birds"/,
+    );
+    expect(r.stdout).toMatch(/group: +a flock of birds: 1,000 is more than/);
+    expect(r.stdout).toMatch(/a flock of a thousand birds/);
+  });
+
   it('plan --batch keeps input order; a failing line is an {"error"} line and the batch goes on', async () => {
     const batch = file('batch.txt', 'three cats\n\n!!!\na balloon above a dog\r\na park without dogs\n');
     const r = await cli(['plan', '--batch', batch, '--offline', '--json']);
@@ -170,6 +180,44 @@ describe('CLI: plan, edit, layout through node bin/scenewright.js', () => {
       question: 'Which cat do you mean: the tabby cat or the black cat?',
       repaint: [],
     });
+  });
+
+  it('edit --batch: one {scene, instruction} per line in, one result per line out, in order, in one process', async () => {
+    const scene = JSON.parse(sceneToJSON(planOffline('a tabby cat on the left and a black cat on the right').scene));
+    const lines = [
+      JSON.stringify({ scene, instruction: 'change the left cat to a dog' }),
+      '',
+      '{"scene": 1',
+      JSON.stringify({ scene, instruction: 'make the cat orange' }),
+      JSON.stringify({ scene: { ...scene, width: 'wide' }, instruction: 'remove the black cat' }),
+      JSON.stringify({ scene, instruction: '  ' }),
+      JSON.stringify({ scene, instruction: 'remove the black cat' }),
+    ];
+    const r = await cli(['edit', '--batch', file('edits.jsonl', lines.join('\n')), '--offline']);
+    expect(r.code).toBe(0);
+    const out = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown> & { regions?: { id: string; label: string }[] });
+    expect(out).toHaveLength(6);
+    expect(out[0]!.regions!.map((x) => [x.id, x.label])).toEqual([
+      ['r1', 'a dog'],
+      ['r2', 'a black cat'],
+    ]);
+    expect(out[0]).toMatchObject({ kind: 'change', repaint: ['r1'], source: 'offline' });
+    expect(out[1]).toMatchObject({ line: 3 });
+    expect(out[1]!.error).toMatch(/not valid JSON/);
+    expect(out[2]).toMatchObject({
+      kind: 'clarify',
+      question: 'Which cat do you mean: the tabby cat or the black cat?',
+    });
+    expect(out[3]).toMatchObject({ line: 5 });
+    expect(out[3]!.error).toMatch(/"scene" is not a valid scene/);
+    expect(out[4]!.error).toMatch(/"instruction" is missing or empty/);
+    expect(out[5]!.regions!.map((x) => x.id)).toEqual(['r1']);
+    const both = await cli(['edit', '--batch', 'x.jsonl', '--scene', 'y.json']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--batch reads scene, instruction and history from each line/);
   });
 
   it('layout writes a PNG; bad input gets a clear error', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { captionCases } from '../../eval/captions.ts';
 import { evalCases, type EvalCase } from '../../eval/cases.ts';
 import { evaluate } from '../../eval/planner.ts';
 import { names, score } from '../../eval/score.ts';
@@ -135,6 +136,34 @@ describe('planner evaluation: the scorer applies LMD stage-1 rules', () => {
   });
 });
 
+describe('planner evaluation: LayoutGPT rules for comparisons and words that are not things', () => {
+  const c: EvalCase = {
+    id: 'x',
+    split: 'comparisons',
+    category: 'comparison',
+    prompt: 'more cars than trucks',
+    objects: [],
+    compare: { a: 'car', rel: 'more', b: 'truck' },
+  };
+  const boxes = (label: string, n: number) => Array.from({ length: n }, (_, i) => ({ label, box: box(i * 0.1, 0) }));
+  it('judges the relation between the two counts, and needs both objects', () => {
+    expect(score(c, scene([...boxes('a car', 3), ...boxes('a truck', 2)])).ok).toBe(true);
+    expect(score(c, scene([...boxes('a car', 2), ...boxes('a truck', 2)])).why.join()).toMatch(
+      /car more than truck: 2 vs 2/,
+    );
+    expect(score(c, scene(boxes('a car', 3))).ok).toBe(false);
+    const twice = { ...c, compare: { a: 'car', rel: 'times' as const, k: 2, b: 'truck' } };
+    expect(score(twice, scene([...boxes('a car', 4), ...boxes('a truck', 2)])).ok).toBe(true);
+    expect(score(twice, scene([...boxes('a car', 3), ...boxes('a truck', 2)])).ok).toBe(false);
+  });
+  it("a word that is not a thing must not be a region's noun", () => {
+    const nap = { ...c, compare: undefined, absent: ['nap', 'back'] };
+    expect(score(nap, scene([{ label: 'a dog', box: box(0, 0) }])).ok).toBe(true);
+    expect(score(nap, scene([{ label: 'a nap', box: box(0, 0) }])).why.join()).toMatch(/"nap" is not a thing/);
+    expect(score(nap, scene([{ label: 'the back of a truck', box: box(0, 0) }])).ok).toBe(false);
+  });
+});
+
 describe('planner evaluation: the offline planner', () => {
   const { dev, heldout } = evalCases();
   it('has at least 400 prompts to tune on, and a held-out split', () => {
@@ -156,4 +185,12 @@ describe('planner evaluation: the offline planner', () => {
   it('scores at least 97% in every category on the split it is tuned on', () => check(dev, 0.97));
   // The held-out split is never tuned on; this only guards against a regression (see the README for its score).
   it('scores at least 90% in every category on the held-out split', () => check(heldout, 0.9));
+  const { captions, comparisons } = captionCases();
+  it('has at least 300 captions and 150 comparison and crowd sentences', () => {
+    expect(captions.length).toBeGreaterThanOrEqual(300);
+    expect(comparisons.length).toBeGreaterThanOrEqual(150);
+    expect(new Set(captions.map((c) => c.prompt)).size).toBeGreaterThan(250);
+  });
+  // The goals: counting ≥ 95% with every kind ≥ 90%, spatial ≥ 97%.
+  it('scores at least 95% on captions and comparisons, every kind', () => check([...captions, ...comparisons], 0.95));
 });

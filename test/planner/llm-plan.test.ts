@@ -360,3 +360,40 @@ describe('LLM planner through the real openai SDK', () => {
     expect(() => extractJson('no json here')).toThrow(/no JSON object/);
   });
 });
+
+describe('LLM planner: comparisons and crowds', () => {
+  it('a plan whose counts break the comparison gets a repair turn that says so', async () => {
+    const car = (x: number) => ({ label: 'a car', prompt: 'A car.', box: { x, y: 0.6, w: 0.15, h: 0.1 } });
+    const truck = (x: number) => ({ label: 'a truck', prompt: 'A truck.', box: { x, y: 0.3, w: 0.2, h: 0.15 } });
+    const base = { prompt: 'Cars and trucks.', background: 'a street', exclude: [], aspect: null };
+    let turn = 0;
+    respond = () => ({
+      json:
+        turn++ === 0
+          ? { ...base, regions: [car(0.05), car(0.3), truck(0.05), truck(0.3)] }
+          : { ...base, regions: [car(0.05), car(0.3), car(0.55), truck(0.05), truck(0.3)] },
+    });
+    const r = await planScene('there are more cars than trucks in the image', { llm: llm() });
+    expect(fake.requests).toHaveLength(2);
+    expect(lastUserText(fake.requests[1]!)).toMatch(
+      /compares the counts \(more "car" than\/as "truck"\) but the layout has 2 and 2/,
+    );
+    expect(r.scene.regions.filter((x) => x.label === 'a car')).toHaveLength(3);
+    expect(r.crowds).toEqual([]);
+  });
+  it("a count above the limit is reported as a crowd, with the LLM's label", async () => {
+    respond = () => ({
+      json: {
+        prompt: 'A flock of a thousand birds over a lake.',
+        background: 'a lake',
+        exclude: [],
+        aspect: null,
+        regions: [{ label: 'a flock of birds', prompt: 'A thousand birds.', box: { x: 0.1, y: 0.1, w: 0.8, h: 0.4 } }],
+      },
+    });
+    const r = await planScene('a thousand birds over a lake', { llm: llm() });
+    expect(r.source).toBe('llm');
+    expect(r.crowds).toEqual([{ label: 'a flock of birds', count: 1000, note: expect.stringMatching(/one group/) }]);
+    expect(r.warnings).toContain(r.crowds[0]!.note);
+  });
+});

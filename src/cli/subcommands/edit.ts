@@ -2,18 +2,156 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, readEnvironment } from '../../config/config.ts';
 import { UserError } from '../../config/errors.ts';
 import { planEdit } from '../../planner/editor.ts';
-import { planScene } from '../../planner/plan.ts';
+import { planScene, type PlanSceneOptions } from '../../planner/plan.ts';
 import { applyEdit } from '../../scene/edit.ts';
 import { parseSceneJSON, sceneToJSON } from '../../scene/json.ts';
-import type { Scene } from '../../scene/schema.ts';
+import type { Edit, Scene } from '../../scene/schema.ts';
+import { validateScene } from '../../scene/validate.ts';
 import { parseCommandArgs, type CliCommand } from '../command.ts';
 import { describeScene, note, planningSetup } from './plan.ts';
 
 const usage =
   'scenewright edit --scene <scene.json> "<instruction>" [--offline] [--json] [--llm-only] [--history "<earlier instruction>" ...]\n' +
+  '       scenewright edit --batch <file> [--offline] [--llm-only]\n' +
   '       Prints the edited scene (the Scene JSON fields) plus: kind (change | start_over | clarify), edit (what\n' +
   '       changed), repaint (region ids to repaint), regenerate (true when boxes moved or the whole picture\n' +
-  '       changed), reason, and question for clarify. Region ids stay stable; the output is a valid --scene input.';
+  '       changed), reason, and question for clarify. Region ids stay stable; the output is a valid --scene input.\n' +
+  '       --batch reads one {"scene": <Scene>, "instruction": "...", "history": [...]} JSON per line and prints one\n' +
+  '       result JSON per line in input order; a line that fails prints {"error", "line"} and the batch goes on.';
+
+interface Edited {
+  scene: Scene;
+  extra: Record<string, unknown>;
+  edit: Edit;
+  source: string;
+  warnings: string[];
+}
+
+/** One instruction applied to one scene: the edit, its result, and what to tell the user. */
+async function editOne(scene: Scene, instruction: string, opts: PlanSceneOptions, history: string[]): Promise<Edited> {
+  const result = await planEdit(scene, instruction, {
+    llm: opts.llm,
+    offline: opts.offline,
+    llmOnly: opts.llmOnly,
+    limits: opts.limits,
+    history,
+  });
+  const warnings = result.warnings.filter((w) => !/no LLM configured/.test(w));
+  const edit = result.edit;
+  if (edit.kind === 'change') {
+    const applied = applyEdit(scene, edit);
+    return {
+      scene: applied.scene,
+      edit,
+      source: result.source,
+      warnings,
+      extra: {
+        kind: 'change',
+        edit,
+        repaint: applied.repaint.map((r) => r.id),
+        regenerate: applied.regenerate,
+        reason: applied.reason,
+      },
+    };
+  }
+  if (edit.kind === 'start_over') {
+    const planned = await planScene(edit.description, { ...opts, width: scene.width, height: scene.height });
+    warnings.push(...planned.warnings.filter((w) => !/no LLM configured/.test(w)));
+    return {
+      scene: planned.scene,
+      edit,
+      source: result.source,
+      warnings,
+      extra: { kind: 'start_over', edit, repaint: [], regenerate: true, reason: 'a new picture' },
+    };
+  }
+  return {
+    scene,
+    edit,
+    source: result.source,
+    warnings,
+    extra: {
+      kind: 'clarify',
+      edit,
+      question: edit.question,
+      repaint: [],
+      regenerate: false,
+      reason: 'the instruction needs a clarification',
+    },
+  };
+}
+
+function resultJSON(r: Edited): string {
+  return JSON.stringify({ ...(JSON.parse(sceneToJSON(r.scene)) as object), ...r.extra, source: r.source });
+}
+
+/** Reads one batch line: {scene, instruction, history?}; says which field is wrong and how to fix it. */
+function batchItem(text: string, opts: PlanSceneOptions): { scene: Scene; instruction: string; history: string[] } {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `not valid JSON (${(e as Error).message}): write one {"scene": {...}, "instruction": "..."} per line`,
+      { cause: e },
+    );
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data))
+    throw new Error('each line must be a JSON object {"scene": {...}, "instruction": "..."}');
+  const o = data as Record<string, unknown>;
+  if (typeof o.instruction !== 'string' || !o.instruction.trim())
+    throw new Error('"instruction" is missing or empty: give the change as text, e.g. "make the cat black"');
+  if (o.scene === undefined) throw new Error('"scene" is missing: give the Scene JSON that `plan --json` prints');
+  if (o.history !== undefined && !(Array.isArray(o.history) && o.history.every((h) => typeof h === 'string')))
+    throw new Error('"history" must be a list of earlier instructions (strings)');
+  let scene: Scene;
+  try {
+    scene = validateScene(o.scene, opts.limits);
+  } catch (e) {
+    throw new Error(`"scene" is not a valid scene: ${(e as Error).message}`, { cause: e });
+  }
+  return { scene, instruction: o.instruction.trim(), history: (o.history as string[] | undefined) ?? [] };
+}
+
+/** Many edits in one process: a Node start-up costs about 3 s, an offline edit a few milliseconds. */
+async function runBatch(file: string, opts: PlanSceneOptions): Promise<number> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`cannot read the batch file ${file}: ${(e as Error).message}`);
+  }
+  const lines = text
+    .split(/\r?\n/)
+    .map((l, i) => ({ line: i + 1, text: l.trim() }))
+    .filter((l) => l.text);
+  // LLM calls overlap a little; answers are printed in input order as soon as each is next in line.
+  const parallel = opts.llm ? 4 : 1;
+  const results: (string | undefined)[] = new Array(lines.length);
+  let printed = 0;
+  const flush = () => {
+    while (printed < lines.length && results[printed] !== undefined) process.stdout.write(`${results[printed++]}\n`);
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < lines.length) {
+      const k = next++;
+      const { line, text: input } = lines[k]!;
+      try {
+        const item = batchItem(input, opts);
+        const r = await editOne(item.scene, item.instruction, opts, item.history);
+        for (const w of r.warnings) note(`line ${line}: ${w}`);
+        results[k] = resultJSON(r);
+      } catch (e) {
+        results[k] = JSON.stringify({ error: (e as Error).message, line });
+      }
+      flush();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, lines.length) }, worker));
+  flush();
+  return 0;
+}
 
 export const command: CliCommand = {
   summary: 'apply an instruction ("change the left cat to a dog") to a scene; LLM or offline rules',
@@ -23,6 +161,7 @@ export const command: CliCommand = {
       argv,
       {
         scene: { type: 'string' },
+        batch: { type: 'string' },
         offline: { type: 'boolean' },
         json: { type: 'boolean' },
         'llm-only': { type: 'boolean' },
@@ -30,11 +169,22 @@ export const command: CliCommand = {
       },
       usage,
     );
+    if (values.offline && values['llm-only']) throw new UserError('--offline and --llm-only contradict each other', 2);
+    if (values.batch !== undefined) {
+      if (values.scene || positionals.length || values.history)
+        throw new UserError(
+          '--batch reads scene, instruction and history from each line: give no --scene, --history or instruction',
+          2,
+        );
+      const opts = planningSetup(loadConfig(readEnvironment()), values);
+      if (!values.offline && !opts.llm)
+        note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor');
+      return runBatch(values.batch, opts);
+    }
     if (!values.scene) throw new UserError(`--scene <scene.json> is required\n\nusage: ${usage}`, 2);
     const instruction = positionals.join(' ').trim();
     if (!instruction)
       throw new UserError(`give an instruction, for example "change the left cat to a dog"\n\nusage: ${usage}`, 2);
-    if (values.offline && values['llm-only']) throw new UserError('--offline and --llm-only contradict each other', 2);
     const config = loadConfig(readEnvironment());
     const opts = planningSetup(config, values);
     let text: string;
@@ -46,58 +196,19 @@ export const command: CliCommand = {
     const scene = parseSceneJSON(text, opts.limits);
     if (!values.offline && !opts.llm)
       note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor');
-    let result;
+    let r: Edited;
     try {
-      result = await planEdit(scene, instruction, {
-        llm: opts.llm,
-        offline: opts.offline,
-        llmOnly: opts.llmOnly,
-        limits: opts.limits,
-        history: values.history ?? [],
-      });
+      r = await editOne(scene, instruction, opts, values.history ?? []);
     } catch (e) {
       throw new UserError((e as Error).message);
     }
-    for (const w of result.warnings) if (!/no LLM configured/.test(w)) note(w);
-    const edit = result.edit;
-    let out: Scene = scene;
-    let extra: Record<string, unknown>;
-    if (edit.kind === 'change') {
-      const applied = applyEdit(scene, edit);
-      out = applied.scene;
-      extra = {
-        kind: 'change',
-        edit,
-        repaint: applied.repaint.map((r) => r.id),
-        regenerate: applied.regenerate,
-        reason: applied.reason,
-      };
-    } else if (edit.kind === 'start_over') {
-      const planned = await planScene(edit.description, { ...opts, width: scene.width, height: scene.height });
-      for (const w of planned.warnings) if (!/no LLM configured/.test(w)) note(w);
-      out = planned.scene;
-      extra = { kind: 'start_over', edit, repaint: [], regenerate: true, reason: 'a new picture' };
-    } else {
-      extra = {
-        kind: 'clarify',
-        edit,
-        question: edit.question,
-        repaint: [],
-        regenerate: false,
-        reason: 'the instruction needs a clarification',
-      };
-    }
-    if (values.json) {
+    for (const w of r.warnings) note(w);
+    if (values.json) process.stdout.write(`${resultJSON(r)}\n`);
+    else if (r.edit.kind === 'clarify') process.stdout.write(`question: ${r.edit.question}\n`);
+    else
       process.stdout.write(
-        `${JSON.stringify({ ...(JSON.parse(sceneToJSON(out)) as object), ...extra, source: result.source })}\n`,
+        `${r.edit.kind === 'start_over' ? 'start over' : `changed: ${(r.extra.repaint as string[]).join(', ') || '(global)'}${r.extra.regenerate ? ' (new generation)' : ' (repaint)'}`}\n${describeScene(r.scene)}\n`,
       );
-    } else if (edit.kind === 'clarify') {
-      process.stdout.write(`question: ${edit.question}\n`);
-    } else {
-      process.stdout.write(
-        `${edit.kind === 'start_over' ? 'start over' : `changed: ${(extra.repaint as string[]).join(', ') || '(global)'}${extra.regenerate ? ' (new generation)' : ' (repaint)'}`}\n${describeScene(out)}\n`,
-      );
-    }
     return 0;
   },
 };

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, readEnvironment, type Config } from '../../config/config.ts';
 import { UserError } from '../../config/errors.ts';
 import { llmFromConfig, type LlmClient } from '../../planner/llm.ts';
+import type { Crowd } from '../../planner/offline.ts';
 import { planScene, type PlanSceneOptions } from '../../planner/plan.ts';
 import { sizeForAspect } from '../../scene/normalize.ts';
 import { sceneToJSON } from '../../scene/json.ts';
@@ -75,6 +76,11 @@ export function describeScene(scene: Scene): string {
   return lines.join('\n');
 }
 
+/** Groups drawn as one region, for the text output (the notes also go to stderr). */
+function crowdLines(crowds: Crowd[]): string {
+  return crowds.map((c) => `group:      ${c.label}: ${c.note}\n`).join('');
+}
+
 async function runBatch(file: string, opts: PlanSceneOptions, json: boolean): Promise<number> {
   let text: string;
   try {
@@ -101,7 +107,9 @@ async function runBatch(file: string, opts: PlanSceneOptions, json: boolean): Pr
       try {
         const r = await planScene(input, opts);
         for (const w of r.warnings) note(`line ${line}: ${w}`);
-        results[k] = json ? sceneToJSON(r.scene) : `# line ${line} (${r.source})\n${describeScene(r.scene)}\n`;
+        results[k] = json
+          ? sceneToJSON(r.scene)
+          : `# line ${line} (${r.source})\n${describeScene(r.scene)}\n${crowdLines(r.crowds)}`;
       } catch (e) {
         const error = (e as Error).message;
         results[k] = json ? JSON.stringify({ error, line, input }) : `# line ${line}: error: ${error}\n`;
@@ -152,7 +160,7 @@ export const command: CliCommand = {
     if (values.json) process.stdout.write(`${sceneToJSON(result.scene)}\n`);
     else
       process.stdout.write(
-        `planned by: ${result.source === 'llm' ? `the LLM (${config.llm.model})` : 'the offline planner'}\n${describeScene(result.scene)}\n`,
+        `planned by: ${result.source === 'llm' ? `the LLM (${config.llm.model})` : 'the offline planner'}\n${describeScene(result.scene)}\n${crowdLines(result.crowds)}`,
       );
     return 0;
   },

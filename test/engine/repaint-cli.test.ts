@@ -214,6 +214,9 @@ describe('scenewright generate --scene / repaint --from', () => {
     expect(other.status).toBe(1);
     expect(other.stderr).toMatch(/was painted with flux\.1-dev, and this model is flux\.1-schnell/);
     expect(other.stderr).not.toMatch(/loaded /);
+    const nowhere = cli('generate', '--model', path.join(tmp, 'no-such-model'), '--prompt', 'a cat', '--out', 'x.png');
+    expect(nowhere.status).toBe(2);
+    expect(nowhere.stderr).toMatch(/model folder .*no-such-model does not exist: point --model/);
     const vague = cli('repaint', '--model', m, '--from', 'two', '--edit', 'make the elephant blue', '--out', 'x.png');
     expect(vague.status).toBe(1);
     expect(vague.stderr).not.toMatch(/loaded /);

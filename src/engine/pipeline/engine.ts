@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describeForms, loadCheckpoint } from '../checkpoint/index.ts';
 import { VaeCodec, type Nchw } from '../graphs/vae-codec.ts';
@@ -18,6 +18,7 @@ import { parseSchedulerConfig, type SchedulerConfig } from '../scheduler.ts';
 import { T5_LENGTH } from '../tokenizers/t5.ts';
 import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type ModelManifest } from '../model-manifest.ts';
 import type { RagParams } from '../../rag/params.ts';
+import { UserError } from '../../config/errors.ts';
 import { childLogger } from '../../log/logger.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
 import { checkFits, freeMemory, memoryNeed } from './memory-fit.ts';
@@ -100,6 +101,11 @@ export class Engine {
 
   /** Opens a checkpoint (configs and shapes checked now; weights are prepared and sessions created on first use). */
   static open(o: EngineOptions): Engine {
+    if (!existsSync(o.modelDir))
+      throw new UserError(
+        `model folder ${o.modelDir} does not exist: point --model (or MODEL_DIR) at a FLUX.1 checkpoint folder`,
+        2,
+      );
     const { forms, from } = formsFor(o.modelDir, o.weights);
     if (from === 'folder')
       log.info({ forms }, `weights forms from ${path.join(o.modelDir, FOLDER_DEFAULTS_FILE)} (WEIGHTS overrides them)`);

@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['.dependency-cruiser.cjs', 'node_modules/**', 'data/**', 'coverage/**', '.tmp/**', '.gpu/**', '.gpu-rag/**', '.gl/**'] },
+  {
+    ignores: [
+      '.dependency-cruiser.cjs',
+      'node_modules/**',
+      'data/**',
+      'coverage/**',
+      '.tmp/**',
+      '.gpu/**',
+      '.gpu-rag/**',
+      '.gl/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -255,7 +255,7 @@ describe('a bot and worker processes on other "machines" through Redis', () => {
           : undefined;
       },
       'progress with a preview',
-      15_000,
+      40_000,
     );
     const edits = h!.fake.requests.filter(
       (r) => r.method === 'PATCH' && /step \d+\/100/.test((r.body as { content?: string })?.content ?? ''),

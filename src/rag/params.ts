@@ -27,6 +27,23 @@ const MaskSource = z.union([
   z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'must be a PNG path or the PNG bytes'),
 ]);
 
+/** Limits of one paint pass's styles (the step graph's LoRA inputs are sized by them; RAG-SPEC has no LoRA). */
+export const LORA_LIMITS = { maxLoras: 8, maxRank: 128, minScale: -4, maxScale: 4 } as const;
+
+/**
+ * A style (LoRA) of a pass: `name` is a `.safetensors` path or a style name in LORA_DIR (the worker resolves
+ * names to paths before the engine sees them); `sha256` pins the exact file once known (stored with a generation).
+ */
+export const LoraRefSchema = z.strictObject({
+  name: z.string().min(1),
+  scale: z.number().finite().min(LORA_LIMITS.minScale).max(LORA_LIMITS.maxScale),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256')
+    .optional(),
+});
+export type LoraRef = z.infer<typeof LoraRefSchema>;
+
 export const RagParamsSchema = z.strictObject({
   /** Index inside an official gallery file; carried, never used. */
   idx: z.number().int().optional(),
@@ -57,6 +74,12 @@ export const RagParamsSchema = z.strictObject({
   Repainting_HB_replace: z.number().int().min(0).optional(),
   Repainting_seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
   Repainting_single: z.union([z.literal(0), z.literal(1), z.boolean()]).optional(),
+  /** Our extension: global styles, applied to every stream (main, hard-binding boxes, repaint). */
+  loras: z.array(LoraRefSchema).optional(),
+  /** Our extension: each hard-binding box's styles, parallel to HB_prompt_list (docs/styles.md has the semantics). */
+  HB_lora_list: z.array(z.array(LoraRefSchema)).optional(),
+  /** Our extension: the repainted region's styles (its pre-pass stream, and the repaint pass inside the mask). */
+  Repainting_loras: z.array(LoraRefSchema).optional(),
 });
 
 export type RagParams = z.infer<typeof RagParamsSchema>;

@@ -65,6 +65,7 @@ const EnvSchema = z.object({
       }
     }),
   WEIGHTS_CACHE_DIR: z.string().min(1).optional(),
+  LORA_DIR: z.string().min(1).optional(),
   OPENAI_BASE_URL: url.optional(),
   OPENAI_API_KEY: z.string().min(1).optional(),
   OPENAI_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -102,6 +103,8 @@ export interface Config {
     /** What each component's weights run in; where prepared weights are written once. */
     weights: WeightForms;
     weightsCacheDir: string;
+    /** The styles: a folder of LoRA `.safetensors` files, each named by its file's stem. Unset: no styles. */
+    loraDir?: string;
   };
   llm: { baseUrl?: string; apiKey?: string; model: string; timeoutMs: number; enabled: boolean };
   dataDir: string;
@@ -195,6 +198,10 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
     problems.push(
       `MODEL_DIR (${values.MODEL_DIR}) does not exist: set it to the folder you downloaded FLUX.1-schnell or FLUX.1-dev into (README "Getting FLUX weights"), or leave it empty to plan layouts only`,
     );
+  if (typeof values.LORA_DIR === 'string' && !existsSync(path.resolve(values.LORA_DIR)))
+    problems.push(
+      `LORA_DIR (${values.LORA_DIR}) does not exist: set it to the folder of your LoRA .safetensors files (README "Styles (LoRA)"), or leave it empty for no styles`,
+    );
   const sizesOk = ok('MIN_SIZE') && ok('MAX_SIZE') && ok('DEFAULT_SIZE');
   for (const k of ['MIN_SIZE', 'MAX_SIZE', 'DEFAULT_SIZE'] as const) {
     if (values[k] !== undefined && e[k] % 16 !== 0)
@@ -230,6 +237,7 @@ export function loadConfig(raw: Record<string, string | undefined>, needs: Need[
       memoryCheck: e.MEMORY_CHECK === 'on',
       weights: parseWeightForms(e.WEIGHTS),
       weightsCacheDir: path.resolve(e.WEIGHTS_CACHE_DIR ?? defaultWeightsCacheDir(raw)),
+      ...(e.LORA_DIR ? { loraDir: path.resolve(e.LORA_DIR) } : {}),
     },
     llm: {
       baseUrl: e.OPENAI_BASE_URL,

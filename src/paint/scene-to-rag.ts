@@ -10,11 +10,11 @@
 import { loadModelManifest, type ModelId, type ModelManifest } from '../engine/model-manifest.ts';
 import { tokensToFraction } from '../rag/boxes.ts';
 import { rectsToMaskPng, type PixelRect } from '../rag/mask.ts';
-import { validateRagParams, type RagParams } from '../rag/params.ts';
+import { validateRagParams, type LoraRef, type RagParams } from '../rag/params.ts';
 import type { AppliedEdit } from '../scene/edit.ts';
 import { sceneToJSON } from '../scene/json.ts';
 import { boxToTokens, deriveSoftGrid, fillSoftGrid, type SoftGrid, type TokenRect } from './soft-grid.ts';
-import { TOKEN_PX, type Box, type Scene } from '../scene/schema.ts';
+import { TOKEN_PX, type Box, type Region, type Scene } from '../scene/schema.ts';
 
 function manifestOf(model: ModelId | ModelManifest | undefined): ModelManifest {
   if (model === undefined) return loadModelManifest('flux.1-dev');
@@ -74,8 +74,25 @@ export function sceneToRag(scene: Scene, opts: RagOptions = {}): SceneRag {
     guidance_scale: opts.guidance ?? model.defaults.guidance_scale,
     height: scene.height,
     width: scene.width,
+    // Style fields only when the scene has styles: a style-less pass is exactly what it was before styles existed.
+    ...(scene.loras?.length ? { loras: scene.loras.map(styleRef) } : {}),
+    ...(scene.regions.some((r) => r.loras?.length)
+      ? { HB_lora_list: scene.regions.map((r) => (r.loras ?? []).map(styleRef)) }
+      : {}),
   };
   return { params: validateRagParams(params, 'parameters derived from the scene'), grid, boxes };
+}
+
+/** A scene's style as a pass carries it (name, scale and a pinned hash when the scene had one). */
+function styleRef(s: LoraRef): LoraRef {
+  return { name: s.name, scale: s.scale, ...(s.sha256 ? { sha256: s.sha256 } : {}) };
+}
+
+/** The styles of the regions a repaint paints, each once (the first scale given wins). */
+function repaintStyles(regions: Region[]): LoraRef[] {
+  const out = new Map<string, LoraRef>();
+  for (const r of regions) for (const s of r.loras ?? []) if (!out.has(s.name)) out.set(s.name, styleRef(s));
+  return [...out.values()];
 }
 
 export function sceneToRagParams(scene: Scene, opts: RagOptions = {}): RagParams {
@@ -161,8 +178,13 @@ async function repaintPass(
   const hbPrompt = kept.length ? kept.map((r) => r.label).join(' and ') : scene.background.trim() || scene.prompt;
   const grid = fillSoftGrid(scene, original.SR_hw_split_ratio);
   const regionIds = changes.map((r) => r.id);
+  // The parent's own styles (loras, HB_lora_list) stay: the main pass must re-run the parent exactly. A parent
+  // that was itself a repaint leaves its Repainting_loras behind with its other Repainting_* fields.
+  const { Repainting_loras: _parentRepaintStyles, ...parentPass } = original;
+  const styles = repaintStyles(kept);
   const params: RagParams = {
-    ...original,
+    ...parentPass,
+    ...(styles.length ? { Repainting_loras: styles } : {}),
     Repainting_mask: mask,
     Repainting_prompt: scene.prompt,
     Repainting_SR_prompt: grid.cells.map((c) => c.prompt).join(' BREAK '),

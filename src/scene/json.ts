@@ -1,5 +1,9 @@
-import { SceneSchema, type Scene } from './schema.ts';
+import { SceneSchema, type Scene, type StyleRef } from './schema.ts';
 import { validateScene, type SceneLimits, DEFAULT_SCENE_LIMITS } from './validate.ts';
+
+function styleJSON(s: StyleRef): StyleRef {
+  return { name: s.name, scale: s.scale, ...(s.sha256 ? { sha256: s.sha256 } : {}) };
+}
 
 /** The Scene as printed and stored: fixed key order, fractions as numbers, no schema-version noise. */
 export function sceneToJSON(scene: Scene): string {
@@ -14,7 +18,10 @@ export function sceneToJSON(scene: Scene): string {
       label: r.label,
       prompt: r.prompt,
       box: { x: r.box.x, y: r.box.y, w: r.box.w, h: r.box.h },
+      ...(r.loras?.length ? { loras: r.loras.map(styleJSON) } : {}),
     })),
+    // Only when there are styles: a scene without them prints (and seeds) as it always did.
+    ...(scene.loras?.length ? { loras: scene.loras.map(styleJSON) } : {}),
   });
 }
 

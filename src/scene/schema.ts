@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LORA_LIMITS, LoraRefSchema } from '../rag/params.ts';
 
 /** Bumped whenever the stored shape of a Scene changes; stored rows carry it. */
 export const SCENE_SCHEMA_VERSION = 1;
@@ -14,6 +15,13 @@ export const LIMITS = {
 } as const;
 
 /** A box in fractions of the image, top-left origin: x, y from the left and top edges; w, h its size. */
+/**
+ * Styles (LoRAs) by name (a style in LORA_DIR, or a `.safetensors` path for CLI use) and scale. Scene-level styles
+ * apply to the whole picture, a region's only inside its box. The file's hash is pinned in the paint passes, not here.
+ */
+export const StylesSchema = z.array(LoraRefSchema).max(LORA_LIMITS.maxLoras);
+export type StyleRef = z.infer<typeof LoraRefSchema>;
+
 export const BoxSchema = z.object({
   x: z.number().finite(),
   y: z.number().finite(),
@@ -32,6 +40,7 @@ export const RegionSchema = z.object({
   label: z.string().trim().min(1, 'a region needs a label (what is in the box)').max(LIMITS.labelMax),
   prompt: z.string().trim().min(1, 'a region needs a prompt (a detailed description of the box)').max(LIMITS.promptMax),
   box: BoxSchema,
+  loras: StylesSchema.optional(),
 });
 export type Region = z.infer<typeof RegionSchema>;
 
@@ -47,6 +56,7 @@ export const SceneSchema = z.object({
   background: z.string().trim().max(LIMITS.promptMax).default(''),
   exclude: z.array(z.string().trim().min(1).max(LIMITS.labelMax)).max(LIMITS.excludeMax).default([]),
   regions: z.array(RegionSchema),
+  loras: StylesSchema.optional(),
 });
 export type Scene = z.infer<typeof SceneSchema>;
 
@@ -56,6 +66,8 @@ export const RegionUpdateSchema = z.object({
   label: RegionSchema.shape.label.optional(),
   prompt: RegionSchema.shape.prompt.optional(),
   box: BoxSchema.optional(),
+  /** The region's styles from now on; `[]` clears them. Unset: unchanged. */
+  loras: StylesSchema.optional(),
 });
 export type RegionUpdate = z.infer<typeof RegionUpdateSchema>;
 
@@ -80,6 +92,8 @@ export const EditSchema = z.discriminatedUnion('kind', [
       .optional(),
     background: z.string().trim().max(LIMITS.promptMax).optional(),
     exclude: z.array(z.string().trim().min(1).max(LIMITS.labelMax)).max(LIMITS.excludeMax).optional(),
+    /** The whole picture's styles from now on (a new generation); `[]` clears them. */
+    loras: StylesSchema.optional(),
   }),
   z.object({ kind: z.literal('start_over'), description: z.string().trim().min(1).max(2000) }),
   z.object({ kind: z.literal('clarify'), question: z.string().trim().min(1).max(500) }),

@@ -1,4 +1,5 @@
-import { SceneSchema, TOKEN_PX, type Box, type Region, type Scene } from './schema.ts';
+import { LORA_LIMITS } from '../rag/params.ts';
+import { SceneSchema, TOKEN_PX, type Box, type Region, type Scene, type StyleRef } from './schema.ts';
 
 export interface SceneLimits {
   maxRegions: number;
@@ -84,6 +85,33 @@ export function validateScene(input: unknown, limits: SceneLimits = DEFAULT_SCEN
     seen.add(r.id);
     problems.push(...boxProblems(r.box, scene.width, scene.height, describe(r)));
   }
+  problems.push(...styleProblems(scene));
   if (problems.length) throw new SceneError(problems);
   return scene;
+}
+
+/** Every style the scene names, once each (a style used globally and in a region counts once). */
+export function sceneStyleNames(scene: Pick<Scene, 'loras' | 'regions'>): string[] {
+  const all: StyleRef[] = [...(scene.loras ?? []), ...scene.regions.flatMap((r) => r.loras ?? [])];
+  return [...new Set(all.map((s) => s.name))];
+}
+
+/** The painter holds at most LORA_LIMITS.maxLoras styles in one picture; one style twice in one list is a typo. */
+export function styleProblems(scene: Pick<Scene, 'loras' | 'regions'>): string[] {
+  const out: string[] = [];
+  const names = sceneStyleNames(scene);
+  if (names.length > LORA_LIMITS.maxLoras)
+    out.push(
+      `the layout uses ${names.length} styles (${names.join(', ')}); at most ${LORA_LIMITS.maxLoras} fit in one picture: drop some`,
+    );
+  const twice = (list: StyleRef[] | undefined, who: string) => {
+    const seen = new Set<string>();
+    for (const s of list ?? []) {
+      if (seen.has(s.name)) out.push(`${who} names the style "${s.name}" twice: give it once, with one scale`);
+      seen.add(s.name);
+    }
+  };
+  twice(scene.loras, 'the scene');
+  for (const r of scene.regions) twice(r.loras, describe(r));
+  return out;
 }

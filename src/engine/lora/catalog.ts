@@ -1,0 +1,145 @@
+/**
+ * The styles in LORA_DIR: every `.safetensors` file directly in the folder is a style named by its file's stem
+ * (`watercolor.safetensors` → "watercolor"). Listing reads only each file's safetensors header (for the trigger
+ * words and base model in its metadata) and hashes the file once: the hash and metadata are remembered by path,
+ * size and modification time, so listing a folder of 50 LoRAs again (every autocomplete keystroke) reads nothing
+ * but the directory.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { UserError } from '../../config/errors.ts';
+import { SafetensorsFile } from '../weights/safetensors.ts';
+import { loraMeta } from './meta.ts';
+import type { LoraMeta } from './types.ts';
+
+export interface StyleInfo {
+  /** The file's stem: what users type. */
+  name: string;
+  /** Absolute path of the file. */
+  path: string;
+  /** SHA-256 of the whole file, lowercase hex. */
+  sha256: string;
+  sizeBytes: number;
+  meta: LoraMeta;
+}
+
+/** A style name that LORA_DIR does not have, a LORA_DIR that cannot be read, or a file that is not a LoRA. */
+export class StyleError extends UserError {
+  constructor(
+    message: string,
+    /** The names the folder does have (for suggestions). */
+    readonly known: string[] = [],
+  ) {
+    super(message);
+    this.name = 'StyleError';
+  }
+}
+
+const EXT = '.safetensors';
+
+interface Cached {
+  size: number;
+  mtimeMs: number;
+  info: StyleInfo;
+}
+const cache = new Map<string, Cached>();
+
+/** SHA-256 of a file, streamed (LoRAs run to hundreds of MB). */
+export async function sha256File(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** One style file, from the cache when its size and modification time have not changed. */
+export async function styleInfo(file: string, name = path.basename(file, EXT)): Promise<StyleInfo> {
+  const abs = path.resolve(file);
+  let st;
+  try {
+    st = await stat(abs);
+  } catch (e) {
+    throw new StyleError(`style "${name}": cannot read ${abs} (${(e as NodeJS.ErrnoException).code ?? e})`);
+  }
+  const hit = cache.get(abs);
+  if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs && hit.info.name === name) return hit.info;
+  let metadata: Record<string, string>;
+  try {
+    metadata = new SafetensorsFile(abs, abs).metadata;
+  } catch (e) {
+    throw new StyleError(`style "${name}" is not a usable LoRA file: ${(e as Error).message}`);
+  }
+  const info: StyleInfo = {
+    name,
+    path: abs,
+    sha256: await sha256File(abs),
+    sizeBytes: st.size,
+    meta: loraMeta(metadata),
+  };
+  cache.set(abs, { size: st.size, mtimeMs: st.mtimeMs, info });
+  return info;
+}
+
+/** The `.safetensors` files of the folder by style name, sorted by name; nothing is read but the directory. */
+async function styleFiles(dir: string): Promise<{ name: string; file: string }[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new StyleError(
+      `LORA_DIR (${dir}) cannot be read (${code ?? (e as Error).message}): set LORA_DIR to a folder of .safetensors LoRA files`,
+    );
+  }
+  return entries
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && e.name.toLowerCase().endsWith(EXT) && !e.name.startsWith('.'))
+    .map((e) => ({ name: e.name.slice(0, -EXT.length), file: path.resolve(dir, e.name) }))
+    .sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** Every style in `dir`. A file that is not a readable safetensors file is left out (and named in `skipped`). */
+export async function listStyles(dir: string, skipped: string[] = []): Promise<StyleInfo[]> {
+  const out: StyleInfo[] = [];
+  for (const f of await styleFiles(dir)) {
+    try {
+      out.push(await styleInfo(f.file, f.name));
+    } catch (e) {
+      skipped.push(`${path.basename(f.file)}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/** The names of the styles in `dir` (no file is read). */
+export async function styleNames(dir: string): Promise<string[]> {
+  return (await styleFiles(dir)).map((f) => f.name);
+}
+
+/** `names` as a user reads them in a message: at most 20, then a count. */
+export function listNames(names: string[]): string {
+  if (!names.length) return '(none)';
+  const shown = names.slice(0, 20).join(', ');
+  return names.length > 20 ? `${shown} and ${names.length - 20} more` : shown;
+}
+
+/**
+ * The style called `name` in `dir`: its exact stem, else the only one equal to it ignoring case. Unknown names
+ * are an error that lists the styles the folder has.
+ */
+export async function findStyle(dir: string, name: string): Promise<StyleInfo> {
+  const files = await styleFiles(dir);
+  const wanted = name.trim();
+  const exact = files.find((f) => f.name === wanted);
+  const folded = files.filter((f) => f.name.toLowerCase() === wanted.toLowerCase());
+  const hit = exact ?? (folded.length === 1 ? folded[0] : undefined);
+  const names = files.map((f) => f.name);
+  if (!hit)
+    throw new StyleError(
+      names.length
+        ? `there is no style "${wanted}"; the styles are: ${listNames(names)}`
+        : `there is no style "${wanted}": the style folder (LORA_DIR) has no .safetensors files`,
+      names,
+    );
+  return styleInfo(hit.file, hit.name);
+}

@@ -3,10 +3,12 @@ import type { SlashCommand } from '../src/bot/context.ts';
 import { ASPECTS } from '../src/bot/models.ts';
 import { EMPTY_PROMPT } from '../src/bot/flows.ts';
 import { Refusal } from '../src/bot/errors.ts';
+import { styleChoices } from '../src/bot/styles.ts';
 import { visibleText } from '../src/bot/text.ts';
+import { LORA_LIMITS } from '../src/rag/params.ts';
 import { interactionTarget, requesterOf, respond, showPrepared } from '../src/bot/present.ts';
 
-/** `/imagine prompt [seed] [aspect] [steps] [model]`: plan a layout from text, show it, paint it. */
+/** `/imagine prompt [seed] [aspect] [steps] [model] [style] [style_scale]`: plan a layout from text, show it, paint it. */
 export const command: SlashCommand = {
   name: 'imagine',
   definition(config, models) {
@@ -46,12 +48,25 @@ export const command: SlashCommand = {
           .setDescription('Which model')
           .addChoices(...models.map((m) => ({ name: m.name, value: m.id }))),
       )
+      .addStringOption((o) =>
+        o.setName('style').setDescription('A style for the whole picture (see /styles)').setAutocomplete(true),
+      )
+      .addNumberOption((o) =>
+        o
+          .setName('style_scale')
+          .setDescription('How strong the style is (default 1; negative pushes away from it)')
+          .setMinValue(LORA_LIMITS.minScale)
+          .setMaxValue(LORA_LIMITS.maxScale),
+      )
       .toJSON();
   },
   async execute(ix, ctx) {
     // Zero-width and other invisible characters are no prompt: refused privately, before any work.
     const prompt = visibleText(ix.options.getString('prompt', true)).trim();
     if (!prompt) throw new Refusal(EMPTY_PROMPT);
+    const style = visibleText(ix.options.getString('style') ?? '').trim();
+    const scale = ix.options.getNumber('style_scale');
+    if (scale !== null && !style) throw new Refusal('`style_scale` needs a `style` to scale: pick one (see /styles).');
     const requester = requesterOf(ix);
     // Cheap checks first, so a refusal can be private; everything slower happens after the acknowledgement.
     const slot = await ctx.flows.precheck(requester, prompt, { paints: true });
@@ -65,11 +80,17 @@ export const command: SlashCommand = {
         aspect: ix.options.getString('aspect') ?? undefined,
         steps: ix.options.getInteger('steps') ?? undefined,
         model: ix.options.getString('model') ?? undefined,
+        ...(style ? { styles: [{ name: style, scale: scale ?? 1 }] } : {}),
         target: interactionTarget(ix),
       });
       await ctx.attach(prepared, await respond(ix, showPrepared(prepared, ctx.flows.noModelText())));
     } finally {
       slot.release();
     }
+  },
+  async autocomplete(ix, ctx) {
+    const focused = ix.options.getFocused(true);
+    if (focused.name !== 'style') return ix.respond([]);
+    await ix.respond(styleChoices(await ctx.flows.styles(), String(focused.value)));
   },
 };

@@ -1,4 +1,5 @@
 import type {
+  AutocompleteInteraction,
   ButtonInteraction,
   ChatInputCommandInteraction,
   RESTPostAPIChatInputApplicationCommandsJSONBody,
@@ -35,6 +36,8 @@ export interface SlashCommand {
   name: string;
   definition(config: Config, models: ModelChoice[]): RESTPostAPIChatInputApplicationCommandsJSONBody;
   execute(ix: ChatInputCommandInteraction, ctx: BotContext): Promise<void>;
+  /** Suggestions for an option registered with autocomplete, as the user types (answered within 3 s). */
+  autocomplete?(ix: AutocompleteInteraction, ctx: BotContext): Promise<void>;
 }
 
 /** One button action (files in src/bot/buttons/): the generation is resolved and checked before it runs. */

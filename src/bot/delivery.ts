@@ -7,6 +7,7 @@ import type { BotQueue } from '../queue/queue.ts';
 import type { Job } from '../queue/schema.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation } from '../store/schema.ts';
+import { stylesLine } from './styles.ts';
 import { canUndo, failedButtons, pendingButtons, resultButtons } from './components.ts';
 import { DiscordCode, discordCode, errorId, isTokenGone, shownError } from './errors.ts';
 import { fitAttachment, previewAttachment, type Upload } from './images.ts';
@@ -451,7 +452,8 @@ export class Delivery {
       `${p.scene.width}×${p.scene.height}`,
     ];
     if (job.result) facts.push(seconds(job.result.paintMs));
-    return clip(`${head}\n-# ${facts.join(' · ')} · reply to this image to change it`);
+    const styles = stylesLine(p.scene);
+    return clip(`${head}\n-# ${facts.join(' · ')} · reply to this image to change it${styles ? `\n-# ${styles}` : ''}`);
   }
 
   private body(content: string, components: unknown[], files: Upload[]): Body {

@@ -6,11 +6,13 @@ import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
 import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
 import { generationPasses, repaintPasses, runnablePass } from '../paint/passes.ts';
+import { isStylePath, passStyleProblems, pinStyles } from '../paint/styles.ts';
+import { findStyle, listStyles, StyleError, type StyleInfo } from '../engine/lora/catalog.ts';
 import { lastPassOf } from '../paint/stored.ts';
 import { MODEL_IDS, type ModelId } from '../engine/model-manifest.ts';
 import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
-import type { Scene } from '../scene/schema.ts';
-import { SceneError, validateScene, type SceneLimits } from '../scene/validate.ts';
+import type { Scene, StyleRef } from '../scene/schema.ts';
+import { SceneError, sceneStyleNames, validateScene, type SceneLimits } from '../scene/validate.ts';
 import type { Store } from '../store/store.ts';
 import type { Generation, GenerationKind, GenerationParams } from '../store/schema.ts';
 import type { PainterInfo } from '../worker/painter.ts';
@@ -19,7 +21,7 @@ import { readImage, safetensorsWhole } from './files.ts';
 import { Refusal } from './errors.ts';
 import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
-import type { BotPlanner } from './planning.ts';
+import type { BotPlanner, StyleChoice } from './planning.ts';
 import { quote, visibleText } from './text.ts';
 
 /** One version in the history of a conversation (a chain of edits), oldest first. */
@@ -102,6 +104,8 @@ export interface ImagineInput {
   aspect?: string;
   steps?: number;
   model?: string;
+  /** Styles for the whole picture (the /imagine `style` option), by name in LORA_DIR. */
+  styles?: StyleRef[];
   target: NewTarget;
 }
 
@@ -199,6 +203,51 @@ export class Flows {
     return { model: model.id, steps, seed, ...size };
   }
 
+  /** The styles this bot offers (LORA_DIR), with what their files say about them; none without LORA_DIR. */
+  async styles(): Promise<StyleInfo[]> {
+    const dir = this.config.model.loraDir;
+    if (!dir) return [];
+    try {
+      return await listStyles(dir);
+    } catch (e) {
+      if (e instanceof StyleError) throw new Refusal(`I cannot list the styles right now: ${e.message}.`);
+      throw e;
+    }
+  }
+
+  /** The styles as the planner sees them (names and what each looks like). */
+  private async styleChoices(): Promise<StyleChoice[]> {
+    return (await this.styles()).map((s) => ({
+      name: s.name,
+      ...(s.meta.description || s.meta.title ? { description: s.meta.description ?? s.meta.title } : {}),
+      triggerWords: s.meta.triggerWords,
+    }));
+  }
+
+  /**
+   * Every style a scene names exists in LORA_DIR: checked before anything is stored or queued, so that an unknown
+   * name is answered with the names there are, and a file path from a user is never opened.
+   */
+  async checkStyles(scene: Scene): Promise<void> {
+    const names = sceneStyleNames(scene);
+    if (!names.length) return;
+    const path = names.find(isStylePath);
+    if (path) throw new Refusal(`Give a style by its name (see /styles), not a file path like ${quote(path, 80)}.`);
+    const dir = this.config.model.loraDir;
+    if (!dir)
+      throw new Refusal(
+        `This bot has no styles (its operator has not set LORA_DIR), so I cannot paint with ${quote(names[0]!, 60)}. Leave the style out.`,
+      );
+    for (const name of names) {
+      try {
+        await findStyle(dir, name);
+      } catch (e) {
+        if (e instanceof StyleError) throw new Refusal(`${capital(e.message)}. See /styles.`);
+        throw e;
+      }
+    }
+  }
+
   /** Normalises a Scene onto the token grid and checks it against this server's limits. */
   private checkScene(scene: Scene): Scene {
     try {
@@ -222,6 +271,7 @@ export class Flows {
         width: s.width,
         height: s.height,
         maxRegions: this.config.limits.maxRegions,
+        styles: await this.styleChoices(),
       });
     } catch (e) {
       if (e instanceof SceneError)
@@ -230,13 +280,24 @@ export class Flows {
         );
       throw e;
     }
-    const scene = this.checkScene({ ...planned.scene, width: s.width, height: s.height });
+    // The style option applies to the whole picture, besides any style the planner gave the picture or a region.
+    const chosen = input.styles ?? [];
+    const planLoras = (planned.scene.loras ?? []).filter((l) => !chosen.some((c) => c.name === l.name));
+    const loras = [...chosen, ...planLoras];
+    const { loras: _planned, ...plannedScene } = planned.scene;
+    const scene = this.checkScene({
+      ...plannedScene,
+      width: s.width,
+      height: s.height,
+      ...(loras.length ? { loras } : {}),
+    });
+    await this.checkStyles(scene);
     this.store.countUsage(input.requester.userId, 'imagine');
     const prepared = await this.create({
       kind: this.canPaint ? 'generate' : 'layout',
       input,
       requestText: prompt,
-      params: this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
+      params: await this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
       planner: planned.planner,
       timings: { plan: Date.now() - started },
     });
@@ -247,12 +308,13 @@ export class Flows {
     const s = this.settingsFor(input.requester.userId, { ...input, aspect: undefined });
     // The layout fixes its own size; seed, steps and model come from the options and settings.
     const scene = this.checkScene(input.scene);
+    await this.checkStyles(scene);
     this.store.countUsage(input.requester.userId, 'layout');
     return this.create({
       kind: this.canPaint ? 'generate' : 'layout',
       input,
       requestText: input.requestText,
-      params: this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
+      params: await this.withRag({ scene, seed: s.seed, steps: s.steps, model: s.model }),
       planner: 'explicit',
     });
   }
@@ -266,7 +328,12 @@ export class Flows {
       kind: 'generate',
       input: { requester, guildId: parent.guildId, target },
       requestText: parent.requestText,
-      params: this.withRag({ scene: base.scene, seed: randomInt(0, 2 ** 32), steps: base.steps, model: base.model }),
+      params: await this.withRag({
+        scene: base.scene,
+        seed: randomInt(0, 2 ** 32),
+        steps: base.steps,
+        model: base.model,
+      }),
       planner: parent.planner,
       parentId: parent.id,
     });
@@ -295,7 +362,11 @@ export class Flows {
       throw new Refusal(`That is ${text.length} characters long; keep it under ${PROMPT_MAX}.`);
     const started = Date.now();
     const lastIds = parent.params.repaint?.regions.map((r) => r.id) ?? [];
-    const { edit, planner } = await this.planner.edit(parent.params.scene, text, { history, lastIds });
+    const { edit, planner } = await this.planner.edit(parent.params.scene, text, {
+      history,
+      lastIds,
+      styles: await this.styleChoices(),
+    });
     if (edit.kind === 'clarify') return { kind: 'clarify', question: edit.question };
     let scene: Scene;
     let what: 'repaint' | 'regenerate' | 'layout';
@@ -306,6 +377,7 @@ export class Flows {
         width: parent.params.scene.width,
         height: parent.params.scene.height,
         maxRegions: this.config.limits.maxRegions,
+        styles: await this.styleChoices(),
       });
       scene = this.checkScene({
         ...planned.scene,
@@ -333,6 +405,7 @@ export class Flows {
       // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
       what = applied.regenerate || !(await repaintable(parent)) ? 'regenerate' : 'repaint';
     }
+    await this.checkStyles(scene);
     if (!this.canPaint) what = 'layout';
     this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
     const kind: GenerationKind = what === 'layout' ? 'layout' : what === 'repaint' ? 'repaint' : 'generate';
@@ -354,12 +427,12 @@ export class Flows {
         ...(decision.mode === 'repaint' && decision.chained ? { mode: 'chained' as const } : {}),
       };
       if (decision.mode === 'repaint') {
-        params.passes = decision.passes;
+        params.passes = await this.pinned(decision.passes);
         params.rag = runnablePass(decision.passes[decision.passes.length - 1]!);
         mask = decision.masks[decision.masks.length - 1];
       }
     } else if (kind !== 'layout') {
-      params = this.withRag(params);
+      params = await this.withRag(params);
     }
     const prepared = await this.create({
       mask,
@@ -442,10 +515,28 @@ export class Flows {
     return (MODEL_IDS as readonly string[]).includes(model) ? (model as ModelId) : undefined;
   }
 
-  /** The RAG parameters the engine will run, stored with the generation so the row says exactly what was painted. */
-  private withRag(p: GenerationParams): GenerationParams {
-    const passes = generationPasses(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps });
+  /**
+   * The RAG parameters the engine will run, stored with the generation so the row says exactly what was painted:
+   * each style with the hash of the file it names here, which every worker checks its own file against.
+   */
+  private async withRag(p: GenerationParams): Promise<GenerationParams> {
+    const passes = await this.pinned(
+      generationPasses(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }),
+    );
     return { ...p, rag: passes[0], passes };
+  }
+
+  private async pinned(passes: RagParams[]): Promise<RagParams[]> {
+    const problems = passes.flatMap(passStyleProblems);
+    if (problems.length) throw new Refusal(`That cannot be painted: ${problems[0]}.`);
+    if (!passes.some((p) => p.loras || p.HB_lora_list || p.Repainting_loras)) return passes;
+    const dir = this.config.model.loraDir;
+    try {
+      return await pinStyles(passes, dir ? { loraDir: dir } : {});
+    } catch (e) {
+      if (e instanceof StyleError) throw new Refusal(`${capital(e.message)}. See /styles.`);
+      throw e;
+    }
   }
 
   /**
@@ -476,4 +567,8 @@ export class Flows {
       return `The image model failed to load (${this.painting.reason ?? 'unknown reason'}), so I can only plan layouts right now. The bot's operator can see the details in its log.`;
     return 'No image model is configured on this bot (MODEL_DIR is not set), so I can only plan and show layouts. The bot’s operator can set MODEL_DIR to a FLUX.1 folder to turn painting on.';
   }
+}
+
+function capital(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
 }

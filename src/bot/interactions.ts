@@ -1,5 +1,6 @@
 import {
   MessageFlags,
+  type AutocompleteInteraction,
   type ButtonInteraction,
   type ChatInputCommandInteraction,
   type Interaction,
@@ -20,6 +21,7 @@ const log = childLogger('interactions');
 
 /** The one entry point for every interaction: slash commands, buttons (`verb:<generation id>`) and modals. */
 export async function onInteraction(ix: Interaction, ctx: BotContext): Promise<void> {
+  if (ix.isAutocomplete()) return onAutocomplete(ix, ctx);
   if (!ix.isRepliable()) return;
   // Recorded until answered: if this process dies in between, the next one tells the user (see app.ts).
   ctx.store.addPending({ token: ix.token, interactionId: ix.id, channelId: ix.channelId ?? '', userId: ix.user.id });
@@ -47,6 +49,18 @@ async function onCommand(ix: ChatInputCommandInteraction, ctx: BotContext): Prom
   if (!command)
     throw new Refusal(`I do not have a /${ix.commandName} command any more; the command list may be out of date.`);
   await command.execute(ix, ctx);
+}
+
+/** Suggestions are best effort: a failure shows the user an empty list, never an error. */
+async function onAutocomplete(ix: AutocompleteInteraction, ctx: BotContext): Promise<void> {
+  const command = ctx.commands.get(ix.commandName);
+  try {
+    if (command?.autocomplete) await command.autocomplete(ix, ctx);
+    else await ix.respond([]);
+  } catch (e) {
+    log.warn({ err: e, command: ix.commandName }, 'autocomplete failed');
+    if (!ix.responded) await ix.respond([]).catch(() => {});
+  }
 }
 
 const NO_RECORD = 'I have no record of that image any more (it may have been deleted). Use /imagine to make a new one.';

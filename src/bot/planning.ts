@@ -1,9 +1,18 @@
 import type { Edit, Scene } from '../scene/schema.ts';
 
+/** A style (LoRA in LORA_DIR) the planner may give the picture or a region. */
+export interface StyleChoice {
+  name: string;
+  description?: string;
+  triggerWords: string[];
+}
+
 export interface PlanOptions {
   width: number;
   height: number;
   maxRegions: number;
+  /** The styles there are; none: the planner assigns none. */
+  styles?: StyleChoice[];
 }
 
 export interface Planned {
@@ -19,6 +28,8 @@ export interface EditContext {
   history: string[];
   /** Regions the previous change was about (what "it" and "them" mean). */
   lastIds: string[];
+  /** The styles there are: "make the cat a watercolor" gives the cat that style when "watercolor" is one. */
+  styles?: StyleChoice[];
 }
 
 export interface EditPlanned {

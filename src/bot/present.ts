@@ -12,6 +12,7 @@ import { canUndo, historyButtons, HISTORY_MAX, pendingButtons, resultButtons } f
 import { isTokenGone } from './errors.ts';
 import type { EditOutcome, History, NewTarget, Prepared, Version } from './flows.ts';
 import { fitAttachment } from './images.ts';
+import { stylesLine } from './styles.ts';
 import { clip, NO_MENTIONS, positionText, quote, regionList } from './text.ts';
 
 /** Interaction tokens live 15 minutes (Discord's documented lifetime). */
@@ -91,6 +92,8 @@ function layoutFile(png: Buffer, g: Generation): AttachmentBuilder {
 export function showPrepared(p: Prepared, noModelText: string, heading?: string): Shown {
   const g = p.generation;
   const lines = [heading ?? `🗺️ Layout for ${quote(g.requestText)}`, `-# ${regionList(g.params.scene)}`];
+  const styles = stylesLine(g.params.scene);
+  if (styles) lines.push(`-# ${styles}`);
   if (p.note) lines.push(`-# ${p.note}`);
   if (p.job) {
     lines.push(`⏳ Queued: ${positionText(p.position ?? 1)}. This message shows the painting as it goes.`);
@@ -129,6 +132,8 @@ export function showLayout(g: Generation, png: Buffer): Shown {
   ];
   if (s.background) lines.push(`**Background:** ${quote(s.background, 200)}`);
   if (s.exclude.length) lines.push(`**Left out:** ${s.exclude.map((e) => quote(e, 60)).join(', ')}`);
+  const styles = stylesLine(s);
+  if (styles) lines.push(styles);
   for (const r of s.regions) {
     const b = r.box;
     lines.push(

@@ -9,6 +9,7 @@ import type { WorkerQueue } from '../queue/queue.ts';
 import { isArtifactName, type Job } from '../queue/schema.ts';
 import { ChildMessageSchema, type ChildMessage, type HostMessage } from './protocol.ts';
 import type { PainterInfo, PainterOptions } from './painter.ts';
+import { resolveRequestStyles } from './styles.ts';
 
 const log = childLogger('worker-host');
 
@@ -43,6 +44,8 @@ export interface WorkerHostOptions {
   jobTimeoutMs?: number;
   /** First wait before replacing a dead painter process (doubles up to 30 s while it keeps failing). */
   respawnMs?: number;
+  /** This worker's style folder (LORA_DIR): a job's style names become paths to its files, hashes checked. */
+  loraDir?: string;
 }
 
 interface Running {
@@ -80,7 +83,7 @@ export class WorkerHost {
   private unsubscribe: (() => void) | undefined;
   private lastRecovery = 0;
   private respawnDelay = 1000;
-  private readonly o: Required<Omit<WorkerHostOptions, 'workerId'>>;
+  private readonly o: Required<Omit<WorkerHostOptions, 'workerId' | 'loraDir'>> & Pick<WorkerHostOptions, 'loraDir'>;
 
   constructor(options: WorkerHostOptions) {
     this.workerId = options.workerId ?? makeWorkerId('worker');
@@ -410,7 +413,24 @@ export class WorkerHost {
         }
       }, this.o.jobTimeoutMs),
     );
-    this.sendTo(child, { type: 'run', jobId: job.id, request: job.request });
+    void this.send(r, child);
+  }
+
+  /** Hands the job to the painter once its styles are this machine's files; a missing style fails it unpainted. */
+  private async send(r: Running, child: ChildProcess): Promise<void> {
+    let request;
+    try {
+      request = await resolveRequestStyles(r.job.request, this.o.loraDir ? { loraDir: this.o.loraDir } : {});
+    } catch (e) {
+      log.warn({ err: e, jobId: r.job.id }, 'a style of the job is missing or differs here; failing it');
+      try {
+        await this.o.queue.fail(r.job.id, this.workerId, (e as Error).message);
+      } finally {
+        this.endRun(r);
+      }
+      return;
+    }
+    if (this.running === r) this.sendTo(child, { type: 'run', jobId: r.job.id, request });
   }
 }
 

@@ -39,6 +39,7 @@ export function createWorkerHost(
         weightsCacheDir: config.model.weightsCacheDir,
       },
     },
+    ...(config.model.loraDir ? { loraDir: config.model.loraDir } : {}),
     ...overrides,
   });
 }

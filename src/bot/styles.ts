@@ -77,13 +77,13 @@ export function stylesPage(styles: StyleInfo[], page: number): { text: string; p
 }
 
 function scaleText(s: StyleRef): string {
-  return s.scale === 1 ? s.name : `${s.name} ×${Number(s.scale.toFixed(2))}`;
+  const name = md(s.name, 60);
+  return s.scale === 1 ? name : `${name} ×${Number(s.scale.toFixed(2))}`;
 }
 
 /** "🎨 watercolor ×0.8 (whole picture) · ink on cat": the styles a scene is painted with; undefined without any. */
 export function stylesLine(scene: Scene): string | undefined {
-  const parts = (scene.loras ?? []).map((s) => `${md(scaleText(s), 60)} (whole picture)`);
-  for (const r of scene.regions)
-    for (const s of r.loras ?? []) parts.push(`${md(scaleText(s), 60)} on ${md(r.label, 40)}`);
+  const parts = (scene.loras ?? []).map((s) => `${scaleText(s)} (whole picture)`);
+  for (const r of scene.regions) for (const s of r.loras ?? []) parts.push(`${scaleText(s)} on ${md(r.label, 40)}`);
   return parts.length ? `🎨 Styles: ${parts.join(' · ')}` : undefined;
 }

@@ -69,6 +69,8 @@ export interface FakeInteraction {
   originalMessageId?: string;
   /** A modal the bot opened in answer. */
   modal?: { custom_id: string; title: string; components: unknown[] };
+  /** The suggestions the bot answered an autocomplete interaction with. */
+  choices?: { name: string; value: unknown }[];
   ephemeral: ApiMessage[];
   followUps: string[];
 }
@@ -81,6 +83,7 @@ interface Registered {
     type: number;
     required?: boolean;
     choices?: { value: unknown }[];
+    autocomplete?: boolean;
     min_value?: number;
     max_value?: number;
   }[];
@@ -440,6 +443,37 @@ export class FakeDiscord extends EventEmitter {
       guild_id: guildId,
       ...(Object.keys(resolved.attachments).length ? { resolved } : {}),
     };
+    this.dispatch('INTERACTION_CREATE', ix.payload);
+    return ix;
+  }
+
+  /**
+   * A user types into an option registered with autocomplete: Discord sends the options so far, the one being
+   * typed marked `focused`, and waits up to 3 s for at most 25 choices (names of 1–100 characters).
+   */
+  autocomplete(
+    u: ApiUser,
+    channelId: string,
+    name: string,
+    focused: string,
+    typed: string,
+    options: Record<string, string | number | boolean> = {},
+  ): FakeInteraction {
+    const guildId = this.channel(channelId)?.guild.id;
+    const def = [...(this.commands.get(guildId ?? '') ?? []), ...(this.commands.get('global') ?? [])].find(
+      (c) => c.name === name,
+    );
+    if (!def) throw new Error(`/${name} is not registered (deploy the commands first)`);
+    const opt = def.options?.find((o) => o.name === focused);
+    if (!opt?.autocomplete) throw new Error(`/${name} has no autocomplete option ${focused}`);
+    const ix = this.interactionBase(4, u, channelId);
+    const opts = Object.entries(options).map(([k, v]) => ({
+      name: k,
+      type: def.options?.find((o) => o.name === k)?.type ?? 3,
+      value: v,
+    }));
+    opts.push({ name: focused, type: opt.type, value: typed, focused: true } as (typeof opts)[number]);
+    ix.payload.data = { id: def.id, name, type: 1, options: opts, guild_id: guildId };
     this.dispatch('INTERACTION_CREATE', ix.payload);
     return ix;
   }
@@ -839,6 +873,18 @@ export class FakeDiscord extends EventEmitter {
       case 9:
         ix.modal = body.data as FakeInteraction['modal'];
         break;
+      case 8: {
+        if (ix.type !== 4)
+          throw new HttpError(400, { message: 'Invalid interaction response type for this interaction', code: 50035 });
+        const choices = (body.data?.choices ?? []) as { name: string; value: unknown }[];
+        if (choices.length > 25 || choices.some((c) => !c.name || c.name.length > 100))
+          throw new HttpError(400, {
+            message: 'Invalid Form Body (choices: at most 25, names of 1-100 characters)',
+            code: 50035,
+          });
+        ix.choices = choices;
+        break;
+      }
       default:
         throw new HttpError(400, { message: `fake Discord does not support callback type ${body.type}`, code: 50035 });
     }

@@ -43,6 +43,7 @@ export async function createBotPlanner(config: Config): Promise<BotPlanner> {
         width: o.width,
         height: o.height,
         limits: { ...limits, maxRegions: o.maxRegions },
+        ...(o.styles?.length ? { styles: o.styles } : {}),
       });
       const notes = r.warnings.filter((w) => !/OPENAI_|LLM/.test(w));
       if (llm && r.source === 'offline')
@@ -58,6 +59,7 @@ export async function createBotPlanner(config: Config): Promise<BotPlanner> {
         history: o.history,
         lastIds: o.lastIds,
         limits,
+        ...(o.styles?.length ? { styles: o.styles } : {}),
       });
       return { edit: r.edit, planner: name(r.source) };
     },

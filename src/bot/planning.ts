@@ -1,11 +1,8 @@
 import type { Edit, Scene } from '../scene/schema.ts';
 
-/** A style (LoRA in LORA_DIR) the planner may give the picture or a region. */
-export interface StyleChoice {
-  name: string;
-  description?: string;
-  triggerWords: string[];
-}
+import type { StyleChoice } from '../planner/styles.ts';
+
+export type { StyleChoice };
 
 export interface PlanOptions {
   width: number;

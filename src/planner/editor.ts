@@ -15,8 +15,9 @@ import { editOffline, type EditResult } from './offline-edit.ts';
 import { looksEnglish } from './offline-parse.ts';
 import { editorMessages } from './prompts.ts';
 import { resolveReference } from './resolve.ts';
+import { checkedStyles, styleEdit, type StyleChoice } from './styles.ts';
 import type { WireEdit } from './wire.ts';
-import { WireEdit as WireEditSchema } from './wire.ts';
+import { WireEdit as WireEditSchema, WireEditStyled } from './wire.ts';
 
 const log = childLogger('editor');
 
@@ -30,6 +31,8 @@ export interface PlanEditOptions {
   lastIds?: string[];
   limits?: SceneLimits;
   signal?: AbortSignal;
+  /** The styles there are (LORA_DIR): a region or the picture may be given one ("make the cat a watercolor"). */
+  styles?: StyleChoice[];
 }
 
 const EPS = 0.01;
@@ -69,8 +72,10 @@ export function editProblems(e: WireEdit, scene: Scene, maxRegions: number): str
   });
   const after = scene.regions.length - new Set(e.remove.filter((id) => ids.has(id))).size + e.add.length;
   if (after > maxRegions) out.push(`the edit leaves ${after} regions; at most ${maxRegions} are allowed`);
+  const restyled = (x: unknown) => (x as { styles?: unknown }).styles != null;
   const nothing =
-    !e.update.some((u) => u.label !== null || u.prompt !== null || u.box !== null) &&
+    !e.update.some((u) => u.label !== null || u.prompt !== null || u.box !== null || restyled(u)) &&
+    !restyled(e) &&
     !e.add.length &&
     !e.remove.length &&
     e.prompt === null &&
@@ -168,6 +173,29 @@ function toEdit(e: WireEdit): Edit {
   });
 }
 
+/** The styles the LLM set (names it invented dropped), on the regions it updated, its new regions and the picture. */
+function withStyles(edit: Edit, wire: WireEdit, styles: StyleChoice[], warnings: string[]): Edit {
+  if (edit.kind !== 'change' || !styles.length) return edit;
+  const styled = wire as Partial<WireEditStyled>;
+  const update = edit.update.map((u) => {
+    const w = styled.update?.find((x) => x.id === u.id)?.styles;
+    return w === null || w === undefined ? u : { ...u, loras: checkedStyles(w, styles, warnings, `region ${u.id}`) };
+  });
+  const add = edit.add.map((a, i) => {
+    const loras = checkedStyles(styled.add?.[i]?.styles, styles, warnings, `the new region "${a.label}"`);
+    return loras.length ? { ...a, loras } : a;
+  });
+  const picture = styled.styles;
+  return {
+    ...edit,
+    update,
+    add,
+    ...(picture === null || picture === undefined
+      ? {}
+      : { loras: checkedStyles(picture, styles, warnings, 'the picture') }),
+  };
+}
+
 function targetsOf(e: WireEdit): string[] {
   return [...new Set([...e.update.map((u) => u.id), ...e.remove, ...e.references.flatMap((r) => r.ids)])];
 }
@@ -179,10 +207,12 @@ async function editWithLlm(
   opts: PlanEditOptions,
   limits: SceneLimits,
 ): Promise<EditResult> {
-  const result = await llm.structured({
+  const styles = opts.styles ?? [];
+  // With styles the answer has style fields too; without, the request is exactly what it was before styles.
+  const result = await llm.structured<WireEdit>({
     name: 'layout_edit',
-    schema: WireEditSchema,
-    messages: editorMessages(scene, instruction, opts.history ?? [], { maxRegions: limits.maxRegions }),
+    schema: styles.length ? WireEditStyled : WireEditSchema,
+    messages: editorMessages(scene, instruction, opts.history ?? [], { maxRegions: limits.maxRegions, styles }),
     check: (e) => editProblems(e, scene, limits.maxRegions),
     signal: opts.signal,
     purpose: 'edit',
@@ -208,7 +238,7 @@ async function editWithLlm(
   }
   let edit: Edit;
   try {
-    edit = toEdit(checked.edit);
+    edit = withStyles(toEdit(checked.edit), checked.edit, styles, warnings);
     if (edit.kind === 'change') applyEdit(scene, edit);
   } catch (e) {
     const detail = e instanceof SceneError ? e.message : (e as Error).message;
@@ -220,6 +250,8 @@ async function editWithLlm(
 export async function planEdit(scene: Scene, instruction: string, opts: PlanEditOptions = {}): Promise<EditResult> {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
   const offline = (warnings: string[]): EditResult => {
+    const styled = styleEdit(scene, instruction, opts.styles ?? [], opts.lastIds);
+    if (styled) return { edit: styled.edit, source: 'offline', warnings, targets: styled.targets };
     const r = editOffline(scene, instruction, { lastIds: opts.lastIds, limits });
     return { ...r, warnings: [...warnings, ...r.warnings] };
   };

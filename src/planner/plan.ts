@@ -13,7 +13,9 @@ import { LlmError, type LlmClient } from './llm.ts';
 import { checkDescription, clip, crowdNote, planOffline, type Crowd, type PlanResult } from './offline.ts';
 import { describe, looksEnglish } from './offline-parse.ts';
 import { plannerMessages } from './prompts.ts';
-import { WirePlan } from './wire.ts';
+import { checkedStyles, styleInDescription, type StyleChoice } from './styles.ts';
+import { WirePlan, type WirePlanStyled } from './wire.ts';
+import { WirePlanStyled as WirePlanStyledSchema } from './wire.ts';
 
 const log = childLogger('planner');
 
@@ -30,6 +32,8 @@ export interface PlanSceneOptions {
   defaultSize?: number;
   limits?: SceneLimits;
   signal?: AbortSignal;
+  /** The styles there are (LORA_DIR): the picture or a region may be given one the description asks for. */
+  styles?: StyleChoice[];
 }
 
 const EPS = 0.01;
@@ -204,6 +208,21 @@ function toScene(plan: WirePlan, size: { width: number; height: number }, limits
   );
 }
 
+/**
+ * The LLM's styles on the scene: names checked against the list (an invented one is dropped with a warning).
+ * toScene keeps the plan's regions in order, so the i-th region's styles are the plan's i-th.
+ */
+function withStyles(scene: Scene, plan: WirePlan, styles: StyleChoice[], warnings: string[]): Scene {
+  if (!styles.length) return scene;
+  const styled = plan as Partial<WirePlanStyled>;
+  const regions = scene.regions.map((r, i) => {
+    const loras = checkedStyles(styled.regions?.[i]?.styles, styles, warnings, `"${clip(r.label, 40)}"`);
+    return loras.length ? { ...r, loras } : r;
+  });
+  const loras = checkedStyles(styled.styles, styles, warnings, 'the picture');
+  return { ...scene, regions, ...(loras.length ? { loras } : {}) };
+}
+
 async function planWithLlm(
   llm: LlmClient,
   text: string,
@@ -214,10 +233,12 @@ async function planWithLlm(
   const fixed =
     opts.width !== undefined && opts.height !== undefined ? { width: opts.width, height: opts.height } : undefined;
   const shown = fixed ?? { width: side, height: side };
-  const result = await llm.structured({
+  const styles = opts.styles ?? [];
+  // With styles the answer has style fields too; without, the request is exactly what it was before styles.
+  const result = await llm.structured<WirePlan>({
     name: 'scene_layout',
-    schema: WirePlan,
-    messages: plannerMessages(text, { maxRegions: limits.maxRegions, ...shown }),
+    schema: styles.length ? WirePlanStyledSchema : WirePlan,
+    messages: plannerMessages(text, { maxRegions: limits.maxRegions, ...shown, styles }),
     check: (p) => planProblems(p, text, limits.maxRegions),
     signal: opts.signal,
     purpose: 'plan',
@@ -232,7 +253,7 @@ async function planWithLlm(
   const size = fixed ?? (plan.aspect ? sizeForAspect(plan.aspect, side, limits) : shown);
   let scene: Scene;
   try {
-    scene = validateScene(toScene(plan, size, limits), limits);
+    scene = validateScene(withStyles(toScene(plan, size, limits), plan, styles, warnings), limits);
   } catch (e) {
     throw new LlmError(`the LLM's layout is not a valid scene: ${(e as Error).message}`, 'invalid', { cause: e });
   }
@@ -251,8 +272,12 @@ export async function planScene(text: string, opts: PlanSceneOptions = {}): Prom
   checkDescription(text);
   const offline = (warnings: string[]): PlanResult => {
     const side = opts.defaultSize ?? 1024;
-    const r = planOffline(text, { width: opts.width ?? side, height: opts.height ?? side, limits });
-    return { ...r, warnings: [...warnings, ...r.warnings] };
+    // "… in the style of watercolor": the whole picture's style, and the rest of the text is planned as usual.
+    const style = styleInDescription(text, opts.styles ?? []);
+    const described = style?.rest || text;
+    const r = planOffline(described, { width: opts.width ?? side, height: opts.height ?? side, limits });
+    const scene = style ? { ...r.scene, loras: [{ name: style.style.name, scale: 1 }] } : r.scene;
+    return { ...r, scene, warnings: [...warnings, ...r.warnings] };
   };
   if (opts.offline) return offline([]);
   if (!opts.llm) {

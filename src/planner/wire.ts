@@ -54,3 +54,32 @@ export const WireEdit = z.object({
   question: z.string().nullable(),
 });
 export type WireEdit = z.infer<typeof WireEdit>;
+
+/** A style (LoRA) by name from the list in the instructions, and its strength (1 = as trained). */
+export const WireStyle = z.object({
+  name: z.string().describe('a style name from the list, exactly as written there'),
+  scale: z.number().nullable().describe('strength, -4..4; null = 1'),
+});
+
+const StyledRegion = WireRegion.extend({
+  styles: z.array(WireStyle).describe('styles for this object only; [] for none'),
+});
+
+/** The plan when there are styles: styles for the whole picture and per region. */
+export const WirePlanStyled = WirePlan.extend({
+  styles: z.array(WireStyle).describe('styles for the whole picture; [] for none'),
+  regions: z.array(StyledRegion).describe('one box per object instance'),
+});
+export type WirePlanStyled = z.infer<typeof WirePlanStyled>;
+
+/** The edit when there are styles: a region's styles set (or cleared with []), null = unchanged. */
+export const WireEditStyled = WireEdit.extend({
+  update: z.array(
+    WireEdit.shape.update.element.extend({
+      styles: z.array(WireStyle).nullable().describe("the region's styles from now on; null = unchanged, [] = none"),
+    }),
+  ),
+  add: z.array(StyledRegion),
+  styles: z.array(WireStyle).nullable().describe("the whole picture's styles from now on; null = unchanged, [] = none"),
+});
+export type WireEditStyled = z.infer<typeof WireEditStyled>;

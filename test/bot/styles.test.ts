@@ -8,6 +8,7 @@ import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Harness, type HarnessOptions } from './harness.ts';
+import type { FakeInteraction } from '../support/fake-discord/index.ts';
 import { writeStyleFile } from './style-files.ts';
 import type { PaintRequest } from '../../src/queue/schema.ts';
 
@@ -48,6 +49,23 @@ function recorded(file: string): PaintRequest[] {
     .split('\n')
     .filter(Boolean)
     .map((l) => JSON.parse(l) as PaintRequest);
+}
+
+/** The bot's first answer to an interaction (later progress edits replace it quickly). */
+function firstAnswer(ix: FakeInteraction): string {
+  const first = h!.fake.requestsTo('PATCH', new RegExp(`/webhooks/\\d+/${ix.token}/messages/@original$`))[0];
+  return (first?.body as { content?: string } | undefined)?.content ?? '';
+}
+
+/** The bot's first message in answer to a user's message (before progress edits). */
+function firstReply(userMessageId: string): string {
+  const post = h!.fake
+    .requestsTo('POST', /\/channels\/\d+\/messages$/)
+    .find(
+      (r) =>
+        (r.body as { message_reference?: { message_id?: string } }).message_reference?.message_id === userMessageId,
+    );
+  return (post?.body as { content?: string } | undefined)?.content ?? '';
 }
 
 async function painting(loraDir: string, o: HarnessOptions = {}): Promise<{ h: Harness; record: string }> {
@@ -107,12 +125,12 @@ describe('styles on Discord', () => {
     const { dir, watercolor } = styleDir();
     const r = await painting(dir);
     h = r.h;
-    const { message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
+    const { ix, message } = await h.imagine(h.users.alice, 'a black cat on the left and a white dog on the right', {
       steps: 1,
       style: 'watercolor',
       style_scale: 0.8,
     });
-    expect(message.content).toMatch(/Styles: watercolor ×0\.8 \(whole picture\)/);
+    expect(firstAnswer(ix)).toMatch(/Styles: watercolor ×0\.8 \(whole picture\)/);
     const done = await h.finished(message.id, 120_000);
     expect(done.content).toMatch(/^✅/);
     expect(done.content).toMatch(/Styles: watercolor ×0\.8/);
@@ -144,7 +162,7 @@ describe('styles on Discord', () => {
       steps: 1,
     });
     const message = await h.answered(ix);
-    expect(message.content).toMatch(/watercolor ×0\.8 on a cat · ink on a bird · watercolor ×-1 on a bird/);
+    expect(firstAnswer(ix)).toMatch(/watercolor ×0\.8 on a cat · ink on a bird · watercolor ×-1 on a bird/);
     await h.finished(message.id, 120_000);
     const g = h.bot.store.generationForMessage(message.id)!;
     const pass = g.params.passes![0]!;
@@ -174,6 +192,50 @@ describe('styles on Discord', () => {
       h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', { regions: 'a cat @ left <watercolor' }),
     );
     expect(b.content).toMatch(/both angle brackets/);
+  });
+
+  it('a reply "make the left cat a watercolor" repaints that region with the style; the parent\'s styles stay', async () => {
+    const { dir, watercolor, ink } = styleDir();
+    const r = await painting(dir);
+    h = r.h;
+    const ix = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+      regions: 'a black cat @ 0 20 45 80; a white cat @ 55 20 45 80 <ink:0.5>',
+      steps: 2,
+    });
+    const first = await h.finished((await h.answered(ix)).id, 120_000);
+    const parent = h.bot.store.generationForMessage(first.id)!;
+    const reply = h.fake.userMessage(h.users.alice, h.channel.id, 'make the left cat a watercolor', {
+      replyTo: first.id,
+    });
+    const answer = await h.replyTo(reply.id);
+    expect(firstReply(reply.id)).toMatch(/Repainting a black cat/);
+    expect(firstReply(reply.id)).toMatch(/Styles: watercolor on a black cat · ink ×0\.5 on a white cat/);
+    const done = await h.finished(answer.id, 120_000);
+    expect(done.content).toMatch(/^✅ Repainted a black cat/);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    expect(g).toMatchObject({ kind: 'repaint', parentId: parent.id, status: 'done' });
+    expect(g.params.scene.regions.map((x) => x.loras)).toEqual([
+      [{ name: 'watercolor', scale: 1 }],
+      [{ name: 'ink', scale: 0.5 }],
+    ]);
+    const pass = g.params.passes!.at(-1)!;
+    // The main pass re-runs the parent exactly: its per-box styles are the parent's, the new one is the repaint's.
+    expect(pass.HB_lora_list).toEqual(parent.params.passes![0]!.HB_lora_list);
+    expect(pass.HB_lora_list).toEqual([[], [{ name: 'ink', scale: 0.5, sha256: sha256(ink) }]]);
+    expect(pass.Repainting_loras).toEqual([{ name: 'watercolor', scale: 1, sha256: sha256(watercolor) }]);
+    expect(pass.Repainting_HB_prompt).toBe('a black cat');
+    const repaintJob = recorded(r.record).find((q) => q.kind === 'repaint')!;
+    expect(repaintJob.params.passes!.at(-1)!.Repainting_loras![0]!.name).toBe(watercolor);
+    // The parent's pass travels with the job too, resolved the same way (the painter re-runs it).
+    expect(repaintJob.parent!.params.passes![0]!.HB_lora_list![1]![0]!.name).toBe(ink);
+
+    // A later reply that changes only the label keeps the region's style.
+    const reply2 = h.fake.userMessage(h.users.alice, h.channel.id, 'make the white cat orange', { replyTo: done.id });
+    const answer2 = await h.replyTo(reply2.id);
+    await h.finished(answer2.id, 120_000);
+    const g2 = h.bot.store.generationForMessage(answer2.id)!;
+    expect(g2.params.scene.regions[1]).toMatchObject({ label: 'an orange cat', loras: [{ name: 'ink', scale: 0.5 }] });
+    expect(g2.params.passes!.at(-1)!.Repainting_loras).toEqual([{ name: 'ink', scale: 0.5, sha256: sha256(ink) }]);
   });
 
   it('a worker without the style fails the job naming the style, and never paints', async () => {

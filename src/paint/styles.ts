@@ -60,6 +60,11 @@ export interface StyleSource {
   baseDir?: string;
 }
 
+export interface ResolveOptions extends StyleSource {
+  /** Whose message: a worker's (copy the file to every worker) or the command line's. */
+  who?: 'worker' | 'cli';
+}
+
 async function lookUp(name: string, o: StyleSource, who: string): Promise<StyleInfo> {
   if (isStylePath(name)) return styleInfo(path.resolve(o.baseDir ?? '.', name));
   if (!o.loraDir)
@@ -102,11 +107,12 @@ export class MissingStyleError extends UserError {
  * one. A style this worker lacks, or has in another version, fails the job naming the style: a picture is never
  * painted without a style it asked for.
  */
-export async function resolveStyles(passes: RagParams[], o: StyleSource): Promise<RagParams[]> {
+export async function resolveStyles(passes: RagParams[], o: ResolveOptions): Promise<RagParams[]> {
+  const cli = o.who === 'cli';
   const seen = new Map<string, Promise<StyleInfo>>();
   const info = (name: string) => {
     let p = seen.get(name);
-    if (!p) seen.set(name, (p = lookUp(name, o, 'this worker')));
+    if (!p) seen.set(name, (p = lookUp(name, o, cli ? 'scenewright' : 'this worker')));
     return p;
   };
   return Promise.all(
@@ -117,6 +123,7 @@ export async function resolveStyles(passes: RagParams[], o: StyleSource): Promis
           found = await info(ref.name);
         } catch (e) {
           if (!(e instanceof StyleError)) throw e;
+          if (cli) throw new MissingStyleError(e.message, ref.name);
           const where = isStylePath(ref.name)
             ? `the file ${ref.name} cannot be read here`
             : o.loraDir
@@ -129,7 +136,7 @@ export async function resolveStyles(passes: RagParams[], o: StyleSource): Promis
         }
         if (ref.sha256 && ref.sha256 !== found.sha256)
           throw new MissingStyleError(
-            `this worker's file for the style "${ref.name}" (${found.path}) differs from the one the request was made with (SHA-256 ${found.sha256.slice(0, 12)}… here, ${ref.sha256.slice(0, 12)}… expected): copy the same file into every worker's LORA_DIR`,
+            `${cli ? 'the' : "this worker's"} file for the style "${ref.name}" (${found.path}) differs from the one the request was made with (SHA-256 ${found.sha256.slice(0, 12)}… here, ${ref.sha256.slice(0, 12)}… expected): ${cli ? 'use the file the parameters were made with, or drop their sha256' : "copy the same file into every worker's LORA_DIR"}`,
             ref.name,
           );
         return { name: found.path, scale: ref.scale, sha256: found.sha256 };

@@ -13,12 +13,14 @@ import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 const usage =
   'scenewright generate --model <dir> (--scene <scene.json> | --prompt "<text>" | --rag-params <official.json> [--entry N])\n' +
   '       [--seed N] [--steps N] [--width W --height H] [--guidance G] [--noise <file.safetensors>] --out <image.png|.webp>\n' +
-  '       [--latents-out <file.safetensors>] [--save-generation <dir>]\n' +
+  '       [--latents-out <file.safetensors>] [--save-generation <dir>] [--lora <file.safetensors>[:<scale>]]...\n' +
   '       --prompt: plain FLUX; --scene: RAG from a Scene (regions → hard binding + soft refinement; --width/--height\n' +
   "       override the scene's size, the boxes being fractions);\n" +
   '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
   '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
   '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
+  '       --lora: a style (LoRA) for the whole picture, repeatable, scale −4…4 (default 1); with --scene or --rag-params.\n' +
+  '       A file path or a style name in LORA_DIR; a Scene JSON\'s "loras" (top level and per region) name them the same way.\n' +
   '       (--model defaults to MODEL_DIR; EXECUTION_PROVIDER and ORT_THREADS apply)\n' +
   '       Defaults: --seed derived from the prompt or scene text (the same text paints the same image); --steps and\n' +
   "       --guidance the model's (dev 20 and 3.5, schnell 4; models/*.json); size the scene's, 1024×1024 for --prompt;\n" +
@@ -170,6 +172,7 @@ export const command: CliCommand = {
         width: { type: 'string' },
         height: { type: 'string' },
         guidance: { type: 'string' },
+        lora: { type: 'string', multiple: true },
       },
       usage,
     );
@@ -194,6 +197,13 @@ export const command: CliCommand = {
     }
     await outFormat(values.out);
     if (values.prompt !== undefined && !values.prompt.trim()) throw new UserError('--prompt is empty', 2);
+    const { parseLoraFlags, passWithStyles } = await import('../loras.ts');
+    const loras = parseLoraFlags(values.lora);
+    if (loras.length && values.prompt !== undefined)
+      throw new UserError(
+        '--lora needs RAG parameters: use --scene (a Scene with no regions is one picture-wide prompt) or --rag-params',
+        2,
+      );
     if (values.prompt !== undefined && values['save-generation'])
       throw new UserError(
         '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
@@ -271,8 +281,18 @@ export const command: CliCommand = {
           rag.Repainting_mask = path.resolve(maskSource(rag.Repainting_mask, baseDir) as string);
         }
       }
+      // Styles are files: each is found and hashed before minutes of loading. Paths in a Scene or parameters file
+      // are relative to that file.
+      const styleBase = values.scene !== undefined ? path.dirname(path.resolve(values.scene)) : baseDir;
+      const loraDir = loadConfig(readEnvironment()).model.loraDir;
+      rag = await passWithStyles(rag!, loras, {
+        ...(styleBase ? { baseDir: styleBase } : {}),
+        ...(loraDir ? { loraDir } : {}),
+      });
+      const { passStyleNames } = await import('../../paint/styles.ts');
+      const styles = passStyleNames([rag]);
       process.stderr.write(
-        `${engine.modelId}: RAG, ${rag!.width}×${rag!.height}, ${rag!.HB_prompt_list.length} boxes, SR δ ${rag!.SR_delta}, seed ${rag!.seed}\n`,
+        `${engine.modelId}: RAG, ${rag.width}×${rag.height}, ${rag.HB_prompt_list.length} boxes, SR δ ${rag.SR_delta}, seed ${rag.seed}${styles.length ? `, styles ${styles.map((s) => path.basename(s, '.safetensors')).join(', ')}` : ''}\n`,
       );
       const noise = await noiseFile(values.noise, rag!.HB_m_offset_list.length);
       await loadWeights(engine);

@@ -30,10 +30,11 @@ function namePattern(name: string): string {
 }
 
 /** What a phrase naming a style looks like around the name (`N`), most specific first. */
+const KIND = '(?:\\s+(?:style|drawing|painting|picture|look|version|rendering))?';
 const FORMS = [
   'in\\s+(?:the\\s+)?style\\s+of\\s+(?:an?\\s+)?N',
-  '(?:in|as)\\s+(?:an?\\s+)?N(?:\\s+style)?',
-  '(?:into|to)\\s+(?:an?\\s+)?N(?:\\s+style)?',
+  `(?:in|as)\\s+(?:an?\\s+)?N${KIND}`,
+  `(?:into|to)\\s+(?:an?\\s+)?N${KIND}`,
   'N(?:-|\\s+)style',
   // A bare name only at the end: "make the cat a watercolor", not "make the cat (a style named like a thing) …".
   '(?:an?\\s+)?N\\s*$',

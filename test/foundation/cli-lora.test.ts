@@ -98,6 +98,30 @@ describe('scenewright generate with styles', () => {
     expect(saved.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
   });
 
+  it('repaint --from that saved generation re-runs it with its styles and repaints the dog', () => {
+    const r = cli(
+      { LORA_DIR: styles },
+      'repaint',
+      '--model',
+      fixture('tiny-flux-schnell'),
+      '--from',
+      path.join(tmp, 'saved'),
+      '--edit',
+      'make the dog orange',
+      '--out',
+      path.join(tmp, 'dog.png'),
+      '--save-generation',
+      path.join(tmp, 'saved2'),
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const saved = JSON.parse(readFileSync(path.join(tmp, 'saved2', 'generation.json'), 'utf8')) as {
+      rag: { loras: unknown; HB_lora_list: unknown; Repainting_HB_prompt: string };
+    };
+    expect(saved.rag.Repainting_HB_prompt).toBe('an orange dog');
+    expect(saved.rag.loras).toEqual([{ name: mine, scale: 0.5, sha256: sha(mine) }]);
+    expect(saved.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
+  });
+
   it('a missing --lora file, an unknown style name and --lora with --prompt are refused before the model loads', () => {
     const model = ['--model', fixture('tiny-flux-schnell')];
     const out = ['--out', path.join(tmp, 'x.png')];

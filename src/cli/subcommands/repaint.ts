@@ -225,6 +225,13 @@ export const command: CliCommand = {
           process.stderr.write(`repainting ${decision.regionIds[i]!.join(', ')}: "${p.Repainting_HB_prompt}"\n`),
         );
       }
+      // Styles by name (a bot's generation) come from LORA_DIR, paths from beside the parameters; hashes checked.
+      const { resolveStyles } = await import('../../paint/styles.ts');
+      const { loadConfig, readEnvironment } = await import('../../config/config.ts');
+      const loraDir = loadConfig(readEnvironment()).model.loraDir;
+      const styleSource = { who: 'cli' as const, baseDir: src.baseDir, ...(loraDir ? { loraDir } : {}) };
+      passes = await resolveStyles(passes, styleSource);
+      const [parentPass] = await resolveStyles([src.rag], styleSource);
       const { repaintPassesJob } = await import('../../engine/pipeline/jobs.ts');
       const noise = await noiseFile(values.noise, passes[0]!.HB_m_offset_list.length);
       await loadWeights(engine);
@@ -232,7 +239,7 @@ export const command: CliCommand = {
       const out = await repaintPassesJob(
         engine,
         passes,
-        { params: src.rag, ...src.parent },
+        { params: parentPass!, ...src.parent },
         { onProgress: timer.onProgress, previewEvery: 0, baseDir: src.baseDir, ...(noise ? { noise } : {}) },
       );
       let rag = passes[passes.length - 1]!;

@@ -18,7 +18,7 @@ afterEach(async () => {
 });
 
 describe('command line', () => {
-  it('deploy-commands registers the four commands in the dev guild; start answers /imagine and stops on SIGTERM', async () => {
+  it('deploy-commands registers the five commands in the dev guild; start answers /imagine and stops on SIGTERM', async () => {
     fake = await FakeDiscord.start();
     const { id: guildId } = fake.addGuild();
     const channel = fake.addChannel(guildId, 'art');
@@ -40,8 +40,8 @@ describe('command line', () => {
       cwd: repoRoot,
       env,
     });
-    expect(deployed.stdout).toMatch(/registered \/imagine, \/layout, \/queue, \/settings in guild \d+/);
-    expect(fake.commands.get(guildId)!.map((c) => c.name)).toEqual(['imagine', 'layout', 'queue', 'settings']);
+    expect(deployed.stdout).toMatch(/registered \/imagine, \/layout, \/queue, \/settings, \/styles in guild \d+/);
+    expect(fake.commands.get(guildId)!.map((c) => c.name)).toEqual(['imagine', 'layout', 'queue', 'settings', 'styles']);
 
     const bot = spawn(process.execPath, ['bin/scenewright.js', 'start'], {
       cwd: repoRoot,

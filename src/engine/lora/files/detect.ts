@@ -56,7 +56,7 @@ export function refuseForeign(file: string, keys: string[], info: KeyInfo): void
       `${file} is a LoRA for Stable Diffusion 3, not FLUX (it has keys such as ${sd3}); use a LoRA trained for FLUX.1`,
     );
   }
-  const dora = keys.find((k) => k.endsWith('.dora_scale'));
+  const dora = keys.find((k) => k.endsWith('.dora_scale') || k.endsWith('.lora_magnitude_vector'));
   if (dora) {
     throw new LoraFileError(
       `${file} is a DoRA (it has ${dora}): its weight normalisation cannot be applied as an added low-rank term, so scenewright cannot use it; use a plain LoRA`,

@@ -25,7 +25,10 @@ function openHeader(path: string): SafetensorsFile {
   try {
     return new SafetensorsFile(path, path);
   } catch (e) {
-    if (e instanceof WeightsError) throw new LoraFileError(`cannot read LoRA ${e.message}`);
+    if (e instanceof WeightsError)
+      throw new LoraFileError(
+        `cannot read LoRA ${e.message}${/again/.test(e.message) ? '' : '; download or copy the LoRA again'}`,
+      );
     throw e;
   }
 }

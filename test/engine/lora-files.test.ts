@@ -232,6 +232,34 @@ describe('LoRA files: each layout maps onto the engine layers', () => {
     }
   });
 
+  it("diffusers/PEFT alpha from the adapter config in the metadata (lora_alpha, alpha_pattern, rsLoRA); a tensor's .alpha wins", async () => {
+    const pair = (m: string): Record<string, HostTensor> => ({
+      [`transformer.${m}.lora_A.weight`]: f32(ramp(4 * D), [4, D]),
+      [`transformer.${m}.lora_B.weight`]: f32(ramp(4 * D), [D, 4]),
+    });
+    const tensors = { ...pair('transformer_blocks.0.attn.to_q'), ...pair('transformer_blocks.0.attn.to_out.0') };
+    const read = async (name: string, config: unknown, extra: Record<string, HostTensor> = {}) => {
+      const p = file(name);
+      writeSafetensors(p, { ...tensors, ...extra }, { format: 'pt', lora_adapter_metadata: JSON.stringify(config) });
+      const l = await readLoraFile(p, target);
+      return [
+        l.layers.get('transformer_blocks.0.attn.to_q')!.alphaScale,
+        l.layers.get('transformer_blocks.0.attn.to_out.0')!.alphaScale,
+      ];
+    };
+    expect(await read('peft-model.safetensors', { r: 4, lora_alpha: 8 })).toEqual([2, 2]);
+    expect(await read('peft-pipe.safetensors', { 'transformer.r': 4, 'transformer.lora_alpha': 2 })).toEqual([
+      0.5, 0.5,
+    ]);
+    expect(await read('peft-pattern.safetensors', { r: 4, lora_alpha: 4, alpha_pattern: { 'to_out.0': 12 } })).toEqual([
+      1, 3,
+    ]);
+    expect(await read('peft-rs.safetensors', { r: 4, lora_alpha: 4, use_rslora: true })).toEqual([2, 2]);
+    expect(await read('peft-none.safetensors', { r: 4 })).toEqual([1, 1]);
+    const alpha = { 'transformer.transformer_blocks.0.attn.to_q.alpha': f32([1], []) };
+    expect(await read('peft-tensor.safetensors', { r: 4, lora_alpha: 8 }, alpha)).toEqual([0.25, 2]);
+  });
+
   it('the one-pass reader hashes the whole file and catches tensors across chunk boundaries', async () => {
     const p = file('chunks.safetensors');
     writeTestLora(p, { config, layout: 'kohya', rank: 3, dtype: 'float16' });

@@ -5,6 +5,7 @@ import type { LoraFile, LoraLayer } from '../types.ts';
 import { buildLayers } from './build.ts';
 import { classify, lycorisKey, refuseForeign } from './detect.ts';
 import { LoraFileError } from './errors.ts';
+import { peftAlpha } from './peft-config.ts';
 import { planModules, type HeaderTensor, type LoraTarget } from './plan.ts';
 import { hashAndRead, type WantedTensor } from './tensors.ts';
 
@@ -77,8 +78,9 @@ export async function readLoraFile(path: string, target: LoraTarget): Promise<Lo
   );
   const { sha256, tensors } = await hashAndRead(path, wanted);
   const layers = new Map<string, LoraLayer>();
+  const configAlpha = layout.format === 'diffusers' ? peftAlpha(st.metadata) : undefined;
   for (const m of modules) {
-    const alpha = m.alpha ? tensors.get(m.alpha)![0] : undefined;
+    const alpha = m.alpha ? tensors.get(m.alpha)![0] : configAlpha?.(m.module, m.rank);
     for (const [name, layer] of buildLayers(path, m, tensors.get(m.down)!, tensors.get(m.up)!, alpha)) {
       if (layers.has(name)) {
         warnings.push(`${path}: ${m.module} adapts ${name} a second time; the first is used`);

@@ -92,6 +92,14 @@ describe('LoRA files: bad input is refused with a message that says what and wha
     expect(msg).toContain('tiny-flux-dev');
   });
 
+  it('an img_in LoRA with more input channels names the FLUX variant it seems to be for', async () => {
+    const p = write('fill.safetensors', {
+      'transformer.x_embedder.lora_A.weight': zeros([2, 384]),
+      'transformer.x_embedder.lora_B.weight': zeros([D, 2]),
+    });
+    await refused(p, 'transformer.x_embedder.lora_A.weight', '[2, 384]', 'FLUX variant with 384 input channels');
+  });
+
   it('an up of the wrong height (same input width) is caught too', async () => {
     const p = write('tall.safetensors', {
       'transformer.transformer_blocks.0.attn.to_q.lora_A.weight': zeros([2, D]),

@@ -157,6 +157,17 @@ describe('LoRA files: each layout maps onto the engine layers', () => {
     expect(parts.flatMap((pt) => apply(pt.down, pt.up, 4, pt.outFeatures))).toEqual(fused);
   });
 
+  it("a diffusers file's copies of one down (a converted fused qkv) are read into one shared array", async () => {
+    const p = file('copies.safetensors');
+    writeTestLora(p, { config, layout: 'diffusers', rank: 2, layers: 'attention' });
+    const lora = await readLoraFile(p, target);
+    const down = (n: string) => lora.layers.get(`transformer_blocks.1.attn.${n}`)!.down;
+    expect(down('to_k')).toBe(down('to_q'));
+    expect(down('to_v')).toBe(down('to_q'));
+    expect(down('add_q_proj')).not.toBe(down('to_q'));
+    expect(down('to_out.0')).not.toBe(down('to_q'));
+  });
+
   it("kohya's split_qkv (rank 3r, block-diagonal up) reads as rank r per layer, scaled by alpha over the file's rank", async () => {
     const p = file('split.safetensors');
     const written = writeTestLora(p, { config, layout: 'kohya', rank: 2, alpha: 3, seed: 2, splitFused: true });
@@ -358,10 +369,17 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
         D,
       ],
       ['lora_unet_guidance_in_in_layer.lora_down.weight', 'lora_unet_guidance_in_in_layer.lora_up.weight', 256, D],
+      [
+        'lycoris_single_blocks_0_modulation_lin.lora_down.weight',
+        'lycoris_single_blocks_0_modulation_lin.lora_up.weight',
+        D,
+        3 * D,
+      ],
     ]);
     expect(l.format).toBe('kohya');
     expect(keys(l)).toEqual([
       'single_transformer_blocks.0.attn.to_q',
+      'single_transformer_blocks.0.norm.linear',
       'single_transformer_blocks.1.proj_out',
       'time_text_embed.guidance_embedder.linear_1',
       'transformer_blocks.0.ff_context.net.0.proj',

@@ -112,10 +112,16 @@ export function planModules(
     if (rank === 0) throw new LoraFileError(`${file}: ${keys.down} has rank 0; the file is damaged`);
     const outs = shapes.map((s) => s![0]);
     const want: [number, number] = [outs.reduce((a, b) => a + b, 0), shapes[0]![1]];
-    if (inFeatures !== want[1] || shapes.some((s) => s![1] !== want[1]))
+    if (inFeatures !== want[1] || shapes.some((s) => s![1] !== want[1])) {
+      // img_in's width is the latent channels: FLUX.1 Fill / Canny / Depth take extra conditioning channels.
+      const why =
+        targets.layers[0] === 'x_embedder'
+          ? `the LoRA was made for a FLUX variant with ${inFeatures} input channels (Fill, Canny or Depth?), not this model's ${want[1]}`
+          : 'the LoRA was made for a model of another width';
       throw new LoraFileError(
-        `${file}: tensor ${keys.down} has shape ${fmt(down.shape)} but ${targets.layers.join(' + ')} of ${target.label} takes ${want[1]} inputs (expected [${rank}, ${want[1]}]); the LoRA was made for a model of another width`,
+        `${file}: tensor ${keys.down} has shape ${fmt(down.shape)} but ${targets.layers.join(' + ')} of ${target.label} takes ${want[1]} inputs (expected [${rank}, ${want[1]}]); ${why}`,
       );
+    }
     if (outRows !== want[0])
       throw new LoraFileError(
         `${file}: tensor ${keys.up} has shape ${fmt(up.shape)} but ${targets.layers.join(' + ')} of ${target.label} has ${want[0]} outputs (expected [${want[0]}, ${rank}]); the LoRA was made for a model of another width`,

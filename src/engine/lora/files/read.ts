@@ -34,6 +34,23 @@ function openHeader(path: string): SafetensorsFile {
   }
 }
 
+/**
+ * Layers with the same rank and input and equal down values get one down array: diffusers files store a fused
+ * qkv's shared A once per projection, and one array both saves the memory and lets a graph compute A·x once.
+ */
+function shareEqualDowns(layers: Map<string, LoraLayer>): void {
+  const seen = new Map<string, Float32Array[]>();
+  for (const layer of layers.values()) {
+    const key = `${layer.rank}x${layer.inFeatures}`;
+    const group = seen.get(key) ?? [];
+    const same = group.find(
+      (d) => d === layer.down || (d.length === layer.down.length && d.every((v, i) => v === layer.down[i])),
+    );
+    if (same) layer.down = same;
+    else seen.set(key, [...group, layer.down]);
+  }
+}
+
 export async function readLoraFile(path: string, target: LoraTarget): Promise<LoraFile> {
   const st = openHeader(path);
   const keys = st.names();
@@ -91,5 +108,6 @@ export async function readLoraFile(path: string, target: LoraTarget): Promise<Lo
     tensors.delete(m.down);
     tensors.delete(m.up);
   }
+  shareEqualDowns(layers);
   return { path, sha256, format: layout.format, layers, meta: loraMeta(st.metadata), warnings };
 }

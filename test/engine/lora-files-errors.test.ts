@@ -156,7 +156,7 @@ describe('LoRA files: bad input is refused with a message that says what and wha
     expect(lora.warnings[0]).toMatch(/skipped 2 text-encoder tensors \(text_encoders\.clip_l\./);
     // double blocks 2, 3 (img qkv, txt qkv, img proj, txt proj) and single block 2 (linear1).
     expect(lora.warnings[1]).toContain('only part of this LoRA applies: 10 modules used');
-    expect(lora.warnings[1]).toContain('skipped 9 modules that are not layers of tiny-flux-dev');
+    expect(lora.warnings[1]).toContain('skipped 9 modules for layers tiny-flux-dev does not have or adapt');
     expect(lora.warnings[1]).toContain('diffusion_model.double_blocks.2.');
   });
 

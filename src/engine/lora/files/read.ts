@@ -79,7 +79,9 @@ export async function readLoraFile(path: string, target: LoraTarget): Promise<Lo
     );
   if (absent.length > 0 || unrecognised.length > 0) {
     const parts = [
-      absent.length > 0 ? `${absent.length} modules that are not layers of ${target.label} (${sample(absent, 2)})` : '',
+      absent.length > 0
+        ? `${absent.length} modules for layers ${target.label} does not have or adapt (${sample(absent, 2)})`
+        : '',
       unrecognised.length > 0 ? `${unrecognised.length} unrecognised tensors (${sample(unrecognised, 2)})` : '',
     ].filter(Boolean);
     warnings.push(

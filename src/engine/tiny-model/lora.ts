@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import { TIME_PROJ_DIM } from '../checkpoint/flux-config.ts';
 import type { LoraFormat } from '../lora/types.ts';
+import { concatFloat32 } from '../float32.ts';
 import { GaussianNoise } from '../noise.ts';
 import { bf16ToFloat32Array, f16ToFloat32Array, float32ToBf16Array, float32ToF16Array } from '../weights/dtype.ts';
 import { writeSafetensors, type HostTensor } from '../weights/safetensors.ts';
@@ -173,16 +174,6 @@ function store(values: Float32Array, shape: number[], dtype: TestLoraOptions['dt
   return [{ dtype: 'bfloat16', shape, data: bits }, bf16ToFloat32Array(bits)];
 }
 
-function concatRows(blocks: Float32Array[]): Float32Array {
-  const out = new Float32Array(blocks.reduce((n, b) => n + b.length, 0));
-  let o = 0;
-  for (const b of blocks) {
-    out.set(b, o);
-    o += b.length;
-  }
-  return out;
-}
-
 /** Columns [c0, c0 + width) of rows [r0, r0 + rows) of a row-major [*, cols] matrix. */
 function subMatrix(m: Float32Array, cols: number, r0: number, rows: number, c0: number, width: number): Float32Array {
   const out = new Float32Array(rows * width);
@@ -284,9 +275,9 @@ export function writeTestLora(path: string, opts: TestLoraOptions): TestLora {
           m.parts.map((p) => p.rows),
           rank,
         )
-      : concatRows(fileUps);
+      : concatFloat32(fileUps);
     const downValues = split
-      ? concatRows(
+      ? concatFloat32(
           m.parts.map((p) => draw(seed, `${p.layer}.split-down`, rank * m.inFeatures, 1 / Math.sqrt(m.inFeatures))),
         )
       : down;
@@ -303,7 +294,7 @@ export function writeTestLora(path: string, opts: TestLoraOptions): TestLora {
       let up: Float32Array = subMatrix(uv, fileRank, row, p.rows, split ? j * rank : 0, split ? rank : fileRank);
       if (m.swapHalves) {
         const half = up.length / 2;
-        up = concatRows([up.subarray(half), up.subarray(0, half)]);
+        up = concatFloat32([up.subarray(half), up.subarray(0, half)]);
       }
       const d = split ? dv.slice(j * rank * m.inFeatures, (j + 1) * rank * m.inFeatures) : dv;
       expected.set(p.layer, { down: d, up, rank: split ? rank : fileRank, alphaScale });

@@ -1,4 +1,5 @@
 import { LORA_LIMITS } from '../../../rag/params.ts';
+import { concatFloat32 } from '../../float32.ts';
 import type { LoraLayer } from '../types.ts';
 import { LoraFileError } from './errors.ts';
 import { rankError, type ModulePlan } from './plan.ts';
@@ -41,12 +42,9 @@ function isBlockDiagonal(up: Float32Array, plan: ModulePlan): boolean {
 }
 
 /** BFL's (shift, scale) halves of up become diffusers' (scale, shift). */
-function swapHalves(up: Float32Array, rank: number): Float32Array {
-  const half = (up.length / rank / 2) * rank;
-  const out = new Float32Array(up.length);
-  out.set(up.subarray(half), 0);
-  out.set(up.subarray(0, half), half);
-  return out;
+function swapHalves(up: Float32Array): Float32Array {
+  const half = up.length / 2;
+  return concatFloat32([up.subarray(half), up.subarray(0, half)]);
 }
 
 /**
@@ -68,7 +66,7 @@ export function buildLayers(
   alpha: number | undefined,
 ): [string, LoraLayer][] {
   const scale = alphaScale(file, plan, alpha);
-  const up = plan.swapHalves ? swapHalves(upRaw, plan.rank) : upRaw;
+  const up = plan.swapHalves ? swapHalves(upRaw) : upRaw;
   const { inFeatures } = plan;
   const n = plan.parts.length;
   if (n === 1) {

@@ -336,7 +336,7 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
     ]);
   });
 
-  it('kohya lora_unet_ (BFL names) and lora_transformer_ (diffusers names)', async () => {
+  it('kohya lora_unet_ (BFL names); OneTrainer lora_transformer_ and SimpleTuner lycoris_ (diffusers names)', async () => {
     const l = await mapped('hand-kohya.safetensors', [
       [
         'lora_unet_double_blocks_1_txt_attn_qkv.lora_down.weight',
@@ -370,10 +370,16 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
       ],
       ['lora_unet_guidance_in_in_layer.lora_down.weight', 'lora_unet_guidance_in_in_layer.lora_up.weight', 256, D],
       [
-        'lycoris_single_blocks_0_modulation_lin.lora_down.weight',
-        'lycoris_single_blocks_0_modulation_lin.lora_up.weight',
+        'lycoris_single_transformer_blocks_0_norm_linear.lora_down.weight',
+        'lycoris_single_transformer_blocks_0_norm_linear.lora_up.weight',
         D,
         3 * D,
+      ],
+      [
+        'lycoris_transformer_blocks_1_ff_net_0_proj.lora_down.weight',
+        'lycoris_transformer_blocks_1_ff_net_0_proj.lora_up.weight',
+        D,
+        config.mlp,
       ],
     ]);
     expect(l.format).toBe('kohya');
@@ -387,6 +393,7 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
       'transformer_blocks.1.attn.add_k_proj',
       'transformer_blocks.1.attn.add_q_proj',
       'transformer_blocks.1.attn.add_v_proj',
+      'transformer_blocks.1.ff.net.0.proj',
     ]);
   });
 
@@ -406,10 +413,19 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
         3 * D,
       ],
       ['diffusion_model.img_in.lora_A.weight', 'diffusion_model.img_in.lora_B.weight', config.inChannels, D],
+      [
+        'diffusion_model.single_blocks.1.linear1_qkv.lora_A.weight',
+        'diffusion_model.single_blocks.1.linear1_qkv.lora_B.weight',
+        D,
+        3 * D,
+      ],
     ]);
     expect(l.format).toBe('bfl');
     expect(keys(l)).toEqual([
       'single_transformer_blocks.0.norm.linear',
+      'single_transformer_blocks.1.attn.to_k',
+      'single_transformer_blocks.1.attn.to_q',
+      'single_transformer_blocks.1.attn.to_v',
       'transformer_blocks.0.attn.to_k',
       'transformer_blocks.0.attn.to_q',
       'transformer_blocks.0.attn.to_v',

@@ -30,6 +30,8 @@ const DOUBLE: Record<string, string[]> = {
 
 const SINGLE: Record<string, string[]> = {
   linear1: ['attn.to_q', 'attn.to_k', 'attn.to_v', 'proj_mlp'],
+  // Some trainers adapt only linear1's q, k, v rows (ComfyUI reads these as `linear1_qkv`).
+  linear1_qkv: ['attn.to_q', 'attn.to_k', 'attn.to_v'],
   linear2: ['proj_out'],
   'modulation.lin': ['norm.linear'],
 };

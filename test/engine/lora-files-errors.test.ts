@@ -90,6 +90,13 @@ describe('LoRA files: bad input is refused with a message that says what and wha
       'another width',
     );
     expect(msg).toContain('tiny-flux-dev');
+    const full = write('full-width.safetensors', {
+      'lora_unet_single_blocks_0_linear2.lora_down.weight': zeros([2, 3072 + 12288]),
+      'lora_unet_single_blocks_0_linear2.lora_up.weight': zeros([3072, 2]),
+      'lora_unet_double_blocks_0_img_attn_proj.lora_down.weight': zeros([2, 3072]),
+      'lora_unet_double_blocks_0_img_attn_proj.lora_up.weight': zeros([3072, 2]),
+    });
+    await refused(full, 'lora_unet_single_blocks_0_linear2.lora_down.weight', "full-size FLUX.1's, hidden size 3072");
   });
 
   it('an img_in LoRA with more input channels names the FLUX variant it seems to be for', async () => {

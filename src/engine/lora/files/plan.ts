@@ -48,6 +48,11 @@ export interface Plan {
   absent: string[];
 }
 
+/** Sizes of full-size FLUX.1's linears (3072 wide, MLP 12288, fused qkv / linear1 / modulation rows). */
+const FLUX1_SIZES = new Set([3072, 6144, 9216, 12288, 15360, 18432, 21504]);
+const anotherWidth = (lora: number) =>
+  `the LoRA was made for a model of another width${FLUX1_SIZES.has(lora) ? " (its sizes are full-size FLUX.1's, hidden size 3072)" : ''}`;
+
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 function groupByModule(parsed: Map<string, ParsedKey>) {
@@ -117,14 +122,14 @@ export function planModules(
       const why =
         targets.layers[0] === 'x_embedder'
           ? `the LoRA was made for a FLUX variant with ${inFeatures} input channels (Fill, Canny or Depth?), not this model's ${want[1]}`
-          : 'the LoRA was made for a model of another width';
+          : anotherWidth(inFeatures);
       throw new LoraFileError(
         `${file}: tensor ${keys.down} has shape ${fmt(down.shape)} but ${targets.layers.join(' + ')} of ${target.label} takes ${want[1]} inputs (expected [${rank}, ${want[1]}]); ${why}`,
       );
     }
     if (outRows !== want[0])
       throw new LoraFileError(
-        `${file}: tensor ${keys.up} has shape ${fmt(up.shape)} but ${targets.layers.join(' + ')} of ${target.label} has ${want[0]} outputs (expected [${want[0]}, ${rank}]); the LoRA was made for a model of another width`,
+        `${file}: tensor ${keys.up} has shape ${fmt(up.shape)} but ${targets.layers.join(' + ')} of ${target.label} has ${want[0]} outputs (expected [${want[0]}, ${rank}]); ${anotherWidth(outRows)}`,
       );
     // A fused module saved split (kohya split_qkv) is rank n·r with a block-diagonal up; it is checked on the values.
     const n = targets.layers.length;

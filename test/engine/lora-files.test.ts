@@ -459,6 +459,64 @@ describe('LoRA files: hand-written keys in the real spellings', () => {
     ]);
   });
 
+  it('one hand-written fused qkv in all four spellings reads to the same layers', async () => {
+    const down = ramp(2 * D);
+    const up = ramp(3 * D * 2, -1);
+    const alpha = f32([2], []);
+    const spellings: Record<LoraFormat, Record<string, HostTensor>> = {
+      kohya: {
+        'lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight': f32(down, [2, D]),
+        'lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight': f32(up, [3 * D, 2]),
+        'lora_unet_double_blocks_0_img_attn_qkv.alpha': alpha,
+      },
+      bfl: {
+        'diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight': f32(down, [2, D]),
+        'diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight': f32(up, [3 * D, 2]),
+        'diffusion_model.double_blocks.0.img_attn.qkv.alpha': alpha,
+      },
+      xlabs: {
+        'double_blocks.0.processor.qkv_lora1.down.weight': f32(down, [2, D]),
+        'double_blocks.0.processor.qkv_lora1.up.weight': f32(up, [3 * D, 2]),
+      },
+      diffusers: Object.fromEntries(
+        ['to_q', 'to_k', 'to_v'].flatMap((n, k) => [
+          [`transformer.transformer_blocks.0.attn.${n}.lora_A.weight`, f32(down, [2, D])],
+          [
+            `transformer.transformer_blocks.0.attn.${n}.lora_B.weight`,
+            f32(up.slice(k * D * 2, (k + 1) * D * 2), [D, 2]),
+          ],
+          [`transformer.transformer_blocks.0.attn.${n}.alpha`, alpha],
+        ]),
+      ),
+    };
+    const files = await Promise.all(
+      LAYOUTS.map(async (layout) => {
+        const p = file(`spellings-${layout}.safetensors`);
+        writeSafetensors(p, spellings[layout]);
+        return readLoraFile(p, target);
+      }),
+    );
+    for (const [i, lora] of files.entries()) {
+      expect(lora.format).toBe(LAYOUTS[i]);
+      expect([...lora.layers.keys()].sort()).toEqual([
+        'transformer_blocks.0.attn.to_k',
+        'transformer_blocks.0.attn.to_q',
+        'transformer_blocks.0.attn.to_v',
+      ]);
+      ['to_q', 'to_k', 'to_v'].forEach((n, k) => {
+        const l = lora.layers.get(`transformer_blocks.0.attn.${n}`)!;
+        expect(l).toEqual({
+          down,
+          up: up.slice(k * D * 2, (k + 1) * D * 2),
+          rank: 2,
+          inFeatures: D,
+          outFeatures: D,
+          alphaScale: 1,
+        });
+      });
+    }
+  });
+
   it('the test writer spells keys as the real layouts do', () => {
     const spell = (layout: LoraFormat, prefix?: string) =>
       writeTestLora(file(`spell-${layout}${prefix ?? ''}.safetensors`), {

@@ -21,7 +21,7 @@ export const command: SlashCommand = {
       .addStringOption((o) =>
         o
           .setName('regions')
-          .setDescription('e.g. "a black cat @ left; a white dog @ 55 20 40 70" (x y w h in %)')
+          .setDescription('e.g. "a black cat @ left <watercolor:0.8>; a white dog @ 55 20 40 70" (x y w h in %)')
           .setMaxLength(2000),
       )
       .addAttachmentOption((o) =>

@@ -61,9 +61,9 @@ describe('LORA_DIR catalog', () => {
     );
   });
 
-  it('50 styles of 1.5 MiB: the first listing hashes them, the next ones only read the folder', async () => {
+  it('50 styles: the first listing hashes them, the next ones only read the folder', async () => {
     const many = path.join(tmp, 'many');
-    for (let i = 0; i < 50; i++) writeStyleFile(many, `style-${i}`, { seed: i, rank: 2048 });
+    for (let i = 0; i < 50; i++) writeStyleFile(many, `style-${i}`, { seed: i, rank: 256 });
     let t = performance.now();
     const first = await listStyles(many);
     const cold = performance.now() - t;

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { LORA_LIMITS, LoraRefSchema } from '../rag/params.ts';
 
 /** Bumped whenever the stored shape of a Scene changes; stored rows carry it. */
 export const SCENE_SCHEMA_VERSION = 1;
@@ -16,11 +15,26 @@ export const LIMITS = {
 
 /** A box in fractions of the image, top-left origin: x, y from the left and top edges; w, h its size. */
 /**
- * Styles (LoRAs) by name (a style in LORA_DIR, or a `.safetensors` path for CLI use) and scale. Scene-level styles
- * apply to the whole picture, a region's only inside its box. The file's hash is pinned in the paint passes, not here.
+ * How many styles one picture may use and their scale range: the same numbers as rag/params.ts's LORA_LIMITS (the
+ * step graph's LoRA inputs are sized by them), which this floor may not import; a test keeps the two equal.
  */
-export const StylesSchema = z.array(LoraRefSchema).max(LORA_LIMITS.maxLoras);
-export type StyleRef = z.infer<typeof LoraRefSchema>;
+export const STYLE_LIMITS = { maxStyles: 8, minScale: -4, maxScale: 4 } as const;
+
+/**
+ * A style (LoRA) by name (a style in LORA_DIR, or a `.safetensors` path for CLI use) and scale; the same shape as a
+ * paint pass's LoraRef. Scene-level styles apply to the whole picture, a region's only inside its box. The file's
+ * hash is pinned in the paint passes when a request is made; a Scene may carry one (a saved generation's).
+ */
+export const StyleRefSchema = z.strictObject({
+  name: z.string().trim().min(1, 'a style needs a name'),
+  scale: z.number().finite().min(STYLE_LIMITS.minScale).max(STYLE_LIMITS.maxScale),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex SHA-256')
+    .optional(),
+});
+export type StyleRef = z.infer<typeof StyleRefSchema>;
+export const StylesSchema = z.array(StyleRefSchema).max(STYLE_LIMITS.maxStyles);
 
 export const BoxSchema = z.object({
   x: z.number().finite(),

@@ -1,5 +1,4 @@
-import { LORA_LIMITS } from '../rag/params.ts';
-import { SceneSchema, TOKEN_PX, type Box, type Region, type Scene, type StyleRef } from './schema.ts';
+import { SceneSchema, STYLE_LIMITS, TOKEN_PX, type Box, type Region, type Scene, type StyleRef } from './schema.ts';
 
 export interface SceneLimits {
   maxRegions: number;
@@ -96,13 +95,13 @@ export function sceneStyleNames(scene: Pick<Scene, 'loras' | 'regions'>): string
   return [...new Set(all.map((s) => s.name))];
 }
 
-/** The painter holds at most LORA_LIMITS.maxLoras styles in one picture; one style twice in one list is a typo. */
+/** The painter holds at most STYLE_LIMITS.maxStyles styles in one picture; one style twice in one list is a typo. */
 export function styleProblems(scene: Pick<Scene, 'loras' | 'regions'>): string[] {
   const out: string[] = [];
   const names = sceneStyleNames(scene);
-  if (names.length > LORA_LIMITS.maxLoras)
+  if (names.length > STYLE_LIMITS.maxStyles)
     out.push(
-      `the layout uses ${names.length} styles (${names.join(', ')}); at most ${LORA_LIMITS.maxLoras} fit in one picture: drop some`,
+      `the layout uses ${names.length} styles (${names.join(', ')}); at most ${STYLE_LIMITS.maxStyles} fit in one picture: drop some`,
     );
   const twice = (list: StyleRef[] | undefined, who: string) => {
     const seen = new Set<string>();

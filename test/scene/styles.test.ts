@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyEdit, parseSceneJSON, sceneToJSON, SceneError, type Scene } from '../../src/scene/index.ts';
+import { applyEdit, parseSceneJSON, sceneToJSON, SceneError, STYLE_LIMITS, type Scene } from '../../src/scene/index.ts';
+import { LORA_LIMITS } from '../../src/rag/params.ts';
 import { generationPasses, repaintPasses } from '../../src/paint/passes.ts';
 import { passStyleProblems, pinStyles, resolveStyles } from '../../src/paint/styles.ts';
 import { seedFromText } from '../../src/paint/scene-to-rag.ts';
@@ -35,6 +36,14 @@ const styled: Scene = {
 };
 
 describe('Scene styles', () => {
+  it('allows what a paint pass allows (the Scene floor keeps its own copy of the limits)', () => {
+    expect(STYLE_LIMITS).toEqual({
+      maxStyles: LORA_LIMITS.maxLoras,
+      minScale: LORA_LIMITS.minScale,
+      maxScale: LORA_LIMITS.maxScale,
+    });
+  });
+
   it('Scene JSON carries styles at the top level and per region; a scene without styles prints and seeds as before', () => {
     const back = parseSceneJSON(sceneToJSON(styled));
     expect(back.loras).toEqual([{ name: 'film', scale: 0.6 }]);

@@ -41,7 +41,13 @@ describe('command line', () => {
       env,
     });
     expect(deployed.stdout).toMatch(/registered \/imagine, \/layout, \/queue, \/settings, \/styles in guild \d+/);
-    expect(fake.commands.get(guildId)!.map((c) => c.name)).toEqual(['imagine', 'layout', 'queue', 'settings', 'styles']);
+    expect(fake.commands.get(guildId)!.map((c) => c.name)).toEqual([
+      'imagine',
+      'layout',
+      'queue',
+      'settings',
+      'styles',
+    ]);
 
     const bot = spawn(process.execPath, ['bin/scenewright.js', 'start'], {
       cwd: repoRoot,

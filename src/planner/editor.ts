@@ -250,7 +250,7 @@ async function editWithLlm(
 export async function planEdit(scene: Scene, instruction: string, opts: PlanEditOptions = {}): Promise<EditResult> {
   const limits = opts.limits ?? DEFAULT_SCENE_LIMITS;
   const offline = (warnings: string[]): EditResult => {
-    const styled = styleEdit(scene, instruction, opts.styles ?? [], opts.lastIds);
+    const styled = styleEdit(scene, instruction, opts.styles ?? [], opts.lastIds, limits);
     if (styled) return { edit: styled.edit, source: 'offline', warnings, targets: styled.targets };
     const r = editOffline(scene, instruction, { lastIds: opts.lastIds, limits });
     return { ...r, warnings: [...warnings, ...r.warnings] };

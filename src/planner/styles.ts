@@ -6,6 +6,8 @@
  */
 import { LORA_LIMITS } from '../rag/params.ts';
 import type { Scene, StyleRef } from '../scene/schema.ts';
+import type { SceneLimits } from '../scene/validate.ts';
+import { editOffline } from './offline-edit.ts';
 import { resolveReference } from './resolve.ts';
 import type { Edit } from '../scene/schema.ts';
 
@@ -94,6 +96,7 @@ export function styleEdit(
   instruction: string,
   styles: StyleChoice[],
   lastIds: string[] = [],
+  limits?: SceneLimits,
 ): { edit: Edit; targets: string[] } | undefined {
   const text = instruction.trim().replace(/[.!]+$/, '');
   const cleared = CLEAR.exec(text);
@@ -120,12 +123,45 @@ export function styleEdit(
   if (!phrase || WHOLE.test(phrase))
     return { edit: { kind: 'change', update: [], add: [], remove: [], loras: [ref] }, targets: [] };
   const target = pick(scene, phrase, lastIds);
+  const ids = target && !('question' in target) ? target.ids : undefined;
+  // "make the cat orange in ink style": the rest is a change of its own (the reference alone does not explain it);
+  // the style goes on the regions that change.
+  if (!ids || (ids.length === 1 && leftover(phrase, scene.regions.find((r) => r.id === ids[0])!.label))) {
+    const r = editOffline(scene, m.rest, { lastIds, ...(limits ? { limits } : {}) });
+    const changed = r.edit.kind === 'change' ? r.edit.update.filter((u) => !ids || ids.includes(u.id)) : [];
+    if (r.edit.kind === 'change' && changed.length) {
+      const styled = new Set(changed.map((u) => u.id));
+      return {
+        edit: { ...r.edit, update: r.edit.update.map((u) => (styled.has(u.id) ? { ...u, loras: [ref] } : u)) },
+        targets: r.targets,
+      };
+    }
+  }
   if (!target) return undefined;
   if ('question' in target) return { edit: target.question, targets: [] };
   return {
     edit: { kind: 'change', update: target.ids.map((id) => ({ id, loras: [ref] })), add: [], remove: [] },
     targets: target.ids,
   };
+}
+
+/** Words a reference to a region is made of, besides its label's: articles, places, order, size. */
+const REFERENCE_WORDS = new Set(
+  (
+    'the a an one ones it them that this those these both all each every of on in at to from ' +
+    'left right top bottom middle center centre upper lower front back far near side corner ' +
+    'first second third fourth last other big bigger biggest small smaller smallest large larger largest tall taller'
+  ).split(' '),
+);
+
+/** Whether a phrase says more than which region (a word that is neither a reference word nor in its label). */
+function leftover(phrase: string, label: string): boolean {
+  const own = new Set(label.toLowerCase().split(/[^\p{L}\p{N}]+/u));
+  return phrase
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter(Boolean)
+    .some((w) => !REFERENCE_WORDS.has(w) && !own.has(w) && !own.has(w.replace(/s$/, '')));
 }
 
 function pick(

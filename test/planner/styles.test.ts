@@ -63,6 +63,14 @@ describe('offline editor', () => {
     expect(cleared).toMatchObject({ kind: 'change', update: [{ id: 'r1', loras: [] }] });
   });
 
+  it('"make the cat orange in ink style" changes the cat and gives it the style, in one repaint', async () => {
+    const edit = await offlineEdit('make the cat orange in ink style');
+    expect(edit).toMatchObject({
+      kind: 'change',
+      update: [{ id: 'r1', label: 'an orange cat', loras: [{ name: 'ink', scale: 1 }] }],
+    });
+  });
+
   it('asks which one when two regions fit, and leaves instructions without a style name to the other rules', async () => {
     const two: Scene = {
       ...cats,

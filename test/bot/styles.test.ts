@@ -141,6 +141,16 @@ describe('styles on Discord', () => {
     expect(pass.HB_lora_list).toBeUndefined();
     const [request] = recorded(r.record);
     expect(request!.params.passes![0]!.loras).toEqual([{ name: watercolor, scale: 0.8, sha256: sha256(watercolor) }]);
+
+    // The Layout button shows the styles; Reroll paints the same layout with the same styles and a new seed.
+    const layout = await h.answered(h.fake.clickButton(h.users.alice, done.id, `layout:${g.id}`));
+    expect(layout.content).toMatch(/Styles: watercolor ×0\.8 \(whole picture\)/);
+    const again = await h.answered(h.fake.clickButton(h.users.alice, done.id, `reroll:${g.id}`));
+    const rerolled = await h.finished(again.id, 120_000);
+    const g2 = h.bot.store.generationForMessage(rerolled.id)!;
+    expect(g2.params.seed).not.toBe(g.params.seed);
+    expect(g2.params.passes![0]!.loras).toEqual(pass.loras);
+    expect(recorded(r.record)[1]!.params.passes![0]!.loras![0]!.name).toBe(watercolor);
   });
 
   it('/imagine with an unknown style is refused with the names there are, and nothing is queued', async () => {

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findStyle, listStyles, styleNames } from '../../src/engine/lora/catalog.ts';
+import { writeSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { writeStyleFile } from '../bot/style-files.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-catalog-'));
@@ -18,6 +19,19 @@ describe('LORA_DIR catalog', () => {
   writeStyleFile(dir, 'Ink-Wash', { seed: 2 });
   writeFileSync(path.join(dir, 'notes.txt'), 'not a style');
   writeFileSync(path.join(dir, 'broken.safetensors'), Buffer.from([1, 2, 3]));
+  const sdxl = path.join(tmp, 'sdxl');
+  mkdirSync(sdxl);
+  writeSafetensors(
+    path.join(sdxl, 'anime-xl.safetensors'),
+    {
+      'lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn2_to_k.lora_down.weight': {
+        dtype: 'float32',
+        shape: [4, 2048],
+        data: new Float32Array(4 * 2048),
+      },
+    },
+    { ss_base_model_version: 'sdxl_base_v1-0' },
+  );
 
   it('lists the .safetensors files by stem with metadata and hashes; a broken file is left out and named', async () => {
     const skipped: string[] = [];
@@ -33,6 +47,15 @@ describe('LORA_DIR catalog', () => {
     expect(skipped).toHaveLength(1);
     expect(skipped[0]).toMatch(/^broken\.safetensors: style "broken" is not a usable LoRA file: .*truncated/);
     expect(await styleNames(dir)).toEqual(['broken', 'Ink-Wash', 'watercolor']);
+  });
+
+  it('a LoRA for another model is not a style: listing leaves it out, naming what it is; asking for it says so', async () => {
+    const skipped: string[] = [];
+    expect(await listStyles(sdxl, skipped)).toEqual([]);
+    expect(skipped[0]).toMatch(/anime-xl\.safetensors is a LoRA for Stable Diffusion XL, not FLUX/);
+    await expect(findStyle(sdxl, 'anime-xl')).rejects.toThrow(
+      /style "anime-xl" is not a usable LoRA file: anime-xl\.safetensors is a LoRA for Stable Diffusion XL, not FLUX/,
+    );
   });
 
   it('a second listing reuses what it knows; a file that changed is read and hashed again', async () => {

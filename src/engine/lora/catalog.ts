@@ -11,6 +11,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { UserError } from '../../config/errors.ts';
 import { SafetensorsFile } from '../weights/safetensors.ts';
+import { refuseForeign } from './files/detect.ts';
 import { loraMeta } from './meta.ts';
 import type { LoraMeta } from './types.ts';
 
@@ -66,7 +67,10 @@ export async function styleInfo(file: string, name = path.basename(file, EXT)): 
   if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs && hit.info.name === name) return hit.info;
   let metadata: Record<string, string>;
   try {
-    metadata = new SafetensorsFile(abs, abs).metadata;
+    const file = new SafetensorsFile(abs, path.basename(abs));
+    metadata = file.metadata;
+    // A LoRA for Stable Diffusion (or a DoRA) is refused when it is listed, not when a job reaches a worker.
+    refuseForeign(path.basename(abs), file.names(), { shape: (k) => file.info(k).shape, metadata });
   } catch (e) {
     throw new StyleError(`style "${name}" is not a usable LoRA file: ${(e as Error).message}`);
   }

@@ -226,11 +226,12 @@ export class Flows {
 
   /**
    * Every style a scene names exists in LORA_DIR: checked before anything is stored or queued, so that an unknown
-   * name is answered with the names there are, and a file path from a user is never opened.
+   * name is answered with the names there are, and a file path from a user is never opened. Returns the scene with
+   * each name spelled as its file is ("Watercolor" → "watercolor").
    */
-  async checkStyles(scene: Scene): Promise<void> {
+  async checkStyles(scene: Scene): Promise<Scene> {
     const names = sceneStyleNames(scene);
-    if (!names.length) return;
+    if (!names.length) return scene;
     const path = names.find(isStylePath);
     if (path) throw new Refusal(`Give a style by its name (see /styles), not a file path like ${quote(path, 80)}.`);
     const dir = this.config.model.loraDir;
@@ -238,14 +239,23 @@ export class Flows {
       throw new Refusal(
         `This bot has no styles (its operator has not set LORA_DIR), so I cannot paint with ${quote(names[0]!, 60)}. Leave the style out.`,
       );
+    const spelled = new Map<string, string>();
     for (const name of names) {
       try {
-        await findStyle(dir, name);
+        spelled.set(name, (await findStyle(dir, name)).name);
       } catch (e) {
         if (e instanceof StyleError) throw new Refusal(`${capital(e.message)}. See /styles.`);
         throw e;
       }
     }
+    const fix = (list: StyleRef[] | undefined) => list?.map((l) => ({ ...l, name: spelled.get(l.name) ?? l.name }));
+    const fixed: Scene = {
+      ...scene,
+      regions: scene.regions.map((r) => (r.loras ? { ...r, loras: fix(r.loras) } : r)),
+      ...(scene.loras ? { loras: fix(scene.loras) } : {}),
+    };
+    // The same style twice under two spellings is one style twice: the scene check says so.
+    return this.checkScene(fixed);
   }
 
   /** Normalises a Scene onto the token grid and checks it against this server's limits. */
@@ -282,16 +292,13 @@ export class Flows {
     }
     // The style option applies to the whole picture, besides any style the planner gave the picture or a region.
     const chosen = input.styles ?? [];
-    const planLoras = (planned.scene.loras ?? []).filter((l) => !chosen.some((c) => c.name === l.name));
+    const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+    const planLoras = (planned.scene.loras ?? []).filter((l) => !chosen.some((c) => same(c.name, l.name)));
     const loras = [...chosen, ...planLoras];
     const { loras: _planned, ...plannedScene } = planned.scene;
-    const scene = this.checkScene({
-      ...plannedScene,
-      width: s.width,
-      height: s.height,
-      ...(loras.length ? { loras } : {}),
-    });
-    await this.checkStyles(scene);
+    const scene = await this.checkStyles(
+      this.checkScene({ ...plannedScene, width: s.width, height: s.height, ...(loras.length ? { loras } : {}) }),
+    );
     this.store.countUsage(input.requester.userId, 'imagine');
     const prepared = await this.create({
       kind: this.canPaint ? 'generate' : 'layout',
@@ -307,8 +314,7 @@ export class Flows {
   async explicit(input: ExplicitInput): Promise<Prepared> {
     const s = this.settingsFor(input.requester.userId, { ...input, aspect: undefined });
     // The layout fixes its own size; seed, steps and model come from the options and settings.
-    const scene = this.checkScene(input.scene);
-    await this.checkStyles(scene);
+    const scene = await this.checkStyles(this.checkScene(input.scene));
     this.store.countUsage(input.requester.userId, 'layout');
     return this.create({
       kind: this.canPaint ? 'generate' : 'layout',
@@ -405,7 +411,7 @@ export class Flows {
       // A repaint reruns the parent's painting: it needs the parent's image and artifacts to exist.
       what = applied.regenerate || !(await repaintable(parent)) ? 'regenerate' : 'repaint';
     }
-    await this.checkStyles(scene);
+    scene = await this.checkStyles(scene);
     if (!this.canPaint) what = 'layout';
     this.store.countUsage(requester.userId, what === 'repaint' ? 'repaint' : 'edit');
     const kind: GenerationKind = what === 'layout' ? 'layout' : what === 'repaint' ? 'repaint' : 'generate';

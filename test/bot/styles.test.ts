@@ -153,6 +153,18 @@ describe('styles on Discord', () => {
     expect(recorded(r.record)[1]!.params.passes![0]!.loras![0]!.name).toBe(watercolor);
   });
 
+  it('/imagine without a painter: the style is checked and stored as its file spells it, and shown with the layout', async () => {
+    const { dir } = styleDir();
+    h = await Harness.start({ env: { LORA_DIR: dir } });
+    const { message } = await h.imagine(h.users.alice, 'a cat and a dog', { style: 'WaterColor' });
+    expect(message.content).toMatch(/Styles: watercolor \(whole picture\)/);
+    expect(h.bot.store.generationForMessage(message.id)!.params.scene.loras).toEqual([
+      { name: 'watercolor', scale: 1 },
+    ]);
+    const scaleOnly = await h.imagine(h.users.alice, 'a cat', { style_scale: 0.5 });
+    expect(scaleOnly.message.content).toMatch(/`style_scale` needs a `style`/);
+  });
+
   it('/imagine with an unknown style is refused with the names there are, and nothing is queued', async () => {
     const { dir } = styleDir();
     const r = await painting(dir);

@@ -217,11 +217,11 @@ export class Flows {
 
   /** The styles as the planner sees them (names and what each looks like). */
   private async styleChoices(): Promise<StyleChoice[]> {
-    return (await this.styles()).map((s) => ({
-      name: s.name,
-      ...(s.meta.description || s.meta.title ? { description: s.meta.description ?? s.meta.title } : {}),
-      triggerWords: s.meta.triggerWords,
-    }));
+    return (await this.styles()).map((s) => {
+      // kohya's title is the output name, usually the file's stem: no description at all.
+      const about = s.meta.description ?? (s.meta.title !== s.name ? s.meta.title : undefined);
+      return { name: s.name, ...(about ? { description: about } : {}), triggerWords: s.meta.triggerWords };
+    });
   }
 
   /**

@@ -22,6 +22,7 @@ import { Refusal } from './errors.ts';
 import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
 import type { BotPlanner, StyleChoice } from './planning.ts';
+import { styleChoiceOf } from '../planner/styles.ts';
 import { quote, visibleText } from './text.ts';
 
 /** One version in the history of a conversation (a chain of edits), oldest first. */
@@ -217,11 +218,7 @@ export class Flows {
 
   /** The styles as the planner sees them (names and what each looks like). */
   private async styleChoices(): Promise<StyleChoice[]> {
-    return (await this.styles()).map((s) => {
-      // kohya's title is the output name, usually the file's stem: no description at all.
-      const about = s.meta.description ?? (s.meta.title !== s.name ? s.meta.title : undefined);
-      return { name: s.name, ...(about ? { description: about } : {}), triggerWords: s.meta.triggerWords };
-    });
+    return (await this.styles()).map(styleChoiceOf);
   }
 
   /**

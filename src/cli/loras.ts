@@ -8,7 +8,9 @@ import path from 'node:path';
 import { UserError } from '../config/errors.ts';
 import { LORA_LIMITS, type LoraRef, type RagParams } from '../rag/params.ts';
 import { MissingStyleError, passStyleProblems, resolveStyles } from '../paint/styles.ts';
-import { StyleError } from '../engine/lora/catalog.ts';
+import { listStyles, StyleError } from '../engine/lora/catalog.ts';
+import type { Config } from '../config/config.ts';
+import { styleChoiceOf, type StyleChoice } from '../planner/styles.ts';
 
 export const LORA_USAGE = '--lora <file.safetensors | style name>[:<scale>] (repeatable; scale −4…4, default 1)';
 
@@ -57,6 +59,18 @@ export async function passWithStyles(
     return resolved!;
   } catch (e) {
     if (e instanceof StyleError || e instanceof MissingStyleError) throw new UserError(e.message, 2);
+    throw e;
+  }
+}
+
+/** The styles of LORA_DIR as the planner and editor take them (none without LORA_DIR). */
+export async function plannerStyles(config: Config): Promise<StyleChoice[]> {
+  const dir = config.model.loraDir;
+  if (!dir) return [];
+  try {
+    return (await listStyles(dir)).map(styleChoiceOf);
+  } catch (e) {
+    if (e instanceof StyleError) throw new UserError(e.message, 2);
     throw e;
   }
 }

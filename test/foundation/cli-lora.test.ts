@@ -122,6 +122,38 @@ describe('scenewright generate with styles', () => {
     expect(saved.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
   });
 
+  it('plan and edit know the styles of LORA_DIR', () => {
+    const planned = cli({ LORA_DIR: styles }, 'plan', '--offline', '--json', 'a cat and a dog in the style of ink');
+    expect(planned.status, planned.stderr).toBe(0);
+    const scene = JSON.parse(planned.stdout) as { loras?: unknown; regions: { label: string }[] };
+    expect(scene.loras).toEqual([{ name: 'ink', scale: 1 }]);
+    writeFileSync(path.join(tmp, 'planned.json'), planned.stdout);
+    const edited = cli(
+      { LORA_DIR: styles },
+      'edit',
+      '--offline',
+      '--json',
+      '--scene',
+      path.join(tmp, 'planned.json'),
+      'make the dog a my-look',
+    );
+    // "my-look" is not in that LORA_DIR: not a style, just words (the dog becomes "a my-look", without a style).
+    const plainEdit = JSON.parse(edited.stdout) as { regions: { id: string; loras?: unknown }[] };
+    expect(plainEdit.regions.find((r) => r.id === 'r2')).not.toHaveProperty('loras');
+    const restyled = cli(
+      { LORA_DIR: path.dirname(mine) },
+      'edit',
+      '--offline',
+      '--json',
+      '--scene',
+      path.join(tmp, 'planned.json'),
+      'make the dog a my-look',
+    );
+    expect(restyled.status, restyled.stderr).toBe(0);
+    const out = JSON.parse(restyled.stdout) as { regions: { label: string; loras?: unknown }[] };
+    expect(out.regions.find((r) => r.label === 'a dog')!.loras).toEqual([{ name: 'my-look', scale: 1 }]);
+  });
+
   it('a missing --lora file, an unknown style name and --lora with --prompt are refused before the model loads', () => {
     const model = ['--model', fixture('tiny-flux-schnell')];
     const out = ['--out', path.join(tmp, 'x.png')];

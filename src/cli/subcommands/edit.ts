@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { loadConfig, readEnvironment } from '../../config/config.ts';
+import { plannerStyles } from '../loras.ts';
 import { UserError } from '../../config/errors.ts';
 import { planEdit } from '../../planner/editor.ts';
 import { planScene, type PlanSceneOptions } from '../../planner/plan.ts';
@@ -36,6 +37,7 @@ async function editOne(scene: Scene, instruction: string, opts: PlanSceneOptions
     llmOnly: opts.llmOnly,
     limits: opts.limits,
     history,
+    ...(opts.styles?.length ? { styles: opts.styles } : {}),
   });
   const warnings = result.warnings.filter((w) => !/no LLM configured/.test(w));
   const edit = result.edit;
@@ -177,7 +179,8 @@ export const command: CliCommand = {
           '--batch reads scene, instruction and history from each line: give no --scene, --history or instruction',
           2,
         );
-      const opts = planningSetup(loadConfig(readEnvironment()), values);
+      const batchConfig = loadConfig(readEnvironment());
+      const opts = { ...planningSetup(batchConfig, values), styles: await plannerStyles(batchConfig) };
       if (!values.offline && !opts.llm)
         note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline editor');
       return runBatch(values.batch, opts);
@@ -187,7 +190,7 @@ export const command: CliCommand = {
     if (!instruction)
       throw new UserError(`give an instruction, for example "change the left cat to a dog"\n\nusage: ${usage}`, 2);
     const config = loadConfig(readEnvironment());
-    const opts = planningSetup(config, values);
+    const opts = { ...planningSetup(config, values), styles: await plannerStyles(config) };
     let text: string;
     try {
       text = readFileSync(values.scene, 'utf8');

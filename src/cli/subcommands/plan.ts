@@ -143,7 +143,8 @@ export const command: CliCommand = {
     );
     if (values.offline && values['llm-only']) throw new UserError('--offline and --llm-only contradict each other', 2);
     const config = loadConfig(readEnvironment());
-    const opts = planningSetup(config, values);
+    const { plannerStyles } = await import('../loras.ts');
+    const opts = { ...planningSetup(config, values), styles: await plannerStyles(config) };
     if (!values.offline && !opts.llm)
       note('no LLM configured (OPENAI_API_KEY / OPENAI_BASE_URL unset): using the offline planner');
     if (values.batch !== undefined) {

@@ -194,8 +194,12 @@ export const command: CliCommand = {
         const { applyEdit } = await import('../../scene/edit.ts');
         let edit: Extract<Edit, { kind: 'change' }>;
         if (values.edit !== undefined) {
-          const { editOffline } = await import('../../planner/offline-edit.ts');
-          const r = editOffline(src.scene, values.edit);
+          // The offline rules, knowing LORA_DIR's styles ("make the cat a watercolor").
+          const { planEdit } = await import('../../planner/editor.ts');
+          const { plannerStyles } = await import('../loras.ts');
+          const { loadConfig, readEnvironment } = await import('../../config/config.ts');
+          const styles = await plannerStyles(loadConfig(readEnvironment()));
+          const r = await planEdit(src.scene, values.edit, { offline: true, styles });
           if (r.edit.kind === 'clarify') throw new UserError(`the edit is ambiguous: ${r.edit.question}`, 1);
           if (r.edit.kind === 'start_over')
             throw new UserError('that asks for a new picture, not a repaint: run `generate` with a new prompt', 1);

@@ -430,7 +430,17 @@ export class WorkerHost {
       }
       return;
     }
-    if (this.running === r) this.sendTo(child, { type: 'run', jobId: r.job.id, request });
+    if (this.running !== r) return;
+    // Deleted (or lost to another worker) while its files were being hashed: the painter never saw it.
+    if (r.cancelSent || r.lost) {
+      try {
+        if (!r.lost) await this.o.queue.fail(r.job.id, this.workerId, 'cancelled');
+      } finally {
+        this.endRun(r);
+      }
+      return;
+    }
+    this.sendTo(child, { type: 'run', jobId: r.job.id, request });
   }
 }
 

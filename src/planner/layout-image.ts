@@ -4,7 +4,7 @@
  * rasterised by sharp (librsvg); text needs a system font (fontconfig; Debian: fonts-dejavu-core).
  */
 import sharp from 'sharp';
-import type { Scene } from '../scene/schema.ts';
+import type { Region, Scene } from '../scene/schema.ts';
 import { deriveSoftGrid } from '../paint/soft-grid.ts';
 
 /** Distinct, high-contrast colours (Trubetskoy's list), in order of distinctness. */
@@ -125,7 +125,7 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
       `<text x="${(x + pad).toFixed(1)}" y="${(ty + pad + font * 0.82).toFixed(1)}" font-family="${FONT}" font-weight="bold" font-size="${font}" fill="${textColour(colour)}">${escapeXml(text)}</text>`,
     );
   });
-  // Legend: every region's number and full label in its colour, in one or two columns under the picture.
+  // Legend: every region's number and full label (and styles) in its colour, in one or two columns under the picture.
   const legend: string[] = [];
   let legendH = 0;
   if (scene.regions.length && opts.legend !== false) {
@@ -142,7 +142,7 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
       const sw = font * 0.9;
       legend.push(
         `<rect x="${cx.toFixed(1)}" y="${(cy + (rowH - sw) / 2).toFixed(1)}" width="${sw.toFixed(1)}" height="${sw.toFixed(1)}" fill="${colour}"/>`,
-        `<text x="${(cx + sw + pad).toFixed(1)}" y="${(cy + rowH / 2 + font * 0.35).toFixed(1)}" font-family="${FONT}" font-size="${font}" fill="#111111">${escapeXml(fitText(`${i + 1} ${r.label}`, colW - sw - 3 * pad, font * 0.92))}</text>`,
+        `<text x="${(cx + sw + pad).toFixed(1)}" y="${(cy + rowH / 2 + font * 0.35).toFixed(1)}" font-family="${FONT}" font-size="${font}" fill="#111111">${escapeXml(fitText(`${i + 1} ${r.label}${styleTag(r)}`, colW - sw - 3 * pad, font * 0.92))}</text>`,
       );
     });
   }
@@ -160,4 +160,10 @@ export async function renderLayout(scene: Scene, opts: LayoutImageOptions = {}):
     ])
     .png()
     .toBuffer();
+}
+
+/** " [watercolor 0.8]": a region's styles after its label in the legend; nothing without styles. */
+function styleTag(r: Region): string {
+  if (!r.loras?.length) return '';
+  return ` [${r.loras.map((l) => (l.scale === 1 ? l.name : `${l.name} ${Number(l.scale.toFixed(2))}`)).join(', ')}]`;
 }

@@ -6,6 +6,8 @@ import { planEdit } from '../../src/planner/editor.ts';
 import { LlmClient } from '../../src/planner/llm.ts';
 import { planScene } from '../../src/planner/plan.ts';
 import type { StyleChoice } from '../../src/planner/styles.ts';
+import sharp from 'sharp';
+import { renderLayout } from '../../src/planner/layout-image.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Scene } from '../../src/scene/schema.ts';
 import { startFakeOpenAI, type FakeOpenAI, type FakeRequest, type FakeResponse } from '../support/fake-openai.ts';
@@ -80,6 +82,26 @@ describe('offline editor', () => {
     const plain = await offlineEdit('make the cat orange');
     expect(plain).toMatchObject({ kind: 'change', update: [{ id: 'r1' }] });
     if (plain.kind === 'change') expect(plain.update[0]).not.toHaveProperty('loras');
+  });
+});
+
+describe('layout picture', () => {
+  it('the legend names a region’s styles; the boxes are drawn as without them', async () => {
+    const styled: Scene = {
+      ...cats,
+      regions: [{ ...cats.regions[0]!, loras: [{ name: 'ink', scale: 0.5 }] }, cats.regions[1]!],
+    };
+    const raw = async (s: Scene) =>
+      sharp(await renderLayout(s))
+        .removeAlpha()
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+    const [a, b] = [await raw(cats), await raw(styled)];
+    expect(b.info).toEqual(a.info);
+    const row = a.info.width * 3;
+    // The picture (512 rows) is the same; the legend below it differs.
+    expect(b.data.subarray(0, 512 * row).equals(a.data.subarray(0, 512 * row))).toBe(true);
+    expect(b.data.subarray(512 * row).equals(a.data.subarray(512 * row))).toBe(false);
   });
 });
 

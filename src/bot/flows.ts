@@ -245,7 +245,9 @@ export class Flows {
         throw e;
       }
     }
-    const fix = (list: StyleRef[] | undefined) => list?.map((l) => ({ ...l, name: spelled.get(l.name) ?? l.name }));
+    // A hash in a user's Scene JSON is not believed: the request pins this bot's files.
+    const fix = (list: StyleRef[] | undefined) =>
+      list?.map((l) => ({ name: spelled.get(l.name) ?? l.name, scale: l.scale }));
     const fixed: Scene = {
       ...scene,
       regions: scene.regions.map((r) => (r.loras ? { ...r, loras: fix(r.loras) } : r)),

@@ -200,6 +200,32 @@ describe('styles on Discord', () => {
     expect(pass.loras).toBeUndefined();
     const painted = recorded(r.record)[0]!.params.passes![0]!;
     expect(painted.HB_lora_list!.map((l) => l.map((s) => s.name))).toEqual([[watercolor], [], [ink, watercolor]]);
+
+    // A Scene JSON file's styles: names only (a path is refused), and a hash in it is replaced by this bot's.
+    const sceneJson = (loras: unknown) =>
+      Buffer.from(
+        JSON.stringify({
+          width: 128,
+          height: 128,
+          prompt: 'a cat',
+          loras,
+          regions: [{ id: 'r1', label: 'a cat', prompt: 'a cat', box: { x: 0, y: 0, w: 0.5, h: 1 } }],
+        }),
+      );
+    const fromFile = h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+      file: { filename: 'scene.json', data: sceneJson([{ name: 'ink', scale: 0.5, sha256: 'f'.repeat(64) }]) },
+      steps: 1,
+    });
+    const fileMessage = await h.answered(fromFile);
+    await h.finished(fileMessage.id, 120_000);
+    const g2 = h.bot.store.generationForMessage(fileMessage.id)!;
+    expect(g2.params.passes![0]!.loras).toEqual([{ name: 'ink', scale: 0.5, sha256: sha256(ink) }]);
+    const withPath = await h.answered(
+      h.fake.slashCommand(h.users.alice, h.channel.id, 'layout', {
+        file: { filename: 'scene.json', data: sceneJson([{ name: '/etc/ink.safetensors', scale: 1 }]) },
+      }),
+    );
+    expect(withPath.content).toMatch(/Give a style by its name \(see \/styles\), not a file path/);
   });
 
   it('/layout refuses a style scale outside −4…4 and an unclosed style, privately', async () => {

@@ -231,10 +231,10 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     const client = new Client({ intents, rest: { api: config.discord.apiUrl }, allowedMentions: NO_MENTIONS });
     cleanup.unshift(() => client.destroy());
     const flows = new Flows(config, store, queue, planner, painting);
-    // Hash the styles once now, so that autocomplete (3 s to answer) and the first request find them cached.
+    // Hash the styles once now, so that the first request for each does not wait for it.
     if (config.model.loraDir)
-      void flows.styles().then(
-        (styles) => log.info({ styles: styles.length, dir: config.model.loraDir }, 'styles ready'),
+      void flows.hashStyles().then(
+        (styles) => log.info({ styles, dir: config.model.loraDir }, 'styles hashed'),
         (err: unknown) => log.warn({ err }, 'could not list the styles in LORA_DIR'),
       );
     // Delivery needs the ready client's application id; handlers that run before that never reach it.

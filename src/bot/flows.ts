@@ -7,7 +7,7 @@ import type { RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
 import { generationPasses, repaintPasses, runnablePass } from '../paint/passes.ts';
 import { isStylePath, passStyleProblems, pinStyles } from '../paint/styles.ts';
-import { findStyle, listStyles, StyleError, type StyleInfo } from '../engine/lora/catalog.ts';
+import { browseStyles, findStyle, listStyles, StyleError, type StyleSummary } from '../engine/lora/catalog.ts';
 import { lastPassOf } from '../paint/stored.ts';
 import { MODEL_IDS, type ModelId } from '../engine/model-manifest.ts';
 import { normalizeScene, sizeForAspect } from '../scene/normalize.ts';
@@ -204,16 +204,22 @@ export class Flows {
     return { model: model.id, steps, seed, ...size };
   }
 
-  /** The styles this bot offers (LORA_DIR), with what their files say about them; none without LORA_DIR. */
-  async styles(): Promise<StyleInfo[]> {
+  /** The styles this bot offers (LORA_DIR), with what their files' headers say; none without LORA_DIR. */
+  async styles(): Promise<StyleSummary[]> {
     const dir = this.config.model.loraDir;
     if (!dir) return [];
     try {
-      return await listStyles(dir);
+      return await browseStyles(dir);
     } catch (e) {
       if (e instanceof StyleError) throw new Refusal(`I cannot list the styles right now: ${e.message}.`);
       throw e;
     }
+  }
+
+  /** Hashes every style file now (once per file version), so that the first request for each finds it done. */
+  async hashStyles(): Promise<number> {
+    const dir = this.config.model.loraDir;
+    return dir ? (await listStyles(dir)).length : 0;
   }
 
   /** The styles as the planner sees them (names and what each looks like). */

@@ -2,7 +2,7 @@
  * Styles as Discord shows them: autocomplete choices for the `style` option, the /styles list, and the line that
  * says which styles a picture was painted with.
  */
-import type { StyleInfo } from '../engine/lora/catalog.ts';
+import type { StyleSummary } from '../engine/lora/catalog.ts';
 import type { Scene, StyleRef } from '../scene/schema.ts';
 import { quote } from './text.ts';
 
@@ -20,7 +20,7 @@ function cut(text: string, max: number): string {
 }
 
 /** "watercolor — wcstyle, paint splash · flux-1-dev", within Discord's 100 characters (the name always whole). */
-export function choiceName(s: StyleInfo): string {
+export function choiceName(s: StyleSummary): string {
   const extra = [s.meta.triggerWords.join(', '), s.meta.baseModel].filter(Boolean).join(' · ');
   const name = cut(s.name, CHOICE_NAME_MAX);
   if (!extra || name.length + 3 >= CHOICE_NAME_MAX) return name;
@@ -31,9 +31,9 @@ export function choiceName(s: StyleInfo): string {
  * The styles matching what the user has typed so far: names that start with it first, then names, trigger words
  * or base models that contain it; at most 25. The value is the style's name (what the command receives).
  */
-export function styleChoices(styles: StyleInfo[], typed: string): { name: string; value: string }[] {
+export function styleChoices(styles: StyleSummary[], typed: string): { name: string; value: string }[] {
   const q = typed.trim().toLowerCase();
-  const rank = (s: StyleInfo): number => {
+  const rank = (s: StyleSummary): number => {
     if (!q) return 0;
     const name = s.name.toLowerCase();
     if (name.startsWith(q)) return 0;
@@ -53,7 +53,7 @@ export function styleChoices(styles: StyleInfo[], typed: string): { name: string
 export const STYLES_PER_PAGE = 10;
 
 /** One page of /styles: name, base model, trigger words, and how to use it. */
-export function stylesPage(styles: StyleInfo[], page: number): { text: string; pages: number } {
+export function stylesPage(styles: StyleSummary[], page: number): { text: string; pages: number } {
   const pages = Math.max(1, Math.ceil(styles.length / STYLES_PER_PAGE));
   const p = Math.min(Math.max(page, 1), pages);
   if (!styles.length)

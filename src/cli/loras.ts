@@ -8,7 +8,7 @@ import path from 'node:path';
 import { UserError } from '../config/errors.ts';
 import { LORA_LIMITS, type LoraRef, type RagParams } from '../rag/params.ts';
 import { MissingStyleError, passStyleProblems, resolveStyles } from '../paint/styles.ts';
-import { listStyles, StyleError } from '../engine/lora/catalog.ts';
+import { browseStyles, StyleError } from '../engine/lora/catalog.ts';
 import type { Config } from '../config/config.ts';
 import { styleChoiceOf, type StyleChoice } from '../planner/styles.ts';
 
@@ -68,7 +68,7 @@ export async function plannerStyles(config: Config): Promise<StyleChoice[]> {
   const dir = config.model.loraDir;
   if (!dir) return [];
   try {
-    return (await listStyles(dir)).map(styleChoiceOf);
+    return (await browseStyles(dir)).map(styleChoiceOf);
   } catch (e) {
     if (e instanceof StyleError) throw new UserError(e.message, 2);
     throw e;

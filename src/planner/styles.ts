@@ -4,7 +4,7 @@
  * "ink" is a style); the LLM gets the list of styles with what each looks like and answers with names, which are
  * checked here against that list (an invented name is dropped with a warning, never painted).
  */
-import type { StyleInfo } from '../engine/lora/catalog.ts';
+import type { StyleSummary } from '../engine/lora/catalog.ts';
 import { LORA_LIMITS } from '../rag/params.ts';
 import type { Scene, StyleRef } from '../scene/schema.ts';
 import type { SceneLimits } from '../scene/validate.ts';
@@ -20,7 +20,7 @@ export interface StyleChoice {
 }
 
 /** A LORA_DIR style as the planner sees it: kohya's title is the output name, usually the stem: no description. */
-export function styleChoiceOf(s: StyleInfo): StyleChoice {
+export function styleChoiceOf(s: StyleSummary): StyleChoice {
   const about = s.meta.description ?? (s.meta.title !== s.name ? s.meta.title : undefined);
   return { name: s.name, ...(about ? { description: about } : {}), triggerWords: s.meta.triggerWords };
 }

@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findStyle, listStyles, styleNames } from '../../src/engine/lora/catalog.ts';
+import { browseStyles, findStyle, listStyles, styleNames } from '../../src/engine/lora/catalog.ts';
 import { writeSafetensors } from '../../src/engine/weights/safetensors.ts';
 import { writeStyleFile } from '../bot/style-files.ts';
 
@@ -58,10 +58,19 @@ describe('LORA_DIR catalog', () => {
     );
   });
 
-  it('a second listing reuses what it knows; a file that changed is read and hashed again', async () => {
+  it('a second listing reuses what it knows (by path, size and time); a file that changed is read and hashed again', async () => {
+    // Whole seconds: a file time that survives being set again exactly.
+    const when = new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
+    utimesSync(water, when, when);
     const first = await listStyles(dir);
-    const again = await listStyles(dir);
-    expect(again[1]).toBe(first[1]);
+    expect((await browseStyles(dir))[1]).toBe((await browseStyles(dir))[1]);
+    expect((await browseStyles(dir))[1]).not.toHaveProperty('sha256');
+    // Other bytes under the same size and time are not looked at again: the hash is the remembered one.
+    const flipped = readFileSync(water);
+    flipped.writeUInt8(flipped.readUInt8(flipped.length - 1) ^ 0xff, flipped.length - 1);
+    writeFileSync(water, flipped);
+    utimesSync(water, when, when);
+    expect((await listStyles(dir))[1]!.sha256).toBe(first[1]!.sha256);
     const other = writeStyleFile(path.join(tmp, 'other'), 'x', { seed: 77 });
     writeFileSync(water, readFileSync(other));
     utimesSync(water, new Date(), new Date(Date.now() + 5000));
@@ -94,7 +103,7 @@ describe('LORA_DIR catalog', () => {
     const warm = await listStyles(many);
     const hot = performance.now() - t;
     expect(first).toHaveLength(50);
-    expect(warm.every((s, i) => s === first[i])).toBe(true);
+    expect(warm).toEqual(first);
     console.log(
       `listStyles, 50 styles of ${(first[0]!.sizeBytes / 2 ** 20).toFixed(2)} MiB: ${cold.toFixed(0)} ms cold, ${hot.toFixed(1)} ms cached`,
     );

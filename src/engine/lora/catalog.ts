@@ -1,9 +1,9 @@
 /**
  * The styles in LORA_DIR: every `.safetensors` file directly in the folder is a style named by its file's stem
- * (`watercolor.safetensors` → "watercolor"). Listing reads only each file's safetensors header (for the trigger
- * words and base model in its metadata) and hashes the file once: the hash and metadata are remembered by path,
- * size and modification time, so listing a folder of 50 LoRAs again (every autocomplete keystroke) reads nothing
- * but the directory.
+ * (`watercolor.safetensors` → "watercolor"). Browsing reads only each file's safetensors header (for the trigger
+ * words and base model in its metadata); a style's SHA-256 is computed once per file version. Both are remembered
+ * by path, size and modification time, so listing a folder of 50 LoRAs again (every autocomplete keystroke) reads
+ * nothing but the directory.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -40,12 +40,17 @@ export class StyleError extends UserError {
 
 const EXT = '.safetensors';
 
-interface Cached {
+/** What a style's header says, without its hash: enough to list and suggest styles. */
+export type StyleSummary = Omit<StyleInfo, 'sha256'>;
+
+/** Per file version (path, size, modification time): its summary, and its hash once computed (or in progress). */
+interface Known {
   size: number;
   mtimeMs: number;
-  info: StyleInfo;
+  summary: StyleSummary;
+  sha256?: Promise<string>;
 }
-const cache = new Map<string, Cached>();
+const known = new Map<string, Known>();
 
 /** SHA-256 of a file, streamed (LoRAs run to hundreds of MB). */
 export async function sha256File(file: string): Promise<string> {
@@ -54,8 +59,7 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** One style file, from the cache when its size and modification time have not changed. */
-export async function styleInfo(file: string, name = path.basename(file, EXT)): Promise<StyleInfo> {
+async function knownFile(file: string, name: string): Promise<Known> {
   const abs = path.resolve(file);
   let st;
   try {
@@ -63,8 +67,8 @@ export async function styleInfo(file: string, name = path.basename(file, EXT)): 
   } catch (e) {
     throw new StyleError(`style "${name}": cannot read ${abs} (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
-  const hit = cache.get(abs);
-  if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs && hit.info.name === name) return hit.info;
+  const hit = known.get(abs);
+  if (hit && hit.size === st.size && hit.mtimeMs === st.mtimeMs && hit.summary.name === name) return hit;
   let metadata: Record<string, string>;
   try {
     const file = new SafetensorsFile(abs, path.basename(abs));
@@ -74,15 +78,23 @@ export async function styleInfo(file: string, name = path.basename(file, EXT)): 
   } catch (e) {
     throw new StyleError(`style "${name}" is not a usable LoRA file: ${(e as Error).message}`);
   }
-  const info: StyleInfo = {
-    name,
-    path: abs,
-    sha256: await sha256File(abs),
-    sizeBytes: st.size,
-    meta: loraMeta(metadata),
+  const entry: Known = {
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    summary: { name, path: abs, sizeBytes: st.size, meta: loraMeta(metadata) },
   };
-  cache.set(abs, { size: st.size, mtimeMs: st.mtimeMs, info });
-  return info;
+  known.set(abs, entry);
+  return entry;
+}
+
+/** One style file, its hash included: computed once per file version, shared by callers that ask meanwhile. */
+export async function styleInfo(file: string, name = path.basename(file, EXT)): Promise<StyleInfo> {
+  const entry = await knownFile(file, name);
+  entry.sha256 ??= sha256File(entry.summary.path).catch((e: unknown) => {
+    entry.sha256 = undefined;
+    throw new StyleError(`style "${name}": cannot read ${entry.summary.path} (${(e as Error).message})`);
+  });
+  return { ...entry.summary, sha256: await entry.sha256 };
 }
 
 /** The `.safetensors` files of the folder by style name, sorted by name; nothing is read but the directory. */
@@ -108,6 +120,22 @@ export async function listStyles(dir: string, skipped: string[] = []): Promise<S
   for (const f of await styleFiles(dir)) {
     try {
       out.push(await styleInfo(f.file, f.name));
+    } catch (e) {
+      skipped.push(`${path.basename(f.file)}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every style in `dir` from the headers alone, no file hashed: what /styles, autocomplete (3 s to answer) and the
+ * planner need, fast even while new files wait to be hashed.
+ */
+export async function browseStyles(dir: string, skipped: string[] = []): Promise<StyleSummary[]> {
+  const out: StyleSummary[] = [];
+  for (const f of await styleFiles(dir)) {
+    try {
+      out.push((await knownFile(f.file, f.name)).summary);
     } catch (e) {
       skipped.push(`${path.basename(f.file)}: ${(e as Error).message}`);
     }

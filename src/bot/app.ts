@@ -234,7 +234,10 @@ export async function startBot(config: Config, options: StartOptions): Promise<B
     // Hash the styles once now, so that the first request for each does not wait for it.
     if (config.model.loraDir)
       void flows.hashStyles().then(
-        (styles) => log.info({ styles, dir: config.model.loraDir }, 'styles hashed'),
+        ({ styles, skipped }) => {
+          log.info({ styles, dir: config.model.loraDir }, 'styles hashed');
+          if (skipped.length) log.warn({ skipped }, 'files in LORA_DIR that are not usable styles (left out)');
+        },
         (err: unknown) => log.warn({ err }, 'could not list the styles in LORA_DIR'),
       );
     // Delivery needs the ready client's application id; handlers that run before that never reach it.

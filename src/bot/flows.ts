@@ -216,10 +216,14 @@ export class Flows {
     }
   }
 
-  /** Hashes every style file now (once per file version), so that the first request for each finds it done. */
-  async hashStyles(): Promise<number> {
+  /**
+   * Hashes every style file now (once per file version), so that the first request for each finds it done; says
+   * which files are not usable styles (for the operator's log).
+   */
+  async hashStyles(): Promise<{ styles: number; skipped: string[] }> {
     const dir = this.config.model.loraDir;
-    return dir ? (await listStyles(dir)).length : 0;
+    const skipped: string[] = [];
+    return { styles: dir ? (await listStyles(dir, skipped)).length : 0, skipped };
   }
 
   /** The styles as the planner sees them (names and what each looks like). */

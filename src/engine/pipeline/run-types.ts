@@ -3,6 +3,7 @@ import type { Schedule, SchedulerConfig } from '../scheduler.ts';
 import type { StepRunner } from '../step/step-runner.ts';
 import type { Conditioning } from './conditioning.ts';
 import type { NoiseSource } from './noise-source.ts';
+import type { LoraLibrary } from '../lora/library.ts';
 
 export interface StepEvent {
   /** Steps done (1-based) and the total. */
@@ -28,6 +29,8 @@ export interface RunOptions {
   /** Awaited after every step (previews may be encoded here). */
   onStep?(e: StepEvent): void | Promise<void>;
   signal?: AbortSignal;
+  /** Where the plan's LoRA files are read and kept (required when the plan has styles). */
+  loras?: LoraLibrary;
   /** Keep every stream's per-step inputs and velocities (tests, debug). */
   record?: boolean;
 }

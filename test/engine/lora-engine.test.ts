@@ -1,9 +1,17 @@
-import { rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/pipeline/engine.ts';
 import type { RagParams } from '../../src/rag/params.ts';
 import { fixture } from '../support/fixtures.ts';
 import { loraShelf, maxAbsDiff, mergedCheckpoint, randomLora } from './lora-support.ts';
+import { openTransformer } from '../../src/engine/graphs/flux-transformer-session.ts';
+import { latentImageIds, textIds } from '../../src/engine/latents.ts';
+import { modelTimestep, type StepFeeds } from '../../src/engine/step/step-runner.ts';
+import { boxIndex } from '../../src/engine/step/selectors.ts';
+import { layerFactors } from '../../src/engine/lora/feeds.ts';
+import { rectsToMaskPng } from '../../src/rag/mask.ts';
 
 /*
  * LoRA in the step graph (docs/styles.md) on tiny-flux-dev with the real graph builder and ONNX Runtime: the
@@ -36,12 +44,16 @@ const base: RagParams = {
 const layers = Engine.open({ modelDir: dev, runtime: cpu }).steps.loraLayers;
 const everywhere = randomLora(layers, { rank: 4, seed: 1, alpha: 2 });
 const attnOnly = randomLora(layers, { rank: 3, seed: 2, only: (n) => /attn\.(to_[qkv]|add_[qkv]_proj)$/.test(n) });
-const shelf = loraShelf([everywhere, attnOnly]);
-const [pEvery, pAttn] = shelf.paths as [string, string];
+/** A region style on every linear but the timestep/guidance embedders (which take the global styles, docs/styles.md). */
+const region = randomLora(layers, { rank: 5, seed: 3, only: (n) => !/_embedder\./.test(n) || /text_embedder/.test(n) });
+const highRank = randomLora(layers, { rank: 129, seed: 4, only: (n) => n === 'proj_out' });
+const wrongShape = randomLora(new Map([['transformer_blocks.0.attn.to_q', [48, 32] as const]]), { rank: 2, seed: 5 });
+const shelf = loraShelf([everywhere, attnOnly, region, highRank, wrongShape]);
+const [pEvery, pAttn, pRegion, pHigh, pWrong] = shelf.paths as [string, string, string, string, string];
 const merged = mergedCheckpoint(dev, [{ file: everywhere, scale: 0.8 }]);
+const mergedRegion = mergedCheckpoint(dev, [{ file: region, scale: -1.5 }]);
 afterAll(() => {
-  rmSync(shelf.dir, { recursive: true, force: true });
-  rmSync(merged, { recursive: true, force: true });
+  for (const d of [shelf.dir, merged, mergedRegion]) rmSync(d, { recursive: true, force: true });
 });
 
 describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () => {
@@ -71,4 +83,171 @@ describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () =
     expect(maxAbsDiff(withLora.latents, ref.latents)).toBeLessThan(ROUNDING);
     expect(maxAbsDiff(withLora.latents, plain.latents)).toBeGreaterThan(100 * ROUNDING);
   });
+
+  it("a region's hard-binding stream is a plain forward of the model with its LoRA merged; the other box's stream is the base model's", async () => {
+    const params = { ...base, HB_lora_list: [[], [{ name: pRegion, scale: -1.5 }]] };
+    const plan = await engine.plan(params);
+    const res = await engine.run(plan, { record: true });
+    const rec = res.record!;
+    const forward = async (dir: string, k: number, prompt: string, step: number) => {
+      const e = Engine.open({ modelDir: dir, runtime: cpu });
+      const tr = await openTransformer(e.checkpoint, cpu);
+      const cond = engine.conditioning();
+      const rect = plan.boxes[k]!.rect;
+      const out = await tr.run({
+        hidden_states: rec.boxLatents[step]![k]!,
+        encoder_hidden_states: await cond.t5(prompt),
+        pooled_projections: await cond.clip(prompt),
+        timestep: Float32Array.of(modelTimestep(res.schedule.timesteps[step]!)),
+        guidance: Float32Array.of(3.5),
+        img_ids: latentImageIds(rect.r1 - rect.r0, rect.c1 - rect.c0),
+        txt_ids: textIds(512),
+      });
+      await tr.release();
+      await e.close();
+      return out.sample!.data as Float32Array;
+    };
+    for (const step of [0, 1]) {
+      const styled = await forward(mergedRegion, 1, 'a glass of lemonade', step);
+      expect(maxAbsDiff(styled, rec.boxVelocity[step]![1]!), `step ${step} box 1`).toBeLessThan(1e-4);
+      const plainBox = await forward(dev, 0, 'a red apple', step);
+      expect(maxAbsDiff(plainBox, rec.boxVelocity[step]![0]!), `step ${step} box 0`).toBeLessThan(1e-5);
+    }
+    // The style does change its stream.
+    const unstyled = await engine.run(await engine.plan(base), { record: true });
+    expect(maxAbsDiff(unstyled.record!.boxVelocity[0]![1]!, rec.boxVelocity[0]![1]!)).toBeGreaterThan(1e-2);
+  });
+
+  it("a region LoRA whose weights are 0 on every main-pass token changes nothing in the main pass, only in its region's stream", async () => {
+    const rect = { r0: 2, r1: 6, c0: 1, c1: 5 };
+    const rnd = (n: number, seed: number) =>
+      Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.8);
+    const cond = engine.conditioning();
+    const feeds: StepFeeds = {
+      timestep: modelTimestep(800),
+      guidance: 3.5,
+      imgIds: latentImageIds(8, 8),
+      txtIds: textIds(512),
+      main: { latents: rnd(64 * 64, 1), txt: await cond.t5(base.prompt), pooled: await cond.clip(base.prompt) },
+      boxes: [
+        {
+          latents: rnd(16 * 64, 2),
+          txt: await cond.t5('a red apple'),
+          pooled: await cond.clip('a red apple'),
+          imgIds: latentImageIds(4, 4),
+          index: boxIndex(rect, 8),
+        },
+      ],
+    };
+    const plain = await engine.steps.run(feeds);
+    const file = { ...attnOnly, path: pAttn };
+    const styled = await engine.steps.run({
+      ...feeds,
+      lora: {
+        layers: layerFactors([{ file, scale: 2, name: pAttn }]),
+        count: 1,
+        main: { img: new Float32Array(64), txt: new Float32Array(1) },
+        regional: [Float32Array.of(1)],
+      },
+    });
+    // Its own stream carries it (and hard binding pastes that stream's rows into the box).
+    expect(maxAbsDiff(plain.boxes[0]!, styled.boxes[0]!)).toBeGreaterThan(1e-2);
+    // The main pass's own LoRA term is zero: without a paste it is untouched, bit for bit.
+    const noBox = { ...feeds, boxes: [] };
+    const a = await engine.steps.run(noBox);
+    const b = await engine.steps.run({
+      ...noBox,
+      lora: {
+        layers: layerFactors([{ file, scale: 2, name: pAttn }]),
+        count: 1,
+        main: { img: new Float32Array(64), txt: new Float32Array(1) },
+        regional: [],
+      },
+    });
+    expect(maxAbsDiff(a.velocity, b.velocity)).toBe(0);
+  });
+
+  it('a job without LoRA after one with LoRA gives the same bytes as before it; no job creates a session; a style used again is not read again', async () => {
+    const sessions = engine.steps.sessions.length;
+    const plan = await engine.plan(base);
+    const before = await engine.run(plan);
+    const reads = shelf.reads.length;
+    const styled = await engine.run(await engine.plan({ ...base, loras: [{ name: pAttn, scale: 1 }] }));
+    await engine.run(await engine.plan({ ...base, loras: [{ name: pAttn, scale: 0.5 }] }));
+    expect(shelf.reads.length - reads).toBeLessThanOrEqual(1);
+    const after = await engine.run(plan);
+    expect(Buffer.from(after.latents.buffer).equals(Buffer.from(before.latents.buffer))).toBe(true);
+    expect(maxAbsDiff(styled.latents, before.latents)).toBeGreaterThan(1e-2);
+    expect(engine.steps.sessions.length).toBe(Math.max(sessions, 1));
+  });
+
+  it("a repaint's main pass re-runs its parent bit for bit with the parent's styles; the repaint's styles act inside the mask", async () => {
+    const parent = { ...base, loras: [{ name: pEvery, scale: 0.5 }], HB_lora_list: [[{ name: pAttn, scale: 1 }], []] };
+    const first = await engine.run(await engine.plan(parent));
+    const repaint = {
+      ...parent,
+      Repainting_mask: await rectsToMaskPng([{ x: 80, y: 48, w: 32, h: 32 }], 128, 128),
+      Repainting_prompt: 'a red apple and a blue cup on a wooden table',
+      Repainting_SR_prompt: 'a shiny red apple on the left BREAK a blue ceramic cup on the right',
+      Repainting_HB_prompt: 'a blue cup',
+      Repainting_HB_replace: 1,
+      Repainting_seed: 100,
+    };
+    const styled = await engine.run(await engine.plan({ ...repaint, Repainting_loras: [{ name: pRegion, scale: 1 }] }));
+    const unstyled = await engine.run(await engine.plan(repaint));
+    expect(maxAbsDiff(styled.latents, first.latents)).toBe(0);
+    expect(maxAbsDiff(unstyled.latents, first.latents)).toBe(0);
+    expect(maxAbsDiff(styled.repaintLatents!, unstyled.repaintLatents!)).toBeGreaterThan(1e-2);
+  });
+
+  it('refuses before any step runs: too many styles, a rank above the limit, a layer of another shape, box lists that do not match the boxes', async () => {
+    const runs = () => engine.steps.sessions.reduce((n, s) => n + s.runs, 0);
+    const r0 = runs();
+    const nine = Array.from({ length: 9 }, (_, i) => ({ name: pEvery, scale: i / 10 }));
+    await expect(engine.plan({ ...base, loras: nine })).rejects.toThrow(/9 styles .*at most 8/);
+    await expect(engine.run(await engine.plan({ ...base, loras: [{ name: pHigh, scale: 1 }] }))).rejects.toThrow(
+      new RegExp(`${pHigh}.*rank 129 on proj_out.*up to 128`),
+    );
+    await expect(engine.run(await engine.plan({ ...base, loras: [{ name: pWrong, scale: 1 }] }))).rejects.toThrow(
+      /transformer_blocks\.0\.attn\.to_q: the LoRA is 48×32 but the model's layer is 32×32/,
+    );
+    await expect(engine.plan({ ...base, HB_lora_list: [[]] })).rejects.toThrow(
+      /HB_lora_list has 1 entries but HB_prompt_list has 2/,
+    );
+    await expect(
+      engine.run(await engine.plan({ ...base, loras: [{ name: '/nowhere/style.safetensors', scale: 1 }] })),
+    ).rejects.toThrow(/style file \/nowhere\/style.safetensors does not exist/);
+    expect(runs()).toBe(r0);
+  });
 });
+
+for (const [form, bits] of [
+  ['int8', 8],
+  ['int4', 4],
+] as const)
+  describe(`LoRA on ${form} base weights (MatMulNBits linears; the LoRA term in the compute type)`, () => {
+    const cacheDir = mkdtempSync(path.join(tmpdir(), 'sw-lora-q-'));
+    const mergedQ = mergedCheckpoint(dev, [{ file: everywhere, scale: 0.8 }], { quantize: bits });
+    afterAll(() => {
+      for (const d of [cacheDir, mergedQ]) rmSync(d, { recursive: true, force: true });
+    });
+    it(`scale 0 is bit for bit the ${form} model; scale s equals the ${form} weights (dequantized) with the LoRA merged`, async () => {
+      const q = Engine.open({
+        modelDir: dev,
+        runtime: cpu,
+        loraLoader: shelf.loader,
+        weightsCacheDir: cacheDir,
+        weights: { transformer: form },
+      });
+      const none = await q.run(await q.plan(base));
+      const zero = await q.run(await q.plan({ ...base, loras: [{ name: pEvery, scale: 0 }] }));
+      const styled = await q.run(await q.plan({ ...base, loras: [{ name: pEvery, scale: 0.8 }] }));
+      await q.close();
+      expect(maxAbsDiff(none.latents, zero.latents)).toBe(0);
+      const m = Engine.open({ modelDir: mergedQ, runtime: cpu });
+      const ref = await m.run(await m.plan(base));
+      await m.close();
+      expect(maxAbsDiff(styled.latents, ref.latents)).toBeLessThan(ROUNDING);
+      expect(maxAbsDiff(styled.latents, none.latents)).toBeGreaterThan(100 * ROUNDING);
+    });
+  });

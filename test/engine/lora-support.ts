@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readSafetensors, toFloat32, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import type { LoraFile, LoraLayer } from '../../src/engine/lora/types.ts';
+import { blockFor, dequantizeNBits, quantizeNBits } from '../../src/engine/weights/nbits.ts';
 import type { LoraLoader } from '../../src/engine/lora/library.ts';
 
 function rng(seed: number): () => number {
@@ -64,17 +65,26 @@ export function loraShelf(files: LoraFile[]): { dir: string; paths: string[]; lo
 
 /**
  * A copy of checkpoint `src` whose transformer weights are float32 with W + Σ s·(alpha/rank)·B·A merged in
- * (float32 arithmetic, the other weights widened exactly), written with the repo's safetensors writer.
+ * (float32 arithmetic, the other weights widened exactly), written with the repo's safetensors writer. With
+ * `quantize`, W is first what the engine's int8/int4 form holds (quantized, then dequantized).
  */
-export function mergedCheckpoint(src: string, loras: { file: LoraFile; scale: number }[]): string {
+export function mergedCheckpoint(
+  src: string,
+  loras: { file: LoraFile; scale: number }[],
+  o: { quantize?: 4 | 8 } = {},
+): string {
   const out = mkdtempSync(path.join(tmpdir(), 'sw-merged-'));
   cpSync(src, out, { recursive: true });
   const file = path.join(out, 'transformer', 'diffusion_pytorch_model.safetensors');
   const { tensors, metadata } = readSafetensors(path.join(src, 'transformer', 'diffusion_pytorch_model.safetensors'));
   const merged: Record<string, HostTensor> = {};
   for (const [name, t] of Object.entries(tensors)) {
-    const w = toFloat32(t).slice();
+    let w: Float32Array = toFloat32(t).slice();
     const layer = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : undefined;
+    // The base weights as an int8/int4 engine holds them (weights/prepare.ts quantizes every linear with a block).
+    const block = t.shape.length === 2 ? blockFor(t.shape[1]!) : undefined;
+    if (o.quantize && layer && block)
+      w = dequantizeNBits(quantizeNBits(w, t.shape[0]!, t.shape[1]!, o.quantize, block));
     for (const { file: f, scale } of loras) {
       const l = layer && f.layers.get(layer);
       if (!l) continue;

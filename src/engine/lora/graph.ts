@@ -15,7 +15,7 @@
  */
 import type { Graph, Value } from '../onnx/graph.ts';
 import { linear } from '../onnx/nn.ts';
-import { add, cast, concat, expand, gather, greater, mul, shapeOf } from '../onnx/ops.ts';
+import { add, cast, concat, expand, gather, greater, matmul, mul, shapeOf, transpose } from '../onnx/ops.ts';
 import { ifElse } from '../onnx/control.ts';
 import type { NamedWeights } from '../weights/named-weights.ts';
 
@@ -123,7 +123,12 @@ export function declareLoraInputs(g: Graph, layers: Map<string, readonly [number
  * (the text row repeated over the L text tokens).
  */
 export function fullTables(img: Value, txt: Value, textLength: Value): LoraTables {
-  return { img, txt, joint: () => concat([expand(txt, concat([textLength, shapeOf(txt, 1, 2)], 0)), img], 0) };
+  // In the compute type: the GPU providers' Expand takes only their 16-bit float.
+  const joint = () => {
+    const t = img.graph.computeType;
+    return concat([expand(cast(txt, t), concat([textLength, shapeOf(txt, 1, 2)], 0)), cast(img, t)], 0);
+  };
+  return { img, txt, joint };
 }
 
 /** A regional stream's tables: its one row for every token. */
@@ -141,6 +146,15 @@ export function defaultTokens(layer: string): LoraTokens {
   return 'img';
 }
 
+/**
+ * x · Wᵀ for a fed float32 W in the compute type. The transpose form transposes before the cast: WebGPU has no
+ * float16 Transpose (a weight's Transpose is folded at load, a fed factor's is not).
+ */
+function product(x: Value, w: Value): Value {
+  const t = x.graph.computeType;
+  return x.graph.linearImpl === 'fused' ? linear(x, cast(w, t)) : matmul(x, cast(transpose(w, [1, 0]), t));
+}
+
 /** y (the plain linear output) plus the layer's LoRA term when the job has one on it. */
 export function adapt(scope: LoraScope | undefined, layer: string, x: Value, y: Value, tokens?: LoraTokens): Value {
   const l = scope?.layers.get(layer);
@@ -156,8 +170,8 @@ export function adapt(scope: LoraScope | undefined, layer: string, x: Value, y: 
       g.scope(`lora/${layer}`, () => {
         const t = g.computeType;
         const weights = cast(gather(table(), l.owner, -1), t);
-        const h = mul(linear(x, cast(l.down, t)), weights);
-        return [add(y, linear(h, cast(l.up, t)))];
+        const h = mul(product(x, l.down), weights);
+        return [add(y, product(h, l.up))];
       }),
     () => [y],
   );

@@ -11,6 +11,8 @@ import { latentImageIds, textIds } from '../../src/engine/latents.ts';
 import { modelTimestep, type StepFeeds } from '../../src/engine/step/step-runner.ts';
 import { boxIndex } from '../../src/engine/step/selectors.ts';
 import { layerFactors } from '../../src/engine/lora/feeds.ts';
+import { StepRunner } from '../../src/engine/step/step-runner.ts';
+import { benchFeeds } from '../../bench/rag-workload.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 
 /*
@@ -218,6 +220,54 @@ describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () =
       engine.run(await engine.plan({ ...base, loras: [{ name: '/nowhere/style.safetensors', scale: 1 }] })),
     ).rejects.toThrow(/style file \/nowhere\/style.safetensors does not exist/);
     expect(runs()).toBe(r0);
+  });
+});
+
+describe('LoRA in the unrolled regional form (providers without Loop)', () => {
+  it('gives the same velocities as the Loop form, every stream with its own rows', async () => {
+    const e = Engine.open({ modelDir: dev, runtime: cpu });
+    const ck = e.checkpoint;
+    const loop = StepRunner.forCheckpoint(ck, cpu);
+    const unrolled = StepRunner.forCheckpoint(ck, cpu, { regionalLoop: 'unrolled', maxRegions: 3 });
+    const { feeds } = benchFeeds(
+      ck,
+      { boxes: 2, cells: 2, repaint: true, repaintSingle: false, prepass: true },
+      { width: 128, height: 128 },
+    );
+    const file = { ...everywhere, path: pEvery };
+    const other = { ...region, path: pRegion };
+    const entries = [
+      { file, scale: 0.7, name: pEvery },
+      { file: other, scale: -1, name: pRegion },
+    ];
+    const N = feeds.imgIds.length / 3;
+    const lora = {
+      layers: layerFactors(entries),
+      count: 2,
+      main: {
+        img: Float32Array.from({ length: N * 2 }, (_, i) => (i % 2 ? (i % 7) / 6 : 1)),
+        txt: Float32Array.of(1, 0),
+      },
+      repaint: { img: Float32Array.from({ length: N * 2 }, (_, i) => (i % 2 ? 1 : 0.5)), txt: Float32Array.of(1, 0) },
+      regional: [Float32Array.of(1, 1), Float32Array.of(1, 0), Float32Array.of(0, 1)],
+    };
+    const [a, b] = [await loop.run({ ...feeds, lora }), await unrolled.run({ ...feeds, lora })];
+    const plain = await loop.run(feeds);
+    expect(b.velocity).toEqual(a.velocity);
+    expect(b.boxes).toEqual(a.boxes);
+    expect(b.prepass).toEqual(a.prepass);
+    expect(b.repaint).toEqual(a.repaint);
+    for (const [x, y] of [
+      [a.velocity, plain.velocity],
+      [a.boxes[0]!, plain.boxes[0]!],
+      [a.boxes[1]!, plain.boxes[1]!],
+      [a.prepass!, plain.prepass!],
+      [a.repaint!, plain.repaint!],
+    ] as const)
+      expect(maxAbsDiff(x, y)).toBeGreaterThan(1e-3);
+    await loop.release();
+    await unrolled.release();
+    await e.close();
   });
 });
 

@@ -84,6 +84,8 @@ describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () =
     const plain = await engine.run(await engine.plan(base));
     expect(maxAbsDiff(withLora.latents, ref.latents)).toBeLessThan(ROUNDING);
     expect(maxAbsDiff(withLora.latents, plain.latents)).toBeGreaterThan(100 * ROUNDING);
+    expect(withLora.styles).toEqual([{ name: pEvery, scale: 0.8, sha256: everywhere.sha256 }]);
+    expect(plain.styles).toBeUndefined();
   });
 
   it("a region's hard-binding stream is a plain forward of the model with its LoRA merged; the other box's stream is the base model's", async () => {

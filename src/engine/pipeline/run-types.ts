@@ -65,5 +65,7 @@ export interface RunResult {
   stepMs: number[];
   /** Wall time of the text conditioning before the first step (encoder sessions opened on first use included). */
   encodeMs: number;
+  /** The styles painted with: each distinct (file, scale) and the file's SHA-256, for the generation's record. */
+  styles?: { name: string; scale: number; sha256: string }[];
   record?: RunRecord;
 }

@@ -33,3 +33,15 @@ describe('--help', () => {
     expect(out).toMatch(/^ {2}MODEL_DIR$/m);
   });
 });
+
+describe('each command’s --help states its defaults', () => {
+  it.each([
+    ['generate', /Defaults:.*--steps/s],
+    ['repaint', /Defaults: --seed derived from the parent's seed/],
+    ['plan', /Defaults: DEFAULT_SIZE square \(1024×1024\)/],
+    ['edit', /Defaults: the LLM edits when OPENAI_\* is configured/],
+    ['layout', /Defaults: --width 512/],
+  ])('%s', (name, pattern) => {
+    expect(cli(name, '--help')).toMatch(pattern);
+  });
+});

@@ -17,7 +17,8 @@ const usage =
   '       changed), repaint (region ids to repaint), regenerate (true when boxes moved or the whole picture\n' +
   '       changed), reason, and question for clarify. Region ids stay stable; the output is a valid --scene input.\n' +
   '       --batch reads one {"scene": <Scene>, "instruction": "...", "history": [...]} JSON per line and prints one\n' +
-  '       result JSON per line in input order; a line that fails prints {"error", "line"} and the batch goes on.';
+  '       result JSON per line in input order; a line that fails prints {"error", "line"} and the batch goes on.\n' +
+  '       Defaults: the LLM edits when OPENAI_* is configured (else the offline rules, with a note); no history.';
 
 interface Edited {
   scene: Scene;

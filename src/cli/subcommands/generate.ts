@@ -19,7 +19,10 @@ const usage =
   '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
   '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
   '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
-  '       (--model defaults to MODEL_DIR; EXECUTION_PROVIDER and ORT_THREADS apply)';
+  '       (--model defaults to MODEL_DIR; EXECUTION_PROVIDER and ORT_THREADS apply)\n' +
+  '       Defaults: --seed derived from the prompt or scene text (the same text paints the same image); --steps and\n' +
+  "       --guidance the model's (dev 20 and 3.5, schnell 4; models/*.json); size the scene's, 1024×1024 for --prompt;\n" +
+  "       --out's extension picks PNG, lossless WebP or JPEG.";
 
 export const GENERATE_FLAGS = {
   model: { type: 'string' },

@@ -8,7 +8,8 @@ import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 const usage =
   'scenewright layout --scene <scene.json> --out <file.png> [--image <picture>] [--width N] [--cells] [--no-legend]\n' +
   "       Draws every region's box and label in its own colour (512 px wide by default) over a blank canvas or\n" +
-  '       over --image; --cells adds the soft-refinement cells as dashed lines.';
+  '       over --image; --cells adds the soft-refinement cells as dashed lines.\n' +
+  "       Defaults: --width 512 (64…4096, height from the scene's aspect), a legend under the picture, no cells.";
 
 export const command: CliCommand = {
   summary: "draw a scene's boxes and labels as a PNG (over a blank canvas or an image)",

@@ -15,7 +15,9 @@ const usage =
   '       Without --offline the LLM plans (OPENAI_BASE_URL / OPENAI_API_KEY / OPENAI_MODEL); with none configured,\n' +
   '       or when it fails, the offline planner does (a note on stderr) unless --llm-only.\n' +
   '       --batch prints one Scene JSON per line in input order; a line that fails prints {"error": ...} and the\n' +
-  '       batch goes on (blank lines are skipped).';
+  '       batch goes on (blank lines are skipped).\n' +
+  '       Defaults: DEFAULT_SIZE square (1024×1024), unless the LLM planner picks the aspect the text asks\n' +
+  '       for; --aspect keeps about DEFAULT_SIZE² pixels (16:9 → 1360×768), within MIN_SIZE…MAX_SIZE, on the 16-px grid.';
 
 /** Shared by plan and edit: the LLM (unless offline), the scene limits and the requested size. */
 export function planningSetup(

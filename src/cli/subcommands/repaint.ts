@@ -15,7 +15,9 @@ const usage =
   '       `generate/repaint --save-generation` (repaints of repaints replay its stored\n' +
   '       trajectory), or a JSON file: stored generation parameters {scene, seed, steps, model[, rag]} or official RAG\n' +
   '       parameters. Official parameters that already hold the Repainting_* fields are run as they are.\n' +
-  '       --edit uses the offline editor ("change the left cat to a dog"); --scene gives the edited layout (same ids).';
+  '       --edit uses the offline editor ("change the left cat to a dog"); --scene gives the edited layout (same ids).\n' +
+  "       Defaults: --seed derived from the parent's seed and the edit (the same edit repaints the same way); size,\n" +
+  "       steps and guidance are the parent's; --model is MODEL_DIR; --out's extension picks PNG, WebP or JPEG.";
 
 interface Source {
   /** The parent's RAG parameters (its last pass). */

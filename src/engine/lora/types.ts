@@ -13,7 +13,7 @@ export interface LoraLayer {
   rank: number;
   inFeatures: number;
   outFeatures: number;
-  /** alpha / rank; 1 when the file has no alpha (alpha defaults to the rank). */
+  /** alpha ÷ the rank of the module as the file stores it (3r for kohya split_qkv); 1 when the file has no alpha. */
   alphaScale: number;
 }
 

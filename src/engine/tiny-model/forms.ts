@@ -13,6 +13,7 @@
 import { readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint } from '../checkpoint/index.ts';
+import { concatFloat32 } from '../float32.ts';
 import { float32ToBf16Array, float32ToF8e4m3fnArray } from '../weights/dtype.ts';
 import { FOLDER_DEFAULTS_FILE, PREPARED_FOLDER, type WeightForm } from '../weights/forms.ts';
 import { encodeRows, writeGguf } from '../weights/gguf/writer.ts';
@@ -60,13 +61,7 @@ export function toBflTransformer(
   const read = (n: string) => w.readFloat32(n);
   const put = (name: string, shape: number[], values: Float32Array) => out.push({ name, shape, values });
   const rows = (names: string[]) => {
-    const parts = names.map(read);
-    const joined = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-    let o = 0;
-    for (const p of parts) {
-      joined.set(p, o);
-      o += p.length;
-    }
+    const joined = concatFloat32(names.map(read));
     const first = w.info(names[0]!).shape;
     return { shape: [names.reduce((a, n) => a + w.info(n).shape[0]!, 0), ...first.slice(1)], values: joined };
   };

@@ -12,6 +12,8 @@ import { modelTimestep, type StepFeeds } from '../../src/engine/step/step-runner
 import { boxIndex } from '../../src/engine/step/selectors.ts';
 import { layerFactors } from '../../src/engine/lora/feeds.ts';
 import { StepRunner } from '../../src/engine/step/step-runner.ts';
+import { writeTestLora } from '../../src/engine/tiny-model/lora.ts';
+import { readLoraFile } from '../../src/engine/lora/files/read.ts';
 import { benchFeeds } from '../../bench/rag-workload.ts';
 import { rectsToMaskPng } from '../../src/rag/mask.ts';
 
@@ -222,6 +224,36 @@ describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () =
       engine.run(await engine.plan({ ...base, loras: [{ name: '/nowhere/style.safetensors', scale: 1 }] })),
     ).rejects.toThrow(/style file \/nowhere\/style.safetensors does not exist/);
     expect(runs()).toBe(r0);
+  });
+});
+
+describe('LoRA files read by the engine (lora/files), kohya layout with fused qkv and linear1', () => {
+  it('a real file at scale s paints what its layers merged into the weights paint; a second job reads it from memory', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'sw-lora-file-'));
+    const engine = Engine.open({ modelDir: dev, runtime: cpu });
+    try {
+      const file = path.join(dir, 'watercolor.safetensors');
+      writeTestLora(file, { config: engine.checkpoint.transformerConfig, layout: 'kohya', rank: 4, alpha: 8, seed: 9 });
+      const read = await readLoraFile(file, engine.loras.model);
+      const m = mergedCheckpoint(dev, [{ file: read, scale: 0.7 }]);
+      const styled = await engine.run(await engine.plan({ ...base, loras: [{ name: file, scale: 0.7 }] }));
+      const again = await engine.run(
+        await engine.plan({ ...base, loras: [{ name: file, scale: 0.7, sha256: read.sha256 }] }),
+      );
+      expect(engine.loras.reads).toBe(1);
+      expect(Buffer.from(again.latents.buffer).equals(Buffer.from(styled.latents.buffer))).toBe(true);
+      const me = Engine.open({ modelDir: m, runtime: cpu });
+      const ref = await me.run(await me.plan(base));
+      await me.close();
+      rmSync(m, { recursive: true, force: true });
+      expect(maxAbsDiff(styled.latents, ref.latents)).toBeLessThan(ROUNDING);
+      await expect(
+        engine.run(await engine.plan({ ...base, loras: [{ name: file, scale: 0.7, sha256: 'f'.repeat(64) }] })),
+      ).rejects.toThrow(/watercolor.safetensors: the job was made with the file of SHA-256 ffffffffffff…/);
+    } finally {
+      await engine.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -8,23 +8,18 @@ import { UserError } from '../../config/errors.ts';
 import { childLogger } from '../../log/logger.ts';
 import type { LoraRef } from '../../rag/params.ts';
 import type { LoraFile } from './types.ts';
+import { readLoraFile, type LoraTarget } from './files/read.ts';
 
 const log = childLogger('lora');
 
 /** What a LoRA reader needs of the model: its label (for messages) and each linear's [out, in]. */
-export interface LoraModel {
-  label: string;
-  layerShape(name: string): readonly [out: number, inFeatures: number] | undefined;
-}
+export type LoraModel = LoraTarget;
 
-/** Reads and maps one LoRA file (lora/files/read.ts's readLoraFile). */
+/** Reads and maps one LoRA file (default lora/files' readLoraFile; tests may serve LoraFile objects). */
 export type LoraLoader = (path: string, target: LoraModel) => Promise<LoraFile>;
 
 /** Bytes of LoRA factors kept between jobs (least recently used files are dropped first). */
 export const DEFAULT_LORA_CACHE_BYTES = 2 * 2 ** 30;
-
-const noReader: LoraLoader = (path) =>
-  Promise.reject(new UserError(`cannot read ${path}: this build has no LoRA file reader (lora/files)`));
 
 function bytesOf(f: LoraFile): number {
   let n = 0;
@@ -45,7 +40,7 @@ export class LoraLibrary {
 
   constructor(
     readonly model: LoraModel,
-    private readonly loader: LoraLoader = noReader,
+    private readonly loader: LoraLoader = readLoraFile,
     private readonly maxBytes = DEFAULT_LORA_CACHE_BYTES,
   ) {}
 

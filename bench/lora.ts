@@ -7,7 +7,8 @@
  *   - peak RSS after the LoRA jobs ÷ after the same jobs without LoRA;
  *   - switching LoRAs between two jobs: loading (cache hit) and building the job's feeds, plus the first step's
  *     excess over a warm step (goal ≤ 1 s);
- *   - ONNX Runtime sessions created by jobs after warm-up (goal 0).
+ *   - ONNX Runtime sessions created by jobs after warm-up (goal 0);
+ *   - the per-linear If gate alone, at FLUX's width (what a job without LoRA pays for the LoRA inputs).
  * The LoRA factors are random (seeded), served by an in-memory loader: what is measured is the engine, not a
  * file reader.
  *
@@ -22,10 +23,14 @@ import type { RunPlan } from '../src/engine/pipeline/run-plan.ts';
 import { prepareLora } from '../src/engine/pipeline/run-lora.ts';
 import { latentGeometry } from '../src/engine/latents.ts';
 import { StepRunner } from '../src/engine/step/step-runner.ts';
-import { graphFormFor, ort } from '../src/engine/runtime/session.ts';
+import { createSession, graphFormFor, ort } from '../src/engine/runtime/session.ts';
+import { Graph } from '../src/engine/onnx/graph.ts';
+import { linear } from '../src/engine/onnx/nn.ts';
+import { add, greater, shapeOf } from '../src/engine/onnx/ops.ts';
+import { ifElse } from '../src/engine/onnx/control.ts';
 import type { LoraFile, LoraLayer } from '../src/engine/lora/types.ts';
 import type { LoraRef, RagParams } from '../src/rag/params.ts';
-import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, wideCheckpoint } from './support.ts';
+import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, timeMs, wideCheckpoint } from './support.ts';
 
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
@@ -214,6 +219,57 @@ note(
 );
 await bare.release();
 await engine.close();
+
+/**
+ * The If (Rℓ > 0) gate alone, at FLUX's width: 24 chained linears [512, 3072]·[3072, 3072]ᵀ, plain and each in the
+ * gate with zero ranks (its else branch hands the plain output through), one thread, runs alternated.
+ */
+async function gateCost(): Promise<{ plain: number; gated: number }> {
+  const D = 3072;
+  const T = 512;
+  const w = new Float32Array(D * D).map((_, i) => Math.sin(i) * 0.01);
+  const build = (gated: boolean) => {
+    const g = new Graph('gate-cost');
+    let x = g.input('x', 'float32', [T, D]);
+    const down = g.input('down', 'float32', ['r', D]);
+    const up = g.input('up', 'float32', [D, 'r']);
+    const on = greater(shapeOf(down, 0, 1), g.ints([0]));
+    for (let i = 0; i < 24; i++) {
+      const y = linear(x, g.weight(`w${i}`, { dtype: 'float32', shape: [D, D], data: new Uint8Array(w.buffer) }));
+      const input = x;
+      x = gated
+        ? ifElse(
+            on,
+            () => [add(y, linear(linear(input, down), up))],
+            () => [y],
+          )[0]!
+        : y;
+    }
+    g.output(x, 'y');
+    return g;
+  };
+  const feeds = {
+    x: new ort.Tensor('float32', new Float32Array(T * D).fill(0.1), [T, D]),
+    down: new ort.Tensor('float32', new Float32Array(0), [0, D]),
+    up: new ort.Tensor('float32', new Float32Array(0), [D, 0]),
+  };
+  const one = { executionProvider: 'cpu' as const, threads: 1 };
+  const [a, b] = [(await createSession(build(false), one)).session, (await createSession(build(true), one)).session];
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    ta.push(await timeMs(() => a.run(feeds), 1, i === 0 ? 1 : 0));
+    tb.push(await timeMs(() => b.run(feeds), 1, i === 0 ? 1 : 0));
+  }
+  await a.release();
+  await b.release();
+  return { plain: median(ta), gated: median(tb) };
+}
+const gate = await gateCost();
+note(
+  'If gate alone, 24 linears at width 3072, Rl = 0',
+  `${fmt(gate.gated / gate.plain, 3)}× (${fmt(gate.gated, 0)} vs ${fmt(gate.plain, 0)} ms, median of 8, 1 thread)`,
+);
 
 console.log(`\nwide preset ${SIZE}², ${STEPS} steps × ${REPS} jobs per figure, ${runtime.executionProvider}`);
 for (const [k, v] of rows) console.log(`${k.padEnd(50)} ${v}`);

@@ -217,6 +217,9 @@ describe('LoRA in the step graph (tiny-flux-dev, 128², 3 steps, HB + SR)', () =
     await expect(engine.run(await engine.plan({ ...base, loras: [{ name: pWrong, scale: 1 }] }))).rejects.toThrow(
       /transformer_blocks\.0\.attn\.to_q: the LoRA is 48×32 but the model's layer is 32×32/,
     );
+    await expect(engine.plan({ ...base, Repainting_loras: [{ name: pAttn, scale: 1 }] })).rejects.toThrow(
+      /Repainting_loras is set but these parameters do not repaint/,
+    );
     await expect(engine.plan({ ...base, HB_lora_list: [[]] })).rejects.toThrow(
       /HB_lora_list has 1 entries but HB_prompt_list has 2/,
     );

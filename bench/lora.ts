@@ -215,7 +215,7 @@ for (let i = 0; i < 2; i++) {
 }
 note(
   'no-LoRA step: LoRA graph ÷ graph without LoRA inputs',
-  `${fmt(median(withInputs) / median(without))}× (${withInputs.map((x) => fmt(x, 0)).join(', ')} vs ${without.map((x) => fmt(x, 0)).join(', ')} ms; nodes ${engine.steps.sessions[0]?.nodes} vs ${bare.sessions[0]?.nodes})`,
+  `${fmt(median(withInputs) / median(without))}× (${withInputs.map((x) => fmt(x, 0)).join(', ')} vs ${without.map((x) => fmt(x, 0)).join(', ')} ms; nodes ${engine.steps.sessions[0]?.nodes} vs ${bare.sessions[0]?.nodes}, session created in ${fmt((engine.steps.sessions[0]?.createMs ?? 0) / 1000, 1)} vs ${fmt((bare.sessions[0]?.createMs ?? 0) / 1000, 1)} s)`,
 );
 await bare.release();
 await engine.close();

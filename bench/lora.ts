@@ -34,7 +34,7 @@ import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, timeMs, wideCheckpoi
 
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
-const REPS = Number(process.env.REPS ?? 2);
+const REPS = Number(process.env.REPS ?? 3);
 
 const created: number[] = [];
 const create = ort.InferenceSession.create.bind(ort.InferenceSession);
@@ -134,21 +134,44 @@ const k3s3 = (loras?: LoraRef[]): RagParams => ({
   ...(loras ? { HB_lora_list: loras.map((l) => [l]) } : {}),
 });
 
-/** Median step time of `reps` jobs of a plan (on `runner`, or the engine's). */
-async function stepMs(params: RagParams, runner?: StepRunner): Promise<number> {
+/** Step times of one job of a plan (on `runner`, or the engine's). */
+async function steps(params: RagParams, runner?: StepRunner): Promise<number[]> {
   const plan = await engine.plan(params);
-  const ms: number[] = [];
+  const res = runner
+    ? await runPlan(plan, {
+        steps: runner,
+        conditioning: engine.conditioning(plan.textLength),
+        scheduler: engine.scheduler,
+      })
+    : await engine.run(plan);
+  return res.stepMs;
+}
+
+interface Ratio {
+  min: number;
+  rounds: number[];
+  a: number;
+  b: number;
+}
+
+/**
+ * B ÷ A over REPS rounds, each one job of A then one of B, so that other load on the (shared) machine hits both
+ * alike: the ratio of the fastest steps (load only ever adds time) and each round's ratio of median steps.
+ */
+async function ratio(a: () => Promise<number[]>, b: () => Promise<number[]>): Promise<Ratio> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  const rounds: number[] = [];
   for (let i = 0; i < REPS; i++) {
-    const res = runner
-      ? await runPlan(plan, {
-          steps: runner,
-          conditioning: engine.conditioning(plan.textLength),
-          scheduler: engine.scheduler,
-        })
-      : await engine.run(plan);
-    ms.push(...res.stepMs);
+    const x = await a();
+    const y = await b();
+    as.push(...x);
+    bs.push(...y);
+    rounds.push(median(y) / median(x));
   }
-  return median(ms);
+  const a0 = Math.min(...as);
+  const b0 = Math.min(...bs);
+  return { min: b0 / a0, rounds, a: a0, b: b0 };
 }
 
 const rows: [string, string][] = [];
@@ -156,22 +179,27 @@ const note = (k: string, v: string) => {
   rows.push([k, v]);
   process.stderr.write(`  ${k}: ${v}\n`);
 };
+const show = (r: Ratio, goal: string) =>
+  `${fmt(r.min)}× fastest steps (${fmt(r.b, 0)} vs ${fmt(r.a, 0)} ms); rounds ${r.rounds.map((x) => fmt(x)).join(', ')}${goal}`;
 
-// Alternate none / LoRA so that other load on the machine hits both alike.
-const none1 = await stepMs(plainParams());
+await steps(plainParams());
+await steps(k3s3());
 const peakNone = peakRssMiB();
-const g16 = await stepMs(plainParams([r16]));
-const none2 = await stepMs(plainParams());
-const g64 = await stepMs(plainParams([r64]));
-const none3 = await stepMs(plainParams());
-const kNone = await stepMs(k3s3());
-const kLora = await stepMs(k3s3(regionStyles));
+const plain = () => steps(plainParams());
+note('global rank 16 ÷ none', show(await ratio(plain, () => steps(plainParams([r16]))), '; goal ≤ 1.10'));
+note('global rank 64 ÷ none', show(await ratio(plain, () => steps(plainParams([r64]))), '; goal ≤ 1.25'));
+note(
+  'K3 S3: 3 region LoRAs rank 32 ÷ none',
+  show(
+    await ratio(
+      () => steps(k3s3()),
+      () => steps(k3s3(regionStyles)),
+    ),
+    '',
+  ),
+);
 const peakLora = peakRssMiB();
-const noneMs = median([none1, none2, none3]);
-note('plain step, no LoRA (ms)', `${fmt(none1, 0)}, ${fmt(none2, 0)}, ${fmt(none3, 0)}`);
-note('global rank 16 ÷ none', `${fmt(g16 / median([none1, none2]))}× (${fmt(g16, 0)} ms; goal ≤ 1.10)`);
-note('global rank 64 ÷ none', `${fmt(g64 / median([none2, none3]))}× (${fmt(g64, 0)} ms; goal ≤ 1.25)`);
-note('K3 S3, 3 region LoRAs rank 32 ÷ K3 S3 none', `${fmt(kLora / kNone)}× (${fmt(kLora, 0)} vs ${fmt(kNone, 0)} ms)`);
+const noneMs = Math.min(...(await plain()));
 
 // Switching styles between two jobs: the feeds of a new set (files cached after their first job), and the first
 // step's excess over a warm step.
@@ -207,15 +235,13 @@ const bare = StepRunner.forCheckpoint(engine.checkpoint, runtime, {
   lora: false,
 });
 await bare.prepare();
-const withInputs: number[] = [];
-const without: number[] = [];
-for (let i = 0; i < 2; i++) {
-  without.push(await stepMs(plainParams(), bare));
-  withInputs.push(await stepMs(plainParams()));
-}
+const bareRatio = await ratio(
+  () => steps(plainParams(), bare),
+  () => steps(plainParams()),
+);
 note(
   'no-LoRA step: LoRA graph ÷ graph without LoRA inputs',
-  `${fmt(median(withInputs) / median(without))}× (${withInputs.map((x) => fmt(x, 0)).join(', ')} vs ${without.map((x) => fmt(x, 0)).join(', ')} ms; nodes ${engine.steps.sessions[0]?.nodes} vs ${bare.sessions[0]?.nodes}, session created in ${fmt((engine.steps.sessions[0]?.createMs ?? 0) / 1000, 1)} vs ${fmt((bare.sessions[0]?.createMs ?? 0) / 1000, 1)} s)`,
+  `${show(bareRatio, '')}; nodes ${engine.steps.sessions[0]?.nodes} vs ${bare.sessions[0]?.nodes}, session created in ${fmt((engine.steps.sessions[0]?.createMs ?? 0) / 1000, 1)} vs ${fmt((bare.sessions[0]?.createMs ?? 0) / 1000, 1)} s`,
 );
 await bare.release();
 await engine.close();
@@ -271,5 +297,5 @@ note(
   `${fmt(gate.gated / gate.plain, 3)}× (${fmt(gate.gated, 0)} vs ${fmt(gate.plain, 0)} ms, median of 8, 1 thread)`,
 );
 
-console.log(`\nwide preset ${SIZE}², ${STEPS} steps × ${REPS} jobs per figure, ${runtime.executionProvider}`);
+console.log(`\nwide preset ${SIZE}², ${STEPS} steps, ${REPS} rounds of (none, LoRA) jobs per ratio, ${runtime.executionProvider}`);
 for (const [k, v] of rows) console.log(`${k.padEnd(50)} ${v}`);

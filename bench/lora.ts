@@ -297,5 +297,7 @@ note(
   `${fmt(gate.gated / gate.plain, 3)}× (${fmt(gate.gated, 0)} vs ${fmt(gate.plain, 0)} ms, median of 8, 1 thread)`,
 );
 
-console.log(`\nwide preset ${SIZE}², ${STEPS} steps, ${REPS} rounds of (none, LoRA) jobs per ratio, ${runtime.executionProvider}`);
+console.log(
+  `\nwide preset ${SIZE}², ${STEPS} steps, ${REPS} rounds of (none, LoRA) jobs per ratio, ${runtime.executionProvider}`,
+);
 for (const [k, v] of rows) console.log(`${k.padEnd(50)} ${v}`);

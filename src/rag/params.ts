@@ -166,6 +166,7 @@ export function ragParamsProblems(p: RagParams): string[] {
   if (out.length) return out;
   if (p.HB_replace >= 0 || p.HB_prompt_list.length) out.push(...hbProblems(p));
   out.push(...srProblems(p.SR_hw_split_ratio, p.SR_prompt, 'SR_prompt', p.width, p.height));
+  out.push(...loraProblems(p));
   if (isRepaint(p)) {
     const missing = REPAINT_KEYS.filter((k) => p[k] === undefined);
     if (missing.length) out.push(`a repaint needs all of ${REPAINT_KEYS.join(', ')}; missing: ${missing.join(', ')}`);
@@ -188,6 +189,24 @@ export function ragParamsProblems(p: RagParams): string[] {
       );
     }
   }
+  return out;
+}
+
+/** Styles: one list per hard-binding box, and no more distinct (file, scale) pairs than the step graph takes. */
+function loraProblems(p: RagParams): string[] {
+  const out: string[] = [];
+  if (p.HB_lora_list && p.HB_lora_list.length !== p.HB_prompt_list.length)
+    out.push(
+      `HB_lora_list has ${p.HB_lora_list.length} entries but HB_prompt_list has ${p.HB_prompt_list.length}: give one list of styles per box ([] for a box without)`,
+    );
+  if (p.Repainting_loras?.length && !isRepaint(p))
+    out.push('Repainting_loras is set but these parameters do not repaint: add the Repainting_* fields or drop it');
+  const all = [...(p.loras ?? []), ...(p.HB_lora_list ?? []).flat(), ...(p.Repainting_loras ?? [])];
+  const distinct = new Set(all.map((r) => `${r.name}\u0000${r.scale}`));
+  if (distinct.size > LORA_LIMITS.maxLoras)
+    out.push(
+      `these parameters use ${distinct.size} styles (LoRA files at distinct scales); one paint takes at most ${LORA_LIMITS.maxLoras}: drop some, or use one scale per style`,
+    );
   return out;
 }
 

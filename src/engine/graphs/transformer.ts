@@ -35,6 +35,7 @@ import { add, cast, chunk, concat, mul, reshape, shapeOf, sliceDynamic, unsqueez
 import type { NamedWeights } from '../weights/named-weights.ts';
 import { TIME_PROJ_DIM, type FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import { ropeTables, timestepProjection } from './flux-embeddings.ts';
+import { adapt, type LoraScope, type LoraTokens } from '../lora/graph.ts';
 
 export interface TransformerGraphOptions {
   /** Attention kernel: com.microsoft.MultiHeadAttention (default) or plain ops. */
@@ -67,10 +68,13 @@ export interface Ctx {
   lw: (name: string) => LinearWeight;
   attn: 'mha' | 'explicit';
   rope: { cos: Value; sin: Value };
+  /** The step graph's LoRA inputs and the weight tables of the stream being computed (none: plain linears). */
+  lora?: LoraScope;
 }
 
-export function lin(c: Ctx, prefix: string, x: Value): Value {
-  return linear(x, c.lw(`${prefix}.weight`), c.w(`${prefix}.bias`));
+/** A linear layer, plus the job's LoRA term on it in a step graph; `tokens` picks the LoRA weight table. */
+export function lin(c: Ctx, prefix: string, x: Value, tokens?: LoraTokens): Value {
+  return adapt(c.lora, prefix, x, linear(x, c.lw(`${prefix}.weight`), c.w(`${prefix}.bias`)), tokens);
 }
 
 /** Linear(SiLU(temb)) split into n modulation vectors, each [B, 1, D] to broadcast over tokens. */
@@ -79,8 +83,8 @@ export function modulation(c: Ctx, prefix: string, temb: Value, n: number): Valu
 }
 
 /** Projects tokens to per-head Q or K with RMSNorm: [B, S, D] → [B, S, H, Dh]. */
-export function headsNormed(c: Ctx, proj: string, norm: string, x: Value): Value {
-  const heads = reshape(lin(c, proj, x), [0, 0, c.cfg.heads, c.cfg.headDim]);
+export function headsNormed(c: Ctx, proj: string, norm: string, x: Value, tokens?: LoraTokens): Value {
+  const heads = reshape(lin(c, proj, x, tokens), [0, 0, c.cfg.heads, c.cfg.headDim]);
   return rmsNorm(heads, c.w(`${norm}.weight`), EPS);
 }
 

@@ -20,6 +20,7 @@ import { loadModelManifest, modelIdForTransformerConfig, type ModelId, type Mode
 import type { RagParams } from '../../rag/params.ts';
 import { UserError } from '../../config/errors.ts';
 import { childLogger } from '../../log/logger.ts';
+import { LoraLibrary, type LoraLoader } from '../lora/library.ts';
 import { TextEncoders, type Conditioning } from './conditioning.ts';
 import { checkFits, freeMemory, memoryNeed } from './memory-fit.ts';
 import { defaultWeightsCacheDir, formsFor, PreparedCheckpoint, type WeightForms } from './weight-forms.ts';
@@ -45,6 +46,10 @@ export interface EngineOptions {
   weights?: Partial<WeightForms>;
   /** Where prepared (repacked, quantized) weights are written once; default defaultWeightsCacheDir(). */
   weightsCacheDir?: string;
+  /** Reads a LoRA file mapped onto this transformer (default: lora/files' reader). */
+  loraLoader?: LoraLoader;
+  /** Bytes of LoRA factors kept in memory between jobs (default DEFAULT_LORA_CACHE_BYTES). */
+  loraCacheBytes?: number;
 }
 
 const log = childLogger('engine');
@@ -68,6 +73,8 @@ export class Engine {
   readonly manifest: ModelManifest;
   readonly version: string;
   readonly steps: StepRunner;
+  /** The LoRA files read so far, kept between jobs (style switches read no file twice). */
+  readonly loras: LoraLibrary;
   readonly scheduler: SchedulerConfig;
   private readonly encoders = new Map<number, TextEncoders>();
   private vaeCodec?: VaeCodec;
@@ -92,6 +99,12 @@ export class Engine {
       ...form,
       computeType: o.computeType ?? form.computeType,
     });
+    const layers = this.steps.loraLayers;
+    this.loras = new LoraLibrary(
+      { label: `${this.modelId} transformer`, layerShape: (name) => layers.get(name) },
+      o.loraLoader,
+      o.loraCacheBytes,
+    );
     const forms = Object.entries(checkpoint.forms)
       .filter(([, f]) => f !== 'auto')
       .map(([c, f]) => `${c} ${f}`)
@@ -214,6 +227,7 @@ export class Engine {
     return runPlan(plan, {
       ...o,
       steps: this.steps,
+      loras: o.loras ?? this.loras,
       conditioning: o.conditioning ?? this.conditioning(plan.textLength),
       scheduler: this.scheduler,
     });

@@ -17,6 +17,8 @@ import {
   type RagParams,
 } from '../../rag/params.ts';
 import type { CellMaps } from '../../rag/split-ratio.ts';
+import type { LoraRef } from '../../rag/params.ts';
+import { planHasLoras, type PlanLoras } from '../lora/feeds.ts';
 
 export interface RepaintPart {
   /** Repainting_prompt (CLIP, and T5 unless prompt2). */
@@ -56,6 +58,8 @@ export interface RunPlan {
   /** Soft refinement; absent when off (SR_delta = 0 leaves SR out of the graph: exactly plain FLUX). */
   sr?: { segments: string[]; delta: number; maps: CellMaps; ratio: string };
   repaint?: RepaintPart;
+  /** Styles (LoRA file paths and scales; docs/styles.md); absent: none. */
+  loras?: PlanLoras;
 }
 
 export interface PlanDefaults {
@@ -67,7 +71,15 @@ export interface PlanDefaults {
 /** A plain text-to-image run: no boxes, no SR, no repaint. */
 export function plainPlan(
   prompt: string,
-  o: { width: number; height: number; steps: number; guidance: number; seed: number; textLength: number },
+  o: {
+    width: number;
+    height: number;
+    steps: number;
+    guidance: number;
+    seed: number;
+    textLength: number;
+    loras?: LoraRef[];
+  },
 ): RunPlan {
   for (const [name, v] of [
     ['width', o.width],
@@ -78,7 +90,14 @@ export function plainPlan(
   }
   if (!Number.isInteger(o.steps) || o.steps < 1)
     throw new UserError(`steps must be a whole number ≥ 1 (got ${o.steps})`);
-  return { ...o, prompt, hbReplace: -1, boxes: [] };
+  const { loras, ...sizes } = o;
+  return {
+    ...sizes,
+    prompt,
+    hbReplace: -1,
+    boxes: [],
+    ...(loras?.length ? { loras: { global: loras, boxes: [], repaint: [] } } : {}),
+  };
 }
 
 /** Where a Repainting_mask given as a path is: absolute, relative to `baseDir`, or beside it (resolveMaskPath). */
@@ -112,6 +131,12 @@ export async function planFromRagParams(
     hbReplace: p.HB_replace,
     boxes: layout.hbBoxes.map((rect, k) => ({ prompt: p.HB_prompt_list[k]!, rect })),
   };
+  const loras: PlanLoras = {
+    global: p.loras ?? [],
+    boxes: plan.boxes.map((b, k) => ({ rect: b.rect, loras: p.HB_lora_list?.[k] ?? [] })),
+    repaint: p.Repainting_loras ?? [],
+  };
+  if (planHasLoras(loras)) plan.loras = loras;
   if (p.SR_delta > 0)
     plan.sr = { segments: layout.srSegments, delta: p.SR_delta, maps: layout.maps, ratio: p.SR_hw_split_ratio };
   if (isRepaint(p)) {

@@ -15,6 +15,8 @@ import { ownSteps, storedTrajectory, type MainSource } from './main-source.ts';
 import { seededNoise, type NoiseSource } from './noise-source.ts';
 import type { RepaintPart, RunPlan } from './run-plan.ts';
 import type { RunOptions, RunRecord } from './run-types.ts';
+import { prepareLora } from './run-lora.ts';
+import type { LoraRun } from '../lora/feeds.ts';
 
 /** The repaint pass and its pre-pass (RAG-SPEC §4). */
 export interface RepaintStreams {
@@ -47,6 +49,8 @@ export interface PreparedRun {
   hbSteps: number;
   sr?: SrFeed;
   repaint?: RepaintStreams;
+  /** The styles' feeds, built before the first step. */
+  lora?: LoraRun;
   encodeMs: number;
   /** Filled as the run goes: the painted stream's latents entering each step, and each step's wall time. */
   trajectory: Float32Array[];
@@ -88,6 +92,8 @@ export async function prepareRun(plan: RunPlan, o: RunOptions): Promise<Prepared
   if (o.stored) checkStored(plan, o.stored, geo.tokens * width);
   const cond = o.conditioning;
   const hbSteps = Math.min(Math.max(plan.hbReplace, 0), plan.steps);
+  // Styles first: a missing file or one over the limits fails before anything is encoded or run.
+  const lora = await prepareLora(plan, o.loras, o.steps, geo);
 
   const encodeStart = performance.now();
   const main = { txt: await cond.t5(plan.prompt2 ?? plan.prompt), pooled: await cond.clip(plan.prompt) };
@@ -119,6 +125,7 @@ export async function prepareRun(plan: RunPlan, o: RunOptions): Promise<Prepared
     hbSteps,
     ...(sr ? { sr } : {}),
     ...(repaint ? { repaint } : {}),
+    ...(lora ? { lora } : {}),
     encodeMs,
     trajectory: [],
     stepMs: [],

@@ -8,6 +8,7 @@ import { modelTimestep, type StepFeeds, type StepOutputs } from '../step/step-ru
 import { cleanEstimate } from './main-source.ts';
 import type { PreparedRun, RepaintStreams } from './run-prepare.ts';
 import type { RunOptions, RunRecord } from './run-types.ts';
+import { stepLora } from './run-lora.ts';
 
 /** Which streams step i carries besides the main pass. */
 interface Phase {
@@ -87,12 +88,21 @@ function stepFeeds(run: PreparedRun, i: number, x: Float32Array, z: Float32Array
   const rp = run.repaint;
   if (rp && on.prepass && run.main.source.stored) {
     // Before R a stored-mode repaint has nothing to compute but its pre-pass: run it as a plain stream.
-    return { ...feeds, imgIds: rp.prepass.imgIds, main: rp.prepass };
+    const tokens = rp.prepass.imgIds.length / 3;
+    return {
+      ...feeds,
+      imgIds: rp.prepass.imgIds,
+      main: rp.prepass,
+      ...(run.lora
+        ? { lora: stepLora(run.lora, { boxes: false, prepass: false, repaint: false, prepassAsMain: tokens }) }
+        : {}),
+    };
   }
   if (run.sr) feeds.sr = run.sr;
   if (on.hb) feeds.boxes = run.boxes;
   if (rp && z) feeds.repaint = { latents: z, ...rp.pass };
   if (rp && on.prepass) feeds.prepass = rp.prepass;
+  if (run.lora) feeds.lora = stepLora(run.lora, { boxes: on.hb, prepass: !!(rp && on.prepass), repaint: !!(rp && z) });
   return feeds;
 }
 

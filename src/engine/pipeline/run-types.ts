@@ -3,6 +3,7 @@ import type { Schedule, SchedulerConfig } from '../scheduler.ts';
 import type { StepRunner } from '../step/step-runner.ts';
 import type { Conditioning } from './conditioning.ts';
 import type { NoiseSource } from './noise-source.ts';
+import type { LoraLibrary } from '../lora/library.ts';
 
 export interface StepEvent {
   /** Steps done (1-based) and the total. */
@@ -28,6 +29,8 @@ export interface RunOptions {
   /** Awaited after every step (previews may be encoded here). */
   onStep?(e: StepEvent): void | Promise<void>;
   signal?: AbortSignal;
+  /** Where the plan's LoRA files are read and kept (required when the plan has styles). */
+  loras?: LoraLibrary;
   /** Keep every stream's per-step inputs and velocities (tests, debug). */
   record?: boolean;
 }
@@ -62,5 +65,7 @@ export interface RunResult {
   stepMs: number[];
   /** Wall time of the text conditioning before the first step (encoder sessions opened on first use included). */
   encodeMs: number;
+  /** The styles painted with: each distinct (file, scale) and the file's SHA-256, for the generation's record. */
+  styles?: { name: string; scale: number; sha256: string }[];
   record?: RunRecord;
 }

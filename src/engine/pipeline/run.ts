@@ -44,6 +44,9 @@ export async function runPlan(plan: RunPlan, o: RunOptions): Promise<RunResult> 
     schedule: run.schedule,
     stepMs: run.stepMs,
     encodeMs: run.encodeMs,
+    ...(run.lora
+      ? { styles: run.lora.entries.map((e) => ({ name: e.name, scale: e.scale, sha256: e.file.sha256 })) }
+      : {}),
     ...(run.record ? { record: run.record } : {}),
   };
 }

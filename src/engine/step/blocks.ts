@@ -37,6 +37,7 @@ import {
   unsqueeze,
 } from '../onnx/ops.ts';
 import { EPS, headsNormed, lin, modulation, type Ctx } from '../graphs/transformer.ts';
+import type { LoraTokens } from '../lora/graph.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
 
@@ -283,19 +284,21 @@ export function fullSingleBlock(
   return c.g.scope(p, () => {
     const D = c.cfg.inner;
     const [sh, sc, gate] = modulation(c, `${p}.norm.linear`, temb, 3) as [Value, Value, Value];
-    const pre = (stream: Value) => {
+    // Which LoRA weight table each stream's rows take: [txt; img], the SR image stream, the SR text streams.
+    const pre = (stream: Value, t: LoraTokens) => {
       const n = modulate(layerNorm(stream, D, EPS), sc, sh);
-      return { n, mlp: geluTanh(lin(c, `${p}.proj_mlp`, n)), v: lin(c, `${p}.attn.to_v`, n) };
+      return { n, t, mlp: geluTanh(lin(c, `${p}.proj_mlp`, n, t)), v: lin(c, `${p}.attn.to_v`, n, t) };
     };
-    const heads = (n: Value, which: 'q' | 'k') => headsNormed(c, `${p}.attn.to_${which}`, `${p}.attn.norm_${which}`, n);
-    const out = (stream: Value, attn: Value, mlp: Value) =>
-      clampHalf(add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2)))));
+    const heads = (s: { n: Value; t: LoraTokens }, which: 'q' | 'k') =>
+      headsNormed(c, `${p}.attn.to_${which}`, `${p}.attn.norm_${which}`, s.n, s.t);
+    const out = (stream: Value, attn: Value, mlp: Value, t: LoraTokens) =>
+      clampHalf(add(stream, mul(gate, lin(c, `${p}.proj_out`, concat([attn, mlp], 2), t))));
 
-    const gl = pre(x);
+    const gl = pre(x, 'joint');
     const a0 = attend(
       c,
-      rotate(c, heads(gl.n, 'q'), rope.cos, rope.sin),
-      rotate(c, heads(gl.n, 'k'), rope.cos, rope.sin),
+      rotate(c, heads(gl, 'q'), rope.cos, rope.sin),
+      rotate(c, heads(gl, 'k'), rope.cos, rope.sin),
       gl.v,
     );
     const parts = splitText(c, a0, d.textLength);
@@ -304,29 +307,29 @@ export function fullSingleBlock(
       sel.on,
       () =>
         c.g.scope('sr', () => {
-          const im = pre(sr.img);
-          const tx = pre(sr.txt);
+          const im = pre(sr.img, 'img');
+          const tx = pre(sr.txt, 'txt');
           const cells = cellAttention(
             c,
             sel,
             d,
-            rotate(c, perCell(c, d, heads(tx.n, 'q'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
-            rotate(c, perCell(c, d, heads(tx.n, 'k'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+            rotate(c, perCell(c, d, heads(tx, 'q'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
+            rotate(c, perCell(c, d, heads(tx, 'k'), [c.cfg.heads, c.cfg.headDim]), rope.txtCos, rope.txtSin),
             perCell(c, d, tx.v, [D]),
-            rotate(c, heads(im.n, 'q'), rope.imgCos, rope.imgSin),
-            rotate(c, heads(im.n, 'k'), rope.imgCos, rope.imgSin),
+            rotate(c, heads(im, 'q'), rope.imgCos, rope.imgSin),
+            rotate(c, heads(im, 'k'), rope.imgCos, rope.imgSin),
             im.v,
           );
           return [
             blend(sel, cells.composite, parts.img),
-            out(sr.img, cells.composite, im.mlp),
-            out(sr.txt, perStream(c, cells.text), tx.mlp),
+            out(sr.img, cells.composite, im.mlp, 'img'),
+            out(sr.txt, perStream(c, cells.text), tx.mlp, 'txt'),
           ];
         }),
       () => [parts.img, sr.img, sr.txt],
     ) as [Value, Value, Value];
 
-    return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp), sr: { txt: srTxt, img: srImg } };
+    return { x: out(x, concat([parts.txt, imgAttn], 1), gl.mlp, 'joint'), sr: { txt: srTxt, img: srImg } };
   });
 }
 

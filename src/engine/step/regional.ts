@@ -7,7 +7,8 @@
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import { lin, timeTextEmbed, type Ctx } from '../graphs/transformer.ts';
 import type { Graph, Value } from '../onnx/graph.ts';
-import { add, concat, empty, gather, greater, shapeOf, sliceDynamic } from '../onnx/ops.ts';
+import { add, concat, empty, gather, greater, shapeOf, sliceDynamic, unsqueeze } from '../onnx/ops.ts';
+import { streamTables, type LoraInputs, type LoraTables } from '../lora/graph.ts';
 import { ifThen, loop } from './named-control.ts';
 
 const END = Number.MAX_SAFE_INTEGER;
@@ -22,6 +23,8 @@ export interface RegionalInputs {
   offsets: Value;
   txt: Value;
   pooled: Value;
+  /** Each stream's LoRA weights: one row per stream [R, nL], and per image row [T, nL]. */
+  lora?: Pick<LoraInputs, 'layers'> & LoraInputs['regional'] & { global: Value };
 }
 
 /** All regional streams between blocks: every stream's image rows [1, T, D] and texts [R, L, D]. */
@@ -33,8 +36,8 @@ export type RegionBody = (r: { c: Ctx; img: Value; txt: Value; temb: Value }) =>
 export interface RegionalSetup {
   g: Graph;
   cfg: FluxTransformerConfig;
-  /** A block context (weights, attention kernel) over the given RoPE tables. */
-  ctx(rope: { cos: Value; sin: Value }): Ctx;
+  /** A block context (weights, attention kernel) over the given RoPE tables and LoRA weight tables. */
+  ctx(rope: { cos: Value; sin: Value }, lora?: LoraTables): Ctx;
   /** RoPE tables of [txt_ids; imgIds]. */
   ropeOf(imgIds: Value): { cos: Value; sin: Value };
   toC(v: Value): Value;
@@ -54,6 +57,8 @@ export interface Regional {
   opened: RegionalState;
   /** Every stream through `body`, each on its own rows. */
   each(state: RegionalState, body: RegionBody): RegionalState;
+  /** A context for per-token linears over all streams' rows at once ([1, T, D]: proj_out), each row its stream's LoRAs. */
+  all: Ctx;
 }
 
 /** Embeds the regional streams and returns how to run a block over each of them. */
@@ -70,7 +75,10 @@ export function openRegional(s: RegionalSetup, input: RegionalInputs): Regional 
     () =>
       g.scope('regional', () => {
         const tables = s.ropeOf(input.imgIds);
-        const rc = s.ctx(tables);
+        // The embedders run on every stream at once: image rows [1, T, ·], texts [R, L, ·], pooled [R, ·].
+        const l = input.lora;
+        const rc = s.ctx(tables, l && { img: l.img, txt: unsqueeze(l.rows, [1]), joint: () => l.img });
+        const tc = s.ctx(tables, l && { ...streamTables(l.rows), shared: l.global });
         const split = (t: Value) => ({
           txt: sliceDynamic(t, g.ints([0]), s.textLength, 0),
           img: sliceDynamic(t, s.textLength, g.ints([END]), 0),
@@ -80,7 +88,7 @@ export function openRegional(s: RegionalSetup, input: RegionalInputs): Regional 
         return {
           img: lin(rc, 'x_embedder', s.toC(input.latents)),
           txt: lin(rc, 'context_embedder', s.toC(input.txt)),
-          temb: g.scope('time_text_embed', () => timeTextEmbed(rc, s.timestep, s.guidance, s.toC(input.pooled))),
+          temb: g.scope('time_text_embed', () => timeTextEmbed(tc, s.timestep, s.guidance, s.toC(input.pooled))),
           // RoPE of the shared text rows [L, 1, Dh] and of every regional image row [T, 1, Dh].
           txtCos: cos.txt,
           txtSin: sin.txt,
@@ -108,10 +116,13 @@ export function openRegional(s: RegionalSetup, input: RegionalInputs): Regional 
     const a = gather(input.offsets, k, 0);
     const b = gather(input.offsets, add(k, g.ints([1])), 0);
     const k1 = add(k, g.ints([1]));
-    const c = s.ctx({
-      cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0),
-      sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0),
-    });
+    const c = s.ctx(
+      {
+        cos: concat([rg.txtCos, sliceDynamic(rg.imgCos, a, b, 0)], 0),
+        sin: concat([rg.txtSin, sliceDynamic(rg.imgSin, a, b, 0)], 0),
+      },
+      input.lora && streamTables(sliceDynamic(input.lora.rows, k, k1, 0)),
+    );
     const out = body({
       c,
       img: sliceDynamic(state.img, a, b, 1),
@@ -122,8 +133,11 @@ export function openRegional(s: RegionalSetup, input: RegionalInputs): Regional 
       concat([sliceDynamic(all, g.ints([0]), lo, axis), part, sliceDynamic(all, hi, g.ints([END]), axis)], axis);
     return { img: put(state.img, a, b, out.img, 1), txt: out.txt ? put(state.txt, k, k1, out.txt, 0) : state.txt };
   };
+  const l = input.lora;
+  const allRows = l && { img: l.img, txt: l.img, joint: () => l.img };
   return {
     opened: { img: rg.img, txt: rg.txt },
+    all: s.ctx({ cos: rg.txtCos, sin: rg.txtSin }, allRows),
     each: (state, body) =>
       s.regionalLoop === 'unrolled'
         ? Array.from({ length: s.maxRegions ?? DEFAULT_UNROLLED_REGIONS }).reduce<RegionalState>(

@@ -50,6 +50,7 @@ import {
 import { ifThen } from './named-control.ts';
 import { openRegional, type RegionalInputs } from './regional.ts';
 import { STEP_IO } from './signature.ts';
+import { declareLoraInputs, fullTables, loraLayers, type LoraInputs, type LoraTables } from '../lora/graph.ts';
 
 export interface StepGraphOptions {
   /** Float type inside the graph; I/O stays float32 (JS cannot pass bf16). float32 on CPU, bfloat16 on GPU. */
@@ -63,6 +64,8 @@ export interface StepGraphOptions {
   /** Regional streams as one ONNX Loop (default) or as `maxRegions` If nodes, for providers without Loop (WebGPU). */
   regionalLoop?: 'loop' | 'unrolled';
   maxRegions?: number;
+  /** LoRA inputs (lora/graph.ts); false builds the graph as it was before styles (benchmarks compare the two). */
+  lora?: boolean;
 }
 
 /** One stream's conditioning inputs: packed latents [B, N, C], T5 [B, L, J], CLIP pooled [B, P]. */
@@ -84,6 +87,8 @@ interface StepInputs {
   regional: RegionalInputs;
   /** Hard binding's paste: main-pass rows and the regional rows that win them. */
   paste: { rows: Value; from: Value };
+  /** LoRA factors per layer and each stream's LoRA weights (lora/graph.ts); absent in a graph built without. */
+  lora?: LoraInputs;
 }
 
 /** A full pass (main or repaint) in the double blocks: image h [1, N, D], text e [1, L, D], temb [1, D], and its
@@ -93,7 +98,7 @@ type DoublePass = { temb: Value; img: Value; txt: Value; srTxt: Value };
 /** A full pass in the single blocks: x = [e; h] [1, L + N, D] and its SR streams s_j (RAG-SPEC §3.5). */
 type SinglePass = { temb: Value; x: Value; sr: SrStreams };
 
-function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
+function declareInputs(g: Graph, cfg: FluxTransformerConfig, weights: NamedWeights, withLora: boolean): StepInputs {
   const io = 'float32';
   const C = cfg.inChannels;
   const J = cfg.jointAttentionDim;
@@ -119,7 +124,7 @@ function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
     source: g.input(STEP_IO.srSource, 'int64', ['S', 'Q']),
     place: g.input(STEP_IO.srPlace, 'int64', ['Ns']),
   };
-  const regional = {
+  const regionalIn = {
     latents: g.input(STEP_IO.rgLatents, io, [1, 'T', C]),
     imgIds: g.input(STEP_IO.rgImgIds, io, ['T', 3]),
     offsets: g.input(STEP_IO.rgOffsets, 'int64', ['R1']),
@@ -129,6 +134,12 @@ function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
   const paste = {
     rows: g.input(STEP_IO.pasteRows, 'int64', ['W']),
     from: g.input(STEP_IO.pasteFrom, 'int64', ['W']),
+  };
+  const lora = withLora ? declareLoraInputs(g, loraLayers(weights)) : undefined;
+  // The timestep and guidance embedders of the regional streams take the global styles: the main pass's text row.
+  const regional = {
+    ...regionalIn,
+    ...(lora ? { lora: { layers: lora.layers, ...lora.regional, global: lora.main.txt } } : {}),
   };
   return {
     timestep,
@@ -140,6 +151,7 @@ function declareInputs(g: Graph, cfg: FluxTransformerConfig): StepInputs {
     sr,
     regional,
     paste,
+    ...(lora ? { lora } : {}),
   };
 }
 
@@ -152,7 +164,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   const io = 'float32';
   const D = cfg.inner;
   const toC = (v: Value) => cast(v, g.computeType);
-  const input = declareInputs(g, cfg);
+  const input = declareInputs(g, cfg, weights, opts.lora ?? true);
 
   // Which streams this step carries, read from its inputs' shapes.
   const nonEmpty = (x: Value) => greater(shapeOf(x, 0, 1), g.ints([0]));
@@ -164,18 +176,23 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   };
   const dims: Dims = { textLength: shapeOf(input.txtIds, 0, 1) };
 
-  const ctx = (rope: { cos: Value; sin: Value }): Ctx => ({
+  const ctx = (rope: { cos: Value; sin: Value }, tables?: LoraTables): Ctx => ({
     g,
     cfg,
     attn: opts.attention ?? 'mha',
     w: (name) => g.weight(name, weights.source(name)),
     lw: (name) => g.linearWeight(name, weights.source(name)),
     rope,
+    ...(tables && input.lora ? { lora: { layers: input.lora.layers, tables } } : {}),
   });
   const ropeOf = (imgIds: Value) =>
     ropeTables(concat([input.txtIds, imgIds], 0), cfg.axesDimsRope, cfg.ropeTheta, opts.ropePrecision);
   // Text first, as the model concatenates [txt_ids; img_ids]. RoPE stays float32 in 16-bit graphs (see rotate()).
-  const fullCtx = ctx(g.scope('rope', () => ropeOf(input.imgIds)));
+  const fullRope = g.scope('rope', () => ropeOf(input.imgIds));
+  // The main and the repaint pass: same RoPE, each with its own LoRA weights.
+  const lora = input.lora;
+  const fullCtx = ctx(fullRope, lora && fullTables(lora.main.img, lora.main.txt, dims.textLength));
+  const rpCtx = ctx(fullRope, lora && fullTables(lora.repaint.img, lora.repaint.txt, dims.textLength));
   const rope = splitRope(fullCtx, dims.textLength);
   const sel: SrSelect = {
     on: has.cells,
@@ -191,23 +208,23 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     );
 
   // --- open the streams: embedders and temb ---
-  const open = (s: StreamInputs, srTxt: Value): DoublePass => ({
-    temb: g.scope('time_text_embed', () => timeTextEmbed(fullCtx, input.timestep, input.guidance, toC(s.pooled))),
-    img: lin(fullCtx, 'x_embedder', toC(s.latents)),
-    txt: lin(fullCtx, 'context_embedder', toC(s.txt)),
+  const open = (c: Ctx, s: StreamInputs, srTxt: Value): DoublePass => ({
+    temb: g.scope('time_text_embed', () => timeTextEmbed(c, input.timestep, input.guidance, toC(s.pooled))),
+    img: lin(c, 'x_embedder', toC(s.latents)),
+    txt: lin(c, 'context_embedder', toC(s.txt)),
     // The SR text streams as [1, S·L, D], the form the per-token ops of the blocks take.
     srTxt: ifThen(
       has.cells,
       () => ({
-        srTxt: g.scope('sr', () => reshapeTo(lin(fullCtx, 'context_embedder', toC(srTxt)), g.ints([1, -1, D]))),
+        srTxt: g.scope('sr', () => reshapeTo(lin(c, 'context_embedder', toC(srTxt)), g.ints([1, -1, D]))),
       }),
       () => ({ srTxt: nothing(3) }),
     ).srTxt,
   });
-  let main = g.scope('main', () => open(input.main, input.main.srTxt));
+  let main = g.scope('main', () => open(fullCtx, input.main, input.main.srTxt));
   let rp = ifThen(
     has.repaint,
-    () => g.scope('rp', () => open(input.repaint, input.repaint.srTxt)),
+    () => g.scope('rp', () => open(rpCtx, input.repaint, input.repaint.srTxt)),
     () => ({ temb: nothing(2), img: nothing(3), txt: nothing(3), srTxt: nothing(3) }),
   );
   const streams = openRegional(
@@ -270,7 +287,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     rp = {
       ...rp,
       ...whenRepainting({ img: rp.img, txt: rp.txt, srTxt: rp.srTxt }, () => {
-        const o = fullDoubleBlock(fullCtx, i, before, { txt: before.srTxt }, sel, rope, dims);
+        const o = fullDoubleBlock(rpCtx, i, before, { txt: before.srTxt }, sel, rope, dims);
         return { img: keepOwn(input.repaint.keep, o.img, main.img), txt: o.txt, srTxt: o.sr.txt };
       }),
     };
@@ -301,7 +318,7 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
     mainX = { ...mainX, x: pasted, sr: m.sr };
     const before = rpX;
     const next = whenRepainting({ x: rpX.x, srTxt: rpX.sr.txt, srImg: rpX.sr.img }, () => {
-      const o = fullSingleBlock(fullCtx, i, before.x, before.temb, before.sr, sel, rope, dims);
+      const o = fullSingleBlock(rpCtx, i, before.x, before.temb, before.sr, sel, rope, dims);
       // Repainting_single: the image rows outside the mask are the main pass's (keep_single is all 1 without it).
       const parts = splitText(fullCtx, o.x, dims.textLength);
       const img = keepOwn(input.repaint.keepSingle, parts.img, splitText(fullCtx, pasted, dims.textLength).img);
@@ -318,13 +335,13 @@ export function buildStepGraph(cfg: FluxTransformerConfig, weights: NamedWeights
   const mainNormed = paste(normOut(fullCtx, splitText(fullCtx, mainX.x, dims.textLength).img, main.temb), rgNormed);
   g.output(cast(lin(fullCtx, 'proj_out', mainNormed), io), STEP_IO.velocity, io, [1, 'N', cfg.outChannels]);
   const rpVelocity = whenRepainting({ v: input.repaint.latents }, () => {
-    const own = normOut(fullCtx, splitText(fullCtx, rpX.x, dims.textLength).img, rpX.temb);
-    return { v: cast(lin(fullCtx, 'proj_out', keepOwn(input.repaint.keep, own, mainNormed)), io) };
+    const own = normOut(rpCtx, splitText(rpCtx, rpX.x, dims.textLength).img, rpX.temb);
+    return { v: cast(lin(rpCtx, 'proj_out', keepOwn(input.repaint.keep, own, mainNormed)), io) };
   }).v;
   g.output(rpVelocity, STEP_IO.repaint.velocity, io, ['Fr', 'N', cfg.outChannels]);
   const rgVelocity = ifThen(
     has.regions,
-    () => ({ v: cast(lin(fullCtx, 'proj_out', rgNormed), io) }),
+    () => ({ v: cast(lin(streams.all, 'proj_out', rgNormed), io) }),
     () => ({ v: input.regional.latents }),
   ).v;
   g.output(rgVelocity, STEP_IO.rgVelocity, io, [1, 'T', cfg.outChannels]);

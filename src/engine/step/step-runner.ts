@@ -8,6 +8,8 @@ import type { NamedWeights } from '../weights/named-weights.ts';
 import { DEFAULT_UNROLLED_REGIONS } from './regional.ts';
 import { buildStepGraph, type StepGraphOptions } from './step-graph.ts';
 import { signatureKey, STEP_IO, type StepSignature } from './signature.ts';
+import { LORA_IO, loraLayers } from '../lora/graph.ts';
+import { repeatRow, type StepLora } from '../lora/feeds.ts';
 
 /** One stream's conditioning and latents, float32, batch 1. */
 export interface StreamFeed {
@@ -57,6 +59,8 @@ export interface StepFeeds {
     single: boolean;
   };
   prepass?: RegionFeed;
+  /** The job's styles (lora/feeds.ts); absent: no LoRA, the plain linears. */
+  lora?: StepLora;
 }
 
 export interface StepOutputs {
@@ -106,6 +110,8 @@ export type StepRunnerOptions = StepGraphOptions & { limits?: Partial<StepLimits
 export class StepRunner {
   private session: Promise<{ session: ort.InferenceSession; stat: SessionStat }> | undefined;
   private stat: SessionStat | undefined;
+  private layers: Map<string, readonly [number, number]> | undefined;
+  private noLora: Record<string, ort.Tensor> | undefined;
   readonly limits: StepLimits;
 
   constructor(
@@ -121,6 +127,17 @@ export class StepRunner {
 
   static forCheckpoint(ck: FluxCheckpoint, runtime: RuntimeOptions, opts: StepRunnerOptions = {}): StepRunner {
     return new StepRunner(ck.transformerConfig, ck.transformerWeights(), runtime, opts);
+  }
+
+  /** The linear layers a LoRA can adapt, by diffusers name without `.weight`: [out, in]. */
+  get loraLayers(): Map<string, readonly [number, number]> {
+    this.layers ??= loraLayers(this.weights);
+    return this.layers;
+  }
+
+  /** A label of the transformer for messages. */
+  get label(): string {
+    return this.weights.label;
   }
 
   /** The session created so far (at most one), for logs and benchmarks. */
@@ -313,7 +330,69 @@ export class StepRunner {
       BigInt64Array.from(tokens, (t) => BigInt(winner.get(t)!)),
       [tokens.length],
     );
+    if (this.opts.lora === false) {
+      if (f.lora) throw new Error('step feeds: this step graph was built without LoRA inputs');
+    } else {
+      this.loraFeeds(f.lora, { N, repaint: !!f.repaint, regional: regional.map((r) => r.imgIds.length / 3) }, put, out);
+    }
     return out;
+  }
+
+  /**
+   * The LoRA inputs: every layer's factors (zero ranks where the job has none on it) and each stream's weight
+   * rows. Without LoRA the same zero-size tensors serve every step.
+   */
+  private loraFeeds(
+    lora: StepLora | undefined,
+    shape: { N: number; repaint: boolean; regional: number[] },
+    put: (name: string, data: Float32Array | BigInt64Array, dims: number[]) => void,
+    out: Record<string, ort.Tensor>,
+  ): void {
+    const n = lora?.count ?? 0;
+    const R = shape.regional.length;
+    const T = shape.regional.reduce((a, b) => a + b, 0);
+    if (!lora) {
+      Object.assign(out, this.emptyLoraFactors());
+      put(LORA_IO.img, new Float32Array(0), [shape.N, 0]);
+      put(LORA_IO.txt, new Float32Array(0), [1, 0]);
+      put(LORA_IO.rpImg, new Float32Array(0), [shape.repaint ? shape.N : 0, 0]);
+      put(LORA_IO.rpTxt, new Float32Array(0), [shape.repaint ? 1 : 0, 0]);
+      put(LORA_IO.regional, new Float32Array(0), [R, 0]);
+      put(LORA_IO.regionalImg, new Float32Array(0), [T, 0]);
+      return;
+    }
+    for (const [name, [N, K]] of this.loraLayers) {
+      const l = lora.layers.get(name);
+      const r = l?.rank ?? 0;
+      put(LORA_IO.down(name), l?.down ?? new Float32Array(0), [r, K]);
+      put(LORA_IO.up(name), l?.up ?? new Float32Array(0), [N, r]);
+      put(LORA_IO.owner(name), l?.owner ?? new BigInt64Array(0), [r]);
+    }
+    for (const name of lora.layers.keys())
+      if (!this.loraLayers.has(name)) throw new Error(`step feeds: LoRA layer ${name} is not a linear of this model`);
+    put(LORA_IO.img, lora.main.img, [shape.N, n]);
+    put(LORA_IO.txt, lora.main.txt, [1, n]);
+    if (shape.repaint && !lora.repaint) throw new Error('step feeds: the repaint pass has no LoRA weights');
+    put(LORA_IO.rpImg, shape.repaint ? lora.repaint!.img : new Float32Array(0), [shape.repaint ? shape.N : 0, n]);
+    put(LORA_IO.rpTxt, shape.repaint ? lora.repaint!.txt : new Float32Array(0), [shape.repaint ? 1 : 0, n]);
+    if (lora.regional.length !== R)
+      throw new Error(`step feeds: ${lora.regional.length} LoRA rows for ${R} regional streams`);
+    put(LORA_IO.regional, stack(lora.regional.length ? lora.regional : [new Float32Array(0)]), [R, n]);
+    const perRow = lora.regional.map((row, k) => repeatRow(row, shape.regional[k]!));
+    put(LORA_IO.regionalImg, stack(perRow.length ? perRow : [new Float32Array(0)]), [T, n]);
+  }
+
+  private emptyLoraFactors(): Record<string, ort.Tensor> {
+    if (!this.noLora) {
+      this.noLora = {};
+      const none = new Float32Array(0);
+      for (const [name, [N, K]] of this.loraLayers) {
+        this.noLora[LORA_IO.down(name)] = new ort.Tensor('float32', none, [0, K]);
+        this.noLora[LORA_IO.up(name)] = new ort.Tensor('float32', none, [N, 0]);
+        this.noLora[LORA_IO.owner(name)] = new ort.Tensor('int64', new BigInt64Array(0), [0]);
+      }
+    }
+    return this.noLora;
   }
 
   /** Releases the session. */

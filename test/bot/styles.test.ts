@@ -165,6 +165,25 @@ describe('styles on Discord', () => {
     expect(scaleOnly.message.content).toMatch(/`style_scale` needs a `style`/);
   });
 
+  it('the style reaches the picture: same seed, a style at scale 2 paints other pixels, at scale 0 the same ones', async () => {
+    const { dir } = styleDir();
+    const r = await painting(dir);
+    h = r.h;
+    const paint = async (o: Record<string, string | number>) => {
+      const { message } = await h!.imagine(h!.users.alice, 'a black cat on the left and a white dog on the right', {
+        steps: 1,
+        seed: 7,
+        ...o,
+      });
+      const done = await h!.finished(message.id, 120_000);
+      expect(done.content).toMatch(/^✅/);
+      return h!.fake.attachmentBytes(done.attachments[0]!);
+    };
+    const plain = await paint({});
+    expect((await paint({ style: 'watercolor', style_scale: 2 })).equals(plain)).toBe(false);
+    expect((await paint({ style: 'watercolor', style_scale: 0 })).equals(plain)).toBe(true);
+  });
+
   it('/imagine with an unknown style is refused with the names there are, and nothing is queued', async () => {
     const { dir } = styleDir();
     const r = await painting(dir);

@@ -7,7 +7,7 @@
 import path from 'node:path';
 import { UserError } from '../config/errors.ts';
 import { LORA_LIMITS, type LoraRef, type RagParams } from '../rag/params.ts';
-import { MissingStyleError, passStyleProblems, resolveStyles } from '../paint/styles.ts';
+import { MissingStyleError, passStyleProblems, resolveStyles, styleResolver } from '../paint/styles.ts';
 import { browseStyles, StyleError } from '../engine/lora/catalog.ts';
 import type { Config } from '../config/config.ts';
 import { styleChoiceOf, type StyleChoice } from '../planner/styles.ts';
@@ -57,6 +57,17 @@ export async function passWithStyles(
   try {
     const [resolved] = await resolveStyles([withCli], { ...o, who: 'cli' });
     return resolved!;
+  } catch (e) {
+    if (e instanceof StyleError || e instanceof MissingStyleError) throw new UserError(e.message, 2);
+    throw e;
+  }
+}
+
+/** The --lora styles of a plain --prompt image, each resolved to an absolute path with its hash. */
+export async function resolvedLoraFlags(cli: LoraRef[], o: { loraDir?: string }): Promise<LoraRef[]> {
+  const resolve = styleResolver({ ...o, who: 'cli' });
+  try {
+    return await Promise.all(cli.map(resolve));
   } catch (e) {
     if (e instanceof StyleError || e instanceof MissingStyleError) throw new UserError(e.message, 2);
     throw e;

@@ -108,6 +108,12 @@ export class MissingStyleError extends UserError {
  * painted without a style it asked for.
  */
 export async function resolveStyles(passes: RagParams[], o: ResolveOptions): Promise<RagParams[]> {
+  const resolve = styleResolver(o);
+  return Promise.all(passes.map((p) => mapPassStyles(p, resolve)));
+}
+
+/** Resolves one style reference to its absolute path and hash (each name looked up once per resolver). */
+export function styleResolver(o: ResolveOptions): (ref: LoraRef) => Promise<LoraRef> {
   const cli = o.who === 'cli';
   const seen = new Map<string, Promise<StyleInfo>>();
   const info = (name: string) => {
@@ -115,32 +121,28 @@ export async function resolveStyles(passes: RagParams[], o: ResolveOptions): Pro
     if (!p) seen.set(name, (p = lookUp(name, o, cli ? 'scenewright' : 'this worker')));
     return p;
   };
-  return Promise.all(
-    passes.map((p) =>
-      mapPassStyles(p, async (ref) => {
-        let found: StyleInfo;
-        try {
-          found = await info(ref.name);
-        } catch (e) {
-          if (!(e instanceof StyleError)) throw e;
-          if (cli) throw new MissingStyleError(e.message, ref.name);
-          const where = isStylePath(ref.name)
-            ? `the file ${ref.name} cannot be read here`
-            : o.loraDir
-              ? `its LORA_DIR (${o.loraDir}) has no ${ref.name}.safetensors (it has: ${listNames(await styleNames(o.loraDir).catch(() => []))})`
-              : 'LORA_DIR is not set';
-          throw new MissingStyleError(
-            `this worker cannot paint the style "${ref.name}": ${where}. Copy the same file into every worker's LORA_DIR`,
-            ref.name,
-          );
-        }
-        if (ref.sha256 && ref.sha256 !== found.sha256)
-          throw new MissingStyleError(
-            `${cli ? 'the' : "this worker's"} file for the style "${ref.name}" (${found.path}) differs from the one the request was made with (SHA-256 ${found.sha256.slice(0, 12)}… here, ${ref.sha256.slice(0, 12)}… expected): ${cli ? 'use the file the parameters were made with, or drop their sha256' : "copy the same file into every worker's LORA_DIR"}`,
-            ref.name,
-          );
-        return { name: found.path, scale: ref.scale, sha256: found.sha256 };
-      }),
-    ),
-  );
+  return async (ref) => {
+    let found: StyleInfo;
+    try {
+      found = await info(ref.name);
+    } catch (e) {
+      if (!(e instanceof StyleError)) throw e;
+      if (cli) throw new MissingStyleError(e.message, ref.name);
+      const where = isStylePath(ref.name)
+        ? `the file ${ref.name} cannot be read here`
+        : o.loraDir
+          ? `its LORA_DIR (${o.loraDir}) has no ${ref.name}.safetensors (it has: ${listNames(await styleNames(o.loraDir).catch(() => []))})`
+          : 'LORA_DIR is not set';
+      throw new MissingStyleError(
+        `this worker cannot paint the style "${ref.name}": ${where}. Copy the same file into every worker's LORA_DIR`,
+        ref.name,
+      );
+    }
+    if (ref.sha256 && ref.sha256 !== found.sha256)
+      throw new MissingStyleError(
+        `${cli ? 'the' : "this worker's"} file for the style "${ref.name}" (${found.path}) differs from the one the request was made with (SHA-256 ${found.sha256.slice(0, 12)}… here, ${ref.sha256.slice(0, 12)}… expected): ${cli ? 'use the file the parameters were made with, or drop their sha256' : "copy the same file into every worker's LORA_DIR"}`,
+        ref.name,
+      );
+    return { name: found.path, scale: ref.scale, sha256: found.sha256 };
+  };
 }

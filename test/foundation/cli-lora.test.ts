@@ -154,7 +154,7 @@ describe('scenewright generate with styles', () => {
     expect(out.regions.find((r) => r.label === 'a dog')!.loras).toEqual([{ name: 'my-look', scale: 1 }]);
   });
 
-  it('a missing --lora file, an unknown style name and --lora with --prompt are refused before the model loads', () => {
+  it('a missing --lora file (with --scene or --prompt) and an unknown style name are refused before the model loads', () => {
     const model = ['--model', fixture('tiny-flux-schnell')];
     const out = ['--out', path.join(tmp, 'x.png')];
     const missing = cli({}, 'generate', ...model, '--scene', sceneFile, '--lora', 'nope.safetensors', ...out);
@@ -169,6 +169,38 @@ describe('scenewright generate with styles', () => {
     expect(noDir.stderr).toMatch(/LORA_DIR is not set.*"ink"/);
     const plain = cli({}, 'generate', ...model, '--prompt', 'a cat', '--lora', 'a.safetensors', ...out);
     expect(plain.status).toBe(2);
-    expect(plain.stderr).toMatch(/--lora needs RAG parameters: use --scene/);
+    expect(plain.stderr).toMatch(/a\.safetensors.*ENOENT/);
+    expect(plain.stderr).not.toMatch(/loaded /);
+  });
+
+  it('a plain --prompt takes --lora too: scale 0 paints the same bytes as no style, scale 2 other ones', () => {
+    const paint = (name: string, ...lora: string[]) => {
+      const file = path.join(tmp, `${name}.png`);
+      const r = cli(
+        { LORA_DIR: styles },
+        'generate',
+        '--model',
+        fixture('tiny-flux-schnell'),
+        '--prompt',
+        'a cat',
+        '--width',
+        '64',
+        '--height',
+        '64',
+        '--steps',
+        '1',
+        ...lora,
+        '--out',
+        file,
+      );
+      expect(r.status, r.stderr).toBe(0);
+      return { png: readFileSync(file), stderr: r.stderr };
+    };
+    const none = paint('plain-none');
+    const zero = paint('plain-zero', '--lora', 'ink:0');
+    const two = paint('plain-two', '--lora', 'ink:2');
+    expect(zero.stderr).toMatch(/styles ink:0/);
+    expect(zero.png.equals(none.png)).toBe(true);
+    expect(two.png.equals(none.png)).toBe(false);
   });
 });

@@ -19,7 +19,7 @@ const usage =
   '       --rag-params: the official RAG parameter format (a gallery file: --entry picks the object, default 0).\n' +
   '       --noise: noise_draw_0 … n (unpacked NCHW: global latent, each box, repaint box) instead of the seeded noise.\n' +
   '       --save-generation: a folder that `repaint --from` can edit (image, parameters, trajectory).\n' +
-  '       --lora: a style (LoRA) for the whole picture, repeatable, scale −4…4 (default 1); with --scene or --rag-params.\n' +
+  '       --lora: a style (LoRA) for the whole picture, repeatable, scale −4…4 (default 1).\n' +
   '       A file path or a style name in LORA_DIR; a Scene JSON\'s "loras" (top level and per region) name them the same way.\n' +
   '       (--model defaults to MODEL_DIR; EXECUTION_PROVIDER and ORT_THREADS apply)\n' +
   '       Defaults: --seed derived from the prompt or scene text (the same text paints the same image); --steps and\n' +
@@ -197,13 +197,13 @@ export const command: CliCommand = {
     }
     await outFormat(values.out);
     if (values.prompt !== undefined && !values.prompt.trim()) throw new UserError('--prompt is empty', 2);
-    const { parseLoraFlags, passWithStyles } = await import('../loras.ts');
-    const loras = parseLoraFlags(values.lora);
-    if (loras.length && values.prompt !== undefined)
-      throw new UserError(
-        '--lora needs RAG parameters: use --scene (a Scene with no regions is one picture-wide prompt) or --rag-params',
-        2,
-      );
+    const { parseLoraFlags, passWithStyles, resolvedLoraFlags } = await import('../loras.ts');
+    let loras = parseLoraFlags(values.lora);
+    if (loras.length && values.prompt !== undefined) {
+      // Found and hashed before minutes of loading, like a Scene's styles.
+      const loraDir = loadConfig(readEnvironment()).model.loraDir;
+      loras = await resolvedLoraFlags(loras, loraDir ? { loraDir } : {});
+    }
     if (values.prompt !== undefined && values['save-generation'])
       throw new UserError(
         '--save-generation needs RAG parameters: use --scene or --rag-params (a plain --prompt has none)',
@@ -241,9 +241,13 @@ export const command: CliCommand = {
           guidance: guidance ?? d.guidance,
           seed: seed ?? seedFromText(values.prompt),
           textLength: d.textLength,
+          loras,
         });
+        const styleNote = loras.length
+          ? `, styles ${loras.map((l) => `${path.basename(l.name, '.safetensors')}:${l.scale}`).join(', ')}`
+          : '';
         process.stderr.write(
-          `${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}\n`,
+          `${engine.modelId}: plain FLUX, ${plan.width}×${plan.height}, ${plan.steps} steps, seed ${plan.seed}${styleNote}\n`,
         );
         await loadWeights(engine);
         const timer = jobTimer('generate');

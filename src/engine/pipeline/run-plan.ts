@@ -71,15 +71,7 @@ export interface PlanDefaults {
 /** A plain text-to-image run: no boxes, no SR, no repaint. */
 export function plainPlan(
   prompt: string,
-  o: {
-    width: number;
-    height: number;
-    steps: number;
-    guidance: number;
-    seed: number;
-    textLength: number;
-    loras?: LoraRef[];
-  },
+  o: Pick<RunPlan, 'width' | 'height' | 'steps' | 'guidance' | 'seed' | 'textLength'> & { loras?: LoraRef[] },
 ): RunPlan {
   for (const [name, v] of [
     ['width', o.width],

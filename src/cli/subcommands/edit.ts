@@ -8,6 +8,7 @@ import { applyEdit } from '../../scene/edit.ts';
 import { parseSceneJSON, sceneToJSON } from '../../scene/json.ts';
 import type { Edit, Scene } from '../../scene/schema.ts';
 import { validateScene } from '../../scene/validate.ts';
+import { runLineBatch } from '../batch.ts';
 import { parseCommandArgs, type CliCommand } from '../command.ts';
 import { describeScene, note, planningSetup } from './plan.ts';
 
@@ -116,44 +117,17 @@ function batchItem(text: string, opts: PlanSceneOptions): { scene: Scene; instru
   return { scene, instruction: o.instruction.trim(), history: (o.history as string[] | undefined) ?? [] };
 }
 
-/** Many edits in one process: a Node start-up costs about 3 s, an offline edit a few milliseconds. */
-async function runBatch(file: string, opts: PlanSceneOptions): Promise<number> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read the batch file ${file}: ${(e as Error).message}`);
-  }
-  const lines = text
-    .split(/\r?\n/)
-    .map((l, i) => ({ line: i + 1, text: l.trim() }))
-    .filter((l) => l.text);
-  // LLM calls overlap a little; answers are printed in input order as soon as each is next in line.
-  const parallel = opts.llm ? 4 : 1;
-  const results: (string | undefined)[] = new Array(lines.length);
-  let printed = 0;
-  const flush = () => {
-    while (printed < lines.length && results[printed] !== undefined) process.stdout.write(`${results[printed++]}\n`);
-  };
-  let next = 0;
-  const worker = async () => {
-    while (next < lines.length) {
-      const k = next++;
-      const { line, text: input } = lines[k]!;
-      try {
-        const item = batchItem(input, opts);
-        const r = await editOne(item.scene, item.instruction, opts, item.history);
-        for (const w of r.warnings) note(`line ${line}: ${w}`);
-        results[k] = resultJSON(r);
-      } catch (e) {
-        results[k] = JSON.stringify({ error: (e as Error).message, line });
-      }
-      flush();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, lines.length) }, worker));
-  flush();
-  return 0;
+function runBatch(file: string, opts: PlanSceneOptions): Promise<number> {
+  return runLineBatch(file, {
+    parallel: opts.llm ? 4 : 1,
+    async answer(input, line) {
+      const item = batchItem(input, opts);
+      const r = await editOne(item.scene, item.instruction, opts, item.history);
+      for (const w of r.warnings) note(`line ${line}: ${w}`);
+      return resultJSON(r);
+    },
+    failure: (error, _input, line) => JSON.stringify({ error, line }),
+  });
 }
 
 export const command: CliCommand = {

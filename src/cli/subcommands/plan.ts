@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { loadConfig, readEnvironment, type Config } from '../../config/config.ts';
 import { UserError } from '../../config/errors.ts';
 import { llmFromConfig, type LlmClient } from '../../planner/llm.ts';
@@ -7,6 +6,7 @@ import { planScene, type PlanSceneOptions } from '../../planner/plan.ts';
 import { sizeForAspect } from '../../scene/normalize.ts';
 import { sceneToJSON } from '../../scene/json.ts';
 import type { Scene } from '../../scene/schema.ts';
+import { runLineBatch } from '../batch.ts';
 import { intOption, parseCommandArgs, type CliCommand } from '../command.ts';
 
 const usage =
@@ -83,45 +83,19 @@ function crowdLines(crowds: Crowd[]): string {
   return crowds.map((c) => `group:      ${c.label}: ${c.note}\n`).join('');
 }
 
-async function runBatch(file: string, opts: PlanSceneOptions, json: boolean): Promise<number> {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`cannot read the batch file ${file}: ${(e as Error).message}`);
-  }
-  const lines = text
-    .split(/\r?\n/)
-    .map((l, i) => ({ line: i + 1, text: l.trim() }))
-    .filter((l) => l.text);
-  // LLM calls overlap a little; answers are printed in input order as soon as each is next in line.
-  const parallel = opts.llm ? 4 : 1;
-  const results: (string | undefined)[] = new Array(lines.length);
-  let printed = 0;
-  const flush = () => {
-    while (printed < lines.length && results[printed] !== undefined) process.stdout.write(`${results[printed++]}\n`);
-  };
-  let next = 0;
-  const worker = async () => {
-    while (next < lines.length) {
-      const k = next++;
-      const { line, text: input } = lines[k]!;
-      try {
-        const r = await planScene(input, opts);
-        for (const w of r.warnings) note(`line ${line}: ${w}`);
-        results[k] = json
-          ? sceneToJSON(r.scene)
-          : `# line ${line} (${r.source})\n${describeScene(r.scene)}\n${crowdLines(r.crowds)}`;
-      } catch (e) {
-        const error = (e as Error).message;
-        results[k] = json ? JSON.stringify({ error, line, input }) : `# line ${line}: error: ${error}\n`;
-      }
-      flush();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallel, lines.length) }, worker));
-  flush();
-  return 0;
+function runBatch(file: string, opts: PlanSceneOptions, json: boolean): Promise<number> {
+  return runLineBatch(file, {
+    parallel: opts.llm ? 4 : 1,
+    async answer(input, line) {
+      const r = await planScene(input, opts);
+      for (const w of r.warnings) note(`line ${line}: ${w}`);
+      return json
+        ? sceneToJSON(r.scene)
+        : `# line ${line} (${r.source})\n${describeScene(r.scene)}\n${crowdLines(r.crowds)}`;
+    },
+    failure: (error, input, line) =>
+      json ? JSON.stringify({ error, line, input }) : `# line ${line}: error: ${error}\n`,
+  });
 }
 
 export const command: CliCommand = {

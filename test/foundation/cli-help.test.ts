@@ -31,6 +31,16 @@ describe('--help', () => {
     expect(out).toMatch(/usage: scenewright start/);
     expect(out).toMatch(/^ {2}USER_COOLDOWN_SECONDS \[5\]$/m);
     expect(out).toMatch(/^ {2}MODEL_DIR$/m);
+    expect(out).toMatch(/^ {2}LORA_DIR$/m);
+  });
+
+  it('bot reads the bot settings but not the painter’s; worker names the painter’s and LORA_DIR', () => {
+    const bot = cli('bot', '--help');
+    expect(bot).toMatch(/^ {2}USER_COOLDOWN_SECONDS \[5\]$/m);
+    expect(bot).not.toMatch(/^ {2}MODEL_DIR$/m);
+    const worker = cli('worker', '--help');
+    expect(worker).toMatch(/^ {2}MODEL_DIR$/m);
+    expect(worker).toMatch(/^ {2}LORA_DIR$/m);
   });
 });
 

@@ -8,6 +8,16 @@ const usage = 'scenewright worker';
 export const command: CliCommand = {
   summary:
     'run a painting worker: on BullMQ in Redis when REDIS_URL is set (any machine, no shared disk), else on the embedded queue in DATA_DIR (for a bot started with `scenewright bot`)',
+  settings: [
+    'MODEL_DIR',
+    'EXECUTION_PROVIDER',
+    'ORT_THREADS',
+    'WEIGHTS',
+    'LORA_DIR',
+    'REDIS_URL',
+    'DATA_DIR',
+    'LOG_LEVEL',
+  ],
   usage,
   async run(argv) {
     parseCommandArgs(argv, {}, usage);

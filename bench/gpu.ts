@@ -8,7 +8,9 @@
  *   4. FLUX.1-dev 1024², 20 steps, RAG K4 S4, whole call, with the weights as stored (bf16), then
  *      WEIGHTS=transformer:int4,t5:int8 and WEIGHTS=int8 (step ÷ bf16, peak GPU memory);
  *   5. the realscale workload (bench/realscale.ts): a new layout ÷ the same layout warm;
- *   6. WebGPU (fp16) steps, when a Vulkan adapter is there.
+ *   6. WebGPU (fp16) steps, when a Vulkan adapter is there;
+ *   7. styles (LoRA): a plain and a K2 S2 step with one global rank-16 style on every linear ÷ without, and the
+ *      step without styles ÷ the same step on a graph built without LoRA inputs (what the inputs cost a job).
  * Peak GPU memory comes from nvidia-smi sampled every 100 ms (absent without nvidia-smi).
  *
  * On CUDA/WebGPU the checkpoint is FLUX.1-dev at its real size (19 + 38 blocks, T5-XXL; the `flux` preset), written
@@ -33,8 +35,11 @@ import type { Preset, Variant } from '../src/engine/tiny-model/presets.ts';
 import { parseWeightForms } from '../src/engine/weights/forms.ts';
 import type { Scene } from '../src/scene/schema.ts';
 import { sceneToRagParams } from '../src/paint/scene-to-rag.ts';
-import { benchSteps } from './rag-workload.ts';
-import { peakRssMiB, repoRoot } from './support.ts';
+import { benchFeeds, benchSteps } from './rag-workload.ts';
+import { peakRssMiB, randomLora, repoRoot } from './support.ts';
+import { StepRunner, type StepFeeds } from '../src/engine/step/step-runner.ts';
+import { graphFormFor } from '../src/engine/runtime/session.ts';
+import { layerFactors } from '../src/engine/lora/feeds.ts';
 
 const provider = (process.env.KIT_PROVIDER ?? process.argv[2] ?? 'cpu') as ExecutionProvider;
 const outDir = path.resolve(process.env.OUT ?? path.join(repoRoot, '.tmp', 'gpu-out'));
@@ -169,11 +174,13 @@ await stage(1, 'provider loads; sessions created', async (figure) => {
   }
 });
 
-const ck = () => loadCheckpoint(modelDir || path.join(modelsDir, `${PRESET}-dev`));
+/** The dev checkpoint, written first when stage 1 did not run (KIT_STAGES without 1). */
+const ck = async () => loadCheckpoint((modelDir ||= await checkpoint('dev')));
 
 await stage(2, `plain steps at ${SIZE}², 4 steps (schnell geometry)`, async (figure) => {
+  const model = await ck();
   const { value: m, peakGpuMiB } = await withGpuPeak(() =>
-    benchSteps(ck(), [PLAIN_SIGNATURE], { runtime, width: SIZE, height: SIZE, textLength: 256, runs: 4, warmup: 1 }),
+    benchSteps(model, [PLAIN_SIGNATURE], { runtime, width: SIZE, height: SIZE, textLength: 256, runs: 4, warmup: 1 }),
   );
   plainStepMs = m[0]!.minMs;
   figure({ sPerStep: secs(m[0]!.minMs), medianS: secs(m[0]!.medianMs), sessionS: secs(m[0]!.createMs), peakGpuMiB });
@@ -188,9 +195,10 @@ await stage(3, `RAG steps at ${SIZE}², each ÷ plain`, async (figure) => {
     ['repaint', sig({ cells: 2, repaint: true })],
     ['pre-pass', sig({ boxes: 2, cells: 2, prepass: true })],
   ];
+  const model = await ck();
   const { value: m, peakGpuMiB } = await withGpuPeak(() =>
     benchSteps(
-      ck(),
+      model,
       cases.map(([, s]) => s),
       { runtime, width: SIZE, height: SIZE, textLength: 256, runs: 3, warmup: 1 },
     ),
@@ -269,8 +277,9 @@ await stage(6, 'WebGPU (fp16) steps', async (figure) => {
     return;
   }
   const web: RuntimeOptions = { executionProvider: 'webgpu', threads: 0 };
+  const model = await ck();
   const { value: m, peakGpuMiB } = await withGpuPeak(() =>
-    benchSteps(ck(), [PLAIN_SIGNATURE, sig({ boxes: 2, cells: 2 })], {
+    benchSteps(model, [PLAIN_SIGNATURE, sig({ boxes: 2, cells: 2 })], {
       runtime: web,
       width: SIZE,
       height: SIZE,
@@ -281,6 +290,54 @@ await stage(6, 'WebGPU (fp16) steps', async (figure) => {
   );
   figure({ plainSPerStep: secs(m[0]!.minMs), k2s2PerPlain: +(m[1]!.minMs / m[0]!.minMs).toFixed(2), peakGpuMiB });
   if (plainStepMs) figure({ webgpuPerCuda: +(m[0]!.minMs / plainStepMs).toFixed(2) });
+});
+
+await stage(7, `styles (LoRA) at ${SIZE}²: with ÷ without, and the LoRA inputs' cost`, async (figure) => {
+  const model = await ck();
+  const form = graphFormFor(provider);
+  const styledRunner = StepRunner.forCheckpoint(model, runtime, form);
+  const bare = StepRunner.forCheckpoint(model, runtime, { ...form, lora: false });
+  try {
+    const geometry = { runtime, width: SIZE, height: SIZE, textLength: 256 };
+    const plain = benchFeeds(model, PLAIN_SIGNATURE, geometry).feeds;
+    const rag = benchFeeds(model, sig({ boxes: 2, cells: 2 }), geometry).feeds;
+    const file = randomLora(styledRunner.loraLayers, 16, 1, 'gpu-kit-r16');
+    const styled = (f: StepFeeds): StepFeeds => ({
+      ...f,
+      lora: {
+        layers: layerFactors([{ file, scale: 0.8, name: file.path }]),
+        count: 1,
+        main: { img: new Float32Array(f.imgIds.length / 3).fill(1), txt: Float32Array.of(1) },
+        regional: (f.boxes ?? []).map(() => Float32Array.of(1)),
+      },
+    });
+    const cases: [string, StepRunner, StepFeeds][] = [
+      ['plain', styledRunner, plain],
+      ['plain, global r16', styledRunner, styled(plain)],
+      ['plain, graph without LoRA inputs', bare, plain],
+      ['K2 S2', styledRunner, rag],
+      ['K2 S2, global r16', styledRunner, styled(rag)],
+      ['K2 S2, graph without LoRA inputs', bare, rag],
+    ];
+    const { value: ms, peakGpuMiB } = await withGpuPeak(async () => {
+      for (const [, r, f] of cases) await r.run(f);
+      const best = cases.map(() => Infinity);
+      for (let round = 0; round < 3; round++)
+        for (const [i, [, r, f]] of cases.entries()) {
+          const t0 = performance.now();
+          await r.run(f);
+          best[i] = Math.min(best[i]!, performance.now() - t0);
+        }
+      return best;
+    });
+    const per = (i: number, of: number) => +(ms[i]! / ms[of]!).toFixed(3);
+    figure({ plainS: secs(ms[0]!), styledPerPlain: per(1, 0), plainPerBareGraph: per(0, 2) });
+    figure({ k2s2S: secs(ms[3]!), styledPerK2s2: per(4, 3), k2s2PerBareGraph: per(3, 5) });
+    figure({ peakGpuMiB, peakRssMiB: Math.round(peakRssMiB()) });
+  } finally {
+    await styledRunner.release();
+    await bare.release();
+  }
 });
 
 writeResults();

@@ -3,7 +3,8 @@
  * blocks; written once under .tmp/), one run, ratios measured in this process:
  *   - step ÷ no LoRA: one global LoRA of rank 16, then of rank 64, over every linear (plain layout); three region
  *     LoRAs of rank 32, one per box, at K3 S3 (goals ≤ 1.10 and ≤ 1.25);
- *   - the no-LoRA step of the LoRA graph ÷ the step graph built without LoRA inputs (the cost of having them);
+ *   - the no-LoRA step of the LoRA graph ÷ the step graph built without LoRA inputs (the cost of having them),
+ *     plain and at K3 S3 (where every box's stream and every SR stream passes the gates);
  *   - peak RSS after the LoRA jobs ÷ after the same jobs without LoRA;
  *   - switching LoRAs between two jobs: loading (cache hit) and building the job's feeds, plus the first step's
  *     excess over a warm step (goal ≤ 1 s);
@@ -28,9 +29,9 @@ import { Graph } from '../src/engine/onnx/graph.ts';
 import { linear } from '../src/engine/onnx/nn.ts';
 import { add, greater, shapeOf } from '../src/engine/onnx/ops.ts';
 import { ifElse } from '../src/engine/onnx/control.ts';
-import type { LoraFile, LoraLayer } from '../src/engine/lora/types.ts';
+import type { LoraFile } from '../src/engine/lora/types.ts';
 import type { LoraRef, RagParams } from '../src/rag/params.ts';
-import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, timeMs, wideCheckpoint } from './support.ts';
+import { fmt, median, peakRssMiB, randomLora, repoRoot, runtimeFromEnv, timeMs, wideCheckpoint } from './support.ts';
 
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
@@ -46,36 +47,6 @@ const create = ort.InferenceSession.create.bind(ort.InferenceSession);
 
 const modelDir = process.argv[2] ?? (await wideCheckpoint());
 const runtime = runtimeFromEnv();
-
-/** A seeded LoRA of `rank` on every linear (values at a realistic magnitude: a visible but bounded change). */
-function randomLora(
-  layers: Map<string, readonly [number, number]>,
-  rank: number,
-  seed: number,
-  file: string,
-): LoraFile {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    return a / 2 ** 32 - 0.5;
-  };
-  const out = new Map<string, LoraLayer>();
-  for (const [name, [N, K]] of layers) {
-    const down = new Float32Array(rank * K);
-    for (let i = 0; i < down.length; i++) down[i] = next() / Math.sqrt(K);
-    const up = new Float32Array(N * rank);
-    for (let i = 0; i < up.length; i++) up[i] = (0.1 * next()) / Math.sqrt(rank);
-    out.set(name, { down, up, rank, inFeatures: K, outFeatures: N, alphaScale: 1 });
-  }
-  return {
-    path: file,
-    sha256: seed.toString(16).padStart(64, '0'),
-    format: 'diffusers',
-    layers: out,
-    meta: { triggerWords: [] },
-    warnings: [],
-  };
-}
 
 const dir = path.join(repoRoot, '.tmp', 'bench-lora');
 mkdirSync(dir, { recursive: true });
@@ -243,6 +214,12 @@ note(
   'no-LoRA step: LoRA graph ÷ graph without LoRA inputs',
   `${show(bareRatio, '')}; nodes ${engine.steps.sessions[0]?.nodes} vs ${bare.sessions[0]?.nodes}, session created in ${fmt((engine.steps.sessions[0]?.createMs ?? 0) / 1000, 1)} vs ${fmt((bare.sessions[0]?.createMs ?? 0) / 1000, 1)} s`,
 );
+// A RAG job runs the gates in every stream (SR text streams, each box's Loop iteration): the same ratio at K3 S3.
+const bareRagRatio = await ratio(
+  () => steps(k3s3(), bare),
+  () => steps(k3s3()),
+);
+note('no-LoRA K3 S3 step: LoRA graph ÷ graph without LoRA inputs', show(bareRagRatio, ''));
 await bare.release();
 await engine.close();
 

@@ -93,7 +93,7 @@ describe('GPU kit', () => {
       stages: { stage: number; ok: boolean; error?: string; figures: Record<string, unknown>[] }[];
     };
     expect(results.stages.map((s) => [s.stage, s.ok, s.error ?? ''])).toEqual(
-      [1, 2, 3, 4, 5, 6].map((n) => [n, true, '']),
+      [1, 2, 3, 4, 5, 6, 7].map((n) => [n, true, '']),
     );
     expect(r.status).toBe(0);
     expect(r.out).toContain('unpacked into');
@@ -106,6 +106,9 @@ describe('GPU kit', () => {
       'transformer:int4,t5:int8',
       'int8',
     ]);
+    const styles = Object.assign({}, ...results.stages[6]!.figures) as Record<string, number>;
+    for (const k of ['styledPerPlain', 'plainPerBareGraph', 'styledPerK2s2', 'k2s2PerBareGraph'])
+      expect(styles[k], k).toBeGreaterThan(0);
   }, 180_000);
 
   it('asks for a CUDA provider it cannot find by naming the libraries, where it looked and the fix', () => {

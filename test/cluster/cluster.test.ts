@@ -67,6 +67,13 @@ async function start(env: Record<string, string> = {}, fake = {}): Promise<Harne
     },
   });
   await liveWorkers(SCHNELL, schnell.length);
+  // The bot picks the default model from the served models it last looked at (every 2 s): until that look has
+  // seen the schnell workers, an /imagine without a model goes to the dev worker if it announced first.
+  const end = Date.now() + 10_000;
+  while (!h.bot.painting.served?.includes(SCHNELL)) {
+    if (Date.now() > end) throw new Error(`the bot sees only ${JSON.stringify(h.bot.painting.served)} served`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return h;
 }
 

@@ -36,7 +36,8 @@ import { parseWeightForms } from '../src/engine/weights/forms.ts';
 import type { Scene } from '../src/scene/schema.ts';
 import { sceneToRagParams } from '../src/paint/scene-to-rag.ts';
 import { benchFeeds, benchSteps } from './rag-workload.ts';
-import { peakRssMiB, randomLora, repoRoot } from './support.ts';
+import { peakRssMiB, repoRoot } from './support.ts';
+import { randomLoraFile } from '../src/engine/tiny-model/lora.ts';
 import { StepRunner, type StepFeeds } from '../src/engine/step/step-runner.ts';
 import { graphFormFor } from '../src/engine/runtime/session.ts';
 import { layerFactors } from '../src/engine/lora/feeds.ts';
@@ -301,7 +302,7 @@ await stage(7, `styles (LoRA) at ${SIZE}²: with ÷ without, and the LoRA inputs
     const geometry = { runtime, width: SIZE, height: SIZE, textLength: 256 };
     const plain = benchFeeds(model, PLAIN_SIGNATURE, geometry).feeds;
     const rag = benchFeeds(model, sig({ boxes: 2, cells: 2 }), geometry).feeds;
-    const file = randomLora(styledRunner.loraLayers, 16, 1, 'gpu-kit-r16');
+    const file = randomLoraFile(styledRunner.loraLayers, { rank: 16, seed: 1, path: 'gpu-kit-r16', upScale: 0.1 });
     const styled = (f: StepFeeds): StepFeeds => ({
       ...f,
       lora: {

@@ -31,7 +31,8 @@ import { add, greater, shapeOf } from '../src/engine/onnx/ops.ts';
 import { ifElse } from '../src/engine/onnx/control.ts';
 import type { LoraFile } from '../src/engine/lora/types.ts';
 import type { LoraRef, RagParams } from '../src/rag/params.ts';
-import { fmt, median, peakRssMiB, randomLora, repoRoot, runtimeFromEnv, timeMs, wideCheckpoint } from './support.ts';
+import { fmt, median, peakRssMiB, repoRoot, runtimeFromEnv, timeMs, wideCheckpoint } from './support.ts';
+import { randomLoraFile } from '../src/engine/tiny-model/lora.ts';
 
 const SIZE = Number(process.env.SIZE ?? 256);
 const STEPS = Number(process.env.STEPS ?? 2);
@@ -60,7 +61,7 @@ const layers = engine.steps.loraLayers;
 const style = (name: string, rank: number, seed: number): LoraRef => {
   const p = path.join(dir, `${name}.safetensors`);
   writeFileSync(p, name);
-  files.set(p, randomLora(layers, rank, seed, p));
+  files.set(p, randomLoraFile(layers, { rank, seed, path: p, upScale: 0.1 }));
   return { name: p, scale: 0.8 };
 };
 const r16 = style('global-r16', 16, 1);
@@ -278,3 +279,4 @@ console.log(
   `\nwide preset ${SIZE}², ${STEPS} steps, ${REPS} rounds of (none, LoRA) jobs per ratio, ${runtime.executionProvider}`,
 );
 for (const [k, v] of rows) console.log(`${k.padEnd(50)} ${v}`);
+console.log(`peak RSS of the whole run ${fmt(peakRssMiB(), 0)} MiB (both step graphs and the gate test included)`);

@@ -5,7 +5,6 @@ import { Graph } from '../src/engine/onnx/graph.ts';
 import { createSession, ort, type RuntimeOptions } from '../src/engine/runtime/session.ts';
 import { makeTinyModel, writeTinyModel } from '../src/engine/tiny-model/make.ts';
 import type { Variant } from '../src/engine/tiny-model/presets.ts';
-import type { LoraFile, LoraLayer } from '../src/engine/lora/types.ts';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -112,34 +111,4 @@ export function peakRssMiB(): number {
 
 export function fmt(x: number, digits = 2): string {
   return x.toFixed(digits);
-}
-
-/** A seeded LoRA of `rank` on every linear (values at a realistic magnitude: a visible but bounded change). */
-export function randomLora(
-  layers: Map<string, readonly [number, number]>,
-  rank: number,
-  seed: number,
-  file: string,
-): LoraFile {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
-    return a / 2 ** 32 - 0.5;
-  };
-  const out = new Map<string, LoraLayer>();
-  for (const [name, [N, K]] of layers) {
-    const down = new Float32Array(rank * K);
-    for (let i = 0; i < down.length; i++) down[i] = next() / Math.sqrt(K);
-    const up = new Float32Array(N * rank);
-    for (let i = 0; i < up.length; i++) up[i] = (0.1 * next()) / Math.sqrt(rank);
-    out.set(name, { down, up, rank, inFeatures: K, outFeatures: N, alphaScale: 1 });
-  }
-  return {
-    path: file,
-    sha256: seed.toString(16).padStart(64, '0'),
-    format: 'diffusers',
-    layers: out,
-    meta: { triggerWords: [] },
-    warnings: [],
-  };
 }

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config/config.ts';
 import type { BotQueue } from '../queue/queue.ts';
 import type { DiscordTarget, Job, PaintRequest } from '../queue/schema.ts';
-import type { RagParams } from '../rag/params.ts';
+import { RagParamsError, type RagParams } from '../rag/params.ts';
 import { applyEdit, type AppliedEdit } from '../scene/edit.ts';
 import { generationPasses, repaintPasses, runnablePass } from '../paint/passes.ts';
 import { isStylePath, passStyleProblems, pinStyles } from '../paint/styles.ts';
@@ -23,7 +23,31 @@ import { Limiter, type Slot } from './limits.ts';
 import { modelChoices, servedDefault, type ModelChoice } from './models.ts';
 import type { BotPlanner, StyleChoice } from './planning.ts';
 import { styleChoiceOf } from '../planner/styles.ts';
+import { capitalize } from '../planner/lexicon.ts';
 import { quote, visibleText } from './text.ts';
+import { childLogger } from '../log/logger.ts';
+
+const log = childLogger('bot');
+
+/**
+ * An unknown style name is the user's to fix (with the names there are); a folder or file that cannot be used is
+ * the operator's: the user gets a refusal without server paths, the log gets the reason.
+ */
+/** Paint passes the engine would refuse (more styles than its slots, say) are the user's to change: a refusal. */
+async function painterPasses<T>(make: () => Promise<T>): Promise<T> {
+  try {
+    return await make();
+  } catch (e) {
+    if (e instanceof RagParamsError) throw new Refusal(`That cannot be painted: ${e.problems[0]}.`);
+    throw e;
+  }
+}
+
+function styleRefusal(e: StyleError): Refusal {
+  if (e.unknownName) return new Refusal(`${capitalize(e.message)}. See /styles.`);
+  log.warn({ err: e }, 'a style cannot be used');
+  return new Refusal("A style this needs cannot be used right now; the bot's operator can see why in its log.");
+}
 
 /** One version in the history of a conversation (a chain of edits), oldest first. */
 export interface Version {
@@ -211,8 +235,9 @@ export class Flows {
     try {
       return await browseStyles(dir);
     } catch (e) {
-      if (e instanceof StyleError) throw new Refusal(`I cannot list the styles right now: ${e.message}.`);
-      throw e;
+      if (!(e instanceof StyleError)) throw e;
+      log.warn({ err: e }, 'LORA_DIR cannot be listed');
+      throw new Refusal("I cannot list the styles right now; the bot's operator can see why in its log.");
     }
   }
 
@@ -226,9 +251,17 @@ export class Flows {
     return { styles: dir ? (await listStyles(dir, skipped)).length : 0, skipped };
   }
 
-  /** The styles as the planner sees them (names and what each looks like). */
+  /**
+   * The styles as the planner sees them (names and what each looks like); none while LORA_DIR cannot be read, so
+   * that requests without a style still go through (styles() logged why).
+   */
   private async styleChoices(): Promise<StyleChoice[]> {
-    return (await this.styles()).map(styleChoiceOf);
+    try {
+      return (await this.styles()).map(styleChoiceOf);
+    } catch (e) {
+      if (e instanceof Refusal) return [];
+      throw e;
+    }
   }
 
   /**
@@ -251,7 +284,7 @@ export class Flows {
       try {
         spelled.set(name, (await findStyle(dir, name)).name);
       } catch (e) {
-        if (e instanceof StyleError) throw new Refusal(`${capital(e.message)}. See /styles.`);
+        if (e instanceof StyleError) throw styleRefusal(e);
         throw e;
       }
     }
@@ -431,10 +464,8 @@ export class Flows {
       // The passes are decided here, once (src/paint/passes.ts): several regions are repainted one after another,
       // each bound to its own prompt. The row and the job carry them all; `rag` is the last, with its mask file.
       const model = this.modelId(base.model);
-      const decision = await repaintPasses(
-        { pass: lastPassOf(base, model), scene: parent.params.scene },
-        { ...applied, scene },
-        { model },
+      const decision = await painterPasses(() =>
+        repaintPasses({ pass: lastPassOf(base, model), scene: parent.params.scene }, { ...applied, scene }, { model }),
       );
       params.repaint = {
         instruction: text,
@@ -443,7 +474,7 @@ export class Flows {
       };
       if (decision.mode === 'repaint') {
         params.passes = await this.pinned(decision.passes);
-        params.rag = runnablePass(decision.passes[decision.passes.length - 1]!);
+        params.rag = runnablePass(params.passes[params.passes.length - 1]!);
         mask = decision.masks[decision.masks.length - 1];
       }
     } else if (kind !== 'layout') {
@@ -536,7 +567,9 @@ export class Flows {
    */
   private async withRag(p: GenerationParams): Promise<GenerationParams> {
     const passes = await this.pinned(
-      generationPasses(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }),
+      await painterPasses(async () =>
+        generationPasses(p.scene, { model: this.modelId(p.model), seed: p.seed, steps: p.steps }),
+      ),
     );
     return { ...p, rag: passes[0], passes };
   }
@@ -549,7 +582,7 @@ export class Flows {
     try {
       return await pinStyles(passes, dir ? { loraDir: dir } : {});
     } catch (e) {
-      if (e instanceof StyleError) throw new Refusal(`${capital(e.message)}. See /styles.`);
+      if (e instanceof StyleError) throw styleRefusal(e);
       throw e;
     }
   }
@@ -582,8 +615,4 @@ export class Flows {
       return `The image model failed to load (${this.painting.reason ?? 'unknown reason'}), so I can only plan layouts right now. The bot's operator can see the details in its log.`;
     return 'No image model is configured on this bot (MODEL_DIR is not set), so I can only plan and show layouts. The bot’s operator can set MODEL_DIR to a FLUX.1 folder to turn painting on.';
   }
-}
-
-function capital(s: string): string {
-  return s.charAt(0).toUpperCase() + s.slice(1);
 }

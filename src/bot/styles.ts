@@ -4,7 +4,7 @@
  */
 import type { StyleSummary } from '../engine/lora/catalog.ts';
 import type { Scene, StyleRef } from '../scene/schema.ts';
-import { quote } from './text.ts';
+import { clip, quote } from './text.ts';
 
 /** User-supplied text safe inside markdown, without quote()'s quotation marks. */
 function md(text: string, max: number): string {
@@ -15,16 +15,12 @@ function md(text: string, max: number): string {
 export const MAX_CHOICES = 25;
 const CHOICE_NAME_MAX = 100;
 
-function cut(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
-}
-
 /** "watercolor — wcstyle, paint splash · flux-1-dev", within Discord's 100 characters (the name always whole). */
 export function choiceName(s: StyleSummary): string {
   const extra = [s.meta.triggerWords.join(', '), s.meta.baseModel].filter(Boolean).join(' · ');
-  const name = cut(s.name, CHOICE_NAME_MAX);
+  const name = clip(s.name, CHOICE_NAME_MAX);
   if (!extra || name.length + 3 >= CHOICE_NAME_MAX) return name;
-  return `${name} — ${cut(extra, CHOICE_NAME_MAX - name.length - 3)}`;
+  return `${name} — ${clip(extra, CHOICE_NAME_MAX - name.length - 3)}`;
 }
 
 /**
@@ -46,7 +42,7 @@ export function styleChoices(styles: StyleSummary[], typed: string): { name: str
     .filter((x) => x.r >= 0)
     .sort((a, b) => a.r - b.r || a.s.name.localeCompare(b.s.name))
     .slice(0, MAX_CHOICES)
-    .map(({ s }) => ({ name: choiceName(s), value: cut(s.name, CHOICE_NAME_MAX) }));
+    .map(({ s }) => ({ name: choiceName(s), value: clip(s.name, CHOICE_NAME_MAX) }));
 }
 
 /** Styles per /styles page (Discord messages hold 2000 characters; a line is at most about 150). */

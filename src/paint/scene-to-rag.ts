@@ -12,7 +12,7 @@ import { tokensToFraction } from '../rag/boxes.ts';
 import { rectsToMaskPng, type PixelRect } from '../rag/mask.ts';
 import { validateRagParams, type LoraRef, type RagParams } from '../rag/params.ts';
 import type { AppliedEdit } from '../scene/edit.ts';
-import { sceneToJSON } from '../scene/json.ts';
+import { sceneToJSON, styleJSON } from '../scene/json.ts';
 import { boxToTokens, deriveSoftGrid, fillSoftGrid, type SoftGrid, type TokenRect } from './soft-grid.ts';
 import { TOKEN_PX, type Box, type Region, type Scene } from '../scene/schema.ts';
 
@@ -75,23 +75,18 @@ export function sceneToRag(scene: Scene, opts: RagOptions = {}): SceneRag {
     height: scene.height,
     width: scene.width,
     // Style fields only when the scene has styles: a style-less pass is exactly what it was before styles existed.
-    ...(scene.loras?.length ? { loras: scene.loras.map(styleRef) } : {}),
+    ...(scene.loras?.length ? { loras: scene.loras.map(styleJSON) } : {}),
     ...(scene.regions.some((r) => r.loras?.length)
-      ? { HB_lora_list: scene.regions.map((r) => (r.loras ?? []).map(styleRef)) }
+      ? { HB_lora_list: scene.regions.map((r) => (r.loras ?? []).map(styleJSON)) }
       : {}),
   };
   return { params: validateRagParams(params, 'parameters derived from the scene'), grid, boxes };
 }
 
-/** A scene's style as a pass carries it (name, scale and a pinned hash when the scene had one). */
-function styleRef(s: LoraRef): LoraRef {
-  return { name: s.name, scale: s.scale, ...(s.sha256 ? { sha256: s.sha256 } : {}) };
-}
-
 /** The styles of the regions a repaint paints, each once (the first scale given wins). */
 function repaintStyles(regions: Region[]): LoraRef[] {
   const out = new Map<string, LoraRef>();
-  for (const r of regions) for (const s of r.loras ?? []) if (!out.has(s.name)) out.set(s.name, styleRef(s));
+  for (const r of regions) for (const s of r.loras ?? []) if (!out.has(s.name)) out.set(s.name, styleJSON(s));
   return [...out.values()];
 }
 

@@ -10,7 +10,7 @@
 import path from 'node:path';
 import { UserError } from '../config/errors.ts';
 import { findStyle, listNames, styleInfo, StyleError, styleNames, type StyleInfo } from '../engine/lora/catalog.ts';
-import { LORA_LIMITS, type LoraRef, type RagParams } from '../rag/params.ts';
+import { LORA_LIMITS, styleSlots, type LoraRef, type RagParams } from '../rag/params.ts';
 
 /** Whether a style name is a file path rather than a name in LORA_DIR. */
 export function isStylePath(name: string): boolean {
@@ -43,9 +43,11 @@ export function passStyleNames(passes: RagParams[]): string[] {
  */
 export function passStyleProblems(pass: RagParams): string[] {
   const out: string[] = [];
-  const names = new Set(passStyles(pass).map((s) => s.name));
-  if (names.size > LORA_LIMITS.maxLoras)
-    out.push(`the picture uses ${names.size} styles; at most ${LORA_LIMITS.maxLoras} fit in one painting`);
+  const slots = styleSlots(passStyles(pass));
+  if (slots > LORA_LIMITS.maxLoras)
+    out.push(
+      `the picture uses ${slots} styles (a style at two scales counts twice); at most ${LORA_LIMITS.maxLoras} fit in one painting`,
+    );
   if (pass.HB_lora_list && pass.HB_lora_list.length !== pass.HB_prompt_list.length)
     out.push(
       `HB_lora_list has ${pass.HB_lora_list.length} entries but there are ${pass.HB_prompt_list.length} boxes: give one list per box`,
@@ -128,6 +130,12 @@ export function styleResolver(o: ResolveOptions): (ref: LoraRef) => Promise<Lora
     } catch (e) {
       if (!(e instanceof StyleError)) throw e;
       if (cli) throw new MissingStyleError(e.message, ref.name);
+      // A file that is there but unusable (truncated, not a LoRA) is said as it is, not as a missing file.
+      if (!e.unknownName && !isStylePath(ref.name))
+        throw new MissingStyleError(
+          `this worker cannot paint the style "${ref.name}": ${e.message}. Copy a good file into every worker's LORA_DIR`,
+          ref.name,
+        );
       const where = isStylePath(ref.name)
         ? `the file ${ref.name} cannot be read here`
         : o.loraDir

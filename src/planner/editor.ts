@@ -173,27 +173,29 @@ function toEdit(e: WireEdit): Edit {
   });
 }
 
-/** The styles the LLM set (names it invented dropped), on the regions it updated, its new regions and the picture. */
+/**
+ * The styles the LLM set (names it invented dropped), on the regions it updated, its new regions and the picture.
+ * An empty list clears styles; a list whose every name was invented changes nothing (a misspelt name must not
+ * remove the style a region has).
+ */
 function withStyles(edit: Edit, wire: WireEdit, styles: StyleChoice[], warnings: string[]): Edit {
   if (edit.kind !== 'change' || !styles.length) return edit;
   const styled = wire as Partial<WireEditStyled>;
+  const restyle = (w: WireEditStyled['styles'] | undefined, who: string) => {
+    if (w === null || w === undefined) return undefined;
+    const loras = checkedStyles(w, styles, warnings, who);
+    return w.length > 0 && loras.length === 0 ? undefined : loras;
+  };
   const update = edit.update.map((u) => {
-    const w = styled.update?.find((x) => x.id === u.id)?.styles;
-    return w === null || w === undefined ? u : { ...u, loras: checkedStyles(w, styles, warnings, `region ${u.id}`) };
+    const loras = restyle(styled.update?.find((x) => x.id === u.id)?.styles, `region ${u.id}`);
+    return loras === undefined ? u : { ...u, loras };
   });
   const add = edit.add.map((a, i) => {
     const loras = checkedStyles(styled.add?.[i]?.styles, styles, warnings, `the new region "${a.label}"`);
     return loras.length ? { ...a, loras } : a;
   });
-  const picture = styled.styles;
-  return {
-    ...edit,
-    update,
-    add,
-    ...(picture === null || picture === undefined
-      ? {}
-      : { loras: checkedStyles(picture, styles, warnings, 'the picture') }),
-  };
+  const picture = restyle(styled.styles, 'the picture');
+  return { ...edit, update, add, ...(picture === undefined ? {} : { loras: picture }) };
 }
 
 function targetsOf(e: WireEdit): string[] {

@@ -193,6 +193,11 @@ export function ragParamsProblems(p: RagParams): string[] {
 }
 
 /** Styles: one list per hard-binding box, and no more distinct (file, scale) pairs than the step graph takes. */
+/** The painter's style slots these references take: one per distinct (file, scale) pair (LORA_LIMITS.maxLoras). */
+export function styleSlots(refs: { name: string; scale: number }[]): number {
+  return new Set(refs.map((r) => `${r.name}\u0000${r.scale}`)).size;
+}
+
 function loraProblems(p: RagParams): string[] {
   const out: string[] = [];
   if (p.HB_lora_list && p.HB_lora_list.length !== p.HB_prompt_list.length)
@@ -201,11 +206,10 @@ function loraProblems(p: RagParams): string[] {
     );
   if (p.Repainting_loras?.length && !isRepaint(p))
     out.push('Repainting_loras is set but these parameters do not repaint: add the Repainting_* fields or drop it');
-  const all = [...(p.loras ?? []), ...(p.HB_lora_list ?? []).flat(), ...(p.Repainting_loras ?? [])];
-  const distinct = new Set(all.map((r) => `${r.name}\u0000${r.scale}`));
-  if (distinct.size > LORA_LIMITS.maxLoras)
+  const slots = styleSlots([...(p.loras ?? []), ...(p.HB_lora_list ?? []).flat(), ...(p.Repainting_loras ?? [])]);
+  if (slots > LORA_LIMITS.maxLoras)
     out.push(
-      `these parameters use ${distinct.size} styles (LoRA files at distinct scales); one paint takes at most ${LORA_LIMITS.maxLoras}: drop some, or use one scale per style`,
+      `these parameters use ${slots} styles (LoRA files at distinct scales); one paint takes at most ${LORA_LIMITS.maxLoras}: drop some, or use one scale per style`,
     );
   return out;
 }

@@ -1,7 +1,8 @@
 import { SceneSchema, type Scene, type StyleRef } from './schema.ts';
 import { validateScene, type SceneLimits, DEFAULT_SCENE_LIMITS } from './validate.ts';
 
-function styleJSON(s: StyleRef): StyleRef {
+/** A style reference with only its own fields, in a fixed order (as stored, printed and put in a paint pass). */
+export function styleJSON(s: StyleRef): StyleRef {
   return { name: s.name, scale: s.scale, ...(s.sha256 ? { sha256: s.sha256 } : {}) };
 }
 

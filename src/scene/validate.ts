@@ -99,9 +99,12 @@ export function sceneStyleNames(scene: Pick<Scene, 'loras' | 'regions'>): string
 export function styleProblems(scene: Pick<Scene, 'loras' | 'regions'>): string[] {
   const out: string[] = [];
   const names = sceneStyleNames(scene);
-  if (names.length > STYLE_LIMITS.maxStyles)
+  // The painter's rule (rag/params.ts styleSlots): one slot per (style, scale), so a style at two scales takes two.
+  const all = [...(scene.loras ?? []), ...scene.regions.flatMap((r) => r.loras ?? [])];
+  const slots = new Set(all.map((s) => `${s.name}\u0000${s.scale}`)).size;
+  if (slots > STYLE_LIMITS.maxStyles)
     out.push(
-      `the layout uses ${names.length} styles (${names.join(', ')}); at most ${STYLE_LIMITS.maxStyles} fit in one picture: drop some`,
+      `the layout uses ${slots} styles (${names.join(', ')}${slots > names.length ? ', some at two scales' : ''}); at most ${STYLE_LIMITS.maxStyles} fit in one picture: drop some, or use one scale per style`,
     );
   const twice = (list: StyleRef[] | undefined, who: string) => {
     const seen = new Set<string>();

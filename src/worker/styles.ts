@@ -9,8 +9,6 @@ import type { RagParams } from '../rag/params.ts';
 import { resolveStyles, type StyleSource } from '../paint/styles.ts';
 import type { GenerationParams } from '../store/schema.ts';
 
-export { MissingStyleError } from '../paint/styles.ts';
-
 function isPass(x: unknown): x is RagParams {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && 'HB_prompt_list' in x;
 }

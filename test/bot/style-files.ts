@@ -1,15 +1,11 @@
 // LoRA files for tests: the files engineer's seeded writer (src/engine/tiny-model/lora.ts) in kohya's layout, sized
 // for the tiny schnell checkpoint, with the ss_* metadata kohya's sd-scripts writes (trigger words, base model).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fluxConfigFromDiffusers } from '../../src/engine/checkpoint/flux-config.ts';
 import { writeTestLora } from '../../src/engine/tiny-model/lora.ts';
-import { fixture } from '../support/fixtures.ts';
+import { tinyFluxConfig } from '../support/fixtures.ts';
 
-const TINY = fluxConfigFromDiffusers(
-  JSON.parse(readFileSync(fixture('tiny-flux-schnell', 'transformer', 'config.json'), 'utf8')),
-  'tiny-flux-schnell/transformer/config.json',
-);
+const TINY = tinyFluxConfig('tiny-flux-schnell');
 
 export interface StyleFileOptions {
   /** ss_tag_frequency: trigger words by count. */

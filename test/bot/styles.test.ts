@@ -2,7 +2,7 @@
 // /imagine and /layout with styles (the stored passes pin name, scale and SHA-256; the painter process gets the
 // worker's own file paths), a reply that gives a region a style (a repaint whose pass carries Repainting_loras),
 // and the refusals: an unknown style, and a worker that lacks a job's style or has another version of it.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -90,6 +90,22 @@ describe('styles on Discord', () => {
     expect(answer.content).toMatch(/Styles\*\* \(2\)/);
     expect(answer.content).toMatch(/\*\*ink\*\*.*trigger words: ink drawing/);
     expect(answer.content).toMatch(/\*\*watercolor\*\* — for flux1 · trigger words: wc style, paint splash/);
+  });
+
+  it('a LORA_DIR that cannot be read: /styles says so without server paths, and /imagine without a style still works', async () => {
+    // It existed when the bot started (start-up checks that), then went away: an unmounted disk, say.
+    const { dir } = styleDir('gone');
+    h = await Harness.start({ env: { LORA_DIR: dir } });
+    rmSync(dir, { recursive: true });
+    const answer = await h.answered(h.fake.slashCommand(h.users.alice, h.channel.id, 'styles'));
+    expect(answer.content).toMatch(/cannot list the styles right now; the bot's operator can see why in its log/);
+    expect(answer.content).not.toContain(tmp);
+    const { message } = await h.imagine(h.users.alice, 'a cat and a dog');
+    expect(message.content).toMatch(/^🗺️ Layout for “a cat and a dog”/);
+    expect(message.content).not.toMatch(/style/i);
+    const styled = await h.imagine(h.users.alice, 'a cat', { style: 'watercolor' });
+    expect(styled.message.content).toMatch(/cannot be used right now; the bot's operator can see why in its log/);
+    expect(styled.message.content).not.toContain(tmp);
   });
 
   it('/styles without LORA_DIR says how to add styles', async () => {
@@ -318,6 +334,22 @@ describe('styles on Discord', () => {
     const g = h.bot.store.generationForMessage(done.id)!;
     expect(g.status).toBe('failed');
     expect(g.error).toMatch(/has no watercolor\.safetensors \(it has: ink\)/);
+    expect(recorded(r.record)).toEqual([]);
+  });
+
+  it('a worker whose file of the style is damaged says so (not that it is missing), and never paints', async () => {
+    const { dir } = styleDir();
+    const workerDir = path.join(tmp, 'worker-styles');
+    const broken = writeStyleFile(workerDir, 'watercolor');
+    truncateSync(broken, 100);
+    const r = await painting(dir, { workerOptions: { loraDir: workerDir } });
+    h = r.h;
+    const { message } = await h.imagine(h.users.alice, 'a cat', { steps: 1, style: 'watercolor' });
+    const done = await h.finished(message.id, 60_000);
+    expect(done.content).toMatch(/cannot paint the style "watercolor"/);
+    const g = h.bot.store.generationForMessage(done.id)!;
+    expect(g.error).toMatch(/is not a usable LoRA file: .*truncated/);
+    expect(g.error).not.toMatch(/has no watercolor\.safetensors/);
     expect(recorded(r.record)).toEqual([]);
   });
 

@@ -1,37 +1,37 @@
 // Styles across machines: the bot (no MODEL_DIR, its own LORA_DIR) pins each style's SHA-256; a real
 // `scenewright worker` process on Redis resolves the style in ITS OWN LORA_DIR (a synced copy at another path) and
 // checks the hash; a worker lacking the style, or holding another version of it, fails the job naming the style.
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { Harness, TINY_MODEL } from '../bot/harness.ts';
 import { writeStyleFile } from '../bot/style-files.ts';
 import { RedisServer } from '../support/redis-server.ts';
 import { startWorker, stopWorker, type WorkerProcess } from './workers.ts';
 
-let redis: RedisServer;
+let redis: RedisServer | undefined;
 let worker: WorkerProcess | undefined;
 let h: Harness | undefined;
 const tmp = mkdtempSync(path.join(tmpdir(), 'sw-cluster-styles-'));
 const botStyles = path.join(tmp, 'bot-styles');
 writeStyleFile(botStyles, 'watercolor', { tags: { 'wc style': 3 } });
 
-beforeAll(async () => {
-  redis = await RedisServer.start();
-});
-afterAll(async () => {
-  await redis?.stop();
-  rmSync(tmp, { recursive: true, force: true });
-});
-afterEach(async () => {
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+async function stopCluster(): Promise<void> {
   await h?.close();
   h = undefined;
   if (worker) await stopWorker(worker);
   worker = undefined;
-});
+  await redis?.stop();
+  redis = undefined;
+}
+afterEach(stopCluster);
 
+/** A fresh Redis each time, so that "a worker is up" cannot be the announcement of the one stopped before. */
 async function cluster(workerStyles: string): Promise<Harness> {
+  redis = await RedisServer.start();
   worker = startWorker(redis.url, TINY_MODEL, 'flux.1-schnell', { LORA_DIR: workerStyles });
   h = await Harness.start({
     painter: 'none',
@@ -51,14 +51,23 @@ describe('styles on remote workers', () => {
     const synced = path.join(tmp, 'synced');
     cpSync(botStyles, synced, { recursive: true });
     h = await cluster(synced);
-    const { message } = await h.imagine(h.users.alice, 'a cat', { steps: 1, style: 'watercolor' });
-    const done = await h.finished(message.id, 120_000);
-    expect(done.content).toMatch(/^✅[\s\S]*Styles: watercolor \(whole picture\)/);
+    const paint = async (o: Record<string, string | number>) => {
+      const { message } = await h!.imagine(h!.users.alice, 'a cat', { steps: 1, seed: 7, ...o });
+      return h!.finished(message.id, 120_000);
+    };
+    const done = await paint({ style: 'watercolor', style_scale: 2 });
+    expect(done.content).toMatch(/^✅[\s\S]*Styles: watercolor ×2 \(whole picture\)/);
     const g = h.bot.store.generationForMessage(done.id)!;
+    const file = readFileSync(path.join(botStyles, 'watercolor.safetensors'));
     expect(g.params.passes![0]!.loras![0]).toMatchObject({
       name: 'watercolor',
-      sha256: expect.stringMatching(/^[0-9a-f]{64}$/),
+      sha256: createHash('sha256').update(file).digest('hex'),
     });
+    // The worker applied it: the same seed without the style paints other pixels.
+    const plain = await paint({});
+    expect(plain.content).toMatch(/^✅/);
+    const bytes = (m: typeof done) => h!.fake.attachmentBytes(m.attachments[0]!);
+    expect(bytes(done).equals(bytes(plain))).toBe(false);
   });
 
   it('a worker without the style, or with another file under its name, fails the job and says which style', async () => {
@@ -68,9 +77,7 @@ describe('styles on remote workers', () => {
     const a = await h.imagine(h.users.alice, 'a cat', { steps: 1, style: 'watercolor' });
     const failed = await h.finished(a.message.id, 60_000);
     expect(failed.content).toMatch(/^⚠️ I could not paint[\s\S]*cannot paint the style "watercolor"/);
-    await h.close();
-    h = undefined;
-    await stopWorker(worker!);
+    await stopCluster();
 
     const differs = path.join(tmp, 'differs');
     writeStyleFile(differs, 'watercolor', { seed: 42 });

@@ -1,23 +1,20 @@
-import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fluxConfigFromDiffusers, type FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
+import type { FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
 import { LoraFileError, readLoraFile } from '../../src/engine/lora/files/read.ts';
 import { fluxLoraTarget } from '../../src/engine/lora/files/target.ts';
 import { writeTestLora } from '../../src/engine/tiny-model/lora.ts';
 import { writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
 import { LORA_LIMITS } from '../../src/rag/params.ts';
-import { fixture } from '../support/fixtures.ts';
+import { tinyFluxConfig } from '../support/fixtures.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-lora-bad-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const file = (name: string) => path.join(tmp, name);
 
-const config: FluxTransformerConfig = fluxConfigFromDiffusers(
-  JSON.parse(readFileSync(fixture('tiny-flux-dev', 'transformer', 'config.json'), 'utf8')),
-  'tiny-flux-dev/transformer/config.json',
-);
+const config: FluxTransformerConfig = tinyFluxConfig();
 const target = fluxLoraTarget(config, 'tiny-flux-dev');
 const D = config.inner;
 const zeros = (shape: number[]): HostTensor => ({

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fluxConfigFromDiffusers, type FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
+import type { FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
 import { readLoraFile } from '../../src/engine/lora/files/read.ts';
 import { fluxLoraTarget } from '../../src/engine/lora/files/target.ts';
 import { hashAndRead } from '../../src/engine/lora/files/tensors.ts';
@@ -17,16 +17,13 @@ import {
   writeSafetensors,
   type HostTensor,
 } from '../../src/engine/weights/safetensors.ts';
-import { fixture } from '../support/fixtures.ts';
+import { tinyFluxConfig } from '../support/fixtures.ts';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'sw-lora-files-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const file = (name: string) => path.join(tmp, name);
 
-const config: FluxTransformerConfig = fluxConfigFromDiffusers(
-  JSON.parse(readFileSync(fixture('tiny-flux-dev', 'transformer', 'config.json'), 'utf8')),
-  'tiny-flux-dev/transformer/config.json',
-);
+const config: FluxTransformerConfig = tinyFluxConfig();
 const target = fluxLoraTarget(config, 'tiny-flux-dev');
 const D = config.inner;
 const LAYOUTS: LoraFormat[] = ['diffusers', 'kohya', 'bfl', 'xlabs'];

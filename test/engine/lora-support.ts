@@ -1,48 +1,14 @@
 /**
- * LoRA test helpers: LoRA files as random factors (the engine's LoraFile, as lora/files would map them), a loader
+ * LoRA test helpers (random factors come from src/engine/tiny-model/lora.ts randomLoraFile): a loader
  * that serves them for placeholder paths, and a checkpoint with a LoRA merged into its transformer weights.
  */
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { readSafetensors, toFloat32, writeSafetensors, type HostTensor } from '../../src/engine/weights/safetensors.ts';
-import type { LoraFile, LoraLayer } from '../../src/engine/lora/types.ts';
+import type { LoraFile } from '../../src/engine/lora/types.ts';
 import { blockFor, dequantizeNBits, quantizeNBits } from '../../src/engine/weights/nbits.ts';
 import type { LoraLoader } from '../../src/engine/lora/library.ts';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
-
-/** A LoRA of `rank` on `layers` (name → [out, in]) with random factors, alpha = `alpha` (default the rank). */
-export function randomLora(
-  layers: Map<string, readonly [number, number]>,
-  o: { rank: number; seed: number; alpha?: number; only?: (name: string) => boolean; path?: string },
-): LoraFile {
-  const r = rng(o.seed);
-  const out = new Map<string, LoraLayer>();
-  for (const [name, [N, K]] of layers) {
-    if (o.only && !o.only(name)) continue;
-    const down = Float32Array.from({ length: o.rank * K }, () => r() / Math.sqrt(K));
-    const up = Float32Array.from({ length: N * o.rank }, () => r() / Math.sqrt(o.rank));
-    out.set(name, { down, up, rank: o.rank, inFeatures: K, outFeatures: N, alphaScale: (o.alpha ?? o.rank) / o.rank });
-  }
-  return {
-    path: o.path ?? `lora-${o.seed}.safetensors`,
-    sha256: String(o.seed).padStart(64, '0'),
-    format: 'diffusers',
-    layers: out,
-    meta: { triggerWords: [] },
-    warnings: [],
-  };
-}
 
 /** Placeholder files on disk for `files` (the library stats them) and a loader serving the LoraFile objects. */
 export function loraShelf(files: LoraFile[]): { dir: string; paths: string[]; loader: LoraLoader; reads: string[] } {
@@ -103,9 +69,4 @@ export function mergedCheckpoint(
   return out;
 }
 
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+export { maxAbsDiff } from '../support/weights.ts';

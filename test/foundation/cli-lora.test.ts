@@ -71,7 +71,7 @@ describe('scenewright generate with styles', () => {
     expect(r.stdout).toMatch(/--lora <file\.safetensors>\[:<scale>\]/);
   });
 
-  it('paints with --lora and Scene styles: the saved generation pins every file by absolute path and SHA-256', () => {
+  it('paints with --lora and Scene styles, pinning every file by absolute path and SHA-256; repaint --from re-runs it with its styles', () => {
     const save = path.join(tmp, 'saved');
     const r = cli(
       { LORA_DIR: styles },
@@ -96,16 +96,15 @@ describe('scenewright generate with styles', () => {
     };
     expect(saved.rag.loras).toEqual([{ name: mine, scale: 0.5, sha256: sha(mine) }]);
     expect(saved.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
-  });
 
-  it('repaint --from that saved generation re-runs it with its styles and repaints the dog', () => {
-    const r = cli(
+    // The repaint of that saved generation keeps its styles and repaints the dog.
+    const rp = cli(
       { LORA_DIR: styles },
       'repaint',
       '--model',
       fixture('tiny-flux-schnell'),
       '--from',
-      path.join(tmp, 'saved'),
+      save,
       '--edit',
       'make the dog orange',
       '--out',
@@ -113,13 +112,13 @@ describe('scenewright generate with styles', () => {
       '--save-generation',
       path.join(tmp, 'saved2'),
     );
-    expect(r.status, r.stderr).toBe(0);
-    const saved = JSON.parse(readFileSync(path.join(tmp, 'saved2', 'generation.json'), 'utf8')) as {
+    expect(rp.status, rp.stderr).toBe(0);
+    const repainted = JSON.parse(readFileSync(path.join(tmp, 'saved2', 'generation.json'), 'utf8')) as {
       rag: { loras: unknown; HB_lora_list: unknown; Repainting_HB_prompt: string };
     };
-    expect(saved.rag.Repainting_HB_prompt).toBe('an orange dog');
-    expect(saved.rag.loras).toEqual([{ name: mine, scale: 0.5, sha256: sha(mine) }]);
-    expect(saved.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
+    expect(repainted.rag.Repainting_HB_prompt).toBe('an orange dog');
+    expect(repainted.rag.loras).toEqual([{ name: mine, scale: 0.5, sha256: sha(mine) }]);
+    expect(repainted.rag.HB_lora_list).toEqual([[{ name: ink, scale: 0.7, sha256: sha(ink) }], []]);
   });
 
   it('plan and edit know the styles of LORA_DIR', () => {
@@ -138,8 +137,11 @@ describe('scenewright generate with styles', () => {
       'make the dog a my-look',
     );
     // "my-look" is not in that LORA_DIR: not a style, just words (the dog becomes "a my-look", without a style).
-    const plainEdit = JSON.parse(edited.stdout) as { regions: { id: string; loras?: unknown }[] };
-    expect(plainEdit.regions.find((r) => r.id === 'r2')).not.toHaveProperty('loras');
+    expect(edited.status, edited.stderr).toBe(0);
+    const plainEdit = JSON.parse(edited.stdout) as { regions: { id: string; label: string; loras?: unknown }[] };
+    const dog = plainEdit.regions.find((r) => r.id === 'r2');
+    expect(dog?.label).toBe('a my-look');
+    expect(dog).not.toHaveProperty('loras');
     const restyled = cli(
       { LORA_DIR: path.dirname(mine) },
       'edit',

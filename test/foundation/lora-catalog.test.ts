@@ -93,7 +93,8 @@ describe('LORA_DIR catalog', () => {
     );
   });
 
-  it('50 styles: the first listing hashes them, the next ones only read the folder', async () => {
+  // That a cached listing reads no file is the cache test above; this one lists a realistic folder and logs the times.
+  it('50 styles: listed with their hashes, the same again from the cache', async () => {
     const many = path.join(tmp, 'many');
     for (let i = 0; i < 50; i++) writeStyleFile(many, `style-${i}`, { seed: i, rank: 256 });
     let t = performance.now();
@@ -107,6 +108,5 @@ describe('LORA_DIR catalog', () => {
     console.log(
       `listStyles, 50 styles of ${(first[0]!.sizeBytes / 2 ** 20).toFixed(2)} MiB: ${cold.toFixed(0)} ms cold, ${hot.toFixed(1)} ms cached`,
     );
-    expect(hot).toBeLessThan(cold);
   });
 });

@@ -213,4 +213,32 @@ describe('LLM planner and editor with styles', () => {
     const user = (fake.requests[0]!.body!.messages as { content: string }[]).at(-1)!.content;
     expect(user).toMatch(/"id":"r2".*"styles":\[\{"name":"ink","scale":1\}\]/);
   });
+
+  it('a misspelt style from the editor changes nothing and is warned about; an empty list clears the style', async () => {
+    const styled: Scene = { ...cats, regions: [{ ...cats.regions[0]!, loras: [{ name: 'ink', scale: 1 }] }] };
+    const reply = (styles: { name: string; scale: null }[]) => () => ({
+      json: {
+        kind: 'change',
+        references: [{ text: 'the cat', ids: ['r1'] }],
+        update: [{ id: 'r1', label: null, prompt: null, box: null, styles }],
+        add: [],
+        remove: [],
+        prompt: null,
+        background: null,
+        exclude: null,
+        description: null,
+        question: null,
+        styles: styles.length ? styles : null,
+      },
+    });
+    respond = reply([{ name: 'watercolour', scale: null }]);
+    const typo = await planEdit(styled, 'make the cat a watercolour', { llm: llm(), styles });
+    expect(typo.edit).toMatchObject({ kind: 'change', update: [{ id: 'r1' }] });
+    expect(typo.edit.kind === 'change' && typo.edit.update[0]).not.toHaveProperty('loras');
+    expect(typo.edit).not.toHaveProperty('loras');
+    expect(typo.warnings).toContain('the LLM gave region r1 the style "watercolour", which does not exist: left out');
+    respond = reply([]);
+    const cleared = await planEdit(styled, 'remove the style from the cat', { llm: llm(), styles });
+    expect(cleared.edit).toMatchObject({ kind: 'change', update: [{ id: 'r1', loras: [] }] });
+  });
 });

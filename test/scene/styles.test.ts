@@ -67,6 +67,15 @@ describe('Scene styles', () => {
     expect(
       bad({ ...plain, loras: nine.slice(0, 5), regions: [{ ...plain.regions[0], loras: nine.slice(5) }] }),
     ).toMatch(/uses 9 styles .*at most 8 fit in one picture/);
+    // 8 names, one of them at two scales: 9 of the painter's slots, refused here rather than when painting.
+    const eight = nine.slice(0, 8);
+    expect(
+      bad({
+        ...plain,
+        loras: eight.slice(0, 4),
+        regions: [{ ...plain.regions[0], loras: [...eight.slice(4), { name: 's0', scale: 0.5 }] }],
+      }),
+    ).toMatch(/uses 9 styles \(.*, some at two scales\); at most 8 fit in one picture/);
     expect(
       bad({
         ...plain,
@@ -173,6 +182,8 @@ describe('styles in paint passes', () => {
       'HB_lora_list has 1 entries but there are 2 boxes: give one list per box',
     ]);
     const many = Array.from({ length: 9 }, (_, i) => ({ name: `s${i}`, scale: 1 }));
-    expect(passStyleProblems({ ...p!, loras: many })[0]).toMatch(/uses 10 styles; at most 8/);
+    expect(passStyleProblems({ ...p!, loras: many })[0]).toMatch(
+      /uses 10 styles \(a style at two scales counts twice\); at most 8/,
+    );
   });
 });

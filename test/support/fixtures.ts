@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fluxConfigFromDiffusers, type FluxTransformerConfig } from '../../src/engine/checkpoint/flux-config.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -11,3 +13,11 @@ export function fixture(...parts: string[]): string {
 }
 
 export { repoRoot };
+
+/** The transformer config of a tiny fixture checkpoint, as the engine reads it. */
+export function tinyFluxConfig(name: 'tiny-flux-dev' | 'tiny-flux-schnell' = 'tiny-flux-dev'): FluxTransformerConfig {
+  return fluxConfigFromDiffusers(
+    JSON.parse(readFileSync(fixture(name, 'transformer', 'config.json'), 'utf8')),
+    `${name}/transformer/config.json`,
+  );
+}

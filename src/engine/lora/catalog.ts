@@ -32,6 +32,11 @@ export class StyleError extends UserError {
     message: string,
     /** The names the folder does have (for suggestions). */
     readonly known: string[] = [],
+    /**
+     * The name is not in the folder (the user's mistake, said to the user); otherwise the folder or a file is the
+     * operator's problem, whose message names server paths.
+     */
+    readonly unknownName = false,
   ) {
     super(message);
     this.name = 'StyleError';
@@ -172,6 +177,7 @@ export async function findStyle(dir: string, name: string): Promise<StyleInfo> {
         ? `there is no style "${wanted}"; the styles are: ${listNames(names)}`
         : `there is no style "${wanted}": the style folder (LORA_DIR) has no .safetensors files`,
       names,
+      true,
     );
   return styleInfo(hit.file, hit.name);
 }

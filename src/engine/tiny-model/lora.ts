@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import type { FluxTransformerConfig } from '../checkpoint/flux-config.ts';
 import { TIME_PROJ_DIM } from '../checkpoint/flux-config.ts';
-import type { LoraFormat } from '../lora/types.ts';
+import type { LoraFile, LoraFormat, LoraLayer } from '../lora/types.ts';
 import { concatFloat32 } from '../float32.ts';
 import { GaussianNoise } from '../noise.ts';
 import { bf16ToFloat32Array, f16ToFloat32Array, float32ToBf16Array, float32ToF16Array } from '../weights/dtype.ts';
@@ -309,4 +309,52 @@ export function writeTestLora(path: string, opts: TestLoraOptions): TestLora {
   }
   writeSafetensors(path, tensors, opts.metadata);
   return { path, keys: Object.keys(tensors), expected };
+}
+
+/** Uniform values in [−0.5, 0.5) from a 32-bit seed (mulberry32): the same seed gives the same LoRA anywhere. */
+function uniform(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+export interface RandomLoraOptions {
+  rank: number;
+  seed: number;
+  /** Default the rank (scale 1). */
+  alpha?: number;
+  /** The layers to adapt (default all of them). */
+  only?: (layer: string) => boolean;
+  path?: string;
+  /** Multiplies B: 0.1 keeps a style's change bounded at FLUX's width (benchmarks); default 1. */
+  upScale?: number;
+}
+
+/**
+ * A LoRA already in the engine's form, without a file: random factors on `layers` (engine name → [out, in]), for
+ * tests and benchmarks of the engine itself (the file readers are tested with writeTestLora's files).
+ */
+export function randomLoraFile(layers: Map<string, readonly [number, number]>, o: RandomLoraOptions): LoraFile {
+  const r = uniform(o.seed);
+  const upScale = o.upScale ?? 1;
+  const out = new Map<string, LoraLayer>();
+  for (const [name, [N, K]] of layers) {
+    if (o.only && !o.only(name)) continue;
+    const down = Float32Array.from({ length: o.rank * K }, () => r() / Math.sqrt(K));
+    const up = Float32Array.from({ length: N * o.rank }, () => (upScale * r()) / Math.sqrt(o.rank));
+    out.set(name, { down, up, rank: o.rank, inFeatures: K, outFeatures: N, alphaScale: (o.alpha ?? o.rank) / o.rank });
+  }
+  return {
+    path: o.path ?? `lora-${o.seed}.safetensors`,
+    sha256: String(o.seed).padStart(64, '0'),
+    format: 'diffusers',
+    layers: out,
+    meta: { triggerWords: [] },
+    warnings: [],
+  };
 }

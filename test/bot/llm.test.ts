@@ -2,7 +2,13 @@
 // discord.js client against the fake Discord. Plans, edits, clarifying questions with their history, and
 // the offline fallback when the LLM does not answer.
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI, type FakeRequest, type FakeResponse } from '../support/fake-openai.ts';
+import {
+  startFakeOpenAI,
+  type FakeOpenAI,
+  type FakeRequest,
+  type FakeResponse,
+  editorChange,
+} from '../support/fake-openai.ts';
 import { Harness } from './harness.ts';
 
 let h: Harness | undefined;
@@ -24,18 +30,7 @@ const plan = {
     { label: 'a white cat', prompt: 'a white cat sitting', box: { x: 0.55, y: 0.35, w: 0.4, h: 0.5 } },
   ],
 };
-const noEdit = {
-  kind: 'change',
-  references: [],
-  update: [],
-  add: [],
-  remove: [],
-  prompt: null,
-  background: null,
-  exclude: null,
-  description: null,
-  question: null,
-};
+const noEdit = editorChange();
 
 function lastUser(req: FakeRequest): string {
   const messages = (req.body?.messages ?? []) as { role: string; content: string }[];

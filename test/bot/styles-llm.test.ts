@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startFakeOpenAI, type FakeOpenAI, type FakeRequest } from '../support/fake-openai.ts';
+import { startFakeOpenAI, type FakeOpenAI, type FakeRequest, editorChange } from '../support/fake-openai.ts';
 import { Harness } from './harness.ts';
 import { writeStyleFile } from './style-files.ts';
 
@@ -35,19 +35,11 @@ const plan = {
     { label: 'a white cat', prompt: 'a white cat', box: { x: 0.55, y: 0.35, w: 0.4, h: 0.5 }, styles: [] },
   ],
 };
-const restyle = {
-  kind: 'change',
+const restyle = editorChange({
   references: [{ text: 'the white cat', ids: ['r2'] }],
   update: [{ id: 'r2', label: null, prompt: null, box: null, styles: [{ name: 'ink', scale: null }] }],
-  add: [],
-  remove: [],
-  prompt: null,
-  background: null,
-  exclude: null,
-  description: null,
-  question: null,
   styles: null,
-};
+});
 
 const system = (r: FakeRequest) => ((r.body?.messages ?? []) as { role: string; content: string }[])[0]!.content;
 const isEdit = (r: FakeRequest) => JSON.stringify(r.body?.messages ?? []).includes('<layout>');

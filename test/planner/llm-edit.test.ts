@@ -9,6 +9,7 @@ import {
   type FakeOpenAI,
   type FakeRequest,
   type FakeResponse,
+  editorChange,
 } from '../support/fake-openai.ts';
 
 let fake: FakeOpenAI;
@@ -44,17 +45,7 @@ const scene: Scene = {
   ],
 };
 
-const none = {
-  update: [],
-  add: [],
-  remove: [],
-  prompt: null,
-  background: null,
-  exclude: null,
-  description: null,
-  question: null,
-};
-const change = (extra: object) => ({ kind: 'change', references: [], ...none, ...extra });
+const change = (extra: object) => editorChange(extra as Record<string, unknown>);
 
 describe('LLM editor through the real openai SDK', () => {
   it('sends the layout with ids and the instruction as data; returns an applicable edit', async () => {
@@ -164,12 +155,12 @@ describe('LLM editor through the real openai SDK', () => {
   });
 
   it('start over and clarify pass through', async () => {
-    respond = () => ({ json: { kind: 'start_over', references: [], ...none, description: 'a castle at night' } });
+    respond = () => ({ json: editorChange({ kind: 'start_over', description: 'a castle at night' }) });
     expect((await planEdit(scene, 'forget it, draw a castle at night', { llm: llm() })).edit).toEqual({
       kind: 'start_over',
       description: 'a castle at night',
     });
-    respond = () => ({ json: { kind: 'clarify', references: [], ...none, question: 'What colour should it be?' } });
+    respond = () => ({ json: editorChange({ kind: 'clarify', question: 'What colour should it be?' }) });
     expect((await planEdit(scene, 'make it nicer', { llm: llm() })).edit).toEqual({
       kind: 'clarify',
       question: 'What colour should it be?',

@@ -10,7 +10,13 @@ import sharp from 'sharp';
 import { renderLayout } from '../../src/planner/layout-image.ts';
 import { applyEdit } from '../../src/scene/edit.ts';
 import type { Scene } from '../../src/scene/schema.ts';
-import { startFakeOpenAI, type FakeOpenAI, type FakeRequest, type FakeResponse } from '../support/fake-openai.ts';
+import {
+  startFakeOpenAI,
+  type FakeOpenAI,
+  type FakeRequest,
+  type FakeResponse,
+  editorChange,
+} from '../support/fake-openai.ts';
 
 const styles: StyleChoice[] = [
   { name: 'watercolor', description: 'soft washes of colour', triggerWords: ['wc style'] },
@@ -192,19 +198,11 @@ describe('LLM planner and editor with styles', () => {
       regions: [cats.regions[0]!, { ...cats.regions[1]!, loras: [{ name: 'ink', scale: 1 }] }],
     };
     respond = () => ({
-      json: {
-        kind: 'change',
+      json: editorChange({
         references: [{ text: 'the left cat', ids: ['r1'] }],
         update: [{ id: 'r1', label: null, prompt: null, box: null, styles: [{ name: 'watercolor', scale: null }] }],
-        add: [],
-        remove: [],
-        prompt: null,
-        background: null,
-        exclude: null,
-        description: null,
-        question: null,
         styles: null,
-      },
+      }),
     });
     const r = await planEdit(styled, 'make the left cat a watercolor', { llm: llm(), styles });
     expect(r.source).toBe('llm');
@@ -217,19 +215,11 @@ describe('LLM planner and editor with styles', () => {
   it('a misspelt style from the editor changes nothing and is warned about; an empty list clears the style', async () => {
     const styled: Scene = { ...cats, regions: [{ ...cats.regions[0]!, loras: [{ name: 'ink', scale: 1 }] }] };
     const reply = (styles: { name: string; scale: null }[]) => () => ({
-      json: {
-        kind: 'change',
+      json: editorChange({
         references: [{ text: 'the cat', ids: ['r1'] }],
         update: [{ id: 'r1', label: null, prompt: null, box: null, styles }],
-        add: [],
-        remove: [],
-        prompt: null,
-        background: null,
-        exclude: null,
-        description: null,
-        question: null,
         styles: styles.length ? styles : null,
-      },
+      }),
     });
     respond = reply([{ name: 'watercolour', scale: null }]);
     const typo = await planEdit(styled, 'make the cat a watercolour', { llm: llm(), styles });

@@ -195,3 +195,23 @@ export function lastUserText(req: FakeRequest): string {
   const user = [...messages].reverse().find((m) => m.role === 'user');
   return typeof user?.content === 'string' ? user.content : JSON.stringify(user?.content ?? '');
 }
+
+/**
+ * An LLM editor answer ("change" unless `fields` says another kind) with nothing in it but `fields`: every other
+ * field the schema requires, null or empty.
+ */
+export function editorChange(fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    kind: 'change',
+    references: [],
+    update: [],
+    add: [],
+    remove: [],
+    prompt: null,
+    background: null,
+    exclude: null,
+    description: null,
+    question: null,
+    ...fields,
+  };
+}
